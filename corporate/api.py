@@ -1,0 +1,15 @@
+"""Shared REST API pieces: one error shape for every endpoint."""
+
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def exception_handler(exc, context):
+    """DRF's handler, with a top-level `detail` on every error body.
+
+    Field errors stay keyed by field name so a client can show them next to
+    the input; non-field problems come under `detail`.
+    """
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, list):
+        response.data = {"detail": " ".join(str(item) for item in response.data)}
+    return response

@@ -1,0 +1,31 @@
+"""A deactivated user loses every session and API token at once.
+
+Sessions need no sweep: on every request the auth middleware reloads the
+user and ModelBackend refuses an inactive one, so the session is dead on the
+very next request. Tokens are deleted, and `user_deactivated` lets other
+apps (API keys, caches) drop theirs.
+"""
+
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import Signal, receiver
+
+from corporate.models import User
+
+user_deactivated = Signal()
+
+
+@receiver(pre_save, sender=User)
+def remember_active_state(sender, instance, **kwargs):
+    instance._was_active = (
+        User.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first() if instance.pk else None
+    )
+
+
+@receiver(post_save, sender=User)
+def revoke_credentials_on_deactivation(sender, instance, created, **kwargs):
+    if created or instance.is_active or not getattr(instance, "_was_active", False):
+        return
+    from rest_framework.authtoken.models import Token
+
+    Token.objects.filter(user=instance).delete()
+    user_deactivated.send(sender=User, user=instance)

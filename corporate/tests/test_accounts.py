@@ -1,0 +1,202 @@
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice@example.com", full_name="Alice Example")
+
+
+def sign_in(client, email, password):
+    return client.post(reverse("login"), {"username": email, "password": password})
+
+
+def test_dashboard_requires_sign_in(client):
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_sign_in_reaches_dashboard(client, alice):
+    response = sign_in(client, "Alice@Example.com", PASSWORD)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboard")
+    page = client.get(reverse("dashboard"))
+    assert page.status_code == 200
+    assert b"Welcome, Alice Example" in page.content
+    assert b"Sign out" in page.content
+
+
+def test_wrong_password_and_unknown_email_show_the_same_message(client, alice):
+    for email, password in [("alice@example.com", "wrong"), ("nobody@example.com", PASSWORD)]:
+        response = sign_in(client, email, password)
+        assert response.status_code == 200
+        assert b"do not match an account" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_sign_out_needs_post_and_ends_session(client, alice):
+    client.force_login(alice)
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_failed_sign_ins_lock_the_account_from_any_address(client, alice):
+    for i in range(5):
+        sign_in(Client(REMOTE_ADDR=f"10.0.0.{i}"), "alice@example.com", "wrong")
+    response = sign_in(Client(REMOTE_ADDR="10.0.0.99"), "alice@example.com", PASSWORD)
+    assert response.status_code == 429
+    assert b"Too many failed sign-ins" in response.content
+
+
+def test_failed_sign_ins_lock_the_address_for_any_account(client, make_user):
+    make_user("bob@example.com")
+    attacker = Client(REMOTE_ADDR="10.9.9.9")
+    for i in range(5):
+        sign_in(attacker, f"user{i}@example.com", "wrong")
+    assert sign_in(attacker, "bob@example.com", PASSWORD).status_code == 429
+    # Bob from his own address is not locked out.
+    assert sign_in(Client(REMOTE_ADDR="10.1.1.1"), "bob@example.com", PASSWORD).status_code == 302
+
+
+def test_password_change(client, alice):
+    client.force_login(alice)
+    response = client.post(
+        reverse("password_change"),
+        {"old_password": PASSWORD, "new_password1": "a fresh long secret", "new_password2": "a fresh long secret"},
+    )
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.check_password("a fresh long secret")
+
+
+def test_password_change_wrong_old_password_is_a_field_error(client, alice):
+    client.force_login(alice)
+    response = client.post(
+        reverse("password_change"),
+        {"old_password": "nope", "new_password1": "a fresh long secret", "new_password2": "a fresh long secret"},
+    )
+    assert response.status_code == 200
+    assert b"Your old password was entered incorrectly" in response.content
+
+
+def test_password_reset_by_email(client, alice):
+    response = client.post(reverse("password_reset"), {"email": "alice@example.com"})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    link = re.search(r"http://\S+/accounts/reset/\S+/", mail.outbox[0].body).group(0)
+    path = link.split("testserver", 1)[1]
+    form_page = client.get(path, follow=True)
+    assert b"Choose a new password" in form_page.content
+    done = client.post(
+        form_page.redirect_chain[-1][0], {"new_password1": "a new long secret", "new_password2": "a new long secret"}
+    )
+    assert done.status_code == 302
+    alice.refresh_from_db()
+    assert alice.check_password("a new long secret")
+
+
+def test_password_reset_for_unknown_email_sends_nothing(client, db):
+    response = client.post(reverse("password_reset"), {"email": "ghost@example.com"})
+    assert response.status_code == 302
+    assert mail.outbox == []
+
+
+def test_bad_reset_token_is_a_clear_page(client, alice):
+    response = client.get("/accounts/reset/MQ/bad-token/", follow=True)
+    assert response.status_code == 200
+    assert b"invalid or has expired" in response.content
+
+
+def test_tampered_session_cookie_is_just_signed_out(client, alice):
+    client.cookies["sessionid"] = "tampered-value"
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 302
+
+
+def test_missing_csrf_token_is_a_styled_403(alice):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(reverse("login"), {"username": "alice@example.com", "password": PASSWORD})
+    assert response.status_code == 403
+    assert b"This form has expired" in response.content
+    assert b"site-header" in response.content
+
+
+def test_unknown_page_is_a_styled_404(client, alice):
+    client.force_login(alice)
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    assert b"Page not found" in response.content
+
+
+def test_deactivated_user_loses_session_and_token(client, alice):
+    client.force_login(alice)
+    token = Token.objects.create(user=alice)
+    assert client.get(reverse("dashboard")).status_code == 200
+    alice.is_active = False
+    alice.save()
+    assert client.get(reverse("dashboard")).status_code == 302
+    assert not Token.objects.filter(key=token.key).exists()
+
+
+def test_deactivation_refuses_session_even_when_saved_without_signal(client, alice):
+    client.force_login(alice)
+    get_user_model().objects.filter(pk=alice.pk).update(is_active=False)
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_sessions_are_stored_in_the_database(client, alice):
+    from django.contrib.sessions.models import Session
+
+    client.force_login(alice)
+    assert Session.objects.filter(session_key=client.session.session_key).exists()
+
+
+def test_create_user_command(db, monkeypatch):
+    monkeypatch.setenv("CORPORATE_PASSWORD", "a long enough secret")
+    call_command("create_user", "New.Person@Example.com", "--staff")
+    user = get_user_model().objects.get(email="new.person@example.com")
+    assert user.is_staff and user.check_password("a long enough secret")
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_user", "new.person@example.com")
+
+
+def test_create_user_refuses_weak_password(db, monkeypatch):
+    monkeypatch.setenv("CORPORATE_PASSWORD", "123")
+    with pytest.raises(CommandError, match="Password refused"):
+        call_command("create_user", "weak@example.com")
+    assert not get_user_model().objects.filter(email="weak@example.com").exists()
+
+
+def test_admin_user_list_is_searchable(client, db, make_user):
+    staff = make_user("root@example.com", is_staff=True, is_superuser=True)
+    make_user("findme@example.com")
+    client.force_login(staff)
+    response = client.get("/admin/corporate/user/?q=findme&is_active__exact=1")
+    assert response.status_code == 200
+    assert b"findme@example.com" in response.content
+    assert b"root@example.com" not in response.content.split(b"result_list")[1]
+
+
+def test_seed_demo_runs_twice_without_duplicates(db, capsys, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo")
+    first = capsys.readouterr().out
+    assert "admin@example.com" in first
+    users = get_user_model().objects.count()
+    call_command("seed_demo")
+    second = capsys.readouterr().out
+    assert "nothing added" in second
+    assert get_user_model().objects.count() == users
+    assert "admin@example.com" in (tmp_path / "demo_credentials.txt").read_text()

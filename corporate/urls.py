@@ -1,0 +1,43 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from corporate import views
+from corporate.forms import SignInForm
+
+admin.site.site_header = settings.SITE_NAME + " administration"
+admin.site.site_title = settings.SITE_NAME
+admin.site.index_title = "Manage the workspace"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("health", views.health, name="health"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=SignInForm, redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("workspaces/", include("workspaces.urls")),
+    path("documents/", include("documents.urls")),
+    path("assistants/", include("assistants.urls")),
+    path("gateway/", include("llmgateway.urls")),
+    path("api/", include("workspaces.api_urls")),
+    path("api/", include("documents.api_urls")),
+    path("api/", include("assistants.api_urls")),
+    path("api/", include("llmgateway.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("v1/", include("llmgateway.openai_urls")),
+]
+
+handler400 = "corporate.views.bad_request"
+handler403 = "corporate.views.permission_denied"
+handler404 = "corporate.views.page_not_found"
+handler500 = "corporate.views.server_error"
+
+if "debug_toolbar" in settings.INSTALLED_APPS:
+    urlpatterns.append(path("__debug__/", include("debug_toolbar.urls")))

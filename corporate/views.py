@@ -1,0 +1,95 @@
+import logging
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+log = logging.getLogger(__name__)
+
+
+@login_required
+def dashboard(request):
+    return render(request, "corporate/dashboard.html", {"areas": dashboard_areas(request)})
+
+
+def dashboard_areas(request):
+    """Cards for the dashboard; each app adds its own as it is built."""
+    from corporate.navigation import areas_for
+
+    return areas_for(request)
+
+
+def _check_database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_cache():
+    client_getter = getattr(cache, "client", None)
+    if client_getter is not None and hasattr(client_getter, "get_client"):
+        # django-redis swallows errors (IGNORE_EXCEPTIONS); ask Redis directly.
+        client_getter.get_client(write=True).ping()
+        return
+    cache.set("health:probe", "1", 5)
+    if cache.get("health:probe") != "1":
+        raise RuntimeError("cache did not return what was stored")
+
+
+@never_cache
+def health(request):
+    """Liveness of the parts every request needs: 200 when all answer, 503 naming the failing part."""
+    checks = {"database": _check_database, "cache": _check_cache}
+    body = {}
+    for name, check in checks.items():
+        try:
+            check()
+        except Exception as exc:  # any failure of a backing service is reported, not raised
+            log.warning("health: %s failed: %s", name, exc.__class__.__name__)
+            body[name] = "unavailable"
+        else:
+            body[name] = "ok"
+    failed = [name for name, state in body.items() if state != "ok"]
+    body["status"] = "ok" if not failed else "degraded"
+    if failed:
+        body["failed"] = failed
+    return JsonResponse(body, status=503 if failed else 200)
+
+
+def csrf_failure(request, reason=""):
+    return render(
+        request,
+        "errors/error.html",
+        {
+            "title": "This form has expired",
+            "message": "The page was open too long or your session changed. Go back, reload the page and try again.",
+        },
+        status=403,
+    )
+
+
+def error_page(status, title, message):
+    def view(request, exception=None):
+        return render(
+            request, "errors/error.html", {"title": title, "message": message, "status": status}, status=status
+        )
+
+    return view
+
+
+bad_request = error_page(400, "Bad request", "The request could not be understood.")
+permission_denied = error_page(403, "Not allowed", "You do not have permission to do that.")
+page_not_found = error_page(404, "Page not found", "There is nothing here, or you do not have access to it.")
+
+
+def server_error(request):
+    # No template context processors: the request may be half-built.
+    from django.http import HttpResponseServerError
+    from django.template import loader
+
+    template = loader.get_template("errors/500.html")
+    return HttpResponseServerError(template.render({"SITE_NAME": settings.SITE_NAME}))

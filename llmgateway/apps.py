@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LlmgatewayConfig(AppConfig):
+    name = "llmgateway"
+    verbose_name = "Model gateway"
