@@ -89,3 +89,85 @@ def pytest_configure(config):
             return False
 
     static_handlers.StaticFilesHandler = CollectedStaticHandler
+
+
+# Personas: one workspace with an owner, an admin, a member and a viewer,
+# and an outsider who owns a workspace of their own.
+PERSONA_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("owner@example.com", full_name="Olivia Owner")
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("admin.member@example.com", full_name="Adam Admin")
+
+
+@pytest.fixture
+def member(make_user):
+    return make_user("member@example.com", full_name="Mia Member")
+
+
+@pytest.fixture
+def viewer(make_user):
+    return make_user("viewer@example.com", full_name="Victor Viewer")
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("outsider@example.com", full_name="Oscar Outsider")
+
+
+@pytest.fixture
+def workspace(owner, admin_user, member, viewer):
+    from workspaces.models import Membership, Workspace
+
+    ws = Workspace.objects.create(name="Acme Research", slug="acme", created_by=owner)
+    for user, role in [(owner, "owner"), (admin_user, "admin"), (member, "member"), (viewer, "viewer")]:
+        Membership.objects.create(workspace=ws, user=user, role=role)
+    return ws
+
+
+@pytest.fixture
+def other_workspace(outsider):
+    from workspaces.models import Membership, Workspace
+
+    ws = Workspace.objects.create(name="Globex Secret", slug="globex", created_by=outsider)
+    Membership.objects.create(workspace=ws, user=outsider, role="owner")
+    return ws
+
+
+@pytest.fixture
+def personas(owner, admin_user, member, viewer, outsider):
+    return {"owner": owner, "admin": admin_user, "member": member, "viewer": viewer, "outsider": outsider}
+
+
+@pytest.fixture
+def client_for():
+    """A signed-in page client for a user."""
+    from django.test import Client
+
+    def make(user):
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api_client_for():
+    """A DRF API client authenticated with a token of the user."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def make(user):
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make

@@ -1,0 +1,175 @@
+"""The one place that decides who may see or change what.
+
+Every page, API endpoint, search and cache entry of every app goes through
+here:
+
+- `workspace_ids(user)` — the workspaces a user belongs to (one query per
+  request, then remembered on the user object);
+- `role_in(user, workspace)` and `can(user, action, workspace)`;
+- `WorkspaceOwnedQuerySet.for_user(user)` — the manager method every
+  workspace-owned model has, and every view starts from;
+- `get_workspace_for(user, slug, action)` and `get_object_for(user, queryset,
+  action, **lookup)` — fetch one object: outsiders get 404 (ids leak
+  nothing), members without the role get 403 with a clear message;
+- `WorkspaceAccess` — the same rule as a DRF permission class.
+
+Staff get no extra powers here; they manage everything through the admin.
+A request authenticated with a workspace API key carries that restriction
+on the user (`restrict_to_workspace`): it then sees only that workspace.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.http import Http404
+from rest_framework import permissions as drf_permissions
+
+from workspaces.roles import ACTIONS, ARCHIVED_ACTIONS, DESCRIPTIONS, at_least
+
+_CACHE_ATTR = "_workspace_roles"
+_RESTRICT_ATTR = "_restricted_workspace_id"
+
+
+def _roles(user):
+    """{workspace id: role} for the user; loaded once per user object."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return {}
+    roles = getattr(user, _CACHE_ATTR, None)
+    if roles is None:
+        from workspaces.models import Membership
+
+        rows = Membership.objects.filter(user_id=user.pk).values_list("workspace_id", "role")
+        restricted = getattr(user, _RESTRICT_ATTR, None)
+        roles = {ws: role for ws, role in rows if restricted is None or ws == restricted}
+        setattr(user, _CACHE_ATTR, roles)
+    return roles
+
+
+def forget(user):
+    """Drop what was remembered about the user's memberships (after a change)."""
+    if user is not None and hasattr(user, _CACHE_ATTR):
+        delattr(user, _CACHE_ATTR)
+
+
+def restrict_to_workspace(user, workspace_id):
+    """Limit what this user object may see to one workspace (API key requests)."""
+    setattr(user, _RESTRICT_ATTR, workspace_id)
+    forget(user)
+
+
+def workspace_ids(user):
+    return list(_roles(user))
+
+
+def role_in(user, workspace):
+    """The user's role in the workspace, or None for outsiders."""
+    workspace_id = getattr(workspace, "pk", workspace)
+    return _roles(user).get(workspace_id)
+
+
+def why_not(user, action, workspace):
+    """None when the user may do the action; otherwise a message a person can read."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    role = role_in(user, workspace)
+    if role is None:
+        return "You are not a member of this workspace."
+    needed = ACTIONS[action]
+    if getattr(workspace, "archived", False) and action not in ARCHIVED_ACTIONS:
+        return f"This workspace is archived; nobody can {DESCRIPTIONS[action]} until an admin restores it."
+    if not at_least(role, needed):
+        return f"You need the {needed.label.lower()} role or higher to {DESCRIPTIONS[action]}; your role is {role}."
+    return None
+
+
+def can(user, action, workspace):
+    """May the user do the action in the workspace? (workspace: a Workspace or its id)"""
+    return why_not(user, action, workspace) is None
+
+
+def check(user, action, workspace):
+    """Raise Http404 for outsiders and PermissionDenied (with the reason) for too low a role."""
+    if role_in(user, workspace) is None:
+        raise Http404("No such workspace")
+    reason = why_not(user, action, workspace)
+    if reason:
+        raise PermissionDenied(reason)
+
+
+class WorkspaceOwnedQuerySet(models.QuerySet):
+    """Base queryset for models that belong to a workspace.
+
+    A model whose workspace is reached through a relation sets
+    `workspace_path` on its queryset class, e.g. "document__workspace".
+    """
+
+    workspace_path = "workspace"
+
+    def for_user(self, user):
+        return self.filter(**{f"{self.workspace_path}_id__in": workspace_ids(user)})
+
+    def in_workspace(self, workspace):
+        return self.filter(**{f"{self.workspace_path}_id": getattr(workspace, "pk", workspace)})
+
+
+def workspace_of(obj):
+    """The workspace an object belongs to, following its queryset's workspace_path."""
+    from workspaces.models import Workspace
+
+    if isinstance(obj, Workspace):
+        return obj
+    path = getattr(type(obj).objects.get_queryset(), "workspace_path", "workspace")
+    for part in path.split("__"):
+        obj = getattr(obj, part)
+    return obj
+
+
+def get_workspace_for(user, slug, action="view"):
+    """The workspace with this slug, if the user may do the action in it."""
+    from workspaces.models import Workspace
+
+    workspace = Workspace.objects.for_user(user).filter(slug=slug).first()
+    if workspace is None:
+        raise Http404("No such workspace")
+    check(user, action, workspace)
+    return workspace
+
+
+def get_object_for(user, queryset, action="view", **lookup):
+    """One workspace-owned object: 404 unless it is in the user's workspaces, 403 without the role."""
+    obj = queryset.for_user(user).filter(**lookup).first()
+    if obj is None:
+        raise Http404("Not found")
+    check(user, action, workspace_of(obj))
+    return obj
+
+
+def scoped_cache_key(workspace, *parts):
+    """A cache key that can only be read back within the same workspace."""
+    workspace_id = getattr(workspace, "pk", workspace)
+    return ":".join(["ws", str(workspace_id), *map(str, parts)])
+
+
+class WorkspaceAccess(drf_permissions.BasePermission):
+    """DRF permission: the view names the action for each HTTP method.
+
+    A view sets `workspace_actions = {"GET": "view", "POST": "upload", ...}`
+    (missing methods fall back to "view" for safe methods and
+    "manage_settings" otherwise). Object checks use the object's workspace;
+    querysets are already limited by `for_user`, so outsiders get 404.
+    """
+
+    def _action(self, request, view):
+        actions = getattr(view, "workspace_actions", {})
+        action_map = actions.get(getattr(view, "action", None)) or actions.get(request.method)
+        if action_map:
+            return action_map
+        return "view" if request.method in drf_permissions.SAFE_METHODS else "manage_settings"
+
+    def has_object_permission(self, request, view, obj):
+        reason = why_not(request.user, self._action(request, view), workspace_of(obj))
+        if reason:
+            if role_in(request.user, workspace_of(obj)) is None:
+                raise Http404
+            self.message = reason
+            return False
+        return True
