@@ -8,6 +8,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from corporate.tests.browser import browser, page  # noqa: F401  (fixtures for page-flow tests)
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -82,7 +82,14 @@ def error_page(status, title, message):
 
 
 bad_request = error_page(400, "Bad request", "The request could not be understood.")
-permission_denied = error_page(403, "Not allowed", "You do not have permission to do that.")
+
+
+def permission_denied(request, exception=None):
+    # The permission module's messages say what role is needed; show them.
+    message = str(exception) if exception and str(exception) else "You do not have permission to do that."
+    return render(request, "errors/error.html", {"title": "Not allowed", "message": message, "status": 403}, status=403)
+
+
 page_not_found = error_page(404, "Page not found", "There is nothing here, or you do not have access to it.")
 
 

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class WorkspacesConfig(AppConfig):
     name = "workspaces"
     verbose_name = "Workspaces"
+
+    def ready(self):
+        from workspaces import signals  # noqa: F401

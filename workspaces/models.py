@@ -36,10 +36,10 @@ class WorkspaceQuerySet(models.QuerySet):
 
         role = Membership.objects.filter(workspace=OuterRef("pk"), user=user).values("role")[:1]
         qs = self.for_user(user).annotate(my_role=Subquery(role))
-        return qs.annotate(**_count_annotations()).order_by("archived", "name")
+        return qs.annotate(**count_annotations()).order_by("archived", "name")
 
 
-def _count_annotations():
+def count_annotations():
     """Counts of related objects as scalar subqueries, so joins never multiply rows."""
     from django.apps import apps
     from django.db.models import IntegerField, OuterRef, Subquery

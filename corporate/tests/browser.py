@@ -53,3 +53,9 @@ def sign_in(page, base_url, email, password):
     page.fill("input[name=username]", email)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+
+
+def screenshot(page, name):
+    """Save a full-page screenshot when SCREENSHOT_DIR is set (for looking at pages)."""
+    if os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], name), full_page=True)

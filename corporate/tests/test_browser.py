@@ -1,13 +1,11 @@
-import os
-
 import pytest
 
-from corporate.tests.browser import browser, page, sign_in  # noqa: F401
+from corporate.tests.browser import screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_sign_in_reaches_dashboard(page, live_server, make_user, tmp_path):  # noqa: F811
+def test_sign_in_reaches_dashboard(page, live_server, make_user, tmp_path):
     make_user("carol@example.com", password="browser test secret", full_name="Carol Browser")
     sign_in(page, live_server.url, "carol@example.com", "wrong password")
     assert "do not match an account" in page.inner_text(".form-errors")
@@ -19,8 +17,7 @@ def test_sign_in_reaches_dashboard(page, live_server, make_user, tmp_path):  # n
     assert (
         page.eval_on_selector("header.site-header", "e => getComputedStyle(e).backgroundColor") == "rgb(255, 255, 255)"
     )
-    if os.environ.get("SCREENSHOT_DIR"):
-        page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], "dashboard.png"), full_page=True)
+    screenshot(page, "dashboard.png")
 
     page.click("details.user-menu summary")
     page.click("text=Sign out")
