@@ -1,0 +1,50 @@
+"""CSV: rows kept readable as "Header: value; Header: value", in blocks of rows."""
+
+import csv
+import io
+
+from documents.parsers.base import ParseError, Unit
+from documents.parsers.text import read_text
+
+ROWS_PER_UNIT = 25
+
+
+def parse(path, limits, budget, report):
+    report(0, 1)
+    text = read_text(path, limits, budget)
+    try:
+        dialect = csv.Sniffer().sniff(text[:20000], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        block, first = [], 2
+        for number, row in enumerate(reader, 2):
+            cells = [cell.strip() for cell in row]
+            if not any(cells):
+                continue
+            parts = []
+            for i, cell in enumerate(cells):
+                if not cell:
+                    continue
+                name = header[i] if i < len(header) and header[i] else f"column {i + 1}"
+                parts.append(f"{name}: {cell}")
+            if not block:
+                first = number
+            block.append("; ".join(parts))
+            if len(block) >= ROWS_PER_UNIT:
+                yield Unit("\n".join(block), section=_rows(first, number))
+                block = []
+            last = number
+        if block:
+            yield Unit("\n".join(block), section=_rows(first, last))
+        elif not header:
+            return
+    except csv.Error as exc:
+        raise ParseError(f"This CSV file could not be read: {exc}.") from None
+    report(1, 1)
+
+
+def _rows(first, last):
+    return f"row {first}" if first == last else f"rows {first}–{last}"

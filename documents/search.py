@@ -1,0 +1,266 @@
+"""Full-text search over a workspace's passages.
+
+The interface the rest of the platform calls (keep it stable):
+
+    search(user, query, *, workspace=None, document_ids=None, limit=10) -> list[SearchResult]
+        Searches the workspaces the user belongs to (through the permission
+        module); an explicit `workspace` must be one of them (Http404 for
+        outsiders, PermissionDenied for too low a role). `document_ids`
+        narrows the search to those documents.
+
+    search_workspace(workspace, query, *, document_ids=None, limit=10) -> list[SearchResult]
+        The same for server-side code that has already checked permissions.
+
+Each `SearchResult` has `.document` (a Document, with `.id` and `.title`),
+`.chunk_id`, `.position`, `.page` (PDF page or None), `.section`,
+`.location` ("page 3" or the section), `.snippet` (HTML-safe, matches in
+<mark>), `.text` (the passage's plain text), `.score` (higher is better;
+comparable within one backend only) and `.url` (the document page opened at
+the passage). Queries use web-search syntax on both backends: words are
+ANDed, "quoted phrases", `or`, and `-word` to exclude.
+
+Backends: PostgreSQL uses a generated `tsvector` column with a GIN index
+(websearch_to_tsquery, ts_rank, ts_headline); SQLite an FTS5 table kept in
+sync with documents_chunk by triggers (bm25, snippet). Both are created by
+migration 0002 with the SQL below.
+"""
+
+import re
+from dataclasses import dataclass
+
+from django.db import connection
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+
+from workspaces.permissions import check, workspace_ids
+
+MAX_LIMIT = 100
+MARK_START, MARK_END = "\ue000", "\ue001"
+SEARCH_CONFIG = "english"
+
+SQLITE_INSTALL = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS documents_chunk_fts USING fts5("
+    "text, content='documents_chunk', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS documents_chunk_fts_ai AFTER INSERT ON documents_chunk BEGIN "
+    "INSERT INTO documents_chunk_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS documents_chunk_fts_ad AFTER DELETE ON documents_chunk BEGIN "
+    "INSERT INTO documents_chunk_fts(documents_chunk_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER IF NOT EXISTS documents_chunk_fts_au AFTER UPDATE OF text ON documents_chunk BEGIN "
+    "INSERT INTO documents_chunk_fts(documents_chunk_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+    "INSERT INTO documents_chunk_fts(rowid, text) VALUES (new.id, new.text); END",
+]
+SQLITE_UNINSTALL = [
+    "DROP TRIGGER IF EXISTS documents_chunk_fts_au",
+    "DROP TRIGGER IF EXISTS documents_chunk_fts_ad",
+    "DROP TRIGGER IF EXISTS documents_chunk_fts_ai",
+    "DROP TABLE IF EXISTS documents_chunk_fts",
+]
+POSTGRES_INSTALL = [
+    "ALTER TABLE documents_chunk ADD COLUMN IF NOT EXISTS search_vector tsvector "
+    f"GENERATED ALWAYS AS (to_tsvector('{SEARCH_CONFIG}'::regconfig, text)) STORED",
+    # search: matching passages (websearch_to_tsquery @@ search_vector).
+    "CREATE INDEX IF NOT EXISTS documents_chunk_search ON documents_chunk USING GIN (search_vector)",
+]
+POSTGRES_UNINSTALL = [
+    "DROP INDEX IF EXISTS documents_chunk_search",
+    "ALTER TABLE documents_chunk DROP COLUMN IF EXISTS search_vector",
+]
+
+POSTGRES_QUERY = f"""
+WITH q AS (SELECT websearch_to_tsquery('{SEARCH_CONFIG}', %s) AS query)
+SELECT top.id, top.document_id, top.position, top.page, top.section, top.text, top.score,
+       ts_headline('{SEARCH_CONFIG}', top.text, q.query, %s)
+FROM (
+    SELECT c.id, c.document_id, c.position, c.page, c.section, c.text,
+           ts_rank(c.search_vector, q.query) AS score
+    FROM documents_chunk c, q
+    WHERE c.search_vector @@ q.query AND c.workspace_id = ANY(%s) {{documents}}
+    ORDER BY score DESC, c.id
+    LIMIT %s
+) top, q
+ORDER BY top.score DESC, top.id
+"""
+HEADLINE_OPTIONS = (
+    f'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=" … "'
+)
+
+SQLITE_QUERY = """
+SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, -bm25(documents_chunk_fts) AS score,
+       snippet(documents_chunk_fts, 0, char(57344), char(57345), ' … ', 40)
+FROM documents_chunk_fts JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
+WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
+ORDER BY bm25(documents_chunk_fts), c.id
+LIMIT %s
+"""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    document: object
+    chunk_id: int
+    position: int
+    page: int | None
+    section: str
+    snippet: str
+    text: str
+    score: float
+
+    @property
+    def location(self):
+        from documents.models import location_label
+
+        return location_label(self.page, self.section)
+
+    @property
+    def url(self):
+        from documents.models import chunk_url
+
+        return chunk_url(self.document.workspace.slug, self.document.pk, self.chunk_id)
+
+
+def search(user, query, *, workspace=None, document_ids=None, limit=10):
+    """Passages matching the query in the user's workspaces (or the one given)."""
+    if workspace is not None:
+        check(user, "search", workspace)
+        ids = [getattr(workspace, "pk", workspace)]
+    else:
+        ids = workspace_ids(user)
+    return _search(ids, query, document_ids, limit)
+
+
+def search_workspace(workspace, query, *, document_ids=None, limit=10):
+    """Passages matching the query in one workspace; the caller has checked permissions."""
+    return _search([getattr(workspace, "pk", workspace)], query, document_ids, limit)
+
+
+def _search(workspace_ids_, query, document_ids, limit):
+    from documents.models import Document
+
+    query = (query or "").strip()[:500]
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    if not query or not workspace_ids_ or (document_ids is not None and not list(document_ids)):
+        return []
+    document_ids = None if document_ids is None else [int(pk) for pk in document_ids]
+    if connection.vendor == "postgresql":
+        rows = _postgres(workspace_ids_, query, document_ids, limit)
+    else:
+        rows = _sqlite(workspace_ids_, query, document_ids, limit)
+    if not rows:
+        return []
+    documents = Document.objects.select_related("workspace").in_bulk({row[1] for row in rows})
+    results = []
+    for chunk_id, document_id, position, page, section, text, score, snippet in rows:
+        document = documents.get(document_id)
+        if document is None:  # deleted between the two queries
+            continue
+        results.append(
+            SearchResult(
+                document=document,
+                chunk_id=chunk_id,
+                position=position,
+                page=page,
+                section=section,
+                snippet=highlight(snippet),
+                text=text,
+                score=float(score),
+            )
+        )
+    return results
+
+
+def _postgres(workspace_ids_, query, document_ids, limit):
+    params = [query, HEADLINE_OPTIONS, list(workspace_ids_)]
+    documents = ""
+    if document_ids is not None:
+        documents = "AND c.document_id = ANY(%s)"
+        params.append(document_ids)
+    params.append(limit)
+    with connection.cursor() as cursor:
+        cursor.execute(POSTGRES_QUERY.format(documents=documents), params)
+        return cursor.fetchall()
+
+
+def _sqlite(workspace_ids_, query, document_ids, limit):
+    match = fts5_query(query)
+    if not match:
+        return []
+    params = [match, *workspace_ids_]
+    documents = ""
+    if document_ids is not None:
+        documents = "AND c.document_id IN ({})".format(", ".join(["%s"] * len(document_ids)))
+        params += document_ids
+    params.append(limit)
+    sql = SQLITE_QUERY.format(workspaces=", ".join(["%s"] * len(workspace_ids_)), documents=documents)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+WORD = re.compile(r"\w+")
+
+
+def fts5_query(query):
+    """Web-search syntax as an FTS5 query: every term quoted, so nothing the user types is an operator."""
+    positives, negatives = [], []
+    pending_or = False
+    for match in TOKEN.finditer(query):
+        negate, phrase, bare = match.group(1), match.group(2), match.group(3)
+        if bare is not None and bare.lower() == "or":
+            pending_or = bool(positives)
+            continue
+        if bare is not None and bare.startswith("-") and len(bare) > 1:
+            negate, bare = "-", bare[1:]
+        words = WORD.findall(phrase if phrase is not None else bare)
+        if not words:
+            continue
+        term = '"' + " ".join(words) + '"'
+        if negate:
+            negatives.append(term)
+        elif pending_or:
+            positives[-1].append(term)
+        else:
+            positives.append([term])
+        pending_or = False
+    if not positives:
+        return ""
+    groups = [group[0] if len(group) == 1 else "(" + " OR ".join(group) + ")" for group in positives]
+    expression = " AND ".join(groups)
+    for term in negatives:
+        expression = f"({expression}) NOT {term}"
+    return expression
+
+
+def highlight(snippet):
+    """The backend's snippet as safe HTML: everything escaped, the match markers turned into <mark>."""
+    text = " ".join((snippet or "").split())
+    text = escape(text).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    return mark_safe(text)  # noqa: S308 - escaped above; only our own markers become tags
+
+
+def install(schema_editor):
+    """Create the search index for the database in use (migration 0002, `reindex --rebuild-index`)."""
+    statements = {"sqlite": SQLITE_INSTALL, "postgresql": POSTGRES_INSTALL}.get(schema_editor.connection.vendor, [])
+    for statement in statements:
+        schema_editor.execute(statement)
+
+
+def uninstall(schema_editor):
+    statements = {"sqlite": SQLITE_UNINSTALL, "postgresql": POSTGRES_UNINSTALL}.get(schema_editor.connection.vendor, [])
+    for statement in statements:
+        schema_editor.execute(statement)
+
+
+def rebuild(using=None):
+    """Rebuild the index from documents_chunk (after a restore, or if it drifted)."""
+    from django.db import connections
+
+    conn = connections[using or "default"]
+    with conn.schema_editor() as editor:
+        install(editor)
+    if conn.vendor == "sqlite":
+        with conn.cursor() as cursor:
+            cursor.execute("INSERT INTO documents_chunk_fts(documents_chunk_fts) VALUES ('rebuild')")
+    elif conn.vendor == "postgresql":
+        with conn.cursor() as cursor:
+            cursor.execute("REINDEX INDEX documents_chunk_search")
