@@ -240,6 +240,34 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("UPLOAD_MAX_FILES", 20, minimum=1)
 
+# Documents: where uploaded files are kept, and the limits of reading them.
+# S3-compatible storage when DOCUMENTS_S3_BUCKET is set (needs `pip install boto3`).
+if env_str("DOCUMENTS_S3_BUCKET", ""):
+    STORAGES["documents"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("DOCUMENTS_S3_BUCKET"),
+            "endpoint_url": env_str("DOCUMENTS_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("DOCUMENTS_S3_REGION", "") or None,
+            "access_key": env_str("DOCUMENTS_S3_ACCESS_KEY", "") or None,
+            "secret_key": env_str("DOCUMENTS_S3_SECRET_KEY", "") or None,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+DOCUMENTS_MAX_PAGES = env_int("DOCUMENTS_MAX_PAGES", 2000, minimum=1)
+DOCUMENTS_MAX_CHARS = env_int("DOCUMENTS_MAX_CHARS", 20_000_000, minimum=1000)
+DOCUMENTS_MAX_UNZIPPED_MB = env_int("DOCUMENTS_MAX_UNZIPPED_MB", 200, minimum=1)
+DOCUMENTS_PARSE_TIMEOUT = env_int("DOCUMENTS_PARSE_TIMEOUT", 300, minimum=1)
+DOCUMENTS_PARSE_MEMORY_MB = env_int("DOCUMENTS_PARSE_MEMORY_MB", 1024, minimum=128)
+DOCUMENTS_CHUNK_SIZE = env_int("DOCUMENTS_CHUNK_SIZE", 1200, minimum=200)
+DOCUMENTS_CHUNK_OVERLAP = env_int("DOCUMENTS_CHUNK_OVERLAP", 200, minimum=0)
+# A document whose worker sent no heartbeat for this long is retried, at most
+# DOCUMENTS_MAX_ATTEMPTS times in all, then marked failed.
+DOCUMENTS_STALE_SECONDS = env_int("DOCUMENTS_STALE_SECONDS", 60, minimum=5)
+DOCUMENTS_MAX_ATTEMPTS = env_int("DOCUMENTS_MAX_ATTEMPTS", 3, minimum=1)
+
 # Background tasks: the database queue, worked by `manage.py db_worker`;
 # tests run tasks immediately.
 TASKS = {
