@@ -281,6 +281,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        # Workspace API keys ("Authorization: Bearer gw_..."), checked through the cache.
+        "llmgateway.auth.ApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -339,6 +341,22 @@ if DEBUG and not TESTING:
         INSTALLED_APPS.append("debug_toolbar")
         MIDDLEWARE.insert(0, "debug_toolbar.middleware.DebugToolbarMiddleware")
         INTERNAL_IPS = ["127.0.0.1"]
+
+# Model gateway (llmgateway): completion cache, coalescing, upstream calls.
+# Upstream provider keys are encrypted at rest with LLM_KEY_ENCRYPTION_KEY (a
+# Fernet key; `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`),
+# or with a key derived from SECRET_KEY when it is not set.
+LLM_KEY_ENCRYPTION_KEY = env_str("LLM_KEY_ENCRYPTION_KEY", "")
+LLM_DEFAULT_MODEL = env_str("LLM_DEFAULT_MODEL", "offline")
+LLM_CACHE_TTL = env_int("LLM_CACHE_TTL", 60 * 60, minimum=1)
+LLM_CACHE_MAX_TTL = env_int("LLM_CACHE_MAX_TTL", 7 * 24 * 60 * 60, minimum=1)
+# How long an identical request waits for the one already in flight before making its own call.
+LLM_COALESCE_WAIT = env_int("LLM_COALESCE_WAIT_SECONDS", 30, minimum=0)
+# After a Redis error the gateway runs uncached for this long before trying Redis again.
+LLM_REDIS_RETRY_INTERVAL = env_int("LLM_REDIS_RETRY_SECONDS", 5, minimum=1)
+# Circuit breaker: this many failed calls in a row skip a model for the cool-down.
+LLM_BREAKER_FAILURES = env_int("LLM_BREAKER_FAILURES", 5, minimum=1)
+LLM_BREAKER_COOLDOWN = env_int("LLM_BREAKER_COOLDOWN_SECONDS", 30, minimum=1)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

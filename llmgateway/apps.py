@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class LlmgatewayConfig(AppConfig):
     name = "llmgateway"
     verbose_name = "Model gateway"
+
+    def ready(self):
+        from llmgateway import signals  # noqa: F401

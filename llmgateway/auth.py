@@ -1,0 +1,182 @@
+"""Workspace API keys: bearer tokens checked through the cache.
+
+A key is resolved once from the database (it must be unrevoked, its creator
+active and still a member of the key's workspace) and then kept in the cache
+as a `KeyInfo` for API_KEY_TTL. Expiry is checked on every request against
+the cached info. Revoking a key, deactivating its creator, changing the
+creator's membership or editing the key deletes the cached info, so the
+very next request goes back to the database and fails.
+
+`ApiKeyAuthentication` lets the whole REST API accept keys: the request's
+user is the key's creator, limited to the key's workspace
+(`restrict_to_workspace`), and the key's scopes must allow the method.
+"""
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+
+from rest_framework import authentication, exceptions
+
+from llmgateway.caching import API_KEY_TTL, NEGATIVE_TTL, api_key_key
+from llmgateway.models import API_KEY_PREFIX, hash_key
+from llmgateway.store import get_store
+
+TOKEN_RE = re.compile(r"^gw_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$")
+_REVOKED = b"-"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: int
+    workspace_id: int
+    user_id: int
+    scopes: tuple
+    expires_at: float | None = None
+
+    def expired(self):
+        return self.expires_at is not None and self.expires_at <= time.time()
+
+    def allows(self, scope):
+        return scope in self.scopes
+
+    def dumps(self):
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def loads(cls, raw):
+        data = json.loads(raw)
+        data["scopes"] = tuple(data["scopes"])
+        return cls(**data)
+
+
+class KeyRejected(Exception):
+    """The token is not a usable key; the message is safe to show."""
+
+
+def bearer_token(header):
+    """The token from an Authorization header value, or None if it is not `Bearer ...`."""
+    if not header or len(header) > 512:
+        return None if not header else ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip()
+
+
+def token_hash(token):
+    """The key hash of a well-formed token, else None (no database or cache for junk)."""
+    if not token or not TOKEN_RE.match(token):
+        return None
+    return hash_key(token)
+
+
+def info_from_cached(raw):
+    """(found, info): (False, None) when not cached; (True, None) for a key known to be unusable."""
+    if raw is None:
+        return False, None
+    if raw == _REVOKED:
+        return True, None
+    return True, KeyInfo.loads(raw)
+
+
+def load_key(digest):
+    """KeyInfo from the database (then cached), or None when the key is unknown or unusable."""
+    from llmgateway.models import ApiKey
+    from workspaces.models import Membership
+
+    key = (
+        ApiKey.objects.filter(key_hash=digest, revoked_at__isnull=True, created_by__is_active=True)
+        .values("id", "workspace_id", "created_by_id", "scopes", "expires_at")
+        .first()
+    )
+    if (
+        key is not None
+        and not Membership.objects.filter(workspace_id=key["workspace_id"], user_id=key["created_by_id"]).exists()
+    ):
+        key = None
+    if key is None:
+        get_store().set(api_key_key(digest), _REVOKED, NEGATIVE_TTL)
+        return None
+    info = KeyInfo(
+        id=key["id"],
+        workspace_id=key["workspace_id"],
+        user_id=key["created_by_id"],
+        scopes=tuple(key["scopes"] or ()),
+        expires_at=key["expires_at"].timestamp() if key["expires_at"] else None,
+    )
+    get_store().set(api_key_key(digest), info.dumps(), API_KEY_TTL)
+    return info
+
+
+def check(info, scope):
+    if info is None:
+        raise KeyRejected("Invalid API key.")
+    if info.expired():
+        raise KeyRejected("This API key has expired.")
+    if scope and not info.allows(scope):
+        raise KeyRejected(f"This API key lacks the {scope!r} scope.")
+    return info
+
+
+def resolve(token, scope=None):
+    """KeyInfo for a bearer token (through the cache); raises KeyRejected."""
+    digest = token_hash(token)
+    if digest is None:
+        raise KeyRejected("Invalid API key.")
+    found, info = info_from_cached(get_store().get_many([api_key_key(digest)])[0])
+    if not found:
+        info = load_key(digest)
+    return check(info, scope)
+
+
+def forget_keys(hashes):
+    """Drop cached key info, so the next request re-reads the database."""
+    hashes = list(hashes)
+    if hashes:
+        get_store().delete(*[api_key_key(h) for h in hashes])
+
+
+def forget_keys_of(user_id, workspace_id=None):
+    from llmgateway.models import ApiKey
+
+    keys = ApiKey.objects.filter(created_by_id=user_id)
+    if workspace_id is not None:
+        keys = keys.filter(workspace_id=workspace_id)
+    forget_keys(keys.values_list("key_hash", flat=True))
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """DRF authentication with `Authorization: Bearer gw_...` workspace keys.
+
+    Safe methods need the key's `read` scope, others `write`. The user is the
+    key's creator, restricted to the key's workspace.
+    """
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        token = bearer_token(authentication.get_authorization_header(request).decode("latin-1"))
+        if token is None:
+            return None
+        scope = "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
+        try:
+            info = resolve(token, scope)
+        except KeyRejected as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
+        from django.contrib.auth import get_user_model
+
+        from workspaces.permissions import restrict_to_workspace
+
+        user = get_user_model().objects.filter(pk=info.user_id, is_active=True).first()
+        if user is None:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        restrict_to_workspace(user, info.workspace_id)
+        return user, info
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+__all__ = ["API_KEY_PREFIX", "ApiKeyAuthentication", "KeyInfo", "KeyRejected", "resolve"]

@@ -1,0 +1,185 @@
+"""The completion cache: key builders, TTLs, the cached payload and generations.
+
+An answer is cached under SHA-256 of a canonical encoding of everything that
+can change it (the model and its upstream, messages, sampling parameters,
+tools, response format, seed, stop, and any extra key material the caller
+adds, such as an assistant's version) plus the workspace id. Fields that do
+not change the answer (`stream`, `stream_options`, `user`, `metadata`, the
+`cache` control object) are left out, and JSON key order, `1` versus `1.0`
+and parameters left at their default do not matter.
+
+Each workspace has a generation number (CacheGeneration, cached with the
+workspace's policy). An entry records the generation it was stored under and
+counts only while that is still current, so clearing a workspace is one
+increment, with no scan of Redis.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+
+from llmgateway.store import get_store, make_key
+
+# TTLs (seconds).
+WORKSPACE_INFO_TTL = 5 * 60  # policy + generation; dropped on every change
+MODEL_INFO_TTL = 5 * 60  # model configuration; dropped on every change
+API_KEY_TTL = 5 * 60  # resolved API key; dropped on revoke, deactivation and membership change
+NEGATIVE_TTL = 30  # "no such key / model", so junk tokens do not reach the database each time
+FLIGHT_TTL = 120  # chunks of an in-flight completion, kept after the last one for late followers
+
+# Request fields that never change the answer.
+NOT_IN_KEY = frozenset({"stream", "stream_options", "user", "metadata", "store", "cache", "service_tier"})
+# Defaults that mean the same as leaving the field out.
+DEFAULTS = {"temperature": 1, "top_p": 1, "n": 1, "presence_penalty": 0, "frequency_penalty": 0}
+
+
+def default_ttl():
+    return settings.LLM_CACHE_TTL
+
+
+def _normalise(value):
+    """Floats that are whole numbers compare equal to ints (1.0 == 1); strings and order are kept."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def canonical_request(request, model_identity, extra=None):
+    """The part of a request that changes the answer, as canonical JSON bytes."""
+    material = {}
+    for name, value in request.items():
+        if name in NOT_IN_KEY or value is None:
+            continue
+        value = _normalise(value)
+        if name in DEFAULTS and value == DEFAULTS[name]:
+            continue
+        if name == "stop" and isinstance(value, str):
+            value = [value]
+        material[name] = value
+    material["model"] = model_identity
+    if extra:
+        material["_extra"] = _normalise(extra)
+    return json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def completion_key(workspace_id, request, model_identity, extra=None):
+    """Cache key of a completion: one workspace can never read another's answer."""
+    digest = hashlib.sha256(f"ws:{workspace_id}\n".encode() + canonical_request(request, model_identity, extra))
+    return make_key(f"gw:c:{workspace_id}:{digest.hexdigest()}")
+
+
+def flight_key(completion_key_):
+    return completion_key_ + ":flight"
+
+
+def lock_key(completion_key_):
+    return completion_key_ + ":lock"
+
+
+def workspace_info_key(workspace_id):
+    return make_key(f"gw:ws:{workspace_id}")
+
+
+def model_info_key(name):
+    return make_key(f"gw:model:{hashlib.sha256(name.encode()).hexdigest()[:32]}")
+
+
+def api_key_key(key_hash):
+    return make_key(f"gw:key:{key_hash}")
+
+
+def stats_key(workspace_id=None):
+    return make_key(f"gw:stats:{'all' if workspace_id is None else workspace_id}")
+
+
+def is_deterministic(request):
+    return request.get("temperature") in (0, 0.0) or request.get("seed") is not None
+
+
+@dataclass(frozen=True)
+class CachedCompletion:
+    """What a cache entry holds: the response, and the chunks when it was streamed."""
+
+    response: dict
+    generation: int
+    model: str
+    cost: float = 0.0
+    upstream_ms: float = 0.0
+    stored_at: float = field(default_factory=time.time)
+    chunks: tuple | None = None
+
+    def dumps(self):
+        data = asdict(self)
+        data["chunks"] = list(self.chunks) if self.chunks is not None else None
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    @classmethod
+    def loads(cls, raw):
+        data = json.loads(raw)
+        chunks = data.pop("chunks", None)
+        return cls(chunks=tuple(chunks) if chunks is not None else None, **data)
+
+
+@dataclass(frozen=True)
+class WorkspaceInfo:
+    """What the request path needs to know about a workspace, kept in the cache."""
+
+    id: int
+    cache_policy: str
+    generation: int
+    archived: bool = False
+
+    def dumps(self):
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def loads(cls, raw):
+        return cls(**json.loads(raw))
+
+
+def load_workspace_info(workspace_id):
+    """From the database, then cached; None when the workspace does not exist."""
+    from llmgateway.models import CacheGeneration
+    from workspaces.models import Workspace
+
+    row = Workspace.objects.filter(pk=workspace_id).values("cache_policy", "archived").first()
+    if row is None:
+        return None
+    generation = CacheGeneration.objects.filter(workspace_id=workspace_id).values_list("generation", flat=True).first()
+    info = WorkspaceInfo(
+        id=workspace_id, cache_policy=row["cache_policy"], generation=generation or 0, archived=row["archived"]
+    )
+    get_store().set(workspace_info_key(workspace_id), info.dumps(), WORKSPACE_INFO_TTL)
+    return info
+
+
+def forget_workspace(workspace_id):
+    get_store().delete(workspace_info_key(workspace_id))
+
+
+def clear_workspace(workspace_id):
+    """Hide every answer cached for the workspace: raise its generation."""
+    from django.db.models import F
+
+    from llmgateway.models import CacheGeneration
+
+    CacheGeneration.objects.get_or_create(workspace_id=workspace_id)
+    CacheGeneration.objects.filter(workspace_id=workspace_id).update(generation=F("generation") + 1)
+    forget_workspace(workspace_id)
+
+
+def clear_all():
+    """Clear every workspace's cache; returns how many workspaces were cleared."""
+    from workspaces.models import Workspace
+
+    ids = list(Workspace.objects.values_list("pk", flat=True))
+    for workspace_id in ids:
+        clear_workspace(workspace_id)
+    return len(ids)

@@ -1,0 +1,228 @@
+"""Request coalescing: concurrent identical misses share one upstream call.
+
+Two layers, so it holds within a worker and across workers and hosts:
+
+1. In this process, the first request for a cache key opens a `Flight`;
+   identical requests that arrive while it is open follow it (a condition
+   variable, cooperative under gevent).
+2. With Redis, the flight's opener then takes a Redis lock for the key
+   (SET NX with the flight's id). If another process holds it, the opener
+   follows that flight instead, reading its events from a Redis list
+   (`<key>:flight:<id>`) with short sleeps, and relays them to its own local
+   followers.
+
+The leader publishes each streamed chunk as it arrives and then "done" with
+the full response, so a follower that joins mid-stream gets the chunks so
+far and then the rest live. If the leader fails, followers get the same
+error; if it vanishes (its lock expires or it stops publishing for
+LLM_COALESCE_WAIT seconds) followers give up waiting and make their own call.
+"""
+
+import json
+import secrets
+import threading
+import time
+
+from django.conf import settings
+
+from llmgateway.caching import FLIGHT_TTL, flight_key, lock_key
+from llmgateway.store import get_store
+
+
+class Abandoned(Exception):
+    """The flight ended without an answer; make your own call."""
+
+
+class Failed(Exception):
+    """The leader's call failed; followers report the same error."""
+
+    def __init__(self, error):
+        super().__init__(error.get("message", "upstream error"))
+        self.error = error
+
+
+class Flight:
+    """One in-process flight: chunks so far and, at the end, the outcome."""
+
+    def __init__(self, key):
+        self.key = key
+        self.cond = threading.Condition()
+        self.chunks = []
+        self.outcome = None  # ("done", payload) | ("fail", error dict) | ("abandon", None)
+        self.followers = 0
+
+    def publish(self, chunk):
+        with self.cond:
+            self.chunks.append(chunk)
+            self.cond.notify_all()
+
+    def end(self, kind, data=None):
+        with self.cond:
+            if self.outcome is None:
+                self.outcome = (kind, data)
+            self.cond.notify_all()
+
+    def follow(self, wait):
+        """Yield ("chunk", chunk)... then ("done", payload); raise Failed or Abandoned."""
+        seen = 0
+        while True:
+            with self.cond:
+                deadline = time.monotonic() + wait
+                while len(self.chunks) == seen and self.outcome is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise Abandoned
+                    self.cond.wait(remaining)
+                new = self.chunks[seen:]
+                seen = len(self.chunks)
+                # Chunks come before the outcome, so this snapshot is consistent.
+                outcome = self.outcome
+            for chunk in new:
+                yield "chunk", chunk
+            if outcome is not None:
+                kind, data = outcome
+                if kind == "done":
+                    yield "done", data
+                    return
+                if kind == "fail":
+                    raise Failed(data)
+                raise Abandoned
+
+
+_flights = {}
+_flights_lock = threading.Lock()
+
+
+class Participation:
+    """This request's part in a flight: leader, follower, or solo (no coalescing)."""
+
+    role = "solo"
+
+    def __init__(self, key=None, flight=None):
+        self.key = key
+        self.flight = flight
+        self._remote = None  # Redis list key when this process leads across processes
+        self._closed = False
+
+    # Leader side -------------------------------------------------------
+    def publish(self, chunk):
+        if self.flight is not None:
+            self.flight.publish(chunk)
+        if self._remote:
+            get_store().push(self._remote, json.dumps({"t": "c", "d": chunk}, separators=(",", ":")), FLIGHT_TTL)
+
+    def _end(self, kind, data=None):
+        if self._closed:
+            return
+        self._closed = True
+        if self.flight is not None:
+            self.flight.end(kind, data)
+            with _flights_lock:
+                if _flights.get(self.key) is self.flight:
+                    del _flights[self.key]
+        if self._remote:
+            store = get_store()
+            store.push(self._remote, json.dumps({"t": kind, "d": data}, separators=(",", ":")), FLIGHT_TTL)
+            store.delete(lock_key(self.key))
+
+    def finish(self, payload):
+        self._end("done", payload)
+
+    def fail(self, error):
+        self._end("fail", error)
+
+    def abandon(self):
+        self._end("abandon")
+
+    # Follower side -----------------------------------------------------
+    def follow(self):
+        raise NotImplementedError
+
+
+class Leader(Participation):
+    role = "leader"
+
+
+class LocalFollower(Participation):
+    role = "follower"
+
+    def follow(self):
+        return self.flight.follow(settings.LLM_COALESCE_WAIT)
+
+
+class RemoteFollower(Participation):
+    """Opened the local flight but another process leads: relay its events here and to local followers."""
+
+    role = "follower"
+
+    def __init__(self, key, flight, list_key):
+        super().__init__(key, flight)
+        self.list_key = list_key
+
+    def follow(self):
+        store = get_store()
+        wait = settings.LLM_COALESCE_WAIT
+        index, pause = 0, 0.002
+        last_progress = last_lock_check = time.monotonic()
+        lock_gone = False
+        while True:
+            items = store.read_list(self.list_key, index)
+            if items:
+                last_progress, pause = time.monotonic(), 0.002
+            for raw in items:
+                index += 1
+                event = json.loads(raw)
+                kind, data = event.get("t"), event.get("d")
+                if kind == "c":
+                    self.flight.publish(data)
+                    yield "chunk", data
+                    continue
+                self._end(kind, data)
+                if kind == "done":
+                    yield "done", data
+                    return
+                if kind == "fail":
+                    raise Failed(data)
+                raise Abandoned
+            if items:
+                continue
+            now = time.monotonic()
+            if lock_gone or now - last_progress > wait or not store.available():
+                self.abandon()
+                raise Abandoned
+            if now - last_lock_check > 0.25:
+                last_lock_check = now
+                # Lock gone and no outcome: read once more, then give up.
+                lock_gone = not store.exists(lock_key(self.key))
+            time.sleep(pause)
+            pause = min(0.05, pause * 1.5)
+
+
+def enter(key, lock_ttl):
+    """This request's Participation for a cache key."""
+    with _flights_lock:
+        flight = _flights.get(key)
+        if flight is not None and flight.outcome is None:
+            flight.followers += 1
+            return LocalFollower(key, flight)
+        flight = Flight(key)
+        _flights[key] = flight
+    store = get_store()
+    if not store.shared:
+        return Leader(key, flight)
+    flight_id = secrets.token_hex(8)
+    if store.add(lock_key(key), flight_id, lock_ttl):
+        leader = Leader(key, flight)
+        leader._remote = f"{flight_key(key)}:{flight_id}"
+        return leader
+    holder = store.get_many([lock_key(key)])[0]
+    if holder is None:
+        # The other leader just finished; its answer is (or is about to be) cached.
+        return Leader(key, flight)
+    return RemoteFollower(key, flight, f"{flight_key(key)}:{holder.decode()}")
+
+
+def reset():
+    """Forget local flights (tests)."""
+    with _flights_lock:
+        _flights.clear()

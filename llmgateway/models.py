@@ -1,0 +1,247 @@
+"""Models, API keys and the per-workspace cache generation.
+
+Model configurations are deployment-wide (staff manage them in the admin or
+with `manage.py add_model`); API keys and cache generations belong to a
+workspace. Usage figures live in the cache statistics (see stats.py), so the
+request path writes nothing to the database on a hit.
+"""
+
+import hashlib
+import secrets
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from workspaces.permissions import WorkspaceOwnedQuerySet
+
+MODEL_NAME_VALIDATOR = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$",
+    "Use letters, digits and . _ : / - (up to 100 characters), starting with a letter or digit.",
+)
+ENV_NAME_VALIDATOR = RegexValidator(
+    r"^[A-Z_][A-Z0-9_]{0,99}$", "Use an environment variable name, e.g. OPENAI_API_KEY."
+)
+
+
+class Provider(models.TextChoices):
+    OFFLINE = "offline", "Offline (extractive answers from the supplied passages)"
+    OPENAI_COMPATIBLE = "openai-compatible", "OpenAI-compatible endpoint"
+
+
+def validate_base_url(value):
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValidationError("Enter an http:// or https:// URL, e.g. https://api.openai.com/v1")
+    if parts.username or parts.password:
+        raise ValidationError("Put credentials in the API key, not in the URL.")
+    if parts.fragment:
+        raise ValidationError("The URL must not have a #fragment.")
+
+
+class ModelConfigQuerySet(models.QuerySet):
+    def for_listing(self):
+        """Models page and /v1/models: the enabled models, default first."""
+        return self.filter(enabled=True).select_related("fallback").order_by("-is_default", "name")
+
+
+class ModelConfig(models.Model):
+    """One model that clients can name in a request, and how to reach it."""
+
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[MODEL_NAME_VALIDATOR],
+        help_text="The model name clients send, e.g. gpt-4o-mini.",
+        error_messages={"unique": "A model with this name already exists."},
+    )
+    description = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=32, choices=Provider.choices, default=Provider.OFFLINE)
+    upstream_model = models.CharField(max_length=200, blank=True, help_text="The model id the upstream expects.")
+    base_url = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[validate_base_url],
+        help_text="e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1",
+    )
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[ENV_NAME_VALIDATOR],
+        help_text="Read the upstream key from this environment variable (preferred).",
+    )
+    # Fernet token; see crypto.py. Never shown again after saving.
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    price_input_per_1k = models.DecimalField(
+        max_digits=12, decimal_places=6, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))]
+    )
+    price_output_per_1k = models.DecimalField(
+        max_digits=12, decimal_places=6, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))]
+    )
+    timeout_seconds = models.PositiveIntegerField(
+        default=120, validators=[MinValueValidator(1), MaxValueValidator(600)]
+    )
+    max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
+    cache_ttl_seconds = models.PositiveIntegerField(
+        default=60 * 60, validators=[MinValueValidator(1)], help_text="How long answers stay cached."
+    )
+    fallback = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Tried when this model fails or is cooling down.",
+    )
+    enabled = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False, help_text="Used when a request names no model.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ModelConfigQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=Q(is_default=True),
+                name="llmgateway_modelconfig_one_default",
+                violation_error_message="Another model is already the default.",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.provider == Provider.OPENAI_COMPATIBLE:
+            if not self.base_url:
+                raise ValidationError({"base_url": "An OpenAI-compatible model needs a base URL."})
+            if not self.upstream_model:
+                raise ValidationError({"upstream_model": "Name the model id the upstream expects."})
+        if self.fallback_id and self.fallback_id == self.pk:
+            raise ValidationError({"fallback": "A model cannot fall back to itself."})
+
+    def set_api_key(self, plain):
+        from llmgateway.crypto import encrypt
+
+        self.api_key_encrypted = encrypt(plain) if plain else ""
+
+    @property
+    def has_stored_key(self):
+        return bool(self.api_key_encrypted)
+
+
+API_KEY_PREFIX = "gw_"
+
+
+class Scope(models.TextChoices):
+    COMPLETIONS = "completions", "Chat completions and the model list (/v1/)"
+    READ = "read", "Read through the REST API (/api/)"
+    WRITE = "write", "Change things through the REST API (/api/)"
+
+
+DEFAULT_SCOPES = [Scope.COMPLETIONS.value]
+
+
+def hash_key(full_key):
+    """Keys carry 192 random bits, so one SHA-256 is enough (no slow hash needed)."""
+    return hashlib.sha256(full_key.encode()).hexdigest()
+
+
+def new_key():
+    """(full key, prefix): gw_<8 chars>_<43 chars>; only the prefix and the hash are stored."""
+    prefix = secrets.token_hex(4)
+    return f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+class ApiKeyQuerySet(WorkspaceOwnedQuerySet):
+    def for_list(self):
+        """Keys page and API: a workspace's keys with their creators, newest first."""
+        return self.select_related("created_by").order_by("revoked_at", "-created_at")
+
+    def usable(self):
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        )
+
+
+class ApiKey(models.Model):
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+        indexes = [
+            # keys page: one workspace's keys, newest first.
+            models.Index(fields=["workspace", "-created_at"], name="llmgw_apikey_ws_created"),
+            # deactivation: every key a user created.
+            models.Index(fields=["created_by"], name="llmgw_apikey_creator"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({API_KEY_PREFIX}{self.prefix}_…)"
+
+    @property
+    def display_prefix(self):
+        return f"{API_KEY_PREFIX}{self.prefix}_…"
+
+    @property
+    def state(self):
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    @classmethod
+    def create(cls, workspace, name, created_by, scopes=None, expires_at=None):
+        """A new key and its full text; the text is never stored and cannot be shown again."""
+        full, prefix = new_key()
+        key = cls.objects.create(
+            workspace=workspace,
+            name=name,
+            prefix=prefix,
+            key_hash=hash_key(full),
+            scopes=sorted(set(scopes or DEFAULT_SCOPES)),
+            created_by=created_by,
+            expires_at=expires_at,
+        )
+        return key, full
+
+    def revoke(self):
+        from llmgateway import auth
+
+        if not self.revoked_at:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+        auth.forget_keys([self.key_hash])
+
+
+class CacheGeneration(models.Model):
+    """The workspace's cache generation: raising it hides every answer cached before."""
+
+    workspace = models.OneToOneField(
+        "workspaces.Workspace", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    generation = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.workspace_id}: {self.generation}"

@@ -1,0 +1,152 @@
+"""The provider interface: `complete()` and `stream()`, and the one error type.
+
+A provider turns an OpenAI-shaped chat request into an OpenAI-shaped response
+(`complete`) or a sequence of `chat.completion.chunk` dicts (`stream`). It
+makes one attempt; retries, back-off, the circuit breaker and the fallback
+model are the caller's (see resilience.py), steered by `ProviderError`.
+"""
+
+import time
+import uuid
+from collections.abc import Iterator
+
+
+class ProviderError(Exception):
+    """An upstream failure, with what the gateway's client should see.
+
+    retryable: whether another attempt can help (timeouts, 5xx, 429).
+    retry_after: seconds the upstream asked us to wait (429/503), if it said.
+    status: the HTTP status for the gateway's own client (429/502/503/504, or
+    400 when the upstream refused the request itself).
+    """
+
+    def __init__(self, message, *, status=502, retryable=False, retry_after=None, code="upstream_error"):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.code = code
+
+    def __repr__(self):
+        return f"ProviderError({self.status}, {self.code}, retryable={self.retryable})"
+
+
+class Provider:
+    """One attempt at a completion against one configured model (`spec`, a registry.ModelSpec)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def complete(self, request: dict) -> dict:
+        raise NotImplementedError
+
+    def stream(self, request: dict) -> Iterator[dict]:
+        raise NotImplementedError
+
+
+def completion_id():
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def response_dict(model, content, usage, *, finish_reason="stop", id_=None, created=None):
+    return {
+        "id": id_ or completion_id(),
+        "object": "chat.completion",
+        "created": created or int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+def chunk_dict(id_, created, model, delta, finish_reason=None, usage=None, choices=True):
+    chunk = {
+        "id": id_,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}] if choices else [],
+    }
+    if usage is not None:
+        chunk["usage"] = usage
+    return chunk
+
+
+def chunks_from_response(response):
+    """A complete response as a stream: role, content, finish, then usage (how a cached answer is replayed)."""
+    id_, created, model = response.get("id"), response.get("created"), response.get("model")
+    chunks = []
+    for choice in response.get("choices", []):
+        index = choice.get("index", 0)
+        message = choice.get("message") or {}
+        delta = {"role": "assistant", "content": message.get("content") or ""}
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [dict(call, index=i) for i, call in enumerate(message["tool_calls"])]
+        first = chunk_dict(id_, created, model, delta)
+        first["choices"][0]["index"] = index
+        last = chunk_dict(id_, created, model, {}, finish_reason=choice.get("finish_reason") or "stop")
+        last["choices"][0]["index"] = index
+        chunks += [first, last]
+    if response.get("usage"):
+        chunks.append(chunk_dict(id_, created, model, {}, usage=response["usage"], choices=False))
+    return chunks
+
+
+def response_from_chunks(chunks, model):
+    """Assemble streamed chunks into one chat.completion (content, tool calls, finish reason, usage)."""
+    choices = {}
+    usage = None
+    id_, created = None, None
+    for chunk in chunks:
+        id_ = id_ or chunk.get("id")
+        created = created or chunk.get("created")
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            slot = choices.setdefault(
+                choice.get("index", 0), {"content": [], "tool_calls": {}, "finish_reason": None, "role": "assistant"}
+            )
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                slot["content"].append(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                merged = slot["tool_calls"].setdefault(
+                    call.get("index", 0), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+                )
+                if call.get("id"):
+                    merged["id"] = call["id"]
+                if call.get("type"):
+                    merged["type"] = call["type"]
+                function = call.get("function") or {}
+                merged["function"]["name"] += function.get("name") or ""
+                merged["function"]["arguments"] += function.get("arguments") or ""
+            if choice.get("finish_reason"):
+                slot["finish_reason"] = choice["finish_reason"]
+    out_choices = []
+    for index in sorted(choices):
+        slot = choices[index]
+        message = {
+            "role": "assistant",
+            "content": "".join(slot["content"]) if slot["content"] or not slot["tool_calls"] else None,
+        }
+        if slot["tool_calls"]:
+            message["tool_calls"] = [slot["tool_calls"][i] for i in sorted(slot["tool_calls"])]
+        out_choices.append(
+            {"index": index, "message": message, "logprobs": None, "finish_reason": slot["finish_reason"] or "stop"}
+        )
+    return {
+        "id": id_ or completion_id(),
+        "object": "chat.completion",
+        "created": created or int(time.time()),
+        "model": model,
+        "choices": out_choices,
+        "usage": usage,
+    }

@@ -1,0 +1,137 @@
+"""Configured models, as the request path sees them: `ModelSpec`, read through the cache.
+
+A spec is cached per model name (and for the default model) and dropped
+whenever any model configuration changes, so a hit never reads the
+database. The built-in `offline` model exists even before any row does.
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from django.conf import settings
+
+from llmgateway.caching import MODEL_INFO_TTL, NEGATIVE_TTL, model_info_key
+from llmgateway.store import get_store
+
+DEFAULT_ALIAS = "__default__"
+_MISSING = b"-"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    provider: str
+    upstream_model: str = ""
+    base_url: str = ""
+    api_key_env: str = ""
+    api_key_encrypted: str = ""
+    price_input_per_1k: float = 0.0
+    price_output_per_1k: float = 0.0
+    timeout: int = 120
+    max_retries: int = 2
+    cache_ttl: int = 3600
+    fallback: str | None = None
+
+    @property
+    def identity(self):
+        """What the cache key knows of the model: changing the upstream changes the key."""
+        return f"{self.name}|{self.provider}|{self.upstream_model}|{self.base_url}"
+
+    def api_key(self):
+        """The upstream key: from the environment when named there, else decrypted; '' when none."""
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env, "")
+        if self.api_key_encrypted:
+            from llmgateway.crypto import decrypt
+
+            return decrypt(self.api_key_encrypted)
+        return ""
+
+    def cost(self, usage):
+        if not usage:
+            return 0.0
+        prompt = usage.get("prompt_tokens") or 0
+        completion = usage.get("completion_tokens") or 0
+        return round(prompt / 1000 * self.price_input_per_1k + completion / 1000 * self.price_output_per_1k, 6)
+
+    def dumps(self):
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def loads(cls, raw):
+        return cls(**json.loads(raw))
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(
+            name=config.name,
+            provider=config.provider,
+            upstream_model=config.upstream_model,
+            base_url=config.base_url,
+            api_key_env=config.api_key_env,
+            api_key_encrypted=config.api_key_encrypted,
+            price_input_per_1k=float(config.price_input_per_1k),
+            price_output_per_1k=float(config.price_output_per_1k),
+            timeout=config.timeout_seconds,
+            max_retries=config.max_retries,
+            cache_ttl=config.cache_ttl_seconds,
+            fallback=config.fallback.name if config.fallback_id and config.fallback.enabled else None,
+        )
+
+
+BUILTIN_OFFLINE = ModelSpec(name="offline", provider="offline", cache_ttl=3600, timeout=30, max_retries=0)
+
+
+def lookup_name(name):
+    return name or DEFAULT_ALIAS
+
+
+def spec_from_cached(raw):
+    """(found, spec) from a cached value: (False, None) when not cached, (True, None) for "no such model"."""
+    if raw is None:
+        return False, None
+    if raw == _MISSING:
+        return True, None
+    return True, ModelSpec.loads(raw)
+
+
+def load(name):
+    """The spec for a model name (None: the default model), from the database, then cached."""
+    from llmgateway.models import ModelConfig
+
+    queryset = ModelConfig.objects.filter(enabled=True).select_related("fallback")
+    if name:
+        config = queryset.filter(name=name).first()
+    else:
+        config = queryset.filter(is_default=True).first() or queryset.filter(name=settings.LLM_DEFAULT_MODEL).first()
+    if config is not None:
+        spec = ModelSpec.from_config(config)
+    elif (name or settings.LLM_DEFAULT_MODEL) == BUILTIN_OFFLINE.name and not ModelConfig.objects.filter(
+        name=BUILTIN_OFFLINE.name
+    ).exists():
+        spec = BUILTIN_OFFLINE
+    else:
+        spec = None
+    get_store().set(
+        model_info_key(lookup_name(name)), spec.dumps() if spec else _MISSING, MODEL_INFO_TTL if spec else NEGATIVE_TTL
+    )
+    return spec
+
+
+def get_spec(name):
+    """The spec for a model name, through the cache; None when no enabled model has that name."""
+    found, spec = spec_from_cached(get_store().get_many([model_info_key(lookup_name(name))])[0])
+    return spec if found else load(name)
+
+
+def forget_all():
+    """Drop every cached spec (any model change may touch names, defaults and fallbacks)."""
+    from llmgateway.models import ModelConfig
+
+    names = set(ModelConfig.objects.values_list("name", flat=True)) | {DEFAULT_ALIAS, BUILTIN_OFFLINE.name}
+    get_store().delete(*[model_info_key(n) for n in names])
+
+
+def forget_name(name):
+    get_store().delete(model_info_key(lookup_name(name)))

@@ -1,0 +1,50 @@
+"""Keep the request path's cached views of the database honest.
+
+Cached key info, model specs and workspace info are dropped whenever what
+they were built from changes, so a revoked key, a deactivated creator, a
+removed member, a changed model or a new cache policy counts on the very
+next request.
+"""
+
+from django.db.models.signals import post_delete, post_save, pre_save
+from django.dispatch import receiver
+
+from corporate.signals import user_deactivated
+from llmgateway import auth, caching, registry
+from llmgateway.models import ApiKey, CacheGeneration, ModelConfig
+from workspaces.models import Membership, Workspace
+
+
+@receiver(user_deactivated)
+def forget_keys_of_deactivated_user(sender, user, **kwargs):
+    auth.forget_keys_of(user.pk)
+
+
+@receiver([post_save, post_delete], sender=Membership)
+def forget_keys_on_membership_change(sender, instance, **kwargs):
+    auth.forget_keys_of(instance.user_id, instance.workspace_id)
+
+
+@receiver([post_save, post_delete], sender=ApiKey)
+def forget_changed_key(sender, instance, **kwargs):
+    auth.forget_keys([instance.key_hash])
+
+
+@receiver([post_save, post_delete], sender=Workspace)
+@receiver([post_save, post_delete], sender=CacheGeneration)
+def forget_workspace_info(sender, instance, **kwargs):
+    caching.forget_workspace(instance.pk)
+
+
+@receiver(pre_save, sender=ModelConfig)
+def remember_model_name(sender, instance, **kwargs):
+    if instance.pk:
+        instance._old_name = ModelConfig.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+
+
+@receiver([post_save, post_delete], sender=ModelConfig)
+def forget_model_specs(sender, instance, **kwargs):
+    registry.forget_all()
+    old = getattr(instance, "_old_name", None)
+    if old:
+        registry.forget_name(old)

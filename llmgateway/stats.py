@@ -1,0 +1,74 @@
+"""Cache statistics, per workspace and overall, as counters in the store.
+
+Every completion adds to two hashes (its workspace's and the overall one) in
+one round trip: hits, misses, coalesced requests, requests that bypassed the
+cache, errors, tokens and cost served without an upstream call, and latency
+sums and histograms for hits and misses (percentiles are read from the
+histogram buckets).
+"""
+
+from llmgateway.caching import stats_key
+from llmgateway.store import get_store
+
+BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 120000)
+OUTCOMES = ("hit", "miss", "coalesced", "bypass", "error")
+
+
+def _bucket(ms):
+    for bound in BUCKETS_MS:
+        if ms <= bound:
+            return str(bound)
+    return "inf"
+
+
+def record(workspace_id, outcome, latency_ms, usage=None, cost=0.0):
+    """Count one completion. outcome: hit | miss | coalesced | bypass | error."""
+    tokens = 0
+    if usage:
+        tokens = (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
+    fields = {outcome: 1, f"{outcome}_us": int(latency_ms * 1000), f"{outcome}_b{_bucket(latency_ms)}": 1}
+    if outcome in ("hit", "coalesced"):
+        fields["tokens_saved"] = tokens
+        fields["cost_saved_micro"] = int(round(cost * 1_000_000))
+    elif outcome in ("miss", "bypass"):
+        fields["tokens_upstream"] = tokens
+        fields["cost_upstream_micro"] = int(round(cost * 1_000_000))
+    get_store().incr_hashes({stats_key(workspace_id): fields, stats_key(None): fields})
+
+
+def _percentile(counts, total, q):
+    if not total:
+        return None
+    running = 0
+    for bound in (*map(str, BUCKETS_MS), "inf"):
+        running += counts.get(bound, 0)
+        if running >= q * total:
+            return None if bound == "inf" else int(bound)
+    return None
+
+
+def summary(workspace_id=None):
+    """The figures for one workspace (or overall when None), ready to show."""
+    raw = get_store().read_hash(stats_key(workspace_id))
+    out = {name: raw.get(name, 0) for name in OUTCOMES}
+    lookups = out["hit"] + out["miss"] + out["coalesced"]
+    out["requests"] = lookups + out["bypass"] + out["error"]
+    out["hit_rate"] = round(out["hit"] / lookups, 4) if lookups else None
+    out["served_without_upstream_rate"] = round((out["hit"] + out["coalesced"]) / lookups, 4) if lookups else None
+    out["tokens_saved"] = raw.get("tokens_saved", 0)
+    out["cost_saved"] = round(raw.get("cost_saved_micro", 0) / 1_000_000, 6)
+    out["tokens_upstream"] = raw.get("tokens_upstream", 0)
+    out["cost_upstream"] = round(raw.get("cost_upstream_micro", 0) / 1_000_000, 6)
+    for outcome in ("hit", "miss"):
+        count = out[outcome]
+        counts = {k[len(outcome) + 2 :]: v for k, v in raw.items() if k.startswith(f"{outcome}_b")}
+        out[f"{outcome}_latency_ms"] = {
+            "mean": round(raw.get(f"{outcome}_us", 0) / count / 1000, 2) if count else None,
+            "p50_at_most": _percentile(counts, count, 0.5),
+            "p95_at_most": _percentile(counts, count, 0.95),
+        }
+    return out
+
+
+def reset(workspace_id=None):
+    get_store().delete(stats_key(workspace_id))

@@ -1,0 +1,229 @@
+"""Where the gateway keeps shared state: Redis when the cache is Redis, else this process's cache.
+
+Two implementations of one small interface:
+
+- `RedisStore` talks to Redis directly (the django-redis connection pool, so
+  the same socket timeouts), storing plain bytes. When Redis fails, it
+  answers "nothing there" for `LLM_REDIS_RETRY_INTERVAL` seconds without
+  trying again, so no request waits more than one socket timeout, and it
+  logs one warning per interval.
+- `LocalStore` keeps the same data in Django's local-memory cache (the
+  embedded default), so `cache.clear()` empties it too.
+
+Keys go through `cache.make_key`, so the deployment's CACHE_KEY_PREFIX
+applies. Values are bytes (JSON) in both.
+"""
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.core.cache import cache as default_cache
+
+log = logging.getLogger("llmgateway.store")
+
+
+class Store:
+    """Interface; see the two implementations below."""
+
+    shared = False  # True when other processes see the same data
+
+    def get_many(self, keys):
+        raise NotImplementedError
+
+    def set(self, key, value, ttl):
+        raise NotImplementedError
+
+    def delete(self, *keys):
+        raise NotImplementedError
+
+    def add(self, key, value, ttl):
+        """Set only if absent; True when this call set it."""
+        raise NotImplementedError
+
+    def incr_hashes(self, updates):
+        """updates: {hash key: {field: int}}; counters that never expire."""
+        raise NotImplementedError
+
+    def read_hash(self, key):
+        raise NotImplementedError
+
+    def push(self, key, value, ttl):
+        """Append to a list that expires ttl seconds after the last append."""
+        raise NotImplementedError
+
+    def read_list(self, key, start):
+        raise NotImplementedError
+
+    def exists(self, key):
+        raise NotImplementedError
+
+    def available(self):
+        return True
+
+
+class LocalStore(Store):
+    """This process only, in Django's cache (local memory by default)."""
+
+    def __init__(self, cache=None):
+        self.cache = cache or default_cache
+        self._lock = threading.Lock()
+
+    def get_many(self, keys):
+        found = self.cache.get_many(keys)
+        return [found.get(key) for key in keys]
+
+    def set(self, key, value, ttl):
+        self.cache.set(key, value, ttl)
+
+    def delete(self, *keys):
+        self.cache.delete_many(keys)
+
+    def add(self, key, value, ttl):
+        return self.cache.add(key, value, ttl)
+
+    def incr_hashes(self, updates):
+        with self._lock:
+            for key, fields in updates.items():
+                current = self.cache.get(key) or {}
+                for field, amount in fields.items():
+                    current[field] = current.get(field, 0) + amount
+                self.cache.set(key, current, None)
+
+    def read_hash(self, key):
+        return dict(self.cache.get(key) or {})
+
+    def push(self, key, value, ttl):
+        with self._lock:
+            items = self.cache.get(key) or []
+            items.append(value)
+            self.cache.set(key, items, ttl)
+
+    def read_list(self, key, start):
+        return (self.cache.get(key) or [])[start:]
+
+    def exists(self, key):
+        return self.cache.get(key) is not None
+
+
+class RedisStore(Store):
+    """Redis, with every failure turned into "nothing there" and a pause before the next try."""
+
+    shared = True
+
+    def __init__(self, client, make_key=None, retry_interval=None):
+        self.client = client
+        self._make_key = make_key or (lambda key: key)
+        self.retry_interval = retry_interval if retry_interval is not None else settings.LLM_REDIS_RETRY_INTERVAL
+        self._down_until = 0.0
+        self._warned_at = 0.0
+
+    @classmethod
+    def from_url(cls, url, timeout=None, **kwargs):
+        import redis
+
+        timeout = timeout if timeout is not None else settings.REDIS_SOCKET_TIMEOUT
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return cls(client, **kwargs)
+
+    def _failed(self, exc):
+        now = time.monotonic()
+        self._down_until = now + self.retry_interval
+        if now - self._warned_at >= self.retry_interval:
+            self._warned_at = now
+            log.warning(
+                "Redis unavailable (%s); the gateway runs uncached for the next %ss",
+                exc.__class__.__name__,
+                self.retry_interval,
+            )
+
+    def _run(self, default, operation):
+        if self._down_until and time.monotonic() < self._down_until:
+            return default
+        import redis
+
+        try:
+            return operation(self.client)
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+            return default
+
+    def available(self):
+        return not (self._down_until and time.monotonic() < self._down_until)
+
+    def get_many(self, keys):
+        return self._run([None] * len(keys), lambda r: r.mget(keys))
+
+    def set(self, key, value, ttl):
+        self._run(None, lambda r: r.set(key, value, ex=ttl))
+
+    def delete(self, *keys):
+        if keys:
+            self._run(None, lambda r: r.delete(*keys))
+
+    def add(self, key, value, ttl):
+        # On an error nobody holds the lock; the caller then works alone.
+        return bool(self._run(True, lambda r: r.set(key, value, ex=ttl, nx=True)))
+
+    def incr_hashes(self, updates):
+        def run(r):
+            pipe = r.pipeline(transaction=False)
+            for key, fields in updates.items():
+                for field, amount in fields.items():
+                    if amount:
+                        pipe.hincrby(key, field, amount)
+            pipe.execute()
+
+        self._run(None, run)
+
+    def read_hash(self, key):
+        raw = self._run({}, lambda r: r.hgetall(key))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    def push(self, key, value, ttl):
+        def run(r):
+            pipe = r.pipeline(transaction=False)
+            pipe.rpush(key, value)
+            pipe.expire(key, ttl)
+            pipe.execute()
+
+        self._run(None, run)
+
+    def read_list(self, key, start):
+        return self._run([], lambda r: r.lrange(key, start, -1))
+
+    def exists(self, key):
+        return bool(self._run(0, lambda r: r.exists(key)))
+
+
+_store = None
+_store_lock = threading.Lock()
+
+
+def make_key(name):
+    return default_cache.make_key(name)
+
+
+def get_store():
+    """The store for this process, built once from the default cache's backend."""
+    global _store
+    if _store is None:
+        with _store_lock:
+            if _store is None:
+                _store = _build_default()
+    return _store
+
+
+def _build_default():
+    client_getter = getattr(default_cache, "client", None)
+    if client_getter is not None and hasattr(client_getter, "get_client"):
+        return RedisStore(client_getter.get_client(write=True))
+    return LocalStore()
+
+
+def set_store(store):
+    """Use another store (tests, benchmarks); None goes back to the default. Returns the previous one."""
+    global _store
+    previous, _store = _store, store
+    return previous

@@ -1,0 +1,199 @@
+"""A real local HTTP server that speaks the OpenAI chat-completions API.
+
+Used by the provider tests and the benchmark (`python -m llmgateway.tests.fake_openai --delay 0.2`).
+
+    server = FakeOpenAI().start()           # on a free port of 127.0.0.1
+    server.base_url                         # "http://127.0.0.1:PORT/v1"
+    server.latency = 0.2                    # seconds before each answer
+    server.chunk_delay = 0.05               # seconds between streamed chunks
+    server.script(500, 429, ...)            # the next calls fail like this, in order;
+                                            # (429, {"Retry-After": "1"}) adds headers; "hang" never answers
+    server.calls                            # completions answered or failed so far
+    server.requests                         # their JSON bodies; server.headers: their headers
+    server.stop()
+
+The answer is "Echo: <last user message>" and, unless `stable` is set, the
+call number, so tests can tell whose answer a request received.
+"""
+
+import argparse
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeOpenAI/1"
+
+    def log_message(self, *args):
+        pass
+
+    def _send_json(self, status, body, headers=None):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path.rstrip("/").endswith("/models"):
+            self._send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+        else:
+            self._send_json(404, {"error": {"message": "not found"}})
+
+    def do_POST(self):
+        fake = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if not self.path.split("?")[0].rstrip("/").endswith("/chat/completions"):
+            self._send_json(404, {"error": {"message": "not found"}})
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._send_json(400, {"error": {"message": "bad json"}})
+            return
+        number, planned = fake._next_call(body, dict(self.headers))
+        if fake.latency:
+            time.sleep(fake.latency)
+        if planned is not None:
+            status, headers = planned if isinstance(planned, tuple) else (planned, {})
+            if status == "hang":
+                time.sleep(3600)
+                return
+            self._send_json(
+                status, {"error": {"message": f"scripted failure {status}", "type": "server_error"}}, headers
+            )
+            return
+        text = fake.answer(body, number)
+        usage = {"prompt_tokens": 11, "completion_tokens": len(text.split()), "total_tokens": 11 + len(text.split())}
+        created = int(time.time())
+        id_ = f"chatcmpl-fake{number}"
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": text}
+            self._send_json(
+                200,
+                {
+                    "id": id_,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": body.get("model"),
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+                    "usage": usage,
+                },
+            )
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def chunk(delta, finish=None, with_usage=False):
+            data = {
+                "id": id_,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body.get("model"),
+                "choices": [] if with_usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            if with_usage:
+                data["usage"] = usage
+            payload = b"data: " + json.dumps(data).encode() + b"\n\n"
+            self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+            self.wfile.flush()
+
+        chunk({"role": "assistant", "content": ""})
+        for word in text.split(" "):
+            if fake.chunk_delay:
+                time.sleep(fake.chunk_delay)
+            chunk({"content": word + " "})
+        chunk({}, finish="stop")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            chunk({}, with_usage=True)
+        done = b"data: [DONE]\n\n"
+        self.wfile.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
+        self.wfile.flush()
+
+
+class FakeOpenAI:
+    def __init__(self, latency=0.0, chunk_delay=0.0, stable=False):
+        self.latency = latency
+        self.chunk_delay = chunk_delay
+        self.stable = stable
+        self.calls = 0
+        self.requests = []
+        self.headers = []
+        self._plan = []
+        self._lock = threading.Lock()
+        self._server = None
+
+    def _next_call(self, body, headers):
+        with self._lock:
+            self.calls += 1
+            self.requests.append(body)
+            self.headers.append(headers)
+            planned = self._plan.pop(0) if self._plan else None
+            return self.calls, planned
+
+    def answer(self, body, number):
+        question = ""
+        for message in body.get("messages") or []:
+            if message.get("role") == "user" and isinstance(message.get("content"), str):
+                question = message["content"]
+        return f"Echo: {question}" if self.stable else f"Echo: {question} (call {number})"
+
+    def script(self, *outcomes):
+        with self._lock:
+            self._plan.extend(outcomes)
+
+    def reset(self):
+        with self._lock:
+            self.calls = 0
+            self.requests.clear()
+            self.headers.clear()
+            self._plan.clear()
+
+    def start(self, port=0):
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._server.daemon_threads = True
+        self._server.fake = self
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def port(self):
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def main():
+    parser = argparse.ArgumentParser(description="A local OpenAI-compatible server for tests and benchmarks.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    args = parser.parse_args()
+    server = FakeOpenAI(latency=args.delay, stable=True).start(args.port)
+    print(server.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
