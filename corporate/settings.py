@@ -129,10 +129,18 @@ else:
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Persistent connections, checked before reuse. Under gevent each greenlet
-    # has its own connection, so the server config bounds their number.
+    # Django's PostgreSQL backend plus, in gevent workers, a pool of at most
+    # DB_POOL_SIZE connections per worker process (corporate/backends/postgresql).
+    # CONN_MAX_AGE is how long one connection stays open: kept per thread in the
+    # task worker and commands, reused from the pool by gevent workers. Checked
+    # with SELECT 1 before reuse. Budget: web workers x DB_POOL_SIZE + task
+    # worker + admin sessions < PostgreSQL's max_connections.
+    DATABASES["default"]["ENGINE"] = "corporate.backends.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["POOL_SIZE"] = env_int("DB_POOL_SIZE", 10, minimum=1)
+    # Seconds a request waits for a free pooled connection before failing.
+    DATABASES["default"]["POOL_TIMEOUT"] = env_int("DB_POOL_TIMEOUT", 10, minimum=1)
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,37 +1,120 @@
 """gunicorn settings: gevent workers, sized and logged from the environment.
 
-The gevent worker monkey-patches the standard library when it boots, before
-the Django application (and so psycopg2 and redis) is imported, because the
-app is not preloaded. `post_fork` then makes psycopg2 cooperative.
+Serve with `gunicorn -c deploy/gunicorn.conf.py corporate.wsgi:application`
+(deploy/start_production.sh and `make run` do). Every value below can be set
+from the environment; .env.example lists them.
+
+Monkey-patching: the worker class (deploy/gunicorn_worker.py) patches the
+standard library with gevent and makes psycopg2 cooperative once, in each
+forked worker, before the application is imported. This file must not import
+Django, psycopg2 or redis, and the app is not preloaded, so nothing opens a
+socket or a database connection before that.
 """
 
 import multiprocessing
 import os
+import sys
+import time
+
+
+def _int(name, default):
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
 
 bind = os.environ.get("BIND", "127.0.0.1") + ":" + os.environ.get("PORT", "8000")
-workers = int(os.environ.get("WEB_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "gevent"
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
-# Longer than the model gateway's provider timeout (120 s) so a slow
-# completion is answered or timed out by the gateway, not killed here.
-timeout = int(os.environ.get("WEB_TIMEOUT", "150"))
-graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "30"))
-keepalive = int(os.environ.get("WEB_KEEPALIVE", "5"))
-max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "5000"))
-max_requests_jitter = int(os.environ.get("WEB_MAX_REQUESTS_JITTER", "500"))
+# gevent workers: one process per core handles many requests at once; the
+# default leaves headroom for requests that spend CPU in Python.
+workers = _int("WEB_WORKERS", multiprocessing.cpu_count() * 2 + 1)
+worker_class = "deploy.gunicorn_worker.Worker"
+# Requests one worker serves at once (greenlets). Database work inside them is
+# bounded separately by DB_POOL_SIZE connections per worker.
+worker_connections = _int("WORKER_CONNECTIONS", 1000)
+# Model calls may take up to 120 s (the gateway's provider timeout); gunicorn
+# and nginx (proxy_read_timeout) allow a little more, so a slow completion is
+# answered or timed out by the gateway itself. With gevent workers gunicorn's
+# timeout kills only a worker whose event loop is stuck that long.
+timeout = _int("WEB_TIMEOUT", 150)
+# On restart, requests in flight get this long to finish.
+graceful_timeout = _int("WEB_GRACEFUL_TIMEOUT", 30)
+# Idle keep-alive from nginx; nginx's upstream keepalive_timeout is shorter.
+keepalive = _int("WEB_KEEPALIVE", 5)
+# Recycle workers now and then (memory growth), not all at the same moment.
+max_requests = _int("WEB_MAX_REQUESTS", 5000)
+max_requests_jitter = _int("WEB_MAX_REQUESTS_JITTER", 500)
 preload_app = False
+# Trust X-Forwarded-* only from the local nginx.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+proc_name = os.environ.get("WEB_PROC_NAME", "corporate-web")
+# gunicorn's control socket (gunicornc) only where asked for: by default every
+# gunicorn of a user shares one path, which a second server on the host takes over.
+if os.environ.get("WEB_CONTROL_SOCKET"):
+    control_socket = os.environ["WEB_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True
 
+# Logs: to LOG_DIR/access.log and LOG_DIR/error.log, or stdout/stderr (journald).
 _log_dir = os.environ.get("LOG_DIR", "")
 accesslog = os.path.join(_log_dir, "access.log") if _log_dir else "-"
 errorlog = os.path.join(_log_dir, "error.log") if _log_dir else "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
-# %(M)s: request time in milliseconds.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+# %(M)s: request time in milliseconds; %({x-forwarded-for}i): the client behind nginx.
+access_log_format = '%(h)s %({x-forwarded-for}i)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+# A request slower than this is logged as a warning in the error log.
+SLOW_REQUEST_MS = _int("WEB_SLOW_REQUEST_MS", 5000)
 
 
-def post_fork(server, worker):
-    from psycogreen.gevent import patch_psycopg
+def when_ready(server):
+    server.log.info(
+        "serving on %s: %s gevent worker(s), each up to %s requests at once",
+        bind,
+        server.cfg.workers,
+        server.cfg.worker_connections,
+    )
+    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://", "pgsql://")):
+        pool = _int("DB_POOL_SIZE", 10)
+        server.log.info(
+            "PostgreSQL: at most %s connections from the web workers (%s x DB_POOL_SIZE=%s)",
+            server.cfg.workers * pool,
+            server.cfg.workers,
+            pool,
+        )
 
-    patch_psycopg()
-    server.log.info("worker %s started", worker.pid)
+
+def post_worker_init(worker):
+    worker.log.info("worker %s started", worker.pid)
+
+
+def pre_request(worker, req):
+    req._started = time.monotonic()
+
+
+def post_request(worker, req, environ, resp):
+    started = getattr(req, "_started", None)
+    if started is None:
+        return
+    elapsed_ms = (time.monotonic() - started) * 1000
+    if elapsed_ms >= SLOW_REQUEST_MS:
+        worker.log.warning(
+            "slow request: %s %s took %d ms (status %s, worker %s)",
+            req.method,
+            req.path,
+            elapsed_ms,
+            getattr(resp, "status", "?"),
+            worker.pid,
+        )
+
+
+def worker_abort(worker):
+    worker.log.error("worker %s aborted: its event loop was blocked for %s s", worker.pid, worker.cfg.timeout)
+
+
+def worker_exit(server, worker):
+    # Close pooled PostgreSQL connections cleanly instead of dropping them.
+    backend = sys.modules.get("corporate.backends.postgresql.base")
+    try:
+        if backend is not None:
+            backend.close_idle_connections()
+    except Exception as exc:  # the worker is leaving either way
+        server.log.warning("worker %s: closing database connections failed: %s", worker.pid, exc)
+    server.log.info("worker %s exited", worker.pid)

@@ -1,0 +1,89 @@
+"""A bounded pool of PostgreSQL connections for one gevent worker process.
+
+Under gevent every request runs in its own greenlet, and Django keeps one
+connection per greenlet. Left alone, a burst of 200 requests opens 200
+connections per worker, and persistent ones outlive their greenlets until the
+garbage collector finds them. The pool caps the connections of a process at
+`size`: a request takes a connection from the pool (reusing an idle one, or
+opening one while fewer than `size` are open), gives it back when the request
+ends, and waits - yielding to other greenlets - while all are busy.
+
+Invariant: open connections = busy + idle <= size. A slot of the semaphore is
+held by each busy connection; an idle connection holds none, and a new one
+is opened only when no idle one is left, so idle + busy never exceeds size.
+"""
+
+import threading
+import time
+
+
+class PoolTimeout(Exception):
+    """Every connection stayed busy for the whole wait."""
+
+
+class ConnectionPool:
+    def __init__(self, size, timeout, max_age, semaphore_factory=threading.BoundedSemaphore):
+        if size < 1:
+            raise ValueError("a pool needs at least one connection")
+        self.size = size
+        self.timeout = timeout
+        # Seconds a connection may live (None: no limit, 0: never reused).
+        self.max_age = max_age
+        self._slots = semaphore_factory(size)
+        self._idle = []  # (connection, opened_at); the most recently used last
+        self._opened_at = {}  # id(connection) -> monotonic time it was opened, for busy ones
+        self.opened_total = 0
+
+    def acquire(self, connect):
+        """A connection and whether it was reused; `connect()` opens a new one."""
+        if not self._slots.acquire(timeout=self.timeout):
+            raise PoolTimeout(
+                f"all {self.size} database connections of this worker stayed busy for {self.timeout:g} s "
+                "(raise DB_POOL_SIZE, or keep long waits such as model calls outside database work)"
+            )
+        try:
+            while self._idle:
+                conn, opened_at = self._idle.pop()
+                if conn.closed or self._expired(opened_at):
+                    _close_quietly(conn)
+                    continue
+                self._opened_at[id(conn)] = opened_at
+                return conn, True
+            conn = connect()
+        except BaseException:
+            self._slots.release()
+            raise
+        self._opened_at[id(conn)] = time.monotonic()
+        self.opened_total += 1
+        return conn, False
+
+    def release(self, conn, reusable=True):
+        """Give back a connection from acquire(); a reusable one waits idle for the next request."""
+        opened_at = self._opened_at.pop(id(conn), None)
+        if opened_at is None:
+            return  # not ours, or already given back
+        try:
+            if reusable and not conn.closed and not self._expired(opened_at):
+                self._idle.append((conn, opened_at))
+            else:
+                _close_quietly(conn)
+        finally:
+            self._slots.release()
+
+    def close_idle(self):
+        while self._idle:
+            conn, _ = self._idle.pop()
+            _close_quietly(conn)
+
+    def stats(self):
+        return {"size": self.size, "busy": len(self._opened_at), "idle": len(self._idle), "opened": self.opened_total}
+
+    def _expired(self, opened_at):
+        return self.max_age is not None and time.monotonic() - opened_at >= self.max_age
+
+
+def _close_quietly(conn):
+    try:
+        conn.close()
+    except Exception:  # a broken connection is being dropped anyway
+        pass

@@ -1,0 +1,118 @@
+"""The per-worker PostgreSQL connection pool (corporate/backends/postgresql).
+
+The pool is exercised here with threads; the stack tests run it for real in
+a gevent worker against PostgreSQL.
+"""
+
+import threading
+import time
+
+import pytest
+
+from corporate.backends.postgresql.pool import ConnectionPool, PoolTimeout
+
+
+class FakeConnection:
+    opened = 0
+
+    def __init__(self):
+        FakeConnection.opened += 1
+        self.closed = 0
+
+    def close(self):
+        self.closed = 1
+
+
+@pytest.fixture(autouse=True)
+def _count():
+    FakeConnection.opened = 0
+
+
+def test_idle_connection_is_reused():
+    pool = ConnectionPool(size=2, timeout=1, max_age=60)
+    first, reused = pool.acquire(FakeConnection)
+    assert not reused
+    pool.release(first)
+    second, reused = pool.acquire(FakeConnection)
+    assert reused and second is first
+    assert pool.stats() == {"size": 2, "busy": 1, "idle": 0, "opened": 1}
+
+
+def test_never_more_open_than_the_size_and_waiters_get_a_connection():
+    pool = ConnectionPool(size=3, timeout=5, max_age=60)
+    peak = 0
+    lock = threading.Lock()
+
+    def request():
+        nonlocal peak
+        conn, _ = pool.acquire(FakeConnection)
+        with lock:
+            stats = pool.stats()
+            peak = max(peak, stats["busy"] + stats["idle"])
+        time.sleep(0.01)
+        pool.release(conn)
+
+    threads = [threading.Thread(target=request) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak <= 3
+    assert FakeConnection.opened <= 3
+    assert pool.stats()["busy"] == 0
+
+
+def test_waiting_longer_than_the_timeout_fails_clearly():
+    pool = ConnectionPool(size=1, timeout=0.1, max_age=60)
+    pool.acquire(FakeConnection)
+    with pytest.raises(PoolTimeout, match="all 1 database connections of this worker stayed busy"):
+        pool.acquire(FakeConnection)
+
+
+def test_broken_or_old_connections_are_closed_not_reused():
+    pool = ConnectionPool(size=2, timeout=1, max_age=60)
+    conn, _ = pool.acquire(FakeConnection)
+    pool.release(conn, reusable=False)
+    assert conn.closed
+    conn, _ = pool.acquire(FakeConnection)
+    conn.closed = 2  # the server went away
+    pool.release(conn)
+    fresh, reused = pool.acquire(FakeConnection)
+    assert not reused and fresh is not conn
+
+
+def test_max_age_zero_means_a_fresh_connection_each_time():
+    pool = ConnectionPool(size=1, timeout=1, max_age=0)
+    conn, _ = pool.acquire(FakeConnection)
+    pool.release(conn)
+    assert conn.closed
+    assert pool.stats()["idle"] == 0
+
+
+def test_a_failed_connect_gives_the_slot_back():
+    pool = ConnectionPool(size=1, timeout=0.1, max_age=60)
+
+    def refuse():
+        raise OSError("connection refused")
+
+    with pytest.raises(OSError):
+        pool.acquire(refuse)
+    conn, _ = pool.acquire(FakeConnection)  # the slot is free again
+    assert conn
+
+
+def test_double_release_is_harmless():
+    pool = ConnectionPool(size=1, timeout=0.1, max_age=60)
+    conn, _ = pool.acquire(FakeConnection)
+    pool.release(conn)
+    pool.release(conn)
+    assert pool.stats() == {"size": 1, "busy": 0, "idle": 1, "opened": 1}
+
+
+def test_outside_gevent_the_backend_is_djangos(settings):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the suite runs on SQLite; the PostgreSQL run checks the backend")
+    assert settings.DATABASES["default"]["ENGINE"] == "corporate.backends.postgresql"
+    assert connection.pool_in_use() is None

@@ -1,0 +1,221 @@
+"""The production stack, started for real: nginx (TLS, HTTP/2) -> gunicorn (gevent) -> PostgreSQL, Redis.
+
+One stack serves the whole module (one gunicorn worker, DB_POOL_SIZE=4,
+UPLOAD_MAX_MB=2). Skips where nginx is missing; under CI=true that fails.
+"""
+
+import json
+import re
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
+
+import httpx
+import pytest
+
+from conftest import require_service
+from deploy.tests.stack import Stack
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, postgres_url, redis_url):
+    for tool, package in (("nginx", "nginx-light"), ("curl", "curl"), ("openssl", "openssl")):
+        if not (shutil.which(tool) or shutil.which(f"/usr/sbin/{tool}")):
+            require_service(tool, f"`{tool}` is not installed (apt-get install {package})")
+    running = Stack(tmp_path_factory.mktemp("stack"), postgres_url, redis_url, workers=1, pool_size=4)
+    try:
+        running.start()
+        yield running
+    except BaseException:
+        print(running.log_tail())
+        raise
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def https(stack):
+    trust = ssl.create_default_context(cafile=str(stack.cert))
+    with httpx.Client(base_url=stack.https, verify=trust, timeout=10) as client:
+        yield client
+
+
+def direct_get(stack, path, timeout=10):
+    """A request straight to gunicorn, as nginx would forward it."""
+    conn = HTTPConnection("127.0.0.1", stack.web_port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": "localhost", "X-Forwarded-Proto": "https"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def curl(stack, *args, timeout=20):
+    result = subprocess.run(
+        ["curl", "-sS", "--cacert", str(stack.cert), *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_https_answers_with_http2(stack):
+    out = curl(stack, "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", f"{stack.https}/health")
+    assert out == "2 200"
+
+
+def test_tls_1_2_and_1_3_with_hsts(stack, https):
+    for version in ("1.2", "1.3"):
+        out = curl(
+            stack,
+            f"--tlsv{version}",
+            "--tls-max",
+            version,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            f"{stack.https}/health",
+        )
+        assert out == "200", version
+    response = https.get("/health")
+    assert response.json()["status"] == "ok"
+    # One HSTS header (nginx's); Django's own is hidden behind the proxy.
+    assert response.headers.get_list("strict-transport-security") == ["max-age=31536000; includeSubDomains"]
+    assert "default-src 'self'" in https.get("/accounts/login/").headers["content-security-policy"]
+
+
+def test_http_redirects_to_https(stack):
+    response = httpx.get(f"{stack.http}/workspaces/?page=2", follow_redirects=False)
+    assert response.status_code == 301
+    assert response.headers["location"] == f"{stack.https}/workspaces/?page=2"
+
+
+def test_worker_runs_gevent_with_cooperative_psycopg2(stack):
+    status, body = direct_get(stack, "/_stack/runtime")
+    runtime = json.loads(body)
+    assert status == 200
+    assert runtime["socket_patched"] and runtime["psycopg2_wait_callback"]
+
+
+def test_sign_in_form_posts_through_the_proxy(stack, https):
+    """X-Forwarded-Proto/Host reach Django: the CSRF origin check passes over HTTPS."""
+    page = https.get("/accounts/login/")
+    assert page.status_code == 200
+    assert "secure" in page.headers["set-cookie"].lower()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    response = https.post(
+        "/accounts/login/",
+        data={"csrfmiddlewaretoken": token, "username": "nobody@example.com", "password": "wrong password"},
+        headers={"Origin": stack.https, "Referer": f"{stack.https}/accounts/login/"},
+    )
+    # The form again with an error; a failed CSRF check would be a 403.
+    assert response.status_code == 200, response.text[:500]
+    assert 'name="password"' in response.text
+
+
+def test_static_files_come_from_nginx_with_long_cache(stack, https):
+    manifest = json.loads((stack.static_root / "staticfiles.json").read_text())["paths"]
+    hashed = "/static/" + manifest["css/app.css"]
+    response = https.get(hashed, headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.headers["content-encoding"] == "gzip"  # WhiteNoise's .gz, sent by gzip_static
+    assert "text/css" in response.headers["content-type"]
+    plain = https.get("/static/css/app.css")
+    assert plain.headers["cache-control"] == "public, max-age=3600"
+    # nginx answered: gunicorn never saw these requests.
+    access_log = (stack.logs / "access.log").read_text()
+    assert "/health" in access_log
+    assert "/static/" not in access_log
+
+
+@pytest.mark.parametrize("path", ["/_stack/stream", "/v1/_stack/stream"])
+def test_streamed_response_arrives_in_pieces(stack, path):
+    """Four events 0.4 s apart reach an HTTP/2 client as they are made, not at the end."""
+    process = subprocess.Popen(
+        ["curl", "-sS", "-N", "--http2", "--cacert", str(stack.cert), f"{stack.https}{path}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    arrivals = []
+    started = time.monotonic()
+    for line in process.stdout:
+        if line.startswith("data:"):
+            arrivals.append(time.monotonic() - started)
+    assert process.wait(timeout=10) == 0
+    assert len(arrivals) == 4
+    # The first event arrives about 1.2 s before the last one is even made.
+    assert arrivals[-1] - arrivals[0] > 0.9, arrivals
+
+
+def test_upload_within_the_limit_passes_and_over_it_gets_a_readable_413(stack, https):
+    within = b"x" * (stack.upload_max_mb * 1024 * 1024 - 4096)
+    response = https.post("/_stack/upload", files={"file": ("within.bin", within)})
+    assert response.status_code == 200, response.text[:300]
+    assert response.json() == {"files": 1, "bytes": len(within)}
+
+    over = b"x" * ((stack.max_body_mb + 1) * 1024 * 1024)
+    response = https.post("/_stack/upload", files={"file": ("over.bin", over)})
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("text/html")
+    assert "This upload is too large" in response.text
+    assert "/static/css/app.css" in response.text  # styled like the site
+
+
+def test_slow_query_does_not_hold_up_other_requests(stack):
+    """pg_sleep(1) in one request; /health in the same (only) worker still answers at once."""
+    slow = {}
+
+    def sleeper():
+        started = time.monotonic()
+        slow["status"], slow["body"] = direct_get(stack, "/_stack/sleep?seconds=1")
+        slow["elapsed"] = time.monotonic() - started
+
+    thread = threading.Thread(target=sleeper)
+    thread.start()
+    time.sleep(0.25)  # the slow query is running now
+    started = time.monotonic()
+    status, body = direct_get(stack, "/health")
+    health_elapsed = time.monotonic() - started
+    still_sleeping = thread.is_alive()
+    thread.join(timeout=10)
+
+    assert status == 200, body
+    assert still_sleeping
+    assert health_elapsed < 0.5, health_elapsed
+    assert slow["status"] == 200 and slow["elapsed"] >= 1.0
+    assert json.loads(slow["body"])["pid"] == json.loads(direct_get(stack, "/_stack/runtime")[1])["pid"]
+
+
+def test_burst_of_200_requests_stays_within_the_connection_bound(stack):
+    bound = stack.workers * stack.pool_size
+    peak = 0
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, stack.web_connections())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(max_workers=200) as pool:
+            statuses = list(pool.map(lambda _: direct_get(stack, "/_stack/sleep?seconds=0.05", 30)[0], range(200)))
+    finally:
+        done.set()
+        sampler.join()
+
+    assert statuses == [200] * 200
+    assert 2 <= peak <= bound, f"peak {peak} connections, bound {bound}"
+    assert stack.web_connections() <= bound
+    pools = json.loads(direct_get(stack, "/_stack/runtime")[1])["pools"]
+    assert pools and all(p["opened"] <= bound and p["busy"] <= 1 for p in pools), pools
