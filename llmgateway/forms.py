@@ -8,7 +8,11 @@ from workspaces.models import Workspace
 
 
 class ApiKeyForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What uses this key, e.g. “CI pipeline” or “Support bot”.")
+    name = forms.CharField(
+        max_length=100,
+        help_text="What uses this key, e.g. “CI pipeline” or “Support bot”.",
+        error_messages={"required": "Give the key a name."},
+    )
     scopes = forms.MultipleChoiceField(
         choices=Scope.choices,
         initial=DEFAULT_SCOPES,

@@ -60,7 +60,9 @@ ENDPOINTS = [
         "admin",
         api=True,
     ),
-    Endpoint("gateway models (API)", "GET", lambda ctx: f"/api/gateway/{ctx.workspace.slug}/models/", "viewer", api=True),
+    Endpoint(
+        "gateway models (API)", "GET", lambda ctx: f"/api/gateway/{ctx.workspace.slug}/models/", "viewer", api=True
+    ),
     Endpoint(
         "gateway cache stats (API)", "GET", lambda ctx: f"/api/gateway/{ctx.workspace.slug}/cache/", "admin", api=True
     ),

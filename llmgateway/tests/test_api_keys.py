@@ -1,0 +1,225 @@
+"""API keys: bearer auth on /v1 and /api, revocation and expiry through the cache, pages and command."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from llmgateway.models import ApiKey, hash_key
+from workspaces.models import Membership
+
+REQUEST = {"model": "offline", "messages": [{"role": "user", "content": "hello"}]}
+
+
+def _post(client, key, body=REQUEST):
+    return client.post(
+        "/v1/chat/completions", data=json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=key
+    )
+
+
+def test_only_prefix_and_hash_are_stored(api_key):
+    key, full = api_key
+    assert full.startswith("gw_" + key.prefix + "_")
+    row = ApiKey.objects.filter(pk=key.pk).values().get()
+    assert full not in json.dumps(row, default=str)
+    assert row["key_hash"] == hash_key(full)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        'Bearer "gw_12345678_abc"',
+        "Bearer ' OR 1=1 --",
+        "Bearer gw_12345678_" + "a" * 43 + "'; DROP TABLE llmgateway_apikey; --",
+        "Bearer " + "x" * 10_000,
+        "Bearer gw_00000000_" + "A" * 43,  # well-formed, unknown
+        "Bearer \x00\x01\x02",
+    ],
+)
+def test_bad_bearer_tokens_are_401(client, workspace, header):
+    extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
+    response = client.post("/v1/chat/completions", data=json.dumps(REQUEST), content_type="application/json", **extra)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_api_key"
+    assert client.get("/v1/models", **extra).status_code == 401
+
+
+def test_a_key_works_and_its_requests_land_in_its_workspace(client, api_key, workspace):
+    response = _post(client, f"Bearer {api_key[1]}")
+    assert response.status_code == 200
+    from llmgateway import stats
+
+    assert stats.summary(workspace.pk)["requests"] == 1
+
+
+def test_revoked_key_fails_on_the_next_request_though_cached(client, api_key):
+    key, full = api_key
+    assert _post(client, f"Bearer {full}").status_code == 200  # now cached
+    key.revoke()
+    assert _post(client, f"Bearer {full}").status_code == 401
+
+
+def test_expired_key_fails(client, api_key):
+    key, full = api_key
+    key.expires_at = timezone.now() + timedelta(seconds=1)
+    key.save()
+    assert _post(client, f"Bearer {full}").status_code == 200
+    # Expiry is checked against the cached info too, not only on a cache miss.
+    import time
+
+    time.sleep(1.1)
+    response = _post(client, f"Bearer {full}")
+    assert response.status_code == 401
+    assert "expired" in response.json()["error"]["message"]
+
+
+def test_deactivated_creator_fails_on_the_next_request(client, api_key, admin_user):
+    _, full = api_key
+    assert _post(client, f"Bearer {full}").status_code == 200
+    admin_user.is_active = False
+    admin_user.save()
+    assert _post(client, f"Bearer {full}").status_code == 401
+
+
+def test_creator_removed_from_the_workspace_fails_on_the_next_request(client, api_key, admin_user, workspace):
+    _, full = api_key
+    assert _post(client, f"Bearer {full}").status_code == 200
+    Membership.objects.filter(workspace=workspace, user=admin_user).delete()
+    assert _post(client, f"Bearer {full}").status_code == 401
+
+
+def test_key_without_the_completions_scope(client, workspace, admin_user):
+    _, full = ApiKey.create(workspace, "reader", admin_user, scopes=["read"])
+    response = _post(client, f"Bearer {full}")
+    assert response.status_code == 401
+    assert "scope" in response.json()["error"]["message"]
+
+
+def test_archived_workspace_refuses_completions(client, api_key, workspace):
+    workspace.archived = True
+    workspace.save()
+    assert _post(client, f"Bearer {api_key[1]}").status_code == 403
+
+
+def test_models_endpoint(client, api_key, remote_model):
+    response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {api_key[1]}")
+    assert response.status_code == 200
+    ids = [m["id"] for m in response.json()["data"]]
+    assert "remote" in ids and "offline" in ids
+    assert "sk-upstream" not in response.content.decode()
+
+
+class TestRestApi:
+    def _client(self, full):
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {full}")
+        return client
+
+    def test_key_authenticates_the_rest_api_limited_to_its_workspace(self, workspace, other_workspace, owner):
+        Membership.objects.create(workspace=other_workspace, user=owner, role="owner")
+        _, full = ApiKey.create(workspace, "api", owner, scopes=["read"])
+        client = self._client(full)
+        assert client.get(f"/api/gateway/{workspace.slug}/keys/").status_code == 200
+        # The creator owns the other workspace too, but the key reaches only its own.
+        assert client.get(f"/api/gateway/{other_workspace.slug}/keys/").status_code == 404
+
+    def test_write_needs_the_write_scope(self, workspace, owner):
+        _, reader = ApiKey.create(workspace, "reader", owner, scopes=["read"])
+        _, writer = ApiKey.create(workspace, "writer", owner, scopes=["read", "write"])
+        url = f"/api/gateway/{workspace.slug}/keys/"
+        assert self._client(reader).post(url, {"name": "x"}, format="json").status_code in (401, 403)
+        assert self._client(writer).post(url, {"name": "x"}, format="json").status_code == 201
+
+    def test_bad_bearer_token_on_the_rest_api(self, workspace):
+        response = self._client("' OR 1=1 --").get(f"/api/gateway/{workspace.slug}/keys/")
+        assert response.status_code in (401, 403)
+
+    def test_create_list_and_revoke(self, api_client_for, admin_user, workspace):
+        client = api_client_for(admin_user)
+        url = f"/api/gateway/{workspace.slug}/keys/"
+        created = client.post(url, {"name": "ci", "scopes": ["completions", "read"]}, format="json")
+        assert created.status_code == 201
+        full = created.json()["key"]
+        listed = client.get(url).json()
+        assert [k["name"] for k in listed] == ["ci"]
+        assert full not in json.dumps(listed)
+        assert client.delete(f"{url}{created.json()['id']}/").status_code == 204
+        assert client.get(f"{url}{created.json()['id']}/").json()["state"] == "revoked"
+
+    def test_bad_input_names_the_field(self, api_client_for, admin_user, workspace):
+        client = api_client_for(admin_user)
+        response = client.post(f"/api/gateway/{workspace.slug}/keys/", {"name": "x", "scopes": ["root"]}, format="json")
+        assert response.status_code == 400 and "scopes" in response.json()
+        past = (timezone.now() - timedelta(days=1)).isoformat()
+        response = client.post(f"/api/gateway/{workspace.slug}/keys/", {"name": "x", "expires_at": past}, format="json")
+        assert response.status_code == 400 and "expires_at" in response.json()
+
+
+class TestPages:
+    def test_create_shows_the_key_once(self, client_for, admin_user, workspace):
+        client = client_for(admin_user)
+        url = f"/gateway/{workspace.slug}/keys/"
+        response = client.post(url, {"name": "Support bot", "scopes": ["completions"]})
+        assert response.status_code == 201
+        key = ApiKey.objects.get(name="Support bot")
+        full = response.context["new_key"]["text"]
+        assert full.encode() in response.content and hash_key(full) == key.key_hash
+        page = client.get(url)
+        assert full.encode() not in page.content and key.display_prefix.encode() in page.content
+
+    def test_bad_input_is_a_400_with_the_field_message(self, client_for, admin_user, workspace):
+        response = client_for(admin_user).post(f"/gateway/{workspace.slug}/keys/", {"name": " ", "scopes": []})
+        assert response.status_code == 400
+        assert b"Give the key a name." in response.content and b"Choose at least one scope." in response.content
+        yesterday = (timezone.now() - timedelta(days=1)).date().isoformat()
+        response = client_for(admin_user).post(
+            f"/gateway/{workspace.slug}/keys/", {"name": "k", "scopes": ["completions"], "expires_on": yesterday}
+        )
+        assert response.status_code == 400 and b"Choose a date in the future." in response.content
+
+    def test_revoke(self, client_for, admin_user, api_key, workspace):
+        key, full = api_key
+        response = client_for(admin_user).post(f"/gateway/{workspace.slug}/keys/{key.pk}/revoke/")
+        assert response.status_code == 302
+        key.refresh_from_db()
+        assert key.revoked_at is not None
+
+    def test_keys_list_query_count_does_not_grow(self, client_for, admin_user, workspace, django_assert_num_queries):
+        client = client_for(admin_user)
+        url = f"/gateway/{workspace.slug}/keys/"
+        ApiKey.create(workspace, "one", admin_user)
+        ApiKey.create(workspace, "two", admin_user)
+        client.get(url)  # warm the session
+        # user, memberships, workspace, keys with their creators (the session comes from the cache)
+        with django_assert_num_queries(4):
+            assert client.get(url).status_code == 200
+        for n in range(48):
+            ApiKey.create(workspace, f"key {n}", admin_user)
+        with django_assert_num_queries(4):
+            response = client.get(url)
+            assert response.content.count(b"gw_") >= 50
+
+
+class TestCreateApiKeyCommand:
+    def test_prints_only_the_key_on_its_last_line(self, workspace, capsys):
+        call_command("create_api_key", workspace.slug, "deploy script", "--expires-days", "30")
+        out = capsys.readouterr().out.strip().splitlines()
+        key = ApiKey.objects.get(name="deploy script")
+        assert hash_key(out[-1]) == key.key_hash
+        assert key.created_by.email == "owner@example.com"
+        assert key.expires_at > timezone.now() + timedelta(days=29)
+
+    def test_unknown_workspace(self, db):
+        from django.core.management.base import CommandError
+
+        with pytest.raises(CommandError, match="No workspace"):
+            call_command("create_api_key", "nope", "x")

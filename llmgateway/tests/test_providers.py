@@ -1,0 +1,221 @@
+"""Providers against a real local OpenAI-compatible server: faults, retries, breaker, fallback, secrets."""
+
+import logging
+import time
+
+import pytest
+
+from llmgateway import gateway
+from llmgateway.gateway import GatewayError
+from llmgateway.models import ModelConfig
+from llmgateway.providers import offline
+from llmgateway.providers.openai_compat import parse_retry_after
+
+REQUEST = {"model": "remote", "messages": [{"role": "user", "content": "Status?"}]}
+SECRET = "sk-upstream-secret-123"
+
+
+def _fails(workspace, request=REQUEST, **kwargs):
+    with pytest.raises(GatewayError) as caught:
+        gateway.complete(workspace, request, **kwargs)
+    return caught.value
+
+
+def test_the_upstream_gets_the_decrypted_key_and_its_own_model_id(workspace, remote_model, upstream):
+    gateway.complete(workspace, REQUEST)
+    assert upstream.headers[0]["Authorization"] == f"Bearer {SECRET}"
+    assert upstream.requests[0]["model"] == "fake-model"
+    assert "cache" not in upstream.requests[0]
+
+
+def test_the_key_is_encrypted_at_rest(remote_model):
+    stored = ModelConfig.objects.values_list("api_key_encrypted", flat=True).get(pk=remote_model.pk)
+    assert stored and SECRET not in stored
+    assert SECRET not in str(ModelConfig.objects.filter(pk=remote_model.pk).values().first())
+
+
+def test_key_from_the_environment(workspace, remote_model, upstream, monkeypatch):
+    monkeypatch.setenv("GATEWAY_TEST_UPSTREAM_KEY", "sk-from-env")
+    remote_model.api_key_env = "GATEWAY_TEST_UPSTREAM_KEY"
+    remote_model.save()
+    gateway.complete(workspace, REQUEST)
+    assert upstream.headers[0]["Authorization"] == "Bearer sk-from-env"
+
+
+def test_5xx_is_retried(workspace, remote_model, upstream):
+    upstream.script(500, 502)
+    result = gateway.complete(workspace, REQUEST)
+    assert upstream.calls == 3
+    assert "(call 3)" in result.text
+
+
+def test_5xx_beyond_the_retries_is_a_502_in_openai_shape(v1, remote_model, upstream):
+    upstream.script(500, 500, 500)
+    response = v1(REQUEST)
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["type"] == "api_error" and "Traceback" not in response.content.decode()
+    assert upstream.calls == 3
+
+
+def test_429_honours_retry_after(workspace, remote_model, upstream):
+    upstream.script((429, {"Retry-After": "1"}))
+    started = time.monotonic()
+    result = gateway.complete(workspace, REQUEST)
+    assert time.monotonic() - started >= 1.0
+    assert upstream.calls == 2 and "(call 2)" in result.text
+
+
+def test_429_with_a_long_retry_after_goes_back_to_the_client(v1, remote_model, upstream):
+    upstream.script((429, {"Retry-After": "120"}))
+    started = time.monotonic()
+    response = v1(REQUEST)
+    assert time.monotonic() - started < 5
+    assert response.status_code == 429
+    assert response["Retry-After"] == "120"
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+    assert upstream.calls == 1
+
+
+def test_timeout_is_a_504(v1, remote_model, upstream):
+    remote_model.timeout_seconds = 1
+    remote_model.max_retries = 0
+    remote_model.save()
+    upstream.latency = 1.5
+    response = v1(REQUEST)
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "upstream_timeout"
+
+
+def test_unreachable_upstream_is_a_502(v1, remote_model):
+    remote_model.base_url = "http://127.0.0.1:9/v1"
+    remote_model.max_retries = 1
+    remote_model.save()
+    response = v1(REQUEST)
+    assert response.status_code == 502
+
+
+def test_a_refused_request_is_not_retried(workspace, remote_model, upstream):
+    upstream.script(400)
+    error = _fails(workspace)
+    assert error.status == 400 and "scripted failure 400" in error.message
+    assert upstream.calls == 1
+
+
+def test_upstream_auth_failure_does_not_leak_the_key(v1, remote_model, upstream, caplog):
+    upstream.script(401)
+    with caplog.at_level(logging.DEBUG):
+        response = v1(REQUEST)
+    assert response.status_code == 502
+    assert SECRET not in response.content.decode()
+    assert SECRET not in caplog.text
+
+
+def test_fallback_model_answers_when_the_model_fails(v1, workspace, remote_model, upstream):
+    remote_model.max_retries = 0
+    remote_model.fallback = ModelConfig.objects.create(name="backup", provider="offline")
+    remote_model.save()
+    upstream.script(503)
+    response = v1(REQUEST)
+    assert response.status_code == 200
+    assert response.json()["model"] == "backup"
+    # A fallback answer is not cached under the requested model.
+    upstream.reset()
+    assert v1(REQUEST)["X-Cache"] == "MISS"
+    assert upstream.calls == 1
+
+
+def test_circuit_breaker_skips_a_failing_model_then_tries_again(workspace, remote_model, upstream, settings):
+    settings.LLM_BREAKER_FAILURES = 2
+    settings.LLM_BREAKER_COOLDOWN = 1
+    remote_model.max_retries = 0
+    remote_model.save()
+    upstream.script(500, 500)
+    assert _fails(workspace, cache_control="no-cache").status == 502
+    assert _fails(workspace, cache_control="no-cache").status == 502
+    # Open: no upstream call at all, a 503 at once.
+    error = _fails(workspace, cache_control="no-cache")
+    assert (error.status, error.code) == (503, "model_unavailable")
+    assert upstream.calls == 2
+    time.sleep(1.1)
+    assert gateway.complete(workspace, REQUEST).text.startswith("Echo:")
+    assert upstream.calls == 3
+
+
+def test_open_circuit_goes_to_the_fallback(workspace, remote_model, upstream, settings):
+    settings.LLM_BREAKER_FAILURES = 1
+    remote_model.max_retries = 0
+    remote_model.fallback = ModelConfig.objects.create(name="backup", provider="offline")
+    remote_model.save()
+    upstream.script(500)
+    assert gateway.complete(workspace, REQUEST).model == "backup"
+    assert gateway.complete(workspace, REQUEST, cache_control="no-cache").model == "backup"
+    assert upstream.calls == 1
+
+
+def test_stream_errors_before_the_first_chunk_get_their_status(v1, remote_model, upstream):
+    remote_model.max_retries = 0
+    remote_model.save()
+    upstream.script(503)
+    response = v1(dict(REQUEST, stream=True))
+    assert response.status_code == 503
+
+
+def test_stream_retries_before_the_first_chunk(workspace, remote_model, upstream):
+    upstream.script(500)
+    stream = gateway.stream(workspace, REQUEST)
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in stream if c["choices"])
+    assert "(call 2)" in text and upstream.calls == 2
+
+
+@pytest.mark.parametrize("value, expected", [("3", 3.0), ("0.5", 0.5), (None, None), ("soon", None), ("-4", 0.0)])
+def test_retry_after_parsing(value, expected):
+    assert parse_retry_after(value) == expected
+
+
+def test_retry_after_as_an_http_date():
+    from email.utils import formatdate
+
+    assert 8 <= parse_retry_after(formatdate(time.time() + 10, usegmt=True)) <= 10
+
+
+class TestOffline:
+    PASSAGES = (
+        "[handbook p.3] Employees get 25 days of paid holiday per year. Unused days expire in March.\n\n"
+        "[handbook p.7] The office opens at 8 am. Parking in the garage is free for staff.\n\n"
+        '<passage id="it-1">Laptops are replaced every three years. Report a lost laptop to IT at once.</passage>'
+    )
+
+    def _ask(self, question, passages=PASSAGES):
+        messages = [{"role": "system", "content": "Answer from the passages.\n\n" + passages}] if passages else []
+        return offline.answer([*messages, {"role": "user", "content": question}])
+
+    def test_quotes_the_relevant_sentence_with_its_label(self):
+        text = self._ask("How many holiday days do employees get?")
+        assert '"Employees get 25 days of paid holiday per year." [handbook p.3]' in text
+        assert "Parking" not in text
+
+    def test_tag_passages_and_question_marker(self):
+        text = self._ask("Context below.\nQuestion: What should I do with a lost laptop?")
+        assert "Report a lost laptop to IT at once." in text and "[it-1]" in text
+
+    def test_says_when_no_passage_answers(self):
+        assert self._ask("What is the CEO's favourite colour?") == offline.NO_ANSWER
+
+    def test_says_when_there_are_no_passages(self):
+        assert self._ask("What is the capital of France?", passages="") == offline.NO_MODEL
+
+    def test_through_the_gateway_with_estimated_usage(self, workspace):
+        result = gateway.complete(
+            workspace,
+            {
+                "model": "offline",
+                "messages": [
+                    {"role": "system", "content": self.PASSAGES},
+                    {"role": "user", "content": "When does the office open?"},
+                ],
+            },
+        )
+        assert "The office opens at 8 am." in result.text
+        assert result.usage["prompt_tokens"] > 0 and result.cost == 0
+        assert gateway.complete(workspace, {"messages": [{"role": "user", "content": "hi"}]}).model == "offline"
