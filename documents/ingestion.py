@@ -1,0 +1,398 @@
+"""Accepting files and turning them into searchable passages.
+
+Web views, the API and `manage.py ingest` call `accept_upload()`; the task
+worker calls `process()` (through documents.tasks). The life of a document:
+
+1. `accept_upload` checks the name, size and type (from the content), hashes
+   the file, refuses a duplicate within the workspace, writes the file to
+   storage under a generated name, creates the row as `queued` and enqueues
+   the ingestion task once the transaction commits.
+2. `process` claims the row with a conditional update (`queued` →
+   `processing`, attempts + 1). The attempt number is the worker's fencing
+   token: every later write is conditional on it, so a cancelled, deleted or
+   re-claimed document is simply let go. The parser runs in a child process
+   with limits (parsers/sandbox.py); the worker sends a heartbeat about once
+   a second with the progress. Passages replace the old ones in one
+   transaction and the row becomes `ready` (version + 1), or `failed` with
+   the reason.
+3. `recover_stalled` finds documents whose worker went silent (killed, or
+   its machine lost) and queues them again, at most DOCUMENTS_MAX_ATTEMPTS
+   attempts in all, then marks them failed. It runs at the start of every
+   ingestion, from a deferred watchdog task where the queue supports
+   deferring, when a document page polls a stalled document, and from the
+   ingest and document_status commands.
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from documents import sniff
+from documents.chunking import chunk_units, joined_text
+from documents.models import ACTIVE_STATUSES, CONTENT_TYPES, Chunk, Document, Status
+from documents.parsers.base import Limits, ParseError
+from documents.uploads import file_name_problem, limit_label
+
+log = logging.getLogger(__name__)
+PREVIEW_CHARS = 20000
+INSERT_BATCH = 500
+
+
+class UploadRejected(Exception):
+    """An upload that was not stored; `message` says why, `status` is the HTTP status to answer with."""
+
+    def __init__(self, message, *, status=400, code="invalid", duplicate=None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.duplicate = duplicate
+
+
+class LeaseLost(Exception):
+    """The document was cancelled, deleted or claimed again while this worker held it."""
+
+
+def limits():
+    return Limits(
+        max_pages=settings.DOCUMENTS_MAX_PAGES,
+        max_chars=settings.DOCUMENTS_MAX_CHARS,
+        max_unzipped_bytes=settings.DOCUMENTS_MAX_UNZIPPED_MB * 1024 * 1024,
+    )
+
+
+def _title_from(name):
+    stem = os.path.splitext(name)[0].strip() or name
+    return stem[:255]
+
+
+def _hash(fileobj):
+    digest = hashlib.sha256()
+    fileobj.seek(0)
+    for block in iter(lambda: fileobj.read(1024 * 1024), b""):
+        digest.update(block)
+    fileobj.seek(0)
+    return digest.hexdigest()
+
+
+def accept_upload(workspace, uploaded, user=None, *, title=None):
+    """Store an uploaded file as a new queued document, or raise UploadRejected.
+
+    `uploaded` is a Django UploadedFile or File (with `.name`, `.size` and a
+    seekable file); nothing is stored unless every check passes.
+    """
+    name = uploaded.name or ""
+    problem = file_name_problem(name)
+    if problem:
+        raise UploadRejected(problem, code="bad_name")
+    size = uploaded.size
+    if not size:
+        raise UploadRejected("The file is empty.", code="empty")
+    if size > settings.UPLOAD_MAX_BYTES:
+        raise UploadRejected(f"The file is larger than {limit_label()}, the limit.", status=413, code="too_large")
+    try:
+        kind = sniff.detect(uploaded.file, name, limits())
+    except sniff.Unsupported as exc:
+        raise UploadRejected(str(exc), status=415, code="unsupported_type") from None
+    sha256 = _hash(uploaded.file)
+    existing = Document.objects.filter(workspace=workspace, sha256=sha256).first()
+    if existing is not None:
+        raise _duplicate(existing)
+    document = Document(
+        workspace=workspace,
+        title=(title or _title_from(name))[:255],
+        original_name=name,
+        kind=kind,
+        content_type=CONTENT_TYPES[kind],
+        size=size,
+        sha256=sha256,
+        uploaded_by=user if getattr(user, "is_authenticated", False) else None,
+        status=Status.QUEUED,
+    )
+    # The file first: a row never points at a file that is not there.
+    document.file.save(name, uploaded, save=False)
+    try:
+        with transaction.atomic():
+            document.save()
+    except IntegrityError:
+        document.file.storage.delete(document.file.name)
+        existing = Document.objects.filter(workspace=workspace, sha256=sha256).first()
+        if existing is None:
+            raise
+        raise _duplicate(existing) from None
+    enqueue(document.pk)
+    return document
+
+
+def _duplicate(existing):
+    return UploadRejected(
+        f"This file is already in the workspace as “{existing.title}”; it was not stored again.",
+        status=409,
+        code="duplicate",
+        duplicate=existing,
+    )
+
+
+def enqueue(document_id):
+    """Queue the ingestion of a document once the current transaction commits."""
+
+    def send():
+        from documents.tasks import ingest_document
+
+        result = ingest_document.enqueue(document_id)
+        Document.objects.filter(pk=document_id, status=Status.QUEUED).update(task_id=str(result.id))
+
+    transaction.on_commit(send)
+
+
+def reprocess(document):
+    """Queue a finished document to be read again; False if it is already queued or processing."""
+    updated = Document.objects.filter(pk=document.pk, status__in=[Status.READY, Status.FAILED]).update(
+        status=Status.QUEUED, attempts=0, failure_reason="", pages_done=0, pages_total=0, heartbeat_at=None
+    )
+    if updated:
+        enqueue(document.pk)
+    return bool(updated)
+
+
+def cancel(document, user=None):
+    """Stop a queued or running ingestion; the document becomes failed. False if it was not active."""
+    who = f" by {user.display_name}" if user is not None else ""
+    with transaction.atomic():
+        updated = Document.objects.filter(pk=document.pk, status__in=ACTIVE_STATUSES).update(
+            status=Status.FAILED, failure_reason=f"Cancelled{who}.", heartbeat_at=None, chunk_count=0
+        )
+        if updated:
+            Chunk.objects.filter(document_id=document.pk).delete()
+    return bool(updated)
+
+
+def delete_document(document):
+    """Delete the document, its passages (and so their search entries) and its stored file."""
+    storage, name = document.file.storage, document.file.name
+    with transaction.atomic():
+        Chunk.objects.filter(document_id=document.pk).delete()
+        document.delete()
+        transaction.on_commit(lambda: storage.delete(name) if name else None)
+
+
+@contextmanager
+def local_copy(document):
+    """A path to the stored file on local disk (a temporary copy for remote storage)."""
+    storage = document.file.storage
+    try:
+        path = storage.path(document.file.name)
+    except NotImplementedError:
+        path = None
+    if path is not None:
+        yield path
+        return
+    with tempfile.NamedTemporaryFile(prefix="document-", suffix=os.path.splitext(document.file.name)[1]) as copy:
+        with storage.open(document.file.name, "rb") as source:
+            shutil.copyfileobj(source, copy, 1024 * 1024)
+        copy.flush()
+        yield copy.name
+
+
+class Lease:
+    """A worker's hold on a document: heartbeats and writes that only succeed while it still holds it."""
+
+    def __init__(self, document_id, attempt):
+        self.document_id = document_id
+        self.attempt = attempt
+
+    def held(self):
+        return Document.objects.filter(pk=self.document_id, status=Status.PROCESSING, attempts=self.attempt)
+
+    def beat(self, done=None, total=None):
+        changes = {"heartbeat_at": timezone.now()}
+        if total is not None:
+            changes.update(pages_done=done or 0, pages_total=total or 0)
+        if not self.held().update(**changes):
+            raise LeaseLost
+
+    def fail(self, reason):
+        with transaction.atomic():
+            if self.held().update(status=Status.FAILED, failure_reason=reason[:2000], heartbeat_at=None, chunk_count=0):
+                Chunk.objects.filter(document_id=self.document_id).delete()
+
+
+def claim(document_id):
+    """Take a queued document for processing; its attempt number, or None if it is not ours to take."""
+    now = timezone.now()
+    updated = Document.objects.filter(pk=document_id, status=Status.QUEUED).update(
+        status=Status.PROCESSING,
+        attempts=F("attempts") + 1,
+        heartbeat_at=now,
+        pages_done=0,
+        pages_total=0,
+        failure_reason="",
+    )
+    if not updated:
+        return None
+    return Document.objects.filter(pk=document_id).values_list("attempts", flat=True).first()
+
+
+def process(document_id):
+    """Read, chunk and index one document (the ingestion task's body). Returns the final status."""
+    recover_stalled()
+    attempt = claim(document_id)
+    if attempt is None:
+        return "skipped"
+    schedule_watchdog(document_id, attempt)
+    lease = Lease(document_id, attempt)
+    try:
+        document = Document.objects.get(pk=document_id)
+        with local_copy(document) as path:
+            extraction = sandbox_extract(path, document.kind, lease)
+        pieces = chunk_units(extraction.units, settings.DOCUMENTS_CHUNK_SIZE, settings.DOCUMENTS_CHUNK_OVERLAP)
+        if not pieces:
+            raise ParseError("No text could be found in this file. If it is a scan, it needs a text layer (OCR) first.")
+        save_passages(document, lease, extraction, pieces)
+        return Status.READY
+    except LeaseLost:
+        log.info("document %s: let go (cancelled, deleted or claimed again)", document_id)
+        return "abandoned"
+    except ParseError as exc:
+        lease.fail(str(exc))
+        return Status.FAILED
+    except Document.DoesNotExist:
+        return "skipped"
+    except FileNotFoundError:
+        lease.fail("The stored file is missing; upload the document again.")
+        return Status.FAILED
+    except Exception:
+        log.exception("document %s: ingestion failed", document_id)
+        lease.fail("Something went wrong while processing this document. Try re-processing it.")
+        return Status.FAILED
+
+
+def sandbox_extract(path, kind, lease):
+    from documents.parsers.sandbox import extract
+
+    return extract(
+        path,
+        kind,
+        limits=limits(),
+        memory_mb=settings.DOCUMENTS_PARSE_MEMORY_MB,
+        timeout=settings.DOCUMENTS_PARSE_TIMEOUT,
+        on_tick=lease.beat,
+    )
+
+
+def save_passages(document, lease, extraction, pieces):
+    """Replace the document's passages and mark it ready, only if the lease still holds."""
+    from documents.parsers.base import clean
+
+    text = joined_text(extraction.units)
+    pages = max((unit.page or 0 for unit in extraction.units), default=0)
+    rows = [
+        Chunk(
+            document_id=document.pk,
+            workspace_id=document.workspace_id,
+            position=position,
+            text=clean(piece.text),
+            page=piece.page,
+            section=piece.section[:200],
+            start=piece.start,
+            end=piece.end,
+            token_estimate=piece.token_estimate,
+        )
+        for position, piece in enumerate(pieces)
+    ]
+    with transaction.atomic():
+        # Lock the row first (conditional on the lease), then swap the passages.
+        lease.beat(extraction.pages_total, extraction.pages_total)
+        Chunk.objects.filter(document_id=document.pk).delete()
+        Chunk.objects.bulk_create(rows, batch_size=INSERT_BATCH)
+        updated = lease.held().update(
+            status=Status.READY,
+            page_count=pages,
+            chunk_count=len(rows),
+            char_count=len(text),
+            preview=clean(text[:PREVIEW_CHARS]),
+            version=F("version") + 1,
+            processed_at=timezone.now(),
+            heartbeat_at=None,
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            raise LeaseLost
+
+
+def recover_stalled(queryset=None):
+    """Requeue documents whose worker went silent, or fail them after the last attempt. Returns how many."""
+    queryset = queryset if queryset is not None else Document.objects.all()
+    handled = 0
+    for document in queryset.stalled().only("pk", "attempts", "heartbeat_at", "task_id"):
+        held = Document.objects.filter(
+            pk=document.pk, status=Status.PROCESSING, attempts=document.attempts, heartbeat_at=document.heartbeat_at
+        )
+        if document.attempts >= settings.DOCUMENTS_MAX_ATTEMPTS:
+            changed = held.update(
+                status=Status.FAILED,
+                heartbeat_at=None,
+                failure_reason=(
+                    f"Processing stopped unexpectedly {document.attempts} times (the worker was interrupted); "
+                    "gave up. Re-process to try again."
+                ),
+            )
+        else:
+            changed = held.update(status=Status.QUEUED, heartbeat_at=None, pages_done=0)
+            if changed:
+                enqueue(document.pk)
+        if changed:
+            handled += 1
+            _fail_lost_task(document.task_id)
+            log.warning("document %s: worker went silent on attempt %s", document.pk, document.attempts)
+    return handled
+
+
+def _fail_lost_task(task_id):
+    """Mark the database queue's record of a task whose worker died as failed (it would stay running)."""
+    from django.apps import apps
+
+    if not task_id or not apps.is_installed("django_tasks_db"):
+        return
+    from django_tasks_db.models import DBTaskResult
+
+    try:
+        DBTaskResult.objects.filter(id=task_id, status="RUNNING").update(
+            status="FAILED",
+            finished_at=timezone.now(),
+            exception_class_path="documents.ingestion.LeaseLost",
+            traceback="The worker stopped while running this task.",
+        )
+    except Exception:  # an id from another backend is not a UUID; nothing to mark
+        log.debug("could not mark task %s failed", task_id)
+
+
+def schedule_watchdog(document_id, attempt):
+    """Where the queue can defer tasks, check back on the document after the stale interval."""
+    from documents.tasks import watch_document
+
+    backend = watch_document.get_backend()
+    if not getattr(backend, "supports_defer", False):
+        return
+    when = timezone.now() + timedelta(seconds=settings.DOCUMENTS_STALE_SECONDS + 5)
+    transaction.on_commit(lambda: watch_document.using(run_after=when).enqueue(document_id, attempt))
+
+
+def watch(document_id, attempt):
+    """The watchdog task's body: recover the document if its worker went silent, else look again later."""
+    current = Document.objects.filter(pk=document_id, status=Status.PROCESSING, attempts=attempt)
+    if not current.exists():
+        return "done"
+    if recover_stalled(current):
+        return "recovered"
+    schedule_watchdog(document_id, attempt)
+    return "watching"

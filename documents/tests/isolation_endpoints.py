@@ -1,0 +1,102 @@
+"""Every documents page and API endpoint, for the isolation suite (workspaces/tests/test_isolation.py)."""
+
+import hashlib
+
+from django.core.files.base import ContentFile
+
+from documents.models import Chunk, Document
+from workspaces.tests.isolation import Endpoint
+
+
+def _document(workspace, name, status, text="Staff get 27 vacation days a year."):
+    document = Document(
+        workspace=workspace,
+        title=name,
+        original_name=f"{name}.txt",
+        kind="text",
+        content_type="text/plain",
+        size=len(text),
+        sha256=hashlib.sha256(name.encode()).hexdigest(),
+        status=status,
+        chunk_count=1,
+    )
+    document.file.save(f"{name}.txt", ContentFile(text.encode()), save=False)
+    document.save()
+    Chunk.objects.create(
+        document=document, workspace=workspace, position=0, text=text, start=0, end=len(text), token_estimate=9
+    )
+    return document
+
+
+def setup(ctx):
+    ctx.document = _document(ctx.workspace, "handbook", "ready")
+    ctx.active = _document(ctx.workspace, "running", "processing")
+
+
+def _file(ctx):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {"files": SimpleUploadedFile("notes.txt", b"Notes about the quarterly plan.", "text/plain")}
+
+
+def _api_file(ctx):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {"file": SimpleUploadedFile("notes.txt", b"Notes about the quarterly plan.", "text/plain")}
+
+
+def doc(ctx, suffix=""):
+    return f"/documents/acme/{ctx.document.pk}/{suffix}"
+
+
+def api(ctx, suffix=""):
+    return f"/api/documents/{ctx.document.pk}/{suffix}"
+
+
+ENDPOINTS = [
+    Endpoint("document list page", "GET", lambda ctx: "/documents/acme/", "viewer"),
+    Endpoint("document list rows (polling)", "GET", lambda ctx: "/documents/acme/?partial=rows", "viewer"),
+    Endpoint("upload page", "GET", lambda ctx: "/documents/acme/upload/", "member"),
+    Endpoint("upload files", "POST", lambda ctx: "/documents/acme/upload/", "member", data=_file),
+    Endpoint("search page", "GET", lambda ctx: "/documents/acme/search/", "viewer", data=lambda ctx: {"q": "vacation"}),
+    Endpoint("document page", "GET", doc, "viewer"),
+    Endpoint("document status", "GET", lambda ctx: doc(ctx, "status/"), "viewer"),
+    Endpoint("document download", "GET", lambda ctx: doc(ctx, "download/"), "viewer"),
+    Endpoint("delete confirmation", "GET", lambda ctx: doc(ctx, "delete/"), "member"),
+    Endpoint("delete document", "POST", lambda ctx: doc(ctx, "delete/"), "member"),
+    Endpoint("re-process document", "POST", lambda ctx: doc(ctx, "reprocess/"), "member"),
+    Endpoint("cancel processing", "POST", lambda ctx: f"/documents/acme/{ctx.active.pk}/cancel/", "member"),
+    Endpoint(
+        "document list (API)",
+        "GET",
+        lambda ctx: "/api/documents/",
+        "viewer",
+        api=True,
+        data=lambda ctx: {"workspace": "acme"},
+    ),
+    Endpoint(
+        "upload (API)",
+        "POST",
+        lambda ctx: "/api/documents/?workspace=acme",
+        "member",
+        api=True,
+        format="multipart",
+        data=_api_file,
+    ),
+    Endpoint("document detail (API)", "GET", api, "viewer", api=True),
+    Endpoint("document passages (API)", "GET", lambda ctx: api(ctx, "chunks/"), "viewer", api=True),
+    Endpoint("document download (API)", "GET", lambda ctx: api(ctx, "download/"), "viewer", api=True),
+    Endpoint("re-process (API)", "POST", lambda ctx: api(ctx, "reprocess/"), "member", api=True, format="json"),
+    Endpoint(
+        "cancel (API)", "POST", lambda ctx: f"/api/documents/{ctx.active.pk}/cancel/", "member", api=True, format="json"
+    ),
+    Endpoint("delete (API)", "DELETE", api, "member", api=True),
+    Endpoint(
+        "search (API)",
+        "GET",
+        lambda ctx: "/api/documents/search/",
+        "viewer",
+        api=True,
+        data=lambda ctx: {"q": "vacation", "workspace": "acme"},
+    ),
+]

@@ -1,0 +1,313 @@
+"""Document pages: a workspace's list, upload, detail (with live status), search, delete, re-process."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from documents import ingestion
+from documents import search as search_module
+from documents.forms import FilterForm, SearchForm, UploadForm
+from documents.models import Document, Status
+from documents.uploads import (
+    PARSE_ERRORS,
+    UploadTooLarge,
+    display_name,
+    install_guard,
+    limit_label,
+    parse_error_message,
+)
+from workspaces.models import Workspace
+from workspaces.permissions import can, check, get_workspace_for
+
+PAGE_SIZE = 25
+CHUNKS_PER_PAGE = 50
+
+
+def _document_for(request, slug, pk, action="view"):
+    """The document in the workspace: 404 for outsiders (and other workspaces' ids), 403 without the role."""
+    workspace = get_workspace_for(request.user, slug, "view")
+    document = get_object_or_404(Document.objects.select_related("uploaded_by"), workspace=workspace, pk=pk)
+    document.workspace = workspace
+    check(request.user, action, workspace)
+    return workspace, document
+
+
+def _abilities(user, workspace):
+    return {
+        "can_upload": can(user, "upload", workspace),
+        "can_edit": can(user, "edit_documents", workspace),
+    }
+
+
+@login_required
+@require_GET
+def home(request):
+    """Pick a workspace: each of the user's workspaces with its document counts."""
+    ready = Document.objects.filter(workspace=OuterRef("pk"), status=Status.READY).order_by().values("workspace")
+    total = Document.objects.filter(workspace=OuterRef("pk")).order_by().values("workspace")
+    workspaces = (
+        Workspace.objects.for_user(request.user)
+        .annotate(
+            document_total=Coalesce(Subquery(total.annotate(n=Count("pk")).values("n")), Value(0)),
+            document_ready=Coalesce(Subquery(ready.annotate(n=Count("pk")).values("n")), Value(0)),
+        )
+        .order_by("archived", "name")
+    )
+    return render(request, "documents/home.html", {"workspaces": workspaces})
+
+
+@login_required
+@require_GET
+def document_list(request, slug):
+    workspace = get_workspace_for(request.user, slug, "view")
+    form = FilterForm(request.GET or None)
+    documents = form.apply(Document.objects.in_workspace(workspace).for_list())
+    page = Paginator(documents, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("partial", None)
+    context = {
+        "workspace": workspace,
+        "form": form,
+        "page": page,
+        "documents": page.object_list,
+        "any_active": any(document.is_active for document in page.object_list),
+        "query": query.urlencode(),
+        "filtered": any(request.GET.get(name) for name in ("q", "status", "kind")),
+        **_abilities(request.user, workspace),
+    }
+    if request.GET.get("partial") == "rows":
+        return render(request, "documents/_rows.html", context)
+    return render(request, "documents/list.html", context)
+
+
+def _wants_json(request):
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@csrf_exempt
+@login_required
+@require_http_methods(["GET", "POST"])
+def upload(request, slug):
+    """Upload page. The guard must see the body before anything reads it, so the CSRF check comes after."""
+    workspace = get_workspace_for(request.user, slug, "upload")
+    if request.method == "POST":
+        install_guard(request)
+    return _upload(request, workspace)
+
+
+@csrf_protect
+def _upload(request, workspace):
+    context = {"workspace": workspace, "form": UploadForm(), "limit": limit_label(), "max_files": _max_files()}
+    if request.method != "POST":
+        return render(request, "documents/upload.html", context)
+    try:
+        request.POST  # noqa: B018 - parse the body here, inside the guard, to answer its errors
+        files = request.FILES.getlist("files")
+    except PARSE_ERRORS as exc:
+        refused = [{"name": "", "detail": parse_error_message(exc), "code": "refused", "status": _status_of(exc)}]
+        return _upload_answer(request, context, [], refused)
+    accepted, refused = [], list(request.upload_rejections)
+    for uploaded in files:
+        try:
+            accepted.append(ingestion.accept_upload(workspace, uploaded, request.user))
+        except ingestion.UploadRejected as exc:
+            refused.append(
+                {
+                    "name": display_name(uploaded.name),
+                    "detail": exc.message,
+                    "code": exc.code,
+                    "status": exc.status,
+                    "duplicate": exc.duplicate,
+                }
+            )
+    if not accepted and not refused:
+        refused.append({"name": "", "detail": "Choose at least one file to upload.", "code": "required", "status": 400})
+    return _upload_answer(request, context, accepted, refused)
+
+
+def _upload_answer(request, context, accepted, refused):
+    """201 when all went in; otherwise the refusals' status (400 when they differ), as JSON or the page."""
+    statuses = {item["status"] for item in refused}
+    status = 201 if not refused else (statuses.pop() if len(statuses) == 1 else 400)
+    if _wants_json(request):
+        body = {"documents": [_document_json(document) for document in accepted], "errors": []}
+        for item in refused:
+            error = {key: item[key] for key in ("name", "detail", "code")}
+            if item.get("duplicate") is not None:
+                error["document"] = {"id": item["duplicate"].pk, "url": item["duplicate"].get_absolute_url()}
+            body["errors"].append(error)
+        if refused:
+            body["detail"] = refused[0]["detail"]
+        return JsonResponse(body, status=status if not accepted else 201)
+    if accepted:
+        messages.success(request, _accepted_message(accepted))
+    if not refused:
+        return redirect("documents:list", context["workspace"].slug)
+    return render(request, "documents/upload.html", {**context, "refused": refused}, status=status)
+
+
+def _document_json(document):
+    return {
+        "id": document.pk,
+        "title": document.title,
+        "status": document.status,
+        "url": document.get_absolute_url(),
+        "status_url": reverse("documents:status", args=[document.workspace.slug, document.pk]),
+    }
+
+
+def _max_files():
+    return settings.DATA_UPLOAD_MAX_NUMBER_FILES
+
+
+def _status_of(exc):
+    return 413 if isinstance(exc, UploadTooLarge) else 400
+
+
+def _accepted_message(accepted):
+    names = ", ".join(f"“{document.title}”" for document in accepted[:5])
+    more = f" and {len(accepted) - 5} more" if len(accepted) > 5 else ""
+    noun = "file" if len(accepted) == 1 else "files"
+    return f"Uploaded {len(accepted)} {noun}: {names}{more}. They are being processed."
+
+
+@login_required
+@require_GET
+def detail(request, slug, pk):
+    workspace, document = _document_for(request, slug, pk)
+    chunks = document.chunks.order_by("position").only("id", "position", "text", "page", "section", "document_id")
+    selected = None
+    page_number = request.GET.get("chunks")
+    if request.GET.get("chunk", "").isdigit():
+        selected = document.chunks.filter(pk=int(request.GET["chunk"])).values_list("pk", "position").first()
+        if selected:
+            page_number = selected[1] // CHUNKS_PER_PAGE + 1
+    chunk_page = Paginator(chunks, CHUNKS_PER_PAGE).get_page(page_number)
+    return render(
+        request,
+        "documents/detail.html",
+        {
+            "workspace": workspace,
+            "document": document,
+            "chunk_page": chunk_page,
+            "selected_chunk": selected[0] if selected else None,
+            **_abilities(request.user, workspace),
+        },
+    )
+
+
+@login_required
+@require_GET
+def status(request, slug, pk):
+    """The status panel, polled by htmx while the document is queued or processing."""
+    workspace, document = _document_for(request, slug, pk)
+    if document.status == Status.PROCESSING and ingestion.recover_stalled(Document.objects.filter(pk=document.pk)):
+        document.refresh_from_db()
+    if _wants_json(request):
+        return JsonResponse(
+            {
+                "id": document.pk,
+                "status": document.status,
+                "pages_done": document.pages_done,
+                "pages_total": document.pages_total,
+                "progress": document.progress_percent,
+                "chunk_count": document.chunk_count,
+                "failure_reason": document.failure_reason,
+            }
+        )
+    response = render(
+        request,
+        "documents/_status.html",
+        {"workspace": workspace, "document": document, **_abilities(request.user, workspace)},
+    )
+    if document.is_final and request.GET.get("was") in {Status.QUEUED, Status.PROCESSING}:
+        # Finished while the page watched: reload it to show the passages.
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@login_required
+@require_GET
+def download(request, slug, pk):
+    """The original file, always as an attachment that the browser must not sniff or render."""
+    workspace, document = _document_for(request, slug, pk)
+    try:
+        handle = document.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The stored file is missing.") from None
+    response = FileResponse(handle, content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(True, document.original_name)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete(request, slug, pk):
+    workspace, document = _document_for(request, slug, pk, "edit_documents")
+    if request.method == "POST":
+        title = document.title
+        ingestion.delete_document(document)
+        messages.success(request, f"Deleted “{title}”, its passages and its file.")
+        return redirect("documents:list", workspace.slug)
+    return render(request, "documents/delete.html", {"workspace": workspace, "document": document})
+
+
+@login_required
+@require_POST
+def reprocess(request, slug, pk):
+    workspace, document = _document_for(request, slug, pk, "edit_documents")
+    if ingestion.reprocess(document):
+        messages.success(request, f"“{document.title}” is queued to be processed again.")
+    else:
+        messages.warning(request, f"“{document.title}” is already being processed.")
+    return redirect(document.get_absolute_url())
+
+
+@login_required
+@require_POST
+def cancel(request, slug, pk):
+    workspace, document = _document_for(request, slug, pk, "edit_documents")
+    if ingestion.cancel(document, request.user):
+        messages.success(request, f"Stopped processing “{document.title}”.")
+    else:
+        messages.warning(request, f"“{document.title}” was not being processed.")
+    return redirect(document.get_absolute_url())
+
+
+@login_required
+@require_GET
+def search(request, slug):
+    workspace = get_workspace_for(request.user, slug, "search")
+    form = SearchForm(request.GET or None)
+    results, query = [], ""
+    if form.is_valid():
+        query = form.cleaned_data["q"]
+        if query:
+            results = search_module.search(request.user, query, workspace=workspace, limit=20)
+    elif request.GET:
+        context = {"workspace": workspace, "form": form, **_abilities(request.user, workspace)}
+        return render(request, "documents/search.html", context, status=400)
+    return render(
+        request,
+        "documents/search.html",
+        {
+            "workspace": workspace,
+            "form": form,
+            "results": results,
+            "query": query,
+            **_abilities(request.user, workspace),
+        },
+    )
