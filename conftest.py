@@ -50,8 +50,11 @@ def postgres_url():
 
 @pytest.fixture(scope="session", autouse=True)
 def _static_manifest():
-    """Pages use hashed static names, so the manifest must exist."""
-    if not (settings.STATIC_ROOT / "staticfiles.json").exists():
+    """Pages use hashed static names, so the manifest must exist and be current."""
+    manifest = settings.STATIC_ROOT / "staticfiles.json"
+    sources = [p for d in settings.STATICFILES_DIRS for p in d.rglob("*") if p.is_file()]
+    newest = max((p.stat().st_mtime for p in sources), default=0)
+    if not manifest.exists() or manifest.stat().st_mtime < newest:
         call_command("collectstatic", interactive=False, verbosity=0)
 
 

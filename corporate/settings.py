@@ -366,6 +366,10 @@ LLM_REDIS_RETRY_INTERVAL = env_int("LLM_REDIS_RETRY_SECONDS", 5, minimum=1)
 LLM_BREAKER_FAILURES = env_int("LLM_BREAKER_FAILURES", 5, minimum=1)
 LLM_BREAKER_COOLDOWN = env_int("LLM_BREAKER_COOLDOWN_SECONDS", 30, minimum=1)
 
+# Assistants: hosts that links in answers may point to (besides this site).
+# Images in answers are never shown, so an answer cannot leak through an image URL.
+ANSWER_LINK_HOSTS = env_list("ANSWER_LINK_HOSTS", [])
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,

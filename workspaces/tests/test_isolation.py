@@ -70,6 +70,7 @@ def test_isolation(module, endpoint, persona, expected, ctx, client_for, api_cli
     if hasattr(module, "setup"):
         module.setup(ctx)
     user = ctx.users[persona]
+    ctx.persona = persona
     response = _request(endpoint, ctx, user, client_for, api_client_for)
     if expected == "ok":
         allowed = endpoint.ok or tuple(range(200, 400))

@@ -1,0 +1,57 @@
+from django.contrib import admin
+
+from assistants.models import Assistant, Conversation, Message
+from workspaces.admin import WorkspaceScopedAdmin
+
+
+@admin.register(Assistant)
+class AssistantAdmin(WorkspaceScopedAdmin):
+    list_display = ["name", "workspace", "model_name", "all_documents", "passages", "archived", "version", "updated_at"]
+    list_filter = ["archived", "all_documents", "answer_without_sources", "model_name", "workspace"]
+    search_fields = ["name", "description", "workspace__name", "workspace__slug"]
+    readonly_fields = ["version", "created_at", "updated_at"]
+    autocomplete_fields = ["workspace", "created_by"]
+    filter_horizontal = ["documents"]
+    list_select_related = ["workspace"]
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ["role", "status", "content", "cache_hit", "latency_ms", "feedback"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Conversation)
+class ConversationAdmin(WorkspaceScopedAdmin):
+    workspace_path = "assistant__workspace"
+    list_display = ["__str__", "assistant", "user", "created_at", "updated_at"]
+    list_filter = ["assistant__workspace", "assistant"]
+    search_fields = ["title", "user__email", "assistant__name"]
+    readonly_fields = ["created_at", "updated_at"]
+    autocomplete_fields = ["user"]
+    raw_id_fields = ["assistant"]
+    list_select_related = ["assistant", "user"]
+    inlines = [MessageInline]
+
+
+@admin.register(Message)
+class MessageAdmin(WorkspaceScopedAdmin):
+    workspace_path = "conversation__assistant__workspace"
+    list_display = [
+        "pk",
+        "role",
+        "status",
+        "conversation",
+        "cache_hit",
+        "latency_ms",
+        "total_tokens",
+        "feedback",
+        "created_at",
+    ]
+    list_filter = ["role", "status", "cache_hit", "feedback"]
+    search_fields = ["content", "conversation__title", "conversation__user__email"]
+    readonly_fields = [f.name for f in Message._meta.fields]
+    list_select_related = ["conversation"]

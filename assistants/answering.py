@@ -1,0 +1,459 @@
+"""Answering a question: retrieve passages, build the prompt, ask the gateway, keep the answer.
+
+    turn = start_turn(assistant, conversation, user, question)   # validates, saves the question
+    for event, data in turn.events():                            # ("delta", text) … ("done", message)
+        ...
+
+`start_turn` raises `AnswerError` (with the field at fault) for bad input:
+an empty or over-long question, an archived assistant, a model that no
+longer exists. Events:
+
+- ("meta", {"question_id", "answer_id", "cache_hit", "conversation_id"})
+- ("delta", text) — the answer as it is produced
+- ("done", Message) — the stored answer, with citations and usage
+- ("error", message) — the upstream failed; the partial answer is kept and
+  marked interrupted, and the conversation stays usable.
+
+If the consumer stops early (the page's stop button closes the stream),
+the partial answer is saved as interrupted.
+
+Query count per turn is constant, whatever the conversation's length:
+history is one query of the last few messages, retrieval one search plus
+one query for the documents, and the writes are fixed.
+"""
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from assistants import prompting
+from assistants.models import (
+    MAX_QUESTION_CHARS,
+    Assistant,
+    Conversation,
+    Message,
+    MessageStatus,
+    Role,
+)
+from documents.search import search_workspace
+from llmgateway import gateway
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]+")
+_CITED = re.compile(r"\[(\d{1,2})\]")
+STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "after",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "before",
+        "being",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "for",
+        "from",
+        "get",
+        "got",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "please",
+        "should",
+        "so",
+        "some",
+        "tell",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "too",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
+)
+
+
+class AnswerError(Exception):
+    def __init__(self, message, field="content", status=400):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+
+def retrieval_query(question):
+    """Any of the question's meaningful words, in web-search syntax (ranking does the rest)."""
+    words = []
+    for word in _WORD.findall(question.lower()):
+        word = word.strip("'-")
+        if word not in STOPWORDS and len(word) > 1 and word not in words:
+            words.append(word)
+    return " or ".join(words[:24])
+
+
+def document_ids(assistant):
+    """None for all of the workspace's documents, else the chosen ones (of its own workspace only)."""
+    if assistant.all_documents:
+        return None
+    return list(assistant.documents.filter(workspace_id=assistant.workspace_id).values_list("pk", flat=True))
+
+
+def retrieve(assistant, question, ids=...):
+    if ids is ...:
+        ids = document_ids(assistant)
+    if ids == []:
+        return []
+    return search_workspace(
+        assistant.workspace_id, retrieval_query(question), document_ids=ids, limit=assistant.passages
+    )
+
+
+def _citation(number, result):
+    return {
+        "n": number,
+        "document_id": result.document.pk,
+        "title": result.document.title,
+        "location": result.location or "",
+        "page": result.page,
+        "chunk_id": result.chunk_id,
+        "snippet": str(result.snippet),
+        "score": round(float(result.score), 4),
+        "version": result.document.content_version,
+        "url": result.url,
+    }
+
+
+def cited(answer, citations):
+    """The citations the answer refers to by [n]; all of them if it names none."""
+    numbers = {int(n) for n in _CITED.findall(answer)}
+    chosen = [c for c in citations if c["n"] in numbers]
+    return chosen or ([] if not numbers and _says_no_answer(answer) else citations)
+
+
+def _says_no_answer(answer):
+    lowered = answer.lower()
+    return (
+        "does not answer" in lowered
+        or "do not answer" in lowered
+        or "no passage" in lowered
+        or "none of the" in lowered
+    )
+
+
+@dataclass
+class Turn:
+    assistant: Assistant
+    conversation: Conversation
+    user: object
+    question: Message
+    answer: Message
+    request: dict
+    cache_extra: dict
+    citations: list
+    regenerate: bool = False
+    timings: dict = field(default_factory=dict)
+
+    def events(self):
+        started = time.perf_counter()
+        parts = []
+        control = {"no-cache": True} if self.regenerate else None
+        status, error = MessageStatus.INTERRUPTED, ""
+        try:
+            stream = gateway.stream(
+                self.assistant.workspace_id,
+                self.request,
+                cache_control=control,
+                cache_extra=self.cache_extra,
+                user=self.user,
+            )
+            yield (
+                "meta",
+                {
+                    "conversation_id": self.conversation.pk,
+                    "question_id": self.question.pk,
+                    "answer_id": self.answer.pk,
+                    "cache_hit": stream.cache_hit,
+                },
+            )
+            for chunk in stream:
+                for choice in chunk.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        if not parts:
+                            self.timings["first_token_ms"] = (time.perf_counter() - started) * 1000
+                        parts.append(text)
+                        yield "delta", text
+            result = stream.result
+            status = MessageStatus.COMPLETE
+        except gateway.GatewayError as exc:
+            error = exc.message
+            result = None
+            yield "error", _readable(exc)
+        finally:
+            # Also runs when the consumer stops early: the partial answer is kept.
+            self.timings["gateway_ms"] = (time.perf_counter() - started) * 1000
+            saved = time.perf_counter()
+            self._save("".join(parts), status, error, result if status == MessageStatus.COMPLETE else None)
+            self.timings["save_ms"] = (time.perf_counter() - saved) * 1000
+        if status == MessageStatus.COMPLETE:
+            yield "done", self.answer
+
+    def run(self):
+        """Consume the whole answer; returns the stored Message (for the API and commands)."""
+        error = None
+        for event, data in self.events():
+            if event == "error":
+                error = data
+        if error and not self.answer.content:
+            raise AnswerError(error, field=None, status=502)
+        return self.answer
+
+    def _save(self, text, status, error, result):
+        answer = self.answer
+        answer.content = text
+        answer.status = status
+        answer.error = error[:500]
+        answer.citations = cited(text, self.citations) if status == MessageStatus.COMPLETE else []
+        if result is not None:
+            usage = result.usage or {}
+            answer.prompt_tokens = usage.get("prompt_tokens") or 0
+            answer.completion_tokens = usage.get("completion_tokens") or 0
+            answer.cost = result.cost or 0
+            answer.cache_hit = result.cache_hit
+            answer.model_name = result.model
+        answer.latency_ms = int(self.timings.get("gateway_ms", 0))
+        answer.save(
+            update_fields=[
+                "content",
+                "status",
+                "error",
+                "citations",
+                "prompt_tokens",
+                "completion_tokens",
+                "cost",
+                "cache_hit",
+                "model_name",
+                "latency_ms",
+            ]
+        )
+
+
+def _readable(exc):
+    if exc.code == "model_not_found":
+        return "The model this assistant uses is no longer available. Ask a workspace member to choose another."
+    if exc.status == 429:
+        return "The model is busy right now (rate limited). Try again in a moment."
+    if exc.status in (502, 503, 504):
+        return "The model did not answer (upstream error). The partial answer was kept; try again."
+    return exc.message
+
+
+def validate_question(text):
+    text = (text or "").strip()
+    if not text:
+        raise AnswerError("Ask a question: the message is empty.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise AnswerError(f"The question is too long: {len(text)} characters; the limit is {MAX_QUESTION_CHARS}.")
+    return text
+
+
+def check_assistant(assistant):
+    if assistant.archived:
+        raise AnswerError("This assistant is archived and no longer answers.", field=None, status=409)
+    from llmgateway import registry
+
+    name = assistant.model_name or settings.LLM_DEFAULT_MODEL
+    if registry.get_spec(assistant.model_name or None) is None:
+        raise AnswerError(
+            f"The model “{name}” configured for this assistant is no longer available. "
+            "Ask a workspace member to choose another model.",
+            field="model",
+            status=409,
+        )
+
+
+def _history(conversation, question, before_id=None):
+    """The last turns of the conversation as (role, content), in one query.
+
+    An earlier asking of the very same question (and its answer) is left
+    out: repeating a question asks for the same answer, so it is served from
+    the cache instead of becoming new context.
+    """
+    qs = conversation.messages.exclude(content="")
+    if before_id is not None:
+        qs = qs.filter(pk__lt=before_id)
+    rows = list(reversed(qs.order_by("-pk").values_list("role", "content", "status")[: prompting.MAX_HISTORY_MESSAGES]))
+    turns, skip_answer = [], False
+    for role, content, status in rows:
+        if role == Role.USER:
+            skip_answer = content == question
+            if not skip_answer:
+                turns.append((role, content))
+        elif not skip_answer and status == MessageStatus.COMPLETE:
+            turns.append((role, content))
+    return turns
+
+
+def start_turn(assistant, conversation, user, text, *, regenerate=False):
+    """Validate, save the question (or reuse it to regenerate), retrieve and build the request."""
+    check_assistant(assistant)
+    timings = {}
+    if regenerate:
+        question = conversation.messages.filter(role=Role.USER).order_by("-pk").first()
+        if question is None:
+            raise AnswerError("There is no question to answer again yet.")
+        text = question.content
+    else:
+        text = validate_question(text)
+    history = _history(conversation, text, before_id=question.pk if regenerate else None)
+
+    began = time.perf_counter()
+    results = retrieve(assistant, text)
+    timings["retrieval_ms"] = (time.perf_counter() - began) * 1000
+
+    began = time.perf_counter()
+    passages = [
+        prompting.Passage(i, r.document.pk, r.document.title, r.location or "", r.text)
+        for i, r in enumerate(results, start=1)
+    ]
+    citations = [_citation(i, r) for i, r in enumerate(results, start=1)]
+    messages = prompting.build_messages(assistant, text, passages, history)
+    request = {
+        "messages": messages,
+        "temperature": assistant.temperature,
+        "max_tokens": assistant.max_tokens,
+    }
+    if assistant.model_name:
+        request["model"] = assistant.model_name
+    cache_extra = {
+        "assistant": assistant.pk,
+        "version": assistant.version,
+        "documents": sorted({(c["document_id"], c["version"]) for c in citations}),
+    }
+    timings["prompt_ms"] = (time.perf_counter() - began) * 1000
+
+    now = timezone.now()
+    with transaction.atomic():
+        if not regenerate:
+            question = Message.objects.create(conversation=conversation, role=Role.USER, content=text, created_at=now)
+        answer = Message.objects.create(
+            conversation=conversation,
+            role=Role.ASSISTANT,
+            status=MessageStatus.STREAMING,
+            prompt=messages,
+            model_name=assistant.model_name or settings.LLM_DEFAULT_MODEL,
+            assistant_version=assistant.version,
+            created_at=now,
+        )
+        updates = {"updated_at": now}
+        if not conversation.title:
+            updates["title"] = text[:80] + ("…" if len(text) > 80 else "")
+        Conversation.objects.filter(pk=conversation.pk).update(**updates)
+        for name, value in updates.items():
+            setattr(conversation, name, value)
+    return Turn(
+        assistant=assistant,
+        conversation=conversation,
+        user=user,
+        question=question,
+        answer=answer,
+        request=request,
+        cache_extra=cache_extra,
+        citations=citations,
+        regenerate=regenerate,
+        timings=timings,
+    )
+
+
+def preview(assistant, question, documents=None):
+    """An answer from a draft (unsaved) assistant, for the "try it" box; nothing is stored."""
+    check_assistant(assistant)
+    ids = (
+        None if assistant.all_documents else [d.pk for d in documents or [] if d.workspace_id == assistant.workspace_id]
+    )
+    started = time.perf_counter()
+    results = retrieve(assistant, question, ids)
+    passages = [
+        prompting.Passage(i, r.document.pk, r.document.title, r.location or "", r.text)
+        for i, r in enumerate(results, start=1)
+    ]
+    citations = [_citation(i, r) for i, r in enumerate(results, start=1)]
+    request = {
+        "messages": prompting.build_messages(assistant, question, passages),
+        "temperature": assistant.temperature,
+        "max_tokens": assistant.max_tokens,
+    }
+    if assistant.model_name:
+        request["model"] = assistant.model_name
+    try:
+        result = gateway.complete(
+            assistant.workspace_id,
+            request,
+            cache_extra={"draft": True, "documents": sorted({(c["document_id"], c["version"]) for c in citations})},
+        )
+    except gateway.GatewayError as exc:
+        raise AnswerError(_readable(exc), field=None, status=502) from None
+    return {
+        "text": result.text,
+        "citations": cited(result.text, citations),
+        "cache_hit": result.cache_hit,
+        "latency_ms": round((time.perf_counter() - started) * 1000),
+    }

@@ -1,0 +1,290 @@
+"""REST API: assistants (CRUD by role), conversations and messages, feedback.
+
+Assistants: /api/assistants/ (filter ?workspace=<slug>); conversations:
+/api/conversations/ (the caller's own only); asking:
+POST /api/conversations/<id>/messages/ {"content": "...", "stream": false}
+returns the stored answer as JSON, or server-sent events with
+"stream": true or `Accept: text/event-stream`.
+"""
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from assistants import answering
+from assistants.forms import model_choices
+from assistants.models import Assistant, Conversation, Message, Role
+from workspaces import permissions
+from workspaces.models import Workspace
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+
+
+class NotFoundIfMissing:
+    """A related field that answers 404 for an id the caller cannot see, exactly as for one that does not exist."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            raise exceptions.NotFound(f"No such {self.field_name}.") from None
+
+
+class WorkspaceSlugField(NotFoundIfMissing, serializers.SlugRelatedField):
+    pass
+
+
+class AssistantField(NotFoundIfMissing, serializers.PrimaryKeyRelatedField):
+    pass
+
+
+class AssistantSerializer(serializers.ModelSerializer):
+    workspace = WorkspaceSlugField(slug_field="slug", queryset=Workspace.objects.none())
+    model = serializers.CharField(source="model_name", required=False, allow_blank=True, max_length=100)
+    all_documents = StrictBooleanField(required=False)
+    answer_without_sources = StrictBooleanField(required=False)
+    archived = StrictBooleanField(required=False)
+
+    class Meta:
+        model = Assistant
+        fields = [
+            "id",
+            "workspace",
+            "name",
+            "description",
+            "instructions",
+            "model",
+            "temperature",
+            "max_tokens",
+            "all_documents",
+            "documents",
+            "passages",
+            "answer_without_sources",
+            "archived",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "version", "created_at", "updated_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        self.fields["workspace"].queryset = Workspace.objects.for_user(user)
+        from documents.models import Document
+
+        # Any id resolves here; validate() answers 404 for one outside the assistant's workspace,
+        # so another workspace's document looks exactly like one that does not exist.
+        self.fields["documents"].child_relation.queryset = Document.objects.all()
+        self.fields["documents"].required = False
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            self.fields["workspace"].read_only = True
+
+    def validate_name(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("Give the assistant a name.")
+        return value.strip()
+
+    def validate_model(self, value):
+        if value and value not in dict(model_choices()):
+            raise serializers.ValidationError(f"Unknown model {value!r}.")
+        return value
+
+    def validate(self, attrs):
+        workspace = attrs.get("workspace") or getattr(self.instance, "workspace", None)
+        for document in attrs.get("documents", []):
+            if workspace is None or document.workspace_id != workspace.pk:
+                # Another workspace's document: as if it did not exist.
+                raise exceptions.NotFound("No such document.")
+        all_documents = attrs.get("all_documents", getattr(self.instance, "all_documents", True))
+        documents = attrs.get("documents", None)
+        if documents is None and self.instance is not None:
+            documents = list(self.instance.documents.all())
+        if all_documents is False and not documents:
+            raise serializers.ValidationError({"documents": ["Choose at least one document, or set all_documents."]})
+        return attrs
+
+
+class CitationSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+    document_id = serializers.IntegerField()
+    title = serializers.CharField()
+    location = serializers.CharField()
+    page = serializers.IntegerField(allow_null=True)
+    snippet = serializers.CharField()
+    score = serializers.FloatField()
+    url = serializers.CharField()
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    citations = CitationSerializer(many=True, read_only=True)
+    tokens = serializers.IntegerField(source="total_tokens", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "role",
+            "content",
+            "status",
+            "error",
+            "citations",
+            "model_name",
+            "prompt_tokens",
+            "completion_tokens",
+            "tokens",
+            "cost",
+            "latency_ms",
+            "cache_hit",
+            "feedback",
+            "feedback_comment",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    assistant = AssistantField(queryset=Assistant.objects.none())
+
+    class Meta:
+        model = Conversation
+        fields = ["id", "assistant", "title", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        self.fields["assistant"].queryset = Assistant.objects.for_user(getattr(request, "user", None))
+
+
+class AskSerializer(serializers.Serializer):
+    content = serializers.CharField(allow_blank=True, trim_whitespace=True, max_length=answering.MAX_QUESTION_CHARS)
+    stream = StrictBooleanField(required=False, default=False)
+    regenerate = StrictBooleanField(required=False, default=False)
+
+
+class FeedbackSerializer(serializers.Serializer):
+    feedback = serializers.ChoiceField(choices=["up", "down", ""])
+    comment = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+
+class AssistantViewSet(viewsets.ModelViewSet):
+    """Assistants of the caller's workspaces. Viewers read; members and up create, edit and delete."""
+
+    serializer_class = AssistantSerializer
+
+    def get_queryset(self):
+        qs = Assistant.objects.for_user(self.request.user).select_related("workspace").prefetch_related("documents")
+        slug = self.request.query_params.get("workspace")
+        if slug:
+            qs = qs.filter(workspace__slug=slug)
+        return qs.order_by("workspace__slug", "name")
+
+    def _check(self, workspace, action_name):
+        reason = permissions.why_not(self.request.user, action_name, workspace)
+        if reason:
+            raise exceptions.PermissionDenied(reason)
+
+    def get_object(self):
+        assistant = super().get_object()
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            self._check(assistant.workspace, "edit_assistants")
+        return assistant
+
+    def perform_create(self, serializer):
+        self._check(serializer.validated_data["workspace"], "create_assistant")
+        serializer.save(created_by=self.request.user)
+
+    def perform_update(self, serializer):
+        with transaction.atomic():
+            assistant = serializer.save()
+            assistant.bump_version()
+
+
+class ConversationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The caller's own conversations. POST …/messages/ asks a question and returns (or streams) the answer."""
+
+    serializer_class = ConversationSerializer
+
+    def get_queryset(self):
+        qs = Conversation.objects.of_user(self.request.user).select_related("assistant__workspace")
+        assistant = self.request.query_params.get("assistant")
+        if assistant and assistant.isdigit():
+            qs = qs.filter(assistant_id=int(assistant))
+        return qs.order_by("-updated_at")
+
+    def perform_create(self, serializer):
+        assistant = serializer.validated_data["assistant"]
+        reason = permissions.why_not(self.request.user, "chat", assistant.workspace)
+        if reason:
+            raise exceptions.PermissionDenied(reason)
+        serializer.save(user=self.request.user)
+
+    @extend_schema(methods=["GET"], responses=MessageSerializer(many=True), parameters=[OpenApiParameter("page", int)])
+    @extend_schema(methods=["POST"], request=AskSerializer, responses={201: MessageSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def messages(self, request, pk=None):
+        conversation = self.get_object()
+        if request.method == "GET":
+            page = self.paginate_queryset(conversation.messages.order_by("created_at", "pk"))
+            return self.get_paginated_response(MessageSerializer(page, many=True).data)
+        assistant = conversation.assistant
+        reason = permissions.why_not(request.user, "chat", assistant.workspace)
+        if reason:
+            raise exceptions.PermissionDenied(reason)
+        ask = AskSerializer(data=request.data)
+        ask.is_valid(raise_exception=True)
+        try:
+            turn = answering.start_turn(
+                assistant,
+                conversation,
+                request.user,
+                ask.validated_data["content"],
+                regenerate=ask.validated_data["regenerate"],
+            )
+        except answering.AnswerError as exc:
+            return Response({exc.field or "detail": [exc.message]}, status=exc.status)
+        wants_stream = ask.validated_data["stream"] or "text/event-stream" in request.headers.get("Accept", "")
+        if wants_stream:
+            from assistants.views import stream_turn
+
+            return stream_turn(request, turn, render_html=False)
+        try:
+            message = turn.run()
+        except answering.AnswerError as exc:
+            return Response({"detail": exc.message}, status=exc.status)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class MessageFeedbackViewSet(viewsets.GenericViewSet):
+    serializer_class = FeedbackSerializer
+
+    def get_queryset(self):
+        return Message.objects.for_user(self.request.user).filter(
+            conversation__user=self.request.user, role=Role.ASSISTANT
+        )
+
+    @extend_schema(request=FeedbackSerializer, responses=MessageSerializer)
+    @action(detail=True, methods=["post"])
+    def feedback(self, request, pk=None):
+        message = self.get_object()
+        serializer = FeedbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message.feedback = serializer.validated_data["feedback"]
+        message.feedback_comment = serializer.validated_data.get("comment", "")
+        message.save(update_fields=["feedback", "feedback_comment"])
+        return Response(MessageSerializer(message).data)

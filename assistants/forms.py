@@ -1,0 +1,82 @@
+from django import forms
+
+from assistants.models import MAX_QUESTION_CHARS, Assistant
+
+
+def model_choices():
+    from django.conf import settings
+
+    from llmgateway.models import ModelConfig
+
+    names = list(ModelConfig.objects.filter(enabled=True).order_by("name").values_list("name", flat=True))
+    choices = [("", f"Default model ({settings.LLM_DEFAULT_MODEL})")]
+    choices += [(name, name) for name in names]
+    if "offline" not in names and not ModelConfig.objects.filter(name="offline").exists():
+        choices.append(("offline", "offline"))
+    return choices
+
+
+class AssistantForm(forms.ModelForm):
+    model_name = forms.ChoiceField(label="Model", required=False)
+
+    class Meta:
+        model = Assistant
+        fields = [
+            "name",
+            "description",
+            "instructions",
+            "model_name",
+            "temperature",
+            "max_tokens",
+            "passages",
+            "answer_without_sources",
+            "all_documents",
+            "documents",
+        ]
+        widgets = {
+            "instructions": forms.Textarea(attrs={"rows": 6}),
+            "documents": forms.CheckboxSelectMultiple,
+            "temperature": forms.NumberInput(attrs={"step": "0.1", "min": "0", "max": "2"}),
+        }
+
+    def __init__(self, *args, workspace, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.workspace = workspace
+        self.fields["model_name"].choices = model_choices()
+        # Only this workspace's documents can be chosen; another's id is "not a valid choice".
+        from documents.models import Document
+
+        self.fields["documents"].queryset = Document.objects.in_workspace(workspace).order_by("title")
+        self.fields["documents"].required = False
+        current = self.instance.model_name if self.instance.pk else ""
+        if current and current not in dict(self.fields["model_name"].choices):
+            self.fields["model_name"].choices.append((current, f"{current} (no longer available)"))
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Give the assistant a name.")
+        return name
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("all_documents") is False and not cleaned.get("documents"):
+            self.add_error("documents", "Choose at least one document, or let the assistant use all of them.")
+        return cleaned
+
+    def save(self, commit=True):
+        # Every edit makes a new version, so no cached answer of the old one is served.
+        changed = self.instance.pk and self.has_changed()
+        assistant = super().save(commit=commit)
+        if commit and changed:
+            assistant.bump_version()
+        return assistant
+
+
+class QuestionForm(forms.Form):
+    question = forms.CharField(max_length=MAX_QUESTION_CHARS, strip=True)
+
+
+class FeedbackForm(forms.Form):
+    feedback = forms.ChoiceField(choices=[("up", "up"), ("down", "down"), ("", "clear")], required=False)
+    comment = forms.CharField(max_length=1000, required=False)

