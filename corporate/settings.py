@@ -306,6 +306,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "WorkspaceRoleEnum": "workspaces.roles.Role.choices",
+        "MessageRoleEnum": "assistants.models.Role.choices",
+        "MessageStatusEnum": "assistants.models.MessageStatus.choices",
+        "DocumentStatusEnum": "documents.models.Status.choices",
+    },
 }
 
 # Security headers. Behind nginx in production the proxy terminates TLS.
@@ -380,5 +386,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "axes": {"level": "WARNING"},
+        # httpx logs every upstream request at INFO; the gateway logs what matters.
+        "httpx": {"level": "WARNING"},
     },
 }
