@@ -36,7 +36,8 @@ class FilterForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["q"].widget.attrs.update(placeholder="Filter by title or file name", type="search")
+        self.fields["q"].widget.input_type = "search"
+        self.fields["q"].widget.attrs.update(placeholder="Filter by title or file name")
 
     def apply(self, queryset):
         from django.db.models import Q
@@ -58,6 +59,5 @@ class SearchForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["q"].widget.attrs.update(
-            placeholder='Words to find, "an exact phrase", -exclude', type="search", autofocus=True
-        )
+        self.fields["q"].widget.input_type = "search"
+        self.fields["q"].widget.attrs.update(placeholder='Words to find, "an exact phrase", -exclude', autofocus=True)
