@@ -55,6 +55,20 @@
     return wrap;
   }
 
+  function addToSidebar(conversation) {
+    const sidebar = document.querySelector(".conversation-list ul");
+    if (!sidebar) return;
+    sidebar.querySelectorAll("li.small").forEach((li) => li.remove());
+    sidebar.querySelectorAll("a[aria-current]").forEach((a) => a.removeAttribute("aria-current"));
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = conversation.url;
+    link.textContent = conversation.title || "New conversation";
+    link.setAttribute("aria-current", "page");
+    item.appendChild(link);
+    sidebar.prepend(item);
+  }
+
   function parseEvents(buffer, onEvent) {
     // Returns the unparsed remainder.
     let index;
@@ -100,13 +114,17 @@
           if (event === "conversation") {
             form.querySelector("input[name=conversation]").value = data.id;
             history.replaceState(null, "", data.url);
+            addToSidebar(data);
           } else if (event === "delta") {
             text += data;
             answer.textContent = text;
             pending.scrollIntoView({ block: "end" });
           } else if (event === "done") {
             finished = true;
-            pending.replaceWith(element(data.html));
+            const node = element(data.html);
+            pending.replaceWith(node);
+            // Let htmx wire up the feedback buttons of the new message.
+            if (window.htmx) window.htmx.process(node);
           } else if (event === "error") {
             finished = true;
             pending.remove();

@@ -1,0 +1,38 @@
+import pytest
+
+from corporate.tests.browser import screenshot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_ask_stream_cite_and_ask_again(browser, live_server, member, workspace, assistant):
+    page = browser.new_page()
+    sign_in(page, live_server.url, member.email, "correct horse battery")
+    page.wait_for_selector("text=Welcome")
+    page.goto(f"{live_server.url}/assistants/acme/")
+    page.click("text=Helpdesk")
+    page.fill("textarea[name=question]", "How many vacation days do I get?")
+    page.click("button[data-send]")
+    answer = page.wait_for_selector(".msg-assistant:not(.pending) .answer")
+    assert "27 vacation days" in answer.inner_text()
+    assert "/c/" in page.url  # the page now shows the conversation's address
+    citation = page.locator(".citations a").first
+    assert "handbook" in citation.inner_text().lower()
+    screenshot(page, "chat.png")
+
+    # Asking the same again in the same conversation comes from the cache.
+    page.fill("textarea[name=question]", "How many vacation days do I get?")
+    page.click("button[data-send]")
+    page.locator(".msg-assistant:not(.pending)").nth(1).wait_for()
+    assert page.locator(".msg-assistant").nth(1).locator(".badge-ok").inner_text() == "cached"
+
+    # Thumbs up is recorded without a reload.
+    page.locator(".msg-assistant").first.locator("button[title=Helpful]").click()
+    page.wait_for_selector(".msg-assistant >> nth=0 >> button.chosen[title=Helpful]")
+
+    # The citation opens the document at the quoted passage.
+    citation.click()
+    page.wait_for_load_state()
+    assert "/documents/acme/" in page.url
+    screenshot(page, "citation.png")
+    page.close()
