@@ -1,5 +1,6 @@
 """REST API of the gateway: a workspace's keys, models and cache statistics."""
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions as drf_permissions
 from rest_framework import serializers, status
 from rest_framework.generics import get_object_or_404
@@ -58,14 +59,56 @@ class ModelSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The full key, shown only in this response.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+LATENCY = inline_serializer(
+    "CacheLatency",
+    {
+        "mean": serializers.FloatField(allow_null=True),
+        "p50_at_most": serializers.IntegerField(allow_null=True),
+        "p95_at_most": serializers.IntegerField(allow_null=True),
+    },
+)
+CACHE_STATS = inline_serializer(
+    "CacheStats",
+    {
+        "workspace": serializers.CharField(allow_null=True),
+        "requests": serializers.IntegerField(),
+        "hit": serializers.IntegerField(),
+        "miss": serializers.IntegerField(),
+        "coalesced": serializers.IntegerField(),
+        "bypass": serializers.IntegerField(),
+        "error": serializers.IntegerField(),
+        "hit_rate": serializers.FloatField(allow_null=True),
+        "served_without_upstream_rate": serializers.FloatField(allow_null=True),
+        "tokens_saved": serializers.IntegerField(),
+        "cost_saved": serializers.FloatField(),
+        "tokens_upstream": serializers.IntegerField(),
+        "cost_upstream": serializers.FloatField(),
+        "hit_latency_ms": LATENCY,
+        "miss_latency_ms": LATENCY,
+    },
+)
+
+
 class ApiKeyList(APIView):
     """GET: the workspace's keys. POST: a new key; the response holds the full key, once."""
 
+    serializer_class = ApiKeySerializer
+
+    @extend_schema(responses=ApiKeySerializer(many=True))
     def get(self, request, slug):
         workspace = get_workspace_for(request.user, slug, "manage_keys")
         keys = ApiKey.objects.in_workspace(workspace).for_list()
         return Response(ApiKeySerializer(keys, many=True).data)
 
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
     def post(self, request, slug):
         workspace = get_workspace_for(request.user, slug, "manage_keys")
         serializer = ApiKeyCreateSerializer(data=request.data)
@@ -83,6 +126,8 @@ class ApiKeyList(APIView):
 class ApiKeyDetail(APIView):
     """GET: one key. DELETE: revoke it (the row stays, marked revoked)."""
 
+    serializer_class = ApiKeySerializer
+
     def _key(self, request, slug, pk):
         workspace = get_workspace_for(request.user, slug, "manage_keys")
         return get_object_or_404(ApiKey.objects.in_workspace(workspace).select_related("created_by"), pk=pk)
@@ -98,6 +143,9 @@ class ApiKeyDetail(APIView):
 class ModelList(APIView):
     """The models a workspace's members can name in a request."""
 
+    serializer_class = ModelSerializer
+
+    @extend_schema(responses=ModelSerializer(many=True))
     def get(self, request, slug):
         get_workspace_for(request.user, slug, "view")
         return Response(ModelSerializer(ModelConfig.objects.for_listing(), many=True).data)
@@ -106,6 +154,7 @@ class ModelList(APIView):
 class WorkspaceCacheStats(APIView):
     """Cache statistics of one workspace (its admins)."""
 
+    @extend_schema(responses=CACHE_STATS, operation_id="gateway_workspace_cache_stats")
     def get(self, request, slug):
         workspace = get_workspace_for(request.user, slug, "view_usage")
         return Response({"workspace": workspace.slug, **stats.summary(workspace.pk)})
@@ -116,5 +165,6 @@ class OverallCacheStats(APIView):
 
     permission_classes = [drf_permissions.IsAdminUser]
 
+    @extend_schema(responses=CACHE_STATS, operation_id="gateway_cache_stats")
     def get(self, request):
         return Response({"workspace": None, **stats.summary(None)})

@@ -6,4 +6,4 @@ class LlmgatewayConfig(AppConfig):
     verbose_name = "Model gateway"
 
     def ready(self):
-        from llmgateway import signals  # noqa: F401
+        from llmgateway import schema, signals  # noqa: F401

@@ -39,9 +39,9 @@ class ModelSpec:
         return f"{self.name}|{self.provider}|{self.upstream_model}|{self.base_url}"
 
     def api_key(self):
-        """The upstream key: from the environment when named there, else decrypted; '' when none."""
-        if self.api_key_env:
-            return os.environ.get(self.api_key_env, "")
+        """The upstream key: from the named environment variable when it is set, else decrypted; '' when none."""
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            return os.environ[self.api_key_env]
         if self.api_key_encrypted:
             from llmgateway.crypto import decrypt
 

@@ -1,0 +1,349 @@
+"""Request coalescing within a process and across processes, and the gateway with Redis going away."""
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from llmgateway import coalesce, gateway, registry, stats
+from llmgateway.caching import load_workspace_info
+from llmgateway.store import RedisStore, set_store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _request(text="Summarise the quarterly report"):
+    return {"model": "remote", "messages": [{"role": "user", "content": text}]}
+
+
+def _content(chunks):
+    return "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c.get("choices"))
+
+
+@pytest.fixture
+def ready(workspace, remote_model):
+    """Spec and workspace info cached, so threads need no database."""
+    load_workspace_info(workspace.pk)
+    return registry.get_spec("remote")
+
+
+@pytest.fixture
+def redis_store(redis_url, workspace):
+    store = RedisStore.from_url(redis_url)
+    previous = set_store(store)
+    yield store
+    set_store(previous)
+
+
+def _in_threads(count, target):
+    results, errors = [None] * count, []
+    barrier = threading.Barrier(count)
+
+    def run(index):
+        barrier.wait()
+        try:
+            results[index] = target()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    return results
+
+
+def _twenty_identical(workspace, spec, upstream, extra=None):
+    upstream.latency = 0.5
+    results = _in_threads(20, lambda: gateway.complete(workspace.pk, _request(), spec=spec, cache_extra=extra))
+    assert upstream.calls == 1
+    assert len({r.text for r in results}) == 1
+    assert sum(not r.cache_hit and not r.coalesced for r in results) == 1
+    assert sum(r.coalesced or r.cache_hit for r in results) == 19
+    return results
+
+
+def test_twenty_concurrent_identical_requests_make_one_upstream_call(workspace, ready, upstream):
+    results = _twenty_identical(workspace, ready, upstream)
+    assert stats.summary(workspace.pk)["coalesced"] == sum(r.coalesced for r in results) > 0
+
+
+def test_twenty_concurrent_through_redis(workspace, ready, upstream, redis_store):
+    load_workspace_info(workspace.pk)
+    _twenty_identical(workspace, ready, upstream, extra=uuid.uuid4().hex)
+
+
+def test_different_requests_are_not_coalesced(workspace, ready, upstream):
+    upstream.latency = 0.2
+    counter = iter(range(100))
+    lock = threading.Lock()
+
+    def one():
+        with lock:
+            n = next(counter)
+        return gateway.complete(workspace.pk, _request(f"question {n}"), spec=ready)
+
+    results = _in_threads(5, one)
+    assert upstream.calls == 5 and not any(r.coalesced for r in results)
+
+
+def test_no_store_requests_do_not_coalesce(workspace, ready, upstream):
+    upstream.latency = 0.3
+    _in_threads(3, lambda: gateway.complete(workspace.pk, _request(), spec=ready, cache_control="no-store"))
+    assert upstream.calls == 3
+
+
+def _lead_stream(workspace, spec, extra, collected, started):
+    stream = gateway.stream(workspace.pk, _request(), spec=spec, cache_extra=extra)
+    for chunk in stream:
+        collected.append(chunk)
+        if len(collected) == 2:
+            started.set()
+    return stream
+
+
+def _follow_mid_stream(workspace, spec, upstream, extra=None, forget_local=False):
+    upstream.chunk_delay = 0.15
+    leader_chunks, started = [], threading.Event()
+    leader = threading.Thread(target=_lead_stream, args=(workspace, spec, extra, leader_chunks, started))
+    leader.start()
+    assert started.wait(5)
+    if forget_local:
+        # As if this request arrived in another worker: no local flight to join, only Redis.
+        coalesce.reset()
+    follower = gateway.stream(workspace.pk, _request(), spec=spec, cache_extra=extra)
+    assert follower.coalesced and not follower.cache_hit
+    chunks = list(follower)
+    leader.join(10)
+    assert upstream.calls == 1
+    # The chunks produced before it joined, then the rest live: the whole answer.
+    assert chunks == leader_chunks
+    assert _content(chunks).startswith("Echo: Summarise")
+    assert follower.result.coalesced
+
+
+def test_streaming_follower_gets_the_chunks_so_far_then_the_rest(workspace, ready, upstream):
+    _follow_mid_stream(workspace, ready, upstream)
+
+
+def test_streaming_follower_in_another_worker_through_redis(workspace, ready, upstream, redis_store):
+    load_workspace_info(workspace.pk)
+    _follow_mid_stream(workspace, ready, upstream, extra=uuid.uuid4().hex, forget_local=True)
+
+
+def test_plain_follower_of_a_stream(workspace, ready, upstream):
+    upstream.chunk_delay = 0.1
+    leader_chunks, started = [], threading.Event()
+    leader = threading.Thread(target=_lead_stream, args=(workspace, ready, None, leader_chunks, started))
+    leader.start()
+    assert started.wait(5)
+    result = gateway.complete(workspace.pk, _request(), spec=ready)
+    leader.join(10)
+    assert result.coalesced and result.text == _content(leader_chunks)
+    assert upstream.calls == 1
+
+
+def test_followers_share_the_leaders_error(workspace, ready, upstream, settings):
+    upstream.latency = 0.4
+    upstream.script(400)
+    outcomes = _in_threads(5, lambda: _status(workspace, ready))
+    assert outcomes == [400] * 5
+    assert upstream.calls == 1
+
+
+def _status(workspace, spec):
+    try:
+        gateway.complete(workspace.pk, _request(), spec=spec)
+    except gateway.GatewayError as exc:
+        return exc.status
+    return 200
+
+
+def test_follower_gives_up_after_the_bounded_wait(workspace, ready, upstream, settings):
+    settings.LLM_COALESCE_WAIT = 0.3
+    upstream.latency = 1.0
+    results = _in_threads(2, lambda: gateway.complete(workspace.pk, _request(), spec=ready))
+    # The follower stopped waiting and made its own call.
+    assert upstream.calls == 2
+    assert not any(r.coalesced for r in results)
+
+
+SUBPROCESS = """
+import json, sys, django
+django.setup()
+from llmgateway import gateway, registry
+from llmgateway.store import RedisStore, set_store
+set_store(RedisStore.from_url(sys.argv[1]))
+spec = registry.ModelSpec(**json.loads(sys.argv[2]))
+result = gateway.complete(int(sys.argv[3]), json.loads(sys.argv[4]), spec=spec, cache_extra=sys.argv[5])
+print(json.dumps({"text": result.text, "coalesced": result.coalesced, "hit": result.cache_hit}))
+"""
+
+
+def test_identical_requests_in_two_processes_make_one_upstream_call(workspace, ready, upstream, redis_store, redis_url):
+    from dataclasses import asdict
+
+    load_workspace_info(workspace.pk)
+    upstream.latency = 1.5
+    extra = uuid.uuid4().hex
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="corporate.settings")
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SUBPROCESS,
+            redis_url,
+            json.dumps(asdict(ready)),
+            str(workspace.pk),
+            json.dumps(_request()),
+            extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while upstream.calls == 0 and time.monotonic() < deadline and other.poll() is None:
+            time.sleep(0.02)
+        assert upstream.calls == 1, other.stderr.read() if other.poll() is not None else "no upstream call"
+        mine = gateway.complete(workspace.pk, _request(), spec=ready, cache_extra=extra)
+        out, err = other.communicate(timeout=20)
+    finally:
+        if other.poll() is None:
+            other.kill()
+    theirs = json.loads(out.strip().splitlines()[-1])
+    assert upstream.calls == 1, err
+    assert mine.coalesced and not theirs["coalesced"]
+    assert mine.text == theirs["text"]
+
+
+# Redis going away ------------------------------------------------------------
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisProcess:
+    """A redis-server of this test's own, never the shared one."""
+
+    def __init__(self):
+        self.port = _free_port()
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [
+                shutil.which("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--enable-debug-command",
+                "local",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@pytest.fixture
+def own_redis():
+    if not shutil.which("redis-server"):
+        from conftest import require_service
+
+        require_service("redis-server", "the redis-server binary is not installed")
+    server = RedisProcess().start()
+    yield server
+    server.stop()
+
+
+def test_redis_stopped_mid_run(workspace, ready, upstream, own_redis, caplog):
+    store = RedisStore.from_url(own_redis.url, timeout=0.2, retry_interval=1)
+    previous = set_store(store)
+    try:
+        load_workspace_info(workspace.pk)
+        assert not gateway.complete(workspace.pk, _request(), spec=ready).cache_hit
+        assert gateway.complete(workspace.pk, _request(), spec=ready).cache_hit
+
+        own_redis.stop()
+        with caplog.at_level(logging.WARNING, logger="llmgateway.store"):
+            for _ in range(4):
+                started = time.monotonic()
+                result = gateway.complete(workspace.pk, _request(), spec=ready)
+                assert not result.cache_hit and result.text.startswith("Echo:")
+                assert time.monotonic() - started < 1.0
+        assert upstream.calls == 5
+        # One warning for the outage, not one per request.
+        assert caplog.text.count("Redis unavailable") == 1
+
+        own_redis.start()
+        time.sleep(1.1)
+        gateway.complete(workspace.pk, _request(), spec=ready)
+        assert gateway.complete(workspace.pk, _request(), spec=ready).cache_hit
+    finally:
+        set_store(previous)
+
+
+def test_slow_redis_costs_at_most_the_socket_timeout(workspace, ready, upstream, own_redis):
+    store = RedisStore.from_url(own_redis.url, timeout=0.2, retry_interval=5)
+    previous = set_store(store)
+    try:
+        load_workspace_info(workspace.pk)
+        gateway.complete(workspace.pk, _request(), spec=ready)
+        import redis
+
+        blocker = threading.Thread(
+            target=lambda: redis.Redis.from_url(own_redis.url).execute_command("DEBUG", "SLEEP", "1.5")
+        )
+        blocker.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        result = gateway.complete(workspace.pk, _request(), spec=ready)
+        first = time.monotonic() - started
+        started = time.monotonic()
+        gateway.complete(workspace.pk, _request(), spec=ready)
+        second = time.monotonic() - started
+        blocker.join()
+        assert not result.cache_hit
+        assert first < 0.8  # one socket timeout (0.2 s), then uncached
+        assert second < 0.2  # Redis is skipped until the retry interval has passed
+    finally:
+        set_store(previous)

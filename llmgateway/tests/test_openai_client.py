@@ -1,0 +1,86 @@
+"""The official `openai` client against a live server, unchanged except for base_url and api_key."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTION = [{"role": "user", "content": "What does the gateway do?"}]
+
+
+@pytest.fixture
+def openai_client(live_server, api_key, monkeypatch):
+    import openai
+    from django.db import connections
+
+    # The live server answers in threads; persistent connections would outlive the test database.
+    monkeypatch.setitem(connections["default"].settings_dict, "CONN_MAX_AGE", 0)
+
+    return openai.OpenAI(base_url=live_server.url + "/v1", api_key=api_key[1], max_retries=0, timeout=20)
+
+
+def test_completion_then_cached_with_x_cache_hit(openai_client, remote_model, upstream):
+    first = openai_client.chat.completions.with_raw_response.create(model="remote", messages=QUESTION)
+    second = openai_client.chat.completions.with_raw_response.create(model="remote", messages=QUESTION)
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+    one, two = first.parse(), second.parse()
+    assert one.choices[0].message.content.startswith("Echo: What does the gateway do?")
+    assert two.choices[0].message.content == one.choices[0].message.content
+    assert one.usage.total_tokens > 0
+    assert upstream.calls == 1
+
+
+def test_streaming_and_its_replay(openai_client, remote_model, upstream):
+    stream = openai_client.chat.completions.create(
+        model="remote", messages=QUESTION, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("Echo: What does the gateway do?")
+    assert chunks[-1].usage.total_tokens > 0
+    raw = openai_client.chat.completions.with_raw_response.create(model="remote", messages=QUESTION, stream=True)
+    assert raw.headers["x-cache"] == "HIT"
+    replayed = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert replayed == text
+    assert upstream.calls == 1
+
+
+def test_cache_controls_through_extra_headers_and_body(openai_client, remote_model, upstream):
+    openai_client.chat.completions.create(model="remote", messages=QUESTION)
+    fresh = openai_client.chat.completions.with_raw_response.create(
+        model="remote", messages=QUESTION, extra_headers={"Cache-Control": "no-cache"}
+    )
+    assert fresh.headers["x-cache"] == "MISS"
+    skipped = openai_client.chat.completions.with_raw_response.create(
+        model="remote", messages=QUESTION, extra_body={"cache": {"no-cache": True}}
+    )
+    assert skipped.headers["x-cache"] == "MISS"
+    assert upstream.calls == 3
+
+
+def test_offline_model_and_model_list(openai_client):
+    passages = "[1] Expense reports are due on the fifth working day of each month."
+    answer = openai_client.chat.completions.create(
+        model="offline",
+        messages=[
+            {"role": "system", "content": passages},
+            {"role": "user", "content": "When are expense reports due?"},
+        ],
+    )
+    assert "fifth working day" in answer.choices[0].message.content
+    assert "offline" in [m.id for m in openai_client.models.list()]
+
+
+def test_errors_map_to_the_clients_exceptions(live_server, openai_client, remote_model, upstream):
+    import openai
+
+    bad = openai.OpenAI(base_url=live_server.url + "/v1", api_key="not-a-key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.chat.completions.create(model="remote", messages=QUESTION)
+    with pytest.raises(openai.NotFoundError):
+        openai_client.chat.completions.create(model="missing", messages=QUESTION)
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client.chat.completions.create(model="remote", messages=QUESTION, extra_body={"api_base": "http://x"})
+    assert caught.value.body["param"] == "api_base"
+    upstream.script((429, {"Retry-After": "300"}))
+    with pytest.raises(openai.RateLimitError):
+        openai_client.chat.completions.create(model="remote", messages=[{"role": "user", "content": "limited"}])
