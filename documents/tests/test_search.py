@@ -1,0 +1,101 @@
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from documents.search import fts5_query, search, search_workspace
+from documents.tests.conftest import MARKDOWN, pdf_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def test_results_name_document_page_snippet_and_link(ingest, viewer, workspace):
+    document = ingest("handbook.pdf", pdf_bytes())
+    results = search(viewer, "vacation days", workspace=workspace)
+    assert len(results) == 1
+    result = results[0]
+    assert result.document == document and result.document.title == "handbook"
+    assert result.page == 1 and result.location == "page 1"
+    assert "<mark>vacation</mark>" in result.snippet.lower()
+    assert "27 vacation days" in result.text
+    assert result.score > 0
+    assert result.url == f"/documents/acme/{document.pk}/?chunk={result.chunk_id}#chunk-{result.chunk_id}"
+
+
+def test_snippets_are_html_safe(ingest, viewer):
+    ingest("xss.txt", b"The <script>alert(1)</script> budget is <b>approved</b> for travel.")
+    (result,) = search(viewer, "budget")
+    # SQLite escapes the tags, PostgreSQL's headline leaves them out; neither lets one through.
+    assert "<script>" not in result.snippet and "<b>" not in result.snippet
+    assert "<mark>budget</mark>" in result.snippet
+
+
+def test_only_my_workspaces(ingest, viewer, outsider, workspace, other_workspace):
+    ingest("handbook.pdf", pdf_bytes())
+    ingest("secret.txt", b"The vacation plan of Globex is secret.", ws=other_workspace, user=outsider)
+    mine = search(viewer, "vacation")
+    assert [r.document.workspace.slug for r in mine] == ["acme"]
+    assert [r.document.workspace.slug for r in search(outsider, "vacation")] == ["globex"]
+    with pytest.raises(Http404):
+        search(viewer, "vacation", workspace=other_workspace)
+
+
+def test_archived_workspace_is_still_searchable_but_unknown_role_is_refused(ingest, viewer, workspace):
+    ingest("handbook.pdf", pdf_bytes())
+    workspace.archived = True
+    workspace.save()
+    assert search(viewer, "vacation", workspace=workspace)
+    from workspaces.models import Membership
+
+    Membership.objects.filter(user=viewer).delete()
+    from workspaces.permissions import forget
+
+    forget(viewer)
+    with pytest.raises((Http404, PermissionDenied)):
+        search(viewer, "vacation", workspace=workspace)
+
+
+def test_document_filter_limit_and_syntax(ingest, workspace):
+    handbook = ingest("handbook.pdf", pdf_bytes())
+    faq = ingest("faq.md", MARKDOWN.encode())
+    assert {r.document.pk for r in search_workspace(workspace, "staff")} == {handbook.pk, faq.pk}
+    assert {r.document.pk for r in search_workspace(workspace, "staff", document_ids=[faq.pk])} == {faq.pk}
+    assert search_workspace(workspace, "staff", document_ids=[]) == []
+    assert len(search_workspace(workspace, "staff", limit=1)) == 1
+    assert search_workspace(workspace, '"vacation days"')
+    assert not search_workspace(workspace, '"days vacation"')
+    assert {r.document.pk for r in search_workspace(workspace, "staff -vacation")} == {faq.pk}
+    assert {r.page for r in search_workspace(workspace, "laptop or meals")} == {2, 3}
+    # Stemming: "reimburse" finds "reimbursed".
+    assert search_workspace(workspace, "reimburse")[0].page == 2
+    for nasty in ['"', "AND OR NOT", "-", "((", "NEAR(a b)", "*", "col:x", "'; drop table x; --", ""]:
+        search_workspace(workspace, nasty)  # never an error
+
+
+def test_fts5_query_quotes_everything():
+    assert fts5_query("vacation days") == '"vacation" AND "days"'
+    assert fts5_query('"exact phrase" -skip') == '("exact phrase") NOT "skip"'
+    assert fts5_query("a or b c") == '("a" OR "b") AND "c"'
+    assert fts5_query("e-mail") == '"e mail"'
+    assert fts5_query("-only") == ""
+
+
+def test_index_follows_reprocess_and_delete(ingest, workspace, run_tasks):
+    from documents import ingestion
+
+    document = ingest("handbook.pdf", pdf_bytes())
+    before = {r.chunk_id for r in search_workspace(workspace, "vacation")}
+    with run_tasks():
+        ingestion.reprocess(document)
+    after = {r.chunk_id for r in search_workspace(workspace, "vacation")}
+    assert after and not (before & after)  # old entries gone, new ones found
+    ingestion.delete_document(document)
+    assert search_workspace(workspace, "vacation") == []
+
+
+def test_search_costs_two_queries(ingest, workspace, django_assert_num_queries):
+    ingest("handbook.pdf", pdf_bytes())
+    ingest("faq.md", MARKDOWN.encode())
+    # the ranked passages with snippets; their documents with workspaces
+    with django_assert_num_queries(2):
+        results = search_workspace(workspace, "staff")
+        assert [r.document.workspace.slug for r in results] == ["acme", "acme"]
