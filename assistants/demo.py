@@ -4,9 +4,9 @@ from assistants.models import Assistant
 from workspaces.models import Workspace
 
 INSTRUCTIONS = (
-    "You are the Northwind helpdesk. Answer staff questions about HR, travel and IT policies "
+    "You are the Brightwater helpdesk. Answer staff questions about HR, travel and IT policies "
     "briefly and precisely, quoting the policy that applies. If the documents do not cover a question, "
-    "say so and suggest contacting hr@northwind.example."
+    "say so and suggest contacting hr@brightwater.example."
 )
 
 

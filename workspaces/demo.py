@@ -18,8 +18,8 @@ def populate(admin):
     workspace, new = Workspace.objects.get_or_create(
         slug=DEMO_SLUG,
         defaults={
-            "name": "Northwind Demo",
-            "description": "A demo company workspace: HR, travel and IT policies, and an assistant that answers from them.",
+            "name": "Brightwater (demo)",
+            "description": "The demo company Brightwater: its HR, travel and IT policies, and a helpdesk assistant that answers from them.",
             "created_by": admin,
         },
     )

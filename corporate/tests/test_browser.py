@@ -24,3 +24,17 @@ def test_sign_in_reaches_dashboard(page, live_server, make_user, tmp_path):
     page.wait_for_selector("h2:has-text('Sign in')")
     page.goto(live_server.url + "/")
     assert "/accounts/login/" in page.url
+
+
+def test_api_docs_render_under_the_content_security_policy(page, live_server, make_user):
+    make_user("dev@example.com", password="browser test secret")
+    sign_in(page, live_server.url, "dev@example.com", "browser test secret")
+    page.wait_for_selector("text=Welcome")
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(live_server.url + "/api/docs/")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "Corporate AI workspace API" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector("text=/api/workspaces/")
+    assert not [e for e in errors if "Content Security Policy" in e]
+    screenshot(page, "api-docs.png")
