@@ -13,7 +13,11 @@ log = logging.getLogger(__name__)
 
 @login_required
 def dashboard(request):
-    return render(request, "corporate/dashboard.html", {"areas": dashboard_areas(request)})
+    from corporate.dashboard import panels_for
+
+    return render(
+        request, "corporate/dashboard.html", {"areas": dashboard_areas(request), "panels": panels_for(request)}
+    )
 
 
 def dashboard_areas(request):

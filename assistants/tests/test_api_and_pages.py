@@ -207,3 +207,23 @@ def test_commands(capsys, workspace, owner, handbook):
         call_command("ask", "acme", "Policy bot", "  ")
     with pytest.raises(CommandError, match="Unknown model"):
         call_command("create_assistant", "acme", "Other", "--model", "nope")
+
+
+def test_dashboard_panels_in_constant_queries(client_for, member, assistant, ask_page):
+    from workspaces import services
+
+    client = client_for(member)
+    ask_page(client, assistant, QUESTION)
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get("/")
+        assert b"Ask an assistant" in response.content and b"Your workspaces" in response.content
+        return len(ctx.captured_queries)
+
+    few = count()
+    for i in range(10):
+        ws = services.create_workspace(member, name=f"W{i}", slug=f"w-{i}")
+        bot = Assistant.objects.create(workspace=ws, name=f"Bot {i}")
+        Conversation.objects.create(assistant=bot, user=member, title=f"c{i}")
+    assert count() == few
