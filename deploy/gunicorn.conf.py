@@ -40,8 +40,10 @@ graceful_timeout = _int("WEB_GRACEFUL_TIMEOUT", 30)
 # Idle keep-alive from nginx; nginx's upstream keepalive_timeout is shorter.
 keepalive = _int("WEB_KEEPALIVE", 5)
 # Recycle workers now and then (memory growth), not all at the same moment.
-max_requests = _int("WEB_MAX_REQUESTS", 5000)
-max_requests_jitter = _int("WEB_MAX_REQUESTS_JITTER", 500)
+# A worker serves several hundred requests/s: 5000 would restart it every few
+# seconds under load, and a restarting worker answers nothing for ~1 s.
+max_requests = _int("WEB_MAX_REQUESTS", 50000)
+max_requests_jitter = _int("WEB_MAX_REQUESTS_JITTER", 5000)
 preload_app = False
 # Trust X-Forwarded-* only from the local nginx.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
