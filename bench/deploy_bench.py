@@ -2,14 +2,17 @@
 """Throughput and latency of the production stack: nginx (TLS, HTTP/2) and gunicorn (gevent) directly.
 
     apt-get install -y nghttp2-client wrk      # h2load; wrk for the direct runs
-    .venv/bin/python bench/deploy_bench.py     # /health; 1, 3, 5 workers; 16, 64 connections
+    .venv/bin/python bench/deploy_bench.py     # ~10 minutes: 2 targets x 2 paths x 2 conns x 3 worker counts x 2 rounds
 
 Starts the same stack as deploy/tests/test_stack.py (deploy/start_production.sh
 against a throw-away PostgreSQL database and Redis, nginx from the rendered
 template) once per worker count, and for each target and connection count
 runs h2load over HTTPS with HTTP/2 through nginx and wrk over HTTP/1.1
 straight against gunicorn (h2load --h1 where wrk is missing). Prints
-requests/s and p50/p99 latency as a Markdown table; --json also saves them.
+requests/s and p50/p99 latency as a Markdown table (median of --repeat
+rounds); --json also saves them. Needs PostgreSQL (TEST_POSTGRES_URL, default
+postgres://postgres@127.0.0.1:5432/postgres, allowed to create databases) and
+Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/13).
 
 Targets (--targets):
   health      GET /health: a PostgreSQL query and a Redis ping per request
@@ -190,12 +193,26 @@ def prepare_completion(stack):
     return body, headers
 
 
+def median_row(rows):
+    first = rows[0]
+    return {
+        **{k: first[k] for k in ("target", "workers", "path", "connections")},
+        "rps": statistics.median(r["rps"] for r in rows),
+        "p50_ms": statistics.median(r["p50_ms"] for r in rows),
+        "p99_ms": statistics.median(r["p99_ms"] for r in rows),
+        "errors": sum((r["non_2xx"] or 0) + (r["failed"] or 0) for r in rows),
+        "load": statistics.mean(r["load"] for r in rows),
+        "rounds": [{k: r[k] for k in ("rps", "p50_ms", "p99_ms", "load")} for r in rows],
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", default="1,3,5", help="gunicorn worker counts (default 1,3,5)")
     parser.add_argument("--connections", default="16,64", help="concurrent connections (default 16,64)")
     parser.add_argument("--duration", type=int, default=10, help="seconds each measurement runs (default 10)")
-    parser.add_argument("--targets", default="health", help="health and/or completion, comma-separated")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds; each figure is the median (default 2)")
+    parser.add_argument("--targets", default="health,completion", help="health and/or completion (default both)")
     parser.add_argument("--direct-tool", choices=["auto", "wrk", "h2load"], default="auto")
     parser.add_argument("--pool-size", type=int, default=10, help="DB_POOL_SIZE per worker (default 10)")
     parser.add_argument("--json", help="also write the results to this file")
@@ -209,60 +226,83 @@ def main(argv=None):
         direct_tool = "wrk" if shutil.which("wrk") else "h2load"
     elif direct_tool == "wrk" and not shutil.which("wrk"):
         sys.exit("deploy_bench: wrk is missing: apt-get install -y wrk")
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    for target in targets:
+        if target not in {"health", "completion"}:
+            sys.exit(f"deploy_bench: unknown target {target!r} (health, completion)")
 
     postgres_url = os.environ.get("TEST_POSTGRES_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
     redis_url = os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/13"
     worker_counts = [int(x) for x in args.workers.split(",")]
     connection_counts = [int(x) for x in args.connections.split(",")]
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    results = []
     print(
-        f"cores: {os.cpu_count()}; {args.duration} s per run; direct tool: {direct_tool}; DB_POOL_SIZE={args.pool_size}"
+        f"cores: {os.cpu_count()}; {args.duration} s per run, median of {args.repeat} rounds; "
+        f"direct tool: {direct_tool}; DB_POOL_SIZE={args.pool_size}"
     )
-    # load: the host's 1-minute load average before the run (other work on the machine skews the figures)
-    print("| target | workers | path | conns | req/s | p50 ms | p99 ms | errors | load |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for workers in worker_counts:
-        with tempfile.TemporaryDirectory(prefix="deploy-bench-") as tmp:
-            stack = Stack(tmp, postgres_url, redis_url, workers=workers, pool_size=args.pool_size, upload_max_mb=50)
-            try:
-                stack.start()
+    # One stack per worker count, all up at once (idle ones cost no CPU), and
+    # the worker counts measured back to back for each cell: load from other
+    # work on a shared host then skews all of them alike.
+    stacks = {}
+    requests = {}  # (workers, target) -> (path, body, headers)
+    with tempfile.TemporaryDirectory(prefix="deploy-bench-") as tmp:
+        try:
+            for workers in worker_counts:
+                folder = Path(tmp) / f"w{workers}"
+                folder.mkdir()
+                stacks[workers] = Stack(
+                    folder, postgres_url, redis_url, workers=workers, pool_size=args.pool_size, upload_max_mb=50
+                ).start()
                 for target in targets:
-                    body, headers, path = None, [], "/health"
-                    if target == "completion":
-                        try:
-                            body, headers = prepare_completion(stack)
-                        except (RuntimeError, OSError) as exc:
-                            print(f"| completion | {workers} | skipped: {exc} | | | | | | |")
-                            continue
-                        path = "/v1/chat/completions"
-                    elif target != "health":
-                        sys.exit(f"deploy_bench: unknown target {target!r}")
+                    if target == "health":
+                        requests[workers, target] = ("/health", None, [])
+                        continue
+                    try:
+                        body, headers = prepare_completion(stacks[workers])
+                    except (RuntimeError, OSError) as exc:
+                        print(f"completion skipped: {exc}")
+                        continue
+                    requests[workers, target] = ("/v1/chat/completions", body, headers)
+            raw = {}
+            for round_number in range(1, args.repeat + 1):
+                print(f"round {round_number} of {args.repeat} ...", flush=True)
+                for target in targets:
                     for connections in connection_counts:
-                        for row in measure(stack, path, connections, args.duration, tmp, direct_tool, body, headers):
-                            row.update(target=target, workers=workers)
-                            results.append(row)
-                            errors = (row["non_2xx"] or 0) + (row["failed"] or 0)
-                            print(
-                                f"| {target} | {workers} | {row['path']} | {connections} | {row['rps']:.0f} "
-                                f"| {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {errors} | {row['load']:.1f} |",
-                                flush=True,
+                        for workers in worker_counts:
+                            if (workers, target) not in requests:
+                                continue
+                            path, body, headers = requests[workers, target]
+                            rows = measure(
+                                stacks[workers], path, connections, args.duration, tmp, direct_tool, body, headers
                             )
-            finally:
+                            for row in rows:
+                                row.update(target=target, workers=workers)
+                                raw.setdefault((target, row["path"], connections, workers), []).append(row)
+        finally:
+            for stack in stacks.values():
                 stack.stop()
+
+    # load: the host's 1-minute load average during the cell (2 cores: above 2 means other work competed)
+    results = [median_row(rows) for rows in raw.values()]
+    print("| target | path | conns | workers | req/s | p50 ms | p99 ms | errors | load |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in results:
+        print(
+            f"| {row['target']} | {row['path']} | {row['connections']} | {row['workers']} | {row['rps']:.0f} "
+            f"| {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['errors']} | {row['load']:.1f} |"
+        )
     best = {}
     for row in results:
         key = (row["target"], row["path"], row["connections"])
         if key not in best or row["rps"] > best[key]["rps"]:
             best[key] = row
     print()
-    for (target, path, connections), row in sorted(best.items()):
+    for (target, path, connections), row in best.items():
         print(
             f"best for {target}, {path}, {connections} connections: {row['workers']} workers ({row['rps']:.0f} req/s)"
         )
     if results:
         by_workers = {w: statistics.mean(r["rps"] for r in results if r["workers"] == w) for w in worker_counts}
-        print("mean req/s over all runs by workers: " + ", ".join(f"{w}: {v:.0f}" for w, v in by_workers.items()))
+        print("mean req/s over all cells by workers: " + ", ".join(f"{w}: {v:.0f}" for w, v in by_workers.items()))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))

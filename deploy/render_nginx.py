@@ -66,7 +66,9 @@ def parameters(env):
         "UPSTREAM_KEEPALIVE_TIMEOUT": str(max(1, _int(env, "WEB_KEEPALIVE", 5) - 1)),
         "PROXY_TIMEOUT": str(_int(env, "WEB_TIMEOUT", 150)),
         "CLIENT_MAX_BODY_MB": str(_int(env, "UPLOAD_MAX_MB", 50) + 1),
-        "HSTS_SECONDS": str(_int(env, "SECURE_HSTS_SECONDS", 31536000)),
+        # The same Strict-Transport-Security that Django would send.
+        "HSTS": f"max-age={_int(env, 'SECURE_HSTS_SECONDS', 31536000)}; includeSubDomains"
+        + ("; preload" if env.get("SECURE_HSTS_PRELOAD", "").strip().lower() in {"1", "true", "yes", "on"} else ""),
         "STATIC_ROOT": str(Path(env.get("STATIC_ROOT") or var_dir / "static").resolve()),
         "MEDIA_ROOT": str(Path(env.get("MEDIA_ROOT") or var_dir / "media").resolve()),
         "ERROR_PAGES": str(Path(env.get("ERROR_PAGES") or DEPLOY / "errors").resolve()),
@@ -75,7 +77,7 @@ def parameters(env):
         if not params[name]:
             raise ConfigError(f"{name} must be set (see deploy/render_nginx.py)")
     for name, value in params.items():
-        if value and not SAFE_VALUE.match(value):
+        if name != "HSTS" and value and not SAFE_VALUE.match(value):
             raise ConfigError(f"{name} cannot go into nginx.conf as it is: {value!r}")
     return params
 

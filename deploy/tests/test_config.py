@@ -73,6 +73,12 @@ def test_nginx_template_renders_every_parameter():
     assert "keepalive_timeout 4s;" in text
     assert "return 301 https://$host$request_uri;" in text
     assert "server_name ai.example.com;" in text
+    assert 'add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;' in text
+
+
+def test_nginx_hsts_follows_djangos_settings():
+    text = render({**SITE, "SECURE_HSTS_SECONDS": "600", "SECURE_HSTS_PRELOAD": "true"})
+    assert 'Strict-Transport-Security "max-age=600; includeSubDomains; preload"' in text
 
 
 def test_nginx_template_on_other_ports_keeps_the_port_in_redirects_and_host():
