@@ -13,6 +13,8 @@ admin.site.site_title = settings.SITE_NAME
 admin.site.index_title = "Manage the workspace"
 
 urlpatterns = [
+    # The OpenAI-compatible API first: its cache hits are the hottest path.
+    path("v1/", include("llmgateway.openai_urls")),
     path("", views.dashboard, name="dashboard"),
     path("health", views.health, name="health"),
     path(
@@ -38,7 +40,6 @@ urlpatterns = [
         csp_update({"style-src": ["'unsafe-inline'"]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
         name="api-docs",
     ),
-    path("v1/", include("llmgateway.openai_urls")),
 ]
 
 handler400 = "corporate.views.bad_request"

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 from rest_framework import authentication, exceptions
 
-from llmgateway.caching import API_KEY_TTL, NEGATIVE_TTL, api_key_key
+from llmgateway.caching import API_KEY_TTL, NEGATIVE_TTL, ParsedMemo, api_key_key
 from llmgateway.models import API_KEY_PREFIX, hash_key
 from llmgateway.store import get_store
 
@@ -51,6 +51,9 @@ class KeyInfo:
         return cls(**data)
 
 
+_parse_key_info = ParsedMemo(KeyInfo.loads)
+
+
 class KeyRejected(Exception):
     """The token is not a usable key; the message is safe to show."""
 
@@ -78,7 +81,7 @@ def info_from_cached(raw):
         return False, None
     if raw == _REVOKED:
         return True, None
-    return True, KeyInfo.loads(raw)
+    return True, _parse_key_info(raw)
 
 
 def load_key(digest):

@@ -99,6 +99,24 @@ def stats_key(workspace_id=None):
     return make_key(f"gw:stats:{'all' if workspace_id is None else workspace_id}")
 
 
+class ParsedMemo:
+    """Parsed records by their cached bytes (content-addressed, so never stale), bounded per process."""
+
+    def __init__(self, loader, limit=4096):
+        self.loader = loader
+        self.limit = limit
+        self._items = {}
+
+    def __call__(self, raw):
+        value = self._items.get(raw)
+        if value is None:
+            value = self.loader(raw)
+            if len(self._items) >= self.limit:
+                self._items.clear()
+            self._items[raw] = value
+        return value
+
+
 def is_deterministic(request):
     return request.get("temperature") in (0, 0.0) or request.get("seed") is not None
 
@@ -142,6 +160,9 @@ class WorkspaceInfo:
     @classmethod
     def loads(cls, raw):
         return cls(**json.loads(raw))
+
+
+parse_workspace_info = ParsedMemo(WorkspaceInfo.loads)
 
 
 def load_workspace_info(workspace_id):

@@ -103,6 +103,10 @@ class Participation:
         self.flight = flight
         self._remote = None  # Redis list key when this process leads across processes
         self._closed = False
+        # The cache entry as read when the flight was opened: an identical call may
+        # have finished between the lookup and now. None when not read.
+        self.rechecked = False
+        self.recheck = None
 
     # Leader side -------------------------------------------------------
     def publish(self, chunk):
@@ -111,22 +115,24 @@ class Participation:
         if self._remote:
             get_store().push(self._remote, json.dumps({"t": "c", "d": chunk}, separators=(",", ":")), FLIGHT_TTL)
 
-    def _end(self, kind, data=None):
-        if self._closed:
-            return
-        self._closed = True
-        if self.flight is not None:
-            self.flight.end(kind, data)
-            with _flights_lock:
-                if _flights.get(self.key) is self.flight:
-                    del _flights[self.key]
-        if self._remote:
-            store = get_store()
-            store.push(self._remote, json.dumps({"t": kind, "d": data}, separators=(",", ":")), FLIGHT_TTL)
-            store.delete(lock_key(self.key))
+    def _end(self, kind, data=None, also=()):
+        """Close the flight; `also`: store operations to run in the same round trip (the cache entry)."""
+        ops = list(also)
+        if not self._closed:
+            self._closed = True
+            if self.flight is not None:
+                self.flight.end(kind, data)
+                with _flights_lock:
+                    if _flights.get(self.key) is self.flight:
+                        del _flights[self.key]
+            if self._remote:
+                event = json.dumps({"t": kind, "d": data}, separators=(",", ":"))
+                ops += [("push", self._remote, event, FLIGHT_TTL), ("delete", lock_key(self.key))]
+        if ops:
+            get_store().batch(ops)
 
-    def finish(self, payload):
-        self._end("done", payload)
+    def finish(self, payload, also=()):
+        self._end("done", payload, also)
 
     def fail(self, error):
         self._end("fail", error)
@@ -211,15 +217,20 @@ def enter(key, lock_ttl):
     if not store.shared:
         return Leader(key, flight)
     flight_id = secrets.token_hex(8)
-    if store.add(lock_key(key), flight_id, lock_ttl):
+    # One round trip: take the lock, re-read the entry, and see who holds the lock.
+    acquired, entry, holder = store.batch(
+        [("add", lock_key(key), flight_id, lock_ttl), ("get", key), ("get", lock_key(key))]
+    )
+    if acquired or holder is None:
+        # Ours, or the other leader finished just now (its answer is in `entry`).
         leader = Leader(key, flight)
-        leader._remote = f"{flight_key(key)}:{flight_id}"
+        if acquired:
+            leader._remote = f"{flight_key(key)}:{flight_id}"
+        leader.rechecked, leader.recheck = True, entry
         return leader
-    holder = store.get_many([lock_key(key)])[0]
-    if holder is None:
-        # The other leader just finished; its answer is (or is about to be) cached.
-        return Leader(key, flight)
-    return RemoteFollower(key, flight, f"{flight_key(key)}:{holder.decode()}")
+    follower = RemoteFollower(key, flight, f"{flight_key(key)}:{holder.decode()}")
+    follower.rechecked, follower.recheck = True, entry
+    return follower
 
 
 def reset():

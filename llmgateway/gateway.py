@@ -40,10 +40,10 @@ from django.conf import settings
 from llmgateway import coalesce, registry, stats
 from llmgateway.caching import (
     CachedCompletion,
-    WorkspaceInfo,
     completion_key,
     is_deterministic,
     load_workspace_info,
+    parse_workspace_info,
     workspace_info_key,
 )
 from llmgateway.providers import resilience
@@ -362,11 +362,14 @@ def prepare(workspace, request, *, cache_control=None, user=None, cache_extra=No
     )
 
 
-def _begin(call):
-    """Admit the call, read the workspace's policy and the cache entry in one round trip; the entry on a hit."""
+def _begin(call, prefetched=None):
+    """Admit the call, read the workspace's policy and the cache entry in one round trip; the entry on a hit.
+
+    prefetched: (raw workspace info, raw entry) already read by the caller in its own round trip.
+    """
     hook.admit(call)
-    raw_info, raw_entry = get_store().get_many([workspace_info_key(call.workspace_id), call.key])
-    info = WorkspaceInfo.loads(raw_info) if raw_info else load_workspace_info(call.workspace_id)
+    raw_info, raw_entry = prefetched or get_store().get_many([workspace_info_key(call.workspace_id), call.key])
+    info = parse_workspace_info(raw_info) if raw_info else load_workspace_info(call.workspace_id)
     if info is None:
         raise GatewayError(404, "No such workspace.", code="workspace_not_found")
     if info.archived:
@@ -383,9 +386,11 @@ def _begin(call):
     return None
 
 
-def _recheck(call):
-    """After winning a flight: an identical call may have finished just before."""
-    raw = get_store().get_many([call.key])[0]
+def _recheck(call, part):
+    """After opening a flight: an identical call may have finished between the lookup and now."""
+    if not call.lookup or part.role == "solo" or isinstance(part, coalesce.LocalFollower):
+        return None
+    raw = part.recheck if part.rechecked else get_store().get_many([call.key])[0]
     if raw:
         entry = CachedCompletion.loads(raw)
         if entry.generation == call.generation:
@@ -419,10 +424,11 @@ def _payload(entry_or_response, model, cost, upstream_ms):
     return {"response": entry_or_response, "model": model, "cost": cost, "upstream_ms": upstream_ms}
 
 
-def _store(call, response, used, cost, upstream_ms, chunks=None):
+def _store_ops(call, response, used, cost, upstream_ms, chunks=None):
+    """The store operation that caches the answer (run with the flight's end), or none."""
     if not call.store or used.name != call.spec.name:
         # Answers from a fallback model are not kept under the requested model's key.
-        return False
+        return []
     entry = CachedCompletion(
         response=response,
         generation=call.generation,
@@ -431,8 +437,7 @@ def _store(call, response, used, cost, upstream_ms, chunks=None):
         upstream_ms=round(upstream_ms, 1),
         chunks=tuple(chunks) if chunks is not None else None,
     )
-    get_store().set(call.key, entry.dumps(), call.ttl())
-    return True
+    return [("set", call.key, entry.dumps(), call.ttl())]
 
 
 def _fail(call, part, exc):
@@ -466,11 +471,6 @@ def _spec_named(call, name):
 
 
 def _lead(call, part):
-    if part.role == "leader" and call.lookup:
-        entry = _recheck(call)
-        if entry is not None:
-            part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
-            return _hit_result(call, entry)
     started = time.perf_counter()
     try:
         response, used = resilience.complete(call.spec, call.request)
@@ -482,16 +482,20 @@ def _lead(call, part):
     upstream_ms = (time.perf_counter() - started) * 1000
     response["model"] = used.name
     cost = used.cost(response.get("usage"))
-    stored = _store(call, response, used, cost, upstream_ms)
-    part.finish(_payload(response, used.name, cost, upstream_ms))
-    return _finish(call, response, used, upstream_ms, stored=stored)
+    ops = _store_ops(call, response, used, cost, upstream_ms)
+    part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
+    return _finish(call, response, used, upstream_ms, stored=bool(ops))
 
 
-def _run(call):
-    entry = _begin(call)
+def _run(call, prefetched=None):
+    entry = _begin(call, prefetched)
     if entry is not None:
         return _hit_result(call, entry)
     part = _participate(call)
+    entry = _recheck(call, part)
+    if entry is not None:
+        part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
+        return _hit_result(call, entry)
     if part.role == "follower":
         try:
             payload = None
@@ -514,15 +518,21 @@ class CompletionStream:
     view can set its headers before the first chunk.
     """
 
-    def __init__(self, call):
+    def __init__(self, call, prefetched=None):
         self.call = call
         self.result = None
         options = call.request.get("stream_options") or {}
         self.include_usage = bool(options.get("include_usage"))
-        self._entry = _begin(call)
+        self._entry = _begin(call, prefetched)
+        self._part = None
+        if self._entry is None:
+            self._part = _participate(call)
+            self._entry = _recheck(call, self._part)
+            if self._entry is not None:
+                entry = self._entry
+                self._part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
         self.cache_hit = self._entry is not None
-        self._part = None if self.cache_hit else _participate(call)
-        self.coalesced = self._part is not None and self._part.role == "follower"
+        self.coalesced = not self.cache_hit and self._part.role == "follower"
 
     def __iter__(self):
         if self.cache_hit:
@@ -565,12 +575,6 @@ class CompletionStream:
 
     def _lead(self, part):
         call = self.call
-        if part.role == "leader" and call.lookup:
-            entry = _recheck(call)
-            if entry is not None:
-                part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
-                yield from self._replay(entry)
-                return
         started = time.perf_counter()
         collected = []
         try:
@@ -589,9 +593,9 @@ class CompletionStream:
         upstream_ms = (time.perf_counter() - started) * 1000
         response = response_from_chunks(collected, used.name)
         cost = used.cost(response.get("usage"))
-        stored = _store(call, response, used, cost, upstream_ms, chunks=collected)
-        part.finish(_payload(response, used.name, cost, upstream_ms))
-        self.result = _finish(call, response, used, upstream_ms, stored=stored)
+        ops = _store_ops(call, response, used, cost, upstream_ms, chunks=collected)
+        part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
+        self.result = _finish(call, response, used, upstream_ms, stored=bool(ops))
 
 
 def complete(
@@ -608,9 +612,14 @@ def complete(
     call = prepare(
         workspace, request, cache_control=cache_control, user=user, cache_extra=cache_extra, api_key=api_key, spec=spec
     )
-    if stream or call.request.get("stream"):
-        return CompletionStream(call)
-    return _run(call)
+    return execute(call)
+
+
+def execute(call, prefetched=None):
+    """Run a prepared Call: a CompletionResult, or a CompletionStream for a streaming request."""
+    if call.request.get("stream"):
+        return CompletionStream(call, prefetched)
+    return _run(call, prefetched)
 
 
 def stream(workspace, request, **kwargs):

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 
-from llmgateway.caching import MODEL_INFO_TTL, NEGATIVE_TTL, model_info_key
+from llmgateway.caching import MODEL_INFO_TTL, NEGATIVE_TTL, ParsedMemo, model_info_key
 from llmgateway.store import get_store
 
 DEFAULT_ALIAS = "__default__"
@@ -80,6 +80,7 @@ class ModelSpec:
         )
 
 
+_parse_spec = ParsedMemo(ModelSpec.loads)
 BUILTIN_OFFLINE = ModelSpec(name="offline", provider="offline", cache_ttl=3600, timeout=30, max_retries=0)
 
 
@@ -93,7 +94,7 @@ def spec_from_cached(raw):
         return False, None
     if raw == _MISSING:
         return True, None
-    return True, ModelSpec.loads(raw)
+    return True, _parse_spec(raw)
 
 
 def load(name):

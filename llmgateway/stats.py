@@ -1,14 +1,30 @@
 """Cache statistics, per workspace and overall, as counters in the store.
 
-Every completion adds to two hashes (its workspace's and the overall one) in
-one round trip: hits, misses, coalesced requests, requests that bypassed the
-cache, errors, tokens and cost served without an upstream call, and latency
-sums and histograms for hits and misses (percentiles are read from the
-histogram buckets).
+Every completion adds to two hashes (its workspace's and the overall one):
+hits, misses, coalesced requests, requests that bypassed the cache, errors,
+tokens and cost served without an upstream call, and latency sums and
+histograms for hits and misses (percentiles are read from the histogram
+buckets).
+
+So that a cache hit costs no extra round trip, each process adds up its
+counts in memory and writes them in one batch every FLUSH_INTERVAL seconds
+(or FLUSH_EVENTS completions, or at exit); reading the figures flushes this
+process's counts first. Other processes' last half second may be missing.
 """
+
+import atexit
+import threading
+import time
 
 from llmgateway.caching import stats_key
 from llmgateway.store import get_store
+
+FLUSH_INTERVAL = 0.5
+FLUSH_EVENTS = 200
+_pending = {}
+_pending_events = 0
+_last_flush = time.monotonic()
+_lock = threading.Lock()
 
 BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 120000)
 OUTCOMES = ("hit", "miss", "coalesced", "bypass", "error")
@@ -33,7 +49,35 @@ def record(workspace_id, outcome, latency_ms, usage=None, cost=0.0):
     elif outcome in ("miss", "bypass"):
         fields["tokens_upstream"] = tokens
         fields["cost_upstream_micro"] = int(round(cost * 1_000_000))
-    get_store().incr_hashes({stats_key(workspace_id): fields, stats_key(None): fields})
+    global _pending_events
+    with _lock:
+        for key in (stats_key(workspace_id), stats_key(None)):
+            counts = _pending.setdefault(key, {})
+            for field, amount in fields.items():
+                counts[field] = counts.get(field, 0) + amount
+        _pending_events += 1
+        due = _pending_events >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL
+    if due:
+        flush()
+
+
+def flush():
+    """Write this process's pending counts to the store."""
+    global _pending, _pending_events, _last_flush
+    with _lock:
+        taken, _pending, _pending_events, _last_flush = _pending, {}, 0, time.monotonic()
+    if taken:
+        get_store().incr_hashes(taken)
+
+
+def discard_pending():
+    """Forget counts not yet written (tests start from a clean slate)."""
+    global _pending, _pending_events
+    with _lock:
+        _pending, _pending_events = {}, 0
+
+
+atexit.register(flush)
 
 
 def _percentile(counts, total, q):
@@ -49,6 +93,7 @@ def _percentile(counts, total, q):
 
 def summary(workspace_id=None):
     """The figures for one workspace (or overall when None), ready to show."""
+    flush()
     raw = get_store().read_hash(stats_key(workspace_id))
     out = {name: raw.get(name, 0) for name in OUTCOMES}
     lookups = out["hit"] + out["miss"] + out["coalesced"]
@@ -71,4 +116,5 @@ def summary(workspace_id=None):
 
 
 def reset(workspace_id=None):
+    discard_pending()
     get_store().delete(stats_key(workspace_id))

@@ -59,6 +59,22 @@ class Store:
     def exists(self, key):
         raise NotImplementedError
 
+    def batch(self, ops):
+        """Several operations in one round trip; one result per op.
+
+        ops: ("get", key) | ("set", key, value, ttl) | ("add", key, value, ttl)
+        | ("push", key, value, ttl) | ("delete", key).
+        """
+        results = []
+        for name, key, *args in ops:
+            if name == "get":
+                results.append(self.get_many([key])[0])
+            elif name == "delete":
+                results.append(self.delete(key))
+            else:
+                results.append(getattr(self, name)(key, *args))
+        return results
+
     def available(self):
         return True
 
@@ -195,6 +211,37 @@ class RedisStore(Store):
 
     def exists(self, key):
         return bool(self._run(0, lambda r: r.exists(key)))
+
+    def batch(self, ops):
+        defaults = [True if op[0] == "add" else None for op in ops]
+
+        def run(r):
+            pipe = r.pipeline(transaction=False)
+            shape = []
+            for name, key, *args in ops:
+                if name == "get":
+                    pipe.get(key)
+                elif name == "set":
+                    pipe.set(key, args[0], ex=args[1])
+                elif name == "add":
+                    pipe.set(key, args[0], ex=args[1], nx=True)
+                elif name == "push":
+                    pipe.rpush(key, args[0])
+                    pipe.expire(key, args[1])
+                elif name == "delete":
+                    pipe.delete(key)
+                else:
+                    raise ValueError(f"unknown store operation {name!r}")
+                shape.append(2 if name == "push" else 1)
+            replies = pipe.execute()
+            results, index = [], 0
+            for (name, *_), width in zip(ops, shape, strict=True):
+                reply = replies[index]
+                index += width
+                results.append(bool(reply) if name == "add" else reply)
+            return results
+
+        return self._run(defaults, run)
 
 
 _store = None

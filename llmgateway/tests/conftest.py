@@ -27,13 +27,14 @@ def upstream(_upstream_server):
 
 @pytest.fixture(autouse=True)
 def _gateway_state(settings):
-    from llmgateway import coalesce
+    from llmgateway import coalesce, stats
     from llmgateway.providers.resilience import breaker
 
     for name, value in FAST_RETRIES.items():
         setattr(settings, name, value)
     breaker.reset()
     coalesce.reset()
+    stats.discard_pending()
     yield
     breaker.reset()
     coalesce.reset()

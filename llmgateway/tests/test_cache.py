@@ -311,3 +311,15 @@ def test_python_api_errors_are_gateway_errors(workspace, remote_model):
     with pytest.raises(GatewayError) as caught:
         gateway.complete(workspace, {"messages": "hello"})
     assert caught.value.status == 400
+
+
+def test_changing_the_models_upstream_changes_the_key(v1, remote_model, upstream):
+    assert v1(BASE)["X-Cache"] == "MISS"
+    assert v1(BASE)["X-Cache"] == "HIT"
+    remote_model.upstream_model = "fake-model-2"
+    remote_model.save()
+    # This process remembered the old spec; the request must still not reuse the old answer.
+    response = v1(BASE)
+    assert response["X-Cache"] == "MISS"
+    assert upstream.requests[-1]["model"] == "fake-model-2"
+    assert v1(BASE)["X-Cache"] == "HIT"
