@@ -252,15 +252,15 @@ def uninstall(schema_editor):
 
 
 def rebuild(using=None):
-    """Rebuild the index from documents_chunk (after a restore, or if it drifted)."""
+    """Recreate anything missing of the index and rebuild it from documents_chunk (`reindex --rebuild-index`)."""
     from django.db import connections
 
     conn = connections[using or "default"]
-    with conn.schema_editor() as editor:
-        install(editor)
-    if conn.vendor == "sqlite":
-        with conn.cursor() as cursor:
+    statements = {"sqlite": SQLITE_INSTALL, "postgresql": POSTGRES_INSTALL}.get(conn.vendor, [])
+    with conn.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+        if conn.vendor == "sqlite":
             cursor.execute("INSERT INTO documents_chunk_fts(documents_chunk_fts) VALUES ('rebuild')")
-    elif conn.vendor == "postgresql":
-        with conn.cursor() as cursor:
+        elif conn.vendor == "postgresql":
             cursor.execute("REINDEX INDEX documents_chunk_search")

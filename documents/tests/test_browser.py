@@ -1,0 +1,53 @@
+"""A new member uploads a real PDF, DOCX and Markdown file through the page, watches them become ready,
+searches them and opens a highlighted passage."""
+
+import os
+
+import pytest
+
+from corporate.tests.browser import browser, page, sign_in  # noqa: F401
+from documents.tests.conftest import MARKDOWN, docx_bytes, pdf_bytes
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_upload_watch_ready_search(page, live_server, make_user, tmp_path):  # noqa: F811
+    from workspaces.models import Membership, Workspace
+
+    user = make_user("nina@example.com", password="browser test secret", full_name="Nina New")
+    workspace = Workspace.objects.create(name="Brightwater", slug="bw")
+    Membership.objects.create(workspace=workspace, user=user, role="member")
+    files = {"handbook.pdf": pdf_bytes(), "travel.docx": docx_bytes(), "it-faq.md": MARKDOWN.encode()}
+    paths = []
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        paths.append(str(tmp_path / name))
+
+    sign_in(page, live_server.url, "nina@example.com", "browser test secret")
+    page.wait_for_selector("h1:has-text('Welcome')")
+    page.click("nav >> text=Documents")
+    page.click("text=Brightwater")
+    page.click("text=Upload the first files")
+    page.set_input_files("input[type=file]", paths)
+    page.wait_for_selector(".upload-ready >> nth=2", timeout=30000)
+    states = page.inner_text("[data-upload-queue]")
+    assert states.count("Ready:") == 3, states
+    if os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], "documents-upload.png"), full_page=True)
+
+    page.click("nav.doc-tabs >> text=Documents")
+    assert page.locator("tbody tr").count() == 3
+    assert page.locator(".badge-ready").count() == 3
+
+    page.click("nav.doc-tabs >> text=Search")
+    page.fill("input[name=q]", "meals reimbursed")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_selector("article.result")
+    assert page.inner_text("article.result .badge") == "page 2"
+    assert page.locator("article.result mark").count() >= 2
+    page.click("article.result a")
+    page.wait_for_selector(".chunk-selected")
+    assert "Meals are reimbursed" in page.inner_text(".chunk-selected")
+    assert "page 2" in page.inner_text(".chunk-selected header")
+    if os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], "documents-passage.png"))
