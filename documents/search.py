@@ -22,7 +22,9 @@ ANDed, "quoted phrases", `or`, and `-word` to exclude.
 Backends: PostgreSQL uses a generated `tsvector` column with a GIN index
 (websearch_to_tsquery, ts_rank, ts_headline); SQLite an FTS5 table kept in
 sync with documents_chunk by triggers (bm25, snippet). Both are created by
-migration 0002 with the SQL below.
+migration 0002 with the SQL below. On PostgreSQL a query that matches more
+than RANK_CANDIDATES passages ranks only that many of them (a very common
+word); this bounds latency at the cost of exact ranking for such queries.
 """
 
 import re
@@ -37,6 +39,9 @@ from workspaces.permissions import check, workspace_ids
 MAX_LIMIT = 100
 MARK_START, MARK_END = "\ue000", "\ue001"
 SEARCH_CONFIG = "english"
+# PostgreSQL ranks at most this many matching passages; a query matching more (a very common
+# word) ranks a sample of them, which keeps its latency bounded.
+RANK_CANDIDATES = 4000
 
 SQLITE_INSTALL = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS documents_chunk_fts USING fts5("
@@ -71,11 +76,15 @@ WITH q AS (SELECT websearch_to_tsquery('{SEARCH_CONFIG}', %s) AS query)
 SELECT top.id, top.document_id, top.position, top.page, top.section, top.text, top.score,
        ts_headline('{SEARCH_CONFIG}', top.text, q.query, %s)
 FROM (
-    SELECT c.id, c.document_id, c.position, c.page, c.section, c.text,
-           ts_rank(c.search_vector, q.query) AS score
-    FROM documents_chunk c, q
-    WHERE c.search_vector @@ q.query AND c.workspace_id = ANY(%s) {{documents}}
-    ORDER BY score DESC, c.id
+    SELECT m.id, m.document_id, m.position, m.page, m.section, m.text,
+           ts_rank(m.search_vector, q.query) AS score
+    FROM (
+        SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, c.search_vector
+        FROM documents_chunk c, q
+        WHERE c.search_vector @@ q.query AND c.workspace_id = ANY(%s) {{documents}}
+        LIMIT {RANK_CANDIDATES}
+    ) m, q
+    ORDER BY score DESC, m.id
     LIMIT %s
 ) top, q
 ORDER BY top.score DESC, top.id
