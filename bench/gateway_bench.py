@@ -1,11 +1,11 @@
 """Model gateway benchmark: cached-hit throughput against a floor, added latency of a miss, hit rate.
 
     .venv/bin/python bench/gateway_bench.py            # about two minutes
-    .venv/bin/python bench/gateway_bench.py --duration 5 --workers 2
+    .venv/bin/python bench/gateway_bench.py --duration 10 --rounds 5 --workers 2
 
 Starts everything it needs on 127.0.0.1 and stops it afterwards: a
 redis-server of its own on a free port, the local OpenAI-compatible upstream
-(llmgateway/tests/fake_openai.py) with a fixed 200 ms delay, and gunicorn
+(llmgateway/tests/fake_openai.py, in a process of its own) with a fixed 200 ms delay, and gunicorn
 with gevent workers (deploy/gunicorn.conf.py, overridden on the command line:
 workers, bind, logs) serving bench.gateway_settings, i.e. the site plus the
 floor view at /bench/floor. The database is a throw-away SQLite file (or
@@ -15,6 +15,8 @@ Measures, and prints:
 (a) requests/s, p50 and p99 of POST /v1/chat/completions cache hits and of the
     floor view (reads the bearer token, one Redis round trip, fixed JSON), at
     16 and 64 connections, with h2load over HTTP/1.1 (package nghttp2-client);
+    floor and gateway runs alternate and the median of each is reported, so a
+    burst of other load on the machine hits both alike;
 (b) what the gateway adds to a miss: p50 through the gateway minus p50 of the
     same requests sent straight to the upstream;
 (c) the hit rate of a replayed workload with repeats (and how many upstream
@@ -39,8 +41,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-from llmgateway.tests.fake_openai import FakeOpenAI  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 GUNICORN = str(Path(PYTHON).parent / "gunicorn")
@@ -86,6 +86,25 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+class Upstream:
+    """The local OpenAI-compatible server in a process of its own, like a real upstream."""
+
+    def __init__(self, stack, delay):
+        self.port = free_port()
+        stack._spawn(
+            [PYTHON, "-m", "llmgateway.tests.fake_openai", "--port", str(self.port), "--delay", str(delay)],
+            "upstream.log",
+        )
+        wait_for_port(self.port)
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def calls(self):
+        import httpx
+
+        return httpx.get(f"http://127.0.0.1:{self.port}/_calls", timeout=5).json()["calls"]
+
+
 class Stack:
     def __init__(self, args):
         self.args = args
@@ -104,7 +123,7 @@ class Stack:
             "redis.log",
         )
         wait_for_port(redis_port)
-        self.upstream = FakeOpenAI(latency=0.2, stable=True).start()
+        self.upstream = Upstream(self, delay=0.2)
         self.env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG"}}
         self.env.update(
             DJANGO_SETTINGS_MODULE="bench.gateway_settings",
@@ -181,8 +200,6 @@ class Stack:
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        if self.upstream is not None:
-            self.upstream.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -231,7 +248,8 @@ def h2load(stack, path, connections, duration, body):
     return rps, percentile(latencies, 0.5), percentile(latencies, 0.99), failed
 
 
-def throughput(stack, duration):
+def throughput(stack, duration, rounds):
+    """Floor and gateway hit, alternating, `rounds` times per connection count; the median of each."""
     import httpx
 
     headers = {"Authorization": f"Bearer {stack.key}"}
@@ -240,8 +258,17 @@ def throughput(stack, duration):
     assert first.status_code == 200 and second.headers["x-cache"] == "HIT", (first.text, second.headers)
     rows = {}
     for connections in (16, 64):
-        for name, path in (("floor", "/bench/floor"), ("gateway hit", "/v1/chat/completions")):
-            rows[(name, connections)] = h2load(stack, path, connections, duration, HIT_BODY)
+        runs = {"floor": [], "gateway hit": []}
+        for _ in range(rounds):
+            for name, path in (("floor", "/bench/floor"), ("gateway hit", "/v1/chat/completions")):
+                runs[name].append(h2load(stack, path, connections, duration, HIT_BODY))
+        for name, results in runs.items():
+            rows[(name, connections)] = (
+                statistics.median(r[0] for r in results),
+                statistics.median(r[1] for r in results),
+                statistics.median(r[2] for r in results),
+                sum(r[3] or 0 for r in results),
+            )
     return rows
 
 
@@ -250,7 +277,17 @@ def _post(connection, path, body, headers):
     connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json", **headers})
     response = connection.getresponse()
     data = response.read()
-    return response.status, response.getheader("X-Cache"), data
+    return response.status, response.getheader("X-Cache"), data, response.getheader("Server-Timing") or ""
+
+
+def _timing(header):
+    """{name: ms} from a Server-Timing header."""
+    parts = {}
+    for item in header.split(","):
+        name, _, dur = item.strip().partition(";dur=")
+        if dur:
+            parts[name] = float(dur)
+    return parts
 
 
 def miss_overhead(stack, count):
@@ -258,26 +295,36 @@ def miss_overhead(stack, count):
     import http.client
 
     run = uuid.uuid4().hex[:8]
-    direct, through = [], []
+    direct, through, inside = [], [], []
     upstream = http.client.HTTPConnection("127.0.0.1", stack.upstream.port, timeout=10)
     gateway = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
     headers = {"Authorization": f"Bearer {stack.key}"}
     for i in range(-2, count):  # two warm-up rounds
         messages = [{"role": "user", "content": f"miss probe {run} {i}"}]
         started = time.perf_counter()
-        status, _, data = _post(upstream, "/v1/chat/completions", {"model": "fake-model", "messages": messages}, {})
+        status, _, data, _ = _post(upstream, "/v1/chat/completions", {"model": "fake-model", "messages": messages}, {})
         elapsed_direct = (time.perf_counter() - started) * 1000
         assert status == 200, data
         started = time.perf_counter()
-        status, cache, data = _post(gateway, "/v1/chat/completions", {"model": MODEL, "messages": messages}, headers)
+        status, cache, data, timing = _post(
+            gateway, "/v1/chat/completions", {"model": MODEL, "messages": messages}, headers
+        )
         elapsed_gateway = (time.perf_counter() - started) * 1000
         assert status == 200 and cache == "MISS", data
         if i >= 0:
             direct.append(elapsed_direct)
             through.append(elapsed_gateway)
+            parts = _timing(timing)
+            inside.append(parts["gateway"] - parts["upstream"])
     upstream.close()
     gateway.close()
-    return statistics.median(direct), statistics.median(through), percentile(direct, 0.9), percentile(through, 0.9)
+    return {
+        "direct": statistics.median(direct),
+        "through": statistics.median(through),
+        "direct_p90": percentile(direct, 0.9),
+        "through_p90": percentile(through, 0.9),
+        "inside": statistics.median(inside),
+    }
 
 
 def _concurrent_posts(stack, bodies, concurrency):
@@ -349,19 +396,24 @@ def cross_worker(stack, count=20):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per h2load run (default 10)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per h2load run (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating floor/gateway runs per load (default 3)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--miss-requests", type=int, default=30)
     parser.add_argument("--database-url", help="PostgreSQL instead of a throw-away SQLite file")
     args = parser.parse_args()
 
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores; other work skews latency)")
     stack = Stack(args)
     try:
         stack.start()
         print(f"gunicorn {args.workers} gevent workers on {stack.base}; Redis and the 200 ms upstream are local\n")
 
-        print(f"(a) cached-hit throughput, h2load --h1, {args.duration}s per run")
-        rows = throughput(stack, args.duration)
+        print(
+            f"(a) cached-hit throughput, h2load --h1, {args.duration}s per run, "
+            f"median of {args.rounds} alternating runs"
+        )
+        rows = throughput(stack, args.duration, args.rounds)
         print(f"  {'endpoint':14} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
         for (name, connections), (rps, p50, p99, failed) in rows.items():
             print(f"  {name:14} {connections:>5} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {failed:>7}")
@@ -375,10 +427,14 @@ def main():
             )
 
         print(f"\n(b) added latency of a miss ({args.miss_requests} sequential requests, upstream delay 200 ms)")
-        direct, through, direct_p90, through_p90 = miss_overhead(stack, args.miss_requests)
-        print(f"  upstream directly: p50 {direct:.2f} ms, p90 {direct_p90:.2f} ms")
-        print(f"  through gateway:   p50 {through:.2f} ms, p90 {through_p90:.2f} ms")
+        miss = miss_overhead(stack, args.miss_requests)
+        direct, through = miss["direct"], miss["through"]
+        print(f"  upstream directly: p50 {direct:.2f} ms, p90 {miss['direct_p90']:.2f} ms")
+        print(f"  through gateway:   p50 {through:.2f} ms, p90 {miss['through_p90']:.2f} ms")
         print(f"  added by the gateway: p50 {through - direct:.2f} ms")
+        print(
+            f"  of which the gateway's own code (Server-Timing: gateway minus upstream call): p50 {miss['inside']:.2f} ms"
+        )
 
         print("\n(c) replayed workload with repeats (Zipf over 120 prompts, 16 concurrent clients)")
         result = workload(stack, total=400, distinct=120, concurrency=16)
@@ -419,6 +475,7 @@ def main():
         print(
             f"  miss adds < 5 ms p50:                              {through - direct:.2f} ms  {'OK' if miss_ok else 'MISSED'}"
         )
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         stack.stop()
 

@@ -25,6 +25,7 @@ import time
 
 from django.conf import settings
 
+from llmgateway import deferred
 from llmgateway.caching import FLIGHT_TTL, flight_key, lock_key
 from llmgateway.store import get_store
 
@@ -129,7 +130,8 @@ class Participation:
                 event = json.dumps({"t": kind, "d": data}, separators=(",", ":"))
                 ops += [("push", self._remote, event, FLIGHT_TTL), ("delete", lock_key(self.key))]
         if ops:
-            get_store().batch(ops)
+            # In a view, after the response is sent; local followers already have the answer.
+            deferred.defer(get_store().batch, ops)
 
     def finish(self, payload, also=()):
         self._end("done", payload, also)

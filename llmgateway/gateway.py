@@ -332,6 +332,7 @@ class CompletionResult:
     latency_ms: float = 0.0
     stored: bool = False
     fallback: bool = False
+    upstream_ms: float | None = None  # this request's own upstream call, when it made one
 
     @property
     def text(self):
@@ -459,6 +460,7 @@ def _finish(call, response, used, upstream_ms, *, coalesced=False, stored=False)
         latency_ms=call.elapsed_ms(),
         stored=stored,
         fallback=used.name != call.spec.name,
+        upstream_ms=None if coalesced else round(upstream_ms, 2),
     )
     outcome = "coalesced" if coalesced else ("miss" if call.lookup else "bypass")
     stats.record(call.workspace_id, outcome, result.latency_ms, usage, cost)

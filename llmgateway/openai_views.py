@@ -12,7 +12,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from llmgateway import auth, gateway, registry
+from llmgateway import auth, deferred, gateway, registry
 from llmgateway.caching import api_key_key, model_info_key, workspace_info_key
 from llmgateway.gateway import CacheControl, CompletionStream, GatewayError
 from llmgateway.store import get_store
@@ -64,10 +64,16 @@ def _sse(first, rest):
     return events()
 
 
-def _cache_headers(response, hit, coalesced):
+def _cache_headers(response, hit, coalesced, result=None):
     response["X-Cache"] = "HIT" if hit else "MISS"
     if coalesced:
         response["X-Cache-Coalesced"] = "1"
+    if result is not None:
+        # Where the time went, for clients and benchmarks (W3C Server-Timing).
+        timing = f"gateway;dur={result.latency_ms:.2f}"
+        if result.upstream_ms is not None:
+            timing = f"upstream;dur={result.upstream_ms:.2f}, " + timing
+        response["Server-Timing"] = timing
     return response
 
 
@@ -106,6 +112,12 @@ def chat_completions(request):
     """
     if request.method != "POST":
         return error_response(GatewayError(405, "Use POST.", code="method_not_allowed"))
+    # Storing the answer and writing statistics wait until the client has its response.
+    with deferred.collecting() as after_response:
+        return deferred.attach(_chat_completions(request), after_response)
+
+
+def _chat_completions(request):
     try:
         token = auth.bearer_token(request.META.get("HTTP_AUTHORIZATION"))
         if token is None:
@@ -169,7 +181,7 @@ def chat_completions(request):
     response = HttpResponse(
         json.dumps(outcome.response, separators=(",", ":")).encode(), content_type="application/json"
     )
-    return _cache_headers(response, outcome.cache_hit, outcome.coalesced)
+    return _cache_headers(response, outcome.cache_hit, outcome.coalesced, outcome)
 
 
 @csrf_exempt

@@ -8,14 +8,16 @@ buckets).
 
 So that a cache hit costs no extra round trip, each process adds up its
 counts in memory and writes them in one batch every FLUSH_INTERVAL seconds
-(or FLUSH_EVENTS completions, or at exit); reading the figures flushes this
-process's counts first. Other processes' last half second may be missing.
+(or FLUSH_EVENTS completions, or at exit), after the response has been sent
+when it is in a view; reading the figures flushes this process's counts
+first. Other processes' last half second may be missing.
 """
 
 import atexit
 import threading
 import time
 
+from llmgateway import deferred
 from llmgateway.caching import stats_key
 from llmgateway.store import get_store
 
@@ -58,7 +60,7 @@ def record(workspace_id, outcome, latency_ms, usage=None, cost=0.0):
         _pending_events += 1
         due = _pending_events >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL
     if due:
-        flush()
+        deferred.defer(flush)
 
 
 def flush():

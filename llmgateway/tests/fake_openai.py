@@ -1,6 +1,7 @@
 """A real local HTTP server that speaks the OpenAI chat-completions API.
 
-Used by the provider tests and the benchmark (`python -m llmgateway.tests.fake_openai --delay 0.2`).
+Used by the provider tests and the benchmark (`python -m llmgateway.tests.fake_openai --delay 0.2`,
+in its own process; `GET /_calls` then tells how many completions it answered).
 
     server = FakeOpenAI().start()           # on a free port of 127.0.0.1
     server.base_url                         # "http://127.0.0.1:PORT/v1"
@@ -42,7 +43,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path == "/_calls":
+            # For a benchmark running this server in its own process.
+            self._send_json(200, {"calls": self.server.fake.calls})
+        elif self.path.rstrip("/").endswith("/models"):
             self._send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
         else:
             self._send_json(404, {"error": {"message": "not found"}})
