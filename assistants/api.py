@@ -11,6 +11,7 @@ from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from assistants import answering
@@ -176,6 +177,19 @@ class FeedbackSerializer(serializers.Serializer):
     comment = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
 
+class EventStreamRenderer(BaseRenderer):
+    """Lets a client ask for `Accept: text/event-stream`; errors then arrive as one `error` event."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        import json
+
+        return f"event: error\ndata: {json.dumps(data)}\n\n".encode()
+
+
 class AssistantViewSet(viewsets.ModelViewSet):
     """Assistants of the caller's workspaces. Viewers read; members and up create, edit and delete."""
 
@@ -221,6 +235,7 @@ class ConversationViewSet(
     """The caller's own conversations. POST …/messages/ asks a question and returns (or streams) the answer."""
 
     serializer_class = ConversationSerializer
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -63,8 +63,23 @@ def test_api_ask_json_and_stream(api_client_for, member, assistant):
     events = read_events(response)
     assert events[0][0] == "meta" and events[0][1]["cache_hit"] is True
     assert events[-1][0] == "done" and "27 vacation days" in events[-1][1]["message"]["content"]
+    response = client.post(
+        f"/api/conversations/{conversation['id']}/messages/",
+        {"content": QUESTION},
+        format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    assert read_events(response)[-1][0] == "done"
+    response = client.post(
+        f"/api/conversations/{conversation['id']}/messages/",
+        {"content": ""},
+        format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    assert response.status_code == 400
+    assert response.content.startswith(b"event: error")
     listed = client.get(f"/api/conversations/{conversation['id']}/messages/").json()
-    assert listed["count"] == 4
+    assert listed["count"] == 6
     fb = client.post(f"/api/messages/{answer['id']}/feedback/", {"feedback": "up", "comment": "great"}, format="json")
     assert fb.json()["feedback"] == "up"
     bad = client.post(f"/api/conversations/{conversation['id']}/messages/", {"content": ""}, format="json")
