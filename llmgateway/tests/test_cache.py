@@ -323,3 +323,46 @@ def test_changing_the_models_upstream_changes_the_key(v1, remote_model, upstream
     assert response["X-Cache"] == "MISS"
     assert upstream.requests[-1]["model"] == "fake-model-2"
     assert v1(BASE)["X-Cache"] == "HIT"
+
+
+def test_cache_extra_changes_the_key(workspace, remote_model, upstream):
+    gateway.complete(workspace, BASE, cache_extra={"assistant": 1, "version": 1})
+    assert gateway.complete(workspace, BASE, cache_extra={"assistant": 1, "version": 1}).cache_hit
+    assert not gateway.complete(workspace, BASE, cache_extra={"assistant": 1, "version": 2}).cache_hit
+
+
+class RefuseEverything:
+    seen = []
+
+    def admit(self, call):
+        if call.workspace_id == -1:
+            return
+        raise GatewayError(429, "Monthly budget spent.", code="budget_exceeded")
+
+    def record(self, call, result):
+        self.seen.append(result)
+
+
+class CountingHook:
+    seen = []
+
+    def admit(self, call):
+        return None
+
+    def record(self, call, result):
+        CountingHook.seen.append((call.workspace_id, call.api_key_id, result.cache_hit))
+
+
+def test_the_usage_hook_sees_every_completion_and_can_refuse(v1, workspace, api_key, monkeypatch):
+    from llmgateway import usage
+
+    monkeypatch.setattr(usage.hook, "_hook", CountingHook())
+    CountingHook.seen.clear()
+    body = {"model": "offline", "messages": [{"role": "user", "content": "hello"}]}
+    v1(body)
+    v1(body)
+    assert CountingHook.seen == [(workspace.pk, api_key[0].pk, False), (workspace.pk, api_key[0].pk, True)]
+    monkeypatch.setattr(usage.hook, "_hook", RefuseEverything())
+    response = v1(body)
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "budget_exceeded"

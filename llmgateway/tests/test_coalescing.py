@@ -347,3 +347,21 @@ def test_slow_redis_costs_at_most_the_socket_timeout(workspace, ready, upstream,
         assert second < 0.2  # Redis is skipped until the retry interval has passed
     finally:
         set_store(previous)
+
+
+def test_a_leader_whose_client_leaves_lets_followers_make_their_own_call(workspace, ready, upstream):
+    upstream.chunk_delay = 0.1
+    leader = gateway.stream(workspace.pk, _request(), spec=ready)
+    chunks = iter(leader)
+    next(chunks)
+    follower_result = []
+    follower = threading.Thread(
+        target=lambda: follower_result.append(gateway.complete(workspace.pk, _request(), spec=ready))
+    )
+    follower.start()
+    time.sleep(0.2)
+    chunks.close()  # the leader's client went away mid-stream
+    follower.join(10)
+    assert upstream.calls == 2
+    assert follower_result and follower_result[0].text.startswith("Echo:")
+    assert not follower_result[0].coalesced
