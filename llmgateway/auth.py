@@ -138,7 +138,7 @@ def forget_keys(hashes):
     """Drop cached key info, so the next request re-reads the database."""
     hashes = list(hashes)
     if hashes:
-        get_store().delete(*[api_key_key(h) for h in hashes])
+        get_store().invalidate(*[api_key_key(h) for h in hashes])
 
 
 def forget_keys_of(user_id, workspace_id=None):

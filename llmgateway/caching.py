@@ -182,7 +182,7 @@ def load_workspace_info(workspace_id):
 
 
 def forget_workspace(workspace_id):
-    get_store().delete(workspace_info_key(workspace_id))
+    get_store().invalidate(workspace_info_key(workspace_id))
 
 
 def clear_workspace(workspace_id):

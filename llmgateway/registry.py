@@ -131,8 +131,8 @@ def forget_all():
     from llmgateway.models import ModelConfig
 
     names = set(ModelConfig.objects.values_list("name", flat=True)) | {DEFAULT_ALIAS, BUILTIN_OFFLINE.name}
-    get_store().delete(*[model_info_key(n) for n in names])
+    get_store().invalidate(*[model_info_key(n) for n in names])
 
 
 def forget_name(name):
-    get_store().delete(model_info_key(lookup_name(name)))
+    get_store().invalidate(model_info_key(lookup_name(name)))

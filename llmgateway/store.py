@@ -8,15 +8,22 @@ Two implementations of one small interface:
   trying again, so no request waits more than one socket timeout, and it
   logs one warning per interval.
 - `LocalStore` keeps the same data in Django's local-memory cache (the
-  embedded default), so `cache.clear()` empties it too.
+  embedded default), so `cache.clear()` empties it too. Each process has
+  its own copy, so records that must change everywhere at once (key info,
+  workspace info, model specs) carry an epoch read from a stamp file under
+  VAR_DIR (one per database): `invalidate` also bumps the stamp, and every
+  other process on the host stops using its old records on its next request
+  (one stat call).
 
 Keys go through `cache.make_key`, so the deployment's CACHE_KEY_PREFIX
 applies. Values are bytes (JSON) in both.
 """
 
 import logging
+import os
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache as default_cache
@@ -37,6 +44,10 @@ class Store:
 
     def delete(self, *keys):
         raise NotImplementedError
+
+    def invalidate(self, *keys):
+        """Drop cached records because what they were built from changed."""
+        self.delete(*keys)
 
     def add(self, key, value, ttl):
         """Set only if absent; True when this call set it."""
@@ -79,22 +90,70 @@ class Store:
         return True
 
 
+# Keys of records that every process must drop together (see LocalStore).
+RECORD_MARKERS = (":gw:key:", ":gw:ws:", ":gw:model:")
+
+
+def default_stamp():
+    """One stamp per database: the processes that share a database share their records' epoch."""
+    import hashlib
+
+    from django.db import connection
+
+    if getattr(settings, "TESTING", False):
+        # Each test run has its own database; keep its stamp out of var/.
+        import atexit
+        import tempfile
+
+        path = Path(tempfile.gettempdir()) / f"gateway-records-test-{os.getpid()}.stamp"
+        atexit.register(path.unlink, missing_ok=True)
+        return path
+    name = hashlib.sha256(str(connection.settings_dict.get("NAME")).encode()).hexdigest()[:12]
+    return Path(settings.VAR_DIR) / f"gateway-records-{name}.stamp"
+
+
 class LocalStore(Store):
     """This process only, in Django's cache (local memory by default)."""
 
-    def __init__(self, cache=None):
+    def __init__(self, cache=None, stamp=None):
         self.cache = cache or default_cache
         self._lock = threading.Lock()
+        self.stamp = Path(stamp or default_stamp())
+
+    def _epoch(self):
+        try:
+            return os.stat(self.stamp).st_mtime_ns
+        except OSError:
+            return 0
+
+    def _keys(self, keys):
+        epoch = None
+        mapped = []
+        for key in keys:
+            if any(marker in key for marker in RECORD_MARKERS):
+                epoch = self._epoch() if epoch is None else epoch
+                key = f"{key}@{epoch}"
+            mapped.append(key)
+        return mapped
 
     def get_many(self, keys):
-        found = self.cache.get_many(keys)
-        return [found.get(key) for key in keys]
+        mapped = self._keys(keys)
+        found = self.cache.get_many(mapped)
+        return [found.get(key) for key in mapped]
 
     def set(self, key, value, ttl):
-        self.cache.set(key, value, ttl)
+        self.cache.set(self._keys([key])[0], value, ttl)
 
     def delete(self, *keys):
-        self.cache.delete_many(keys)
+        self.cache.delete_many(self._keys(keys))
+
+    def invalidate(self, *keys):
+        self.delete(*keys)
+        try:
+            self.stamp.touch()
+            os.utime(self.stamp, ns=(time.time_ns(), time.time_ns()))
+        except OSError:
+            log.warning("cannot touch %s; other processes keep their cached gateway records", self.stamp)
 
     def add(self, key, value, ttl):
         return self.cache.add(key, value, ttl)
