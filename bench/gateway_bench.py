@@ -20,8 +20,9 @@ Measures, and prints:
 (b) what the gateway adds to a miss: p50 through the gateway minus p50 of the
     same requests sent straight to the upstream;
 (c) the hit rate of a replayed workload with repeats (and how many upstream
-    calls it caused), and 20 concurrent identical requests spread over the
-    workers (cross-worker coalescing).
+    calls it caused), 20 concurrent identical requests spread over the
+    workers (cross-worker coalescing) and 8 identical streaming requests (the
+    followers get the leader's chunks).
 """
 
 import argparse
@@ -394,6 +395,38 @@ def cross_worker(stack, count=20):
     return stack.upstream.calls - before, sum(1 for _, _, c in results if c)
 
 
+def streaming_followers(stack, count=8):
+    """Identical streaming requests at once: how many upstream calls, and did all get the same text."""
+    import httpx
+
+    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": f"stream {uuid.uuid4().hex}"}]}
+    headers = {"Authorization": f"Bearer {stack.key}"}
+    texts, coalesced = [None] * count, [False] * count
+    barrier = threading.Barrier(count)
+
+    def one(index):
+        barrier.wait()
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream("POST", stack.base + "/v1/chat/completions", json=body, headers=headers) as response,
+        ):
+            coalesced[index] = response.headers.get("x-cache-coalesced") == "1"
+            parts = []
+            for line in response.iter_lines():
+                if line.startswith("data: {"):
+                    chunk = json.loads(line[6:])
+                    parts += [c["delta"].get("content") or "" for c in chunk.get("choices", [])]
+            texts[index] = "".join(parts)
+
+    before = stack.upstream.calls
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return stack.upstream.calls - before, sum(coalesced), len(set(texts)) == 1 and bool(texts[0])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per h2load run (default 5)")
@@ -450,6 +483,11 @@ def main():
         calls, coalesced = cross_worker(stack)
         print(
             f"  20 concurrent identical requests over {args.workers} workers: {calls} upstream call(s), {coalesced} coalesced"
+        )
+        calls, coalesced, same = streaming_followers(stack)
+        print(
+            f"  8 concurrent identical streaming requests: {calls} upstream call(s), {coalesced} followed the stream, "
+            f"{'all got the same text' if same else 'TEXTS DIFFER'}"
         )
 
         import httpx

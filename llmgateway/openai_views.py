@@ -114,7 +114,14 @@ def chat_completions(request):
         return error_response(GatewayError(405, "Use POST.", code="method_not_allowed"))
     # Storing the answer and writing statistics wait until the client has its response.
     with deferred.collecting() as after_response:
-        return deferred.attach(_chat_completions(request), after_response)
+        try:
+            response = _chat_completions(request)
+        except Exception:  # an OpenAI-shaped 500, never a traceback page
+            log.exception("chat completion failed")
+            response = error_response(
+                GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
+            )
+        return deferred.attach(response, after_response)
 
 
 def _chat_completions(request):

@@ -43,9 +43,20 @@ class OpenAICompatibleProvider(Provider):
         parts = urlsplit(self.spec.base_url)
         return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))
 
+    def _key(self):
+        try:
+            return self.spec.api_key()
+        except ValueError:
+            log.error("model %s: the stored upstream key cannot be decrypted", self.spec.name)
+            raise ProviderError(
+                "This model's stored upstream key cannot be read; an administrator must enter it again.",
+                status=500,
+                code="model_misconfigured",
+            ) from None
+
     def _headers(self):
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        key = self.spec.api_key()
+        key = self._key()
         if key:
             host = urlsplit(self.spec.base_url).hostname or ""
             if host.endswith(".azure.com"):
@@ -63,7 +74,7 @@ class OpenAICompatibleProvider(Provider):
         return body
 
     def _scrub(self, text):
-        key = self.spec.api_key()
+        key = self._key()
         text = str(text)[:500]
         return text.replace(key, "***") if key else text
 

@@ -102,6 +102,7 @@ def _attempts(spec, run):
                 f"Model {spec.name} is cooling down after repeated failures; try again shortly.",
                 status=503,
                 retryable=True,
+                retry_after=_setting("LLM_BREAKER_COOLDOWN", 30),
                 code="model_unavailable",
             )
         try:

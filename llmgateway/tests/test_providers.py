@@ -219,3 +219,25 @@ class TestOffline:
         assert "The office opens at 8 am." in result.text
         assert result.usage["prompt_tokens"] > 0 and result.cost == 0
         assert gateway.complete(workspace, {"messages": [{"role": "user", "content": "hi"}]}).model == "offline"
+
+
+def test_unreadable_stored_key_is_a_clear_500(v1, remote_model, upstream):
+    ModelConfig.objects.filter(pk=remote_model.pk).update(api_key_encrypted="gAAAAAnot-a-valid-token")
+    from llmgateway import registry
+
+    registry.forget_all()
+    response = v1(REQUEST)
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "model_misconfigured"
+    assert upstream.calls == 0
+
+
+def test_open_circuit_tells_when_to_retry(v1, remote_model, upstream, settings):
+    settings.LLM_BREAKER_FAILURES = 1
+    settings.LLM_BREAKER_COOLDOWN = 7
+    remote_model.max_retries = 0
+    remote_model.save()
+    upstream.script(500)
+    assert v1(REQUEST).status_code == 502
+    response = v1(REQUEST)
+    assert response.status_code == 503 and response["Retry-After"] == "7"
