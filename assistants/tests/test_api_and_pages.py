@@ -242,3 +242,16 @@ def test_dashboard_panels_in_constant_queries(client_for, member, assistant, ask
         bot = Assistant.objects.create(workspace=ws, name=f"Bot {i}")
         Conversation.objects.create(assistant=bot, user=member, title=f"c{i}")
     assert count() == few
+
+
+def test_thumbs_down_with_a_comment_on_the_page(client_for, member, assistant, ask_page):
+    client = client_for(member)
+    events = ask_page(client, assistant, QUESTION)
+    answer_id = events[-1][1]["answer_id"]
+    url = f"/assistants/acme/messages/{answer_id}/feedback/"
+    response = client.post(url, {"feedback": "down"})
+    assert b"What was wrong?" in response.content
+    client.post(url, {"feedback": "down", "comment": "Missing the part-time rule"})
+    message = Message.objects.get(pk=answer_id)
+    assert (message.feedback, message.feedback_comment) == ("down", "Missing the part-time rule")
+    assert client.post(url, {"feedback": "sideways"}).status_code == 400
