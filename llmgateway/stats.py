@@ -9,11 +9,13 @@ buckets).
 So that a cache hit costs no extra round trip, each process adds up its
 counts in memory and writes them in one batch every FLUSH_INTERVAL seconds
 (or FLUSH_EVENTS completions, or at exit), after the response has been sent
-when it is in a view; reading the figures flushes this process's counts
-first. Other processes' last half second may be missing.
+when it is in a view, and a background thread writes what is left when
+traffic stops; reading the figures flushes this process's counts first.
+Other processes' last second may be missing.
 """
 
 import atexit
+import os
 import threading
 import time
 
@@ -61,6 +63,31 @@ def record(workspace_id, outcome, latency_ms, usage=None, cost=0.0):
         due = _pending_events >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL
     if due:
         deferred.defer(flush)
+    elif _flusher_pid != os.getpid():
+        _start_flusher()
+
+
+_flusher_pid = None
+
+
+def _start_flusher():
+    """A daemon thread (a greenlet under gevent) that writes what is left once traffic stops."""
+    global _flusher_pid
+    with _lock:
+        if _flusher_pid == os.getpid():
+            return
+        _flusher_pid = os.getpid()
+
+    def loop():
+        while True:
+            time.sleep(FLUSH_INTERVAL * 2)
+            if _pending and time.monotonic() - _last_flush >= FLUSH_INTERVAL:
+                try:
+                    flush()
+                except Exception:  # never let statistics kill the thread
+                    pass
+
+    threading.Thread(target=loop, name="gateway-stats-flush", daemon=True).start()
 
 
 def flush():

@@ -7,9 +7,11 @@ Two implementations of one small interface:
   answers "nothing there" for `LLM_REDIS_RETRY_INTERVAL` seconds without
   trying again, so no request waits more than one socket timeout, and it
   logs one warning per interval.
-- `LocalStore` keeps the same data in Django's local-memory cache (the
-  embedded default), so `cache.clear()` empties it too. Each process has
-  its own copy, so records that must change everywhere at once (key info,
+- `LocalStore` keeps the same data in a Django cache: without Redis, files
+  under VAR_DIR/gateway-cache, shared by the workers and management commands
+  of the host (counters under a file lock); in tests, the default
+  local-memory cache, emptied before each test. When the cache is
+  per process, records that must change everywhere at once (key info,
   workspace info, model specs) carry an epoch read from a stamp file under
   VAR_DIR (one per database): `invalidate` also bumps the stamp, and every
   other process on the host stops using its old records on its next request
@@ -23,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -115,10 +118,28 @@ def default_stamp():
 class LocalStore(Store):
     """This process only, in Django's cache (local memory by default)."""
 
-    def __init__(self, cache=None, stamp=None):
+    def __init__(self, cache=None, stamp=None, lock_path=None):
         self.cache = cache or default_cache
-        self._lock = threading.Lock()
+        self._thread_lock = threading.Lock()
+        # With a file cache shared by processes, counters are updated under a file lock.
+        self._lock_file = Path(lock_path) / ".counters.lock" if lock_path else None
         self.stamp = Path(stamp or default_stamp())
+
+    @contextmanager
+    def _lock(self):
+        with self._thread_lock:
+            if self._lock_file is None:
+                yield
+                return
+            import fcntl
+
+            self._lock_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(self._lock_file, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _epoch(self):
         try:
@@ -159,7 +180,7 @@ class LocalStore(Store):
         return self.cache.add(key, value, ttl)
 
     def incr_hashes(self, updates):
-        with self._lock:
+        with self._lock():
             for key, fields in updates.items():
                 current = self.cache.get(key) or {}
                 for field, amount in fields.items():
@@ -170,7 +191,7 @@ class LocalStore(Store):
         return dict(self.cache.get(key) or {})
 
     def push(self, key, value, ttl):
-        with self._lock:
+        with self._lock():
             items = self.cache.get(key) or []
             items.append(value)
             self.cache.set(key, items, ttl)
@@ -325,7 +346,15 @@ def _build_default():
     client_getter = getattr(default_cache, "client", None)
     if client_getter is not None and hasattr(client_getter, "get_client"):
         return RedisStore(client_getter.get_client(write=True))
-    return LocalStore()
+    if getattr(settings, "TESTING", False):
+        # Tests: the default cache, emptied before every test.
+        return LocalStore()
+    # The embedded default without Redis: files under VAR_DIR, so the web
+    # workers and management commands of this host share one cache.
+    from django.core.cache.backends.filebased import FileBasedCache
+
+    folder = Path(settings.VAR_DIR) / "gateway-cache"
+    return LocalStore(cache=FileBasedCache(str(folder), {"OPTIONS": {"MAX_ENTRIES": 20_000}}), lock_path=folder)
 
 
 def set_store(store):
