@@ -295,7 +295,7 @@ def own_redis():
     server.stop()
 
 
-def test_redis_stopped_mid_run(workspace, ready, upstream, own_redis, caplog):
+def test_redis_stopped_mid_run(workspace, ready, upstream, own_redis, caplog, v1):
     store = RedisStore.from_url(own_redis.url, timeout=0.2, retry_interval=1)
     previous = set_store(store)
     try:
@@ -310,7 +310,10 @@ def test_redis_stopped_mid_run(workspace, ready, upstream, own_redis, caplog):
                 result = gateway.complete(workspace.pk, _request(), spec=ready)
                 assert not result.cache_hit and result.text.startswith("Echo:")
                 assert time.monotonic() - started < 1.0
-        assert upstream.calls == 5
+            # The API too: the key is checked in the database, the answer comes uncached.
+            response = v1(_request())
+            assert response.status_code == 200 and response["X-Cache"] == "MISS"
+        assert upstream.calls == 6
         # One warning for the outage, not one per request.
         assert caplog.text.count("Redis unavailable") == 1
 
