@@ -155,7 +155,7 @@ def test_streamed_response_arrives_in_pieces(stack, path):
     assert arrivals[-1] - arrivals[0] > 0.9, arrivals
 
 
-def test_upload_within_the_limit_passes_and_over_it_gets_a_readable_413(stack, https):
+def test_upload_within_the_limit_passes_and_over_it_gets_a_readable_413(stack, https, tmp_path):
     within = b"x" * (stack.upload_max_mb * 1024 * 1024 - 4096)
     response = https.post("/_stack/upload", files={"file": ("within.bin", within)})
     assert response.status_code == 200, response.text[:300]
@@ -167,6 +167,16 @@ def test_upload_within_the_limit_passes_and_over_it_gets_a_readable_413(stack, h
     assert response.headers["content-type"].startswith("text/html")
     assert "This upload is too large" in response.text
     assert "/static/css/app.css" in response.text  # styled like the site
+
+    # Browsers use HTTP/2, where nginx checks the limit again on the error page.
+    big = tmp_path / "over.bin"
+    big.write_bytes(over)
+    out = curl(
+        stack, "--http2", "-F", f"file=@{big}", "-w", "\n%{http_code} %{http_version}", f"{stack.https}/_stack/upload"
+    )
+    page, status = out.rsplit("\n", 1)
+    assert status == "413 2"
+    assert "This upload is too large" in page
 
 
 def test_slow_query_does_not_hold_up_other_requests(stack):
