@@ -134,8 +134,16 @@ class CachedCompletion:
     chunks: tuple | None = None
 
     def dumps(self):
-        data = asdict(self)
-        data["chunks"] = list(self.chunks) if self.chunks is not None else None
+        # Not dataclasses.asdict: it would deep-copy the whole response first.
+        data = {
+            "response": self.response,
+            "generation": self.generation,
+            "model": self.model,
+            "cost": self.cost,
+            "upstream_ms": self.upstream_ms,
+            "stored_at": self.stored_at,
+            "chunks": list(self.chunks) if self.chunks is not None else None,
+        }
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod

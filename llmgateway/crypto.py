@@ -7,7 +7,7 @@ dedicated key later keeps old tokens readable until they are saved again.
 
 import base64
 import hashlib
-from functools import cache
+from functools import cache, lru_cache
 
 from django.conf import settings
 
@@ -31,8 +31,9 @@ def encrypt(plain: str) -> str:
     return _fernet().encrypt(plain.encode()).decode()
 
 
+@lru_cache(maxsize=256)
 def decrypt(token: str) -> str:
-    """The plain key; raises ValueError when the token cannot be read (key changed)."""
+    """The plain key (remembered per token in this process); ValueError when it cannot be read (key changed)."""
     from cryptography.fernet import InvalidToken
 
     try:
