@@ -38,10 +38,16 @@ def ready(workspace, remote_model):
 
 @pytest.fixture
 def redis_store(redis_url, workspace):
+    from llmgateway.store import make_key
+
     store = RedisStore.from_url(redis_url)
     previous = set_store(store)
     yield store
     set_store(previous)
+    # Leave nothing behind in a Redis that the default cache does not flush between tests.
+    stale = list(store.client.scan_iter(match=make_key("gw:") + "*", count=1000))
+    if stale:
+        store.client.delete(*stale)
 
 
 def _in_threads(count, target):
