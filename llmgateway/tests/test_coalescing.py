@@ -302,7 +302,7 @@ def own_redis():
 
 
 def test_redis_stopped_mid_run(workspace, ready, upstream, own_redis, caplog, v1):
-    store = RedisStore.from_url(own_redis.url, timeout=0.2, retry_interval=1)
+    store = RedisStore.from_url(own_redis.url, timeout=0.2, retry_interval=3)
     previous = set_store(store)
     try:
         load_workspace_info(workspace.pk)
@@ -324,7 +324,7 @@ def test_redis_stopped_mid_run(workspace, ready, upstream, own_redis, caplog, v1
         assert caplog.text.count("Redis unavailable") == 1
 
         own_redis.start()
-        time.sleep(1.1)
+        time.sleep(3.1)
         gateway.complete(workspace.pk, _request(), spec=ready)
         assert gateway.complete(workspace.pk, _request(), spec=ready).cache_hit
     finally:
