@@ -5,13 +5,13 @@ import os
 
 import pytest
 
-from corporate.tests.browser import browser, page, sign_in  # noqa: F401
+from corporate.tests.browser import sign_in
 from documents.tests.conftest import MARKDOWN, docx_bytes, pdf_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_upload_watch_ready_search(page, live_server, make_user, tmp_path):  # noqa: F811
+def test_upload_watch_ready_search(page, live_server, make_user, tmp_path):
     from workspaces.models import Membership, Workspace
 
     user = make_user("nina@example.com", password="browser test secret", full_name="Nina New")
