@@ -148,7 +148,8 @@ def answer(messages):
         return NO_ANSWER
     scored.sort(reverse=True)
     top = sorted(scored[:MAX_QUOTES], key=lambda item: -item[1])  # back in passage order
-    quotes = [f'"{sentence}" [{label}]' for _, _, label, sentence in top]
+    # Line breaks inside a quoted sentence come from the document's layout (PDF lines), not its meaning.
+    quotes = [f'"{" ".join(sentence.split())}" [{label}]' for _, _, label, sentence in top]
     return "According to the supplied passages:\n\n" + "\n\n".join(quotes)
 
 
