@@ -17,15 +17,9 @@ from rest_framework.response import Response
 from assistants import answering
 from assistants.forms import model_choices
 from assistants.models import Assistant, Conversation, Message, Role
+from corporate.api import StrictBooleanField
 from workspaces import permissions
 from workspaces.models import Workspace
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data):
-        if isinstance(data, bool):
-            return data
-        self.fail("invalid", input=data)
 
 
 class NotFoundIfMissing:

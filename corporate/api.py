@@ -1,6 +1,16 @@
 """Shared REST API pieces: one error shape for every endpoint."""
 
+from rest_framework import serializers
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """Only JSON true or false: the string "true", 1 or "on" is refused, never taken for a yes."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
 
 
 def exception_handler(exc, context):

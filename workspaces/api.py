@@ -12,6 +12,7 @@ from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from corporate.api import StrictBooleanField
 from workspaces import permissions, services
 from workspaces.models import Invitation, Membership, Workspace
 from workspaces.roles import Role
@@ -24,15 +25,6 @@ def _raise(exc):
     if exc.field:
         raise exceptions.ValidationError({exc.field: [exc.message]})
     raise exceptions.ValidationError({"detail": exc.message})
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """Only JSON true/false (or form 'true'/'false' in multipart); no 1, 'yes' or 'on'."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool):
-            return data
-        self.fail("invalid", input=data)
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
