@@ -18,7 +18,8 @@ connections come from a pool of at most POOL_SIZE per worker process:
 - a request that finds every connection busy waits up to POOL_TIMEOUT
   seconds, then fails with OperationalError (/health answers 503);
 - a connection whose greenlet ended without giving it back is returned when
-  its wrapper is garbage-collected, so a stray greenlet cannot leak a slot.
+  its wrapper is garbage-collected (a request that waits over a second for a
+  connection runs the collector), so a stray greenlet cannot leak a slot.
 """
 
 import logging

@@ -13,8 +13,13 @@ held by each busy connection; an idle connection holds none, and a new one
 is opened only when no idle one is left, so idle + busy never exceeds size.
 """
 
+import gc
 import threading
 import time
+
+# Seconds a request waits for a connection before the pool looks for
+# connections that ended greenlets did not give back.
+GARBAGE_CHECK_AFTER = 1.0
 
 
 class PoolTimeout(Exception):
@@ -33,10 +38,11 @@ class ConnectionPool:
         self._idle = []  # (connection, opened_at); the most recently used last
         self._opened_at = {}  # id(connection) -> monotonic time it was opened, for busy ones
         self.opened_total = 0
+        self._last_collect = 0.0
 
     def acquire(self, connect):
         """A connection and whether it was reused; `connect()` opens a new one."""
-        if not self._slots.acquire(timeout=self.timeout):
+        if not self._wait_for_slot():
             raise PoolTimeout(
                 f"all {self.size} database connections of this worker stayed busy for {self.timeout:g} s "
                 "(raise DB_POOL_SIZE, or keep long waits such as model calls outside database work)"
@@ -56,6 +62,23 @@ class ConnectionPool:
         self._opened_at[id(conn)] = time.monotonic()
         self.opened_total += 1
         return conn, False
+
+    def _wait_for_slot(self):
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self._slots.acquire(timeout=min(remaining, GARBAGE_CHECK_AFTER)):
+                return True
+            # Still waiting: perhaps greenlets ended without giving their
+            # connection back. Their connection wrappers sit in reference
+            # cycles, and collecting them hands the connections back (see
+            # base.py); so collect garbage, at most once a second per pool.
+            now = time.monotonic()
+            if now - self._last_collect >= GARBAGE_CHECK_AFTER:
+                self._last_collect = now
+                gc.collect()
 
     def release(self, conn, reusable=True):
         """Give back a connection from acquire(); a reusable one waits idle for the next request."""
