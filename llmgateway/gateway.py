@@ -472,8 +472,24 @@ def _spec_named(call, name):
     return call.spec if name == call.spec.name else (registry.get_spec(name) or call.spec)
 
 
+def release_database(spec=None):
+    """Hand the request's database connection back before waiting on a model (not the offline one: it answers at once).
+
+    A gevent worker has a small pool of connections (DB_POOL_SIZE); one held
+    through a model call of several seconds would make other requests wait.
+    Inside a transaction the connection is kept (it holds the transaction).
+    """
+    from django.db import connection
+
+    if spec is not None and spec.provider == "offline":
+        return
+    if connection.connection is not None and not connection.in_atomic_block:
+        connection.close()
+
+
 def _lead(call, part):
     started = time.perf_counter()
+    release_database(call.spec)
     try:
         response, used = resilience.complete(call.spec, call.request)
     except ProviderError as exc:
@@ -501,6 +517,7 @@ def _run(call, prefetched=None):
     if part.role == "follower":
         try:
             payload = None
+            release_database()
             for kind, data in part.follow():
                 if kind == "done":
                     payload = data
@@ -555,6 +572,7 @@ class CompletionStream:
     def _follow(self, part):
         call, got_chunks, payload = self.call, False, None
         try:
+            release_database()
             for kind, data in part.follow():
                 if kind == "chunk":
                     got_chunks = True
@@ -579,6 +597,7 @@ class CompletionStream:
         call = self.call
         started = time.perf_counter()
         collected = []
+        release_database(call.spec)
         try:
             used, chunks = resilience.stream(call.spec, call.request)
             for chunk in chunks:
