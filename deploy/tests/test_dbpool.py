@@ -109,10 +109,27 @@ def test_double_release_is_harmless():
     assert pool.stats() == {"size": 1, "busy": 0, "idle": 1, "opened": 1}
 
 
-def test_outside_gevent_the_backend_is_djangos(settings):
-    from django.db import connection
+def test_outside_gevent_the_backend_is_djangos(postgres_url):
+    """With a PostgreSQL URL the pooled engine is selected, and outside gevent it pools nothing."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    if connection.vendor != "postgresql":
-        pytest.skip("the suite runs on SQLite; the PostgreSQL run checks the backend")
-    assert settings.DATABASES["default"]["ENGINE"] == "corporate.backends.postgresql"
-    assert connection.pool_in_use() is None
+    script = (
+        "from django.conf import settings; from django.db import connection; "
+        "connection.ensure_connection(); "
+        "print(settings.DATABASES['default']['ENGINE'], connection.pool_in_use())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env["DATABASE_URL"] = postgres_url
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "corporate.backends.postgresql None"
