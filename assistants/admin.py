@@ -14,6 +14,28 @@ class AssistantAdmin(WorkspaceScopedAdmin):
     filter_horizontal = ["documents"]
     list_select_related = ["workspace"]
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change and form.has_changed():
+            # Every edit is a new version, in the admin as on the pages.
+            form.instance.bump_version()
+
+
+class SuperuserOnly:
+    """Conversations are private: their content is for superusers only, never workspace admins."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
 
 class MessageInline(admin.TabularInline):
     model = Message
@@ -25,7 +47,7 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(WorkspaceScopedAdmin):
+class ConversationAdmin(SuperuserOnly, WorkspaceScopedAdmin):
     workspace_path = "assistant__workspace"
     list_display = ["__str__", "assistant", "user", "created_at", "updated_at"]
     list_filter = ["assistant__workspace", "assistant"]
@@ -38,7 +60,7 @@ class ConversationAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(WorkspaceScopedAdmin):
+class MessageAdmin(SuperuserOnly, WorkspaceScopedAdmin):
     workspace_path = "conversation__assistant__workspace"
     list_display = [
         "pk",

@@ -310,6 +310,8 @@ def validate_question(text):
     text = (text or "").strip()
     if not text:
         raise AnswerError("Ask a question: the message is empty.")
+    if "\x00" in text:
+        raise AnswerError("The question contains a NUL character, which cannot be stored. Remove it and ask again.")
     if len(text) > MAX_QUESTION_CHARS:
         raise AnswerError(f"The question is too long: {len(text)} characters; the limit is {MAX_QUESTION_CHARS}.")
     return text

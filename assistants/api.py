@@ -25,11 +25,18 @@ from workspaces.models import Workspace
 class NotFoundIfMissing:
     """A related field that answers 404 for an id the caller cannot see, exactly as for one that does not exist."""
 
+    not_found = "No such {name}."
+
     def to_internal_value(self, data):
         try:
             return super().to_internal_value(data)
         except serializers.ValidationError:
-            raise exceptions.NotFound(f"No such {self.field_name}.") from None
+            raise exceptions.NotFound(self.not_found.format(name=self.field_name)) from None
+
+
+class DocumentField(NotFoundIfMissing, serializers.PrimaryKeyRelatedField):
+    # The same words as validate() uses for another workspace's document.
+    not_found = "No such document."
 
 
 class WorkspaceSlugField(NotFoundIfMissing, serializers.SlugRelatedField):
@@ -76,10 +83,11 @@ class AssistantSerializer(serializers.ModelSerializer):
         self.fields["workspace"].queryset = Workspace.objects.for_user(user)
         from documents.models import Document
 
-        # Any id resolves here; validate() answers 404 for one outside the assistant's workspace,
-        # so another workspace's document looks exactly like one that does not exist.
-        self.fields["documents"].child_relation.queryset = Document.objects.all()
-        self.fields["documents"].required = False
+        # A missing id and another workspace's id both end in the same 404 "No such document."
+        # (DocumentField for the first, validate() for the second), so ids leak nothing.
+        self.fields["documents"] = serializers.ManyRelatedField(
+            child_relation=DocumentField(queryset=Document.objects.all()), required=False
+        )
         if self.instance is not None and not isinstance(self.instance, list | tuple):
             self.fields["workspace"].read_only = True
 

@@ -11,9 +11,12 @@ The structure is fixed and tested:
    tags with anything tag-like in the document text neutralised, then the
    question after a `Question:` line.
 
-Document text only ever appears inside a passage block of the last user
+Retrieved document text appears inside the passage blocks of the last user
 message, so a document that says "ignore previous instructions" is quoted
-data, never an instruction.
+data, never an instruction. Earlier answers in the history may quote
+documents too; they are sent as the assistant's own turns, with anything
+tag-like neutralised, so they can neither open a passage block nor pose as
+a system block.
 """
 
 import re
@@ -86,7 +89,7 @@ def history_messages(turns, budget=HISTORY_TOKEN_BUDGET):
         cost = estimate_tokens(content)
         if used + cost > budget:
             break
-        kept.append({"role": role, "content": content})
+        kept.append({"role": role, "content": neutralise(content)})
         used += cost
     return list(reversed(kept))
 

@@ -5,7 +5,7 @@ conversation away), and links only to this site or to hosts listed in
 ANSWER_LINK_HOSTS; any other link is kept as plain text.
 """
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import markdown
 import nh3
@@ -20,9 +20,13 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}}
 
 
 def _link_allowed(href):
+    # Browsers read "/\\host" (and "/%5Chost", tabs, newlines) as "//host": anything odd is refused.
+    decoded = unquote(href)
+    if any(ch == "\\" or ch.isspace() or ord(ch) < 32 for ch in decoded):
+        return False
     parts = urlsplit(href)
     if not parts.scheme and not parts.netloc:
-        return href.startswith(("/", "#")) and not href.startswith("//")
+        return decoded.startswith(("/", "#")) and not decoded.startswith("//")
     return parts.scheme in {"http", "https"} and (parts.hostname or "") in settings.ANSWER_LINK_HOSTS
 
 

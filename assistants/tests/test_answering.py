@@ -137,7 +137,9 @@ def test_assistant_whose_documents_are_all_deleted_says_so(client_for, member, a
     assert answer.content  # the offline model says plainly that nothing answers it
 
 
-@pytest.mark.parametrize("question, message", [("   ", "empty"), ("x" * 4001, "too long")])
+@pytest.mark.parametrize(
+    "question, message", [("   ", "empty"), ("x" * 4001, "too long"), ("vacation\x00 days", "NUL character")]
+)
 def test_bad_questions_are_clear_errors(client_for, member, assistant, ask_page, question, message):
     events = ask_page(client_for(member), assistant, question)
     assert events == [("error", events[0][1])]

@@ -39,6 +39,13 @@ def test_api_refuses_documents_of_another_workspace_with_404(
         format="json",
     )
     assert response.status_code == 404
+    missing = api_client_for(member).post(
+        "/api/assistants/",
+        {"workspace": "acme", "name": "Spy", "all_documents": False, "documents": [secret.pk + 1000]},
+        format="json",
+    )
+    # A document that does not exist and one of another workspace look the same.
+    assert (missing.status_code, missing.json()) == (404, response.json())
     assert not Assistant.objects.filter(name="Spy").exists()
 
 
@@ -149,6 +156,15 @@ def test_answers_are_sanitized():
     assert "<strong>bold</strong>" in html
 
 
+@pytest.mark.parametrize(
+    "href",
+    ["/\\evil.example/steal?c=secret", "/%5Cevil.example/", "/%2F/evil.example/", "/\tevil.example", "//evil.example/"],
+)
+def test_links_that_browsers_read_as_another_host_are_dropped(href):
+    html = str(render_answer(f"[click]({href})"))
+    assert "href" not in html and "click" in html
+
+
 def test_allowed_link_hosts(settings):
     settings.ANSWER_LINK_HOSTS = ["intranet.example"]
     html = str(render_answer("[wiki](https://intranet.example/page) [other](https://other.example/)"))
@@ -255,3 +271,30 @@ def test_thumbs_down_with_a_comment_on_the_page(client_for, member, assistant, a
     message = Message.objects.get(pk=answer_id)
     assert (message.feedback, message.feedback_comment) == ("down", "Missing the part-time rule")
     assert client.post(url, {"feedback": "sideways"}).status_code == 400
+
+
+def test_admin_edit_bumps_the_version_and_content_is_superuser_only(client_for, make_user, workspace, assistant):
+    from workspaces.models import Membership
+
+    root = make_user("root@example.com", is_staff=True, is_superuser=True)
+    response = client_for(root).post(
+        f"/admin/assistants/assistant/{assistant.pk}/change/",
+        {
+            "workspace": workspace.pk,
+            "name": "Helpdesk",
+            "description": "Policies",
+            "instructions": "Changed in the admin.",
+            "model_name": "",
+            "temperature": "0",
+            "max_tokens": "800",
+            "all_documents": "on",
+            "passages": "5",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assistant.refresh_from_db()
+    assert assistant.version == 2
+    staff_admin = make_user("staff.admin@example.com", is_staff=True)
+    Membership.objects.create(workspace=workspace, user=staff_admin, role="admin")
+    assert client_for(staff_admin).get("/admin/assistants/message/").status_code == 403
+    assert client_for(root).get("/admin/assistants/message/").status_code == 200

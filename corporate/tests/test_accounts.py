@@ -200,3 +200,13 @@ def test_seed_demo_runs_twice_without_duplicates(db, capsys, settings, tmp_path)
     assert "nothing added" in second
     assert get_user_model().objects.count() == users
     assert "admin@example.com" in (tmp_path / "demo_credentials.txt").read_text()
+
+
+def test_nul_in_the_query_string_is_a_400(client, make_user):
+    client.force_login(make_user("nul@example.com"))
+    page = client.get("/documents/?q=vacation%00")
+    assert page.status_code == 400
+    assert b"NUL character" in page.content
+    api = client.get("/api/workspaces/?workspace=a%00")
+    assert api.status_code == 400
+    assert "NUL" in api.json()["detail"]

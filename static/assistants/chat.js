@@ -127,8 +127,18 @@
             if (window.htmx) window.htmx.process(node);
           } else if (event === "error") {
             finished = true;
-            pending.remove();
-            showError(data);
+            if (text) {
+              // The partial answer is kept (the server stored it as interrupted).
+              answer.removeAttribute("aria-busy");
+              answer.classList.remove("streaming");
+              const note = document.createElement("p");
+              note.className = "badge badge-warn";
+              note.textContent = "interrupted: " + data;
+              answer.after(note);
+            } else {
+              pending.remove();
+              showError(data);
+            }
           }
         });
       }

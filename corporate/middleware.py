@@ -1,0 +1,26 @@
+"""Request checks that every view would otherwise repeat."""
+
+from django.http import JsonResponse
+from django.shortcuts import render
+
+
+class RejectNulInQueryMiddleware:
+    """A NUL character in the query string is refused with 400.
+
+    PostgreSQL cannot hold NUL in text, so a search or filter carrying one
+    would fail deep inside a query. Form fields and API fields refuse NUL on
+    their own; query strings are read directly by many views, so they are
+    checked once here.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if "%00" in query or "\x00" in query:
+            message = "The address contains a NUL character (%00), which is not allowed."
+            if request.path.startswith(("/api/", "/v1/")):
+                return JsonResponse({"detail": message}, status=400)
+            return render(request, "errors/error.html", {"title": "Bad request", "message": message}, status=400)
+        return self.get_response(request)
