@@ -265,6 +265,8 @@ if env_str("DOCUMENTS_S3_BUCKET", ""):
             "file_overwrite": False,
         },
     }
+# Behind deploy/nginx.conf: downloads are checked here and sent by nginx (X-Accel-Redirect).
+FILES_VIA_NGINX = env_bool("FILES_VIA_NGINX", False)
 DOCUMENTS_MAX_PAGES = env_int("DOCUMENTS_MAX_PAGES", 2000, minimum=1)
 DOCUMENTS_MAX_CHARS = env_int("DOCUMENTS_MAX_CHARS", 20_000_000, minimum=1000)
 DOCUMENTS_MAX_UNZIPPED_MB = env_int("DOCUMENTS_MAX_UNZIPPED_MB", 200, minimum=1)

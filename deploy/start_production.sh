@@ -33,6 +33,8 @@ if [ -f "$env_file" ]; then
 fi
 
 export ENVIRONMENT=${ENVIRONMENT:-production}
+# Behind deploy/nginx.conf, nginx sends downloads after Django checked access.
+export FILES_VIA_NGINX=${FILES_VIA_NGINX:-true}
 [ "$ENVIRONMENT" = production ] || fail "ENVIRONMENT is '$ENVIRONMENT'; this script starts production (use make run for development)"
 
 # Prerequisites: the platform, the virtualenv, the required settings.

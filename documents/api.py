@@ -7,8 +7,6 @@ workspace (`?workspace=<slug>`) which `get_workspace_for` checks before the
 request body is read.
 """
 
-from django.http import FileResponse, Http404
-from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, parsers, serializers, status, viewsets
@@ -19,6 +17,7 @@ from rest_framework.response import Response
 
 from documents import ingestion
 from documents import search as search_module
+from documents.downloads import file_response
 from documents.models import Chunk, Document, Kind, Status
 from documents.uploads import PARSE_ERRORS, UploadTooLarge, display_name, install_guard, parse_error_message
 from workspaces.permissions import WorkspaceAccess, get_workspace_for
@@ -276,16 +275,7 @@ class DocumentViewSet(
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         """The original file, as an attachment."""
-        document = self.get_object()
-        try:
-            handle = document.file.open("rb")
-        except FileNotFoundError:
-            raise Http404("The stored file is missing.") from None
-        response = FileResponse(handle, content_type="application/octet-stream")
-        response["Content-Disposition"] = content_disposition_header(True, document.original_name)
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Content-Security-Policy"] = "sandbox; default-src 'none'"
-        return response
+        return file_response(self.get_object())
 
     @extend_schema(responses={200: ChunkSerializer(many=True)})
     @action(detail=True, methods=["get"])

@@ -6,15 +6,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from documents import ingestion
 from documents import search as search_module
+from documents.downloads import file_response
 from documents.forms import FilterForm, SearchForm, UploadForm
 from documents.models import Document, Status
 from documents.uploads import (
@@ -241,16 +241,7 @@ def status(request, slug, pk):
 def download(request, slug, pk):
     """The original file, always as an attachment that the browser must not sniff or render."""
     workspace, document = _document_for(request, slug, pk)
-    try:
-        handle = document.file.open("rb")
-    except FileNotFoundError:
-        raise Http404("The stored file is missing.") from None
-    response = FileResponse(handle, content_type="application/octet-stream")
-    response["Content-Disposition"] = content_disposition_header(True, document.original_name)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return file_response(document)
 
 
 @login_required

@@ -3,11 +3,13 @@
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions as drf_permissions
 from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from llmgateway import stats
+from llmgateway.auth import KeyInfo
 from llmgateway.models import ApiKey, ModelConfig, Scope
 from workspaces.permissions import get_workspace_for
 
@@ -111,6 +113,11 @@ class ApiKeyList(APIView):
     @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
     def post(self, request, slug):
         workspace = get_workspace_for(request.user, slug, "manage_keys")
+        if isinstance(request.auth, KeyInfo):
+            # A key cannot mint keys: a leaked or short-lived key must not outlive itself.
+            raise PermissionDenied(
+                "API keys are created by a signed-in admin or with a user token, not with an API key."
+            )
         serializer = ApiKeyCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         key, full = ApiKey.create(

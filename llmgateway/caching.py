@@ -66,7 +66,10 @@ def canonical_request(request, model_identity, extra=None):
     material["model"] = model_identity
     if extra:
         material["_extra"] = _normalise(extra)
-    return json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    # surrogatepass: a lone surrogate (valid JSON "\ud800") still makes a key instead of an error.
+    return json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
 
 
 def completion_key(workspace_id, request, model_identity, extra=None):

@@ -270,6 +270,8 @@ def validate_request(body):
             raise _bad("content must be a string or a list of parts.", f"messages[{index}].content")
         if isinstance(content, list) and not all(isinstance(part, dict) for part in content):
             raise _bad("content parts must be objects.", f"messages[{index}].content")
+        if isinstance(content, list) and any(not isinstance(part.get("text", ""), str) for part in content):
+            raise _bad("the text of a content part must be a string.", f"messages[{index}].content")
     _number(request, "temperature", 0, 2)
     _number(request, "top_p", 0, 1)
     _number(request, "presence_penalty", -2, 2)

@@ -47,6 +47,8 @@ def _read_json(request):
         raise GatewayError(413, "The request body is too large.") from None
     except (ValueError, UnicodeDecodeError):
         raise GatewayError(400, "The request body is not valid JSON.") from None
+    except RecursionError:
+        raise GatewayError(400, "The request body is nested too deeply.") from None
 
 
 def _sse(first, rest):

@@ -101,6 +101,19 @@ def test_download_is_an_attachment_never_sniffed(client_for, viewer, ingest):
     assert "alert" not in "".join(document.chunks.values_list("text", flat=True))
 
 
+def test_download_behind_nginx_is_sent_by_nginx(client_for, viewer, ingest, settings):
+    document = ingest("page.html", b"<p>Hello</p>")
+    settings.FILES_VIA_NGINX = True
+    for url in (f"/documents/acme/{document.pk}/download/", f"/api/documents/{document.pk}/download/"):
+        response = client_for(viewer).get(url)
+        assert response.status_code == 200
+        accel = response["X-Accel-Redirect"]
+        assert accel.startswith("/_protected_media/") and accel.endswith(document.file.name.rsplit("/", 1)[-1])
+        assert response["Content-Disposition"].startswith("attachment;")
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response.content == b""
+
+
 def test_delete_removes_chunks_search_entries_and_file(client_for, member, ingest, django_capture_on_commit_callbacks):
     from documents.search import search_workspace
 

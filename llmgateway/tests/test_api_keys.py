@@ -137,7 +137,11 @@ class TestRestApi:
         _, writer = ApiKey.create(workspace, "writer", owner, scopes=["read", "write"])
         url = f"/api/gateway/{workspace.slug}/keys/"
         assert self._client(reader).post(url, {"name": "x"}, format="json").status_code in (401, 403)
-        assert self._client(writer).post(url, {"name": "x"}, format="json").status_code == 201
+        # Even a write key cannot mint keys: it would outlive its own expiry.
+        minted = self._client(writer).post(url, {"name": "x"}, format="json")
+        assert minted.status_code == 403
+        assert "not with an API key" in minted.json()["detail"]
+        assert not ApiKey.objects.filter(name="x").exists()
 
     def test_bad_bearer_token_on_the_rest_api(self, workspace):
         response = self._client("' OR 1=1 --").get(f"/api/gateway/{workspace.slug}/keys/")
