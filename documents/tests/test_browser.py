@@ -29,7 +29,7 @@ def test_upload_watch_ready_search(page, live_server, make_user, tmp_path):
     page.click("text=Brightwater")
     page.click("text=Upload the first files")
     page.set_input_files("input[type=file]", paths)
-    page.wait_for_selector(".upload-ready >> nth=2", timeout=30000)
+    page.wait_for_selector(".upload-ready >> nth=2", timeout=90000)
     states = page.inner_text("[data-upload-queue]")
     assert states.count("Ready:") == 3, states
     if os.environ.get("SCREENSHOT_DIR"):
