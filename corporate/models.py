@@ -39,6 +39,9 @@ class User(AbstractUser):
         "email address", unique=True, error_messages={"unique": "A user with that email already exists."}
     )
     full_name = models.CharField(max_length=150, blank=True)
+    # Goes up when the account is deactivated: every session signed before is void for good,
+    # even if the account is activated again.
+    session_generation = models.PositiveIntegerField(default=0, editable=False)
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -55,6 +58,13 @@ class User(AbstractUser):
     def save(self, *args, **kwargs):
         self.email = (self.email or "").strip().lower()
         super().save(*args, **kwargs)
+
+    def _get_session_auth_hash(self, secret=None):
+        from django.utils.crypto import salted_hmac
+
+        key_salt = "corporate.User.session_auth_hash"
+        value = f"{self.password}:{self.session_generation}"
+        return salted_hmac(key_salt, value, secret=secret, algorithm="sha256").hexdigest()
 
     def get_full_name(self):
         return self.full_name or self.email

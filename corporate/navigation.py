@@ -23,4 +23,6 @@ def areas_for(request):
 
 
 def navigation(request):
-    return {"nav_areas": areas_for(request) if request.user.is_authenticated else []}
+    # Error pages can render before the auth middleware has set request.user (a bad Host header).
+    user = getattr(request, "user", None)
+    return {"nav_areas": areas_for(request) if user is not None and user.is_authenticated else []}

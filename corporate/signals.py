@@ -2,7 +2,9 @@
 
 Sessions need no sweep: on every request the auth middleware reloads the
 user and ModelBackend refuses an inactive one, so the session is dead on the
-very next request. Tokens are deleted, and `user_deactivated` lets other
+very next request; deactivation also bumps the user's session generation,
+which is part of the session hash, so those sessions stay dead if the
+account is activated again. Tokens are deleted, and `user_deactivated` lets other
 apps (API keys, caches) drop theirs.
 """
 
@@ -19,6 +21,9 @@ def remember_active_state(sender, instance, **kwargs):
     instance._was_active = (
         User.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first() if instance.pk else None
     )
+    if instance._was_active and not instance.is_active:
+        # Voids every existing session (the session hash includes it), also after reactivation.
+        instance.session_generation += 1
 
 
 @receiver(post_save, sender=User)

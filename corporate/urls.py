@@ -1,12 +1,10 @@
 from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from corporate import views
-from corporate.forms import SignInForm
 
 admin.site.site_header = settings.SITE_NAME + " administration"
 admin.site.site_title = settings.SITE_NAME
@@ -17,11 +15,7 @@ urlpatterns = [
     path("v1/", include("llmgateway.openai_urls")),
     path("", views.dashboard, name="dashboard"),
     path("health", views.health, name="health"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(authentication_form=SignInForm, redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("accounts/login/", views.SignInView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("workspaces/", include("workspaces.urls")),

@@ -1,6 +1,7 @@
 import logging
 
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db import connection
@@ -8,7 +9,21 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from corporate.forms import SignInForm
+
 log = logging.getLogger(__name__)
+
+
+class SignInView(auth_views.LoginView):
+    """Django's sign-in page; a signed-in user is sent on, never into a redirect loop."""
+
+    authentication_form = SignInForm
+    redirect_authenticated_user = True
+
+    def get_redirect_url(self):
+        url = super().get_redirect_url()
+        # ?next= pointing back at the sign-in page would loop (Django raises); go to the dashboard.
+        return "" if url and url.split("?")[0] == self.request.path else url
 
 
 @login_required

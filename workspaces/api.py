@@ -207,7 +207,11 @@ class InvitationViewSet(
         data = serializer.validated_data
         try:
             serializer.instance = services.invite(
-                self.request.user, self.workspace(), data["email"], data.get("role", Role.MEMBER)
+                self.request.user,
+                self.workspace(),
+                data["email"],
+                data.get("role", Role.MEMBER),
+                base_url=self.request.build_absolute_uri("/"),
             )
         except (services.WorkspaceError, DjangoPermissionDenied) as exc:
             _raise(exc)
@@ -227,7 +231,7 @@ class InvitationViewSet(
     def resend(self, request, workspace_slug=None, pk=None):
         invitation = self.get_object()
         try:
-            services.resend(request.user, invitation)
+            services.resend(request.user, invitation, base_url=request.build_absolute_uri("/"))
         except (services.WorkspaceError, DjangoPermissionDenied) as exc:
             _raise(exc)
         return Response(self.get_serializer(invitation).data)

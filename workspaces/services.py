@@ -122,7 +122,7 @@ def delete_workspace(actor, workspace, confirmation):
 # Invitations
 
 
-def invite(actor, workspace, email, role=Role.MEMBER):
+def invite(actor, workspace, email, role=Role.MEMBER, *, base_url=None):
     permissions.check(actor, "manage_members", workspace)
     email = email.strip().lower()
     if role not in Role.values:
@@ -138,16 +138,17 @@ def invite(actor, workspace, email, role=Role.MEMBER):
             f"{email} already has a pending invitation. Resend it from the list instead.", field="email"
         )
     invitation = Invitation.objects.create(workspace=workspace, email=email, role=role, invited_by=actor)
-    send_invitation(invitation)
+    send_invitation(invitation, base_url)
     return invitation
 
 
-def send_invitation(invitation):
+def send_invitation(invitation, base_url=None):
+    """Email the invitation. Links use the address the inviter used (base_url), else SITE_URL."""
     context = {
         "invitation": invitation,
         "workspace": invitation.workspace,
         "inviter": invitation.invited_by,
-        "accept_url": settings.SITE_URL + invitation.get_accept_url(),
+        "accept_url": (base_url or settings.SITE_URL).rstrip("/") + invitation.get_accept_url(),
         "SITE_NAME": settings.SITE_NAME,
     }
     send_mail(
@@ -160,7 +161,7 @@ def send_invitation(invitation):
     invitation.save(update_fields=["sent_at"])
 
 
-def resend(actor, invitation):
+def resend(actor, invitation, *, base_url=None):
     permissions.check(actor, "manage_members", invitation.workspace)
     if invitation.state in {"accepted", "revoked"}:
         raise WorkspaceError(f"This invitation was {invitation.state}; send a new one instead.")
@@ -168,7 +169,7 @@ def resend(actor, invitation):
     invitation.token = new_invitation_token()
     invitation.expires_at = timezone.now() + INVITATION_LIFETIME
     invitation.save(update_fields=["token", "expires_at"])
-    send_invitation(invitation)
+    send_invitation(invitation, base_url)
     return invitation
 
 

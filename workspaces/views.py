@@ -91,7 +91,11 @@ def workspace_settings(request, slug):
 @require_POST
 def workspace_archive(request, slug):
     workspace = _workspace(request, slug, "manage_settings")
-    archive = request.POST.get("archived") == "1"
+    value = request.POST.get("archived")
+    if value not in ("0", "1"):
+        messages.error(request, "Choose to archive (1) or restore (0) the workspace.")
+        return redirect("workspaces:settings", workspace.slug)
+    archive = value == "1"
     services.set_archived(request.user, workspace, archive)
     messages.success(request, "Workspace archived: it is now read-only." if archive else "Workspace restored.")
     return redirect("workspaces:settings", workspace.slug)
@@ -192,7 +196,13 @@ def invitation_create(request, slug):
     form = InvitationForm(request.POST)
     if form.is_valid():
         try:
-            invitation = services.invite(request.user, workspace, form.cleaned_data["email"], form.cleaned_data["role"])
+            invitation = services.invite(
+                request.user,
+                workspace,
+                form.cleaned_data["email"],
+                form.cleaned_data["role"],
+                base_url=request.build_absolute_uri("/"),
+            )
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:
@@ -207,7 +217,7 @@ def invitation_resend(request, slug, pk):
     workspace = _workspace(request, slug, "manage_members")
     invitation = _invitation(request, workspace, pk)
     try:
-        services.resend(request.user, invitation)
+        services.resend(request.user, invitation, base_url=request.build_absolute_uri("/"))
     except services.WorkspaceError as exc:
         messages.error(request, exc.message)
     else:

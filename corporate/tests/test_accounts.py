@@ -210,3 +210,33 @@ def test_nul_in_the_query_string_is_a_400(client, make_user):
     api = client.get("/api/workspaces/?workspace=a%00")
     assert api.status_code == 400
     assert "NUL" in api.json()["detail"]
+
+
+def test_lockout_counts_the_account_whatever_the_letter_case(alice):
+    for i, email in enumerate(
+        ["alice@example.com", "Alice@example.com", "ALICE@example.com", "alice@EXAMPLE.com", "aLiCe@example.com"]
+    ):
+        sign_in(Client(REMOTE_ADDR=f"10.2.0.{i}"), email, "wrong")
+    assert sign_in(Client(REMOTE_ADDR="10.2.0.99"), "ALICE@Example.com", PASSWORD).status_code == 429
+
+
+def test_bad_host_header_is_a_400_page(client, db):
+    response = client.get("/accounts/login/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert b"Bad request" in response.content
+
+
+def test_signed_in_user_with_next_pointing_at_sign_in_goes_to_dashboard(client, alice):
+    client.force_login(alice)
+    response = client.get("/accounts/login/?next=/accounts/login/")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboard")
+
+
+def test_reactivated_user_does_not_get_old_sessions_back(client, alice):
+    client.force_login(alice)
+    alice.is_active = False
+    alice.save()
+    alice.is_active = True
+    alice.save()
+    assert client.get(reverse("dashboard")).status_code == 302

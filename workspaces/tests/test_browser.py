@@ -10,8 +10,7 @@ from workspaces.models import Membership
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_create_invite_accept_and_change_role(browser, live_server, make_user, settings):
-    settings.SITE_URL = live_server.url
+def test_create_invite_accept_and_change_role(browser, live_server, make_user):
     make_user("lead@example.com", password="lead browser secret", full_name="Lena Lead")
     make_user("hire@example.com", password="hire browser secret", full_name="Hugo Hire")
 

@@ -193,7 +193,8 @@ def test_invite_and_accept_by_link(client_for, workspace, admin_user, make_user)
     )
     assert response.status_code == 302
     invitation = Invitation.objects.get(email="new.hire@example.com")
-    assert len(mail.outbox) == 1 and invitation.get_accept_url() in mail.outbox[0].body
+    # The link uses the address the admin used, not a configured default.
+    assert len(mail.outbox) == 1 and "http://testserver" + invitation.get_accept_url() in mail.outbox[0].body
     newcomer = make_user("new.hire@example.com")
     # Already in a workspace, so signing in does not accept the invitation by itself.
     services.create_workspace(newcomer, name="Own", slug="own")
@@ -278,3 +279,15 @@ def test_delete_workspace_needs_the_slug(client_for, workspace, owner):
     response = client.post(reverse("workspaces:delete", args=[workspace.slug]), {"confirm": "acme"})
     assert response.status_code == 302
     assert not Workspace.objects.filter(pk=workspace.pk).exists()
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "", "2"])
+def test_archive_needs_an_explicit_choice(client_for, workspace, admin_user, value):
+    workspace.archived = True
+    workspace.save()
+    response = client_for(admin_user).post(
+        reverse("workspaces:archive", args=[workspace.slug]), {"archived": value}, follow=True
+    )
+    assert b"Choose to archive" in response.content
+    workspace.refresh_from_db()
+    assert workspace.archived is True
