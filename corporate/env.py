@@ -66,15 +66,23 @@ def database_from_url(name, url):
         raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
 
 
+def _redacted(url):
+    """The URL with any password replaced, for error messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(":" + parts.password + "@", ":***@", 1)
+    return url
+
+
 def redis_url(name, url):
     """Validate a redis:// URL and return it unchanged."""
     parts = urlsplit(url)
     if parts.scheme not in {"redis", "rediss", "unix"}:
-        raise ImproperlyConfigured(f"{name} must start with redis://, rediss:// or unix://, not {url!r}")
+        raise ImproperlyConfigured(f"{name} must start with redis://, rediss:// or unix://, not {_redacted(url)!r}")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise ImproperlyConfigured(f"{name} has a bad port: {url!r}") from None
+        raise ImproperlyConfigured(f"{name} has a bad port: {_redacted(url)!r}") from None
     if parts.scheme != "unix" and not parts.hostname:
         raise ImproperlyConfigured(f"{name} must name a host, e.g. redis://127.0.0.1:6379/0")
     db = parts.path.strip("/")

@@ -109,7 +109,17 @@ def permission_denied(request, exception=None):
     return render(request, "errors/error.html", {"title": "Not allowed", "message": message, "status": 403}, status=403)
 
 
-page_not_found = error_page(404, "Page not found", "There is nothing here, or you do not have access to it.")
+_page_not_found = error_page(404, "Page not found", "There is nothing here, or you do not have access to it.")
+
+
+def page_not_found(request, exception=None):
+    # API clients get JSON: OpenAI's error shape under /v1/, DRF's under /api/.
+    if request.path.startswith("/v1/"):
+        error = {"message": "Unknown API path.", "type": "invalid_request_error", "param": None, "code": "not_found"}
+        return JsonResponse({"error": error}, status=404)
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return _page_not_found(request, exception)
 
 
 def server_error(request):

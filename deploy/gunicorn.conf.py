@@ -19,7 +19,14 @@ import time
 
 def _int(name, default):
     raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        # One line naming the variable, not a traceback.
+        sys.stderr.write(f"Configuration error: {name} must be a whole number, not {raw!r}\n")
+        sys.exit(2)
 
 
 bind = os.environ.get("BIND", "127.0.0.1") + ":" + os.environ.get("PORT", "8000")

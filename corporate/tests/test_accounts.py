@@ -240,3 +240,9 @@ def test_reactivated_user_does_not_get_old_sessions_back(client, alice):
     alice.is_active = True
     alice.save()
     assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_unknown_api_paths_answer_json(client, db):
+    assert client.get("/api/no-such-thing/").json() == {"detail": "Not found."}
+    assert client.get("/v1/no-such-thing").json()["error"]["code"] == "not_found"
+    assert b"Page not found" in client.get("/no-such-page/").content

@@ -67,3 +67,9 @@ def test_good_database_url():
 def test_bad_redis_url(url, message):
     with pytest.raises(ImproperlyConfigured, match=message):
         redis_url("REDIS_URL", url)
+
+
+def test_redis_url_errors_hide_the_password():
+    with pytest.raises(ImproperlyConfigured) as error:
+        redis_url("REDIS_URL", "redis://:secretpw@host:abc/0")
+    assert "secretpw" not in str(error.value) and "***" in str(error.value)

@@ -16,7 +16,7 @@ class Command(BaseCommand):
         demo.record_credentials(credentials)
         bar = "=" * 64
         self.stdout.write(bar)
-        self.stdout.write("Demo accounts (shown once; also saved to var/demo_credentials.txt):")
+        self.stdout.write(f"Demo accounts (shown once; also saved to {demo.credentials_file()}):")
         for line in credentials:
             self.stdout.write("  " + line)
         self.stdout.write(bar)
