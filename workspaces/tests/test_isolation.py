@@ -65,12 +65,24 @@ def _request(endpoint, ctx, user, client_for, api_client_for):
     return method(path, data or {})
 
 
+def _snapshot():
+    """Every row of the apps' models, to show a refused request changed nothing."""
+    from django.apps import apps
+
+    state = {}
+    for label in APPS:
+        for model in apps.get_app_config(label).get_models():
+            state[model._meta.label] = list(model.objects.order_by("pk").values())
+    return state
+
+
 @pytest.mark.parametrize("module, endpoint, persona, expected", PARAMS)
 def test_isolation(module, endpoint, persona, expected, ctx, client_for, api_client_for):
     if hasattr(module, "setup"):
         module.setup(ctx)
     user = ctx.users[persona]
     ctx.persona = persona
+    before = _snapshot() if expected != "ok" else None
     response = _request(endpoint, ctx, user, client_for, api_client_for)
     if expected == "ok":
         allowed = endpoint.ok or tuple(range(200, 400))
@@ -81,6 +93,8 @@ def test_isolation(module, endpoint, persona, expected, ctx, client_for, api_cli
         assert response.status_code == expected, (
             f"{endpoint} as {persona}: expected {expected}, got {response.status_code}"
         )
+        # A refused request changed nothing.
+        assert _snapshot() == before, f"{endpoint} as {persona} was refused but changed data"
         # Nothing of the workspace leaks into an outsider's error page.
         if expected == 404:
             assert ctx.workspace.name.encode() not in response.content
