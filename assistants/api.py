@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from assistants import answering
 from assistants.forms import model_choices
 from assistants.models import Assistant, Conversation, Message, Role
-from corporate.api import StrictBooleanField
+from corporate.api import StrictBooleanField, StrictCharField
 from workspaces import permissions
 from workspaces.models import Workspace
 
@@ -169,7 +169,7 @@ class ConversationSerializer(serializers.ModelSerializer):
 
 
 class AskSerializer(serializers.Serializer):
-    content = serializers.CharField(allow_blank=True, trim_whitespace=True, max_length=answering.MAX_QUESTION_CHARS)
+    content = StrictCharField(allow_blank=True, trim_whitespace=True, max_length=answering.MAX_QUESTION_CHARS)
     stream = StrictBooleanField(required=False, default=False)
     regenerate = StrictBooleanField(required=False, default=False)
 

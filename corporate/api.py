@@ -4,6 +4,15 @@ from rest_framework import serializers
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
+class StrictCharField(serializers.CharField):
+    """Only a JSON string: a number or a list is refused, not turned into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictBooleanField(serializers.BooleanField):
     """Only JSON true or false: the string "true", 1 or "on" is refused, never taken for a yes."""
 

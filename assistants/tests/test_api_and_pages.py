@@ -91,6 +91,8 @@ def test_api_ask_json_and_stream(api_client_for, member, assistant):
     assert fb.json()["feedback"] == "up"
     bad = client.post(f"/api/conversations/{conversation['id']}/messages/", {"content": ""}, format="json")
     assert bad.status_code == 400 and "content" in bad.json()
+    bad = client.post(f"/api/conversations/{conversation['id']}/messages/", {"content": 5}, format="json")
+    assert bad.status_code == 400 and "content" in bad.json()
 
 
 def test_conversations_are_private(api_client_for, client_for, member, admin_user, assistant, ask_page):
