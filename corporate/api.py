@@ -1,6 +1,8 @@
 """Shared REST API pieces: one error shape for every endpoint."""
 
 from rest_framework import serializers
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import Throttled
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -32,3 +34,17 @@ def exception_handler(exc, context):
     if response is not None and isinstance(response.data, list):
         response.data = {"detail": " ".join(str(item) for item in response.data)}
     return response
+
+
+class ObtainTokenView(ObtainAuthToken):
+    """POST email (as `username`) and password for an API token; a locked-out account gets 429 with the reason."""
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except serializers.ValidationError:
+            if getattr(request, "axes_locked_out", False):
+                raise Throttled(
+                    detail="Too many failed sign-ins for this account or address; try again later."
+                ) from None
+            raise

@@ -1,7 +1,7 @@
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from corporate.api import ObtainTokenView
 from workspaces import api
 
 router = DefaultRouter(trailing_slash=True)
@@ -12,6 +12,6 @@ router.register(r"workspaces/(?P<workspace_slug>[a-z0-9-]+)/invitations", api.In
 router.register("invitations/accept", api.InvitationAcceptViewSet, basename="invitation-accept")
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("", include(router.urls)),
 ]
