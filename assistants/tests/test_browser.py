@@ -11,6 +11,8 @@ def test_ask_stream_cite_and_ask_again(browser, live_server, member, workspace, 
     page.wait_for_selector("text=Welcome")
     page.goto(f"{live_server.url}/assistants/acme/")
     page.click("text=Helpdesk")
+    # chat.js must be listening before the question is sent.
+    page.wait_for_load_state("load")
     page.fill("textarea[name=question]", "How many vacation days do I get?")
     page.click("button[data-send]")
     answer = page.wait_for_selector(".msg-assistant:not(.pending) .answer")

@@ -28,6 +28,8 @@ def test_upload_watch_ready_search(page, live_server, make_user, tmp_path):
     page.click("nav >> text=Documents")
     page.click("text=Brightwater")
     page.click("text=Upload the first files")
+    # The page's script must be listening before files are chosen (deferred scripts run before "load").
+    page.wait_for_load_state("load")
     page.set_input_files("input[type=file]", paths)
     page.wait_for_selector(".upload-ready >> nth=2", timeout=90000)
     states = page.inner_text("[data-upload-queue]")
