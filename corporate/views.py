@@ -9,7 +9,9 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from corporate.dashboard import panels_for
 from corporate.forms import SignInForm
+from corporate.navigation import areas_for
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +30,8 @@ class SignInView(auth_views.LoginView):
 
 @login_required
 def dashboard(request):
-    from corporate.dashboard import panels_for
-
-    return render(
-        request, "corporate/dashboard.html", {"areas": dashboard_areas(request), "panels": panels_for(request)}
-    )
-
-
-def dashboard_areas(request):
-    """Cards for the dashboard; each app adds its own as it is built."""
-    from corporate.navigation import areas_for
-
-    return areas_for(request)
+    """The areas of the site, and the panels the apps register (corporate.dashboard)."""
+    return render(request, "corporate/dashboard.html", {"areas": areas_for(request), "panels": panels_for(request)})
 
 
 def _check_database():
