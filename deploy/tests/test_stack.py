@@ -9,6 +9,7 @@ import re
 import shutil
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from conftest import require_service
-from deploy.tests.stack import Stack
+from deploy.tests.stack import ROOT, Stack
 
 pytestmark = pytest.mark.stack
 
@@ -229,3 +230,63 @@ def test_burst_of_200_requests_stays_within_the_connection_bound(stack):
     assert stack.web_connections() <= bound
     pools = json.loads(direct_get(stack, "/_stack/runtime")[1])["pools"]
     assert pools and all(p["opened"] <= bound and p["busy"] <= 1 for p in pools), pools
+
+
+@pytest.fixture(scope="module")
+def api_token(stack):
+    """A member of a fresh workspace in the stack's database, and their API token."""
+    script = (
+        "from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token; "
+        "from workspaces import services; "
+        "user = get_user_model().objects.create_user(email='stack@example.com', password='stack test secret'); "
+        "services.create_workspace(user, name='Stack', slug='stack'); "
+        "print(Token.objects.create(user=user).key)"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=stack.app_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_real_upload_is_ingested_by_the_worker_and_downloaded_through_nginx(stack, https, api_token):
+    """The document API behind nginx: the upload limit, the task worker of start_production.sh, X-Accel downloads."""
+    auth = {"Authorization": f"Token {api_token}"}
+    text = b"# Stack notes\n\nThe stack test checks that uploads are read by the task worker.\n"
+    response = https.post("/api/documents/?workspace=stack", files={"files": ("notes.md", text)}, headers=auth)
+    assert response.status_code == 201, response.text[:500]
+    document = response.json()["documents"][0]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = https.get(f"/api/documents/{document['id']}/", headers=auth).json()["status"]
+        if status in ("ready", "failed"):
+            break
+        time.sleep(0.5)
+    assert status == "ready"
+    download = https.get(f"/api/documents/{document['id']}/download/", headers=auth)
+    assert download.status_code == 200
+    assert download.content == text  # sent by nginx from the protected media location
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert "nosniff" in download.headers["x-content-type-options"]
+    assert "x-accel-redirect" not in download.headers
+    # Django itself only checked access and pointed nginx at the file.
+    conn = HTTPConnection("127.0.0.1", stack.web_port, timeout=10)
+    try:
+        conn.request(
+            "GET",
+            f"/api/documents/{document['id']}/download/",
+            headers={"Host": "localhost", "X-Forwarded-Proto": "https", **auth},
+        )
+        direct = conn.getresponse()
+        assert direct.getheader("X-Accel-Redirect", "").startswith("/_protected_media/")
+        assert direct.read() == b""
+    finally:
+        conn.close()
+    over = b"x" * (stack.max_body_mb * 1024 * 1024 + 1024)
+    refused = https.post("/api/documents/?workspace=stack", files={"files": ("big.md", over)}, headers=auth)
+    assert refused.status_code == 413
