@@ -32,7 +32,9 @@ _TAG_RE = re.compile(r"<(passage|document|source)\b([^>]*)>(.*?)</\1>", re.IGNOR
 _ID_RE = re.compile(r"""\b(?:id|name|title|source)\s*=\s*["']([^"']{1,80})["']""", re.IGNORECASE)
 _LABEL_RE = re.compile(r"^\s*\[([^\[\]\n]{1,80})\]\s*(.*)$")
 _QUESTION_RE = re.compile(r"(?:^|\n)\s*(?:question|q)\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=\s*[-*•]\s)")
+# Sentence ends; blank lines; list items; and a line that starts with a capital (a heading,
+# a table or CSV row) — but not a line a PDF wrapped mid-sentence, which goes on in lower case.
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=\s*[-*•]\s)|\n(?=[A-Z])")
 _WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below between
@@ -66,7 +68,13 @@ def _stem(word):
 
 
 def terms(text):
-    return [_stem(w) for w in _WORD_RE.findall(text) if w.lower() not in STOPWORDS and len(w) > 1]
+    found = []
+    for word in _WORD_RE.findall(text):
+        # A hyphenated word also counts as its parts ("BW-Connect" answers "connect").
+        for part in [word, *word.split("-")] if "-" in word.strip("-") else [word]:
+            if part.lower() not in STOPWORDS and len(part) > 1:
+                found.append(_stem(part))
+    return found
 
 
 def _labelled_blocks(text):
@@ -130,6 +138,11 @@ def answer(messages):
     candidates = [(label, s, set(terms(s))) for label, body in passages for s in sentences(body)]
     if not candidates:
         return NO_ANSWER
+    # What each passage as a whole covers of the question: a sentence from a passage about
+    # everything asked ("set up the VPN ... BW-Connect") beats one that shares a single word.
+    passage_terms = {}
+    for label, body in passages:
+        passage_terms.setdefault(label, set()).update(terms(body))
     # Rarer question words weigh more (inverse document frequency over sentences).
     total = len(candidates)
     idf = {t: math.log(1 + total / (1 + sum(1 for _, _, words in candidates if t in words))) for t in wanted}
@@ -140,10 +153,11 @@ def answer(messages):
         if not matched:
             continue
         score = sum(idf[t] for t in matched) / best_possible
-        scored.append((score, -order, label, sentence))
+        context = sum(idf[t] for t in wanted & passage_terms[label]) / best_possible
+        scored.append((score + 0.5 * context, -order, label, sentence, score))
     # A sentence must cover a fair share of what the question asks about.
     threshold = 0.34 if len(wanted) > 1 else 0.99
-    scored = [item for item in scored if item[0] >= threshold]
+    scored = [item[:4] for item in scored if item[4] >= threshold]
     if not scored:
         return NO_ANSWER
     scored.sort(reverse=True)

@@ -241,3 +241,28 @@ def test_open_circuit_tells_when_to_retry(v1, remote_model, upstream, settings):
     assert v1(REQUEST).status_code == 502
     response = v1(REQUEST)
     assert response.status_code == 503 and response["Retry-After"] == "7"
+
+
+def test_offline_prefers_the_passage_about_everything_asked():
+    messages = [
+        {
+            "role": "user",
+            "content": (
+                '<passage id="1">How do I connect to the office Wi-Fi?\nIt connects automatically.</passage>\n'
+                '<passage id="2">How do I set up the VPN?\nBrightwater uses BW-Connect, a WireGuard-based VPN client.'
+                "</passage>\n\nQuestion: How do I connect to the VPN?"
+            ),
+        }
+    ]
+    text = offline.answer(messages)
+    assert '"Brightwater uses BW-Connect, a WireGuard-based VPN client." [2]' in text
+    assert "It connects automatically" not in text
+
+
+def test_offline_quotes_table_rows_one_at_a_time():
+    rows = "\n".join(f"Category: Item {i}; Limit (EUR): {i * 10} per night" for i in range(12))
+    rows += "\nCategory: Hotel; Limit (EUR): 180 per night"
+    messages = [{"role": "user", "content": f'<passage id="1">{rows}</passage>\n\nQuestion: What is the hotel limit?'}]
+    text = offline.answer(messages)
+    assert '"Category: Hotel; Limit (EUR): 180 per night" [1]' in text
+    assert "Item 3" not in text
