@@ -181,6 +181,27 @@ def _citation(number, result):
     }
 
 
+def build_request(assistant, question, results, history=()):
+    """The gateway request for a question and its retrieved passages, and the citations they may become."""
+    passages = [
+        prompting.Passage(i, r.document.pk, r.document.title, r.location or "", r.text)
+        for i, r in enumerate(results, start=1)
+    ]
+    request = {
+        "messages": prompting.build_messages(assistant, question, passages, history),
+        "temperature": assistant.temperature,
+        "max_tokens": assistant.max_tokens,
+    }
+    if assistant.model_name:
+        request["model"] = assistant.model_name
+    return request, [_citation(i, r) for i, r in enumerate(results, start=1)]
+
+
+def _versions(citations):
+    """The quoted documents and their content versions: part of the cache key."""
+    return sorted({(c["document_id"], c["version"]) for c in citations})
+
+
 def cited(answer, citations):
     """The citations the answer refers to by [n]; all of them if it names none."""
     numbers = {int(n) for n in _CITED.findall(answer)}
@@ -372,24 +393,9 @@ def start_turn(assistant, conversation, user, text, *, regenerate=False):
     timings["retrieval_ms"] = (time.perf_counter() - began) * 1000
 
     began = time.perf_counter()
-    passages = [
-        prompting.Passage(i, r.document.pk, r.document.title, r.location or "", r.text)
-        for i, r in enumerate(results, start=1)
-    ]
-    citations = [_citation(i, r) for i, r in enumerate(results, start=1)]
-    messages = prompting.build_messages(assistant, text, passages, history)
-    request = {
-        "messages": messages,
-        "temperature": assistant.temperature,
-        "max_tokens": assistant.max_tokens,
-    }
-    if assistant.model_name:
-        request["model"] = assistant.model_name
-    cache_extra = {
-        "assistant": assistant.pk,
-        "version": assistant.version,
-        "documents": sorted({(c["document_id"], c["version"]) for c in citations}),
-    }
+    request, citations = build_request(assistant, text, results, history)
+    messages = request["messages"]
+    cache_extra = {"assistant": assistant.pk, "version": assistant.version, "documents": _versions(citations)}
     timings["prompt_ms"] = (time.perf_counter() - began) * 1000
 
     now = timezone.now()
@@ -433,23 +439,10 @@ def preview(assistant, question, documents=None):
     )
     started = time.perf_counter()
     results = retrieve(assistant, question, ids)
-    passages = [
-        prompting.Passage(i, r.document.pk, r.document.title, r.location or "", r.text)
-        for i, r in enumerate(results, start=1)
-    ]
-    citations = [_citation(i, r) for i, r in enumerate(results, start=1)]
-    request = {
-        "messages": prompting.build_messages(assistant, question, passages),
-        "temperature": assistant.temperature,
-        "max_tokens": assistant.max_tokens,
-    }
-    if assistant.model_name:
-        request["model"] = assistant.model_name
+    request, citations = build_request(assistant, question, results)
     try:
         result = gateway.complete(
-            assistant.workspace_id,
-            request,
-            cache_extra={"draft": True, "documents": sorted({(c["document_id"], c["version"]) for c in citations})},
+            assistant.workspace_id, request, cache_extra={"draft": True, "documents": _versions(citations)}
         )
     except gateway.GatewayError as exc:
         raise AnswerError(_readable(exc), field=None, status=502) from None

@@ -183,20 +183,21 @@ def revoke(actor, invitation):
     return invitation
 
 
+INVITATION_PROBLEMS = {
+    "accepted": "This invitation has already been used.",
+    "revoked": "This invitation was revoked by a workspace admin.",
+    "expired": "This invitation has expired. Ask a workspace admin to send a new one.",
+}
+WRONG_EMAIL = "This invitation was sent to another email address. Sign in with that address to accept it."
+
+
 def accept(user, invitation):
     """Join the workspace the invitation is for; refuses a used, revoked, expired or misaddressed one."""
     state = invitation.state
     if state != "pending":
-        messages = {
-            "accepted": "This invitation has already been used.",
-            "revoked": "This invitation was revoked by a workspace admin.",
-            "expired": "This invitation has expired. Ask a workspace admin to send a new one.",
-        }
-        raise WorkspaceError(messages[state])
+        raise WorkspaceError(INVITATION_PROBLEMS[state])
     if invitation.email.lower() != user.email.lower():
-        raise PermissionDenied(
-            "This invitation was sent to another email address. Sign in with that address to accept it."
-        )
+        raise PermissionDenied(WRONG_EMAIL)
     with transaction.atomic():
         updated = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True).update(
             accepted_at=timezone.now(), accepted_by=user

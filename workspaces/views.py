@@ -239,14 +239,6 @@ def invitation_revoke(request, slug, pk):
     return _back_to_members(workspace)
 
 
-STATE_PROBLEMS = {
-    "accepted": "This invitation has already been used.",
-    "revoked": "This invitation was revoked by a workspace admin.",
-    "expired": "This invitation has expired. Ask a workspace admin to send a new one.",
-}
-WRONG_EMAIL = "This invitation was sent to another email address. Sign in with that address to accept it."
-
-
 @login_required
 def invitation_accept(request, token):
     """Anyone signed in may open an invitation link; only the addressee can accept it."""
@@ -257,9 +249,9 @@ def invitation_accept(request, token):
         # Accepted already, e.g. by signing in for the first time through the link.
         return redirect(invitation.workspace)
     if invitation.state != "pending":
-        problem, status = STATE_PROBLEMS[invitation.state], 410
+        problem, status = services.INVITATION_PROBLEMS[invitation.state], 410
     elif invitation.email.lower() != request.user.email.lower():
-        problem, status = WRONG_EMAIL, 403
+        problem, status = services.WRONG_EMAIL, 403
     else:
         problem, status = None, 200
     if request.method == "POST" and problem is None:
