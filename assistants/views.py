@@ -3,7 +3,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
@@ -264,7 +264,8 @@ def ask(request, slug, pk):
     except answering.AnswerError as exc:
         if not conversation.messages.exists() and not cid:
             conversation.delete()
-        return sse_response(iter([sse("error", exc.message)]))
+        # Refused before any stream starts: the page keeps the question in the box and shows why.
+        return JsonResponse({"detail": exc.message, "field": "question"}, status=exc.status)
     if not cid:
         # Tell the page which conversation it is now in.
         prefix = sse(

@@ -142,8 +142,11 @@ def test_assistant_whose_documents_are_all_deleted_says_so(client_for, member, a
 )
 def test_bad_questions_are_clear_errors(client_for, member, assistant, ask_page, question, message):
     events = ask_page(client_for(member), assistant, question)
-    assert events == [("error", events[0][1])]
-    assert message in events[0][1]
+    # Refused with 400 before any stream starts, so the page can keep the question in the box.
+    assert events == [("refused", events[0][1])]
+    assert events[0][1]["status"] == 400
+    assert events[0][1]["field"] == "question"
+    assert message in events[0][1]["detail"]
     assert not Conversation.objects.exists()
 
 
@@ -151,15 +154,16 @@ def test_archived_assistant_does_not_answer(client_for, member, assistant, ask_p
     assistant.archived = True
     assistant.save()
     events = ask_page(client_for(member), assistant, QUESTION)
-    assert "archived" in events[0][1]
+    assert events[0][0] == "refused" and events[0][1]["status"] == 409
+    assert "archived" in events[0][1]["detail"]
 
 
 def test_removed_model_is_a_clear_message(client_for, member, assistant, ask_page):
     assistant.model_name = "gone-model"
     assistant.save()
     events = ask_page(client_for(member), assistant, QUESTION)
-    assert events[0][0] == "error"
-    assert "no longer available" in events[0][1]
+    assert events[0][0] == "refused" and events[0][1]["status"] == 409
+    assert "no longer available" in events[0][1]["detail"]
 
 
 def test_upstream_failure_mid_stream_keeps_partial_answer(client_for, member, assistant, ask_page, settings):

@@ -38,3 +38,25 @@ def test_ask_stream_cite_and_ask_again(browser, live_server, member, workspace, 
     assert "/documents/acme/" in page.url
     screenshot(page, "citation.png")
     page.close()
+
+
+def test_over_long_question_is_refused_and_stays_in_the_box(browser, live_server, member, workspace, assistant):
+    from assistants.models import MAX_QUESTION_CHARS, Conversation
+
+    page = browser.new_page()
+    sign_in(page, live_server.url, member.email, "correct horse battery")
+    page.wait_for_selector("text=Welcome")
+    page.goto(f"{live_server.url}/assistants/acme/{assistant.pk}/")
+    page.wait_for_load_state("load")
+    question = "Why? " * (MAX_QUESTION_CHARS // 5 + 10)
+    page.fill("textarea[name=question]", question)
+    page.click("button[data-send]")
+    error = page.wait_for_selector(".ask-error:not([hidden])")
+    assert "too long" in error.inner_text()
+    # Nothing typed is lost, and no half-made question or answer is left on the page.
+    assert page.input_value("textarea[name=question]") == question
+    assert page.locator(".msg-user").count() == 0
+    assert page.locator(".msg-assistant.pending").count() == 0
+    assert not Conversation.objects.exists()
+    screenshot(page, "chat-too-long.png")
+    page.close()

@@ -39,6 +39,7 @@
     bubble.textContent = text;
     wrap.appendChild(bubble);
     list.appendChild(wrap);
+    return wrap;
   }
 
   function addPendingAnswer() {
@@ -86,7 +87,20 @@
     return buffer;
   }
 
-  async function ask(body, pending) {
+  // The server's reason for refusing a question before any answer started.
+  async function refusal(response) {
+    if (response.status === 403) return "You may not ask this assistant.";
+    try {
+      const data = await response.json();
+      if (data && typeof data.detail === "string") return data.detail;
+    } catch (error) {
+      // Not JSON: fall through to the status.
+    }
+    return "The server refused the question (" + response.status + ").";
+  }
+
+  // restore() undoes what the page showed for this question (it was refused or could not be sent).
+  async function ask(body, pending, restore) {
     controller = new AbortController();
     busy(true);
     showError("");
@@ -102,7 +116,11 @@
         credentials: "same-origin",
       });
       if (!response.ok || !response.body) {
-        throw new Error(response.status === 403 ? "You may not ask this assistant." : "The server refused the question (" + response.status + ").");
+        const reason = await refusal(response);
+        finished = true;
+        restore();
+        showError(reason);
+        return;
       }
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
@@ -152,8 +170,9 @@
         answer.after(note);
         finished = true;
       } else {
-        pending.remove();
-        showError(error.message);
+        finished = true;
+        restore();
+        showError(error.message === "Failed to fetch" ? "The server could not be reached; your question is still in the box." : error.message);
       }
     } finally {
       if (!finished && pending.isConnected) {
@@ -175,9 +194,17 @@
     const empty = document.getElementById("chat-empty");
     if (empty) empty.remove();
     const body = new FormData(form);
-    addUserBubble(question);
+    const bubble = addUserBubble(question);
+    const typed = textarea.value;
     textarea.value = "";
-    ask(body, addPendingAnswer());
+    const pending = addPendingAnswer();
+    ask(body, pending, () => {
+      // Nothing the user typed is lost: the question goes back into the box.
+      bubble.remove();
+      pending.remove();
+      if (!textarea.value) textarea.value = typed;
+      textarea.focus();
+    });
   });
 
   textarea.addEventListener("keydown", (event) => {
@@ -200,6 +227,6 @@
     body.set("question", "");
     const pending = addPendingAnswer();
     message.replaceWith(pending);
-    ask(body, pending);
+    ask(body, pending, () => pending.replaceWith(message));
   });
 })();
