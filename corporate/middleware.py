@@ -4,6 +4,20 @@ from django.http import JsonResponse
 from django.shortcuts import render
 
 
+class ValidateHostMiddleware:
+    """Refuse a Host header outside ALLOWED_HOSTS (400), as the full stack's CommonMiddleware does.
+
+    For the lean /v1/ stack, which has no middleware that reads the host.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.get_host()  # raises DisallowedHost, answered by the 400 handler
+        return self.get_response(request)
+
+
 class RejectNulInQueryMiddleware:
     """A NUL character in the query string is refused with 400.
 

@@ -89,6 +89,15 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# The OpenAI-compatible API (/v1/) is served by programs with a bearer key and
+# runs behind this shorter list (corporate/handlers.py): host validation, the
+# HTTPS redirect and security headers, and the request checks every path needs.
+V1_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "corporate.middleware.ValidateHostMiddleware",
+    "corporate.middleware.RejectNulInQueryMiddleware",
+]
+
 ROOT_URLCONF = "corporate.urls"
 WSGI_APPLICATION = "corporate.wsgi.application"
 

@@ -1,7 +1,9 @@
-import os
+"""The WSGI application: /v1/ through a short middleware list, the rest through the site's (corporate.handlers)."""
 
-from django.core.wsgi import get_wsgi_application
+import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "corporate.settings")
 
-application = get_wsgi_application()
+from corporate.handlers import get_application  # noqa: E402
+
+application = get_application()
