@@ -128,6 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Many connections arrive at once under load (benchmarks open 64 and more).
+    request_queue_size = 512
 
     def handle_error(self, request, client_address):
         # A client that hangs up mid-stream is part of the tests, not an error.
