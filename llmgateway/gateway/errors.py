@@ -1,0 +1,59 @@
+"""The gateway's error: what the client gets, in OpenAI's shape, with the right status."""
+
+from llmgateway.providers.base import ProviderError
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class GatewayError(Exception):
+    """An error for the client, in OpenAI's shape."""
+
+    def __init__(self, status, message, *, code=None, param=None, type=None, retry_after=None):  # noqa: A002
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.type = type or ERROR_TYPES.get(status, "api_error")
+        self.retry_after = retry_after
+
+    def body(self):
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def as_dict(self):
+        return {
+            "status": self.status,
+            "message": self.message,
+            "code": self.code,
+            "param": self.param,
+            "type": self.type,
+            "retry_after": self.retry_after,
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(
+            data["status"],
+            data["message"],
+            code=data.get("code"),
+            param=data.get("param"),
+            type=data.get("type"),
+            retry_after=data.get("retry_after"),
+        )
+
+    @classmethod
+    def from_provider(cls, exc: ProviderError):
+        retry_after = int(exc.retry_after + 0.999) if exc.retry_after is not None else None
+        return cls(exc.status, exc.message, code=exc.code, retry_after=retry_after)
+
+
+def bad_request(message, param=None, code=None):
+    return GatewayError(400, message, param=param, code=code)

@@ -1,0 +1,339 @@
+"""One completion's way through the cache: hit, coalesced follow, or lead and store — written once.
+
+A whole answer is a stream consumed to the end: `Completion` decides at once
+(before the first chunk) whether the answer is a hit, follows an identical
+call already in flight, or leads its own upstream call, and iterating it
+yields the answer's chunks. A caller that wants the whole answer iterates
+without asking for chunks (`Completion.whole()`): the same routine runs, a
+hit hands back the stored response, and a lead calls the upstream for a
+whole answer instead of a stream. Statistics and the usage hook are told
+once, when the completion ends.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from llmgateway import coalesce, registry, stats
+from llmgateway.caching import (
+    CachedCompletion,
+    completion_key,
+    is_deterministic,
+    load_workspace_info,
+    parse_workspace_info,
+    workspace_info_key,
+)
+from llmgateway.gateway.controls import CacheControl
+from llmgateway.gateway.errors import GatewayError
+from llmgateway.gateway.validation import validate_request
+from llmgateway.providers import resilience
+from llmgateway.providers.base import ProviderError, chunks_from_response, response_from_chunks
+from llmgateway.store import get_store
+from llmgateway.usage import hook
+
+
+@dataclass
+class Call:
+    """One completion on its way through the gateway (what the usage hook sees)."""
+
+    workspace_id: int
+    request: dict
+    spec: registry.ModelSpec
+    key: str
+    control: CacheControl
+    user_id: int | None = None
+    api_key_id: int | None = None
+    started: float = field(default_factory=time.perf_counter)
+    lookup: bool = False
+    store: bool = False
+    generation: int = 0
+
+    @property
+    def model(self):
+        return self.spec.name
+
+    @property
+    def streaming(self):
+        return bool(self.request.get("stream"))
+
+    def elapsed_ms(self):
+        return (time.perf_counter() - self.started) * 1000
+
+    def ttl(self):
+        return min(self.control.ttl or self.spec.cache_ttl, settings.LLM_CACHE_MAX_TTL)
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    response: dict
+    model: str
+    cache_hit: bool = False
+    coalesced: bool = False
+    usage: dict | None = None
+    cost: float = 0.0
+    latency_ms: float = 0.0
+    stored: bool = False
+    fallback: bool = False
+    upstream_ms: float | None = None  # this request's own upstream call, when it made one
+
+    @property
+    def text(self):
+        choices = self.response.get("choices") or [{}]
+        return (choices[0].get("message") or {}).get("content") or ""
+
+
+def prepare(workspace, request, *, cache_control=None, user=None, cache_extra=None, api_key=None, spec=None):
+    """Validate and resolve a request into a Call (no I/O when the model spec is given)."""
+    request = validate_request(request)
+    control = CacheControl.coerce(cache_control).merge(CacheControl.from_body(request.pop("cache", None)))
+    if spec is None:
+        spec = registry.get_spec(request.get("model"))
+    if spec is None:
+        name = request.get("model") or settings.LLM_DEFAULT_MODEL
+        raise GatewayError(
+            404, f"The model {name!r} does not exist or is not enabled.", code="model_not_found", param="model"
+        )
+    workspace_id = getattr(workspace, "pk", workspace)
+    return Call(
+        workspace_id=workspace_id,
+        request=request,
+        spec=spec,
+        key=completion_key(workspace_id, request, spec.identity, cache_extra),
+        control=control,
+        user_id=getattr(user, "pk", user),
+        api_key_id=getattr(api_key, "id", None),
+    )
+
+
+def release_database(spec=None):
+    """Hand the request's database connection back before waiting on a model (not the offline one: it answers at once).
+
+    A gevent worker has a small pool of connections (DB_POOL_SIZE); one held
+    through a model call of several seconds would make other requests wait.
+    Inside a transaction the connection is kept (it holds the transaction).
+    """
+    from django.db import connection
+
+    if spec is not None and spec.provider == "offline":
+        return
+    if connection.connection is not None and not connection.in_atomic_block:
+        connection.close()
+
+
+def _admit(call, prefetched=None):
+    """Admit the call, read the workspace's policy and the cache entry in one round trip; the entry on a hit.
+
+    prefetched: (raw workspace info, raw entry) already read in the caller's own round trip.
+    """
+    hook.admit(call)
+    raw_info, raw_entry = prefetched or get_store().get_many([workspace_info_key(call.workspace_id), call.key])
+    info = parse_workspace_info(raw_info) if raw_info else load_workspace_info(call.workspace_id)
+    if info is None:
+        raise GatewayError(404, "No such workspace.", code="workspace_not_found")
+    if info.archived:
+        raise GatewayError(403, "This workspace is archived; completions are off until an admin restores it.")
+    policy = info.cache_policy
+    cacheable = policy == "all" or (policy == "deterministic" and is_deterministic(call.request))
+    call.lookup = cacheable and not call.control.no_cache
+    call.store = cacheable and not call.control.no_store
+    call.generation = info.generation
+    return _current(call, raw_entry) if call.lookup else None
+
+
+def _current(call, raw):
+    """The cached entry in raw bytes, if it belongs to the workspace's current generation."""
+    if raw:
+        entry = CachedCompletion.loads(raw)
+        if entry.generation == call.generation:
+            return entry
+    return None
+
+
+def _recheck(call, part):
+    """After opening a flight: an identical call may have finished between the lookup and now."""
+    if not call.lookup or part.role == "solo" or isinstance(part, coalesce.LocalFollower):
+        return None
+    return _current(call, part.recheck if part.rechecked else get_store().get_many([call.key])[0])
+
+
+def _participate(call):
+    if not (call.lookup and call.store):
+        return coalesce.Participation()
+    lock_ttl = min(900, call.spec.timeout * (call.spec.max_retries + 1) + 30)
+    return coalesce.enter(call.key, lock_ttl)
+
+
+def _payload(response, model, cost, upstream_ms):
+    """What a leader hands its followers."""
+    return {"response": response, "model": model, "cost": cost, "upstream_ms": upstream_ms}
+
+
+def _spec_named(call, name):
+    return call.spec if name == call.spec.name else (registry.get_spec(name) or call.spec)
+
+
+class Completion:
+    """A completion under way. `cache_hit` and `coalesced` are known at once, so a view can set its headers.
+
+    Iterate for chat.completion.chunk dicts (`result` is set once the
+    iteration ends), or call `whole()` for the CompletionResult.
+    """
+
+    def __init__(self, call, prefetched=None):
+        self.call = call
+        self.result = None
+        self._want_chunks = call.streaming
+        self._part = None
+        self._entry = _admit(call, prefetched)
+        if self._entry is None:
+            self._part = _participate(call)
+            self._entry = _recheck(call, self._part)
+            if self._entry is not None:
+                entry = self._entry
+                self._part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
+        self.cache_hit = self._entry is not None
+        self.coalesced = not self.cache_hit and self._part.role == "follower"
+
+    # The one routine -----------------------------------------------------
+
+    def __iter__(self):
+        include_usage = bool((self.call.request.get("stream_options") or {}).get("include_usage"))
+        try:
+            for chunk in self._run():
+                if not include_usage and not chunk.get("choices") and chunk.get("usage"):
+                    continue
+                yield chunk
+        except GatewayError:
+            self._record("error")
+            raise
+        self._record()
+
+    def whole(self):
+        """The CompletionResult, without producing chunks."""
+        self._want_chunks = False
+        for _ in self:
+            pass
+        return self.result
+
+    def _run(self):
+        if self.cache_hit:
+            yield from self._replay(self._entry)
+        elif self.coalesced:
+            yield from self._follow()
+        else:
+            yield from self._lead(self._part)
+
+    def _replay(self, entry):
+        if self._want_chunks:
+            yield from entry.chunks if entry.chunks is not None else chunks_from_response(entry.response)
+        self.result = CompletionResult(
+            response=entry.response,
+            model=entry.model,
+            cache_hit=True,
+            usage=entry.response.get("usage"),
+            cost=entry.cost,
+            latency_ms=self.call.elapsed_ms(),
+            stored=True,
+        )
+
+    def _follow(self):
+        got_chunks, payload = False, None
+        try:
+            release_database()
+            for kind, data in self._part.follow():
+                if kind == "chunk":
+                    got_chunks = True
+                    if self._want_chunks:
+                        yield data
+                else:
+                    payload = data
+        except coalesce.Failed as failed:
+            raise GatewayError.from_dict(failed.error) from None
+        except coalesce.Abandoned:
+            if got_chunks and self._want_chunks:
+                raise GatewayError(502, "The shared upstream stream stopped; retry the request.") from None
+            # The leader vanished before answering: make our own call.
+            self.coalesced = False
+            yield from self._lead(coalesce.Participation())
+            return
+        if self._want_chunks and not got_chunks:
+            yield from chunks_from_response(payload["response"])
+        self._finish(payload["response"], _spec_named(self.call, payload["model"]), 0, coalesced=True)
+
+    def _lead(self, part):
+        call = self.call
+        started = time.perf_counter()
+        collected = None
+        release_database(call.spec)
+        try:
+            if self._want_chunks:
+                collected = []
+                used, chunks = resilience.stream(call.spec, call.request)
+                for chunk in chunks:
+                    chunk["model"] = used.name
+                    collected.append(chunk)
+                    part.publish(chunk)
+                    yield chunk
+                response = response_from_chunks(collected, used.name)
+            else:
+                response, used = resilience.complete(call.spec, call.request)
+                response["model"] = used.name
+        except ProviderError as exc:
+            error = GatewayError.from_provider(exc)
+            part.fail(error.as_dict())
+            raise error from None
+        except BaseException:
+            # The client went away (GeneratorExit) or something broke: followers make their own call.
+            part.abandon()
+            raise
+        upstream_ms = (time.perf_counter() - started) * 1000
+        cost = used.cost(response.get("usage"))
+        ops = self._store_ops(response, used, cost, upstream_ms, collected)
+        part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
+        self._finish(response, used, upstream_ms, stored=bool(ops))
+
+    def _store_ops(self, response, used, cost, upstream_ms, chunks):
+        """The store operation that caches the answer (run with the flight's end), or none."""
+        call = self.call
+        if not call.store or used.name != call.spec.name:
+            # Answers from a fallback model are not kept under the requested model's key.
+            return []
+        entry = CachedCompletion(
+            response=response,
+            generation=call.generation,
+            model=used.name,
+            cost=cost,
+            upstream_ms=round(upstream_ms, 1),
+            chunks=tuple(chunks) if chunks is not None else None,
+        )
+        return [("set", call.key, entry.dumps(), call.ttl())]
+
+    def _finish(self, response, used, upstream_ms, *, coalesced=False, stored=False):
+        usage = response.get("usage")
+        self.result = CompletionResult(
+            response=response,
+            model=used.name,
+            coalesced=coalesced,
+            usage=usage,
+            cost=used.cost(usage),
+            latency_ms=self.call.elapsed_ms(),
+            stored=stored,
+            fallback=used.name != self.call.spec.name,
+            upstream_ms=None if coalesced else round(upstream_ms, 2),
+        )
+
+    def _record(self, outcome=None):
+        """Statistics and the usage hook, once per completion."""
+        call, result = self.call, self.result
+        if outcome == "error" or result is None:
+            stats.record(call.workspace_id, "error", call.elapsed_ms())
+            return
+        if result.cache_hit:
+            outcome = "hit"
+        elif result.coalesced:
+            outcome = "coalesced"
+        else:
+            outcome = "miss" if call.lookup else "bypass"
+        stats.record(call.workspace_id, outcome, result.latency_ms, result.usage, result.cost)
+        hook.record(call, result)
