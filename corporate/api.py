@@ -5,6 +5,8 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import Throttled
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from corporate.auth import cooloff_words
+
 
 class StrictCharField(serializers.CharField):
     """Only a JSON string: a number or a list is refused, not turned into text."""
@@ -44,7 +46,5 @@ class ObtainTokenView(ObtainAuthToken):
             return super().post(request, *args, **kwargs)
         except serializers.ValidationError:
             if getattr(request, "axes_locked_out", False):
-                raise Throttled(
-                    detail="Too many failed sign-ins for this account or address; try again later."
-                ) from None
+                raise Throttled(detail=f"Too many failed sign-ins; try again in {cooloff_words()}.") from None
             raise

@@ -206,20 +206,34 @@ if TESTING:
     # Fast hashing keeps the suite quick; production keeps Django's default.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# Failed sign-ins: locked per account and, separately, per address.
-AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+# Proxies in front of the app that each append the address they saw to
+# X-Forwarded-For (1: nginx, deploy/nginx.conf). corporate.auth.client_address
+# takes the entry they wrote; 0 trusts no header and counts the socket peer.
+PROXY_COUNT = env_int("PROXY_COUNT", 1 if PRODUCTION else 0, minimum=0)
+
+# Failed sign-ins, counted within LOGIN_COOLOFF_MINUTES of the last one
+# (corporate.auth.axes_failure_limit): one account from one address is paused
+# after LOGIN_FAILURE_LIMIT; an account from any addresses after
+# LOGIN_ACCOUNT_FAILURE_LIMIT; one address for any accounts after
+# LOGIN_ADDRESS_FAILURE_LIMIT. A pause lasts LOGIN_COOLOFF_MINUTES.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 20, minimum=1)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 50, minimum=1)
+AXES_FAILURE_LIMIT = "corporate.auth.axes_failure_limit"
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 # Sign-in is case-insensitive, so the per-account count must be too.
 AXES_USERNAME_CALLABLE = "corporate.auth.axes_username"
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "corporate.auth.client_address"
+AXES_LOCKOUT_CALLABLE = "corporate.views.locked_out"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
-AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 1 if PRODUCTION else 0, minimum=0) or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
-)
+
+# Password-reset requests per hour that send mail: per account (more get the
+# same answer and no mail) and per client address (more get "try later").
+PASSWORD_RESET_ACCOUNT_LIMIT = env_int("PASSWORD_RESET_ACCOUNT_LIMIT", 5, minimum=1)
+PASSWORD_RESET_ADDRESS_LIMIT = env_int("PASSWORD_RESET_ADDRESS_LIMIT", 20, minimum=1)
 
 # Self sign-up is off unless an operator turns it on.
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", False)

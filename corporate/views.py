@@ -5,10 +5,11 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from corporate.auth import cooloff_words, password_reset_limit
 from corporate.dashboard import panels_for
 from corporate.forms import SignInForm
 from corporate.navigation import areas_for
@@ -26,6 +27,28 @@ class SignInView(auth_views.LoginView):
         url = super().get_redirect_url()
         # ?next= pointing back at the sign-in page would loop (Django raises); go to the dashboard.
         return "" if url and url.split("?")[0] == self.request.path else url
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """What a paused sign-in gets (AXES_LOCKOUT_CALLABLE): the styled page, saying for how long."""
+    return render(request, "registration/locked_out.html", {"cooloff": cooloff_words()}, status=429)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset request, with hourly limits per client address and per account.
+
+    Over the account's limit the answer is the usual "check your email", with
+    no mail, so it never tells whether an account exists or is being targeted.
+    Over the address's limit the page says to try again later.
+    """
+
+    def form_valid(self, form):
+        limit = password_reset_limit(self.request, form.cleaned_data["email"])
+        if limit == "address":
+            return render(self.request, "registration/password_reset_limited.html", status=429)
+        if limit == "account":
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
 
 
 @login_required

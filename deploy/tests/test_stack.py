@@ -290,3 +290,40 @@ def test_real_upload_is_ingested_by_the_worker_and_downloaded_through_nginx(stac
     over = b"x" * (stack.max_body_mb * 1024 * 1024 + 1024)
     refused = https.post("/api/documents/?workspace=stack", files={"files": ("big.md", over)}, headers=auth)
     assert refused.status_code == 413
+
+
+def client_from(stack, address):
+    """An HTTPS client whose connections come from `address`: nginx sees it as $remote_addr (all of 127/8 is lo)."""
+    trust = ssl.create_default_context(cafile=str(stack.cert))
+    return httpx.Client(
+        base_url=stack.https, transport=httpx.HTTPTransport(verify=trust, local_address=address), timeout=10
+    )
+
+
+def sign_in_page(client, stack, email, password, headers=None):
+    page = client.get("/accounts/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    return client.post(
+        "/accounts/login/",
+        data={"csrfmiddlewaretoken": token, "username": email, "password": password},
+        headers={"Origin": stack.https, "Referer": f"{stack.https}/accounts/login/", **(headers or {})},
+    )
+
+
+def test_failed_sign_ins_lock_out_the_client_that_made_them_not_everyone(stack, api_token):
+    """Behind nginx each client counts by its own address; a forged X-Forwarded-For does not shift the blame."""
+    account = {"username": "stack@example.com", "password": "stack test secret"}  # made by the api_token fixture
+    with client_from(stack, "127.0.0.2") as attacker, client_from(stack, "127.0.0.3") as owner:
+        forged = {"X-Forwarded-For": "127.0.0.3"}
+        answers = [sign_in_page(attacker, stack, account["username"], "wrong", forged).status_code for _ in range(5)]
+        assert answers == [200, 200, 200, 200, 429]
+
+        locked = sign_in_page(attacker, stack, account["username"], account["password"])
+        assert locked.status_code == 429
+        assert "paused for 15 minutes" in locked.text
+        refused = attacker.post("/api/auth/token/", data=account)
+        assert refused.status_code == 429
+        assert "try again in 15 minutes" in refused.json()["detail"]
+
+        assert owner.post("/api/auth/token/", data=account).status_code == 200
+        assert sign_in_page(owner, stack, account["username"], account["password"]).status_code == 302
