@@ -1,5 +1,6 @@
 """Shared REST API pieces: one error shape for every endpoint."""
 
+from django.conf import settings
 from rest_framework import serializers
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import Throttled
@@ -46,5 +47,7 @@ class ObtainTokenView(ObtainAuthToken):
             return super().post(request, *args, **kwargs)
         except serializers.ValidationError:
             if getattr(request, "axes_locked_out", False):
-                raise Throttled(detail=f"Too many failed sign-ins; try again in {cooloff_words()}.") from None
+                refusal = Throttled(detail=f"Too many failed sign-ins; try again in {cooloff_words()}.")
+                refusal.wait = int(settings.AXES_COOLOFF_TIME.total_seconds())  # Retry-After, not in the text
+                raise refusal from None
             raise

@@ -150,6 +150,7 @@ def test_lockout_says_how_long_in_words(behind_nginx, settings, make_user):
     api = get_token("198.51.100.1", "alice@example.com", PASSWORD)
     assert api.status_code == 429
     assert "try again in 15 minutes" in api.json()["detail"]
+    assert api["Retry-After"] == "900"
 
     settings.AXES_COOLOFF_TIME = timedelta(hours=1, minutes=30)
     assert "paused for 1 hour, 30 minutes" in sign_in("198.51.100.1", "alice@example.com", PASSWORD).content.decode()
