@@ -3,10 +3,12 @@
 from django.conf import settings
 from rest_framework import serializers
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import APIException, Throttled
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from corporate.auth import cooloff_words
+from corporate.errors import BODY_LIMIT_ERRORS, body_limit
 
 
 class StrictCharField(serializers.CharField):
@@ -28,14 +30,26 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 def exception_handler(exc, context):
-    """DRF's handler, with a top-level `detail` on every error body.
+    """DRF's handler, always answering JSON.
 
     Field errors stay keyed by field name so a client can show them next to
-    the input; non-field problems come under `detail`.
+    the input; non-field problems come under a top-level `detail`. Django's body limits,
+    raised while a parser reads the body, name the limit instead of falling
+    through to the 400 page. Errors are JSON whatever the view renders on
+    success (the schema view answers YAML, the browsable API HTML).
     """
+    if isinstance(exc, BODY_LIMIT_ERRORS):
+        status, message, code = body_limit(exc)
+        exc = APIException(message, code)
+        exc.status_code = status
     response = drf_exception_handler(exc, context)
-    if response is not None and isinstance(response.data, list):
+    if response is None:
+        return None
+    if isinstance(response.data, list):
         response.data = {"detail": " ".join(str(item) for item in response.data)}
+    request = context.get("request")
+    if request is not None:
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
     return response
 
 

@@ -1,7 +1,6 @@
 """Request checks that every view would otherwise repeat."""
 
-from django.http import JsonResponse
-from django.shortcuts import render
+from corporate.errors import error_response
 
 
 class ValidateHostMiddleware:
@@ -34,7 +33,5 @@ class RejectNulInQueryMiddleware:
         query = request.META.get("QUERY_STRING", "")
         if "%00" in query or "\x00" in query:
             message = "The address contains a NUL character (%00), which is not allowed."
-            if request.path.startswith(("/api/", "/v1/")):
-                return JsonResponse({"detail": message}, status=400)
-            return render(request, "errors/error.html", {"title": "Bad request", "message": message}, status=400)
+            return error_response(request, 400, "Bad request", message, "nul_in_query")
         return self.get_response(request)

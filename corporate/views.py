@@ -1,9 +1,9 @@
 import logging
 
-from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.core.exceptions import DisallowedHost
 from django.db import connection
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 
 from corporate.auth import cooloff_words, password_reset_limit
 from corporate.dashboard import panels_for
+from corporate.errors import BODY_LIMIT_ERRORS, body_limit, error_response
 from corporate.forms import SignInForm
 from corporate.navigation import areas_for
 
@@ -95,52 +96,49 @@ def health(request):
 
 
 def csrf_failure(request, reason=""):
-    return render(
+    return error_response(
         request,
-        "errors/error.html",
-        {
-            "title": "This form has expired",
-            "message": "The page was open too long or your session changed. Go back, reload the page and try again.",
-        },
-        status=403,
+        403,
+        "This form has expired",
+        "The page was open too long or your session changed. Go back, reload the page and try again.",
+        "csrf_failed",
+        detail=f"CSRF check failed: {reason}" if reason else "CSRF check failed.",
     )
 
 
-def error_page(status, title, message):
-    def view(request, exception=None):
-        return render(
-            request, "errors/error.html", {"title": title, "message": message, "status": status}, status=status
-        )
-
-    return view
-
-
-bad_request = error_page(400, "Bad request", "The request could not be understood.")
+def bad_request(request, exception=None):
+    # Django's body limits (raised while it reads the body) say which limit; other refusals stay general.
+    if isinstance(exception, BODY_LIMIT_ERRORS):
+        status, message, code = body_limit(exception)
+        return error_response(request, status, "Too large" if status == 413 else "Bad request", message, code)
+    if isinstance(exception, DisallowedHost):
+        return error_response(request, 400, "Bad request", "This site does not answer to that host name.", "bad_host")
+    return error_response(request, 400, "Bad request", "The request could not be understood.", "bad_request")
 
 
 def permission_denied(request, exception=None):
     # The permission module's messages say what role is needed; show them.
     message = str(exception) if exception and str(exception) else "You do not have permission to do that."
-    return render(request, "errors/error.html", {"title": "Not allowed", "message": message, "status": 403}, status=403)
-
-
-_page_not_found = error_page(404, "Page not found", "There is nothing here, or you do not have access to it.")
+    return error_response(request, 403, "Not allowed", message, "permission_denied")
 
 
 def page_not_found(request, exception=None):
-    # API clients get JSON: OpenAI's error shape under /v1/, DRF's under /api/.
-    if request.path.startswith("/v1/"):
-        error = {"message": "Unknown API path.", "type": "invalid_request_error", "param": None, "code": "not_found"}
-        return JsonResponse({"error": error}, status=404)
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found."}, status=404)
-    return _page_not_found(request, exception)
+    return error_response(
+        request,
+        404,
+        "Page not found",
+        "There is nothing here, or you do not have access to it.",
+        "not_found",
+        detail="Not found.",
+    )
 
 
 def server_error(request):
-    # No template context processors: the request may be half-built.
-    from django.http import HttpResponseServerError
-    from django.template import loader
-
-    template = loader.get_template("errors/500.html")
-    return HttpResponseServerError(template.render({"SITE_NAME": settings.SITE_NAME}))
+    # The page is rendered without context processors: the request may be half-built.
+    return error_response(
+        request,
+        500,
+        "Something went wrong",
+        "The error has been logged. Please try again in a moment.",
+        "server_error",
+    )

@@ -19,7 +19,7 @@ from documents import ingestion
 from documents import search as search_module
 from documents.downloads import file_response
 from documents.models import Chunk, Document, Kind, Status
-from documents.uploads import PARSE_ERRORS, UploadTooLarge, display_name, install_guard, parse_error_message
+from documents.uploads import PARSE_ERRORS, display_name, install_guard, parse_error
 from workspaces.permissions import WorkspaceAccess, get_workspace_for
 
 
@@ -52,10 +52,13 @@ class GuardedMultiPartParser(parsers.MultiPartParser):
             data, files = DjangoMultiPartParser(
                 meta, stream, request.upload_handlers, parser_context.get("encoding", "utf-8")
             ).parse()
-        except UploadTooLarge as exc:
-            raise PayloadTooLarge(str(exc)) from None
         except PARSE_ERRORS as exc:
-            raise ParseError(parse_error_message(exc)) from None
+            status, detail, code = parse_error(exc)
+            if status == 413:
+                raise PayloadTooLarge(detail, code) from None
+            if code == "too_many_files":
+                raise ParseError({"detail": detail, "file": [detail]}, code) from None
+            raise ParseError(detail, code) from None
         return parsers.DataAndFiles(data, files)
 
 

@@ -24,6 +24,8 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 
+from corporate.errors import BODY_LIMIT_ERRORS, body_limit
+
 MAX_NAME_LENGTH = 255
 # Room for the multipart boundaries and form fields around the files.
 BODY_OVERHEAD = 1024 * 1024
@@ -148,14 +150,10 @@ def install_guard(request):
     return guard
 
 
-def parse_error_message(exc):
-    """A person's words for a refused multipart body."""
+def parse_error(exc):
+    """(status, a person's words, code) for a refused multipart body."""
     if isinstance(exc, UploadTooLarge):
-        return str(exc)
-    if isinstance(exc, TooManyFilesSent):
-        return f"Too many files in one upload; send at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} at a time."
-    if isinstance(exc, TooManyFieldsSent):
-        return "The upload has too many parts."
-    if isinstance(exc, RequestDataTooBig):
-        return "The form fields of the upload are too large."
-    return "The upload could not be read; try again."
+        return 413, str(exc), "too_large"
+    if isinstance(exc, BODY_LIMIT_ERRORS):
+        return body_limit(exc)
+    return 400, "The upload could not be read; try again.", "refused"

@@ -19,11 +19,10 @@ from documents.forms import FilterForm, SearchForm, UploadForm
 from documents.models import Document, Status
 from documents.uploads import (
     PARSE_ERRORS,
-    UploadTooLarge,
     display_name,
     install_guard,
     limit_label,
-    parse_error_message,
+    parse_error,
 )
 from workspaces.models import Workspace
 from workspaces.permissions import can, check, get_workspace_for
@@ -98,24 +97,35 @@ def _wants_json(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def upload(request, slug):
-    """Upload page. The guard must see the body before anything reads it, so the CSRF check comes after."""
+    """Upload page.
+
+    The guard must see the body before anything reads it, and the CSRF check
+    reads it too (for the form's token): a body refused while being read is
+    answered here, with the limit it broke, before that check could turn it
+    into a bare 400. Nothing is stored for such a body.
+    """
     workspace = get_workspace_for(request.user, slug, "upload")
     if request.method == "POST":
         install_guard(request)
+        try:
+            request.POST  # noqa: B018 - parse the body here, inside the guard, to answer its errors
+        except PARSE_ERRORS as exc:
+            status, detail, code = parse_error(exc)
+            refused = [{"name": "", "detail": detail, "code": code, "status": status}]
+            return _upload_answer(request, _upload_context(workspace), [], refused)
     return _upload(request, workspace)
+
+
+def _upload_context(workspace):
+    return {"workspace": workspace, "form": UploadForm(), "limit": limit_label(), "max_files": _max_files()}
 
 
 @csrf_protect
 def _upload(request, workspace):
-    context = {"workspace": workspace, "form": UploadForm(), "limit": limit_label(), "max_files": _max_files()}
+    context = _upload_context(workspace)
     if request.method != "POST":
         return render(request, "documents/upload.html", context)
-    try:
-        request.POST  # noqa: B018 - parse the body here, inside the guard, to answer its errors
-        files = request.FILES.getlist("files")
-    except PARSE_ERRORS as exc:
-        refused = [{"name": "", "detail": parse_error_message(exc), "code": "refused", "status": _status_of(exc)}]
-        return _upload_answer(request, context, [], refused)
+    files = request.FILES.getlist("files")
     accepted, refused = [], list(request.upload_rejections)
     for uploaded in files:
         try:
@@ -168,10 +178,6 @@ def _document_json(document):
 
 def _max_files():
     return settings.DATA_UPLOAD_MAX_NUMBER_FILES
-
-
-def _status_of(exc):
-    return 413 if isinstance(exc, UploadTooLarge) else 400
 
 
 def _accepted_message(accepted):
