@@ -1,6 +1,6 @@
 from django import forms
 
-from workspaces.models import Workspace
+from workspaces.models import SLUG_VALIDATOR, Workspace
 from workspaces.roles import Role
 
 
@@ -12,6 +12,8 @@ class WorkspaceForm(forms.ModelForm):
             "slug": "Used in addresses, e.g. /workspaces/<b>research</b>/. Lowercase letters, digits and hyphens.",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        # The form's own slug check would say "letters, numbers, underscores"; say what the model accepts.
+        error_messages = {"slug": {"invalid": SLUG_VALIDATOR.message}}
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
