@@ -1,5 +1,5 @@
 from assistants.models import Assistant, Conversation, Message
-from workspaces.tests.isolation import Endpoint
+from workspaces.tests.isolation import Endpoint, Exempt
 
 
 def setup(ctx):
@@ -15,6 +15,15 @@ def setup(ctx):
 
 def _assistant(path=""):
     return lambda ctx: f"/assistants/{ctx.workspace.slug}/{ctx.assistant.pk}/{path}"
+
+
+def _to(path=""):
+    """Where a form post that succeeds redirects to."""
+    return lambda ctx: f"/assistants/{ctx.workspace.slug}/{path}"
+
+
+def _newest(ctx):
+    return f"/assistants/{ctx.workspace.slug}/{Assistant.objects.latest('pk').pk}/"
 
 
 def _mine(ctx):
@@ -41,6 +50,7 @@ ENDPOINTS = [
         "POST",
         lambda ctx: f"/assistants/{ctx.workspace.slug}/{ctx.assistant.pk}/c/{_mine(ctx).pk}/delete/",
         "viewer",
+        redirect=_assistant(),
     ),
     Endpoint(
         "feedback",
@@ -56,9 +66,24 @@ ENDPOINTS = [
         lambda ctx: f"/assistants/{ctx.workspace.slug}/new/",
         "member",
         data=lambda ctx: EDIT_FORM,
+        redirect=_newest,
+    ),
+    Endpoint(
+        "try a new assistant",
+        "POST",
+        lambda ctx: f"/assistants/{ctx.workspace.slug}/try/",
+        "member",
+        data=lambda ctx: {**EDIT_FORM, "try_question": "Hello?"},
     ),
     Endpoint("edit assistant page", "GET", _assistant("edit/"), "member"),
-    Endpoint("save assistant", "POST", _assistant("edit/"), "member", data=lambda ctx: EDIT_FORM),
+    Endpoint(
+        "save assistant",
+        "POST",
+        _assistant("edit/"),
+        "member",
+        data=lambda ctx: EDIT_FORM,
+        redirect=_assistant("edit/"),
+    ),
     Endpoint(
         "try assistant",
         "POST",
@@ -66,8 +91,15 @@ ENDPOINTS = [
         "member",
         data=lambda ctx: {**EDIT_FORM, "try_question": "Hello?"},
     ),
-    Endpoint("archive assistant", "POST", _assistant("archive/"), "member", data=lambda ctx: {"archived": "1"}),
-    Endpoint("delete assistant", "POST", _assistant("delete/"), "member"),
+    Endpoint(
+        "archive assistant",
+        "POST",
+        _assistant("archive/"),
+        "member",
+        data=lambda ctx: {"archived": "1"},
+        redirect=_to(),
+    ),
+    Endpoint("delete assistant", "POST", _assistant("delete/"), "member", redirect=_to()),
     Endpoint("usage page", "GET", lambda ctx: f"/assistants/{ctx.workspace.slug}/usage/", "admin"),
     # API
     Endpoint("assistant (API)", "GET", lambda ctx: f"/api/assistants/{ctx.assistant.pk}/", "viewer", api=True),
@@ -124,4 +156,8 @@ ENDPOINTS = [
         format="json",
         data=lambda ctx: {"feedback": "down"},
     ),
+]
+
+EXEMPT = [
+    Exempt("assistants/", "the user's own workspaces with their assistants, to pick one (test_api_and_pages.py)"),
 ]

@@ -1,13 +1,7 @@
-"""Gateway pages and API endpoints for the isolation suite (see workspaces/tests/isolation.py).
-
-Not listed, because they are not reached through a workspace in the URL:
-/gateway/ (lists only the user's own workspaces), /api/gateway/cache/
-(staff only; test_api.py), and /v1/ (API keys, not sessions; test_api_keys.py
-checks that a key only ever reaches its own workspace).
-"""
+"""Gateway pages and API endpoints for the isolation suite (see workspaces/tests/isolation.py)."""
 
 from llmgateway.models import ApiKey
-from workspaces.tests.isolation import Endpoint
+from workspaces.tests.isolation import Endpoint, Exempt
 
 
 def setup(ctx):
@@ -25,7 +19,11 @@ ENDPOINTS = [
         data=lambda ctx: {"name": "new key", "scopes": ["completions"]},
     ),
     Endpoint(
-        "gateway revoke key", "POST", lambda ctx: f"/gateway/{ctx.workspace.slug}/keys/{ctx.key.pk}/revoke/", "admin"
+        "gateway revoke key",
+        "POST",
+        lambda ctx: f"/gateway/{ctx.workspace.slug}/keys/{ctx.key.pk}/revoke/",
+        "admin",
+        redirect=lambda ctx: f"/gateway/{ctx.workspace.slug}/keys/",
     ),
     Endpoint("gateway cache page", "GET", lambda ctx: f"/gateway/{ctx.workspace.slug}/cache/", "admin"),
     Endpoint(
@@ -34,8 +32,15 @@ ENDPOINTS = [
         lambda ctx: f"/gateway/{ctx.workspace.slug}/cache/",
         "admin",
         data=lambda ctx: {"cache_policy": "deterministic"},
+        redirect=lambda ctx: f"/gateway/{ctx.workspace.slug}/cache/",
     ),
-    Endpoint("gateway cache clear", "POST", lambda ctx: f"/gateway/{ctx.workspace.slug}/cache/clear/", "admin"),
+    Endpoint(
+        "gateway cache clear",
+        "POST",
+        lambda ctx: f"/gateway/{ctx.workspace.slug}/cache/clear/",
+        "admin",
+        redirect=lambda ctx: f"/gateway/{ctx.workspace.slug}/cache/",
+    ),
     Endpoint("gateway keys (API)", "GET", lambda ctx: f"/api/gateway/{ctx.workspace.slug}/keys/", "admin", api=True),
     Endpoint(
         "gateway create key (API)",
@@ -66,4 +71,11 @@ ENDPOINTS = [
     Endpoint(
         "gateway cache stats (API)", "GET", lambda ctx: f"/api/gateway/{ctx.workspace.slug}/cache/", "admin", api=True
     ),
+]
+
+EXEMPT = [
+    Exempt("gateway/", "the user's own workspaces, to pick one (test_pages_and_commands.py)"),
+    Exempt("api/gateway/cache/", "cache statistics of the whole site: staff only (test_pages_and_commands.py)"),
+    # API keys, not sessions: test_api_keys.py checks that a key only ever reaches its own workspace.
+    Exempt("v1/", "the OpenAI-compatible API, reached with a workspace's API key", prefix=True),
 ]

@@ -1,5 +1,5 @@
 from workspaces.models import Invitation, Membership
-from workspaces.tests.isolation import Endpoint
+from workspaces.tests.isolation import Endpoint, Exempt
 
 
 def setup(ctx):
@@ -16,48 +16,77 @@ def api(path):
     return lambda ctx: f"/api/workspaces/{ctx.workspace.slug}/{path}"
 
 
+def to(path):
+    """Where a form post that succeeds redirects to."""
+    return lambda ctx: f"/workspaces/{ctx.workspace.slug}/{path}"
+
+
 ENDPOINTS = [
     # pages
     Endpoint("workspace overview page", "GET", page(""), "viewer"),
     Endpoint("members page", "GET", page("members/"), "viewer"),
     Endpoint("settings page", "GET", page("settings/"), "admin"),
     Endpoint(
-        "save settings", "POST", page("settings/"), "admin", data=lambda ctx: {"name": "Renamed", "description": ""}
+        "save settings",
+        "POST",
+        page("settings/"),
+        "admin",
+        data=lambda ctx: {"name": "Renamed", "description": ""},
+        redirect=to("settings/"),
     ),
-    Endpoint("archive workspace", "POST", page("archive/"), "admin", data=lambda ctx: {"archived": "1"}),
-    Endpoint("delete workspace", "POST", page("delete/"), "owner", data=lambda ctx: {"confirm": ctx.workspace.slug}),
+    Endpoint(
+        "archive workspace",
+        "POST",
+        page("archive/"),
+        "admin",
+        data=lambda ctx: {"archived": "1"},
+        redirect=to("settings/"),
+    ),
+    Endpoint(
+        "delete workspace",
+        "POST",
+        page("delete/"),
+        "owner",
+        data=lambda ctx: {"confirm": ctx.workspace.slug},
+        redirect=lambda ctx: "/workspaces/",
+    ),
     Endpoint(
         "change a role",
         "POST",
         lambda ctx: f"/workspaces/{ctx.workspace.slug}/members/{ctx.viewer_membership.pk}/role/",
         "admin",
         data=lambda ctx: {"role": "member"},
+        redirect=to("members/"),
     ),
     Endpoint(
         "remove a member",
         "POST",
         lambda ctx: f"/workspaces/{ctx.workspace.slug}/members/{ctx.viewer_membership.pk}/remove/",
         "admin",
+        redirect=to("members/"),
     ),
-    Endpoint("leave", "POST", page("leave/"), "viewer"),
+    Endpoint("leave", "POST", page("leave/"), "viewer", redirect=lambda ctx: "/workspaces/"),
     Endpoint(
         "send invitation",
         "POST",
         page("invitations/"),
         "admin",
         data=lambda ctx: {"email": "x@example.com", "role": "member"},
+        redirect=to("members/"),
     ),
     Endpoint(
         "resend invitation",
         "POST",
         lambda ctx: f"/workspaces/{ctx.workspace.slug}/invitations/{ctx.invitation.pk}/resend/",
         "admin",
+        redirect=to("members/"),
     ),
     Endpoint(
         "revoke invitation",
         "POST",
         lambda ctx: f"/workspaces/{ctx.workspace.slug}/invitations/{ctx.invitation.pk}/revoke/",
         "admin",
+        redirect=to("members/"),
     ),
     # API
     Endpoint("workspace (API)", "GET", lambda ctx: f"/api/workspaces/{ctx.workspace.slug}/", "viewer", api=True),
@@ -122,4 +151,15 @@ ENDPOINTS = [
         "admin",
         api=True,
     ),
+]
+
+EXEMPT = [
+    Exempt("workspaces/", "the user's own workspaces (test_rules.py: someone without one sees none)"),
+    Exempt("workspaces/new/", "creates a workspace; none exists yet to be outside of"),
+    Exempt(
+        "workspaces/invitations/<str:token>/",
+        "an invitation by its secret token, for the invited email (test_rules.py)",
+    ),
+    Exempt("api/workspaces/$", "the user's own workspaces, and creating one (test_api.py)"),
+    Exempt("api/invitations/accept/$", "accepting an invitation by its secret token (test_api.py)"),
 ]
