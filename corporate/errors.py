@@ -17,7 +17,7 @@ API = "api"
 OPENAI = "openai"
 PAGE = "page"
 
-# OpenAI's error types by status (the gateway raises the same, llmgateway/gateway.py ERROR_TYPES).
+# OpenAI's error types by status (as the gateway raises them, llmgateway/gateway/errors.py).
 OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",

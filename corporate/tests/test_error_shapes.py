@@ -223,3 +223,24 @@ def test_error_response_names_the_field_at_fault():
     assert json.loads(api.content) == {"detail": "Attach a file.", "file": ["Attach a file."]}
     v1 = error_response(factory.post("/v1/embeddings"), 400, "Bad", "Give the input.", "required", param="input")
     assert json.loads(v1.content)["error"]["param"] == "input"
+
+
+# /v1/ in production runs behind its own short middleware list (corporate/handlers.py).
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lean_v1_handler_answers_errors_in_openai_shape():
+    from corporate.handlers import get_application
+    from llmgateway.tests.test_v1_handler import call
+
+    app = get_application()
+    for request, status in [
+        ({"method": "GET", "path": "/v1/models", "host": "evil.example"}, 400),
+        ({"method": "GET", "path": "/v1/models", "query": "q=%00"}, 400),
+        ({"method": "GET", "path": "/v1/no-such-thing"}, 404),
+    ]:
+        code, headers, content = call(app, **request)
+        assert code == status, content
+        assert headers["content-type"].startswith("application/json"), content
+        body = json.loads(content)
+        assert set(body) == {"error"} and set(body["error"]) == OPENAI_KEYS, body
