@@ -26,12 +26,19 @@ Arguments:
 - user: who asked (for the usage hook).
 
 Upstream faults come back as GatewayError with an OpenAI error body
-(`error.body()`) and the right status (400/404/429/502/503/504).
+(`error.body()`) and the right status (400/404/429/502/503/504). Every
+request is over by its deadline (LLM_DEADLINE_SECONDS, or the model's own),
+retries and fallbacks included: then a 504 `deadline_exceeded`, also as the
+last event of a stream that had started.
+
+Input is capped: LLM_MAX_MESSAGES messages and LLM_MAX_INPUT_CHARS characters
+of message content per request (400 `too_many_messages` / `input_too_long`).
 
 Passages for the offline model: see providers/offline.py.
 """
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -47,7 +54,7 @@ from llmgateway.caching import (
     workspace_info_key,
 )
 from llmgateway.providers import resilience
-from llmgateway.providers.base import ProviderError, chunks_from_response, response_from_chunks
+from llmgateway.providers.base import Deadline, ProviderError, chunks_from_response, response_from_chunks
 from llmgateway.store import get_store
 from llmgateway.usage import hook
 
@@ -110,7 +117,8 @@ KNOWN_FIELDS = frozenset(
     }
 )
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-MAX_MESSAGES = 2000
+# A leader's coalescing lock outlives its deadline by this much (time to hand over the answer).
+LOCK_MARGIN_SECONDS = 10
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -238,6 +246,36 @@ def _number(request, name, low, high, integer=False):
         raise _bad(f"{name} must be between {low} and {high}.", name)
 
 
+def _check_message_count(messages):
+    limit = settings.LLM_MAX_MESSAGES
+    if len(messages) > limit:
+        raise _bad(
+            f"A request may hold at most {limit:,} messages; this one has {len(messages):,}.",
+            "messages",
+            code="too_many_messages",
+        )
+
+
+def _content_chars(content):
+    """Characters of one message's content: the string, or the text of its parts (checked before)."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(len(part.get("text") or "") for part in content)
+    return 0
+
+
+def _check_input_chars(messages):
+    limit = settings.LLM_MAX_INPUT_CHARS
+    total = sum(_content_chars(message.get("content")) for message in messages)
+    if total > limit:
+        raise _bad(
+            f"The messages hold {total:,} characters; a request may send at most {limit:,}.",
+            "messages",
+            code="input_too_long",
+        )
+
+
 def validate_request(body):
     """A checked copy of an OpenAI chat-completions request; GatewayError(400) names the bad field."""
     if not isinstance(body, dict):
@@ -258,8 +296,7 @@ def validate_request(body):
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _bad("messages must be a non-empty list.", "messages")
-    if len(messages) > MAX_MESSAGES:
-        raise _bad(f"At most {MAX_MESSAGES} messages.", "messages")
+    _check_message_count(messages)
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _bad("Each message must be an object.", f"messages[{index}]")
@@ -272,6 +309,7 @@ def validate_request(body):
             raise _bad("content parts must be objects.", f"messages[{index}].content")
         if isinstance(content, list) and any(not isinstance(part.get("text", ""), str) for part in content):
             raise _bad("the text of a content part must be a string.", f"messages[{index}].content")
+    _check_input_chars(messages)
     _number(request, "temperature", 0, 2)
     _number(request, "top_p", 0, 1)
     _number(request, "presence_penalty", -2, 2)
@@ -311,6 +349,11 @@ class Call:
     lookup: bool = False
     store: bool = False
     generation: int = 0
+    deadline: Deadline | None = None  # from the spec when not given
+
+    def __post_init__(self):
+        if self.deadline is None:
+            self.deadline = resilience.deadline_for(self.spec)
 
     @property
     def model(self):
@@ -404,8 +447,19 @@ def _recheck(call, part):
 def _participate(call):
     if not (call.lookup and call.store):
         return coalesce.Participation()
-    lock_ttl = min(900, call.spec.timeout * (call.spec.max_retries + 1) + 30)
+    # The leader is done by its deadline; a lock left by a leader that died lasts no longer.
+    lock_ttl = math.ceil(max(call.deadline.remaining(), 0)) + LOCK_MARGIN_SECONDS
     return coalesce.enter(call.key, lock_ttl)
+
+
+def _open_flight(call):
+    """(participation, cache entry found on re-reading it or None); the flight is left if the re-read fails."""
+    part = _participate(call)
+    try:
+        return part, _recheck(call, part)
+    except BaseException:
+        part.leave()
+        raise
 
 
 def _hit_result(call, entry):
@@ -450,6 +504,14 @@ def _fail(call, part, exc):
     return error
 
 
+def _follower_error(call, exc):
+    """The GatewayError for a follower whose leader failed or whose own deadline passed."""
+    stats.record(call.workspace_id, "error", call.elapsed_ms())
+    if isinstance(exc, coalesce.Expired):
+        return GatewayError.from_provider(call.deadline.error())
+    return GatewayError.from_dict(exc.error)
+
+
 def _finish(call, response, used, upstream_ms, *, coalesced=False, stored=False):
     usage = response.get("usage")
     cost = used.cost(usage)
@@ -490,43 +552,49 @@ def release_database(spec=None):
 
 
 def _lead(call, part):
+    """Make the upstream call for this flight; the flight ends on every path (answer, error, or abandoned)."""
     started = time.perf_counter()
-    release_database(call.spec)
     try:
-        response, used = resilience.complete(call.spec, call.request)
+        release_database(call.spec)
+        response, used = resilience.complete(call.spec, call.request, call.deadline)
+        upstream_ms = (time.perf_counter() - started) * 1000
+        response["model"] = used.name
+        cost = used.cost(response.get("usage"))
+        ops = _store_ops(call, response, used, cost, upstream_ms)
+        part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
     except ProviderError as exc:
         raise _fail(call, part, exc) from None
-    except BaseException:
-        part.abandon()
-        raise
-    upstream_ms = (time.perf_counter() - started) * 1000
-    response["model"] = used.name
-    cost = used.cost(response.get("usage"))
-    ops = _store_ops(call, response, used, cost, upstream_ms)
-    part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
+    finally:
+        part.leave()
     return _finish(call, response, used, upstream_ms, stored=bool(ops))
+
+
+def _follow(call, part):
+    """The leader's answer as this request's result; raises GatewayError, or coalesce.Abandoned."""
+    try:
+        payload = None
+        release_database()
+        for kind, data in part.follow(call.deadline.at):
+            if kind == "done":
+                payload = data
+        return _finish(call, payload["response"], _spec_named(call, payload["model"]), 0, coalesced=True)
+    except (coalesce.Failed, coalesce.Expired) as exc:
+        raise _follower_error(call, exc) from None
+    finally:
+        part.leave()
 
 
 def _run(call, prefetched=None):
     entry = _begin(call, prefetched)
     if entry is not None:
         return _hit_result(call, entry)
-    part = _participate(call)
-    entry = _recheck(call, part)
+    part, entry = _open_flight(call)
     if entry is not None:
         part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
         return _hit_result(call, entry)
     if part.role == "follower":
         try:
-            payload = None
-            release_database()
-            for kind, data in part.follow():
-                if kind == "done":
-                    payload = data
-            return _finish(call, payload["response"], _spec_named(call, payload["model"]), 0, coalesced=True)
-        except coalesce.Failed as failed:
-            stats.record(call.workspace_id, "error", call.elapsed_ms())
-            raise GatewayError.from_dict(failed.error) from None
+            return _follow(call, part)
         except coalesce.Abandoned:
             part = coalesce.Participation()
     return _lead(call, part)
@@ -537,18 +605,22 @@ class CompletionStream:
 
     `cache_hit` and `coalesced` are known as soon as the object exists, so a
     view can set its headers before the first chunk.
+
+    A stream that will not be read to its end should be closed (`close()`):
+    that hangs up on the upstream and lets identical requests waiting on
+    this one go ahead. One dropped unread is closed when it is collected.
     """
 
     def __init__(self, call, prefetched=None):
         self.call = call
         self.result = None
+        self._source = None
         options = call.request.get("stream_options") or {}
         self.include_usage = bool(options.get("include_usage"))
-        self._entry = _begin(call, prefetched)
         self._part = None
+        self._entry = _begin(call, prefetched)
         if self._entry is None:
-            self._part = _participate(call)
-            self._entry = _recheck(call, self._part)
+            self._part, self._entry = _open_flight(call)
             if self._entry is not None:
                 entry = self._entry
                 self._part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
@@ -562,10 +634,28 @@ class CompletionStream:
             source = self._follow(self._part)
         else:
             source = self._lead(self._part)
-        for chunk in source:
-            if not self.include_usage and not chunk.get("choices") and chunk.get("usage"):
-                continue
-            yield chunk
+        self._source = source
+        try:
+            for chunk in source:
+                if not self.include_usage and not chunk.get("choices") and chunk.get("usage"):
+                    continue
+                yield chunk
+        finally:
+            source.close()
+
+    def close(self):
+        """Stop here: hang up on the upstream, and end this request's part in its flight. Safe to repeat."""
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
+        if self._part is not None:
+            self._part.leave()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # nothing to report to while being collected
+            pass
 
     def _replay(self, entry):
         yield from entry.chunks if entry.chunks is not None else chunks_from_response(entry.response)
@@ -575,49 +665,56 @@ class CompletionStream:
         call, got_chunks, payload = self.call, False, None
         try:
             release_database()
-            for kind, data in part.follow():
+            for kind, data in part.follow(call.deadline.at):
                 if kind == "chunk":
                     got_chunks = True
                     yield data
                 else:
                     payload = data
-        except coalesce.Failed as failed:
-            stats.record(call.workspace_id, "error", call.elapsed_ms())
-            raise GatewayError.from_dict(failed.error) from None
+        except (coalesce.Failed, coalesce.Expired) as exc:
+            raise _follower_error(call, exc) from None
         except coalesce.Abandoned:
             if got_chunks:
                 stats.record(call.workspace_id, "error", call.elapsed_ms())
                 raise GatewayError(502, "The shared upstream stream stopped; retry the request.") from None
             self.coalesced = False
-            yield from self._lead(coalesce.Participation())
+            self._part = coalesce.Participation()
+            yield from self._lead(self._part)
             return
+        finally:
+            part.leave()
         if not got_chunks:
             yield from chunks_from_response(payload["response"])
         self.result = _finish(call, payload["response"], _spec_named(call, payload["model"]), 0, coalesced=True)
 
     def _lead(self, part):
+        """Stream from the upstream for this flight; on every way out the upstream is hung up on and the flight ends.
+
+        If the client goes away (GeneratorExit) or something breaks, followers make their own call.
+        """
         call = self.call
         started = time.perf_counter()
         collected = []
-        release_database(call.spec)
+        chunks = None
         try:
-            used, chunks = resilience.stream(call.spec, call.request)
+            release_database(call.spec)
+            used, chunks = resilience.stream(call.spec, call.request, call.deadline)
             for chunk in chunks:
                 chunk["model"] = used.name
                 collected.append(chunk)
                 part.publish(chunk)
                 yield chunk
+            upstream_ms = (time.perf_counter() - started) * 1000
+            response = response_from_chunks(collected, used.name)
+            cost = used.cost(response.get("usage"))
+            ops = _store_ops(call, response, used, cost, upstream_ms, chunks=collected)
+            part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
         except ProviderError as exc:
             raise _fail(call, part, exc) from None
-        except BaseException:
-            # The client went away (GeneratorExit) or something broke: followers make their own call.
-            part.abandon()
-            raise
-        upstream_ms = (time.perf_counter() - started) * 1000
-        response = response_from_chunks(collected, used.name)
-        cost = used.cost(response.get("usage"))
-        ops = _store_ops(call, response, used, cost, upstream_ms, chunks=collected)
-        part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
+        finally:
+            if chunks is not None:
+                chunks.close()
+            part.leave()
         self.result = _finish(call, response, used, upstream_ms, stored=bool(ops))
 
 
