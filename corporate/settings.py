@@ -392,8 +392,20 @@ LLM_KEY_ENCRYPTION_KEY = env_str("LLM_KEY_ENCRYPTION_KEY", "")
 LLM_DEFAULT_MODEL = env_str("LLM_DEFAULT_MODEL", "offline")
 LLM_CACHE_TTL = env_int("LLM_CACHE_TTL", 60 * 60, minimum=1)
 LLM_CACHE_MAX_TTL = env_int("LLM_CACHE_MAX_TTL", 7 * 24 * 60 * 60, minimum=1)
-# How long an identical request waits for the one already in flight before making its own call.
+# How long an identical request waits for the one already in flight before making its own call
+# (never past its own deadline).
 LLM_COALESCE_WAIT = env_int("LLM_COALESCE_WAIT_SECONDS", 30, minimum=0)
+# Every upstream call is over by this many seconds, all retries and fallbacks included (a model may
+# set its own): below the web server's timeout (WEB_TIMEOUT, 150), so the client hears the gateway's
+# 504 rather than nginx's. A stream that sends nothing for LLM_STREAM_IDLE_SECONDS fails.
+LLM_DEADLINE_SECONDS = env_int("LLM_DEADLINE_SECONDS", 120, minimum=1)
+LLM_STREAM_IDLE_SECONDS = env_int("LLM_STREAM_IDLE_SECONDS", 30, minimum=1)
+# Models on loopback and private addresses (self-hosted); link-local and cloud metadata addresses
+# are always refused.
+LLM_ALLOW_PRIVATE_UPSTREAMS = env_bool("LLM_ALLOW_PRIVATE_UPSTREAMS", True)
+# The most one request may send upstream: characters of message content, and messages.
+LLM_MAX_INPUT_CHARS = env_int("LLM_MAX_INPUT_CHARS", 200_000, minimum=1)
+LLM_MAX_MESSAGES = env_int("LLM_MAX_MESSAGES", 500, minimum=1)
 # After a Redis error the gateway runs uncached for this long before trying Redis again.
 LLM_REDIS_RETRY_INTERVAL = env_int("LLM_REDIS_RETRY_SECONDS", 5, minimum=1)
 # Circuit breaker: this many failed calls in a row skip a model for the cool-down.

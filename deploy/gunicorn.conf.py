@@ -37,10 +37,11 @@ worker_class = "deploy.gunicorn_worker.Worker"
 # Requests one worker serves at once (greenlets). Database work inside them is
 # bounded separately by DB_POOL_SIZE connections per worker.
 worker_connections = _int("WORKER_CONNECTIONS", 1000)
-# Model calls may take up to 120 s (the gateway's provider timeout); gunicorn
-# and nginx (proxy_read_timeout) allow a little more, so a slow completion is
-# answered or timed out by the gateway itself. With gevent workers gunicorn's
-# timeout kills only a worker whose event loop is stuck that long.
+# The gateway answers every model call within LLM_DEADLINE_SECONDS (120 s,
+# retries and fallbacks included, a 504 when it runs out); gunicorn and nginx
+# (proxy_read_timeout) allow a little more, so a slow completion is answered
+# or timed out by the gateway itself. Raise both together. With gevent workers
+# gunicorn's timeout kills only a worker whose event loop is stuck that long.
 timeout = _int("WEB_TIMEOUT", 150)
 # On restart, requests in flight get this long to finish.
 graceful_timeout = _int("WEB_GRACEFUL_TIMEOUT", 30)

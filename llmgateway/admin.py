@@ -26,6 +26,7 @@ class ModelConfigForm(forms.ModelForm):
             "price_output_per_1k",
             "timeout_seconds",
             "max_retries",
+            "deadline_seconds",
             "cache_ttl_seconds",
             "fallback",
             "enabled",

@@ -16,6 +16,11 @@ the full response, so a follower that joins mid-stream gets the chunks so
 far and then the rest live. If the leader fails, followers get the same
 error; if it vanishes (its lock expires or it stops publishing for
 LLM_COALESCE_WAIT seconds) followers give up waiting and make their own call.
+A follower never waits past its own request's deadline (`until`): then it
+gets `Expired`.
+
+The leader's lock lives as long as the leader's deadline (plus a little), and
+the leader ends its flight on every path: answer, failure, or abandon.
 """
 
 import json
@@ -32,6 +37,10 @@ from llmgateway.store import get_store
 
 class Abandoned(Exception):
     """The flight ended without an answer; make your own call."""
+
+
+class Expired(Exception):
+    """The follower's own deadline passed while it waited."""
 
 
 class Failed(Exception):
@@ -63,17 +72,22 @@ class Flight:
                 self.outcome = (kind, data)
             self.cond.notify_all()
 
-    def follow(self, wait):
-        """Yield ("chunk", chunk)... then ("done", payload); raise Failed or Abandoned."""
+    def follow(self, wait, until=None):
+        """Yield ("chunk", chunk)... then ("done", payload); raise Failed, Abandoned or Expired.
+
+        wait: seconds without news before giving up; until: the follower's deadline (time.monotonic()).
+        """
         seen = 0
         while True:
             with self.cond:
-                deadline = time.monotonic() + wait
+                give_up = time.monotonic() + wait
                 while len(self.chunks) == seen and self.outcome is None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    now = time.monotonic()
+                    if until is not None and now >= until:
+                        raise Expired
+                    if now >= give_up:
                         raise Abandoned
-                    self.cond.wait(remaining)
+                    self.cond.wait(min(give_up, until or give_up) - now)
                 new = self.chunks[seen:]
                 seen = len(self.chunks)
                 # Chunks come before the outcome, so this snapshot is consistent.
@@ -142,8 +156,13 @@ class Participation:
     def abandon(self):
         self._end("abandon")
 
+    def leave(self):
+        """This request stops taking part: a flight it opened and did not end is abandoned."""
+        if not self._closed:
+            self.abandon()
+
     # Follower side -----------------------------------------------------
-    def follow(self):
+    def follow(self, until=None):
         raise NotImplementedError
 
 
@@ -154,8 +173,11 @@ class Leader(Participation):
 class LocalFollower(Participation):
     role = "follower"
 
-    def follow(self):
-        return self.flight.follow(settings.LLM_COALESCE_WAIT)
+    def leave(self):
+        pass  # the flight is its leader's to end
+
+    def follow(self, until=None):
+        return self.flight.follow(settings.LLM_COALESCE_WAIT, until)
 
 
 class RemoteFollower(Participation):
@@ -167,7 +189,7 @@ class RemoteFollower(Participation):
         super().__init__(key, flight)
         self.list_key = list_key
 
-    def follow(self):
+    def follow(self, until=None):
         store = get_store()
         wait = settings.LLM_COALESCE_WAIT
         index, pause = 0, 0.002
@@ -195,6 +217,9 @@ class RemoteFollower(Participation):
             if items:
                 continue
             now = time.monotonic()
+            if until is not None and now >= until:
+                self.abandon()  # local followers of this one decide for themselves
+                raise Expired
             if lock_gone or now - last_progress > wait or not store.available():
                 self.abandon()
                 raise Abandoned
@@ -219,10 +244,14 @@ def enter(key, lock_ttl):
     if not store.shared:
         return Leader(key, flight)
     flight_id = secrets.token_hex(8)
-    # One round trip: take the lock, re-read the entry, and see who holds the lock.
-    acquired, entry, holder = store.batch(
-        [("add", lock_key(key), flight_id, lock_ttl), ("get", key), ("get", lock_key(key))]
-    )
+    try:
+        # One round trip: take the lock, re-read the entry, and see who holds the lock.
+        acquired, entry, holder = store.batch(
+            [("add", lock_key(key), flight_id, max(1, int(lock_ttl))), ("get", key), ("get", lock_key(key))]
+        )
+    except BaseException:
+        Leader(key, flight).abandon()
+        raise
     if acquired or holder is None:
         # Ours, or the other leader finished just now (its answer is in `entry`).
         leader = Leader(key, flight)

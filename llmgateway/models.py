@@ -18,6 +18,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from llmgateway.providers import addresses
 from workspaces.permissions import WorkspaceOwnedQuerySet
 
 MODEL_NAME_VALIDATOR = RegexValidator(
@@ -42,6 +43,10 @@ def validate_base_url(value):
         raise ValidationError("Put credentials in the API key, not in the URL.")
     if parts.fragment:
         raise ValidationError("The URL must not have a #fragment.")
+    try:
+        addresses.check_url(value)
+    except addresses.Refused as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class ModelConfigQuerySet(models.QuerySet):
@@ -87,6 +92,14 @@ class ModelConfig(models.Model):
         default=120, validators=[MinValueValidator(1), MaxValueValidator(600)]
     )
     max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
+    deadline_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="The longest a request to this model may take, every retry and fallback included; "
+        "empty: the gateway's default (LLM_DEADLINE_SECONDS). Keep it below the web server's timeout "
+        "(WEB_TIMEOUT) for clients that wait for whole answers.",
+    )
     cache_ttl_seconds = models.PositiveIntegerField(
         default=60 * 60, validators=[MinValueValidator(1)], help_text="How long answers stay cached."
     )

@@ -7,7 +7,7 @@ database. The built-in `offline` model exists even before any row does.
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from django.conf import settings
 
@@ -32,6 +32,7 @@ class ModelSpec:
     max_retries: int = 2
     cache_ttl: int = 3600
     fallback: str | None = None
+    deadline_seconds: int | None = None  # None: LLM_DEADLINE_SECONDS
 
     @property
     def identity(self):
@@ -49,10 +50,11 @@ class ModelSpec:
         return ""
 
     def cost(self, usage):
-        if not usage:
+        """The price of a usage object; 0 for none, and for counts that are not numbers (an upstream's mistake)."""
+        if not isinstance(usage, dict):
             return 0.0
-        prompt = usage.get("prompt_tokens") or 0
-        completion = usage.get("completion_tokens") or 0
+        prompt = _count(usage.get("prompt_tokens"))
+        completion = _count(usage.get("completion_tokens"))
         return round(prompt / 1000 * self.price_input_per_1k + completion / 1000 * self.price_output_per_1k, 6)
 
     def dumps(self):
@@ -60,7 +62,9 @@ class ModelSpec:
 
     @classmethod
     def loads(cls, raw):
-        return cls(**json.loads(raw))
+        # Fields this version does not know (written by a newer one) are left out.
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(raw).items() if k in known})
 
     @classmethod
     def from_config(cls, config):
@@ -77,7 +81,12 @@ class ModelSpec:
             max_retries=config.max_retries,
             cache_ttl=config.cache_ttl_seconds,
             fallback=config.fallback.name if config.fallback_id and config.fallback.enabled else None,
+            deadline_seconds=config.deadline_seconds,
         )
+
+
+def _count(value):
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 _parse_spec = ParsedMemo(ModelSpec.loads)

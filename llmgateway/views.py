@@ -53,7 +53,14 @@ def models_page(request, slug):
     return render(
         request,
         "llmgateway/models.html",
-        _context(request, workspace, "models", models=configs, builtin_offline=builtin),
+        _context(
+            request,
+            workspace,
+            "models",
+            models=configs,
+            builtin_offline=builtin,
+            default_deadline=settings.LLM_DEADLINE_SECONDS,
+        ),
     )
 
 

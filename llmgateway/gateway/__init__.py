@@ -26,7 +26,13 @@ Arguments:
 - user: who asked (for the usage hook).
 
 Upstream faults come back as GatewayError with an OpenAI error body
-(`error.body()`) and the right status (400/404/429/502/503/504).
+(`error.body()`) and the right status (400/404/429/502/503/504). Every
+request is over by its deadline (LLM_DEADLINE_SECONDS, or the model's own),
+retries and fallbacks included: then a 504 `deadline_exceeded`, also as the
+last event of a stream that had started.
+
+Input is capped: LLM_MAX_MESSAGES messages and LLM_MAX_INPUT_CHARS characters
+of message content per request (400 `too_many_messages` / `input_too_long`).
 
 Passages for the offline model: see providers/offline.py.
 """

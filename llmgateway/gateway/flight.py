@@ -10,6 +10,7 @@ whole answer instead of a stream. Statistics and the usage hook are told
 once, when the completion ends.
 """
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -28,9 +29,12 @@ from llmgateway.gateway.controls import CacheControl
 from llmgateway.gateway.errors import GatewayError
 from llmgateway.gateway.validation import validate_request
 from llmgateway.providers import resilience
-from llmgateway.providers.base import ProviderError, chunks_from_response, response_from_chunks
+from llmgateway.providers.base import Deadline, ProviderError, chunks_from_response, response_from_chunks
 from llmgateway.store import get_store
 from llmgateway.usage import hook
+
+# A leader's coalescing lock outlives its deadline by this much (time to hand over the answer).
+LOCK_MARGIN_SECONDS = 10
 
 
 @dataclass
@@ -48,6 +52,11 @@ class Call:
     lookup: bool = False
     store: bool = False
     generation: int = 0
+    deadline: Deadline | None = None  # from the spec when not given
+
+    def __post_init__(self):
+        if self.deadline is None:
+            self.deadline = resilience.deadline_for(self.spec)
 
     @property
     def model(self):
@@ -160,8 +169,19 @@ def _recheck(call, part):
 def _participate(call):
     if not (call.lookup and call.store):
         return coalesce.Participation()
-    lock_ttl = min(900, call.spec.timeout * (call.spec.max_retries + 1) + 30)
+    # The leader is done by its deadline; a lock left by a leader that died lasts no longer.
+    lock_ttl = math.ceil(max(call.deadline.remaining(), 0)) + LOCK_MARGIN_SECONDS
     return coalesce.enter(call.key, lock_ttl)
+
+
+def _open_flight(call):
+    """(participation, cache entry found on re-reading it or None); the flight is left if the re-read fails."""
+    part = _participate(call)
+    try:
+        return part, _recheck(call, part)
+    except BaseException:
+        part.leave()
+        raise
 
 
 def _payload(response, model, cost, upstream_ms):
@@ -177,7 +197,10 @@ class Completion:
     """A completion under way. `cache_hit` and `coalesced` are known at once, so a view can set its headers.
 
     Iterate for chat.completion.chunk dicts (`result` is set once the
-    iteration ends), or call `whole()` for the CompletionResult.
+    iteration ends), or call `whole()` for the CompletionResult. A stream
+    that will not be read to its end should be closed (`close()`): that
+    hangs up on the upstream and lets identical requests waiting on this one
+    go ahead. One dropped unread is closed when it is collected.
     """
 
     def __init__(self, call, prefetched=None):
@@ -185,10 +208,10 @@ class Completion:
         self.result = None
         self._want_chunks = call.streaming
         self._part = None
+        self._source = None
         self._entry = _admit(call, prefetched)
         if self._entry is None:
-            self._part = _participate(call)
-            self._entry = _recheck(call, self._part)
+            self._part, self._entry = _open_flight(call)
             if self._entry is not None:
                 entry = self._entry
                 self._part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
@@ -199,15 +222,32 @@ class Completion:
 
     def __iter__(self):
         include_usage = bool((self.call.request.get("stream_options") or {}).get("include_usage"))
+        self._source = source = self._run()
         try:
-            for chunk in self._run():
+            for chunk in source:
                 if not include_usage and not chunk.get("choices") and chunk.get("usage"):
                     continue
                 yield chunk
         except GatewayError:
             self._record("error")
             raise
+        finally:
+            source.close()
         self._record()
+
+    def close(self):
+        """Stop here: hang up on the upstream, and end this request's part in its flight. Safe to repeat."""
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
+        if self._part is not None:
+            self._part.leave()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # nothing to report to while being collected
+            pass
 
     def whole(self):
         """The CompletionResult, without producing chunks."""
@@ -238,10 +278,10 @@ class Completion:
         )
 
     def _follow(self):
-        got_chunks, payload = False, None
+        call, part, got_chunks, payload = self.call, self._part, False, None
         try:
             release_database()
-            for kind, data in self._part.follow():
+            for kind, data in part.follow(call.deadline.at):
                 if kind == "chunk":
                     got_chunks = True
                     if self._want_chunks:
@@ -250,26 +290,35 @@ class Completion:
                     payload = data
         except coalesce.Failed as failed:
             raise GatewayError.from_dict(failed.error) from None
+        except coalesce.Expired:
+            raise GatewayError.from_provider(call.deadline.error()) from None
         except coalesce.Abandoned:
             if got_chunks and self._want_chunks:
                 raise GatewayError(502, "The shared upstream stream stopped; retry the request.") from None
             # The leader vanished before answering: make our own call.
             self.coalesced = False
-            yield from self._lead(coalesce.Participation())
+            self._part = coalesce.Participation()
+            yield from self._lead(self._part)
             return
+        finally:
+            part.leave()
         if self._want_chunks and not got_chunks:
             yield from chunks_from_response(payload["response"])
-        self._finish(payload["response"], _spec_named(self.call, payload["model"]), 0, coalesced=True)
+        self._finish(payload["response"], _spec_named(call, payload["model"]), 0, coalesced=True)
 
     def _lead(self, part):
+        """Make the upstream call for this flight; on every way out the upstream is hung up on and the flight ends.
+
+        If the client goes away (GeneratorExit) or something breaks, followers make their own call.
+        """
         call = self.call
         started = time.perf_counter()
-        collected = None
-        release_database(call.spec)
+        collected = chunks = None
         try:
+            release_database(call.spec)
             if self._want_chunks:
                 collected = []
-                used, chunks = resilience.stream(call.spec, call.request)
+                used, chunks = resilience.stream(call.spec, call.request, call.deadline)
                 for chunk in chunks:
                     chunk["model"] = used.name
                     collected.append(chunk)
@@ -277,20 +326,20 @@ class Completion:
                     yield chunk
                 response = response_from_chunks(collected, used.name)
             else:
-                response, used = resilience.complete(call.spec, call.request)
+                response, used = resilience.complete(call.spec, call.request, call.deadline)
                 response["model"] = used.name
+            upstream_ms = (time.perf_counter() - started) * 1000
+            cost = used.cost(response.get("usage"))
+            ops = self._store_ops(response, used, cost, upstream_ms, collected)
+            part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
         except ProviderError as exc:
             error = GatewayError.from_provider(exc)
             part.fail(error.as_dict())
             raise error from None
-        except BaseException:
-            # The client went away (GeneratorExit) or something broke: followers make their own call.
-            part.abandon()
-            raise
-        upstream_ms = (time.perf_counter() - started) * 1000
-        cost = used.cost(response.get("usage"))
-        ops = self._store_ops(response, used, cost, upstream_ms, collected)
-        part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
+        finally:
+            if chunks is not None:
+                chunks.close()
+            part.leave()
         self._finish(response, used, upstream_ms, stored=bool(ops))
 
     def _store_ops(self, response, used, cost, upstream_ms, chunks):

@@ -1,5 +1,7 @@
 """Checking an OpenAI chat-completions request before anything else sees it."""
 
+from django.conf import settings
+
 from llmgateway.gateway.errors import bad_request as _bad
 
 # Fields that would let a client choose the upstream or its credentials.
@@ -59,7 +61,6 @@ KNOWN_FIELDS = frozenset(
     }
 )
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-MAX_MESSAGES = 2000
 
 
 def _number(request, name, low, high, integer=False):
@@ -70,6 +71,36 @@ def _number(request, name, low, high, integer=False):
         raise _bad(f"{name} must be {'a whole number' if integer else 'a number'}.", name)
     if not low <= value <= high:
         raise _bad(f"{name} must be between {low} and {high}.", name)
+
+
+def _check_message_count(messages):
+    limit = settings.LLM_MAX_MESSAGES
+    if len(messages) > limit:
+        raise _bad(
+            f"A request may hold at most {limit:,} messages; this one has {len(messages):,}.",
+            "messages",
+            code="too_many_messages",
+        )
+
+
+def _content_chars(content):
+    """Characters of one message's content: the string, or the text of its parts (checked before)."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(len(part.get("text") or "") for part in content)
+    return 0
+
+
+def _check_input_chars(messages):
+    limit = settings.LLM_MAX_INPUT_CHARS
+    total = sum(_content_chars(message.get("content")) for message in messages)
+    if total > limit:
+        raise _bad(
+            f"The messages hold {total:,} characters; a request may send at most {limit:,}.",
+            "messages",
+            code="input_too_long",
+        )
 
 
 def validate_request(body):
@@ -92,8 +123,7 @@ def validate_request(body):
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _bad("messages must be a non-empty list.", "messages")
-    if len(messages) > MAX_MESSAGES:
-        raise _bad(f"At most {MAX_MESSAGES} messages.", "messages")
+    _check_message_count(messages)
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _bad("Each message must be an object.", f"messages[{index}]")
@@ -106,6 +136,7 @@ def validate_request(body):
             raise _bad("content parts must be objects.", f"messages[{index}].content")
         if isinstance(content, list) and any(not isinstance(part.get("text", ""), str) for part in content):
             raise _bad("the text of a content part must be a string.", f"messages[{index}].content")
+    _check_input_chars(messages)
     _number(request, "temperature", 0, 2)
     _number(request, "top_p", 0, 1)
     _number(request, "presence_penalty", -2, 2)

@@ -1,14 +1,18 @@
-"""The provider interface: `complete()` and `stream()`, and the one error type.
+"""The provider interface: `complete()` and `stream()`, the one error type, and the request's deadline.
 
 A provider turns an OpenAI-shaped chat request into an OpenAI-shaped response
 (`complete`) or a sequence of `chat.completion.chunk` dicts (`stream`). It
-makes one attempt; retries, back-off, the circuit breaker and the fallback
-model are the caller's (see resilience.py), steered by `ProviderError`.
+makes one attempt, over by the model's timeout or the request's `Deadline`,
+whichever comes first; retries, back-off, the circuit breaker and the
+fallback model are the caller's (see resilience.py), steered by
+`ProviderError`.
 """
 
 import time
 import uuid
 from collections.abc import Iterator
+
+DEADLINE_EXCEEDED = "deadline_exceeded"
 
 
 class ProviderError(Exception):
@@ -32,16 +36,48 @@ class ProviderError(Exception):
         return f"ProviderError({self.status}, {self.code}, retryable={self.retryable})"
 
 
+class Deadline:
+    """When one request's upstream work must be over: all attempts, back-offs and fallbacks included.
+
+    Times are `time.monotonic()` seconds. Made once per request (gateway.Call)
+    and handed down to every attempt.
+    """
+
+    # A timeout this close to the deadline is the deadline's doing, not the model's.
+    SLACK = 0.05
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def remaining(self):
+        return self.at - time.monotonic()
+
+    def expired(self):
+        return self.remaining() <= self.SLACK
+
+    def attempt_until(self, timeout):
+        """The end of one attempt: the model's timeout from now, or the deadline if sooner."""
+        return min(self.at, time.monotonic() + timeout)
+
+    def error(self):
+        return ProviderError(
+            f"The model did not answer within the gateway's deadline of {self.seconds:g} s.",
+            status=504,
+            code=DEADLINE_EXCEEDED,
+        )
+
+
 class Provider:
     """One attempt at a completion against one configured model (`spec`, a registry.ModelSpec)."""
 
     def __init__(self, spec):
         self.spec = spec
 
-    def complete(self, request: dict) -> dict:
+    def complete(self, request: dict, deadline: Deadline) -> dict:
         raise NotImplementedError
 
-    def stream(self, request: dict) -> Iterator[dict]:
+    def stream(self, request: dict, deadline: Deadline) -> Iterator[dict]:
         raise NotImplementedError
 
 

@@ -3,15 +3,142 @@
 A shared httpx client keeps connections to each upstream alive between
 requests (a miss should cost the upstream's time and little more). Tests
 point a model's base URL at a real local server; nothing here is mocked.
+
+Two things happen below httpx, in the network layer every connection goes through:
+
+- Time. httpx's timeouts count per connect, per write and per read, so an
+  upstream that sends a byte every few seconds never times out. Here every
+  call has an end (`until`, a `time.monotonic()` moment) and each socket
+  operation inside `bounded(until)` may wait only for what is left of it:
+  the whole call, headers and body, is over by then.
+- Addresses. Each new connection resolves the host once, as it would anyway,
+  and refuses link-local and metadata addresses (addresses.py) before
+  connecting, so a name that comes to resolve there is refused at call time
+  with no extra lookup. Kept-alive connections need neither. (Through a
+  proxy from HTTPS_PROXY and the like, the proxy connects: then only the
+  check made when the model was saved applies.)
 """
 
+import logging
 import threading
+import time
 from contextlib import contextmanager
 
+import httpcore
 import httpx
+
+from llmgateway.providers import addresses
+from llmgateway.providers.base import ProviderError
+
+log = logging.getLogger("llmgateway.providers")
+LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
 
 _client = None
 _lock = threading.Lock()
+# The end of the call in progress on this thread (a greenlet under gevent), or None.
+_bound = threading.local()
+
+
+class AddressRefused(ProviderError):
+    def __init__(self, reason):
+        super().__init__(
+            "The gateway does not connect to this model's upstream address; an administrator must correct "
+            "the model's base URL.",
+            status=502,
+            code="upstream_address_refused",
+        )
+        self.reason = reason
+
+
+@contextmanager
+def bounded(until):
+    """Every connect, write and read inside the block ends by `until` (time.monotonic()), or times out."""
+    previous = getattr(_bound, "until", None)
+    _bound.until = until if previous is None else min(until, previous)
+    try:
+        yield
+    finally:
+        _bound.until = previous
+
+
+def _left(timeout, timeout_error):
+    """The socket timeout for one operation: httpx's own, cut to what is left of the call."""
+    until = getattr(_bound, "until", None)
+    if until is None:
+        return timeout
+    remaining = until - time.monotonic()
+    if remaining <= 0:
+        raise timeout_error("the call's time is up")
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    def __init__(self, stream):
+        self._stream = stream
+
+    def read(self, max_bytes, timeout=None):
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer, timeout=None):
+        return self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self):
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        return _BoundedStream(
+            self._stream.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout))
+        )
+
+    def get_extra_info(self, info):
+        return self._stream.get_extra_info(info)
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    """httpcore's own socket backend, with allowed addresses only and the call's end applied."""
+
+    def __init__(self):
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        try:
+            candidates = addresses.addresses_to_connect(host, port)
+        except addresses.Refused as exc:
+            log.warning("refused to connect to a model upstream: %s", exc)
+            raise AddressRefused(str(exc)) from None
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        failure = None
+        for address in candidates:
+            try:
+                stream = self._backend.connect_tcp(
+                    address, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                failure = exc
+                continue
+            return _BoundedStream(stream)
+        raise failure
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise httpcore.ConnectError("the gateway calls models over TCP only")
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+
+
+def _transport():
+    transport = httpx.HTTPTransport(limits=LIMITS)
+    # httpx takes no network backend of its own; its pool is httpcore's, which does.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=LIMITS.max_connections,
+        max_keepalive_connections=LIMITS.max_keepalive_connections,
+        keepalive_expiry=LIMITS.keepalive_expiry,
+        network_backend=_GuardedBackend(),
+    )
+    return transport
 
 
 def client():
@@ -20,27 +147,38 @@ def client():
         with _lock:
             if _client is None:
                 _client = httpx.Client(
-                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30),
+                    transport=_transport(),
                     follow_redirects=False,
                     headers={"User-Agent": "corporate-ai-gateway/1"},
                 )
     return _client
 
 
-def _timeout(seconds):
+def _timeout(until):
+    seconds = max(0.001, until - time.monotonic())
     return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
 
-def post_json(url, *, headers, body, timeout):
-    """POST a JSON body and read the whole response."""
-    return client().post(url, headers=headers, json=body, timeout=_timeout(timeout))
+def post_json(url, *, headers, body, until):
+    """POST a JSON body and read the whole response, all by `until` (time.monotonic())."""
+    with bounded(until):
+        return client().post(url, headers=headers, json=body, timeout=_timeout(until))
 
 
 @contextmanager
-def post_stream(url, *, headers, body, timeout):
-    """POST a JSON body and yield the response unread, for server-sent events."""
-    with client().stream("POST", url, headers=headers, json=body, timeout=_timeout(timeout)) as response:
+def post_stream(url, *, headers, body, until):
+    """POST a JSON body and yield the response with its headers read by `until` and its body unread.
+
+    Read the body inside `bounded(...)` (each read ends by the bound in force).
+    """
+    http = client()
+    request = http.build_request("POST", url, headers=headers, json=body, timeout=_timeout(until))
+    with bounded(until):
+        response = http.send(request, stream=True)
+    try:
         yield response
+    finally:
+        response.close()
 
 
 def reset():

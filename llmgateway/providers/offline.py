@@ -173,11 +173,11 @@ class OfflineProvider(Provider):
         completion = estimate_tokens(text)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-    def complete(self, request):
+    def complete(self, request, deadline=None):
         text = answer(request.get("messages") or [])
         return response_dict(self.spec.name, text, self._usage(request, text))
 
-    def stream(self, request):
+    def stream(self, request, deadline=None):
         text = answer(request.get("messages") or [])
         id_, created, model = completion_id(), int(time.time()), self.spec.name
         yield chunk_dict(id_, created, model, {"role": "assistant", "content": ""})

@@ -8,10 +8,12 @@ llama.cpp server, LM Studio. One attempt per call; resilience.py retries.
 import email.utils
 import json
 import logging
+import re
 import time
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from django.conf import settings
 
 from llmgateway.providers import http
 from llmgateway.providers.base import Provider, ProviderError
@@ -20,6 +22,8 @@ log = logging.getLogger("llmgateway.providers")
 
 # Gateway-only request fields that the upstream must not see.
 GATEWAY_FIELDS = {"cache", "model"}
+# Upstream error text goes to the log only, this long at most.
+LOGGED_ERROR_CHARS = 300
 
 
 def parse_retry_after(value):
@@ -73,50 +77,60 @@ class OpenAICompatibleProvider(Provider):
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _scrub(self, text):
+    def _scrub(self, text, limit=LOGGED_ERROR_CHARS):
         key = self._key()
-        text = str(text)[:500]
-        return text.replace(key, "***") if key else text
+        text = str(text)
+        text = text.replace(key, "***") if key else text
+        return text[:limit]
+
+    def _log_upstream_error(self, status, body_text):
+        log.warning(
+            "upstream %s answered %s for model %s: %s",
+            self.spec.name,
+            status,
+            self.spec.upstream_model,
+            self._scrub(body_text) or "(no body)",
+        )
 
     def _error_from_response(self, response, body_text):
         status = response.status_code
-        detail = ""
-        try:
-            detail = (json.loads(body_text).get("error") or {}).get("message") or ""
-        except (ValueError, AttributeError):
-            pass
-        detail = self._scrub(detail)
+        self._log_upstream_error(status, body_text)
+        summary = upstream_summary(status, body_text)
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        log.warning("upstream %s answered %s for model %s", self.spec.name, status, self.spec.upstream_model)
         if status == 429:
             return ProviderError(
-                "The upstream model is rate limited; try again later.",
+                "The upstream model is rate limited (HTTP 429); try again later.",
                 status=429,
                 retryable=True,
                 retry_after=retry_after,
                 code="rate_limit_exceeded",
             )
         if status >= 500:
-            return ProviderError(
-                f"The upstream model failed ({status}).",
-                status=503 if status == 503 else 502,
-                retryable=True,
-                retry_after=retry_after,
-            )
+            return ProviderError(summary, status=503 if status == 503 else 502, retryable=True, retry_after=retry_after)
         if status in (401, 403):
-            return ProviderError("The upstream refused the gateway's credentials for this model.", status=502)
-        if status == 404:
-            return ProviderError("The upstream does not know this model.", status=502)
-        if status in (400, 413, 422):
             return ProviderError(
-                f"The upstream refused the request: {detail}" if detail else "The upstream refused the request.",
-                status=400,
-                code="invalid_request_error",
+                f"The upstream refused the gateway's credentials for this model (HTTP {status}).", status=502
             )
-        return ProviderError(f"The upstream answered {status}.", status=502)
+        if status == 404:
+            return ProviderError("The upstream does not know this model (HTTP 404).", status=502)
+        if status in (400, 413, 422):
+            return ProviderError(summary, status=400, code="invalid_request_error")
+        return ProviderError(summary, status=502)
 
-    def _transport_error(self, exc):
+    def _transport_error(self, exc, deadline, idle=False):
         if isinstance(exc, httpx.TimeoutException):
+            if deadline.expired():
+                log.warning("upstream %s: the request's deadline (%ss) passed", self.spec.name, deadline.seconds)
+                return deadline.error()
+            if idle:
+                log.warning(
+                    "upstream %s: the stream sent nothing for %ss", self.spec.name, settings.LLM_STREAM_IDLE_SECONDS
+                )
+                return ProviderError(
+                    f"The upstream model stopped sending for {settings.LLM_STREAM_IDLE_SECONDS} s.",
+                    status=504,
+                    code="stream_idle_timeout",
+                )
             log.warning("upstream %s timed out", self.spec.name)
             return ProviderError(
                 "The upstream model did not answer in time.", status=504, retryable=True, code="upstream_timeout"
@@ -124,13 +138,14 @@ class OpenAICompatibleProvider(Provider):
         log.warning("upstream %s unreachable: %s", self.spec.name, exc.__class__.__name__)
         return ProviderError("The upstream model could not be reached.", status=502, retryable=True)
 
-    def complete(self, request):
+    def complete(self, request, deadline):
+        until = deadline.attempt_until(self.spec.timeout)
         try:
             response = http.post_json(
-                self._url(), headers=self._headers(), body=self._body(request, False), timeout=self.spec.timeout
+                self._url(), headers=self._headers(), body=self._body(request, False), until=until
             )
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
+            raise self._transport_error(exc, deadline) from None
         if response.status_code >= 400:
             raise self._error_from_response(response, response.text)
         try:
@@ -139,27 +154,104 @@ class OpenAICompatibleProvider(Provider):
             raise ProviderError("The upstream answered with something that is not JSON.", status=502) from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise ProviderError("The upstream answer has no choices.", status=502)
+        self._check_usage(data)
         return data
 
-    def stream(self, request):
+    def _check_usage(self, data):
+        """Drop a usage object that is not one (token counts are summed and priced downstream)."""
+        usage = data.get("usage")
+        if usage is None or _is_usage(usage):
+            return
+        log.warning("upstream %s sent a malformed usage object; its tokens are not counted", self.spec.name)
+        data["usage"] = None
+
+    def stream(self, request, deadline):
+        """The chunks of one streamed attempt.
+
+        The first chunk must come by the attempt's end (model timeout or
+        deadline); each later one within LLM_STREAM_IDLE_SECONDS of asking
+        for it, and all of them by the deadline.
+        """
+        until = deadline.attempt_until(self.spec.timeout)
+        started = False
         try:
             with http.post_stream(
-                self._url(), headers=self._headers(), body=self._body(request, True), timeout=self.spec.timeout
+                self._url(), headers=self._headers(), body=self._body(request, True), until=until
             ) as response:
                 if response.status_code >= 400:
-                    raise self._error_from_response(response, response.read().decode(errors="replace"))
-                for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
+                    with http.bounded(until):
+                        body_text = response.read().decode(errors="replace")
+                    raise self._error_from_response(response, body_text)
+                lines = response.iter_lines()
+                while True:
+                    if started:
+                        until = min(deadline.at, time.monotonic() + settings.LLM_STREAM_IDLE_SECONDS)
+                    with http.bounded(until):
+                        chunk = self._next_chunk(lines)
+                    if chunk is None:
                         return
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError:
-                        raise ProviderError("The upstream sent a malformed stream.", status=502) from None
-                    if isinstance(chunk, dict) and chunk.get("error"):
-                        raise ProviderError("The upstream stream failed.", status=502, retryable=False)
+                    started = True
                     yield chunk
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
+            raise self._transport_error(exc, deadline, idle=started) from None
+
+    def _next_chunk(self, lines):
+        """The next chunk of the event stream; None at its end."""
+        for line in lines:
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return None
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise ProviderError("The upstream sent a malformed stream.", status=502) from None
+            if not isinstance(chunk, dict):
+                raise ProviderError("The upstream sent a malformed stream.", status=502)
+            if chunk.get("error"):
+                error = chunk["error"]
+                self._log_upstream_error("an error event", json.dumps(error))
+                raise ProviderError(_summary("The upstream stream failed", error), status=502)
+            self._check_usage(chunk)
+            return chunk
+        return None
+
+
+def _is_usage(usage):
+    """A dict whose token counts, where present, are whole numbers."""
+    if not isinstance(usage, dict):
+        return False
+    counts = [usage.get(name) for name in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    return all(count is None or (isinstance(count, int) and not isinstance(count, bool)) for count in counts)
+
+
+# An upstream's error type or code is passed on only when it looks like one: "context_length_exceeded".
+IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def _identifier(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and IDENTIFIER.match(value) else None
+
+
+def _summary(lead, error):
+    """`lead`, then the upstream's error type and code in brackets when they are short identifiers."""
+    labels = []
+    if isinstance(error, dict):
+        labels = [label for label in (_identifier(error.get("type")), _identifier(error.get("code"))) if label]
+    return f"{lead} ({': '.join(labels)})." if labels else f"{lead}."
+
+
+def upstream_summary(status, body_text):
+    """What the client hears of an upstream error: its status, type and code, never its free text.
+
+    e.g. "The upstream model returned HTTP 400 (invalid_request_error: context_length_exceeded)."
+    """
+    error = None
+    try:
+        error = json.loads(body_text).get("error")
+    except (ValueError, AttributeError):
+        pass
+    return _summary(f"The upstream model returned HTTP {status}", error)

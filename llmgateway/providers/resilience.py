@@ -1,5 +1,11 @@
-"""Retries with back-off and jitter, a circuit breaker per model, and the fallback model.
+"""Retries with back-off and jitter, a circuit breaker per model, and the fallback model, within one deadline.
 
+- Every attempt, back-off and fallback of a request fits in its `Deadline`
+  (LLM_DEADLINE_SECONDS, or the model's own): an attempt gets the model's
+  timeout or what is left, whichever is less; no retry or fallback starts
+  with less than MIN_ATTEMPT_SECONDS left, and no back-off is slept that
+  would leave less. When the deadline passes, the call fails with a 504
+  `deadline_exceeded`.
 - A retryable ProviderError (timeout, 5xx, 429) is retried up to the model's
   `max_retries`, waiting an exponential back-off with full jitter, or the
   upstream's Retry-After when it asks for longer. A Retry-After longer than
@@ -21,10 +27,12 @@ import time
 from django.conf import settings
 
 from llmgateway.providers import provider_for
-from llmgateway.providers.base import ProviderError
+from llmgateway.providers.base import DEADLINE_EXCEEDED, Deadline, ProviderError
 
 log = logging.getLogger("llmgateway.providers")
 MAX_FALLBACKS = 3
+# A retry or a fallback needs at least this much of the deadline left to be worth starting.
+MIN_ATTEMPT_SECONDS = 1.0
 
 
 def _setting(name, default):
@@ -92,30 +100,53 @@ def backoff(attempt, retry_after=None):
     return delay
 
 
-def _attempts(spec, run):
-    """Call run(provider) with retries; returns its value or raises the last ProviderError."""
+def _cooling_down(spec):
+    return ProviderError(
+        f"Model {spec.name} is cooling down after repeated failures; try again shortly.",
+        status=503,
+        retryable=True,
+        retry_after=_setting("LLM_BREAKER_COOLDOWN", 30),
+        code="model_unavailable",
+    )
+
+
+def _retry_delay(spec, attempt, exc, deadline):
+    """Seconds to wait before retrying after exc; None when no retry may follow."""
+    if attempt >= spec.max_retries:
+        return None
+    if exc.retry_after is not None and exc.retry_after > _setting("LLM_RETRY_AFTER_MAX", 20):
+        return None
+    delay = backoff(attempt, exc.retry_after)
+    if deadline.remaining() - delay < MIN_ATTEMPT_SECONDS:
+        log.info("model %s: no retry, the request's deadline is too near (%s)", spec.name, exc.code)
+        return None
+    return delay
+
+
+def _attempts(spec, run, deadline, first=True):
+    """Call run(provider, deadline) with retries; returns its value or raises the last ProviderError.
+
+    first: this is the request's first model (its first attempt starts however little time is left).
+    """
     provider = provider_for(spec)
     attempt = 0
+    if deadline.expired() or (not first and deadline.remaining() < MIN_ATTEMPT_SECONDS):
+        raise deadline.error()
     while True:
         if not breaker.allow(spec.name):
-            raise ProviderError(
-                f"Model {spec.name} is cooling down after repeated failures; try again shortly.",
-                status=503,
-                retryable=True,
-                retry_after=_setting("LLM_BREAKER_COOLDOWN", 30),
-                code="model_unavailable",
-            )
+            raise _cooling_down(spec)
         try:
-            value = run(provider)
+            value = run(provider, deadline)
         except ProviderError as exc:
+            if exc.code == DEADLINE_EXCEEDED:
+                breaker.failure(spec.name)
+                raise
             if not exc.retryable:
                 raise
             breaker.failure(spec.name)
-            if attempt >= spec.max_retries:
+            delay = _retry_delay(spec, attempt, exc, deadline)
+            if delay is None:
                 raise
-            if exc.retry_after is not None and exc.retry_after > _setting("LLM_RETRY_AFTER_MAX", 20):
-                raise
-            delay = backoff(attempt, exc.retry_after)
             log.info(
                 "model %s: retry %s of %s in %.2fs (%s)", spec.name, attempt + 1, spec.max_retries, delay, exc.code
             )
@@ -126,8 +157,8 @@ def _attempts(spec, run):
         return value
 
 
-def _with_fallback(spec, run):
-    """(value, spec that answered): the model, then its fallbacks in turn."""
+def _with_fallback(spec, run, deadline):
+    """(value, spec that answered): the model, then its fallbacks in turn, while the deadline allows."""
     from llmgateway import registry
 
     tried = set()
@@ -135,9 +166,11 @@ def _with_fallback(spec, run):
     while True:
         tried.add(current.name)
         try:
-            return _attempts(current, run), current
+            return _attempts(current, run, deadline, first=current is spec), current
         except ProviderError as exc:
             if not exc.retryable or not current.fallback or current.fallback in tried or len(tried) > MAX_FALLBACKS:
+                raise
+            if deadline.remaining() < MIN_ATTEMPT_SECONDS:
                 raise
             following = registry.get_spec(current.fallback)
             if following is None:
@@ -146,30 +179,44 @@ def _with_fallback(spec, run):
             current = following
 
 
-def complete(spec, request):
+def deadline_for(spec):
+    """A new deadline for a request to this model: its own, else LLM_DEADLINE_SECONDS."""
+    return Deadline(spec.deadline_seconds or settings.LLM_DEADLINE_SECONDS)
+
+
+def complete(spec, request, deadline=None):
     """(response dict, spec that answered)."""
-    return _with_fallback(spec, lambda provider: provider.complete(request))
+    deadline = deadline or deadline_for(spec)
+    return _with_fallback(spec, lambda provider, deadline: provider.complete(request, deadline), deadline)
 
 
-def stream(spec, request):
-    """(spec that answered, iterator of chunks); retries and fallback apply until the first chunk."""
+def stream(spec, request, deadline=None):
+    """(spec that answered, iterator of chunks); retries and fallback apply until the first chunk.
 
-    def first(provider):
-        iterator = iter(provider.stream(request))
+    Close the iterator when done with it early: that hangs up on the upstream.
+    """
+    deadline = deadline or deadline_for(spec)
+
+    def first(provider, deadline):
+        iterator = iter(provider.stream(request, deadline))
         try:
             head = next(iterator)
         except StopIteration:
             return [], iterator
         return [head], iterator
 
-    (head, iterator), answered = _with_fallback(spec, first)
+    (head, iterator), answered = _with_fallback(spec, first, deadline)
 
     def chunks():
-        yield from head
         try:
+            yield from head
             yield from iterator
         except ProviderError:
             breaker.failure(answered.name)
             raise
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
     return answered, chunks()

@@ -21,6 +21,9 @@ def upstream(_upstream_server):
     _upstream_server.latency = 0.0
     _upstream_server.chunk_delay = 0.0
     _upstream_server.stable = False
+    _upstream_server.trickle_interval = 0.5
+    _upstream_server.trickle_for = 10.0
+    _upstream_server.usage_reply = None
     yield _upstream_server
     _upstream_server.reset()
 

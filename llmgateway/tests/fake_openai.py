@@ -8,7 +8,15 @@ in its own process; `GET /_calls` then tells how many completions it answered).
     server.latency = 0.2                    # seconds before each answer
     server.chunk_delay = 0.05               # seconds between streamed chunks
     server.script(500, 429, ...)            # the next calls fail like this, in order;
-                                            # (429, {"Retry-After": "1"}) adds headers; "hang" never answers
+                                            # (429, {"Retry-After": "1"}) adds headers;
+                                            # {"status": 400, "error": {...}} answers that error body;
+                                            # "hang" answers nothing until release() or the client leaves;
+                                            # "trickle" sends the answer one byte per trickle_interval;
+                                            # "stall" streams the first chunk, then hangs
+    server.trickle_interval, server.trickle_for  # 0.5 s per byte, for 10 s (then the rest at once)
+    server.usage_reply = "lots"             # answered as "usage" in place of the token counts
+    server.release()                        # end every hang now
+    server.disconnects                      # calls whose client hung up before the answer was complete
     server.calls                            # completions answered or failed so far
     server.requests                         # their JSON bodies; server.headers: their headers
     server.stop()
@@ -19,6 +27,8 @@ call number, so tests can tell whose answer a request received.
 
 import argparse
 import json
+import select
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +52,47 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _client_left(self):
+        """True when the client closed the connection (it sends nothing else while waiting)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+
+    def _hang(self, released):
+        """Answer nothing until released or the client leaves; True when released."""
+        while not released.wait(0.05):
+            if self._client_left():
+                self.server.fake._disconnected()
+                self.close_connection = True
+                return False
+        return True
+
+    def _write(self, data):
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:
+            self.server.fake._disconnected()
+            self.close_connection = True
+            raise
+
+    def _trickle(self, data):
+        """A 200 whose body arrives one byte per trickle_interval (then the rest after trickle_for seconds)."""
+        fake = self.server.fake
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        until = time.monotonic() + fake.trickle_for
+        for index in range(len(data)):
+            if time.monotonic() >= until:
+                self._write(data[index:])
+                return
+            self._write(data[index : index + 1])
+            time.sleep(fake.trickle_interval)
+
     def do_GET(self):
         if self.path == "/_calls":
             # For a benchmark running this server in its own process.
@@ -63,35 +114,45 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send_json(400, {"error": {"message": "bad json"}})
             return
-        number, planned = fake._next_call(body, dict(self.headers))
+        number, planned, released = fake._next_call(body, dict(self.headers))
         if fake.latency:
             time.sleep(fake.latency)
-        if planned is not None:
+        if planned == "hang" and not self._hang(released):
+            return
+        if isinstance(planned, dict):
+            self._send_json(planned["status"], {"error": planned["error"]}, planned.get("headers"))
+            return
+        if planned is not None and planned not in ("hang", "trickle", "stall"):
             status, headers = planned if isinstance(planned, tuple) else (planned, {})
-            if status == "hang":
-                time.sleep(3600)
-                return
             self._send_json(
                 status, {"error": {"message": f"scripted failure {status}", "type": "server_error"}}, headers
             )
             return
+        try:
+            self._answer(body, number, planned, released)
+        except OSError:
+            pass  # the client hung up; counted in _write
+
+    def _answer(self, body, number, planned, released):
+        fake = self.server.fake
         text = fake.answer(body, number)
         usage = {"prompt_tokens": 11, "completion_tokens": len(text.split()), "total_tokens": 11 + len(text.split())}
         created = int(time.time())
         id_ = f"chatcmpl-fake{number}"
         if not body.get("stream"):
             message = {"role": "assistant", "content": text}
-            self._send_json(
-                200,
-                {
-                    "id": id_,
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": body.get("model"),
-                    "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-                    "usage": usage,
-                },
-            )
+            answer = {
+                "id": id_,
+                "object": "chat.completion",
+                "created": created,
+                "model": body.get("model"),
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+                "usage": usage if fake.usage_reply is None else fake.usage_reply,
+            }
+            if planned == "trickle":
+                self._trickle(json.dumps(answer).encode())
+            else:
+                self._send_json(200, answer)
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -110,10 +171,11 @@ class _Handler(BaseHTTPRequestHandler):
             if with_usage:
                 data["usage"] = usage
             payload = b"data: " + json.dumps(data).encode() + b"\n\n"
-            self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
-            self.wfile.flush()
+            self._write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
 
         chunk({"role": "assistant", "content": ""})
+        if planned == "stall" and not self._hang(released):
+            return
         for word in text.split(" "):
             if fake.chunk_delay:
                 time.sleep(fake.chunk_delay)
@@ -122,8 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         if (body.get("stream_options") or {}).get("include_usage"):
             chunk({}, with_usage=True)
         done = b"data: [DONE]\n\n"
-        self.wfile.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
-        self.wfile.flush()
+        self._write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
 
 
 class _Server(ThreadingHTTPServer):
@@ -144,11 +205,16 @@ class FakeOpenAI:
         self.latency = latency
         self.chunk_delay = chunk_delay
         self.stable = stable
+        self.trickle_interval = 0.5
+        self.trickle_for = 10.0
+        self.usage_reply = None  # answered as "usage" instead of the counted tokens
         self.calls = 0
+        self.disconnects = 0
         self.requests = []
         self.headers = []
         self._plan = []
         self._lock = threading.Lock()
+        self._released = threading.Event()
         self._server = None
 
     def _next_call(self, body, headers):
@@ -157,7 +223,17 @@ class FakeOpenAI:
             self.requests.append(body)
             self.headers.append(headers)
             planned = self._plan.pop(0) if self._plan else None
-            return self.calls, planned
+            return self.calls, planned, self._released
+
+    def _disconnected(self):
+        with self._lock:
+            self.disconnects += 1
+
+    def release(self):
+        """Let every hanging call go on with its answer."""
+        with self._lock:
+            self._released.set()
+            self._released = threading.Event()
 
     def answer(self, body, number):
         question = ""
@@ -171,8 +247,10 @@ class FakeOpenAI:
             self._plan.extend(outcomes)
 
     def reset(self):
+        self.release()
         with self._lock:
             self.calls = 0
+            self.disconnects = 0
             self.requests.clear()
             self.headers.clear()
             self._plan.clear()
@@ -192,6 +270,7 @@ class FakeOpenAI:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def stop(self):
+        self.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

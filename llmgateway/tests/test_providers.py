@@ -98,7 +98,7 @@ def test_unreachable_upstream_is_a_502(v1, remote_model):
 def test_a_refused_request_is_not_retried(workspace, remote_model, upstream):
     upstream.script(400)
     error = _fails(workspace)
-    assert error.status == 400 and "scripted failure 400" in error.message
+    assert error.status == 400 and error.message == "The upstream model returned HTTP 400 (server_error)."
     assert upstream.calls == 1
 
 

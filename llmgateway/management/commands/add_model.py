@@ -16,6 +16,8 @@ def add_model(name, **fields):
     for field, value in fields.items():
         if value is not None:
             setattr(model, field, value)
+    if fields.get("deadline_seconds") == 0:
+        model.deadline_seconds = None  # back to LLM_DEADLINE_SECONDS
     if fallback is not None:
         model.fallback = ModelConfig.objects.filter(name=fallback).first() if fallback else None
         if fallback and model.fallback is None:
@@ -46,8 +48,13 @@ class Command(BaseCommand):
         parser.add_argument("--description")
         parser.add_argument("--price-input", help="price per 1k input tokens")
         parser.add_argument("--price-output", help="price per 1k output tokens")
-        parser.add_argument("--timeout", type=int, help="seconds (default 120)")
+        parser.add_argument("--timeout", type=int, help="seconds one attempt may take (default 120)")
         parser.add_argument("--max-retries", type=int)
+        parser.add_argument(
+            "--deadline",
+            type=int,
+            help="seconds a request may take in all, retries and fallbacks included (0: LLM_DEADLINE_SECONDS)",
+        )
         parser.add_argument("--cache-ttl", type=int, help="seconds answers stay cached (default 3600)")
         parser.add_argument("--fallback", help="name of the model to try when this one fails")
         parser.add_argument("--default", action="store_true", help="use it when a request names no model")
@@ -71,6 +78,7 @@ class Command(BaseCommand):
                 price_output_per_1k=options["price_output"],
                 timeout_seconds=options["timeout"],
                 max_retries=options["max_retries"],
+                deadline_seconds=options["deadline"],
                 cache_ttl_seconds=options["cache_ttl"],
                 is_default=True if options["default"] else None,
                 enabled=False if options["disable"] else None,
