@@ -237,6 +237,7 @@ class Turn:
         parts = []
         control = {"no-cache": True} if self.regenerate else None
         status, error = MessageStatus.INTERRUPTED, ""
+        stream = None
         try:
             stream = gateway.stream(
                 self.assistant.workspace_id,
@@ -269,7 +270,9 @@ class Turn:
             result = None
             yield "error", _readable(exc)
         finally:
-            # Also runs when the consumer stops early: the partial answer is kept.
+            # Also runs when the consumer stops early: the partial answer is kept, the upstream hung up on.
+            if stream is not None:
+                stream.close()
             self.timings["gateway_ms"] = (time.perf_counter() - started) * 1000
             saved = time.perf_counter()
             self._save("".join(parts), status, error, result if status == MessageStatus.COMPLETE else None)
