@@ -12,10 +12,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from llmgateway import auth, deferred, gateway, registry
-from llmgateway.caching import api_key_key, model_info_key, workspace_info_key
-from llmgateway.gateway import CacheControl, CompletionStream, GatewayError
-from llmgateway.store import get_store
+from llmgateway import auth, deferred, registry
+from llmgateway.gateway import Completion, GatewayError, entry
 
 log = logging.getLogger("llmgateway")
 
@@ -29,15 +27,15 @@ def error_response(error: GatewayError):
     return response
 
 
-def _authenticate(request):
-    """The request's KeyInfo; raises GatewayError(401)."""
+def _digest(request):
+    """The hash of the request's bearer key; GatewayError(401) when there is none or it is malformed."""
     token = auth.bearer_token(request.META.get("HTTP_AUTHORIZATION"))
     if token is None:
         raise GatewayError(401, "Send an API key: Authorization: Bearer gw_...", code="invalid_api_key")
     digest = auth.token_hash(token)
     if digest is None:
         raise GatewayError(401, "Invalid API key.", code="invalid_api_key")
-    return _resolve_key(digest, get_store().get_many([api_key_key(digest)])[0])
+    return digest
 
 
 def _read_json(request):
@@ -79,38 +77,12 @@ def _cache_headers(response, hit, coalesced, result=None):
     return response
 
 
-# What this process has learnt, to read everything a hit needs in one round trip:
-# a key's workspace (it never changes) and each model's spec (checked against
-# the cached spec read in that same round trip).
-_key_workspaces = {}
-_specs = {}
-_MEMO_LIMIT = 10_000
-
-
-def _remember(memo, key, value):
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    memo[key] = value
-
-
-def _resolve_key(digest, raw):
-    found, info = auth.info_from_cached(raw)
-    if not found:
-        info = auth.load_key(digest)
-    try:
-        return auth.check(info, "completions")
-    except auth.KeyRejected as exc:
-        raise GatewayError(401, str(exc), code="invalid_api_key") from None
-
-
 @csrf_exempt
 def chat_completions(request):
     """POST /v1/chat/completions.
 
-    A hit costs one store round trip: the key's info, the model's spec, the
-    workspace's policy and the entry are read together (the entry's key is
-    built from the key's workspace and the model spec this process saw last;
-    if either turns out different, the lookup is redone).
+    The request as it arrived goes to the gateway's entry point
+    (gateway/entry.py), which reads all a hit needs in one round trip.
     """
     if request.method != "POST":
         return error_response(GatewayError(405, "Use POST.", code="method_not_allowed"))
@@ -128,56 +100,14 @@ def chat_completions(request):
 
 def _chat_completions(request):
     try:
-        token = auth.bearer_token(request.META.get("HTTP_AUTHORIZATION"))
-        if token is None:
-            raise GatewayError(401, "Send an API key: Authorization: Bearer gw_...", code="invalid_api_key")
-        digest = auth.token_hash(token)
-        if digest is None:
-            raise GatewayError(401, "Invalid API key.", code="invalid_api_key")
+        digest = _digest(request)
         try:
             body, body_error = _read_json(request), None
         except GatewayError as error:
             body, body_error = None, error
-        model_name = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
-        name = registry.lookup_name(model_name)
-        control = CacheControl.from_header(request.META.get("HTTP_CACHE_CONTROL"))
-
-        guess_workspace, guess_spec, call = _key_workspaces.get(digest), _specs.get(name), None
-        keys = [api_key_key(digest), model_info_key(name)]
-        if guess_workspace is not None and guess_spec is not None and isinstance(body, dict):
-            try:
-                call = gateway.prepare(guess_workspace, body, cache_control=control, spec=guess_spec)
-                keys += [workspace_info_key(guess_workspace), call.key]
-            except GatewayError:
-                call = None  # reported below, after the key is checked
-        raws = get_store().get_many(keys)
-
-        info = _resolve_key(digest, raws[0])
-        _remember(_key_workspaces, digest, info.workspace_id)
-        if body_error is not None:
-            raise body_error
-        if not isinstance(body, dict):
-            raise GatewayError(400, "The request body must be a JSON object.")
-        found, spec = registry.spec_from_cached(raws[1])
-        if not found:
-            spec = registry.load(model_name)
-        if spec is None:
-            raise GatewayError(
-                404,
-                f"The model {model_name!r} does not exist or is not enabled.",
-                code="model_not_found",
-                param="model",
-            )
-        _remember(_specs, name, spec)
-
-        prefetched = None
-        if call is not None and spec == guess_spec and info.workspace_id == guess_workspace:
-            prefetched = (raws[2], raws[3])
-        else:
-            call = gateway.prepare(info.workspace_id, body, cache_control=control, spec=spec)
-        call.user_id, call.api_key_id = info.user_id, info.id
-        outcome = gateway.execute(call, prefetched)
-        if isinstance(outcome, CompletionStream):
+        control = request.META.get("HTTP_CACHE_CONTROL")
+        outcome = entry.serve(digest, body, cache_control=control, body_error=body_error)
+        if isinstance(outcome, Completion):
             chunks = iter(outcome)
             # Pull the first chunk here, so an upstream failure still gets its status code.
             first = next(chunks, None)
@@ -198,7 +128,7 @@ def models(request):
     if request.method != "GET":
         return error_response(GatewayError(405, "Use GET.", code="method_not_allowed"))
     try:
-        _authenticate(request)
+        entry.authenticate(_digest(request))
     except GatewayError as error:
         return error_response(error)
     return JsonResponse({"object": "list", "data": model_list()})

@@ -1,0 +1,115 @@
+"""The one entry point of the OpenAI-compatible API: a request as it arrives, to a completion.
+
+    completion = serve(digest, body, cache_control="no-cache")
+
+`digest` is the hash of the bearer token (`auth.token_hash`), `body` the
+parsed JSON (or the GatewayError met reading it, reported after the key is
+checked: a client without a valid key learns nothing about its body), and
+`cache_control` the Cache-Control header. The answer is what `execute()`
+gives: a CompletionResult, or a Completion to iterate for a streaming
+request.
+
+A cache hit costs one store round trip: the key's record, the model's spec,
+the workspace's policy and the cache entry are read together. The entry's
+key depends on the key's workspace and the model's spec, which this process
+remembers from earlier requests (a key's workspace never changes; a spec is
+checked against the one read in the same round trip); when a guess turns
+out wrong or is missing, the lookup is simply redone by `execute()`.
+"""
+
+from collections import OrderedDict
+from threading import Lock
+
+from llmgateway import auth, registry
+from llmgateway.caching import api_key_key, model_info_key, workspace_info_key
+from llmgateway.gateway.errors import GatewayError
+from llmgateway.gateway.flight import prepare
+from llmgateway.store import get_store
+
+
+class BoundedMemo:
+    """A small least-recently-used map (what this process learnt), safe to share between greenlets."""
+
+    def __init__(self, limit=10_000):
+        self.limit = limit
+        self._items = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value):
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._items.clear()
+
+
+key_workspaces = BoundedMemo()  # key digest -> workspace id
+model_specs = BoundedMemo()  # model name as asked -> ModelSpec
+
+
+def key_info(digest, raw, scope="completions"):
+    """The KeyInfo behind a token's digest, from its cached record (raw) or the database; GatewayError(401)."""
+    found, info = auth.info_from_cached(raw)
+    if not found:
+        info = auth.load_key(digest)
+    try:
+        return auth.check(info, scope)
+    except auth.KeyRejected as exc:
+        raise GatewayError(401, str(exc), code="invalid_api_key") from None
+
+
+def authenticate(digest, scope="completions"):
+    """The KeyInfo for a token's digest (one store read); GatewayError(401)."""
+    return key_info(digest, get_store().get_many([api_key_key(digest)])[0], scope)
+
+
+def serve(digest, body, cache_control=None, body_error=None):
+    """A completion for an API request: a CompletionResult, or a Completion for a streaming one."""
+    from llmgateway.gateway import execute
+
+    model_name = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
+    name = registry.lookup_name(model_name)
+
+    guess_workspace, guess_spec, call = key_workspaces.get(digest), model_specs.get(name), None
+    keys = [api_key_key(digest), model_info_key(name)]
+    if guess_workspace is not None and guess_spec is not None and isinstance(body, dict):
+        try:
+            call = prepare(guess_workspace, body, cache_control=cache_control, spec=guess_spec)
+            keys += [workspace_info_key(guess_workspace), call.key]
+        except GatewayError:
+            call = None  # reported below, after the key is checked
+    raws = get_store().get_many(keys)
+
+    info = key_info(digest, raws[0])
+    key_workspaces.put(digest, info.workspace_id)
+    if body_error is not None:
+        raise body_error
+    if not isinstance(body, dict):
+        raise GatewayError(400, "The request body must be a JSON object.")
+    found, spec = registry.spec_from_cached(raws[1])
+    if not found:
+        spec = registry.load(model_name)
+    if spec is None:
+        raise GatewayError(
+            404, f"The model {model_name!r} does not exist or is not enabled.", code="model_not_found", param="model"
+        )
+    model_specs.put(name, spec)
+
+    prefetched = None
+    if call is not None and spec == guess_spec and info.workspace_id == guess_workspace:
+        prefetched = (raws[2], raws[3])
+    else:
+        call = prepare(info.workspace_id, body, cache_control=cache_control, spec=spec)
+    call.user_id, call.api_key_id = info.user_id, info.id
+    return execute(call, prefetched)
