@@ -93,9 +93,11 @@ MIDDLEWARE = [
 
 # The OpenAI-compatible API (/v1/) is served by programs with a bearer key and
 # runs behind this shorter list (corporate/handlers.py): host validation, the
-# HTTPS redirect and security headers, and the request checks every path needs.
+# HTTPS redirect and security headers, the request checks every path needs, and
+# the 503 answer while the database does not answer.
 V1_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corporate.middleware.DatabaseUnavailableMiddleware",
     "corporate.middleware.ValidateHostMiddleware",
     "corporate.middleware.RejectNulInQueryMiddleware",
 ]
