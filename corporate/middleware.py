@@ -1,6 +1,10 @@
 """Request checks that every view would otherwise repeat."""
 
+import logging
+
 from corporate.errors import error_response
+
+log = logging.getLogger(__name__)
 
 
 class ValidateHostMiddleware:
@@ -35,3 +39,71 @@ class RejectNulInQueryMiddleware:
             message = "The address contains a NUL character (%00), which is not allowed."
             return error_response(request, 400, "Bad request", message, "nul_in_query")
         return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """While the database is unreachable, a page or API call answers 503 with Retry-After, not 500.
+
+    Catches what a view (or the template it returns) raises when PostgreSQL
+    is restarting or down (OperationalError, InterfaceError) - including
+    loading the session or the signed-in user, which happens lazily in the
+    view - and the web worker's pool timing out (corporate/backends/postgresql
+    raises it as OperationalError). The answer's shape follows the path:
+    the styled error page, `{"detail": ...}` under /api/, OpenAI's error
+    under /v1/ (corporate.views.database_unavailable). Other database errors
+    (a constraint, a bad query) are bugs and stay 500s.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_database_unavailable(exception):
+            return None
+        _log_outage(request, exception)
+        from corporate.views import database_unavailable
+
+        return database_unavailable(request, exception)
+
+
+def is_database_unavailable(exception):
+    """True for an error that says the database cannot be reached now, also when wrapped in another error."""
+    from django.db import InterfaceError, OperationalError
+
+    from corporate.backends.postgresql.pool import PoolTimeout
+
+    seen = 0
+    while exception is not None and seen < 5:
+        if isinstance(exception, (OperationalError, InterfaceError, PoolTimeout)):
+            return not _is_sqlite_schema_error(exception)
+        exception = exception.__cause__ or exception.__context__
+        seen += 1
+    return False
+
+
+def _is_sqlite_schema_error(exception):
+    # SQLite reports a missing table or column as OperationalError too; that is a bug, not an outage.
+    text = str(exception)
+    return text.startswith(("no such table", "no such column"))
+
+
+_last_outage_log = [0.0]
+
+
+def _log_outage(request, exception):
+    """One warning every 10 s per process with the cause; Django logs each 503 response anyway."""
+    import time
+
+    now = time.monotonic()
+    if now - _last_outage_log[0] >= 10:
+        _last_outage_log[0] = now
+        log.warning(
+            "answering 503 to %s %s: the database does not answer (%s: %s)",
+            request.method,
+            request.path,
+            exception.__class__.__name__,
+            str(exception).strip().splitlines()[0] if str(exception).strip() else "",
+        )

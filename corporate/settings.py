@@ -76,6 +76,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A database outage (or a full connection pool) answers a 503 page or JSON error, not a 500.
+    "corporate.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -91,9 +93,11 @@ MIDDLEWARE = [
 
 # The OpenAI-compatible API (/v1/) is served by programs with a bearer key and
 # runs behind this shorter list (corporate/handlers.py): host validation, the
-# HTTPS redirect and security headers, and the request checks every path needs.
+# HTTPS redirect and security headers, the request checks every path needs, and
+# the 503 answer while the database does not answer.
 V1_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corporate.middleware.DatabaseUnavailableMiddleware",
     "corporate.middleware.ValidateHostMiddleware",
     "corporate.middleware.RejectNulInQueryMiddleware",
 ]
@@ -181,6 +185,17 @@ else:
             "LOCATION": "corporate",
             "KEY_PREFIX": CACHE_KEY_PREFIX,
         }
+    }
+
+# Task workers' heartbeats (corporate.workers), read by /health: a cache every
+# process sees - the Redis above, else files under var/ (local memory is per process).
+if REDIS_URL or TESTING:
+    CACHES["workers"] = dict(CACHES["default"])
+else:
+    CACHES["workers"] = {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": VAR_DIR / "worker-heartbeats",
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
     }
 
 # Sessions live in the database; the cache only speeds them up.
@@ -304,13 +319,20 @@ DOCUMENTS_CHUNK_OVERLAP = env_int("DOCUMENTS_CHUNK_OVERLAP", 200, minimum=0)
 DOCUMENTS_STALE_SECONDS = env_int("DOCUMENTS_STALE_SECONDS", 60, minimum=5)
 DOCUMENTS_MAX_ATTEMPTS = env_int("DOCUMENTS_MAX_ATTEMPTS", 3, minimum=1)
 
-# Background tasks: the database queue, worked by `manage.py db_worker`;
+# Background tasks: the database queue, worked by `manage.py task_worker`
+# (django-tasks-db's db_worker, reconnecting after a database outage);
 # tests run tasks immediately.
 TASKS = {
     "default": {
         "BACKEND": "django_tasks.backends.immediate.ImmediateBackend" if TESTING else "django_tasks_db.DatabaseBackend",
     }
 }
+
+# A task worker writes a heartbeat this often; /health calls the workers stale
+# after three missed beats. After a database error a worker retries, doubling
+# its pause from 0.5 s up to TASK_WORKER_RETRY_MAX_SECONDS.
+TASK_WORKER_HEARTBEAT_SECONDS = env_int("TASK_WORKER_HEARTBEAT_SECONDS", 5, minimum=1)
+TASK_WORKER_RETRY_MAX_SECONDS = env_int("TASK_WORKER_RETRY_MAX_SECONDS", 5, minimum=1)
 
 REST_FRAMEWORK = {
     # Token first: an unauthenticated API call gets 401 with WWW-Authenticate.

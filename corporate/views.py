@@ -75,9 +75,22 @@ def _check_cache():
         raise RuntimeError("cache did not return what was stored")
 
 
+def _check_workers():
+    from corporate.workers import worker_state
+
+    return worker_state()
+
+
 @never_cache
 def health(request):
-    """Liveness of the parts every request needs: 200 when all answer, 503 naming the failing part."""
+    """Liveness of the parts every request needs: 200 when all answer, 503 naming the failing part.
+
+    The task workers' last heartbeat is reported too, but a stale or missing
+    worker does not make this 503: /health tells a load balancer whether this
+    web process can serve pages, and it can - uploads wait in `queued` until a
+    worker is back. Taking the web tier out of rotation for a queue problem
+    would turn a delay into an outage. Monitoring alerts on `worker.state`.
+    """
     checks = {"database": _check_database, "cache": _check_cache}
     body = {}
     for name, check in checks.items():
@@ -88,11 +101,39 @@ def health(request):
             body[name] = "unavailable"
         else:
             body[name] = "ok"
-    failed = [name for name, state in body.items() if state != "ok"]
+    try:
+        body["worker"] = _check_workers()
+    except Exception as exc:  # the heartbeat store failed: nothing is known about the workers
+        log.warning("health: worker heartbeat unreadable: %s", exc.__class__.__name__)
+        body["worker"] = {"state": "unknown"}
+    if body["worker"]["state"] == "never" and body["cache"] != "ok":
+        body["worker"] = {"state": "unknown"}  # with Redis down, a missing heartbeat says nothing
+    failed = [name for name in checks if body[name] != "ok"]
     body["status"] = "ok" if not failed else "degraded"
     if failed:
         body["failed"] = failed
     return JsonResponse(body, status=503 if failed else 200)
+
+
+# Seconds a client is asked to wait (Retry-After) while the database does not answer.
+DATABASE_RETRY_AFTER = 10
+DATABASE_UNAVAILABLE_MESSAGE = (
+    "The service is briefly unavailable because its database is not answering. Please try again in a moment."
+)
+
+
+def database_unavailable(request, exception=None):
+    """503 with Retry-After while the database is down or its connections are all busy.
+
+    In the caller's shape (corporate.errors); the page is rendered without
+    the request, whose session and user would need the very database that failed.
+    """
+    response = error_response(
+        request, 503, "Temporarily unavailable", DATABASE_UNAVAILABLE_MESSAGE, "service_unavailable"
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def csrf_failure(request, reason=""):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start the production stack from a checkout:
 #   deploy/start_production.sh [all|web|worker|prepare]
-#   all      (default) prepare, then gunicorn and TASK_WORKERS task workers (2)
+#   all      (default) prepare, then gunicorn and TASK_WORKERS task workers (2);
+#            a task worker that stops is started again, gunicorn stopping stops all
 #   web      prepare, then gunicorn only          (systemd: corporate-web.service)
 #   worker   one background task worker           (systemd: corporate-worker@N.service)
 #   prepare  check prerequisites, collect static files, migrate, and stop
@@ -60,8 +61,9 @@ if [ "$mode" != worker ]; then
 fi
 
 web() { PGAPPNAME=corporate-web exec "$VENV/bin/gunicorn" -c deploy/gunicorn.conf.py corporate.wsgi:application; }
+# The task worker waits out a database outage itself (manage.py task_worker).
 worker() {
-  PGAPPNAME=corporate-worker exec "$PY" manage.py db_worker --no-reload --worker-id "worker-$(hostname)-$$-$1"
+  PGAPPNAME=corporate-worker exec "$PY" manage.py task_worker --no-reload --worker-id "worker-$(hostname)-$$-$1"
 }
 
 case "$mode" in
@@ -70,11 +72,14 @@ case "$mode" in
   worker) worker "${WORKER_NUMBER:-1}" ;;
 esac
 
-# all: gunicorn and TASK_WORKERS task workers; when one stops, or on Ctrl-C /
-# SIGTERM, stop them all.
+# all: gunicorn and TASK_WORKERS task workers. A task worker that stops is
+# started again (deploy/supervise.sh) and never takes the web server down;
+# when gunicorn stops, or on Ctrl-C / SIGTERM, everything stops.
+# shellcheck source=deploy/supervise.sh
+. deploy/supervise.sh
 pids=()
 for n in $(seq 1 "${TASK_WORKERS:-2}"); do
-  ( worker "$n" ) &
+  supervise "task worker $n" worker "$n" &
   pids+=($!)
 done
 ( web ) &
@@ -88,7 +93,7 @@ stop() {
 trap 'stop; exit 0' INT TERM
 say "gunicorn on ${BIND:-127.0.0.1}:${PORT:-8000} (pid $web_pid), ${TASK_WORKERS:-2} task worker(s)"
 status=0
-wait -n "${pids[@]}" || status=$?
-say "a process stopped (exit $status); stopping the others"
+wait "$web_pid" || status=$?
+say "gunicorn stopped (exit $status); stopping the task workers"
 stop
 exit "$status"

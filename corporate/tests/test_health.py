@@ -2,10 +2,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from django.test import override_settings
 from django.urls import reverse
+
+from corporate.workers import record_heartbeat
 
 ROOT = Path(__file__).resolve().parents[2]
 DEAD_REDIS = {
@@ -18,17 +21,70 @@ DEAD_REDIS = {
 }
 
 
-def test_health_ok(client, db):
+def get_health_with_heartbeat(client, seconds_ago):
+    """/health after a heartbeat `seconds_ago`, and the ages it may report (the request takes a moment)."""
+    beat = time.time() - seconds_ago
+    record_heartbeat(beat)
+    before = time.time()
     response = client.get(reverse("health"))
+    return response, range(int(before - beat), int(time.time() - beat) + 1)
+
+
+def test_health_ok(client, db):
+    response, ages = get_health_with_heartbeat(client, 0)
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "cache": "ok", "status": "ok"}
+    body = response.json()
+    assert body["worker"]["last_heartbeat_seconds"] in ages
+    assert body == {
+        "database": "ok",
+        "cache": "ok",
+        "worker": {"state": "ok", "last_heartbeat_seconds": body["worker"]["last_heartbeat_seconds"]},
+        "status": "ok",
+    }
 
 
 def test_health_reports_unreachable_cache(client, db):
-    with override_settings(CACHES=DEAD_REDIS):
+    with override_settings(CACHES={"default": DEAD_REDIS["default"], "workers": DEAD_REDIS["default"]}):
         response = client.get(reverse("health"))
     assert response.status_code == 503
-    assert response.json() == {"database": "ok", "cache": "unavailable", "status": "degraded", "failed": ["cache"]}
+    assert response.json() == {
+        "database": "ok",
+        "cache": "unavailable",
+        "worker": {"state": "unknown"},
+        "status": "degraded",
+        "failed": ["cache"],
+    }
+
+
+def test_health_reports_how_long_ago_the_workers_sent_a_heartbeat(client, db, settings):
+    settings.TASK_WORKER_HEARTBEAT_SECONDS = 5
+    response, ages = get_health_with_heartbeat(client, 12)
+    assert response.status_code == 200
+    assert response.json()["worker"]["state"] == "ok"
+    assert response.json()["worker"]["last_heartbeat_seconds"] in ages
+
+
+def test_stale_workers_are_reported_without_failing_health(client, db, settings):
+    # Three missed beats make the workers stale; the web tier still serves, so 200.
+    settings.TASK_WORKER_HEARTBEAT_SECONDS = 5
+    response, ages = get_health_with_heartbeat(client, 16)
+    assert response.status_code == 200
+    assert response.json()["worker"]["state"] == "stale"
+    assert response.json()["worker"]["last_heartbeat_seconds"] in ages
+    assert response.json()["status"] == "ok"
+
+
+def test_health_says_when_no_worker_ever_reported(client, db):
+    response = client.get(reverse("health"))
+    assert response.status_code == 200
+    assert response.json()["worker"] == {"state": "never"}
+
+
+def test_health_reads_the_heartbeat_with_one_cache_read_and_one_query(client, db, django_assert_num_queries):
+    record_heartbeat()
+    # 1: SELECT 1 (the database check); the heartbeat comes from the cache.
+    with django_assert_num_queries(1):
+        assert client.get(reverse("health")).json()["worker"]["state"] == "ok"
 
 
 def test_health_reports_unreachable_database():
