@@ -12,7 +12,7 @@ admin.site.index_title = "Manage the workspace"
 
 urlpatterns = [
     # The OpenAI-compatible API first: its cache hits are the hottest path.
-    path("v1/", include("llmgateway.openai_urls")),
+    path("v1/", include("llmgateway.v1.urls")),
     path("", views.dashboard, name="dashboard"),
     path("health", views.health, name="health"),
     path("accounts/login/", views.SignInView.as_view(), name="login"),

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from llmgateway import caching, stats
 from llmgateway.forms import ApiKeyForm, CachePolicyForm
 from llmgateway.models import ApiKey, ModelConfig, Scope
-from llmgateway.openai_views import model_list
+from llmgateway.v1.views import model_list
 from workspaces import permissions
 from workspaces.models import Workspace
 

@@ -1,0 +1,10 @@
+"""The OpenAI-compatible API, mounted at /v1/."""
+
+from django.urls import path
+
+from llmgateway.v1 import views
+
+urlpatterns = [
+    path("chat/completions", views.chat_completions, name="openai-chat-completions"),
+    path("models", views.models, name="openai-models"),
+]
