@@ -228,6 +228,17 @@ def test_pages_and_apis_answer_503_in_their_shapes_while_the_database_is_down(st
         error = json.loads(body)["error"]
         assert set(error) == {"message", "type", "param", "code"}
         assert error["code"] == "service_unavailable" and error["type"] == "api_error"
+        # A completion that is not a cache hit needs the database too.
+        body = json.dumps({"model": "offline", "messages": [{"role": "user", "content": "Hello?"}]}).encode()
+        status, headers, answer = request(
+            stack,
+            "POST",
+            "/v1/chat/completions",
+            body=body,
+            headers={"Authorization": f"Bearer {UNKNOWN_API_KEY}", "Content-Type": "application/json"},
+        )
+        assert status == 503, answer[:500]
+        assert json.loads(answer)["error"]["code"] == "service_unavailable"
 
         # /health names the database; the task worker is still alive and sends heartbeats.
         status, body = health(stack)
@@ -243,6 +254,21 @@ def test_pages_and_apis_answer_503_in_their_shapes_while_the_database_is_down(st
     wait_until(lambda: health(stack)[0] == 200, 60, "/health answers 200 again")
     status, _, body = request(stack, "GET", "/", headers={"Cookie": cookies})
     assert status == 200, body[:500]
+
+
+def test_after_a_database_restart_no_request_fails_on_a_dead_pooled_connection(stack, cluster, api_token):
+    import concurrent.futures
+
+    cookies = sign_in(stack)
+    # Several requests at once leave several idle connections in the worker's pool.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        warm = list(pool.map(lambda _: request(stack, "GET", "/", headers={"Cookie": cookies})[0], range(8)))
+    assert warm == [200] * 8
+    cluster.stop()
+    cluster.start()
+    # Every pooled connection died with the restart; the very first requests after it succeed.
+    statuses = [request(stack, "GET", "/", headers={"Cookie": cookies})[0] for _ in range(6)]
+    assert statuses == [200] * 6
 
 
 def test_the_task_worker_waits_out_a_database_restart_and_processes_the_next_document(stack, cluster, api_token):

@@ -12,6 +12,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from corporate.middleware import is_database_unavailable
+from corporate.views import database_unavailable
 from llmgateway import auth, deferred, registry
 from llmgateway.gateway import Completion, GatewayError, entry
 
@@ -90,11 +92,15 @@ def chat_completions(request):
     with deferred.collecting() as after_response:
         try:
             response = _chat_completions(request)
-        except Exception:  # an OpenAI-shaped 500, never a traceback page
-            log.exception("chat completion failed")
-            response = error_response(
-                GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
-            )
+        except Exception as exc:  # OpenAI-shaped, never a traceback page
+            if is_database_unavailable(exc):
+                # A miss needs the database (the key's or workspace's record): 503 while it is down.
+                response = database_unavailable(request)
+            else:
+                log.exception("chat completion failed")
+                response = error_response(
+                    GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
+                )
         return deferred.attach(response, after_response)
 
 

@@ -13,8 +13,9 @@ connections come from a pool of at most POOL_SIZE per worker process:
   them to the pool), so a greenlet holds one only while a request needs it;
 - CONN_MAX_AGE keeps its meaning: the most seconds a connection stays open
   (0: a fresh connection for every request, still within the bound);
-- CONN_HEALTH_CHECKS: a reused connection is checked with `SELECT 1` before
-  its first query in a request, as Django does for persistent connections;
+- CONN_HEALTH_CHECKS: a reused connection is checked with `SELECT 1` when a
+  request takes it, before its first query; a dead one (the database
+  restarted) is dropped and another taken, so no request fails for it;
 - a request that finds every connection busy waits up to POOL_TIMEOUT
   seconds, then fails with OperationalError (/health answers 503);
 - a connection whose greenlet ended without giving it back is returned when
@@ -113,10 +114,19 @@ class DatabaseWrapper(base.DatabaseWrapper):
         pool = self.pool_in_use()
         if pool is None:
             return super().get_new_connection(conn_params)
-        try:
-            conn, reused = pool.acquire(partial(base.DatabaseWrapper.get_new_connection, self, conn_params))
-        except PoolTimeout as exc:
-            raise self.Database.OperationalError(str(exc)) from None
+        connect = partial(base.DatabaseWrapper.get_new_connection, self, conn_params)
+        while True:
+            try:
+                conn, reused = pool.acquire(connect)
+            except PoolTimeout as exc:
+                raise self.Database.OperationalError(str(exc)) from None
+            # A reused connection is checked before the request's first query
+            # (after a database restart every idle one is dead): a dead one is
+            # dropped and the next taken, so no request fails for it.
+            if not reused or not self.settings_dict["CONN_HEALTH_CHECKS"] or self._alive(conn):
+                break
+            log.info("dropping a pooled database connection that no longer answers")
+            pool.release(conn, reusable=False)
         if reused:
             # What Django's get_new_connection sets for a fresh connection.
             self.isolation_level = IsolationLevel(
@@ -128,12 +138,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self._green_finalizer = weakref.finalize(self, pool.release, conn, False)
         return conn
 
+    def _alive(self, conn):
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            if conn.get_transaction_status() != self.Database.extensions.TRANSACTION_STATUS_IDLE:
+                conn.rollback()
+        except self.Database.Error:
+            return False
+        return True
+
     def connect(self):
         super().connect()
-        if self._green_pool is not None and self._green_reused and self.health_check_enabled:
-            # Check a reused connection before its first query, as Django does
-            # for persistent connections at the start of each request.
-            self.health_check_done = False
+        if self._green_pool is not None:
+            # get_new_connection checked a reused connection already.
+            self.health_check_done = True
 
     def _close(self):
         pool, conn = self._green_pool, self.connection
