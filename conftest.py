@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from corporate.tests.browser import browser, page  # noqa: F401  (fixtures for page-flow tests)
+from corporate.tests.redis_server import own_redis, redis_cache  # noqa: F401  (fixtures for Redis outage tests)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

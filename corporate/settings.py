@@ -161,23 +161,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Cache: local memory unless REDIS_URL is set.
 REDIS_URL = env_str("REDIS_URL", "")
 REDIS_SOCKET_TIMEOUT = float(env_int("REDIS_SOCKET_TIMEOUT_MS", 250, minimum=10)) / 1000
+# After a Redis connection error or timeout, every use of Redis in the process
+# answers "unavailable" at once for this long (corporate/redis_circuit.py).
+# LLM_REDIS_RETRY_SECONDS is the old name of the variable.
+REDIS_RETRY_SECONDS = env_int("REDIS_RETRY_SECONDS", env_int("LLM_REDIS_RETRY_SECONDS", 5, minimum=1), minimum=1)
+LLM_REDIS_RETRY_INTERVAL = REDIS_RETRY_SECONDS  # the old name of the setting
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "corporate")
 if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": redis_url("REDIS_URL", REDIS_URL),
-            "KEY_PREFIX": CACHE_KEY_PREFIX,
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-                # A Redis outage degrades to "no cache", never to an error page.
-                "IGNORE_EXCEPTIONS": True,
-            },
-        }
-    }
-    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    from corporate.redis_circuit import cache_settings
+
+    CACHES = {"default": cache_settings(redis_url("REDIS_URL", REDIS_URL), REDIS_SOCKET_TIMEOUT, CACHE_KEY_PREFIX)}
 else:
     CACHES = {
         "default": {
@@ -186,6 +179,8 @@ else:
             "KEY_PREFIX": CACHE_KEY_PREFIX,
         }
     }
+# The circuit logs one warning per outage interval; no traceback per ignored operation.
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False
 
 # Task workers' heartbeats (corporate.workers), read by /health: a cache every
 # process sees - the Redis above, else files under var/ (local memory is per process).
@@ -428,8 +423,6 @@ LLM_ALLOW_PRIVATE_UPSTREAMS = env_bool("LLM_ALLOW_PRIVATE_UPSTREAMS", True)
 # The most one request may send upstream: characters of message content, and messages.
 LLM_MAX_INPUT_CHARS = env_int("LLM_MAX_INPUT_CHARS", 200_000, minimum=1)
 LLM_MAX_MESSAGES = env_int("LLM_MAX_MESSAGES", 500, minimum=1)
-# After a Redis error the gateway runs uncached for this long before trying Redis again.
-LLM_REDIS_RETRY_INTERVAL = env_int("LLM_REDIS_RETRY_SECONDS", 5, minimum=1)
 # Circuit breaker: this many failed calls in a row skip a model for the cool-down.
 LLM_BREAKER_FAILURES = env_int("LLM_BREAKER_FAILURES", 5, minimum=1)
 LLM_BREAKER_COOLDOWN = env_int("LLM_BREAKER_COOLDOWN_SECONDS", 30, minimum=1)

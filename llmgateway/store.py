@@ -4,9 +4,11 @@ Two implementations of one small interface:
 
 - `RedisStore` talks to Redis directly (the django-redis connection pool, so
   the same socket timeouts), storing plain bytes. When Redis fails, it
-  answers "nothing there" for `LLM_REDIS_RETRY_INTERVAL` seconds without
-  trying again, so no request waits more than one socket timeout, and it
-  logs one warning per interval.
+  answers "nothing there"; after a connection error or timeout the process's
+  Redis circuit (corporate/redis_circuit.py, shared with Django's cache)
+  answers "unavailable" for REDIS_RETRY_SECONDS without trying again, so no
+  request waits more than one socket timeout, and one warning is logged per
+  interval.
 - `LocalStore` keeps the same data in a Django cache: without Redis, files
   under VAR_DIR/gateway-cache, shared by the workers and management commands
   of the host (counters under a file lock); in tests, the default
@@ -204,49 +206,52 @@ class LocalStore(Store):
 
 
 class RedisStore(Store):
-    """Redis, with every failure turned into "nothing there" and a pause before the next try."""
+    """Redis, with every failure turned into "nothing there" and a pause (the circuit's) before the next try."""
 
     shared = True
 
-    def __init__(self, client, make_key=None, retry_interval=None):
+    def __init__(self, client, make_key=None, retry_interval=None, circuit=None):
+        import redis
+
+        from corporate.redis_circuit import UNAVAILABLE, Circuit
+
+        self._unavailable = (*UNAVAILABLE, OSError)
+        self._refused = redis.RedisError
         self.client = client
         self._make_key = make_key or (lambda key: key)
-        self.retry_interval = retry_interval if retry_interval is not None else settings.LLM_REDIS_RETRY_INTERVAL
-        self._down_until = 0.0
-        self._warned_at = 0.0
+        # Clients from django-redis (and from_url) have the circuit in their connections; share it.
+        bound = getattr(getattr(client, "connection_pool", None), "connection_class", None)
+        self.circuit = circuit or getattr(bound, "circuit", None) or Circuit(retry_interval)
+        self._refused_at = None
 
     @classmethod
-    def from_url(cls, url, timeout=None, **kwargs):
-        import redis
+    def from_url(cls, url, timeout=None, retry_interval=None, **kwargs):
+        """A store on its own Redis, with a circuit of its own (benchmarks, tests)."""
+        from corporate import redis_circuit
 
         timeout = timeout if timeout is not None else settings.REDIS_SOCKET_TIMEOUT
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        return cls(client, **kwargs)
-
-    def _failed(self, exc):
-        now = time.monotonic()
-        self._down_until = now + self.retry_interval
-        if now - self._warned_at >= self.retry_interval:
-            self._warned_at = now
-            log.warning(
-                "Redis unavailable (%s); the gateway runs uncached for the next %ss",
-                exc.__class__.__name__,
-                self.retry_interval,
-            )
+        circuit = redis_circuit.Circuit(retry_interval)
+        return cls(redis_circuit.client(url, timeout, to=circuit), circuit=circuit, **kwargs)
 
     def _run(self, default, operation):
-        if self._down_until and time.monotonic() < self._down_until:
+        if not self.circuit.allow():
             return default
-        import redis
-
         try:
             return operation(self.client)
-        except (redis.RedisError, OSError) as exc:
-            self._failed(exc)
+        except self._unavailable as exc:
+            if not self.circuit.is_open():  # a client without the circuit in its connections
+                self.circuit.failed(exc)
+            return default
+        except self._refused as exc:
+            # Redis answered, with an error (out of memory, a wrong type): not an outage.
+            now = time.monotonic()
+            if self._refused_at is None or now - self._refused_at >= self.circuit.retry_seconds:
+                self._refused_at = now
+                log.warning("Redis refused a gateway operation: %s", exc)
             return default
 
     def available(self):
-        return not (self._down_until and time.monotonic() < self._down_until)
+        return not self.circuit.is_open()
 
     def get_many(self, keys):
         return self._run([None] * len(keys), lambda r: r.mget(keys))
