@@ -1,11 +1,18 @@
 """Workspace API keys: bearer tokens checked through the cache.
 
-A key is resolved once from the database (it must be unrevoked, its creator
-active and still a member of the key's workspace) and then kept in the cache
-as a `KeyInfo` for API_KEY_TTL. Expiry is checked on every request against
-the cached info. Revoking a key, deactivating its creator, changing the
-creator's membership or editing the key deletes the cached info, so the
-very next request goes back to the database and fails.
+A key is resolved from the database (it must be unrevoked, its creator
+active and still a member of the key's workspace: one query) and then kept
+in the cache as a `KeyInfo` stamped with when it was read. Expiry is checked
+on every request against the cached info. A record counts for API_KEY_TTL
+(5 s) after it was read, so whatever happened meanwhile (a revocation while
+Redis was paused or down, a queryset `update()` that sent no signal, a
+membership deleted in SQL) a key that lost its rights fails within 5 s.
+Each key in use thus costs one query per 5 s for the whole deployment (the
+record is shared in Redis), and a hit between two checks none. Revoking a
+key, deactivating its creator, changing the creator's membership or editing
+the key also deletes the cached info, so with Redis answering the very next
+request already fails. Records read before this process last saw Redis fail
+are read again: an invalidation may have been lost then.
 
 `ApiKeyAuthentication` lets the whole REST API accept keys: the request's
 user is the key's creator, limited to the key's workspace
@@ -34,6 +41,11 @@ class KeyInfo:
     user_id: int
     scopes: tuple
     expires_at: float | None = None
+    checked_at: float = 0.0  # time.time() when read from the database
+
+    def current(self, unreliable_before=0.0):
+        """Still good to use without asking the database again?"""
+        return self.checked_at > unreliable_before and time.time() - self.checked_at < API_KEY_TTL
 
     def expired(self):
         return self.expires_at is not None and self.expires_at <= time.time()
@@ -76,29 +88,33 @@ def token_hash(token):
 
 
 def info_from_cached(raw):
-    """(found, info): (False, None) when not cached; (True, None) for a key known to be unusable."""
+    """(found, info): (False, None) when not cached or due for a check; (True, None) for a key known to be unusable."""
     if raw is None:
         return False, None
     if raw == _REVOKED:
         return True, None
-    return True, _parse_key_info(raw)
+    info = _parse_key_info(raw)
+    if not info.current(get_store().unreliable_before()):
+        return False, None
+    return True, info
 
 
 def load_key(digest):
     """KeyInfo from the database (then cached), or None when the key is unknown or unusable."""
+    from django.db.models import Exists, OuterRef
+
     from llmgateway.models import ApiKey
     from workspaces.models import Membership
 
+    checked_at = time.time()  # before the query: a change after this is seen on the next check
     key = (
         ApiKey.objects.filter(key_hash=digest, revoked_at__isnull=True, created_by__is_active=True)
+        .filter(
+            Exists(Membership.objects.filter(workspace_id=OuterRef("workspace_id"), user_id=OuterRef("created_by_id")))
+        )
         .values("id", "workspace_id", "created_by_id", "scopes", "expires_at")
         .first()
     )
-    if (
-        key is not None
-        and not Membership.objects.filter(workspace_id=key["workspace_id"], user_id=key["created_by_id"]).exists()
-    ):
-        key = None
     if key is None:
         get_store().set(api_key_key(digest), _REVOKED, NEGATIVE_TTL)
         return None
@@ -108,6 +124,7 @@ def load_key(digest):
         user_id=key["created_by_id"],
         scopes=tuple(key["scopes"] or ()),
         expires_at=key["expires_at"].timestamp() if key["expires_at"] else None,
+        checked_at=checked_at,
     )
     get_store().set(api_key_key(digest), info.dumps(), API_KEY_TTL)
     return info
@@ -135,7 +152,7 @@ def resolve(token, scope=None):
 
 
 def forget_keys(hashes):
-    """Drop cached key info, so the next request re-reads the database."""
+    """Drop cached key info, so the next request re-reads the database (if Redis is down, the 5 s check does it)."""
     hashes = list(hashes)
     if hashes:
         get_store().invalidate(*[api_key_key(h) for h in hashes])

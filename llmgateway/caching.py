@@ -26,7 +26,9 @@ from llmgateway.store import get_store, make_key
 # TTLs (seconds).
 WORKSPACE_INFO_TTL = 5 * 60  # policy + generation; dropped on every change
 MODEL_INFO_TTL = 5 * 60  # model configuration; dropped on every change
-API_KEY_TTL = 5 * 60  # resolved API key; dropped on revoke, deactivation and membership change
+# Resolved API key: checked against the database again after this long, whatever
+# happened to invalidations meanwhile (see auth.py); also dropped on every change.
+API_KEY_TTL = 5
 NEGATIVE_TTL = 30  # "no such key / model", so junk tokens do not reach the database each time
 FLIGHT_TTL = 120  # chunks of an in-flight completion, kept after the last one for late followers
 

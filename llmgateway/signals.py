@@ -3,7 +3,10 @@
 Cached key info, model specs and workspace info are dropped whenever what
 they were built from changes, so a revoked key, a deactivated creator, a
 removed member, a changed model or a new cache policy counts on the very
-next request.
+next request while Redis answers. Key info does not depend on these
+signals: it is checked against the database every 5 seconds (auth.py), so
+a change made while Redis was down, or one that sent no signal (a queryset
+`update()`, SQL), still counts within 5 seconds.
 """
 
 from django.db.models.signals import post_delete, post_save, pre_save

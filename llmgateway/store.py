@@ -94,6 +94,10 @@ class Store:
     def available(self):
         return True
 
+    def unreliable_before(self):
+        """Records cached before this moment (time.time()) may have missed an invalidation."""
+        return 0.0
+
 
 # Keys of records that every process must drop together (see LocalStore).
 RECORD_MARKERS = (":gw:key:", ":gw:ws:", ":gw:model:")
@@ -252,6 +256,10 @@ class RedisStore(Store):
 
     def available(self):
         return not self.circuit.is_open()
+
+    def unreliable_before(self):
+        """Records cached before this moment (time.time()) may have missed an invalidation: Redis failed then."""
+        return self.circuit.failed_at
 
     def get_many(self, keys):
         return self._run([None] * len(keys), lambda r: r.mget(keys))

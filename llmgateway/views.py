@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from llmgateway import caching, stats
+from llmgateway.caching import API_KEY_TTL
 from llmgateway.forms import ApiKeyForm, CachePolicyForm
 from llmgateway.models import ApiKey, ModelConfig, Scope
 from llmgateway.v1.views import model_list
@@ -101,7 +102,10 @@ def revoke_key(request, slug, pk):
     if key is None:
         raise Http404("No such key")
     key.revoke()
-    messages.success(request, f"The key “{key.name}” is revoked; requests with it now fail.")
+    # Recorded in the database, so true whatever the cache did (see llmgateway/auth.py).
+    messages.success(
+        request, f"The key “{key.name}” is revoked; requests with it are refused within {API_KEY_TTL} seconds."
+    )
     return redirect("llmgateway:keys", slug=workspace.slug)
 
 
