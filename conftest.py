@@ -68,6 +68,16 @@ def _temporary_media(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, and its installation id read once (cache keys carry it), outside any query count."""
+    from corporate import installation
+
+    with django_db_blocker.unblock():
+        installation.forget()
+        installation.current()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     from django.core.cache import cache

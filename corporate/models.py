@@ -1,6 +1,10 @@
+import uuid
+
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 
 class UserManager(BaseUserManager):
@@ -75,3 +79,21 @@ class User(AbstractUser):
     @property
     def display_name(self):
         return self.full_name or self.email.split("@")[0]
+
+
+class Installation(models.Model):
+    """Which database this is: one row, created with the database by a migration.
+
+    Its id is part of every cache key (corporate.installation), so databases
+    that share one Redis database (a recreated database, staging beside
+    production) never read each other's entries.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="%(app_label)s_%(class)s_one_row")]
+
+    def __str__(self):
+        return str(self.uuid)

@@ -189,6 +189,7 @@ def cache_settings(url, timeout, key_prefix):
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": url,
         "KEY_PREFIX": key_prefix,
+        "KEY_FUNCTION": "corporate.installation.make_key",
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "CONNECTION_FACTORY": "corporate.redis_circuit.CircuitConnectionFactory",

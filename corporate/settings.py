@@ -158,7 +158,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Cache: local memory unless REDIS_URL is set.
+# Cache: local memory unless REDIS_URL is set. Every key carries the installation
+# id of the database (corporate.installation), so databases sharing a Redis
+# never read each other's entries.
 REDIS_URL = env_str("REDIS_URL", "")
 REDIS_SOCKET_TIMEOUT = float(env_int("REDIS_SOCKET_TIMEOUT_MS", 250, minimum=10)) / 1000
 # After a Redis connection error or timeout, every use of Redis in the process
@@ -177,6 +179,7 @@ else:
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": "corporate",
             "KEY_PREFIX": CACHE_KEY_PREFIX,
+            "KEY_FUNCTION": "corporate.installation.make_key",
         }
     }
 # The circuit logs one warning per outage interval; no traceback per ignored operation.

@@ -15,12 +15,12 @@ Two implementations of one small interface:
   local-memory cache, emptied before each test. When the cache is
   per process, records that must change everywhere at once (key info,
   workspace info, model specs) carry an epoch read from a stamp file under
-  VAR_DIR (one per database): `invalidate` also bumps the stamp, and every
+  VAR_DIR (one per installation): `invalidate` also bumps the stamp, and every
   other process on the host stops using its old records on its next request
   (one stat call).
 
-Keys go through `cache.make_key`, so the deployment's CACHE_KEY_PREFIX
-applies. Values are bytes (JSON) in both.
+Keys go through `cache.make_key`, so the deployment's CACHE_KEY_PREFIX and
+the database's installation id apply. Values are bytes (JSON) in both.
 """
 
 import logging
@@ -105,9 +105,7 @@ RECORD_MARKERS = (":gw:key:", ":gw:ws:", ":gw:model:")
 
 def default_stamp():
     """One stamp per database: the processes that share a database share their records' epoch."""
-    import hashlib
-
-    from django.db import connection
+    from corporate import installation
 
     if getattr(settings, "TESTING", False):
         # Each test run has its own database; keep its stamp out of var/.
@@ -117,8 +115,7 @@ def default_stamp():
         path = Path(tempfile.gettempdir()) / f"gateway-records-test-{os.getpid()}.stamp"
         atexit.register(path.unlink, missing_ok=True)
         return path
-    name = hashlib.sha256(str(connection.settings_dict.get("NAME")).encode()).hexdigest()[:12]
-    return Path(settings.VAR_DIR) / f"gateway-records-{name}.stamp"
+    return Path(settings.VAR_DIR) / f"gateway-records-{installation.current()}.stamp"
 
 
 class LocalStore(Store):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from corporate import installation
 from llmgateway import coalesce, gateway, registry, stats
 from llmgateway.caching import load_workspace_info
 from llmgateway.store import RedisStore, set_store
@@ -188,6 +189,8 @@ def test_follower_gives_up_after_the_bounded_wait(workspace, ready, upstream, se
 SUBPROCESS = """
 import json, sys, django
 django.setup()
+from corporate import installation
+installation._current = sys.argv[6]  # the test process's installation (this process has another database)
 from llmgateway import gateway, registry
 from llmgateway.store import RedisStore, set_store
 set_store(RedisStore.from_url(sys.argv[1]))
@@ -214,6 +217,7 @@ def test_identical_requests_in_two_processes_make_one_upstream_call(workspace, r
             str(workspace.pk),
             json.dumps(_request()),
             extra,
+            installation.current(),
         ],
         cwd=ROOT,
         env=env,
