@@ -2,7 +2,8 @@
 
 Plain Django views, not DRF: this is the product's fastest path. A cache hit
 costs one store round trip and no database query (statistics are written in
-batches, see stats.py).
+batches, see stats.py), except that each key's cached record is checked
+against the database once it is 5 seconds old (one query, see auth.py).
 """
 
 import json
