@@ -8,8 +8,8 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from llmgateway import stats
 from llmgateway.auth import KeyInfo
+from llmgateway.cache import stats
 from llmgateway.models import ApiKey, ModelConfig, Scope
 from workspaces.permissions import get_workspace_for
 

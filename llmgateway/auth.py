@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 
 from rest_framework import authentication, exceptions
 
-from llmgateway.caching import API_KEY_TTL, NEGATIVE_TTL, ParsedMemo, api_key_key
+from llmgateway.cache.entries import API_KEY_TTL, NEGATIVE_TTL, ParsedMemo, api_key_key
+from llmgateway.cache.store import get_store
 from llmgateway.models import API_KEY_PREFIX, hash_key
-from llmgateway.store import get_store
 
 TOKEN_RE = re.compile(r"^gw_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$")
 _REVOKED = b"-"

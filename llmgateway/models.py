@@ -2,7 +2,7 @@
 
 Model configurations are deployment-wide (staff manage them in the admin or
 with `manage.py add_model`); API keys and cache generations belong to a
-workspace. Usage figures live in the cache statistics (see stats.py), so the
+workspace. Usage figures live in the cache statistics (see cache/stats.py), so the
 request path writes nothing to the database on a hit.
 """
 

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, fields
 
 from django.conf import settings
 
-from llmgateway.caching import MODEL_INFO_TTL, NEGATIVE_TTL, ParsedMemo, model_info_key
-from llmgateway.store import get_store
+from llmgateway.cache.entries import MODEL_INFO_TTL, NEGATIVE_TTL, ParsedMemo, model_info_key
+from llmgateway.cache.store import get_store
 
 DEFAULT_ALIAS = "__default__"
 _MISSING = b"-"

@@ -13,7 +13,8 @@ from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from corporate.signals import user_deactivated
-from llmgateway import auth, caching, registry
+from llmgateway import auth, registry
+from llmgateway.cache import entries
 from llmgateway.models import ApiKey, CacheGeneration, ModelConfig
 from workspaces.models import Membership, Workspace
 
@@ -36,7 +37,7 @@ def forget_changed_key(sender, instance, **kwargs):
 @receiver([post_save, post_delete], sender=Workspace)
 @receiver([post_save, post_delete], sender=CacheGeneration)
 def forget_workspace_info(sender, instance, **kwargs):
-    caching.forget_workspace(instance.pk)
+    entries.forget_workspace(instance.pk)
 
 
 @receiver(pre_save, sender=ModelConfig)

@@ -7,8 +7,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from llmgateway import caching, stats
-from llmgateway.caching import API_KEY_TTL
+from llmgateway.cache import entries, stats
+from llmgateway.cache.entries import API_KEY_TTL
 from llmgateway.forms import ApiKeyForm, CachePolicyForm
 from llmgateway.models import ApiKey, ModelConfig, Scope
 from llmgateway.v1.views import model_list
@@ -134,6 +134,6 @@ def cache_page(request, slug):
 @require_POST
 def cache_clear(request, slug):
     workspace = _workspace(request, slug, "manage_settings")
-    caching.clear_workspace(workspace.pk)
+    entries.clear_workspace(workspace.pk)
     messages.success(request, "Cleared: answers cached before now will not be served again.")
     return redirect("llmgateway:cache", slug=workspace.slug)

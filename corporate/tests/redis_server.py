@@ -102,7 +102,7 @@ def redis_caches(url):
 def redis_cache(own_redis, settings):
     """Django's cache and the gateway's store on the test's own Redis, configured as in production."""
     from corporate.redis_circuit import circuit
-    from llmgateway import store
+    from llmgateway.cache import store
 
     settings.CACHES = redis_caches(own_redis.url(9))
     circuit.reset()

@@ -21,10 +21,10 @@ from collections import OrderedDict
 from threading import Lock
 
 from llmgateway import auth, registry
-from llmgateway.caching import api_key_key, model_info_key, workspace_info_key
+from llmgateway.cache.entries import api_key_key, model_info_key, workspace_info_key
+from llmgateway.cache.store import get_store
 from llmgateway.gateway.errors import GatewayError
 from llmgateway.gateway.flight import prepare
-from llmgateway.store import get_store
 
 
 class BoundedMemo:

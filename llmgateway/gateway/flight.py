@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from llmgateway import coalesce, registry, stats
-from llmgateway.caching import (
+from llmgateway import registry
+from llmgateway.cache import coalesce, stats
+from llmgateway.cache.entries import (
     CachedCompletion,
     completion_key,
     is_deterministic,
@@ -25,12 +26,12 @@ from llmgateway.caching import (
     parse_workspace_info,
     workspace_info_key,
 )
+from llmgateway.cache.store import get_store
 from llmgateway.gateway.controls import CacheControl
 from llmgateway.gateway.errors import GatewayError
 from llmgateway.gateway.validation import validate_request
 from llmgateway.providers import resilience
 from llmgateway.providers.base import Deadline, ProviderError, chunks_from_response, response_from_chunks
-from llmgateway.store import get_store
 from llmgateway.usage import hook
 
 # A leader's coalescing lock outlives its deadline by this much (time to hand over the answer).

@@ -30,7 +30,7 @@ def upstream(_upstream_server):
 
 @pytest.fixture(autouse=True)
 def _gateway_state(settings):
-    from llmgateway import coalesce, stats
+    from llmgateway.cache import coalesce, stats
     from llmgateway.providers.resilience import breaker
 
     for name, value in FAST_RETRIES.items():

@@ -54,7 +54,7 @@ def test_bad_bearer_tokens_are_401(client, workspace, header):
 def test_a_key_works_and_its_requests_land_in_its_workspace(client, api_key, workspace):
     response = _post(client, f"Bearer {api_key[1]}")
     assert response.status_code == 200
-    from llmgateway import stats
+    from llmgateway.cache import stats
 
     assert stats.summary(workspace.pk)["requests"] == 1
 

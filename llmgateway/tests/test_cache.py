@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from llmgateway import gateway, stats
-from llmgateway.caching import canonical_request, completion_key
+from llmgateway import gateway
+from llmgateway.cache import stats
+from llmgateway.cache.entries import canonical_request, completion_key
 from llmgateway.gateway import GatewayError
 
 BASE = {"model": "remote", "messages": [{"role": "user", "content": "What is the refund policy?"}]}
@@ -124,7 +125,7 @@ def test_one_workspace_never_gets_anothers_answer(workspace, other_workspace, re
 
 
 def test_clearing_a_workspace_hides_only_its_entries(workspace, other_workspace, remote_model, upstream):
-    from llmgateway.caching import clear_workspace
+    from llmgateway.cache.entries import clear_workspace
 
     gateway.complete(workspace, BASE)
     gateway.complete(other_workspace, BASE)

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from corporate import installation
-from llmgateway import coalesce, gateway, registry, stats
-from llmgateway.caching import load_workspace_info
-from llmgateway.store import RedisStore, set_store
+from llmgateway import gateway, registry
+from llmgateway.cache import coalesce, stats
+from llmgateway.cache.entries import load_workspace_info
+from llmgateway.cache.store import RedisStore, set_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ def ready(workspace, remote_model):
 
 @pytest.fixture
 def redis_store(redis_url, workspace):
-    from llmgateway.store import make_key
+    from llmgateway.cache.store import make_key
 
     store = RedisStore.from_url(redis_url)
     previous = set_store(store)
@@ -192,7 +193,7 @@ django.setup()
 from corporate import installation
 installation._current = sys.argv[6]  # the test process's installation (this process has another database)
 from llmgateway import gateway, registry
-from llmgateway.store import RedisStore, set_store
+from llmgateway.cache.store import RedisStore, set_store
 set_store(RedisStore.from_url(sys.argv[1]))
 spec = registry.ModelSpec(**json.loads(sys.argv[2]))
 result = gateway.complete(int(sys.argv[3]), json.loads(sys.argv[4]), spec=spec, cache_extra=sys.argv[5])
@@ -314,7 +315,7 @@ def test_redis_stopped_mid_run(workspace, ready, upstream, own_redis, caplog, v1
         assert gateway.complete(workspace.pk, _request(), spec=ready).cache_hit
 
         own_redis.stop()
-        with caplog.at_level(logging.WARNING, logger="llmgateway.store"):
+        with caplog.at_level(logging.WARNING, logger="llmgateway.cache.store"):
             for _ in range(4):
                 started = time.monotonic()
                 result = gateway.complete(workspace.pk, _request(), spec=ready)

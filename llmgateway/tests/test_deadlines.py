@@ -11,8 +11,9 @@ import uuid
 
 import pytest
 
-from llmgateway import coalesce, gateway, registry
-from llmgateway.caching import load_workspace_info, lock_key
+from llmgateway import gateway, registry
+from llmgateway.cache import coalesce
+from llmgateway.cache.entries import load_workspace_info, lock_key
 from llmgateway.models import ModelConfig
 from llmgateway.tests.test_coalescing import redis_store  # noqa: F401  (fixture)
 

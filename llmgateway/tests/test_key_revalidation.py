@@ -15,9 +15,9 @@ from django.db import connection
 from django.utils import timezone
 
 from llmgateway.auth import KeyInfo
-from llmgateway.caching import api_key_key
+from llmgateway.cache.entries import api_key_key
+from llmgateway.cache.store import get_store
 from llmgateway.models import ApiKey, hash_key
-from llmgateway.store import get_store
 from workspaces.models import Membership
 
 REQUEST = {"model": "offline", "messages": [{"role": "user", "content": "hello"}], "temperature": 0}

@@ -7,7 +7,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from llmgateway import gateway, stats
+from llmgateway import gateway
+from llmgateway.cache import stats
 from llmgateway.models import ModelConfig
 from workspaces.models import Workspace
 
@@ -157,7 +158,7 @@ def test_demo_registers_the_offline_model_once(admin_user):
 
 def test_archived_workspace_in_python_api(workspace):
     Workspace.objects.filter(pk=workspace.pk).update(archived=True)
-    from llmgateway.caching import forget_workspace
+    from llmgateway.cache.entries import forget_workspace
 
     forget_workspace(workspace.pk)
     with pytest.raises(gateway.GatewayError) as caught:

@@ -2,7 +2,7 @@
 
 from django.core.cache.backends.locmem import LocMemCache
 
-from llmgateway.store import LocalStore
+from llmgateway.cache.store import LocalStore
 
 
 def _process(name, stamp):

@@ -2,7 +2,7 @@
 
 Plain Django views, not DRF: this is the product's fastest path. A cache hit
 costs one store round trip and no database query (statistics are written in
-batches, see stats.py), except that each key's cached record is checked
+batches, see cache/stats.py), except that each key's cached record is checked
 against the database once it is 5 seconds old (one query, see auth.py).
 """
 
@@ -15,7 +15,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from corporate.middleware import is_database_unavailable
 from corporate.views import database_unavailable
-from llmgateway import auth, deferred, registry
+from llmgateway import auth, registry
+from llmgateway.cache import deferred
 from llmgateway.gateway import Completion, GatewayError, entry
 
 log = logging.getLogger("llmgateway")

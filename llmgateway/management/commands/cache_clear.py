@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from llmgateway import caching
+from llmgateway.cache import entries
 from workspaces.models import Workspace
 
 
@@ -15,11 +15,11 @@ class Command(BaseCommand):
         if options["all"] == bool(slug):
             raise CommandError("Name one workspace, or pass --all.")
         if options["all"]:
-            count = caching.clear_all()
+            count = entries.clear_all()
             self.stdout.write(f"Cleared the cache of {count} workspace(s).")
             return
         workspace = Workspace.objects.filter(slug=slug).first()
         if workspace is None:
             raise CommandError(f"No workspace with the slug {slug!r}.")
-        caching.clear_workspace(workspace.pk)
+        entries.clear_workspace(workspace.pk)
         self.stdout.write(f"Cleared the cache of {workspace.slug}.")

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from llmgateway import stats
+from llmgateway.cache import stats
 from workspaces.models import Workspace
 
 

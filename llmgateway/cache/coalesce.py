@@ -30,9 +30,9 @@ import time
 
 from django.conf import settings
 
-from llmgateway import deferred
-from llmgateway.caching import FLIGHT_TTL, flight_key, lock_key
-from llmgateway.store import get_store
+from llmgateway.cache import deferred
+from llmgateway.cache.entries import FLIGHT_TTL, flight_key, lock_key
+from llmgateway.cache.store import get_store
 
 
 class Abandoned(Exception):

@@ -19,9 +19,9 @@ import os
 import threading
 import time
 
-from llmgateway import deferred
-from llmgateway.caching import stats_key
-from llmgateway.store import get_store
+from llmgateway.cache import deferred
+from llmgateway.cache.entries import stats_key
+from llmgateway.cache.store import get_store
 
 FLUSH_INTERVAL = 0.5
 FLUSH_EVENTS = 200

@@ -33,7 +33,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache as default_cache
 
-log = logging.getLogger("llmgateway.store")
+log = logging.getLogger("llmgateway.cache.store")
 
 
 class Store:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 
-from llmgateway.store import get_store, make_key
+from llmgateway.cache.store import get_store, make_key
 
 # TTLs (seconds).
 WORKSPACE_INFO_TTL = 5 * 60  # policy + generation; dropped on every change
