@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass
 
 from rest_framework import authentication, exceptions
 
-from llmgateway.cache.entries import API_KEY_TTL, NEGATIVE_TTL, ParsedMemo, api_key_key
+from llmgateway.cache.entries import API_KEY_TTL, api_key_key
+from llmgateway.cache.records import ReadThrough
 from llmgateway.cache.store import get_store
 from llmgateway.models import API_KEY_PREFIX, hash_key
 
 TOKEN_RE = re.compile(r"^gw_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$")
-_REVOKED = b"-"
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,6 @@ class KeyInfo:
         return cls(**data)
 
 
-_parse_key_info = ParsedMemo(KeyInfo.loads)
-
-
 class KeyRejected(Exception):
     """The token is not a usable key; the message is safe to show."""
 
@@ -87,20 +84,8 @@ def token_hash(token):
     return hash_key(token)
 
 
-def info_from_cached(raw):
-    """(found, info): (False, None) when not cached or due for a check; (True, None) for a key known to be unusable."""
-    if raw is None:
-        return False, None
-    if raw == _REVOKED:
-        return True, None
-    info = _parse_key_info(raw)
-    if not info.current(get_store().unreliable_before()):
-        return False, None
-    return True, info
-
-
-def load_key(digest):
-    """KeyInfo from the database (then cached), or None when the key is unknown or unusable."""
+def _key_from_database(digest):
+    """The KeyInfo of a usable key (unrevoked, its creator active and still a member), or None."""
     from django.db.models import Exists, OuterRef
 
     from llmgateway.models import ApiKey
@@ -116,9 +101,8 @@ def load_key(digest):
         .first()
     )
     if key is None:
-        get_store().set(api_key_key(digest), _REVOKED, NEGATIVE_TTL)
         return None
-    info = KeyInfo(
+    return KeyInfo(
         id=key["id"],
         workspace_id=key["workspace_id"],
         user_id=key["created_by_id"],
@@ -126,8 +110,26 @@ def load_key(digest):
         expires_at=key["expires_at"].timestamp() if key["expires_at"] else None,
         checked_at=checked_at,
     )
-    get_store().set(api_key_key(digest), info.dumps(), API_KEY_TTL)
-    return info
+
+
+# A record counts until it is API_KEY_TTL old, and never past a Redis failure this process saw after reading it.
+key_records = ReadThrough(
+    api_key_key,
+    KeyInfo.loads,
+    _key_from_database,
+    API_KEY_TTL,
+    fresh=lambda info: info.current(get_store().unreliable_before()),
+)
+
+
+def info_from_cached(raw):
+    """(found, info): (False, None) when not cached or due for a check; (True, None) for a key known to be unusable."""
+    return key_records.from_cached(raw)
+
+
+def load_key(digest):
+    """KeyInfo from the database (then cached), or None when the key is unknown or unusable."""
+    return key_records.load(digest)
 
 
 def check(info, scope):

@@ -11,11 +11,10 @@ from dataclasses import asdict, dataclass, fields
 
 from django.conf import settings
 
-from llmgateway.cache.entries import MODEL_INFO_TTL, NEGATIVE_TTL, ParsedMemo, model_info_key
-from llmgateway.cache.store import get_store
+from llmgateway.cache.entries import MODEL_INFO_TTL, model_info_key
+from llmgateway.cache.records import ReadThrough
 
 DEFAULT_ALIAS = "__default__"
-_MISSING = b"-"
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,6 @@ def _count(value):
     return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
-_parse_spec = ParsedMemo(ModelSpec.loads)
 BUILTIN_OFFLINE = ModelSpec(name="offline", provider="offline", cache_ttl=3600, timeout=30, max_retries=0)
 
 
@@ -97,42 +95,41 @@ def lookup_name(name):
     return name or DEFAULT_ALIAS
 
 
-def spec_from_cached(raw):
-    """(found, spec) from a cached value: (False, None) when not cached, (True, None) for "no such model"."""
-    if raw is None:
-        return False, None
-    if raw == _MISSING:
-        return True, None
-    return True, _parse_spec(raw)
-
-
-def load(name):
-    """The spec for a model name (None: the default model), from the database, then cached."""
+def _spec_from_database(alias):
+    """The spec for a name as looked up (DEFAULT_ALIAS: the default model), or None."""
     from llmgateway.models import ModelConfig
 
+    name = None if alias == DEFAULT_ALIAS else alias
     queryset = ModelConfig.objects.filter(enabled=True).select_related("fallback")
     if name:
         config = queryset.filter(name=name).first()
     else:
         config = queryset.filter(is_default=True).first() or queryset.filter(name=settings.LLM_DEFAULT_MODEL).first()
     if config is not None:
-        spec = ModelSpec.from_config(config)
-    elif (name or settings.LLM_DEFAULT_MODEL) == BUILTIN_OFFLINE.name and not ModelConfig.objects.filter(
+        return ModelSpec.from_config(config)
+    if (name or settings.LLM_DEFAULT_MODEL) == BUILTIN_OFFLINE.name and not ModelConfig.objects.filter(
         name=BUILTIN_OFFLINE.name
     ).exists():
-        spec = BUILTIN_OFFLINE
-    else:
-        spec = None
-    get_store().set(
-        model_info_key(lookup_name(name)), spec.dumps() if spec else _MISSING, MODEL_INFO_TTL if spec else NEGATIVE_TTL
-    )
-    return spec
+        return BUILTIN_OFFLINE
+    return None
+
+
+specs = ReadThrough(model_info_key, ModelSpec.loads, _spec_from_database, MODEL_INFO_TTL)
+
+
+def spec_from_cached(raw):
+    """(found, spec) from a cached value: (False, None) when not cached, (True, None) for "no such model"."""
+    return specs.from_cached(raw)
+
+
+def load(name):
+    """The spec for a model name (None: the default model), from the database, then cached."""
+    return specs.load(lookup_name(name))
 
 
 def get_spec(name):
     """The spec for a model name, through the cache; None when no enabled model has that name."""
-    found, spec = spec_from_cached(get_store().get_many([model_info_key(lookup_name(name))])[0])
-    return spec if found else load(name)
+    return specs.get(lookup_name(name))
 
 
 def forget_all():
@@ -140,8 +137,8 @@ def forget_all():
     from llmgateway.models import ModelConfig
 
     names = set(ModelConfig.objects.values_list("name", flat=True)) | {DEFAULT_ALIAS, BUILTIN_OFFLINE.name}
-    get_store().invalidate(*[model_info_key(n) for n in names])
+    specs.forget(*names)
 
 
 def forget_name(name):
-    get_store().invalidate(model_info_key(lookup_name(name)))
+    specs.forget(lookup_name(name))

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 
-from llmgateway.cache.store import get_store, make_key
+from llmgateway.cache.records import ReadThrough
+from llmgateway.cache.store import make_key
 
 # TTLs (seconds).
 WORKSPACE_INFO_TTL = 5 * 60  # policy + generation; dropped on every change
@@ -29,7 +30,6 @@ MODEL_INFO_TTL = 5 * 60  # model configuration; dropped on every change
 # Resolved API key: checked against the database again after this long, whatever
 # happened to invalidations meanwhile (see auth.py); also dropped on every change.
 API_KEY_TTL = 5
-NEGATIVE_TTL = 30  # "no such key / model", so junk tokens do not reach the database each time
 FLIGHT_TTL = 120  # chunks of an in-flight completion, kept after the last one for late followers
 
 # Request fields that never change the answer.
@@ -104,24 +104,6 @@ def stats_key(workspace_id=None):
     return make_key(f"gw:stats:{'all' if workspace_id is None else workspace_id}")
 
 
-class ParsedMemo:
-    """Parsed records by their cached bytes (content-addressed, so never stale), bounded per process."""
-
-    def __init__(self, loader, limit=4096):
-        self.loader = loader
-        self.limit = limit
-        self._items = {}
-
-    def __call__(self, raw):
-        value = self._items.get(raw)
-        if value is None:
-            value = self.loader(raw)
-            if len(self._items) >= self.limit:
-                self._items.clear()
-            self._items[raw] = value
-        return value
-
-
 def is_deterministic(request):
     return request.get("temperature") in (0, 0.0) or request.get("seed") is not None
 
@@ -175,11 +157,7 @@ class WorkspaceInfo:
         return cls(**json.loads(raw))
 
 
-parse_workspace_info = ParsedMemo(WorkspaceInfo.loads)
-
-
-def load_workspace_info(workspace_id):
-    """From the database, then cached; None when the workspace does not exist."""
+def _workspace_from_database(workspace_id):
     from llmgateway.models import CacheGeneration
     from workspaces.models import Workspace
 
@@ -187,15 +165,22 @@ def load_workspace_info(workspace_id):
     if row is None:
         return None
     generation = CacheGeneration.objects.filter(workspace_id=workspace_id).values_list("generation", flat=True).first()
-    info = WorkspaceInfo(
+    return WorkspaceInfo(
         id=workspace_id, cache_policy=row["cache_policy"], generation=generation or 0, archived=row["archived"]
     )
-    get_store().set(workspace_info_key(workspace_id), info.dumps(), WORKSPACE_INFO_TTL)
-    return info
+
+
+# Each workspace's policy and generation, read by every completion (a hit reads it with the entry).
+workspace_info = ReadThrough(workspace_info_key, WorkspaceInfo.loads, _workspace_from_database, WORKSPACE_INFO_TTL)
+
+
+def load_workspace_info(workspace_id):
+    """From the database, then cached; None when the workspace does not exist."""
+    return workspace_info.load(workspace_id)
 
 
 def forget_workspace(workspace_id):
-    get_store().invalidate(workspace_info_key(workspace_id))
+    workspace_info.forget(workspace_id)
 
 
 def clear_workspace(workspace_id):

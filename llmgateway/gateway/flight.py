@@ -22,8 +22,7 @@ from llmgateway.cache.entries import (
     CachedCompletion,
     completion_key,
     is_deterministic,
-    load_workspace_info,
-    parse_workspace_info,
+    workspace_info,
     workspace_info_key,
 )
 from llmgateway.cache.store import get_store
@@ -138,7 +137,9 @@ def _admit(call, prefetched=None):
     """
     hook.admit(call)
     raw_info, raw_entry = prefetched or get_store().get_many([workspace_info_key(call.workspace_id), call.key])
-    info = parse_workspace_info(raw_info) if raw_info else load_workspace_info(call.workspace_id)
+    found, info = workspace_info.from_cached(raw_info)
+    if not found:
+        info = workspace_info.load(call.workspace_id)
     if info is None:
         raise GatewayError(404, "No such workspace.", code="workspace_not_found")
     if info.archived:
