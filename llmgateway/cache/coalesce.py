@@ -51,6 +51,15 @@ class Failed(Exception):
         self.error = error
 
 
+def answer_of(kind, data):
+    """How a flight ended, as its followers see it: the leader's payload, or Failed / Abandoned raised."""
+    if kind == "done":
+        return data
+    if kind == "fail":
+        raise Failed(data)
+    raise Abandoned
+
+
 class Flight:
     """One in-process flight: chunks so far and, at the end, the outcome."""
 
@@ -95,13 +104,8 @@ class Flight:
             for chunk in new:
                 yield "chunk", chunk
             if outcome is not None:
-                kind, data = outcome
-                if kind == "done":
-                    yield "done", data
-                    return
-                if kind == "fail":
-                    raise Failed(data)
-                raise Abandoned
+                yield "done", answer_of(*outcome)
+                return
 
 
 _flights = {}
@@ -208,12 +212,8 @@ class RemoteFollower(Participation):
                     yield "chunk", data
                     continue
                 self._end(kind, data)
-                if kind == "done":
-                    yield "done", data
-                    return
-                if kind == "fail":
-                    raise Failed(data)
-                raise Abandoned
+                yield "done", answer_of(kind, data)
+                return
             if items:
                 continue
             now = time.monotonic()
