@@ -28,6 +28,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
@@ -338,8 +339,21 @@ _store = None
 _store_lock = threading.Lock()
 
 
+@lru_cache(maxsize=1)
+def _key_parts():
+    # The default cache's key function, prefix and version: settings, the same
+    # in every thread. Read once, because `django.core.cache.cache` is a
+    # per-thread proxy whose every attribute costs a lookup on the hot path.
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    return backend.key_func, backend.key_prefix, backend.version
+
+
 def make_key(name):
-    return default_cache.make_key(name)
+    """The default cache's full key for `name` (CACHE_KEY_PREFIX, installation id, version)."""
+    key_func, prefix, version = _key_parts()
+    return key_func(name, prefix, version)
 
 
 def get_store():
