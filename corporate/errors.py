@@ -17,7 +17,7 @@ API = "api"
 OPENAI = "openai"
 PAGE = "page"
 
-# OpenAI's error types by status (as the gateway raises them, llmgateway/gateway/errors.py).
+# OpenAI's error types by status: for every error under /v1/, the gateway's own included.
 OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",

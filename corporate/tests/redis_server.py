@@ -32,7 +32,7 @@ class RedisServer:
     def start(self):
         self.process = subprocess.Popen(
             [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no"],
+            + ["--save", "", "--appendonly", "no", "--enable-debug-command", "local"],  # DEBUG SLEEP stalls it
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

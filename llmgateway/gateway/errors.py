@@ -1,16 +1,10 @@
 """The gateway's error: what the client gets, in OpenAI's shape, with the right status."""
 
+from corporate.errors import OPENAI_ERROR_TYPES
 from llmgateway.providers.base import ProviderError
 
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "invalid_request_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
+# The same table answers errors raised outside the gateway under /v1/ (corporate/errors.py).
+ERROR_TYPES = OPENAI_ERROR_TYPES
 
 
 class GatewayError(Exception):

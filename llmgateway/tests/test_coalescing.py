@@ -3,8 +3,6 @@
 import json
 import logging
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -245,69 +243,8 @@ def test_identical_requests_in_two_processes_make_one_upstream_call(workspace, r
 # Redis going away ------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RedisProcess:
-    """A redis-server of this test's own, never the shared one."""
-
-    def __init__(self):
-        self.port = _free_port()
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server"),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--enable-debug-command",
-                "local",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-
-@pytest.fixture
-def own_redis():
-    if not shutil.which("redis-server"):
-        from conftest import require_service
-
-        require_service("redis-server", "the redis-server binary is not installed")
-    server = RedisProcess().start()
-    yield server
-    server.stop()
-
-
 def test_redis_stopped_mid_run(workspace, ready, upstream, own_redis, caplog, v1):
-    store = RedisStore.from_url(own_redis.url, timeout=0.2, retry_interval=3)
+    store = RedisStore.from_url(own_redis.url(), timeout=0.2, retry_interval=3)
     previous = set_store(store)
     try:
         load_workspace_info(workspace.pk)
@@ -337,7 +274,7 @@ def test_redis_stopped_mid_run(workspace, ready, upstream, own_redis, caplog, v1
 
 
 def test_slow_redis_costs_at_most_the_socket_timeout(workspace, ready, upstream, own_redis):
-    store = RedisStore.from_url(own_redis.url, timeout=0.2, retry_interval=5)
+    store = RedisStore.from_url(own_redis.url(), timeout=0.2, retry_interval=5)
     previous = set_store(store)
     try:
         load_workspace_info(workspace.pk)
@@ -345,7 +282,7 @@ def test_slow_redis_costs_at_most_the_socket_timeout(workspace, ready, upstream,
         import redis
 
         blocker = threading.Thread(
-            target=lambda: redis.Redis.from_url(own_redis.url).execute_command("DEBUG", "SLEEP", "1.5")
+            target=lambda: redis.Redis.from_url(own_redis.url()).execute_command("DEBUG", "SLEEP", "1.5")
         )
         blocker.start()
         time.sleep(0.1)
