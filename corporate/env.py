@@ -89,3 +89,52 @@ def redis_url(name, url):
     if db and not db.isdigit():
         raise ImproperlyConfigured(f"{name} must end with a database number, not /{db}")
     return url
+
+
+OIDC_SLUG_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def env_oidc_providers():
+    """OpenID Connect providers named by OIDC_PROVIDERS, each read from OIDC_<NAME>_... variables.
+
+    OIDC_PROVIDERS=okta,entra then, for okta: OIDC_OKTA_ISSUER (required),
+    OIDC_OKTA_CLIENT_ID (required), OIDC_OKTA_CLIENT_SECRET, OIDC_OKTA_DISPLAY_NAME,
+    OIDC_OKTA_SCOPES (space separated), OIDC_OKTA_GROUPS_CLAIM,
+    OIDC_OKTA_GROUP_MAP (group=workspace-slug:role, comma separated) and
+    OIDC_OKTA_ALLOWED_DOMAINS. A list of plain dicts (sso.providers reads them).
+    """
+    providers = []
+    for slug in env_list("OIDC_PROVIDERS", []):
+        slug = slug.lower()
+        if not set(slug) <= OIDC_SLUG_CHARS:
+            raise ImproperlyConfigured(f"OIDC_PROVIDERS: {slug!r} may hold only letters, digits and dashes")
+        prefix = "OIDC_" + slug.upper().replace("-", "_") + "_"
+        issuer = env_str(prefix + "ISSUER", "").strip().rstrip("/")
+        if not issuer.startswith(("https://", "http://")):
+            raise ImproperlyConfigured(f"{prefix}ISSUER must be the provider's https:// address, not {issuer!r}")
+        client_id = env_str(prefix + "CLIENT_ID", "").strip()
+        if not client_id:
+            raise ImproperlyConfigured(f"{prefix}CLIENT_ID must be set for the provider {slug}")
+        group_map = []
+        for entry in env_list(prefix + "GROUP_MAP", []):
+            group, _, target = entry.rpartition("=")
+            workspace, _, role = target.partition(":")
+            if not group or not workspace or not role:
+                raise ImproperlyConfigured(
+                    f"{prefix}GROUP_MAP entries look like group=workspace-slug:role, not {entry!r}"
+                )
+            group_map.append((group.strip(), workspace.strip(), role.strip().lower()))
+        providers.append(
+            {
+                "slug": slug,
+                "name": env_str(prefix + "DISPLAY_NAME", "") or slug.title(),
+                "issuer": issuer,
+                "client_id": client_id,
+                "secret_env": prefix + "CLIENT_SECRET",
+                "scopes": env_str(prefix + "SCOPES", "openid email profile").split(),
+                "groups_claim": env_str(prefix + "GROUPS_CLAIM", "groups").strip(),
+                "group_map": group_map,
+                "allowed_domains": [d.lower() for d in env_list(prefix + "ALLOWED_DOMAINS", [])],
+            }
+        )
+    return providers

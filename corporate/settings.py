@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from corporate.env import database_from_url, env_bool, env_int, env_list, env_str, redis_url
+from corporate.env import database_from_url, env_bool, env_int, env_list, env_oidc_providers, env_str, redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -67,8 +67,12 @@ INSTALLED_APPS = [
     "axes",
     "django_tasks",
     "django_tasks_db",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
     "corporate",
     "workspaces",
+    "sso",
     "documents",
     "assistants",
     "llmgateway",
@@ -83,6 +87,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # django-allauth's request context, for the OpenID Connect sign-in (sso/).
+    "allauth.account.middleware.AccountMiddleware",
     "corporate.middleware.RejectNulInQueryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -247,6 +253,28 @@ AXES_VERBOSE = False
 # same answer and no mail) and per client address (more get "try later").
 PASSWORD_RESET_ACCOUNT_LIMIT = env_int("PASSWORD_RESET_ACCOUNT_LIMIT", 5, minimum=1)
 PASSWORD_RESET_ADDRESS_LIMIT = env_int("PASSWORD_RESET_ADDRESS_LIMIT", 20, minimum=1)
+
+# Single sign-on with OpenID Connect (sso/): providers come from the environment
+# (OIDC_PROVIDERS names them; OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET,
+# _DISPLAY_NAME, _SCOPES, _GROUPS_CLAIM, _GROUP_MAP, _ALLOWED_DOMAINS for each)
+# and from the admin (sso.IdentityProvider). django-allauth speaks the protocol.
+OIDC_PROVIDERS = env_oidc_providers()
+# Create an account on a first SSO sign-in (else only existing accounts may sign in),
+# for these email domains only when the list is not empty.
+OIDC_AUTO_CREATE = env_bool("OIDC_AUTO_CREATE", False)
+OIDC_ALLOWED_DOMAINS = [domain.lower() for domain in env_list("OIDC_ALLOWED_DOMAINS", [])]
+# Turn off the local password of an account when it signs in through SSO.
+OIDC_DISABLE_LOCAL_PASSWORDS = env_bool("OIDC_DISABLE_LOCAL_PASSWORDS", False)
+# Seconds an identity provider gets to answer (discovery, token, keys, user info).
+SOCIALACCOUNT_REQUESTS_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 5, minimum=1)
+SOCIALACCOUNT_ADAPTER = "sso.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_PROVIDERS = {}
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_STORE_TOKENS = False
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
 
 # Self sign-up is off unless an operator turns it on.
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", False)

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from corporate import views
+from sso import views as sso_views
 
 admin.site.site_header = settings.SITE_NAME + " administration"
 admin.site.site_title = settings.SITE_NAME
@@ -17,6 +18,9 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("accounts/login/", views.SignInView.as_view(), name="login"),
     path("accounts/password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    # Sign-out ends the identity provider's session too, after an SSO sign-in (sso.views.sign_out).
+    path("accounts/logout/", sso_views.sign_out, name="logout"),
+    path("accounts/sso/", include("sso.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("workspaces/", include("workspaces.urls")),

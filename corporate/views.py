@@ -24,6 +24,11 @@ class SignInView(auth_views.LoginView):
     authentication_form = SignInForm
     redirect_authenticated_user = True
 
+    def get_context_data(self, **kwargs):
+        from sso.providers import all_providers
+
+        return {**super().get_context_data(**kwargs), "sso_providers": all_providers()}
+
     def get_redirect_url(self):
         url = super().get_redirect_url()
         # ?next= pointing back at the sign-in page would loop (Django raises); go to the dashboard.

@@ -219,3 +219,43 @@ def accept_pending_for_new_user(user):
     for invitation in Invitation.objects.pending().filter(email__iexact=user.email).select_related("workspace"):
         joined.append(accept(user, invitation).workspace)
     return joined
+
+
+# Memberships set by the company directory (single sign-on group mappings)
+
+
+def set_role_from_directory(user, workspace, role):
+    """Give `user` exactly `role` in `workspace` (joining it if needed), as the directory's groups say.
+
+    No acting person: the rule it keeps is that a workspace keeps an owner,
+    so the last owner is never demoted (their role stays, and False is
+    returned). True when the user now has the role.
+    """
+    if role not in Role.values:
+        raise WorkspaceError(f"Unknown role {role!r}. Choose one of: {', '.join(Role.values)}.", field="role")
+    with transaction.atomic():
+        list(Membership.objects.select_for_update().filter(workspace=workspace, role=Role.OWNER))
+        membership = Membership.objects.filter(workspace=workspace, user=user).first()
+        if membership is None:
+            Membership.objects.create(workspace=workspace, user=user, role=role)
+        elif membership.role != role:
+            if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(workspace) <= 1:
+                return False
+            membership.role = role
+            membership.save(update_fields=["role"])
+    permissions.forget(user)
+    return True
+
+
+def remove_from_directory(user, workspace):
+    """Take `user` out of `workspace` because the directory no longer puts them there; never the last owner."""
+    with transaction.atomic():
+        list(Membership.objects.select_for_update().filter(workspace=workspace, role=Role.OWNER))
+        membership = Membership.objects.filter(workspace=workspace, user=user).first()
+        if membership is None:
+            return True
+        if membership.role == Role.OWNER and _owner_count(workspace) <= 1:
+            return False
+        membership.delete()
+    permissions.forget(user)
+    return True

@@ -1,0 +1,220 @@
+"""What happens once an identity provider vouched for someone: which account, whether to make one, groups.
+
+Accounts are matched by the provider's subject when the account signed in
+through it before, otherwise by an email address the provider says it has
+verified; an unverified address never matches nor creates anything. A new
+account is made only when OIDC_AUTO_CREATE allows it, for the allowed email
+domains. Group mappings are applied at each sign-in. Every refusal is a
+styled page and one log line, and never leaves a session behind.
+"""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.db import transaction
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from corporate.auth import client_address
+from sso.provider import merged_claims
+
+log = logging.getLogger(__name__)
+
+BACKEND = "django.contrib.auth.backends.ModelBackend"
+SESSION_PROVIDER = "sso_provider"
+SESSION_ID_TOKEN = "sso_id_token"
+
+
+def refuse(request, slug, reason, message, status=403):
+    """The styled refusal page, one log line, and no session."""
+    log.warning("sso: sign-in through %s refused from %s: %s", slug, client_address(request), reason)
+    if request.user.is_authenticated:
+        from django.contrib.auth import logout
+
+        logout(request)
+    return render(request, "sso/refused.html", {"message": message}, status=status)
+
+
+def _is_true(value):
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def _groups(claims, claim_name):
+    value = claims.get(claim_name) if claim_name else None
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, (list, tuple)):
+        return {str(v) for v in value}
+    return set()
+
+
+def complete_sign_in(request, sociallogin):
+    from allauth.socialaccount.models import SocialAccount
+
+    from corporate.models import User
+    from sso.providers import get_provider
+
+    slug = sociallogin.account.provider
+    provider = get_provider(slug)
+    if provider is None:
+        return refuse(request, slug, "the provider is not configured", "This sign-in method is not available.")
+    claims = merged_claims(sociallogin.account.extra_data)
+    subject = str(sociallogin.account.uid)
+    email = str(claims.get("email") or "").strip().lower()
+    if not email or "@" not in email:
+        return refuse(
+            request,
+            slug,
+            f"no email address for subject {subject}",
+            "Your identity provider did not send an email address, so no account can be matched. "
+            "Ask your administrator to release the email claim to this application.",
+        )
+    if not _is_true(claims.get("email_verified")):
+        return refuse(
+            request,
+            slug,
+            f"the email address {email} is not verified",
+            f"Your identity provider has not verified the address {email}, so it cannot be used to sign in here. "
+            "Verify it with your identity provider, or ask your administrator.",
+        )
+    domain = email.rsplit("@", 1)[1]
+    domains = provider.domains()
+    if domains and domain not in domains:
+        return refuse(
+            request,
+            slug,
+            f"the domain of {email} is not allowed",
+            f"Accounts at {domain} cannot sign in here. Use your company address.",
+        )
+
+    link = SocialAccount.objects.filter(provider=slug, uid=subject).select_related("user").first()
+    user = link.user if link else User.objects.filter(email__iexact=email).first()
+    created = False
+    if user is None:
+        if not settings.OIDC_AUTO_CREATE:
+            return refuse(
+                request,
+                slug,
+                f"no account for {email} and OIDC_AUTO_CREATE is off",
+                f"There is no account for {email} here yet. Ask your administrator to create one.",
+            )
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=None, full_name=str(claims.get("name") or "")[:150])
+        created = True
+    if not user.is_active:
+        return refuse(
+            request,
+            slug,
+            f"the account {user.email} is deactivated",
+            "This account has been deactivated. Ask an administrator.",
+        )
+    SocialAccount.objects.update_or_create(
+        provider=slug, uid=subject, defaults={"user": user, "extra_data": _stored_claims(claims)}
+    )
+    changed = []
+    if not user.full_name and claims.get("name"):
+        user.full_name = str(claims["name"])[:150]
+        changed.append("full_name")
+    if settings.OIDC_DISABLE_LOCAL_PASSWORDS and user.has_usable_password():
+        user.set_unusable_password()
+        changed.append("password")
+    if changed:
+        user.save(update_fields=changed)
+
+    login(request, user, backend=BACKEND)
+    request.session[SESSION_PROVIDER] = slug
+    id_token = getattr(request, "sso_id_token", "")
+    if id_token and len(id_token) < 8000:
+        request.session[SESSION_ID_TOKEN] = id_token
+    groups = _groups(claims, provider.groups_claim)
+    summary = apply_group_mappings(user, provider, groups)
+    log.info(
+        "sso: %s signed in through %s from %s%s; workspaces %s",
+        user.email,
+        slug,
+        client_address(request),
+        " (account created)" if created else "",
+        summary or "unchanged",
+    )
+    from sso import events
+
+    events.sso_sign_in(request, user, slug, created=created, memberships=summary)
+    next_url = sociallogin.get_redirect_url(request)
+    if not next_url or not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = settings.LOGIN_REDIRECT_URL
+    from django.shortcuts import redirect
+
+    return redirect(next_url)
+
+
+def _stored_claims(claims):
+    keep = ("sub", "email", "email_verified", "name", "preferred_username", "iss")
+    return {k: claims[k] for k in keep if k in claims}
+
+
+def mappings_for(provider):
+    """(group, workspace, role) for the provider: the environment's and the admin's, with workspaces fetched."""
+    from sso.models import GroupMapping
+    from workspaces.models import Workspace
+
+    rows = [
+        (m.group, m.workspace, m.role)
+        for m in GroupMapping.objects.filter(provider=provider.slug).select_related("workspace")
+    ]
+    if provider.group_map:
+        by_slug = Workspace.objects.in_bulk([slug for _, slug, _ in provider.group_map], field_name="slug")
+        for group, slug, role in provider.group_map:
+            if slug in by_slug:
+                rows.append((group, by_slug[slug], role))
+            else:
+                log.warning("sso: %s maps group %r to a workspace %r that does not exist", provider.slug, group, slug)
+    return rows
+
+
+def apply_group_mappings(user, provider, groups):
+    """Make the user's memberships in mapped workspaces what the groups say; a list of changes, for the log.
+
+    For each workspace the provider's mappings name, the highest role among
+    the user's matching groups is set. Memberships a mapping made before and
+    that no group gives any more are removed. Workspaces no mapping names are
+    never touched.
+    """
+    from sso.models import ManagedMembership
+    from workspaces import services
+    from workspaces.models import Membership
+    from workspaces.roles import rank
+
+    mappings = mappings_for(provider)
+    if not mappings:
+        return []
+    wanted = {}
+    for group, workspace, role in mappings:
+        if group in groups and (workspace.pk not in wanted or rank(role) > rank(wanted[workspace.pk][1])):
+            wanted[workspace.pk] = (workspace, role)
+    current = dict(Membership.objects.filter(user=user).values_list("workspace_id", "role"))
+    managed = set(
+        ManagedMembership.objects.filter(provider=provider.slug, user=user).values_list("workspace_id", flat=True)
+    )
+    changes = []
+    for workspace_id, (workspace, role) in wanted.items():
+        if current.get(workspace_id) != role:
+            if services.set_role_from_directory(user, workspace, role):
+                changes.append(f"{workspace.slug}={role}")
+            else:
+                log.warning("sso: %s stays owner of %s: a workspace keeps one owner", user.email, workspace.slug)
+        if workspace_id not in managed:
+            ManagedMembership.objects.get_or_create(provider=provider.slug, user=user, workspace=workspace)
+    gone = managed - set(wanted)
+    if gone:
+        from workspaces.models import Workspace
+
+        for workspace in Workspace.objects.filter(pk__in=gone):
+            if services.remove_from_directory(user, workspace):
+                changes.append(f"{workspace.slug} removed")
+                ManagedMembership.objects.filter(provider=provider.slug, user=user, workspace=workspace).delete()
+            else:
+                log.warning("sso: %s stays owner of %s: a workspace keeps one owner", user.email, workspace.slug)
+    return changes
