@@ -2,9 +2,11 @@
 
 from django.conf import settings
 from rest_framework import serializers
+from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import APIException, Throttled
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from corporate.auth import cooloff_words
@@ -58,10 +60,33 @@ class ObtainTokenView(ObtainAuthToken):
 
     def post(self, request, *args, **kwargs):
         try:
-            return super().post(request, *args, **kwargs)
+            serializer = self.get_serializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            user = serializer.validated_data["user"]
+            _check_second_factor(request, user)
+            token, _ = Token.objects.get_or_create(user=user)
+            return Response({"token": token.key})
         except serializers.ValidationError:
             if getattr(request, "axes_locked_out", False):
                 refusal = Throttled(detail=f"Too many failed sign-ins; try again in {cooloff_words()}.")
                 refusal.wait = int(settings.AXES_COOLOFF_TIME.total_seconds())  # Retry-After, not in the text
                 raise refusal from None
             raise
+
+
+def _check_second_factor(request, user):
+    """An account with two-factor sign-in also sends `otp_code`; a wrong one counts as a failed sign-in."""
+    from django.contrib.auth.signals import user_login_failed
+
+    from twofactor import policy
+
+    if not policy.is_enrolled(user):
+        return
+    code = request.data.get("otp_code")
+    if code and policy.verify(user, code):
+        return
+    user_login_failed.send(sender=__name__, credentials={"username": user.email}, request=request)
+    message = "This account uses two-factor sign-in: send otp_code, the code from the authenticator app."
+    if code:
+        message = "That otp_code is not right."
+    raise serializers.ValidationError({"otp_code": [message]})

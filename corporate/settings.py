@@ -70,9 +70,13 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "corporate",
     "workspaces",
     "sso",
+    "twofactor",
     "documents",
     "assistants",
     "llmgateway",
@@ -87,12 +91,18 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the session passed the second step (django-otp).
+    "django_otp.middleware.OTPMiddleware",
+    # Sends a signed-in user who must enrol a second factor to the enrolment page.
+    "twofactor.middleware.RequireTwoFactorMiddleware",
     # django-allauth's request context, for the OpenID Connect sign-in (sso/).
     "allauth.account.middleware.AccountMiddleware",
     "corporate.middleware.RejectNulInQueryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # The sign-in and sign-out forms may lead to an identity provider (form-action).
+    "sso.middleware.ProviderFormActionMiddleware",
     # AxesMiddleware turns a locked-out sign-in into the styled lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -275,6 +285,20 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
+
+# Two-factor authentication (twofactor/): TOTP with recovery codes for local
+# accounts. TWO_FACTOR_REQUIRED: "none", "staff" or "all"; staff may make it
+# stricter in the admin or with `manage.py require_2fa`.
+TWO_FACTOR_REQUIRED = env_str("TWO_FACTOR_REQUIRED", "none").strip().lower()
+if TWO_FACTOR_REQUIRED not in {"none", "staff", "all"}:
+    raise ImproperlyConfigured(f"TWO_FACTOR_REQUIRED must be none, staff or all, not {TWO_FACTOR_REQUIRED!r}")
+# The name authenticator apps show beside the account (default: SITE_NAME).
+OTP_TOTP_ISSUER = env_str("TWO_FACTOR_ISSUER", "") or env_str("SITE_NAME", "Corporate AI")
+# Wrong codes are counted by the sign-in lockout (axes), like passwords; not by django-otp's own delays.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+# A second step must be finished this many seconds after the password was accepted.
+TWO_FACTOR_STEP_SECONDS = env_int("TWO_FACTOR_STEP_SECONDS", 300, minimum=30)
 
 # Self sign-up is off unless an operator turns it on.
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", False)

@@ -21,7 +21,9 @@ urlpatterns = [
     # Sign-out ends the identity provider's session too, after an SSO sign-in (sso.views.sign_out).
     path("accounts/logout/", sso_views.sign_out, name="logout"),
     path("accounts/sso/", include("sso.urls")),
+    path("accounts/2fa/", include("twofactor.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/login/", views.admin_login),
     path("admin/", admin.site.urls),
     path("workspaces/", include("workspaces.urls")),
     path("documents/", include("documents.urls")),

@@ -25,14 +25,38 @@ class SignInView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs):
-        from sso.providers import all_providers
+        from sso.providers import all_providers, form_action_origins
 
-        return {**super().get_context_data(**kwargs), "sso_providers": all_providers()}
+        providers = all_providers()
+        self.request.sso_form_action = form_action_origins(providers)
+        return {**super().get_context_data(**kwargs), "sso_providers": providers}
+
+    def form_valid(self, form):
+        """A right password; an account with a second factor goes on to the second step before it is signed in."""
+        from twofactor import flow
+
+        second_step = flow.begin(self.request, form.get_user(), self.get_success_url())
+        if second_step is not None:
+            return second_step
+        response = super().form_valid(form)
+        flow.after_password_login(self.request, form.get_user())
+        return response
 
     def get_redirect_url(self):
         url = super().get_redirect_url()
         # ?next= pointing back at the sign-in page would loop (Django raises); go to the dashboard.
         return "" if url and url.split("?")[0] == self.request.path else url
+
+
+def admin_login(request):
+    """The admin's own sign-in page would skip the second step: the admin signs in through the site's."""
+    from django.contrib.auth import REDIRECT_FIELD_NAME
+    from django.urls import reverse
+    from django.utils.http import urlencode
+
+    return HttpResponseRedirect(
+        reverse("login") + "?" + urlencode({"next": request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index")})
+    )
 
 
 def locked_out(request, original_response=None, credentials=None):

@@ -94,3 +94,21 @@ def get_provider(slug):
             return provider
     row = IdentityProvider.objects.filter(enabled=True, slug=slug).first()
     return _from_row(row) if row else None
+
+
+def form_action_origins(providers):
+    """Origins the sign-in buttons lead to: each issuer's, and its authorization endpoint's when known (cached)."""
+    from django.core.cache import cache
+
+    from sso.middleware import origin
+
+    origins = []
+    for provider in providers:
+        urls = [provider.issuer]
+        discovery = cache.get(f"sso:discovery:{provider.slug}:{provider.issuer}") or {}
+        urls.append(discovery.get("authorization_endpoint"))
+        for url in urls:
+            found = origin(url)
+            if found and found not in origins:
+                origins.append(found)
+    return origins

@@ -124,6 +124,7 @@ def complete_sign_in(request, sociallogin):
 
     login(request, user, backend=BACKEND)
     request.session[SESSION_PROVIDER] = slug
+    _remember_sign_out_origin(request, slug)
     id_token = getattr(request, "sso_id_token", "")
     if id_token and len(id_token) < 8000:
         request.session[SESSION_ID_TOKEN] = id_token
@@ -218,3 +219,17 @@ def apply_group_mappings(user, provider, groups):
             else:
                 log.warning("sso: %s stays owner of %s: a workspace keeps one owner", user.email, workspace.slug)
     return changes
+
+
+def _remember_sign_out_origin(request, slug):
+    """The provider's sign-out origin, for the sign-out form's form-action (sso.middleware)."""
+    from sso.middleware import SESSION_FORM_ACTION, origin
+    from sso.provider import CompanyOIDCAdapter
+
+    try:
+        endpoint = CompanyOIDCAdapter(request, slug).openid_config.get("end_session_endpoint")
+    except Exception:  # the discovery document was read moments ago; without it there is no provider sign-out
+        endpoint = None
+    found = origin(endpoint)
+    if found:
+        request.session[SESSION_FORM_ACTION] = [found]

@@ -8,6 +8,8 @@ from workspaces.tests.isolation import Exempt
 ENDPOINTS = []
 EXEMPT = [
     Exempt("accounts/sso/<slug:slug>/login/", "starts a sign-in at an identity provider: no one is signed in yet"),
-    Exempt("accounts/sso/<slug:slug>/callback/", "the identity provider's answer: signs the person in, no workspace data"),
+    Exempt(
+        "accounts/sso/<slug:slug>/callback/", "the identity provider's answer: signs the person in, no workspace data"
+    ),
     Exempt("accounts/logout/", "ends the person's own session (and the identity provider's)"),
 ]

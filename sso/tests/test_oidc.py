@@ -20,9 +20,13 @@ def signed_in_as(client):
 
 
 def test_sign_in_page_has_a_button_per_provider(client, idp):
-    page = client.get("/accounts/login/").content.decode()
+    response = client.get("/accounts/login/")
+    page = response.content.decode()
     assert "Sign in with Acme ID" in page
     assert f'action="/accounts/sso/{SLUG}/login/"' in page
+    # Browsers apply form-action to the redirect after the button's POST: the provider is allowed.
+    form_action = next(d for d in response["Content-Security-Policy"].split(";") if "form-action" in d)
+    assert "'self'" in form_action and idp.base_url in form_action
 
 
 def test_code_flow_with_pkce_signs_in_an_existing_account(journey, make_user, caplog):
@@ -225,6 +229,8 @@ def test_sign_out_ends_the_provider_session_too(journey, make_user):
     make_user("jane@acme.example")
     journey.provider.add_user("jane@acme.example")
     journey.sign_in("jane@acme.example")
+    page = journey.client.get("/")
+    assert journey.provider.base_url in page["Content-Security-Policy"]  # the sign-out form may lead there
     response = journey.client.post("/accounts/logout/")
     assert signed_in_as(journey.client) is None
     location = response["Location"]
@@ -324,3 +330,13 @@ def test_add_oidc_provider_command(db, monkeypatch):
         call_command(
             "add_oidc_provider", "bad", "--issuer", "not a url", "--client-id", "a", "--client-secret-env", "X"
         )
+
+
+def test_sso_sign_in_is_not_sent_to_two_factor_enrolment(journey, make_user):
+    from django.core.management import call_command
+
+    make_user("jane@acme.example")
+    call_command("require_2fa")
+    journey.provider.add_user("jane@acme.example")
+    assert journey.sign_in("jane@acme.example").status_code == 302
+    assert journey.client.get("/").status_code == 200
