@@ -1,5 +1,6 @@
-"""Audit events of single sign-on, in one place."""
+"""Single sign-on events: the place the audit log hooks in (the sign-in itself is logged by sso.signin)."""
 
 
 def sso_sign_in(request, user, provider, *, created, memberships):
-    pass
+    """Called after every successful SSO sign-in, with the account creation and membership changes it made."""
+    return None

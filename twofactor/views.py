@@ -108,7 +108,6 @@ def setup(request):
             codes = policy.new_recovery_codes(user)
             otp_login(request, device)
             request.session.pop(flow.MUST_ENROL, None)
-            log.info("two-factor: %s enrolled an authenticator app", user.email)
             events.enrolled(request, user)
             return render(
                 request, "twofactor/recovery_codes.html", {"codes": codes, "next": _safe_next(request, next_url)}
@@ -157,7 +156,6 @@ def disable(request):
     if not _check_current_code(request):
         return redirect("twofactor:overview")
     policy.remove_all(request.user)
-    log.info("two-factor: %s turned two-factor sign-in off", request.user.email)
     events.disabled(request, request.user)
     messages.success(request, "Two-factor sign-in is off.")
     return redirect("twofactor:overview")

@@ -216,3 +216,16 @@ def test_overview_page(client, make_user):
     assert "Off." in client.get("/accounts/2fa/").content.decode()
     enrol(user)
     assert "10 recovery codes left" in client.get("/accounts/2fa/").content.decode()
+
+
+def test_overview_and_verify_page_queries(client, make_user, django_assert_num_queries):
+    user = make_user("jane@example.com")
+    enrol(user)
+    password_step(client, "jane@example.com")
+    # 1 the waiting account (the session comes from the cache)
+    with django_assert_num_queries(1):
+        assert client.get("/accounts/2fa/verify/").status_code == 200
+    client.force_login(user)
+    # 1 the user (the session comes from the cache), 2 enrolled?, 3 the policy, 4 recovery codes left
+    with django_assert_num_queries(4):
+        assert client.get("/accounts/2fa/").status_code == 200
