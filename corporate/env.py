@@ -101,7 +101,7 @@ def env_oidc_providers():
     OIDC_OKTA_CLIENT_ID (required), OIDC_OKTA_CLIENT_SECRET, OIDC_OKTA_DISPLAY_NAME,
     OIDC_OKTA_SCOPES (space separated), OIDC_OKTA_GROUPS_CLAIM,
     OIDC_OKTA_GROUP_MAP (group=workspace-slug:role, comma separated) and
-    OIDC_OKTA_ALLOWED_DOMAINS. A list of plain dicts (sso.providers reads them).
+    OIDC_OKTA_ALLOWED_DOMAINS, OIDC_OKTA_TRUST_EMAIL. A list of plain dicts (sso.providers reads them).
     """
     providers = []
     for slug in env_list("OIDC_PROVIDERS", []):
@@ -135,6 +135,7 @@ def env_oidc_providers():
                 "groups_claim": env_str(prefix + "GROUPS_CLAIM", "groups").strip(),
                 "group_map": group_map,
                 "allowed_domains": [d.lower() for d in env_list(prefix + "ALLOWED_DOMAINS", [])],
+                "trust_email": env_bool(prefix + "TRUST_EMAIL", False),
             }
         )
     return providers

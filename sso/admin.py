@@ -24,6 +24,7 @@ class IdentityProviderForm(forms.ModelForm):
             "scopes",
             "groups_claim",
             "allowed_domains",
+            "trust_email",
             "enabled",
         ]
 

@@ -46,6 +46,11 @@ class IdentityProvider(models.Model):
         blank=True,
         help_text="Comma-separated email domains allowed to sign in here; empty: OIDC_ALLOWED_DOMAINS.",
     )
+    trust_email = models.BooleanField(
+        default=False,
+        help_text="Treat the email address as verified when the provider sends no email_verified claim "
+        "(Microsoft Entra ID sends none; its addresses are set by the directory).",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

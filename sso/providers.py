@@ -20,6 +20,8 @@ class ProviderConfig:
     # (group, workspace slug, role) from the environment; the admin's GroupMapping rows add to these.
     group_map: tuple = ()
     allowed_domains: tuple = ()
+    # The provider sends no email_verified claim, and its addresses are the directory's own.
+    trust_email: bool = False
     secret_env: str = ""
     secret_encrypted: str = field(default="", repr=False)
     source: str = "settings"
@@ -55,6 +57,7 @@ def _from_settings():
             group_map=tuple(tuple(m) for m in p["group_map"]),
             allowed_domains=tuple(p["allowed_domains"]),
             secret_env=p["secret_env"],
+            trust_email=p.get("trust_email", False),
         )
         for p in settings.OIDC_PROVIDERS
     ]
@@ -70,6 +73,7 @@ def _from_row(row):
         groups_claim=row.groups_claim,
         allowed_domains=tuple(d.strip().lower() for d in row.allowed_domains.split(",") if d.strip()),
         secret_env=row.client_secret_env,
+        trust_email=row.trust_email,
         secret_encrypted=row.client_secret_encrypted,
         source="admin",
     )

@@ -1,6 +1,7 @@
 import logging
 from urllib.parse import urlencode
 
+from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpResponseRedirect
@@ -17,6 +18,10 @@ from sso.signin import SESSION_ID_TOKEN, SESSION_PROVIDER, refuse
 log = logging.getLogger(__name__)
 
 UNREACHABLE = "Your identity provider did not answer. Try again in a moment, or sign in with your password."
+MISCONFIGURED = (
+    "Your identity provider's configuration could not be verified, so the sign-in did not start. "
+    "Tell your administrator."
+)
 
 
 @never_cache
@@ -27,6 +32,8 @@ def sso_login(request, slug):
         return refuse(request, slug, "unknown provider", "This sign-in method is not available.", status=404)
     try:
         return oidc.login_view(request, slug)
+    except OAuth2Error as exc:
+        return refuse(request, slug, f"discovery failed: {exc}", MISCONFIGURED, status=502)
     except (RequestException, ValueError, KeyError) as exc:
         # The discovery document could not be fetched or read (provider down, not OpenID Connect).
         return refuse(request, slug, f"discovery failed: {exc.__class__.__name__}: {exc}", UNREACHABLE, status=502)
@@ -39,6 +46,8 @@ def sso_callback(request, slug):
         return refuse(request, slug, "unknown provider", "This sign-in method is not available.", status=404)
     try:
         return oidc.callback_view(request, slug)
+    except OAuth2Error as exc:
+        return refuse(request, slug, f"callback failed: {exc}", MISCONFIGURED, status=502)
     except (RequestException, ValueError, KeyError) as exc:
         return refuse(request, slug, f"callback failed: {exc.__class__.__name__}: {exc}", UNREACHABLE, status=502)
 

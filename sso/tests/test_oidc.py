@@ -340,3 +340,26 @@ def test_sso_sign_in_is_not_sent_to_two_factor_enrolment(journey, make_user):
     journey.provider.add_user("jane@acme.example")
     assert journey.sign_in("jane@acme.example").status_code == 302
     assert journey.client.get("/").status_code == 200
+
+
+def test_a_provider_without_email_verified_needs_trust_email(journey, make_user, settings, client):
+    make_user("jane@acme.example")
+    journey.provider.add_user("jane@acme.example", email_verified=None)
+    assert journey.sign_in("jane@acme.example").status_code == 403
+    settings.OIDC_PROVIDERS = [{**settings.OIDC_PROVIDERS[0], "trust_email": True}]
+    assert Journey(client, journey.provider).sign_in("jane@acme.example").status_code == 302
+    # Trusted or not, an address the provider says is unverified is refused.
+    client.post("/accounts/logout/")
+    journey.provider.add_user("jane@acme.example", email_verified=False)
+    assert Journey(client, journey.provider).sign_in("jane@acme.example").status_code == 403
+
+
+def test_discovery_naming_another_issuer_is_refused(client, idp, settings, caplog):
+    """The provider at the configured address says it is someone else: no sign-in starts."""
+    other_name = idp.issuer.replace("127.0.0.1", "localhost")
+    settings.OIDC_PROVIDERS = [{**settings.OIDC_PROVIDERS[0], "issuer": other_name}]
+    with caplog.at_level(logging.WARNING, logger="sso"):
+        response = client.post(f"/accounts/sso/{SLUG}/login/")
+    assert response.status_code == 502
+    assert "configuration could not be verified" in response.content.decode()
+    assert "names the issuer" in caplog.text

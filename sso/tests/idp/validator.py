@@ -13,12 +13,15 @@ class Validator(OAuth2Validator):
 
     def get_additional_claims(self, request):
         profile = state.USERS.get(request.user.username, {})
-        return {
+        claims = {
             "email": profile.get("email", request.user.username),
             "email_verified": profile.get("email_verified", True),
             "name": profile.get("name", ""),
             "groups": profile.get("groups", []),
         }
+        if claims["email_verified"] is None:  # a provider that never says (Microsoft Entra ID)
+            del claims["email_verified"]
+        return claims
 
     def finalize_id_token(self, id_token, token, token_handler, request):
         signed = super().finalize_id_token(id_token, token, token_handler, request)
