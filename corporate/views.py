@@ -54,6 +54,11 @@ def admin_login(request):
     from django.urls import reverse
     from django.utils.http import urlencode
 
+    if request.user.is_authenticated:
+        # Signed in but not staff (the admin sends staff on): sending them to sign in would loop.
+        return error_response(
+            request, 403, "Not allowed", "The admin is for staff. Your account is not a staff account.", "not_staff"
+        )
     return HttpResponseRedirect(
         reverse("login") + "?" + urlencode({"next": request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index")})
     )

@@ -210,6 +210,11 @@ def test_admin_sign_in_goes_through_the_site_sign_in(client):
     assert response["Location"] == "/accounts/login/?next=%2Fadmin%2Fcorporate%2Fuser%2F"
 
 
+def test_admin_for_a_signed_in_non_staff_user_is_a_403_not_a_loop(client, make_user):
+    client.force_login(make_user("jane@example.com"))
+    assert client.get("/admin/", follow=True).status_code == 403
+
+
 def test_overview_page(client, make_user):
     user = make_user("jane@example.com")
     client.force_login(user)
