@@ -80,11 +80,21 @@ def _from_row(row):
 
 
 def all_providers():
-    """Every enabled provider (one query); the environment's win over an admin row with the same slug."""
+    """Every enabled provider (one query); the environment's win over an admin row with the same slug.
+
+    While the database does not answer, the environment's alone: the sign-in page is still shown.
+    """
+    from django.db import DatabaseError
+
     from sso.models import IdentityProvider
 
     providers = {p.slug: p for p in _from_settings()}
-    for row in IdentityProvider.objects.filter(enabled=True):
+    try:
+        rows = list(IdentityProvider.objects.filter(enabled=True))
+    except DatabaseError as exc:
+        log.warning("sso: the identity providers of the admin are unreadable: %s", exc.__class__.__name__)
+        rows = []
+    for row in rows:
         providers.setdefault(row.slug, _from_row(row))
     return sorted(providers.values(), key=lambda p: p.name.lower())
 

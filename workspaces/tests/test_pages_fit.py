@@ -43,6 +43,11 @@ NOT_PAGES = [
     Exempt("health", "JSON for monitors"),
     Exempt("accounts/logout/", "signing out is a POST from the user menu"),
     Exempt("accounts/reset/<uidb64>/<token>/", "needs a mailed token; the same form as password_change/"),
+    Exempt("accounts/sso/<slug:slug>/login/", "a POST from the sign-in page's button, redirecting to the provider"),
+    Exempt("accounts/sso/<slug:slug>/callback/", "the provider's redirect back (sso/tests/test_browser.py)"),
+    Exempt("accounts/2fa/verify/", "needs a right password first (twofactor/tests/test_browser.py)"),
+    Exempt("accounts/2fa/recovery-codes/", "a POST from the two-factor page"),
+    Exempt("accounts/2fa/disable/", "a POST from the two-factor page"),
 ]
 
 # GET endpoints of the isolation suite that answer no page, by name.
@@ -62,6 +67,8 @@ OUTSIDE = {
     "accounts/reset/done/": ("/accounts/reset/done/", None),
     "accounts/password_change/": ("/accounts/password_change/", "member"),
     "accounts/password_change/done/": ("/accounts/password_change/done/", "member"),
+    "accounts/2fa/": ("/accounts/2fa/", "member"),
+    "accounts/2fa/setup/": ("/accounts/2fa/setup/", "member"),
     "workspaces/": ("/workspaces/", "owner"),
     "workspaces/new/": ("/workspaces/new/", "member"),
     "workspaces/invitations/<str:token>/": (lambda ctx: f"/workspaces/invitations/{ctx.invitation_token}/", "viewer"),
