@@ -8,12 +8,17 @@
   show that its source has since changed or been deleted.
 - Conversations are private to their user; workspace admins see usage
   (`Message` counts, tokens, cost), never content.
+- An answer points at the question it answers. Regenerating an answer adds
+  a new version for the same question and makes it the `current` one; the
+  earlier versions stay, and the user may switch back to any of them. A
+  conversation reads as its questions, each followed by its current answer.
 """
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
-from django.db.models import F
+from django.db import models, transaction
+from django.db.models import Count, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -133,10 +138,43 @@ class Feedback(models.TextChoices):
 class MessageQuerySet(WorkspaceOwnedQuerySet):
     workspace_path = "conversation__assistant__workspace"
 
+    def shown(self):
+        """The conversation as it reads: each question followed by its current answer."""
+        return self.filter(Q(role=Role.USER) | Q(current=True)).order_by(Coalesce("question_id", "id"), "pk")
+
+    def with_versions(self):
+        """Annotate answers with their place among their question's answers, for the ‹ 2/3 › switcher.
+
+        `version` (1, 2, …), `version_count`, and the ids of the `previous_version_id` and
+        `next_version_id`: correlated subqueries in the same query, so the count of queries stays
+        constant however many versions exist.
+        """
+        siblings = Message.objects.filter(question_id=OuterRef("question_id"), role=Role.ASSISTANT).order_by()
+
+        def count(qs):
+            return Subquery(qs.values("question_id").annotate(n=Count("pk")).values("n")[:1])
+
+        return self.annotate(
+            version=Coalesce(count(siblings.filter(pk__lte=OuterRef("pk"))), Value(1)),
+            version_count=Coalesce(count(siblings), Value(1)),
+            previous_version_id=Subquery(siblings.filter(pk__lt=OuterRef("pk")).order_by("-pk").values("pk")[:1]),
+            next_version_id=Subquery(siblings.filter(pk__gt=OuterRef("pk")).order_by("pk").values("pk")[:1]),
+        )
+
 
 class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
+    # Answers only: the question answered, and whether this is the version shown of its answers.
+    question = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="answers",
+        limit_choices_to={"role": "user"},
+    )
+    current = models.BooleanField(default=True)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE)
     error = models.CharField(max_length=500, blank=True)
@@ -162,10 +200,22 @@ class Message(models.Model):
         indexes = [
             # conversation page: its messages in order.
             models.Index(fields=["conversation", "created_at"], name="message_conversation"),
+            # versions of an answer: its question's answers in order.
+            models.Index(fields=["question", "id"], name="message_versions"),
         ]
 
     def __str__(self):
         return f"{self.role}: {self.content[:60]}"
+
+    def make_current(self):
+        """Show this version of the answer to its question from now on."""
+        with transaction.atomic():
+            if self.question_id is not None:
+                Message.objects.filter(question_id=self.question_id, role=Role.ASSISTANT).exclude(pk=self.pk).update(
+                    current=False
+                )
+            Message.objects.filter(pk=self.pk).update(current=True)
+        self.current = True
 
     @property
     def total_tokens(self):

@@ -156,7 +156,7 @@ def _chat_context(request, assistant, conversation):
     )
     turns = []
     if conversation is not None:
-        turns = list(conversation.messages.order_by("created_at", "pk"))
+        turns = list(conversation.messages.shown().with_versions())
         _mark_changed_sources(turns)
         for message in turns:
             message.conversation = conversation
@@ -257,9 +257,16 @@ def ask(request, slug, pk):
     else:
         conversation = Conversation.objects.create(assistant=assistant, user=request.user)
     regenerate = request.POST.get("regenerate") == "1"
+    redo = None
+    if regenerate and request.POST.get("answer"):
+        # Regenerate this answer (of this conversation), not just the latest one.
+        mid = request.POST["answer"]
+        redo = mid.isdigit() and conversation.messages.filter(pk=int(mid), role=Role.ASSISTANT).first()
+        if not redo:
+            return JsonResponse({"detail": "No such answer in this conversation.", "field": "answer"}, status=404)
     try:
         turn = answering.start_turn(
-            assistant, conversation, request.user, request.POST.get("question", ""), regenerate=regenerate
+            assistant, conversation, request.user, request.POST.get("question", ""), regenerate=regenerate, answer=redo
         )
     except answering.AnswerError as exc:
         if not conversation.messages.exists() and not cid:
@@ -303,6 +310,32 @@ def feedback(request, slug, mid):
     message.feedback_comment = form.cleaned_data["comment"]
     message.save(update_fields=["feedback", "feedback_comment"])
     return render(request, "assistants/_feedback.html", {"message": message, "workspace": workspace})
+
+
+def own_answer(user, workspace, mid, action="chat"):
+    """One answer in the user's own conversations of this workspace; anyone else's is 404."""
+    queryset = Message.objects.in_workspace(workspace).filter(role=Role.ASSISTANT)
+    answer = permissions.get_own_object_for(
+        user, queryset.select_related("conversation__assistant__workspace"), action, owner="conversation__user", pk=mid
+    )
+    return answer
+
+
+@login_required
+@require_POST
+def show_version(request, slug, mid):
+    """Show this version of an answer (‹ 1/2 ›); the choice is kept."""
+    workspace = permissions.get_workspace_for(request.user, slug, "chat")
+    answer = own_answer(request.user, workspace, mid)
+    answer.make_current()
+    if not request.headers.get("HX-Request"):
+        return redirect(answer.conversation)
+    answer = Message.objects.with_versions().get(pk=answer.pk)
+    _mark_changed_sources([answer])
+    assistant = Assistant(pk=answer.conversation.assistant_id, workspace=workspace)
+    return render(
+        request, "assistants/_message.html", {"message": answer, "workspace": workspace, "assistant": assistant}
+    )
 
 
 @login_required

@@ -8,7 +8,8 @@ def setup(ctx):
     ctx.conversations = {}
     for name, user in ctx.users.items():
         conversation = Conversation.objects.create(assistant=ctx.assistant, user=user, title="Hello")
-        answer = Message.objects.create(conversation=conversation, role="assistant", content="Hi")
+        question = Message.objects.create(conversation=conversation, role="user", content="Hello?")
+        answer = Message.objects.create(conversation=conversation, role="assistant", content="Hi", question=question)
         ctx.conversations[name] = (conversation, answer)
     # The outsider's "own" conversation is in the acme assistant, which they cannot reach.
 
@@ -24,6 +25,10 @@ def _to(path=""):
 
 def _newest(ctx):
     return f"/assistants/{ctx.workspace.slug}/{Assistant.objects.latest('pk').pk}/"
+
+
+def _answer(ctx):
+    return ctx.conversations[ctx.persona][1]
 
 
 def _mine(ctx):
@@ -58,6 +63,13 @@ ENDPOINTS = [
         lambda ctx: f"/assistants/{ctx.workspace.slug}/messages/{ctx.conversations[ctx.persona][1].pk}/feedback/",
         "viewer",
         data=lambda ctx: {"feedback": "up"},
+    ),
+    Endpoint(
+        "show an answer's version",
+        "POST",
+        lambda ctx: f"/assistants/{ctx.workspace.slug}/messages/{_answer(ctx).pk}/show/",
+        "viewer",
+        redirect=lambda ctx: _mine(ctx).get_absolute_url(),
     ),
     Endpoint("new assistant page", "GET", lambda ctx: f"/assistants/{ctx.workspace.slug}/new/", "member"),
     Endpoint(
@@ -155,6 +167,30 @@ ENDPOINTS = [
         api=True,
         format="json",
         data=lambda ctx: {"feedback": "down"},
+    ),
+    Endpoint(
+        "regenerate an answer (API)",
+        "POST",
+        lambda ctx: f"/api/messages/{_answer(ctx).pk}/regenerate/",
+        "viewer",
+        api=True,
+        format="json",
+        data=lambda ctx: {},
+        ok=(201,),
+    ),
+    Endpoint(
+        "versions of an answer (API)",
+        "GET",
+        lambda ctx: f"/api/messages/{_answer(ctx).pk}/versions/",
+        "viewer",
+        api=True,
+    ),
+    Endpoint(
+        "show an answer's version (API)",
+        "POST",
+        lambda ctx: f"/api/messages/{_answer(ctx).pk}/show/",
+        "viewer",
+        api=True,
     ),
 ]
 

@@ -154,7 +154,9 @@
               note.textContent = "interrupted: " + data;
               answer.after(note);
             } else {
-              pending.remove();
+              // A failed regeneration: the server shows the earlier version again, and so does the page.
+              if (pending.dataset.regenerate) restore();
+              else pending.remove();
               showError(data);
             }
           }
@@ -221,11 +223,15 @@
   list.addEventListener("click", (event) => {
     const button = event.target.closest("[data-regenerate]");
     if (!button || controller) return;
+    // Redo this answer, for its own question and the history before it; the server keeps
+    // the earlier version and the new one comes back with its ‹ n/m › switcher.
     const message = button.closest(".msg-assistant");
     const body = new FormData(form);
     body.set("regenerate", "1");
     body.set("question", "");
+    if (message.dataset.message) body.set("answer", message.dataset.message);
     const pending = addPendingAnswer();
+    pending.dataset.regenerate = "1";
     message.replaceWith(pending);
     ask(body, pending, () => pending.replaceWith(message));
   });

@@ -1,0 +1,67 @@
+"""The chat page in a real browser: versions, waiting, phones, citations, scrolling, the conversation list."""
+
+import pytest
+
+from corporate.tests.browser import screenshot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+VACATION = "How many vacation days do I get?"
+VPN = "What is the VPN gateway?"
+
+
+def open_chat(browser, live_server, user, assistant, viewport=None):
+    page = browser.new_page(viewport=viewport) if viewport else browser.new_page()
+    sign_in(page, live_server.url, user.email, "correct horse battery")
+    page.wait_for_selector("text=Welcome")
+    page.goto(f"{live_server.url}/assistants/acme/{assistant.pk}/")
+    page.wait_for_load_state("load")
+    return page
+
+
+def ask(page, question):
+    before = page.locator(".msg-assistant:not(.pending)").count()
+    page.fill("textarea[name=question]", question)
+    page.click("button[data-send]")
+    page.locator(".msg-assistant:not(.pending)").nth(before).wait_for()
+    page.wait_for_selector("button[data-send]:not([disabled])")
+
+
+def test_regenerate_an_earlier_answer_and_switch_versions(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant)
+    ask(page, VACATION)
+    ask(page, VPN)
+    first = page.locator(".msg-assistant").first
+    first.locator("[data-regenerate]").click()
+    page.wait_for_selector(".msg-assistant .version-label")
+    page.wait_for_selector("button[data-send]:not([disabled])")
+
+    def transcript():
+        return [el.inner_text() for el in page.query_selector_all("#messages > .msg")]
+
+    shown = transcript()
+    assert len(shown) == 4
+    # The new answer is still the first question's, under it; the second question keeps its own answer.
+    assert VACATION in shown[0] and "27 vacation days" in shown[1] and "2/2" in shown[1]
+    assert VPN in shown[2] and "vpn" in shown[3].lower() and "2/2" not in shown[3]
+    screenshot(page, "chat-versions.png")
+
+    page.reload()
+    page.wait_for_load_state("load")
+    assert transcript() == shown
+
+    # ‹ shows the first version, and the choice survives a reload.
+    page.locator(".msg-assistant").first.locator("[aria-label='Previous version']").click()
+    page.wait_for_selector(".msg-assistant >> nth=0 >> .version-label:text('1/2')")
+    page.reload()
+    page.wait_for_load_state("load")
+    assert page.locator(".msg-assistant").first.locator(".version-label").inner_text() == "1/2"
+    assert page.locator("#messages > .msg").count() == 4
+
+    # Regenerating the latest answer replaces it (as version 2), with no duplicate at the bottom.
+    page.locator(".msg-assistant").nth(1).locator("[data-regenerate]").click()
+    page.wait_for_selector(".msg-assistant >> nth=1 >> .version-label:text('2/2')")
+    page.reload()
+    page.wait_for_load_state("load")
+    assert page.locator("#messages > .msg").count() == 4
+    page.close()
