@@ -65,3 +65,33 @@ def test_regenerate_an_earlier_answer_and_switch_versions(browser, live_server, 
     page.wait_for_load_state("load")
     assert page.locator("#messages > .msg").count() == 4
     page.close()
+
+
+def test_thinking_is_one_line_while_waiting(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant)
+    held = []
+    # Hold the question's request: the page waits for the first words as long as we like.
+    page.route("**/ask/", lambda route: held.append(route))
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    waiting = page.wait_for_selector(".msg-assistant.pending .answer")
+    page.wait_for_function("document.querySelector('.msg-assistant.pending .answer').innerText.includes('Thinking')")
+    box = page.evaluate(
+        """() => {
+            const answer = document.querySelector('.msg-assistant.pending .answer');
+            const thinking = answer.querySelector('.thinking');
+            const style = getComputedStyle(thinking);
+            const rect = thinking.getBoundingClientRect();
+            return {height: rect.height, width: rect.width, fontSize: parseFloat(style.fontSize),
+                    line: parseFloat(style.lineHeight), answerHeight: answer.getBoundingClientRect().height};
+        }"""
+    )
+    assert "Thinking…" in waiting.inner_text()
+    # One line of words side by side: no taller than a line, wider than several letters.
+    assert box["height"] <= box["line"] * 1.2, box
+    assert box["width"] >= box["fontSize"] * 4, box
+    assert box["answerHeight"] <= box["line"] * 1.5, box
+    screenshot(page, "chat-thinking.png")
+    for route in held:
+        route.abort()
+    page.close()

@@ -50,6 +50,11 @@
     const answer = document.createElement("div");
     answer.className = "answer streaming";
     answer.setAttribute("aria-busy", "true");
+    // Replaced by the first words of the answer.
+    const waiting = document.createElement("span");
+    waiting.className = "thinking";
+    waiting.textContent = "Thinking…";
+    answer.appendChild(waiting);
     bubble.appendChild(answer);
     wrap.appendChild(bubble);
     list.appendChild(wrap);
