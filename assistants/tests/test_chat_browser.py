@@ -11,7 +11,9 @@ VPN = "What is the VPN gateway?"
 
 
 def open_chat(browser, live_server, user, assistant, viewport=None):
-    page = browser.new_page(viewport=viewport) if viewport else browser.new_page()
+    page = browser.new_page()
+    if viewport:
+        page.set_viewport_size(viewport)
     sign_in(page, live_server.url, user.email, "correct horse battery")
     page.wait_for_selector("text=Welcome")
     page.goto(f"{live_server.url}/assistants/acme/{assistant.pk}/")
@@ -94,4 +96,60 @@ def test_thinking_is_one_line_while_waiting(browser, live_server, member, assist
     screenshot(page, "chat-thinking.png")
     for route in held:
         route.abort()
+    page.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def overflow(page, selector="html"):
+    """Elements under `selector` that reach past the right edge of the viewport."""
+    return page.evaluate(
+        """(selector) => {
+            const wide = [];
+            document.querySelectorAll(selector + ' *').forEach((el) => {
+                const r = el.getBoundingClientRect();
+                if (r.width && r.right > window.innerWidth + 1) wide.push(el.tagName + '.' + el.className + ' ' + Math.round(r.right));
+            });
+            return wide.slice(0, 10);
+        }""",
+        selector,
+    )
+
+
+def test_chat_on_a_phone(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant, viewport=PHONE)
+    ask(page, VACATION)
+    ask(page, VPN)
+    ask(page, "Are meals reimbursed when travelling?")
+    # The site header is the layout's own concern; the chat must add no horizontal scroll of its own.
+    page.evaluate("document.querySelector('.site-header').style.display = 'none'")
+    assert overflow(page, "main") == []
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+
+    # The conversation list waits behind a button.
+    toggle = page.locator("[data-toggle-conversations]")
+    assert toggle.is_visible() and toggle.get_attribute("aria-expanded") == "false"
+    assert not page.locator(".conversation-list").is_visible()
+    screenshot(page, "chat-phone.png")
+
+    # Scrolled to the end, nothing of the sidebar covers a message.
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    covered = page.evaluate(
+        """() => {
+            const side = document.querySelector('.chat-sidebar').getBoundingClientRect();
+            return Array.from(document.querySelectorAll('#messages .msg')).filter((m) => {
+                const r = m.getBoundingClientRect();
+                return r.bottom > 0 && r.top < innerHeight && r.top < side.bottom && r.bottom > side.top;
+            }).length;
+        }"""
+    )
+    assert covered == 0
+
+    page.evaluate("window.scrollTo(0, 0)")
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    assert page.locator(".conversation-list a").first.is_visible()
+    assert overflow(page, "main") == []
+    screenshot(page, "chat-phone-conversations.png")
     page.close()

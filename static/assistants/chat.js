@@ -1,6 +1,18 @@
 // Chat page: send a question, show the answer as it streams (server-sent
 // events over a POST), stop it, regenerate it. No inline script (CSP).
 (function () {
+  // Phones: the conversation list sits behind a button.
+  const toggle = document.querySelector("[data-toggle-conversations]");
+  const sidebar = document.getElementById("chat-sidebar");
+  if (toggle && sidebar) {
+    toggle.addEventListener("click", () => {
+      const open = sidebar.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+})();
+
+(function () {
   const form = document.getElementById("ask-form");
   const list = document.getElementById("messages");
   if (!form || !list) return;
