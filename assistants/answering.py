@@ -183,8 +183,21 @@ def _citation(number, result):
     }
 
 
+def distinct_passages(results):
+    """Each passage once: the same passage found twice (or the same text in two copies) keeps its best place."""
+    seen, kept = set(), []
+    for result in results:
+        text = " ".join(result.text.split()).lower()
+        if result.chunk_id in seen or text in seen:
+            continue
+        seen.update((result.chunk_id, text))
+        kept.append(result)
+    return kept
+
+
 def build_request(assistant, question, results, history=()):
     """The gateway request for a question and its retrieved passages, and the citations they may become."""
+    results = distinct_passages(results)
     passages = [
         prompting.Passage(i, r.document.pk, r.document.title, r.location or "", r.text)
         for i, r in enumerate(results, start=1)
@@ -207,7 +220,11 @@ def _versions(citations):
 def cited(answer, citations):
     """The citations the answer refers to by [n]; all of them if it names none."""
     numbers = {int(n) for n in _CITED.findall(answer)}
-    chosen = [c for c in citations if c["n"] in numbers]
+    chosen, seen = [], set()
+    for c in citations:
+        if c["n"] in numbers and c["chunk_id"] not in seen:
+            seen.add(c["chunk_id"])
+            chosen.append(c)
     return chosen or ([] if not numbers and _says_no_answer(answer) else citations)
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("<slug:slug>/usage/", views.usage, name="usage"),
     path("<slug:slug>/messages/<int:mid>/feedback/", views.feedback, name="feedback"),
     path("<slug:slug>/messages/<int:mid>/show/", views.show_version, name="show_version"),
+    path("<slug:slug>/messages/<int:mid>/sources/<int:n>/", views.citation, name="citation"),
     path("<slug:slug>/<int:pk>/", views.chat, name="chat"),
     path("<slug:slug>/<int:pk>/edit/", views.assistant_edit, name="edit"),
     path("<slug:slug>/<int:pk>/try/", views.assistant_try, name="try"),

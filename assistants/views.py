@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
-from assistants import answering
+from assistants import answering, citing
 from assistants.forms import AssistantForm, FeedbackForm
 from assistants.models import Assistant, Conversation, Message, Role
 from assistants.rendering import render_answer
@@ -336,6 +336,36 @@ def show_version(request, slug, mid):
     return render(
         request, "assistants/_message.html", {"message": answer, "workspace": workspace, "assistant": assistant}
     )
+
+
+@login_required
+def citation(request, slug, mid, n):
+    """The passage an answer cites as [n], with what the answer quoted from it marked.
+
+    For the chat's side panel (htmx) or as a page of its own (a new tab on phones).
+    """
+    from documents.models import Chunk
+
+    workspace = permissions.get_workspace_for(request.user, slug, "view")
+    answer = own_answer(request.user, workspace, mid, "view")
+    cited = next((c for c in answer.citations or [] if c.get("n") == n), None)
+    if cited is None:
+        raise Http404("No such source")
+    _mark_changed_sources([answer])
+    chunk = (
+        Chunk.objects.in_workspace(workspace)
+        .filter(pk=cited.get("chunk_id"), document_id=cited.get("document_id"))
+        .only("pk", "text")
+        .order_by()
+        .first()
+    )
+    passage = None
+    if chunk is not None:
+        passage, _ = citing.mark_passage(chunk.text, citing.quoted_parts(answer.content, n), cited.get("snippet", ""))
+    context = {"answer": answer, "cited": cited, "n": n, "passage": passage, "workspace": workspace}
+    if request.headers.get("HX-Request"):
+        return render(request, "assistants/_passage.html", context)
+    return render(request, "assistants/citation.html", context)
 
 
 @login_required

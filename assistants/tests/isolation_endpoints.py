@@ -1,6 +1,18 @@
 from assistants.models import Assistant, Conversation, Message
 from workspaces.tests.isolation import Endpoint, Exempt
 
+CITED = {
+    "n": 1,
+    "document_id": 0,
+    "chunk_id": 0,
+    "title": "Gone",
+    "location": "",
+    "page": None,
+    "snippet": "Hi",
+    "score": 1.0,
+    "url": "/",
+}
+
 
 def setup(ctx):
     ctx.assistant = Assistant.objects.create(workspace=ctx.workspace, name="Helpdesk")
@@ -9,7 +21,9 @@ def setup(ctx):
     for name, user in ctx.users.items():
         conversation = Conversation.objects.create(assistant=ctx.assistant, user=user, title="Hello")
         question = Message.objects.create(conversation=conversation, role="user", content="Hello?")
-        answer = Message.objects.create(conversation=conversation, role="assistant", content="Hi", question=question)
+        answer = Message.objects.create(
+            conversation=conversation, role="assistant", content="Hi [1]", question=question, citations=[CITED]
+        )
         ctx.conversations[name] = (conversation, answer)
     # The outsider's "own" conversation is in the acme assistant, which they cannot reach.
 
@@ -70,6 +84,12 @@ ENDPOINTS = [
         lambda ctx: f"/assistants/{ctx.workspace.slug}/messages/{_answer(ctx).pk}/show/",
         "viewer",
         redirect=lambda ctx: _mine(ctx).get_absolute_url(),
+    ),
+    Endpoint(
+        "cited passage",
+        "GET",
+        lambda ctx: f"/assistants/{ctx.workspace.slug}/messages/{_answer(ctx).pk}/sources/1/",
+        "viewer",
     ),
     Endpoint("new assistant page", "GET", lambda ctx: f"/assistants/{ctx.workspace.slug}/new/", "member"),
     Endpoint(

@@ -153,3 +153,42 @@ def test_chat_on_a_phone(browser, live_server, member, assistant):
     assert overflow(page, "main") == []
     screenshot(page, "chat-phone-conversations.png")
     page.close()
+
+
+def test_citation_markers_open_the_passage_beside_the_chat(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant)
+    for question in (VACATION, VPN, "Are meals reimbursed when travelling?", VACATION + " Really?"):
+        ask(page, question)
+    url = page.url
+    page.evaluate("window.scrollTo(0, 200)")
+    before = page.evaluate("window.scrollY")
+    marker = page.locator(".msg-assistant").first.locator("a.cite").first
+    marker.click()
+    panel = page.wait_for_selector("#citation-panel:not([hidden]) .passage-text mark")
+    assert "27 vacation days" in panel.inner_text()
+    # The chat stayed where it was.
+    assert page.url == url
+    assert page.evaluate("window.scrollY") == before
+    box = page.locator("#citation-panel").bounding_box()
+    assert box["x"] > 600 and box["height"] >= 700
+    screenshot(page, "chat-citation-panel.png")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#citation-panel", state="hidden")
+    page.close()
+
+
+def test_citation_markers_open_a_new_tab_on_a_phone(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant, viewport=PHONE)
+    ask(page, VACATION)
+    url = page.url
+    with browser.expect_page() as opened:
+        page.locator("a.cite").first.click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert "/sources/1/" in tab.url
+    assert "27 vacation days" in tab.locator(".passage-text mark").first.inner_text()
+    assert page.url == url
+    tab.set_viewport_size(PHONE)
+    screenshot(tab, "citation-phone.png")
+    tab.close()
+    page.close()

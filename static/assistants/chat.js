@@ -10,6 +10,46 @@
       toggle.setAttribute("aria-expanded", open ? "true" : "false");
     });
   }
+
+  // [n] markers open the cited passage in the side panel; the chat stays where it was.
+  // On phones the link opens the passage in a new tab instead (its target="_blank").
+  const panel = document.getElementById("citation-panel");
+  const wide = window.matchMedia("(min-width: 901px)");
+  if (!panel) return;
+  const body = panel.querySelector(".citation-body");
+  let opener = null;
+
+  function closePanel() {
+    panel.hidden = true;
+    body.textContent = "";
+    if (opener) opener.focus({ preventScroll: true });
+    opener = null;
+  }
+
+  document.addEventListener("click", async (event) => {
+    const link = event.target.closest("a.cite");
+    if (link && wide.matches && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
+      event.preventDefault();
+      opener = link;
+      panel.hidden = false;
+      body.setAttribute("aria-busy", "true");
+      try {
+        const response = await fetch(link.href, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
+        body.innerHTML = response.ok ? await response.text() : "<p>The passage could not be loaded.</p>";
+      } catch (error) {
+        body.textContent = "The passage could not be loaded.";
+      }
+      body.removeAttribute("aria-busy");
+      panel.focus({ preventScroll: true });
+      const mark = body.querySelector("mark");
+      if (mark) mark.scrollIntoView({ block: "center", inline: "nearest" });
+      return;
+    }
+    if (event.target.closest("[data-close-citation]")) closePanel();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !panel.hidden) closePanel();
+  });
 })();
 
 (function () {
