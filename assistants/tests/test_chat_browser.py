@@ -77,7 +77,9 @@ def test_thinking_is_one_line_while_waiting(browser, live_server, member, assist
     page.fill("textarea[name=question]", VACATION)
     page.click("button[data-send]")
     waiting = page.wait_for_selector(".msg-assistant.pending .answer")
-    page.wait_for_function("document.querySelector('.msg-assistant.pending .answer').innerText.includes('Thinking')")
+    page.wait_for_function(
+        "() => document.querySelector('.msg-assistant.pending .answer').innerText.includes('Thinking')"
+    )
     box = page.evaluate(
         """() => {
             const answer = document.querySelector('.msg-assistant.pending .answer');
@@ -192,3 +194,70 @@ def test_citation_markers_open_a_new_tab_on_a_phone(browser, live_server, member
     screenshot(tab, "citation-phone.png")
     tab.close()
     page.close()
+
+
+def long_conversation(member, assistant, turns=15):
+    from assistants.models import Conversation, Message
+
+    conversation = Conversation.objects.create(assistant=assistant, user=member, title="Long")
+    for i in range(turns):
+        q = Message.objects.create(conversation=conversation, role="user", content=f"Question {i}?")
+        Message.objects.create(
+            conversation=conversation, role="assistant", question=q, content=f"Answer {i}.\n\n" + "Some text. " * 40
+        )
+    return conversation
+
+
+AT_BOTTOM = "() => innerHeight + scrollY >= document.documentElement.scrollHeight - 48"
+ABOVE_BOTTOM = "() => innerHeight + scrollY < document.documentElement.scrollHeight - 48"
+
+
+def test_opening_a_conversation_shows_the_latest_message(browser, live_server, member, assistant):
+    conversation = long_conversation(member, assistant)
+    page = open_chat(browser, live_server, member, assistant)
+    page.goto(live_server.url + conversation.get_absolute_url())
+    page.wait_for_load_state("load")
+    page.wait_for_function(AT_BOTTOM)
+    assert page.locator(".msg-assistant").last.is_visible()
+    assert page.evaluate("scrollY") > 1000
+    page.close()
+
+
+def test_streamed_answer_keeps_the_view_at_the_bottom_unless_scrolled_up(browser, live_server, member, assistant):
+    from llmgateway.models import ModelConfig
+    from llmgateway.tests.fake_openai import FakeOpenAI
+
+    upstream = FakeOpenAI(chunk_delay=0.03).start()
+    try:
+        ModelConfig.objects.create(
+            name="slow", provider="openai-compatible", base_url=upstream.base_url, upstream_model="s", max_retries=0
+        )
+        assistant.model_name = "slow"
+        assistant.save()
+        conversation = long_conversation(member, assistant)
+        page = open_chat(browser, live_server, member, assistant)
+        page.goto(live_server.url + conversation.get_absolute_url())
+        page.wait_for_load_state("load")
+        page.wait_for_function(AT_BOTTOM)
+
+        # Following: the answer grows and the view stays at its end.
+        page.fill("textarea[name=question]", "Tell me everything about vacation days. " * 8)
+        page.click("button[data-send]")
+        page.wait_for_function("() => document.querySelector('.pending .answer').innerText.length > 300")
+        assert page.evaluate(AT_BOTTOM)
+        page.wait_for_selector("button[data-send]:not([disabled])", timeout=30000)
+        assert page.evaluate(AT_BOTTOM)
+
+        # Scrolled up while it streams: the view stays where the reader put it.
+        page.fill("textarea[name=question]", "And what about the expenses for meals? " * 8)
+        page.click("button[data-send]")
+        page.wait_for_function("() => document.querySelector('.pending .answer').innerText.length > 100")
+        page.mouse.wheel(0, -600)
+        page.wait_for_function(ABOVE_BOTTOM)
+        where = page.evaluate("scrollY")
+        page.wait_for_selector("button[data-send]:not([disabled])", timeout=30000)
+        assert abs(page.evaluate("scrollY") - where) < 5
+        assert not page.evaluate(AT_BOTTOM)
+        page.close()
+    finally:
+        upstream.stop()

@@ -62,6 +62,22 @@
   const errorBox = form.querySelector(".ask-error");
   let controller = null;
 
+  // The view follows a streamed answer while the reader is at the bottom; scrolling up stops that.
+  function atBottom() {
+    const root = document.documentElement;
+    return window.innerHeight + window.scrollY >= root.scrollHeight - 48;
+  }
+
+  function toBottom() {
+    window.scrollTo(0, document.documentElement.scrollHeight);
+  }
+
+  // Opening a conversation shows its latest message (a link to one message keeps its place).
+  if (list.querySelector(".msg") && !window.location.hash) {
+    if ("scrollRestoration" in history) history.scrollRestoration = "manual";
+    toBottom();
+  }
+
   function csrfToken() {
     return form.querySelector("input[name=csrfmiddlewaretoken]").value;
   }
@@ -191,13 +207,16 @@
             history.replaceState(null, "", data.url);
             addToSidebar(data);
           } else if (event === "delta") {
+            const follow = atBottom();
             text += data;
             answer.textContent = text;
-            pending.scrollIntoView({ block: "end" });
+            if (follow) toBottom();
           } else if (event === "done") {
             finished = true;
+            const follow = atBottom();
             const node = element(data.html);
             pending.replaceWith(node);
+            if (follow) toBottom();
             // Let htmx wire up the feedback buttons of the new message.
             if (window.htmx) window.htmx.process(node);
           } else if (event === "error") {
@@ -257,6 +276,7 @@
     const typed = textarea.value;
     textarea.value = "";
     const pending = addPendingAnswer();
+    toBottom();
     ask(body, pending, () => {
       // Nothing the user typed is lost: the question goes back into the box.
       bubble.remove();
