@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from assistants import answering, citing
 from assistants.forms import AssistantForm, FeedbackForm
-from assistants.models import Assistant, Conversation, Message, Role
+from assistants.models import MAX_QUESTION_CHARS, Assistant, Conversation, Message, Role
 from assistants.rendering import render_answer
 from workspaces import permissions
 from workspaces.models import Workspace
@@ -168,6 +168,7 @@ def _chat_context(request, assistant, conversation):
         "turns": turns,
         "can_edit": permissions.can(request.user, "edit_assistants", assistant.workspace),
         "can_chat": permissions.can(request.user, "chat", assistant.workspace) and not assistant.archived,
+        "max_question_chars": MAX_QUESTION_CHARS,
     }
 
 

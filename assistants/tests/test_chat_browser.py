@@ -261,3 +261,36 @@ def test_streamed_answer_keeps_the_view_at_the_bottom_unless_scrolled_up(browser
         page.close()
     finally:
         upstream.stop()
+
+
+def test_counter_near_the_limit_and_a_refused_question_stays(browser, live_server, member, assistant):
+    from assistants.models import MAX_QUESTION_CHARS
+
+    page = open_chat(browser, live_server, member, assistant)
+    counter = page.locator(".char-count")
+    page.fill("textarea[name=question]", "Short question?")
+    assert not counter.is_visible()
+    page.fill("textarea[name=question]", "x" * int(MAX_QUESTION_CHARS * 0.9))
+    assert counter.is_visible()
+    assert counter.inner_text() == f"{int(MAX_QUESTION_CHARS * 0.9):,} / {MAX_QUESTION_CHARS:,}"
+    too_long = "Why? " * (MAX_QUESTION_CHARS // 5 + 10)
+    page.fill("textarea[name=question]", too_long)
+    assert "over the limit" in counter.inner_text()
+    assert "over" in counter.get_attribute("class")
+    screenshot(page, "chat-counter.png")
+    # The server refuses it: the reason shows, the text stays.
+    page.click("button[data-send]")
+    error = page.wait_for_selector(".ask-error:not([hidden])")
+    assert "too long" in error.inner_text() and str(MAX_QUESTION_CHARS) in error.inner_text()
+    assert page.input_value("textarea[name=question]") == too_long
+    assert counter.is_visible()
+
+    # A refusal the page cannot foresee (the assistant was archived meanwhile) also keeps the text.
+    assistant.archived = True
+    assistant.save()
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    page.wait_for_function("() => document.querySelector('.ask-error').innerText.includes('archived')")
+    assert page.input_value("textarea[name=question]") == VACATION
+    assert page.locator(".msg-user").count() == 0
+    page.close()

@@ -275,6 +275,7 @@
     const bubble = addUserBubble(question);
     const typed = textarea.value;
     textarea.value = "";
+    count();
     const pending = addPendingAnswer();
     toBottom();
     ask(body, pending, () => {
@@ -282,9 +283,26 @@
       bubble.remove();
       pending.remove();
       if (!textarea.value) textarea.value = typed;
+      count();
       textarea.focus();
     });
   });
+
+  // A counter that appears near the limit (from 80 %) and turns red past it; the server still decides.
+  const counter = form.querySelector(".char-count");
+  const maxChars = parseInt(textarea.dataset.maxChars || "0", 10);
+  function count() {
+    if (!counter || !maxChars) return;
+    const used = textarea.value.trim().length;
+    counter.hidden = used < maxChars * 0.8;
+    counter.classList.toggle("over", used > maxChars);
+    counter.textContent =
+      used > maxChars
+        ? (used - maxChars).toLocaleString() + " characters over the limit of " + maxChars.toLocaleString()
+        : used.toLocaleString() + " / " + maxChars.toLocaleString();
+  }
+  textarea.addEventListener("input", count);
+  count();
 
   textarea.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {
