@@ -8,6 +8,7 @@ returns the stored answer as JSON, or server-sent events with
 """
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -171,16 +172,21 @@ class MessageSerializer(serializers.ModelSerializer):
 
 class ConversationSerializer(serializers.ModelSerializer):
     assistant = AssistantField(queryset=Assistant.objects.none())
+    title = StrictCharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
+    pinned = StrictBooleanField(required=False)
 
     class Meta:
         model = Conversation
-        fields = ["id", "assistant", "title", "created_at", "updated_at"]
+        fields = ["id", "assistant", "title", "pinned", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
         self.fields["assistant"].queryset = Assistant.objects.for_user(getattr(request, "user", None))
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            # Rename and pin; a conversation never moves to another assistant.
+            self.fields["assistant"].read_only = True
 
 
 class AskSerializer(serializers.Serializer):
@@ -253,10 +259,15 @@ class ConversationViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The caller's own conversations. POST …/messages/ asks a question and returns (or streams) the answer."""
+    """The caller's own conversations, pinned first, then newest (?assistant=<id>, ?q=<text in title or messages>).
+
+    PATCH renames ("title") and pins ("pinned"); GET …/export/?as=md|json exports one;
+    POST …/messages/ asks a question and returns (or streams) the answer.
+    """
 
     serializer_class = ConversationSerializer
     renderer_classes = [JSONRenderer, EventStreamRenderer]
@@ -268,7 +279,41 @@ class ConversationViewSet(
         assistant = self.request.query_params.get("assistant")
         if assistant and assistant.isdigit():
             qs = qs.filter(assistant_id=int(assistant))
-        return qs.order_by("-updated_at")
+        query = self.request.query_params.get("q", "").strip()[:200]
+        if query:
+            in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
+            qs = qs.filter(Q(title__icontains=query) | Exists(in_messages))
+        return qs.order_by("-pinned", "-updated_at")
+
+    def get_object(self):
+        """The caller's own conversation, through the permission module (anyone else's: 404)."""
+        pk = self.kwargs.get("pk", "")
+        if not str(pk).isdigit():
+            raise exceptions.NotFound()
+        queryset = Conversation.objects.select_related("assistant__workspace")
+        # Reading, renaming, pinning and deleting one's own conversation need only to be a member;
+        # asking in it also needs the "chat" action (checked where a question is asked).
+        return permissions.get_own_object_for(self.request.user, queryset, "view", pk=int(pk))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("as", str, enum=["md", "json"], description="md (default) or json")],
+        responses={(200, "text/markdown"): str, (200, "application/json"): dict},
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer])
+    def export(self, request, pk=None):
+        """The conversation as it reads, as Markdown or JSON, for download."""
+        from django.http import HttpResponse
+
+        from assistants.conversations import EXPORT_FORMATS, export_data, export_markdown
+
+        fmt = request.query_params.get("as", "md")
+        if fmt not in EXPORT_FORMATS:
+            raise exceptions.ValidationError({"as": ["Choose md or json."]})
+        conversation = self.get_object()
+        data = export_data(conversation)
+        if fmt == "json":
+            return Response(data)
+        return HttpResponse(export_markdown(data), content_type=EXPORT_FORMATS["md"])
 
     def perform_create(self, serializer):
         assistant = serializer.validated_data["assistant"]

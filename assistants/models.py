@@ -17,7 +17,7 @@
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -94,11 +94,24 @@ class ConversationQuerySet(WorkspaceOwnedQuerySet):
         """Conversations are private: only their owner sees them."""
         return self.for_user(user).filter(user=user)
 
+    def for_sidebar(self, user, assistant, query=""):
+        """The chat page's list: the user's conversations with the assistant, pinned first, then newest.
+
+        `query` keeps those whose title or any message contains it (one query either way).
+        """
+        qs = self.of_user(user).filter(assistant=assistant)
+        query = (query or "").strip()
+        if query:
+            in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
+            qs = qs.filter(Q(title__icontains=query) | Exists(in_messages))
+        return qs.only("pk", "title", "pinned", "updated_at", "assistant_id").order_by("-pinned", "-updated_at")
+
 
 class Conversation(models.Model):
     assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="conversations")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
+    pinned = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -107,8 +120,8 @@ class Conversation(models.Model):
     class Meta:
         ordering = ["-updated_at"]
         indexes = [
-            # chat page sidebar: the user's conversations with one assistant, newest first.
-            models.Index(fields=["assistant", "user", "-updated_at"], name="conversation_sidebar"),
+            # chat page sidebar: the user's conversations with one assistant, pinned first, then newest.
+            models.Index(fields=["assistant", "user", "-pinned", "-updated_at"], name="conversation_sidebar_pinned"),
         ]
 
     def __str__(self):

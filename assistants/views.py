@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from assistants import answering, citing
+from assistants.conversations import grouped
 from assistants.forms import AssistantForm, FeedbackForm
 from assistants.models import MAX_QUESTION_CHARS, Assistant, Conversation, Message, Role
 from assistants.rendering import render_answer
@@ -149,11 +150,8 @@ def assistant_try(request, slug, pk=None):
 
 
 def _chat_context(request, assistant, conversation):
-    conversations = list(
-        Conversation.objects.of_user(request.user)
-        .filter(assistant=assistant)
-        .order_by("-updated_at")[:CONVERSATIONS_SHOWN]
-    )
+    query = request.GET.get("q", "").strip()[:200]
+    conversations = list(Conversation.objects.for_sidebar(request.user, assistant, query)[:CONVERSATIONS_SHOWN])
     turns = []
     if conversation is not None:
         turns = list(conversation.messages.shown().with_versions())
@@ -165,6 +163,8 @@ def _chat_context(request, assistant, conversation):
         "assistant": assistant,
         "conversation": conversation,
         "conversations": conversations,
+        "conversation_groups": grouped(conversations),
+        "query": query,
         "turns": turns,
         "can_edit": permissions.can(request.user, "edit_assistants", assistant.workspace),
         "can_chat": permissions.can(request.user, "chat", assistant.workspace) and not assistant.archived,
@@ -197,15 +197,6 @@ def conversation_view(request, slug, pk, cid):
     assistant = _assistant(request, slug, pk, "view")
     conversation = _conversation(request, assistant, cid)
     return render(request, "assistants/chat.html", _chat_context(request, assistant, conversation))
-
-
-@login_required
-@require_POST
-def conversation_delete(request, slug, pk, cid):
-    assistant = _assistant(request, slug, pk, "view")
-    _conversation(request, assistant, cid).delete()
-    messages.success(request, "Conversation deleted.")
-    return redirect("assistants:chat", slug, pk)
 
 
 def sse(event, data):

@@ -1,5 +1,6 @@
 from django import template
 from django.urls import reverse
+from django.utils import timezone
 
 from assistants.citing import link_markers
 from assistants.rendering import render_answer
@@ -22,3 +23,16 @@ def answer_with_sources(message, workspace):
         if isinstance(c.get("n"), int)
     }
     return link_markers(render_answer(message.content), links)
+
+
+@register.filter
+def when(value):
+    """A short date for lists: the time today, the day this year, else the full date."""
+    if not value:
+        return ""
+    local, now = timezone.localtime(value), timezone.localtime()
+    if local.date() == now.date():
+        return f"{local:%H:%M}"
+    if local.year == now.year:
+        return f"{local.day} {local:%b}"
+    return f"{local.day} {local:%b %Y}"

@@ -41,6 +41,10 @@ def _newest(ctx):
     return f"/assistants/{ctx.workspace.slug}/{Assistant.objects.latest('pk').pk}/"
 
 
+def _conv_url(ctx, path):
+    return f"/assistants/{ctx.workspace.slug}/{ctx.assistant.pk}/c/{_mine(ctx).pk}/{path}"
+
+
 def _answer(ctx):
     return ctx.conversations[ctx.persona][1]
 
@@ -71,6 +75,25 @@ ENDPOINTS = [
         "viewer",
         redirect=_assistant(),
     ),
+    Endpoint("rename conversation page", "GET", lambda ctx: _conv_url(ctx, "rename/"), "viewer"),
+    Endpoint(
+        "rename conversation",
+        "POST",
+        lambda ctx: _conv_url(ctx, "rename/"),
+        "viewer",
+        data=lambda ctx: {"title": "Renamed"},
+        redirect=lambda ctx: _mine(ctx).get_absolute_url(),
+    ),
+    Endpoint(
+        "pin conversation",
+        "POST",
+        lambda ctx: _conv_url(ctx, "pin/"),
+        "viewer",
+        data=lambda ctx: {"pinned": "1"},
+        redirect=lambda ctx: _mine(ctx).get_absolute_url(),
+    ),
+    Endpoint("delete conversation page", "GET", lambda ctx: _conv_url(ctx, "delete/"), "viewer"),
+    Endpoint("export conversation", "GET", lambda ctx: _conv_url(ctx, "export/md/"), "viewer"),
     Endpoint(
         "feedback",
         "POST",
@@ -167,6 +190,25 @@ ENDPOINTS = [
         format="json",
         data=lambda ctx: {"assistant": ctx.assistant.pk},
         ok=(201,),
+    ),
+    Endpoint(
+        "rename and pin conversation (API)",
+        "PATCH",
+        lambda ctx: f"/api/conversations/{_mine(ctx).pk}/",
+        "viewer",
+        api=True,
+        format="json",
+        data=lambda ctx: {"title": "Renamed", "pinned": True},
+    ),
+    Endpoint(
+        "delete conversation (API)", "DELETE", lambda ctx: f"/api/conversations/{_mine(ctx).pk}/", "viewer", api=True
+    ),
+    Endpoint(
+        "export conversation (API)",
+        "GET",
+        lambda ctx: f"/api/conversations/{_mine(ctx).pk}/export/",
+        "viewer",
+        api=True,
     ),
     Endpoint("messages (API)", "GET", lambda ctx: f"/api/conversations/{_mine(ctx).pk}/messages/", "viewer", api=True),
     Endpoint(

@@ -294,3 +294,40 @@ def test_counter_near_the_limit_and_a_refused_question_stays(browser, live_serve
     assert page.input_value("textarea[name=question]") == VACATION
     assert page.locator(".msg-user").count() == 0
     page.close()
+
+
+def test_conversation_list_rename_pin_search_export_delete(browser, live_server, member, assistant):
+    from assistants.models import Conversation
+
+    long_conversation(member, assistant, turns=2)
+    page = open_chat(browser, live_server, member, assistant)
+    ask(page, VACATION)
+    page.reload()
+    page.click(".conversation-actions >> text=Rename")
+    page.fill("input[name=title]", "My vacation")
+    page.click("button[type=submit]:text('Save')")
+    page.wait_for_selector(".conversation-name:text('My vacation')")
+    page.click(".conversation-actions >> text=Pin")
+    page.wait_for_selector(".conversation-list .conversation-group:text('Pinned')")
+    assert page.locator(".conversation-list a").first.inner_text().startswith("My vacation")
+    with page.expect_download() as download:
+        page.click(".conversation-actions >> text=Export Markdown")
+    assert download.value.suggested_filename == "my-vacation.md"
+    screenshot(page, "chat-conversations.png")
+    page.set_viewport_size(PHONE)
+    page.click("[data-toggle-conversations]")
+    screenshot(page, "chat-conversations-phone.png")
+    page.set_viewport_size({"width": 1280, "height": 860})
+
+    page.fill("input[name=q]", "vacation")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_selector(".conversation-list >> text=1 found")
+
+    page.click(".conversation-list a:has-text('My vacation')")
+    page.click(".conversation-actions >> text=Delete")
+    page.wait_for_selector("text=Delete “My vacation”?")
+    screenshot(page, "chat-delete-confirm.png")
+    page.click("button:text('Delete conversation')")
+    page.wait_for_selector("text=Conversation deleted.")
+    assert list(Conversation.objects.values_list("title", flat=True)) == ["Long"]
+    page.close()
