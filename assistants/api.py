@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from assistants import answering
 from assistants.forms import model_choices
-from assistants.models import Assistant, Conversation, Message, Role
+from assistants.models import MAX_STARTER_CHARS, MAX_STARTERS, Assistant, Conversation, Message, Role
 from corporate.api import StrictBooleanField, StrictCharField
 from workspaces import permissions
 from workspaces.models import Workspace
@@ -54,6 +54,12 @@ class AssistantSerializer(serializers.ModelSerializer):
     all_documents = StrictBooleanField(required=False)
     answer_without_sources = StrictBooleanField(required=False)
     archived = StrictBooleanField(required=False)
+    starter_questions = serializers.ListField(
+        child=StrictCharField(max_length=MAX_STARTER_CHARS, trim_whitespace=True),
+        max_length=MAX_STARTERS,
+        required=False,
+        help_text="Suggested questions offered on an empty chat.",
+    )
 
     class Meta:
         model = Assistant
@@ -63,6 +69,7 @@ class AssistantSerializer(serializers.ModelSerializer):
             "name",
             "description",
             "instructions",
+            "starter_questions",
             "model",
             "temperature",
             "max_tokens",

@@ -15,6 +15,7 @@
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
@@ -25,6 +26,25 @@ from django.utils import timezone
 from workspaces.permissions import WorkspaceOwnedQuerySet
 
 MAX_QUESTION_CHARS = 4000
+MAX_STARTERS = 6
+MAX_STARTER_CHARS = 200
+
+
+def validate_starter_questions(value):
+    """A short list of short questions, offered on an empty chat."""
+    if not isinstance(value, list) or not all(isinstance(q, str) for q in value):
+        raise ValidationError("Give a list of questions.")
+    if len(value) > MAX_STARTERS:
+        raise ValidationError(f"At most {MAX_STARTERS} starter questions; there are {len(value)}.")
+    for question in value:
+        if not question.strip():
+            raise ValidationError("A starter question is empty.")
+        if len(question) > MAX_STARTER_CHARS:
+            raise ValidationError(
+                f"A starter question is {len(question)} characters long; the limit is {MAX_STARTER_CHARS}."
+            )
+        if "\x00" in question:
+            raise ValidationError("A starter question contains a NUL character.")
 
 
 class AssistantQuerySet(WorkspaceOwnedQuerySet):
@@ -52,6 +72,13 @@ class Assistant(models.Model):
     documents = models.ManyToManyField("documents.Document", blank=True, related_name="assistants")
     passages = models.PositiveSmallIntegerField(
         "passages to retrieve", default=5, validators=[MinValueValidator(1), MaxValueValidator(20)]
+    )
+    starter_questions = models.JSONField(
+        "suggested questions",
+        default=list,
+        blank=True,
+        validators=[validate_starter_questions],
+        help_text=f"Offered on an empty chat; one per line, up to {MAX_STARTERS}.",
     )
     answer_without_sources = models.BooleanField(
         "may answer without a supporting passage",

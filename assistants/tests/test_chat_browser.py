@@ -331,3 +331,19 @@ def test_conversation_list_rename_pin_search_export_delete(browser, live_server,
     page.wait_for_selector("text=Conversation deleted.")
     assert list(Conversation.objects.values_list("title", flat=True)) == ["Long"]
     page.close()
+
+
+def test_starter_question_is_asked_on_click(browser, live_server, member, assistant):
+    assistant.starter_questions = [VACATION, VPN]
+    assistant.save()
+    page = open_chat(browser, live_server, member, assistant)
+    screenshot(page, "chat-starters.png")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "chat-starters-phone.png")
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.click(f"button.starter:text('{VACATION}')")
+    answer = page.wait_for_selector(".msg-assistant:not(.pending) .answer")
+    assert "27 vacation days" in answer.inner_text()
+    assert page.locator(".msg-user").inner_text() == VACATION
+    assert page.locator(".starter").count() == 0
+    page.close()

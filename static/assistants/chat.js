@@ -315,6 +315,15 @@
     if (controller) controller.abort();
   });
 
+  // A suggested question on an empty chat: ask it.
+  list.addEventListener("click", (event) => {
+    const starter = event.target.closest("[data-starter]");
+    if (!starter || controller) return;
+    textarea.value = starter.dataset.starter;
+    count();
+    form.requestSubmit();
+  });
+
   list.addEventListener("click", (event) => {
     const button = event.target.closest("[data-regenerate]");
     if (!button || controller) return;
