@@ -139,7 +139,6 @@ def observe_request(route, method, status, seconds, queries, db_seconds):
     _child(REQUEST_SECONDS, route, method, str(status)).observe(seconds)
     _child(DB_QUERIES, route).observe(queries)
     _child(DB_SECONDS, route).observe(db_seconds)
-    _sync_pools_now_and_then()
 
 
 def count_slow_query():
@@ -158,11 +157,17 @@ def count_page_cache(outcome):
 
 
 def observe_upstream(model, seconds):
+    from corporate.observability import timeline
+
+    timeline.upstream_outcome(model, latency_ms=seconds * 1000)
     if enabled():
         _child(UPSTREAM_SECONDS, model).observe(seconds)
 
 
 def count_upstream_error(model, code):
+    from corporate.observability import timeline
+
+    timeline.upstream_outcome(model, error=code)
     if enabled():
         _child(UPSTREAM_ERRORS, model, code).inc()
 
@@ -201,7 +206,10 @@ def sync_pools():
                 _pool_pushed[name] = totals[name]
 
 
-def _sync_pools_now_and_then():
+def sync_pools_when_due(sender=None, **kwargs):
+    """`request_finished` receiver: the pool metrics, at most once a second, once the request's connection is back."""
+    if not enabled():
+        return
     now = time.monotonic()
     if now - _pool_synced[0] >= 1.0:
         _pool_synced[0] = now

@@ -31,11 +31,13 @@ FIELDS = (
     "page_cache_miss",
 )
 POOLS_KEY = "observe:pools"
+UPSTREAM_KEY = "observe:upstream"
 POOL_STALE_SECONDS = 60
 
 _lock = threading.Lock()
 _pending = {}  # (minute, field) -> amount
 _last_flush = [time.monotonic()]
+_upstream = {}  # model name -> {"ok_at", "latency_ms"} / {"error_at", "error"}
 
 
 def _cache():
@@ -52,7 +54,7 @@ def count(field, amount=1):
 
 
 def observe_request(server_seconds, db_seconds, queries, error):
-    """One request's figures (the middleware), then a flush when one is due."""
+    """One request's figures (the middleware); written out by `flush_when_due` when the request has ended."""
     minute = int(time.time() // 60)
     with _lock:
         for field, amount in (
@@ -65,6 +67,11 @@ def observe_request(server_seconds, db_seconds, queries, error):
             if amount:
                 key = (minute, field)
                 _pending[key] = _pending.get(key, 0) + amount
+
+
+def flush_when_due(sender=None, **kwargs):
+    """`request_finished` receiver: a flush every FLUSH_SECONDS, after the request gave back its connection."""
+    with _lock:
         due = time.monotonic() - _last_flush[0] >= FLUSH_SECONDS
         if due:
             _last_flush[0] = time.monotonic()
@@ -94,6 +101,7 @@ def flush():
             except ValueError:  # expired between add and incr
                 cache.set(key, amount, KEEP_SECONDS)
         publish_pools(cache)
+        publish_upstream(cache)
     except Exception:  # statistics never fail a request
         pass
 
@@ -138,3 +146,36 @@ def worker_pools():
 def forget():
     with _lock:
         _pending.clear()
+
+
+def upstream_outcome(model, latency_ms=None, error=None):
+    """The last call to an upstream model (llmgateway's retry loop), shown on the System page."""
+    with _lock:
+        entry = _upstream.setdefault(model, {})
+        if error is None:
+            entry.update(ok_at=time.time(), latency_ms=round(latency_ms, 1))
+        else:
+            entry.update(error_at=time.time(), error=error)
+
+
+def publish_upstream(cache):
+    with _lock:
+        taken = {name: dict(entry) for name, entry in _upstream.items()}
+        _upstream.clear()
+    if not taken:
+        return
+    known = cache.get(UPSTREAM_KEY) or {}
+    for name, entry in taken.items():
+        merged = known.setdefault(name, {})
+        for stamp, fields in (("ok_at", ("ok_at", "latency_ms")), ("error_at", ("error_at", "error"))):
+            if entry.get(stamp, 0) > merged.get(stamp, 0):
+                merged.update({f: entry[f] for f in fields})
+    cache.set(UPSTREAM_KEY, known, KEEP_SECONDS)
+
+
+def upstream():
+    """{model: {"ok_at", "latency_ms", "error_at", "error"}} of every process (after a flush)."""
+    try:
+        return _cache().get(UPSTREAM_KEY) or {}
+    except Exception:
+        return {}
