@@ -216,6 +216,11 @@ else:
         "KEY_PREFIX": CACHE_KEY_PREFIX,
     }
 
+# Page data every page shows (dashboard panels, workspace lists with counts) is
+# cached this long at most; a write to the rows it comes from replaces it at once
+# (corporate/pagecache.py). Needs Redis (REDIS_URL); 0 turns it off.
+PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 300, minimum=0)
+
 # Sessions live in the database; the cache only speeds them up.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 24 * 14, minimum=60)
