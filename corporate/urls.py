@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from corporate import views
+from corporate.observability.metrics import metrics_view
 from sso import views as sso_views
 
 admin.site.site_header = settings.SITE_NAME + " administration"
@@ -16,6 +17,8 @@ urlpatterns = [
     path("v1/", include("llmgateway.v1.urls")),
     path("", views.dashboard, name="dashboard"),
     path("health", views.health, name="health"),
+    path("metrics", metrics_view, name="metrics"),
+    path("system/", views.system, name="system"),
     path("accounts/login/", views.SignInView.as_view(), name="login"),
     path("accounts/password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
     # Sign-out ends the identity provider's session too, after an SSO sign-in (sso.views.sign_out).
