@@ -31,13 +31,13 @@ class RequestStatsMiddleware:
             queries.end(scope)
         elapsed = time.perf_counter() - started
         count, db_seconds = scope.queries, scope.seconds
-        db_ms = db_seconds * 1000
-        timing = f'db;dur={db_ms:.1f};desc="{count} queries"'
+        ms = f"{db_seconds * 1000:.1f}"
+        timing = f'db;dur={ms};desc="{count} queries"'
         existing = response.get("Server-Timing")
         response["Server-Timing"] = f"{existing}, {timing}" if existing else timing
         environ = request.META
         environ["corporate.db_queries"] = count
-        environ["corporate.db_ms"] = f"{db_ms:.1f}"
+        environ["corporate.db_ms"] = ms
         status = response.status_code
         timeline.observe_request(elapsed, db_seconds, count, status >= 500)
         if metrics.enabled():
