@@ -19,4 +19,4 @@ class CorporateConfig(AppConfig):
         task_finished.connect(queries.task_finished, dispatch_uid="corporate.observability.task_finished")
         # Per-minute figures and pool statistics are written after the request has given its connection back.
         request_finished.connect(timeline.flush_when_due, dispatch_uid="corporate.observability.timeline")
-        request_finished.connect(metrics.sync_pools_when_due, dispatch_uid="corporate.observability.pools")
+        request_finished.connect(metrics.flush_when_due, dispatch_uid="corporate.observability.metrics")

@@ -41,6 +41,11 @@ def current():
     return _current
 
 
+def known():
+    """Whether this process has read the id already (so a cache key costs no query)."""
+    return _current is not None
+
+
 def make_key(key, key_prefix, version):
     """Django's cache KEY_FUNCTION: Django's default key with the installation id after the prefix."""
     installation = _current

@@ -24,6 +24,8 @@ import time
 
 from django.conf import settings
 
+from corporate import installation
+
 log = logging.getLogger("corporate.slow_queries")
 _local = threading.local()
 
@@ -144,7 +146,11 @@ def slow_query(sql, elapsed, many, scope):
         origin = scope.describe() if scope is not None else process_origin()
         ms = elapsed * 1000
         log.warning("slow query: %.1f ms from %s: %s%s", ms, origin, text, " (executemany)" if many else "")
-        _remember(text, ms, origin)
+        if installation.known():
+            # Remembering uses the cache, whose keys need the installation id; reading it now
+            # would be a query inside the caller's transaction (a migration's, say), which a
+            # failure would abort on PostgreSQL. Until the id is known, the log line is all.
+            _remember(text, ms, origin)
         from corporate.observability import metrics, timeline
 
         timeline.count("slow_queries")

@@ -53,20 +53,33 @@ def count(field, amount=1):
         _pending[key] = _pending.get(key, 0) + amount
 
 
+REQUEST_FIELDS = ("requests", "errors", "server_ms", "db_ms", "queries")
+_minute = [0, 0, 0, 0.0, 0.0, 0]  # this minute's request figures: [minute, *REQUEST_FIELDS]
+
+
 def observe_request(server_seconds, db_seconds, queries, error):
     """One request's figures (the middleware); written out by `flush_when_due` when the request has ended."""
     minute = int(time.time() // 60)
     with _lock:
-        for field, amount in (
-            ("requests", 1),
-            ("server_ms", server_seconds * 1000),
-            ("db_ms", db_seconds * 1000),
-            ("queries", queries),
-            ("errors", 1 if error else 0),
-        ):
-            if amount:
-                key = (minute, field)
-                _pending[key] = _pending.get(key, 0) + amount
+        current = _minute
+        if current[0] != minute:
+            _take_minute()
+            current[0] = minute
+        current[1] += 1
+        current[2] += error
+        current[3] += server_seconds * 1000
+        current[4] += db_seconds * 1000
+        current[5] += queries
+
+
+def _take_minute():
+    """Move this minute's request figures into the pending counts (holding the lock)."""
+    current = _minute
+    for field, amount in zip(REQUEST_FIELDS, current[1:], strict=True):
+        if amount:
+            key = (current[0], field)
+            _pending[key] = _pending.get(key, 0) + amount
+    current[1:] = [0, 0, 0.0, 0.0, 0]
 
 
 def flush_when_due(sender=None, **kwargs):
@@ -87,6 +100,7 @@ def flush():
     """Write this process's counts and its pool statistics to the shared cache; never raises."""
     global _pending
     with _lock:
+        _take_minute()
         taken, _pending = _pending, {}
     try:
         cache = _cache()
@@ -146,6 +160,7 @@ def worker_pools():
 def forget():
     with _lock:
         _pending.clear()
+        _minute[1:] = [0, 0, 0.0, 0.0, 0]
 
 
 def upstream_outcome(model, latency_ms=None, error=None):

@@ -194,3 +194,30 @@ def test_a_made_up_method_is_not_a_label(client, db, settings):
 def test_metrics_view_is_cheap_when_off(settings):
     settings.METRICS_TOKEN = ""
     assert metrics.enabled() is False
+
+
+def test_the_grafana_dashboard_reads_metrics_that_exist(client, db, settings):
+    """Every corporate_* series in deploy/grafana-dashboard.json is one /metrics serves."""
+    import json
+    import re
+    from pathlib import Path
+
+    settings.METRICS_TOKEN = TOKEN
+    for name, _ in (*metrics.POOL_GAUGES, *metrics.POOL_COUNTERS):
+        metrics._pool_metric(name)  # made on first use in a worker with a pool
+    suffixes = {"counter": [""], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
+    served = {
+        name + suffix
+        for name, kind in re.findall(r"^# TYPE (corporate_[a-z_]+) (\w+)$", scrape(client), re.M)
+        for suffix in suffixes[kind]
+    }
+    served.add("corporate_task_worker_heartbeat_age_seconds")  # only once a worker has sent a heartbeat
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "deploy" / "grafana-dashboard.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        for name in re.findall(r"corporate_[a-z_]+", target["expr"])
+    }
+    assert len(used) >= 15
+    assert used <= served, used - served

@@ -87,7 +87,7 @@ def test_broken_or_old_connections_are_closed_not_reused():
 
 
 def test_statistics_count_waits_timeouts_and_broken_connections():
-    pool = ConnectionPool(size=1, timeout=0.2, max_age=60)
+    pool = ConnectionPool(size=1, timeout=10, max_age=60)
     conn, _ = pool.acquire(FakeConnection)
 
     def wait_then_get():
@@ -96,18 +96,21 @@ def test_statistics_count_waits_timeouts_and_broken_connections():
 
     waiter = threading.Thread(target=wait_then_get)
     waiter.start()
-    time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while pool.stats()["waiting"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
     seen = pool.stats()
     pool.release(conn)
     waiter.join()
     assert seen["waiting"] == 1 and seen["in_use"] == 1
+    pool.timeout = 0.2
     with pytest.raises(PoolTimeout):
         held, _ = pool.acquire(FakeConnection)
         pool.acquire(FakeConnection)
     pool.release(held, reusable=False, broken=True)
     stats = pool.stats()
     assert stats["waiting"] == 0 and stats["waits"] == 2 and stats["timeouts"] == 1
-    assert 0.2 <= stats["wait_seconds"] < 2
+    assert 0.2 <= stats["wait_seconds"] < 12
     assert stats["opened"] == 1 and stats["closed"] == 1 and stats["broken"] == 1 and stats["in_use"] == 0
     # A connection found closed while idle counts as broken too.
     conn, _ = pool.acquire(FakeConnection)
