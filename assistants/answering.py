@@ -245,6 +245,8 @@ class Turn:
                 cache_control=control,
                 cache_extra=self.cache_extra,
                 user=self.user,
+                assistant=self.assistant.pk,
+                origin="chat",
             )
             yield (
                 "meta",
@@ -445,7 +447,11 @@ def preview(assistant, question, documents=None):
     request, citations = build_request(assistant, question, results)
     try:
         result = gateway.complete(
-            assistant.workspace_id, request, cache_extra={"draft": True, "documents": _versions(citations)}
+            assistant.workspace_id,
+            request,
+            cache_extra={"draft": True, "documents": _versions(citations)},
+            assistant=assistant.pk,
+            origin="preview",
         )
     except gateway.GatewayError as exc:
         raise AnswerError(_readable(exc), field=None, status=502) from None
