@@ -325,6 +325,8 @@ class Turn:
 def _readable(exc):
     if exc.code == "model_not_found":
         return "The model this assistant uses is no longer available. Ask a workspace member to choose another."
+    if exc.status == 429 and getattr(exc, "limit", None) is not None:
+        return exc.limit.plain()  # a limit of this workspace, this person or key: what and until when
     if exc.status == 429:
         return "The model is busy right now (rate limited). Try again in a moment."
     if exc.status in (502, 503, 504):

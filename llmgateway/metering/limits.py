@@ -139,6 +139,22 @@ class Refusal(Exception):
             f"in use {self.used}. Try again in {duration(self.retry_after * 1000)}."
         )
 
+    def plain(self):
+        """For a person in the chat: what is used up, and when it resets (time of day in TIME_ZONE)."""
+        at = timezone.localtime() + timedelta(seconds=self.retry_after)
+        when = at.strftime("%H:%M") if self.retry_after < 86400 else at.strftime("%d %b %H:%M")
+        zone = timezone.get_current_timezone_name()
+        what = SCOPE_WORDS[self.scope.kind]
+        if self.limit in ("day", "month"):
+            return (
+                f"Your quota is reached: the {LIMIT_WORDS[self.limit]} of {what} is used up. "
+                f"It resets at {when} {zone} (in {duration(self.retry_after * 1000)})."
+            )
+        return (
+            f"Your quota is reached: {what} allows {self.value} {LIMIT_WORDS[self.limit]}. "
+            f"You can ask again in {duration(self.retry_after * 1000)} (at {when} {zone})."
+        )
+
     @property
     def code(self):
         return "insufficient_quota" if self.limit in ("day", "month") else "rate_limit_exceeded"

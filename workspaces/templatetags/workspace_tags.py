@@ -13,6 +13,7 @@ TABS = [
     ("assistants", "Assistants", ["assistants:list"], "view"),
     ("members", "Members", ["workspaces:members"], "view"),
     ("gateway", "API & cache", ["llmgateway:workspace", "llmgateway:keys"], "manage_keys"),
+    ("usage", "Usage", ["llmgateway:usage"], "view"),
     ("settings", "Settings", ["workspaces:settings"], "manage_settings"),
 ]
 
