@@ -19,6 +19,7 @@ import uuid
 
 from django.conf import settings
 
+from llmgateway.cache import deferred
 from llmgateway.gateway.errors import GatewayError
 from llmgateway.metering import alerts, limits, records
 
@@ -87,7 +88,8 @@ class Meter:
             spent = not (result.cache_hit or result.coalesced) or settings.USAGE_HITS_COUNT_TOWARDS_SPEND
             cost = math.ceil(result.cost * 1_000_000) if spent else 0
             if ticket is not None:
-                self._alerts(call, limits.settle(ticket, prompt + completion if spent else 0, cost))
+                # After the response when in a view (cache/deferred.py): the client does not wait for it.
+                deferred.defer(self._settle, call, ticket, prompt + completion if spent else 0, cost)
             if result.cache_hit:
                 outcome = "hit"
             elif result.coalesced:
@@ -105,8 +107,8 @@ class Meter:
                 limits.settle(ticket, 0, 0)
         self._add(call, "error", status)
 
-    def _alerts(self, call, crossings):
-        for scope, kind, spent, budget in crossings:
+    def _settle(self, call, ticket, tokens, cost):
+        for scope, kind, spent, budget in limits.settle(ticket, tokens, cost):
             if spent >= budget * alerts.FIRST_THRESHOLD:
                 alerts.maybe_send(call.workspace_id, scope, kind, spent, budget)
 

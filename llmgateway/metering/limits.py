@@ -31,6 +31,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.utils import timezone
 
@@ -60,14 +61,20 @@ class Scope:
         return [int(self.limits.get(name) or 0) for name in NAMES]
 
     def keys(self, day, month):
-        base = f"gw:rl:{self.kind}:{self.ident}"
-        return [
-            make_key(f"{base}:req"),
-            make_key(f"{base}:tok"),
-            make_key(f"{base}:conc"),
-            make_key(f"{base}:d:{day}"),
-            make_key(f"{base}:m:{month}"),
-        ]
+        return _keys(self.kind, self.ident, day, month)
+
+
+@lru_cache(maxsize=4096)
+def _keys(kind, ident, day, month):
+    """A scope's five store keys in a period (remembered: built on every admitted request)."""
+    base = f"gw:rl:{kind}:{ident}"
+    return [
+        make_key(f"{base}:req"),
+        make_key(f"{base}:tok"),
+        make_key(f"{base}:conc"),
+        make_key(f"{base}:d:{day}"),
+        make_key(f"{base}:m:{month}"),
+    ]
 
 
 def scopes_for(workspace_id, user_id, api_key_id, workspace_limits, key_limits):
@@ -150,8 +157,11 @@ class Refusal(Exception):
                 f"Your quota is reached: the {LIMIT_WORDS[self.limit]} of {what} is used up. "
                 f"It resets at {when} {zone} (in {duration(self.retry_after * 1000)})."
             )
+        words = LIMIT_WORDS[self.limit]
+        if self.value == 1:
+            words = words.replace("requests", "request").replace("tokens", "token")
         return (
-            f"Your quota is reached: {what} allows {self.value} {LIMIT_WORDS[self.limit]}. "
+            f"Your quota is reached: {what} allows {self.value} {words}. "
             f"You can ask again in {duration(self.retry_after * 1000)} (at {when} {zone})."
         )
 
@@ -177,6 +187,17 @@ def duration(ms):
 
 def periods(now=None):
     """(day id, month id, seconds to the day's end, seconds to the month's end) in TIME_ZONE."""
+    if now is None:
+        return _periods_at(int(time.time()))
+    return _periods(now)
+
+
+@lru_cache(maxsize=2)
+def _periods_at(second):
+    return _periods(datetime.fromtimestamp(second, tz=timezone.get_current_timezone()))
+
+
+def _periods(now):
     now = timezone.localtime(now)
     day_end = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -525,6 +546,12 @@ def settle(ticket, tokens, cost):
     if ticket is None or ticket.settled:
         return []
     ticket.settled = True
+    if (
+        tokens == ticket.tokens
+        and cost == ticket.cost
+        and not any(s.limits.get("max_concurrent") for s in ticket.scopes)
+    ):
+        return []  # nothing to change (a hit without a concurrency cap): no round trip
     keys, args = [], [len(ticket.scopes), ticket.tokens, tokens, ticket.cost, cost, ticket.request_id]
     for scope in ticket.scopes:
         keys += scope.keys(ticket.day, ticket.month)

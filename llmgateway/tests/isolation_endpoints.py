@@ -69,6 +69,16 @@ ENDPOINTS = [
         "admin",
         api=True,
     ),
+    Endpoint("usage page", "GET", lambda ctx: f"/gateway/{ctx.workspace.slug}/usage/", "viewer"),
+    Endpoint("usage CSV", "GET", lambda ctx: f"/gateway/{ctx.workspace.slug}/usage.csv", "viewer"),
+    Endpoint(
+        "usage limits",
+        "POST",
+        lambda ctx: f"/gateway/{ctx.workspace.slug}/usage/limits/",
+        "admin",
+        data=lambda ctx: {"target": "workspace", "workspace-rpm": "10"},
+        redirect=lambda ctx: f"/gateway/{ctx.workspace.slug}/usage/",
+    ),
     # Usage: every member sees their own; breakdowns by user and key, and limits, are for admins.
     Endpoint("usage records (API)", "GET", lambda ctx: f"/api/gateway/{ctx.workspace.slug}/usage/", "viewer", api=True),
     Endpoint(
