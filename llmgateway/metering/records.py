@@ -37,6 +37,7 @@ _pending = []
 _last_flush = time.monotonic()
 _lock = threading.Lock()
 _flusher_pid = None
+_scheduled = False  # a flush is on its way
 
 
 def queue_key():
@@ -48,23 +49,25 @@ def drain_lock_key():
 
 
 def add(record):
-    """Buffer one record (a dict, see `encode`)."""
-    global _last_flush
+    """Buffer one record (a dict, see `_decode`)."""
+    global _scheduled
     raw = json.dumps(record, separators=(",", ":")).encode()
     with _lock:
         _pending.append(raw)
-        due = len(_pending) >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL
+        due = not _scheduled and (len(_pending) >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)
+        if due:
+            _scheduled = True  # one request writes the batch; the others carry on
+    if _flusher_pid != os.getpid():
+        _start_flusher()
     if due:
         deferred.defer(flush)
-    elif _flusher_pid != os.getpid():
-        _start_flusher()
 
 
 def flush():
     """Append this process's buffered records to the store's queue."""
-    global _pending, _last_flush
+    global _pending, _last_flush, _scheduled
     with _lock:
-        taken, _pending, _last_flush = _pending, [], time.monotonic()
+        taken, _pending, _last_flush, _scheduled = _pending, [], time.monotonic(), False
     if taken and not get_store().append(queue_key(), taken):
         # The store did not answer: keep them for the next try.
         with _lock:
@@ -77,9 +80,9 @@ def pending():
 
 
 def discard_pending():
-    global _pending
+    global _pending, _scheduled
     with _lock:
-        _pending = []
+        _pending, _scheduled = [], False
 
 
 def _start_flusher():
