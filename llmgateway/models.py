@@ -1,8 +1,9 @@
-"""Models, API keys and the per-workspace cache generation.
+"""Models, API keys, the per-workspace cache generation, usage records and limits.
 
 Model configurations are deployment-wide (staff manage them in the admin or
-with `manage.py add_model`); API keys and cache generations belong to a
-workspace. Usage figures live in the cache statistics (see cache/stats.py), so the
+with `manage.py add_model`); API keys, cache generations, usage records and
+limits belong to a workspace (default limits for every workspace have none).
+Usage records are buffered and written in bulk (llmgateway.metering), so the
 request path writes nothing to the database on a hit.
 """
 
