@@ -4,3 +4,25 @@ from django.apps import AppConfig
 class DocumentsConfig(AppConfig):
     name = "documents"
     verbose_name = "Documents"
+
+    def ready(self):
+        from corporate import pagecache
+        from documents.models import Document
+        from workspaces.navigation import search_page, tab
+
+        search_page("documents:search")
+
+        tab("documents", "Documents", "documents:list", order=20, description="Upload files and search what they say.")
+        tab(
+            "documents-list",
+            "All documents",
+            "documents:list",
+            parent="documents",
+            order=1,
+            current=("documents:list", "documents:detail", "documents:delete"),
+        )
+        tab("documents-search", "Search", "documents:search", action="search", parent="documents", order=2)
+        tab("documents-upload", "Upload", "documents:upload", action="upload", parent="documents", order=3)
+
+        # The document counts of the dashboard and the workspace list (corporate.pagecache).
+        pagecache.invalidate_on_write(Document, workspace=lambda d: d.workspace_id, created_only=True)
