@@ -137,7 +137,7 @@ def test_usage_page_in_the_browser(browser, live_server, workspace, admin_user, 
     page.reload()
     screenshot(page, "usage-390.png")
     if os.environ.get("SCREENSHOT_DIR"):  # the phone's screen at a few places, to look at
-        for n, selector in enumerate(("h2", ".gw-charts", ".gw-breakdowns", ".gw-limits")):
+        for n, selector in enumerate((".gw-usage-filter", ".gw-charts", ".gw-breakdowns", ".gw-limits")):
             page.locator(selector).first.scroll_into_view_if_needed()
             page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], f"usage-390-{n}.png"))
     page.close()
