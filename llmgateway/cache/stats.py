@@ -69,22 +69,31 @@ def record(workspace_id, outcome, latency_ms, usage=None, cost=0.0):
         due = not _scheduled and (_pending_events >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)
         if due:
             _scheduled = True  # one request writes the batch, not every request until it is written
-    if _flusher_pid != os.getpid():
+    if _flusher_pid != _pid:
         _start_flusher()
     if due:
         deferred.defer(flush)
 
 
 _flusher_pid = None
+_pid = os.getpid()  # this process's id, kept current across forks (os.getpid is a system call)
+
+
+def _forked():
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _start_flusher():
     """A daemon thread (a greenlet under gevent) that writes what is left once traffic stops."""
     global _flusher_pid
     with _lock:
-        if _flusher_pid == os.getpid():
+        if _flusher_pid == _pid:
             return
-        _flusher_pid = os.getpid()
+        _flusher_pid = _pid
 
     def loop():
         while True:

@@ -15,7 +15,6 @@
 
 import math
 import time
-import uuid
 
 from django.conf import settings
 
@@ -53,7 +52,7 @@ def _tokens(usage):
 
 class Meter:
     def admit(self, call, hit=False, workspace=None):
-        call.request_id = uuid.uuid4().hex
+        call.request_id = records.new_id()
         scopes = limits.scopes_for(
             call.workspace_id,
             call.user_id,
@@ -115,7 +114,7 @@ class Meter:
     def _add(self, call, outcome, status, model=None, prompt=0, completion=0, cost=0, latency_ms=None):
         records.add(
             {
-                "id": getattr(call, "request_id", None) or uuid.uuid4().hex,
+                "id": getattr(call, "request_id", None) or records.new_id(),
                 "ws": call.workspace_id,
                 "u": call.user_id,
                 "k": call.api_key_id,

@@ -16,6 +16,7 @@ carry the request's id under a unique constraint, so a batch written twice
 """
 
 import atexit
+import itertools
 import json
 import logging
 import os
@@ -36,8 +37,25 @@ BATCH = 2000
 _pending = []
 _last_flush = time.monotonic()
 _lock = threading.Lock()
-_flusher_pid = None
+_flusher_started = False  # in this process (a forked worker starts its own: see _forked)
 _scheduled = False  # a flush is on its way
+_ids = None
+
+
+def _forked():
+    global _flusher_started, _pending, _scheduled, _ids
+    _flusher_started, _pending, _scheduled, _ids = False, [], False, None
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def new_id():
+    """A unique request id (32 hex digits): a random prefix per process and a counter, no system call each time."""
+    global _ids
+    if _ids is None:
+        _ids = (os.urandom(10).hex(), itertools.count(1))
+    return f"{_ids[0]}{next(_ids[1]):012x}"
 
 
 def queue_key():
@@ -57,7 +75,7 @@ def add(record):
         due = not _scheduled and (len(_pending) >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)
         if due:
             _scheduled = True  # one request writes the batch; the others carry on
-    if _flusher_pid != os.getpid():
+    if not _flusher_started:
         _start_flusher()
     if due:
         deferred.defer(flush)
@@ -86,11 +104,11 @@ def discard_pending():
 
 
 def _start_flusher():
-    global _flusher_pid
+    global _flusher_started
     with _lock:
-        if _flusher_pid == os.getpid():
+        if _flusher_started:
             return
-        _flusher_pid = os.getpid()
+        _flusher_started = True
 
     def loop():
         while True:
