@@ -307,3 +307,20 @@ def test_refusal_body_is_openai_shaped(v1, api_key, remote_model, upstream):
     refused = v1(BASE)
     body = json.loads(refused.content)
     assert set(body["error"]) == {"message", "type", "param", "code"}
+
+
+def test_budget_alerts_mail_the_admins_once_at_80_and_once_at_100_percent(
+    workspace, remote_model, upstream, mailoutbox, owner, admin_user
+):
+    Limit.objects.create(kind="workspace", workspace=workspace, daily_budget=Decimal("0.05"))
+    # About $0.0115 a call: the 4th passes 80% ($0.04), the 5th 100%; the 6th is refused.
+    for i in range(8):
+        try:
+            gateway.complete(workspace, ask(f"q{i}", max_tokens=10))
+        except gateway.GatewayError:
+            break
+    subjects = [m.subject for m in mailoutbox]
+    assert len(subjects) == 2, subjects
+    assert "is 80% used" in subjects[0] and "is used up" in subjects[1]
+    assert set(mailoutbox[0].to) == {owner.email, admin_user.email}
+    assert "$0.05" in mailoutbox[1].body
