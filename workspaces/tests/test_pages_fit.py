@@ -53,6 +53,7 @@ NOT_PAGE_ENDPOINTS = {
     "document download": "the stored file itself",
     "gateway of a workspace": "redirects to the gateway's models page",
     "usage CSV": "the usage breakdown as a CSV download",
+    "export conversation": "a Markdown file to download",
 }
 
 # Pages outside any workspace: route -> (path, who looks at it; None: signed out).
