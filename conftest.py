@@ -82,7 +82,10 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _fresh_cache():
     from django.core.cache import cache
 
+    from llmgateway.metering import records
+
     cache.clear()
+    records.discard_pending()  # usage records buffered by an earlier test
     yield
 
 

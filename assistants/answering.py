@@ -266,6 +266,8 @@ class Turn:
                 cache_control=control,
                 cache_extra=self.cache_extra,
                 user=self.user,
+                assistant=self.assistant.pk,
+                origin="chat",
             )
             yield (
                 "meta",
@@ -351,6 +353,8 @@ class Turn:
 def _readable(exc):
     if exc.code == "model_not_found":
         return "The model this assistant uses is no longer available. Ask a workspace member to choose another."
+    if exc.status == 429 and getattr(exc, "limit", None) is not None:
+        return exc.limit.plain()  # a limit of this workspace, this person or key: what and until when
     if exc.status == 429:
         return "The model is busy right now (rate limited). Try again in a moment."
     if exc.status in (502, 503, 504):
@@ -516,7 +520,11 @@ def preview(assistant, question, documents=None):
     request, citations = build_request(assistant, question, results)
     try:
         result = gateway.complete(
-            assistant.workspace_id, request, cache_extra={"draft": True, "documents": _versions(citations)}
+            assistant.workspace_id,
+            request,
+            cache_extra={"draft": True, "documents": _versions(citations)},
+            assistant=assistant.pk,
+            origin="preview",
         )
     except gateway.GatewayError as exc:
         raise AnswerError(_readable(exc), field=None, status=502) from None

@@ -26,7 +26,14 @@ class AssistantsConfig(AppConfig):
             order=1,
             current=("assistants:list", "assistants:create", "assistants:edit"),
         )
-        tab("assistants-usage", "Usage", "assistants:usage", action="view_usage", parent="assistants", order=2)
+        tab(
+            "assistants-usage",
+            "Answers & feedback",
+            "assistants:usage",
+            action="view_usage",
+            parent="assistants",
+            order=2,
+        )
 
         # What the dashboard shows: assistants, and each user's recent conversations (corporate.pagecache).
         pagecache.invalidate_on_write(Assistant, workspace=lambda a: a.workspace_id)

@@ -510,6 +510,17 @@ LLM_MAX_MESSAGES = env_int("LLM_MAX_MESSAGES", 500, minimum=1)
 LLM_BREAKER_FAILURES = env_int("LLM_BREAKER_FAILURES", 5, minimum=1)
 LLM_BREAKER_COOLDOWN = env_int("LLM_BREAKER_COOLDOWN_SECONDS", 30, minimum=1)
 
+# Usage records, limits and budgets (llmgateway.metering). LLM_USAGE_HOOK: the gateway's usage hook.
+LLM_USAGE_HOOK = env_str("LLM_USAGE_HOOK", "llmgateway.metering.Meter")
+# Usage rows older than this many days are rolled up into daily totals (`manage.py prune_usage`).
+USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90, minimum=32)
+# How often the task worker writes buffered usage records to the database.
+USAGE_FLUSH_SECONDS = env_int("USAGE_FLUSH_SECONDS", 2, minimum=1)
+# Answer tokens reserved against token limits and budgets when a request sets no max_tokens.
+USAGE_ESTIMATE_MAX_TOKENS = env_int("USAGE_ESTIMATE_MAX_TOKENS", 1024, minimum=1)
+# Cache hits count towards request limits; with this on, also towards token limits and budgets.
+USAGE_HITS_COUNT_TOWARDS_SPEND = env_bool("USAGE_HITS_COUNT_TOWARDS_SPEND", False)
+
 # Assistants: hosts that links in answers may point to (besides this site).
 # Images in answers are never shown, so an answer cannot leak through an image URL.
 ANSWER_LINK_HOSTS = env_list("ANSWER_LINK_HOSTS", [])

@@ -9,6 +9,8 @@ with this Worker:
   0.5 s, then twice as long each time, at most TASK_WORKER_RETRY_MAX_SECONDS
   - until a query on the task table succeeds, and carries on. One warning
   when the outage starts, one line when the database is back.
+- every USAGE_FLUSH_SECONDS a thread writes the gateway's buffered usage
+  records to the database (llmgateway.metering.records.drain).
 - every TASK_WORKER_HEARTBEAT_SECONDS a thread writes the time to the
   `workers` cache (Redis when configured, else files under VAR_DIR, so the
   web processes see it); /health reports how long ago the last one came.
@@ -82,15 +84,35 @@ def close_connections():
             pass
 
 
+def _drain_usage_forever(interval):
+    """Write the gateway's buffered usage records to the database every `interval` seconds."""
+    from llmgateway.metering import records
+
+    failing = False
+    while True:
+        time.sleep(interval)
+        try:
+            records.drain()
+        except Exception as exc:  # a database outage: the records wait in the store
+            if not failing:
+                log.warning("usage records not written: %s: %s", exc.__class__.__name__, exc)
+            failing = True
+            close_connections()
+        else:
+            failing = False
+
+
 class Worker(db_worker.Worker):
     """django-tasks-db's worker, which waits out a database outage instead of exiting."""
 
     _retry_delay = FIRST_RETRY_DELAY
     _recovered_at = None
     _heartbeat = None
+    _usage = None
 
     def run(self):
         self.start_heartbeat()
+        self.start_usage_drain()
         while True:
             try:
                 return super().run()
@@ -108,6 +130,16 @@ class Worker(db_worker.Worker):
                 daemon=True,
             )
             self._heartbeat.start()
+
+    def start_usage_drain(self):
+        if self._usage is None:
+            self._usage = threading.Thread(
+                target=_drain_usage_forever,
+                args=(settings.USAGE_FLUSH_SECONDS,),
+                name="usage-drain",
+                daemon=True,
+            )
+            self._usage.start()
 
     def wait_for_database(self, error):
         """Close the broken connections and retry with a growing pause until the task table answers."""

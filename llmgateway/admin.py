@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from llmgateway.models import ApiKey, ModelConfig
+from llmgateway.models import ApiKey, Limit, ModelConfig, UsageDaily, UsageRecord
 
 
 class ModelConfigForm(forms.ModelForm):
@@ -79,3 +79,85 @@ class ApiKeyAdmin(admin.ModelAdmin):
             key.revoke()
             count += 1
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(Limit)
+class LimitAdmin(admin.ModelAdmin):
+    """Limits of every scope; rows without a workspace are the defaults for every workspace (staff only)."""
+
+    list_display = ["__str__", "kind", "workspace", "user", "api_key", *Limit.FIELDS, "updated_at"]
+    list_filter = ["kind", ("workspace", admin.EmptyFieldListFilter)]
+    search_fields = ["workspace__slug", "user__email", "api_key__name"]
+    list_select_related = ["workspace", "user", "api_key"]
+    autocomplete_fields = ["workspace", "user"]
+    raw_id_fields = ["api_key"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["kind", "workspace", "user", "api_key"],
+                "description": "Whole workspace: leave the workspace empty for the default of every workspace. "
+                "Per person: leave the person empty for each member without limits of their own (and the "
+                "workspace empty too for each member of every workspace). API key: pick the key and its workspace.",
+            },
+        ),
+        ("Limits (empty: no limit)", {"fields": list(Limit.FIELDS)}),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        if obj.api_key_id and not obj.workspace_id:
+            obj.workspace_id = obj.api_key.workspace_id
+        super().save_model(request, obj, form, change)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        class Checked(form):
+            def clean(self):
+                data = super().clean()
+                kind, workspace, user, key = (data.get(n) for n in ("kind", "workspace", "user", "api_key"))
+                if kind == "key" and key is None:
+                    self.add_error("api_key", "Pick the API key these limits are for.")
+                if kind != "key" and key is not None:
+                    self.add_error("api_key", "Only limits of the kind “API key” name a key.")
+                if kind == "key" and workspace is not None and key is not None and key.workspace_id != workspace.pk:
+                    self.add_error("workspace", "The key belongs to another workspace.")
+                if kind in ("workspace", "key") and user is not None:
+                    self.add_error("user", "Only limits per person name a person.")
+                if kind == "user" and user is not None:
+                    if workspace is None:
+                        self.add_error("workspace", "Name the workspace of this person's limits.")
+                    elif not workspace.memberships.filter(user=user).exists():
+                        self.add_error("user", "This person is not a member of the workspace.")
+                return data
+
+        return Checked
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "workspace", "user", "model", "cache", "status", "total_tokens", "cost", "origin"]
+    list_filter = ["cache", "origin", "status"]
+    search_fields = ["workspace__slug", "user__email", "model"]
+    list_select_related = ["workspace", "user"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # a count over millions of rows on every page
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UsageDaily)
+class UsageDailyAdmin(admin.ModelAdmin):
+    list_display = ["day", "workspace", "model", "requests", "hits", "prompt_tokens", "completion_tokens", "cost"]
+    list_select_related = ["workspace"]
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

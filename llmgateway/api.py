@@ -1,17 +1,21 @@
-"""REST API of the gateway: a workspace's keys, models and cache statistics."""
+"""REST API of the gateway: a workspace's keys, models, cache statistics, usage and limits."""
 
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions as drf_permissions
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.generics import get_object_or_404
+from rest_framework.generics import ListAPIView, get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from llmgateway.auth import KeyInfo
 from llmgateway.cache import stats
-from llmgateway.models import ApiKey, ModelConfig, Scope
-from workspaces.permissions import get_workspace_for
+from llmgateway.metering import configure, quota, reports
+from llmgateway.models import ApiKey, CacheOutcome, Limit, LimitKind, ModelConfig, Scope, UsageRecord
+from workspaces.permissions import can, get_workspace_for
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -175,3 +179,189 @@ class OverallCacheStats(APIView):
     @extend_schema(responses=CACHE_STATS, operation_id="gateway_cache_stats")
     def get(self, request):
         return Response({"workspace": None, **stats.summary(None)})
+
+
+# Usage and limits -----------------------------------------------------------------------------------
+
+
+class UsageRecordSerializer(serializers.ModelSerializer):
+    user = serializers.EmailField(source="user.email", default=None, read_only=True)
+
+    class Meta:
+        model = UsageRecord
+        fields = [
+            "request_id",
+            "created_at",
+            "user",
+            "user_id",
+            "api_key_id",
+            "assistant_id",
+            "origin",
+            "model",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+            "cache",
+            "status",
+            "latency_ms",
+        ]
+        read_only_fields = fields
+
+
+class UsageFilter(serializers.Serializer):
+    since = serializers.DateField(required=False, help_text="first day (YYYY-MM-DD); default: 29 days before until")
+    until = serializers.DateField(required=False, help_text="last day (YYYY-MM-DD); default: today")
+    user = serializers.IntegerField(required=False, min_value=1)
+    api_key = serializers.IntegerField(required=False, min_value=1)
+    assistant = serializers.IntegerField(required=False, min_value=1)
+    model = serializers.CharField(required=False, max_length=100)
+    cache = serializers.ChoiceField(required=False, choices=CacheOutcome.choices)
+
+    def validate(self, attrs):
+        since, until = attrs.get("since"), attrs.get("until")
+        if since and until and since > until:
+            raise serializers.ValidationError({"since": "The first day must not be after the last day."})
+        if since and until and (until - since).days > 366:
+            raise serializers.ValidationError({"since": "Choose at most 366 days."})
+        return attrs
+
+
+def filtered_usage(request, workspace):
+    """(rows, filters) for a usage request: what the user may see, in the range, filtered."""
+    params = UsageFilter(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    data = params.validated_data
+    rows = reports.records_for(request.user, workspace, data.get("since"), data.get("until"))
+    for name, column in (
+        ("user", "user_id"),
+        ("api_key", "api_key_id"),
+        ("assistant", "assistant_id"),
+        ("model", "model"),
+        ("cache", "cache"),
+    ):
+        if name in data:
+            rows = rows.filter(**{column: data[name]})
+    return rows, data
+
+
+class UsageList(ListAPIView):
+    """Usage records, newest first: the workspace's for its admins, a member's own for everyone else."""
+
+    serializer_class = UsageRecordSerializer
+
+    @extend_schema(parameters=[UsageFilter])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        workspace = get_workspace_for(self.request.user, self.kwargs["slug"], "view")
+        rows, _ = filtered_usage(self.request, workspace)
+        return rows.select_related("user").order_by("-created_at", "-id")
+
+
+class UsageSummaryQuery(UsageFilter):
+    bucket = serializers.ChoiceField(choices=["day", "hour"], default="day", required=False)
+    by = serializers.ChoiceField(choices=reports.BREAKDOWNS, required=False)
+
+
+class UsageSummary(APIView):
+    """Totals, a series per day or hour and, with `by`, a breakdown: what the Usage page shows."""
+
+    @extend_schema(
+        parameters=[UsageSummaryQuery], responses=inline_serializer("UsageSummary", {"totals": serializers.DictField()})
+    )
+    def get(self, request, slug):
+        workspace = get_workspace_for(request.user, slug, "view")
+        query = UsageSummaryQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows, data = filtered_usage(request, workspace)
+        body = {
+            "workspace": workspace.slug,
+            "scope": "workspace" if can(request.user, "view_usage", workspace) else "mine",
+            "since": reports.date_range(data.get("since"), data.get("until"))[0].date(),
+            "until": data.get("until") or reports.timezone.localdate(),
+            "totals": _plain(reports.totals(rows)),
+            "series": [
+                _plain(p)
+                for p in reports.series(rows, query.validated_data["bucket"], data.get("since"), data.get("until"))
+            ],
+        }
+        if query.validated_data.get("by"):
+            if query.validated_data["by"] in ("user", "key") and body["scope"] == "mine":
+                raise PermissionDenied("Only those who may see the workspace's usage can break it down by user or key.")
+            body["breakdown"] = [_plain(r) for r in reports.breakdown(rows, query.validated_data["by"])]
+        return Response(body)
+
+
+def _plain(row):
+    return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in row.items() if k != "group"} | (
+        {"id": row["group"]} if "group" in row and not hasattr(row["group"], "date") else {}
+    )
+
+
+class LimitSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Limit
+        fields = list(Limit.FIELDS)
+
+
+class LimitDetail(APIView):
+    """GET, PUT (all five; empty = no limit), PATCH, DELETE: one scope's limits (workspace admins).
+
+    Scopes: `workspace` (the whole workspace), `members` (each member without limits of their own),
+    `users/<user id>`, `keys/<key id>`.
+    """
+
+    serializer_class = LimitSerializer
+
+    def _target(self, request, slug, kind, pk=None, action="manage_settings"):
+        workspace = get_workspace_for(request.user, slug, action)
+        if kind == "key":
+            key = get_object_or_404(ApiKey.objects.in_workspace(workspace), pk=pk)
+            return configure.limit_for(LimitKind.KEY, api_key=key), {"api_key": key}
+        if kind == "user":
+            user = get_object_or_404(get_user_model().objects.filter(memberships__workspace=workspace), pk=pk)
+            return configure.limit_for(LimitKind.USER, workspace, user), {"workspace": workspace, "user": user}
+        kind = LimitKind.USER if kind == "members" else LimitKind.WORKSPACE
+        return configure.limit_for(kind, workspace), {"workspace": workspace}
+
+    def get(self, request, slug, kind, pk=None):
+        limit, _ = self._target(request, slug, kind, pk, "view_usage")
+        return Response(LimitSerializer(limit).data)
+
+    @extend_schema(request=LimitSerializer, responses=LimitSerializer)
+    def put(self, request, slug, kind, pk=None, partial=False):
+        limit, where = self._target(request, slug, kind, pk)
+        serializer = LimitSerializer(limit, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        values = {name: serializer.validated_data.get(name) for name in Limit.FIELDS}
+        if partial:
+            values = {
+                name: serializer.validated_data[name] for name in Limit.FIELDS if name in serializer.validated_data
+            }
+        saved = configure.save_limits(limit.kind, values, **where)
+        return Response(LimitSerializer(saved or configure.limit_for(limit.kind, **_lookup(limit))).data)
+
+    @extend_schema(request=LimitSerializer, responses=LimitSerializer)
+    def patch(self, request, slug, kind, pk=None):
+        return self.put(request, slug, kind, pk, partial=True)
+
+    def delete(self, request, slug, kind, pk=None):
+        limit, _ = self._target(request, slug, kind, pk)
+        if limit.pk:
+            limit.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _lookup(limit):
+    return {"workspace": limit.workspace, "user": limit.user, "api_key": limit.api_key}
+
+
+class Quota(APIView):
+    """The limits that apply to the signed-in user in the workspace, and what is left of each."""
+
+    @extend_schema(responses=inline_serializer("Quota", {"limits": serializers.ListField()}))
+    def get(self, request, slug):
+        workspace = get_workspace_for(request.user, slug, "view")
+        key = request.auth if isinstance(request.auth, KeyInfo) else None
+        return Response({"workspace": workspace.slug, "limits": quota.for_user(workspace, request.user, key)})

@@ -15,6 +15,22 @@ class LlmgatewayConfig(AppConfig):
             "llmgateway:workspace",
             order=40,
             description="Models, API keys and cache statistics.",
+            current=(
+                "llmgateway:workspace",
+                "llmgateway:models",
+                "llmgateway:keys",
+                "llmgateway:revoke_key",
+                "llmgateway:cache",
+                "llmgateway:cache_clear",
+            ),
+        )
+        tab(
+            "usage",
+            "Usage",
+            "llmgateway:usage",
+            order=45,
+            description="Requests, tokens and cost over time; your quota; limits and budgets.",
+            current=("llmgateway:usage", "llmgateway:usage_limits", "llmgateway:usage_csv"),
         )
         tab("gateway-models", "Models", "llmgateway:models", parent="gateway", order=1)
         tab("gateway-keys", "API keys", "llmgateway:keys", action="manage_keys", parent="gateway", order=2)

@@ -42,6 +42,7 @@ class KeyInfo:
     scopes: tuple
     expires_at: float | None = None
     checked_at: float = 0.0  # time.time() when read from the database
+    limits: dict | None = None  # the key's own limits (metering), budgets in micro-dollars
 
     def current(self, unreliable_before=0.0):
         """Still good to use without asking the database again?"""
@@ -88,20 +89,22 @@ def _key_from_database(digest):
     """The KeyInfo of a usable key (unrevoked, its creator active and still a member), or None."""
     from django.db.models import Exists, OuterRef
 
-    from llmgateway.models import ApiKey
+    from llmgateway.models import ApiKey, Limit
     from workspaces.models import Membership
 
+    limit_fields = Limit.FIELDS
     checked_at = time.time()  # before the query: a change after this is seen on the next check
     key = (
         ApiKey.objects.filter(key_hash=digest, revoked_at__isnull=True, created_by__is_active=True)
         .filter(
             Exists(Membership.objects.filter(workspace_id=OuterRef("workspace_id"), user_id=OuterRef("created_by_id")))
         )
-        .values("id", "workspace_id", "created_by_id", "scopes", "expires_at")
+        .values("id", "workspace_id", "created_by_id", "scopes", "expires_at", *[f"limit__{n}" for n in limit_fields])
         .first()
     )
     if key is None:
         return None
+    limits = Limit(**{name: key[f"limit__{name}"] for name in limit_fields}).as_dict()
     return KeyInfo(
         id=key["id"],
         workspace_id=key["workspace_id"],
@@ -109,6 +112,7 @@ def _key_from_database(digest):
         scopes=tuple(key["scopes"] or ()),
         expires_at=key["expires_at"].timestamp() if key["expires_at"] else None,
         checked_at=checked_at,
+        limits=limits or None,
     )
 
 

@@ -51,3 +51,22 @@ class CachePolicyForm(forms.ModelForm):
         help_texts = {
             "cache_policy": "Requests with tool calls follow the same rule. Changes apply to the next request."
         }
+
+
+class UsageFilterForm(forms.Form):
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    bucket = forms.ChoiceField(required=False, label="Per", choices=[("day", "day"), ("hour", "hour")])
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("since", "The first day must not be after the last day.")
+        elif since and until and (until - since).days > 366:
+            self.add_error("since", "Choose at most 366 days.")
+        elif data.get("bucket") == "hour":
+            end = until or timezone.localdate()
+            if since and (end - since).days > 31:
+                self.add_error("bucket", "Per hour shows at most 31 days; choose fewer days.")
+        return data

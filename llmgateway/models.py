@@ -1,8 +1,9 @@
-"""Models, API keys and the per-workspace cache generation.
+"""Models, API keys, the per-workspace cache generation, usage records and limits.
 
 Model configurations are deployment-wide (staff manage them in the admin or
-with `manage.py add_model`); API keys and cache generations belong to a
-workspace. Usage figures live in the cache statistics (see cache/stats.py), so the
+with `manage.py add_model`); API keys, cache generations, usage records and
+limits belong to a workspace (default limits for every workspace have none).
+Usage records are buffered and written in bulk (llmgateway.metering), so the
 request path writes nothing to the database on a hit.
 """
 
@@ -258,3 +259,235 @@ class CacheGeneration(models.Model):
 
     def __str__(self):
         return f"{self.workspace_id}: {self.generation}"
+
+
+# Usage records and limits ---------------------------------------------------------------------------
+
+
+class CacheOutcome(models.TextChoices):
+    HIT = "hit", "Cache hit"
+    COALESCED = "coalesced", "Shared an identical call"
+    MISS = "miss", "Cache miss"
+    BYPASS = "bypass", "Not cached"
+    ERROR = "error", "Failed"
+    REFUSED = "refused", "Refused by a limit"
+
+
+class UsageRecordQuerySet(WorkspaceOwnedQuerySet):
+    def visible_to(self, user, workspace):
+        """Usage pages and API: the workspace's records for those who may view usage, else the user's own."""
+        from workspaces import permissions
+
+        records = self.in_workspace(workspace)
+        if permissions.can(user, "view_usage", workspace):
+            return records
+        return records.filter(user_id=user.pk)
+
+
+class UsageRecord(models.Model):
+    """One completion: who asked, what it cost, how the cache served it. Written in bulk (llmgateway.metering)."""
+
+    request_id = models.UUIDField(unique=True, editable=False)
+    # No database constraints: rows arrive in bulk after the request, when a key or user may be gone.
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+    )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    assistant_id = models.PositiveIntegerField(null=True, blank=True)
+    origin = models.CharField(max_length=16, default="python")
+    model = models.CharField(max_length=100)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal("0"))
+    cache = models.CharField(max_length=10, choices=CacheOutcome.choices)
+    status = models.PositiveSmallIntegerField(default=200)
+    latency_ms = models.FloatField(default=0)
+    created_at = models.DateTimeField(db_index=False)
+
+    objects = UsageRecordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # usage page and API: one workspace's records in a date range (charts, breakdowns, CSV).
+            models.Index(fields=["workspace", "created_at"], name="llmgw_usage_ws_time"),
+            # a member's own usage, and budgets per user.
+            models.Index(fields=["workspace", "user", "created_at"], name="llmgw_usage_ws_user_time"),
+            # budgets per key.
+            models.Index(fields=["api_key", "created_at"], name="llmgw_usage_key_time"),
+            # retention: the oldest rows first.
+            models.Index(fields=["created_at"], name="llmgw_usage_time"),
+        ]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.model} {self.cache}"
+
+    @property
+    def total_tokens(self):
+        return self.prompt_tokens + self.completion_tokens
+
+
+class UsageDaily(models.Model):
+    """Records older than USAGE_RETENTION_DAYS, rolled up into one row per day and combination."""
+
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    user_id = models.IntegerField(null=True, blank=True)
+    api_key_id = models.IntegerField(null=True, blank=True)
+    assistant_id = models.PositiveIntegerField(null=True, blank=True)
+    model = models.CharField(max_length=100)
+    requests = models.PositiveIntegerField(default=0)
+    hits = models.PositiveIntegerField(default=0)
+    lookups = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=16, decimal_places=6, default=Decimal("0"))
+
+    objects = WorkspaceOwnedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "daily usage"
+        verbose_name_plural = "daily usage"
+        indexes = [
+            # usage page: one workspace's days in a range.
+            models.Index(fields=["workspace", "day"], name="llmgw_usagedaily_ws_day"),
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.model}: {self.requests}"
+
+
+def _not_negative(value):
+    if value is not None and value < 0:
+        raise ValidationError("Enter 0 or more, or leave empty for no limit.")
+
+
+class LimitKind(models.TextChoices):
+    WORKSPACE = "workspace", "Whole workspace"
+    USER = "user", "Per person"
+    KEY = "key", "API key"
+
+
+class LimitQuerySet(models.QuerySet):
+    def for_user(self, user):
+        from workspaces.permissions import workspace_ids
+
+        return self.filter(workspace_id__in=workspace_ids(user))
+
+
+class Limit(models.Model):
+    """Optional limits on completions; an empty field means no limit.
+
+    - kind "workspace": the whole workspace (workspace empty: the default for every workspace).
+    - kind "user": one person in the workspace (user empty: each member without a limit of their
+      own; workspace and user empty: each member of every workspace).
+    - kind "key": one API key.
+    """
+
+    kind = models.CharField(max_length=10, choices=LimitKind.choices)
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", null=True, blank=True, on_delete=models.CASCADE, related_name="limits"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    api_key = models.OneToOneField(ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
+    rpm = models.PositiveIntegerField(
+        "requests per minute", null=True, blank=True, validators=[_not_negative], help_text="Empty: no limit."
+    )
+    tpm = models.PositiveIntegerField(
+        "tokens per minute", null=True, blank=True, validators=[_not_negative], help_text="Empty: no limit."
+    )
+    max_concurrent = models.PositiveIntegerField(
+        "concurrent requests", null=True, blank=True, validators=[_not_negative], help_text="Empty: no limit."
+    )
+    daily_budget = models.DecimalField(
+        "budget per day (USD)",
+        max_digits=14,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Empty: no limit.",
+    )
+    monthly_budget = models.DecimalField(
+        "budget per month (USD)",
+        max_digits=14,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Empty: no limit.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LimitQuerySet.as_manager()
+
+    FIELDS = ("rpm", "tpm", "max_concurrent", "daily_budget", "monthly_budget")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace"],
+                condition=Q(kind="workspace", workspace__isnull=False),
+                name="llmgateway_limit_one_per_workspace",
+                violation_error_message="This workspace has limits already; change those.",
+            ),
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=Q(workspace__isnull=True, user__isnull=True),
+                name="llmgateway_limit_one_default",
+                violation_error_message="These defaults exist already; change those.",
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "user"],
+                condition=Q(kind="user", workspace__isnull=False, user__isnull=False),
+                name="llmgateway_limit_one_per_member",
+                violation_error_message="This person has limits here already; change those.",
+            ),
+            models.UniqueConstraint(
+                fields=["workspace"],
+                condition=Q(kind="user", workspace__isnull=False, user__isnull=True),
+                name="llmgateway_limit_one_member_default",
+                violation_error_message="This workspace has limits for each member already; change those.",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="key", api_key__isnull=False, user__isnull=True, workspace__isnull=False)
+                | Q(kind="user", api_key__isnull=True, user__isnull=True)
+                | Q(kind="user", api_key__isnull=True, workspace__isnull=False)
+                | Q(kind="workspace", api_key__isnull=True, user__isnull=True),
+                name="llmgateway_limit_kind_fits",
+            ),
+        ]
+
+    def __str__(self):
+        if self.kind == LimitKind.KEY:
+            return f"limits of key {self.api_key_id}"
+        where = f"workspace {self.workspace_id}" if self.workspace_id else "every workspace"
+        if self.kind == LimitKind.USER:
+            return f"limits of {'user ' + str(self.user_id) if self.user_id else 'each member'} in {where}"
+        return f"limits of {where}"
+
+    def as_dict(self):
+        """{name: number} of the limits that are set; budgets in micro-dollars."""
+        out = {}
+        for name in self.FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            out[name] = int(value * 1_000_000) if name.endswith("budget") else int(value)
+        return out
+
+    @property
+    def is_empty(self):
+        return all(getattr(self, name) is None for name in self.FIELDS)

@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from corporate.signals import user_deactivated
 from llmgateway import auth, registry
 from llmgateway.cache import entries
-from llmgateway.models import ApiKey, CacheGeneration, ModelConfig
+from llmgateway.models import ApiKey, CacheGeneration, Limit, ModelConfig
 from workspaces.models import Membership, Workspace
 
 
@@ -52,3 +52,16 @@ def forget_model_specs(sender, instance, **kwargs):
     old = getattr(instance, "_old_name", None)
     if old:
         registry.forget_name(old)
+
+
+@receiver([post_save, post_delete], sender=Limit)
+def forget_limited_records(sender, instance, **kwargs):
+    """Limits ride on the workspace's and the key's cached records: drop those."""
+    if instance.api_key_id:
+        key_hash = ApiKey.objects.filter(pk=instance.api_key_id).values_list("key_hash", flat=True).first()
+        if key_hash:
+            auth.forget_keys([key_hash])
+    elif instance.workspace_id:
+        entries.forget_workspace(instance.workspace_id)
+    else:
+        entries.workspace_info.forget(*Workspace.objects.values_list("pk", flat=True))

@@ -13,4 +13,7 @@ urlpatterns = [
     path("<slug:slug>/keys/<int:pk>/revoke/", views.revoke_key, name="revoke_key"),
     path("<slug:slug>/cache/", views.cache_page, name="cache"),
     path("<slug:slug>/cache/clear/", views.cache_clear, name="cache_clear"),
+    path("<slug:slug>/usage/", views.usage_page, name="usage"),
+    path("<slug:slug>/usage/limits/", views.usage_limits, name="usage_limits"),
+    path("<slug:slug>/usage.csv", views.usage_csv, name="usage_csv"),
 ]

@@ -3,16 +3,23 @@
 Every completion, whether hit, coalesced or miss, and whether it comes from
 /v1/, the REST API or another app's `llmgateway.complete()`, calls
 
-    usage.hook.admit(call)          before the cache lookup; raise
+    usage.hook.admit(call, hit, workspace)
+                                    once the cache entry has been read (hit: whether it
+                                    answers the call) and before it is used; raise
                                     GatewayError(429, ...) to refuse the request
-    usage.hook.record(call, result) after the answer is known (result is a
-                                    CompletionResult: usage, cost, cache_hit ...)
+    usage.hook.record(call, result, error=None)
+                                    once the answer is known (result is a
+                                    CompletionResult: usage, cost, cache_hit ...), or
+                                    with result None and the GatewayError (None: the
+                                    client left) when there is none
 
-`call` carries workspace_id, api_key_id, user_id, model name and the request.
-The default hook does nothing, so it costs nothing on a cache hit. Install
-another with the LLM_USAGE_HOOK setting (a dotted path to a class or an
-object with these two methods). Keep `admit` free of database queries: a hit
-must not touch the database (count in the cache, settle in a task).
+`call` carries workspace_id, api_key_id, user_id, assistant_id, origin, the
+model spec, the request and the key's limits; `workspace` is the cached
+WorkspaceInfo (its limits). The default hook is llmgateway.metering.Meter:
+usage records, limits and budgets (see there). `UsageHook` does nothing.
+Install another with the LLM_USAGE_HOOK setting (a dotted path to a class or
+an object with these two methods). Keep `admit` free of database queries: a
+hit must not touch the database (count in the store, write rows in bulk).
 """
 
 from django.conf import settings
@@ -20,10 +27,10 @@ from django.utils.module_loading import import_string
 
 
 class UsageHook:
-    def admit(self, call):
+    def admit(self, call, hit=False, workspace=None):
         return None
 
-    def record(self, call, result):
+    def record(self, call, result, error=None):
         return None
 
 
@@ -43,11 +50,14 @@ class _Lazy:
             self._hook = _load()
         return self._hook
 
-    def admit(self, call):
-        return self._get().admit(call)
+    def admit(self, call, hit=False, workspace=None):
+        return self._get().admit(call, hit, workspace)
 
-    def record(self, call, result):
-        return self._get().record(call, result)
+    def record(self, call, result, error=None):
+        return self._get().record(call, result, error)
+
+    def reset(self):
+        self._hook = None
 
 
 hook = _Lazy()

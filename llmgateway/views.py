@@ -1,4 +1,6 @@
-"""Gateway pages: the landing page, models, API keys and the cache page of a workspace."""
+"""Gateway pages: the landing page, models, API keys, the cache page and the Usage page of a workspace."""
+
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -9,8 +11,10 @@ from django.views.decorators.http import require_POST
 
 from llmgateway.cache import entries, stats
 from llmgateway.cache.entries import API_KEY_TTL
-from llmgateway.forms import ApiKeyForm, CachePolicyForm
-from llmgateway.models import ApiKey, ModelConfig, Scope
+from llmgateway.forms import ApiKeyForm, CachePolicyForm, UsageFilterForm
+from llmgateway.metering import charts, configure, quota, reports
+from llmgateway.metering.configure import LimitForm
+from llmgateway.models import ApiKey, Limit, LimitKind, ModelConfig, Scope
 from llmgateway.v1.views import model_list
 from workspaces import permissions
 from workspaces.models import Workspace
@@ -160,3 +164,181 @@ def cache_clear(request, slug):
     entries.clear_workspace(workspace.pk)
     messages.success(request, "Cleared: answers cached before now will not be served again.")
     return redirect("llmgateway:cache", slug=workspace.slug)
+
+
+# Usage ------------------------------------------------------------------------------------------------
+
+
+def _usage_filters(request):
+    form = UsageFilterForm(request.GET or None)
+    if request.GET and not form.is_valid():
+        return form, None
+    data = form.cleaned_data if request.GET else {}
+    return form, {
+        "since": data.get("since"),
+        "until": data.get("until"),
+        "bucket": data.get("bucket") or "day",
+    }
+
+
+def _limit_forms(workspace, bound=None):
+    """The limit forms of the page: the workspace, each member, one person, one key; `bound`: (target, form)."""
+    targets = [
+        ("workspace", "Whole workspace", configure.limit_for(LimitKind.WORKSPACE, workspace)),
+        ("members", "Each member (without limits of their own)", configure.limit_for(LimitKind.USER, workspace)),
+    ]
+    forms_ = []
+    for target, label, limit in targets:
+        form = bound[1] if bound and bound[0] == target else LimitForm(instance=limit, prefix=target)
+        forms_.append({"target": target, "label": label, "form": form})
+    return forms_
+
+
+def _usage_page(request, workspace, status=200, bound=None):
+    form, filters = _usage_filters(request)
+    is_admin = permissions.can(request.user, "view_usage", workspace)
+    context = {"filter_form": form, "is_admin": is_admin, "can_manage_settings": False}
+    if filters is None:
+        status = 400
+        filters = {"since": None, "until": None, "bucket": "day"}
+    rows = reports.records_for(request.user, workspace, filters["since"], filters["until"])
+    points = reports.series(rows, filters["bucket"], filters["since"], filters["until"])
+    bucket = filters["bucket"]
+    context.update(
+        totals=reports.totals(rows),
+        charts=[
+            (title, charts.bar_chart(points, field, title, kind, bucket=bucket))
+            for field, title, kind in (
+                ("requests", "Requests", "count"),
+                ("tokens", "Tokens", "count"),
+                ("cost", "Cost (USD)", "money"),
+                ("hit_rate", "Cache hit rate", "percent"),
+            )
+        ],
+        breakdowns=[
+            (title, reports.breakdown(rows, by))
+            for by, title in (
+                ("user", "By person"),
+                ("assistant", "By assistant"),
+                ("model", "By model"),
+                ("key", "By API key"),
+            )
+            if is_admin or by in ("assistant", "model")
+        ],
+        quota=quota.for_user(workspace, request.user),
+        range=_shown_range(filters),
+        query=request.GET.urlencode(),
+    )
+    if permissions.can(request.user, "manage_settings", workspace):
+        from workspaces.models import Membership
+
+        context.update(
+            can_manage_settings=True,
+            limit_forms=_limit_forms(workspace, bound),
+            members=list(Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__email")),
+            member_limits=list(
+                Limit.objects.filter(kind=LimitKind.USER, workspace=workspace, user__isnull=False)
+                .select_related("user")
+                .order_by("user__email")
+            ),
+            key_limits=list(
+                Limit.objects.filter(kind=LimitKind.KEY, workspace=workspace)
+                .select_related("api_key")
+                .order_by("api_key__name")
+            ),
+            keys=list(ApiKey.objects.in_workspace(workspace).usable().order_by("name")),
+            person_form=bound[1] if bound and bound[0] in ("user", "key") else LimitForm(prefix="one"),
+            person_target=bound[0] if bound and bound[0] in ("user", "key") else "user",
+            defaults=entries.limits_in_force(workspace.pk) or {},
+        )
+    return render(request, "llmgateway/usage.html", _context(request, workspace, "usage", **context), status=status)
+
+
+@login_required
+def usage_page(request, slug):
+    """Charts, breakdowns and quota: the workspace's for its admins, a member's own for everyone else."""
+    workspace = _workspace(request, slug, "view")
+    return _usage_page(request, workspace)
+
+
+@login_required
+@require_POST
+def usage_limits(request, slug):
+    """Save one scope's limits from the Usage page (admins)."""
+    workspace = _workspace(request, slug, "manage_settings")
+    target = request.POST.get("target")
+    where, kind = {"workspace": workspace}, LimitKind.WORKSPACE
+    if target == "members":
+        kind = LimitKind.USER
+    elif target == "user":
+        from django.contrib.auth import get_user_model
+
+        user = (
+            get_user_model().objects.filter(memberships__workspace=workspace, pk=_int(request.POST.get("user"))).first()
+        )
+        form = LimitForm(request.POST, prefix="one")
+        if user is None:
+            form.is_valid()
+            form.add_error(None, "Choose a member of this workspace.")
+            return _usage_page(request, workspace, status=400, bound=("user", form))
+        kind, where = LimitKind.USER, {"workspace": workspace, "user": user}
+    elif target == "key":
+        key = ApiKey.objects.in_workspace(workspace).filter(pk=_int(request.POST.get("key"))).first()
+        form = LimitForm(request.POST, prefix="one")
+        if key is None:
+            form.is_valid()
+            form.add_error(None, "Choose one of this workspace's keys.")
+            return _usage_page(request, workspace, status=400, bound=("key", form))
+        kind, where = LimitKind.KEY, {"api_key": key}
+    elif target != "workspace":
+        raise Http404("No such limits")
+    prefix = target if target in ("workspace", "members") else "one"
+    form = LimitForm(request.POST, prefix=prefix)
+    if not form.is_valid():
+        messages.error(request, "The limits were not saved: correct the fields marked below.")
+        return _usage_page(request, workspace, status=400, bound=(target, form))
+    configure.save_limits(kind, {name: form.cleaned_data[name] for name in Limit.FIELDS}, **where)
+    messages.success(request, "Limits saved; they apply from the next request.")
+    return redirect("llmgateway:usage", slug=workspace.slug)
+
+
+def _shown_range(filters):
+    start, end = reports.date_range(filters["since"], filters["until"])
+    return start, end - timedelta(days=1)
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@login_required
+def usage_csv(request, slug):
+    """The page's breakdown (`by`, default day) as CSV: the same columns as `manage.py usage_report --format csv`."""
+    import csv
+
+    from django.http import HttpResponse
+
+    from llmgateway.management.commands.usage_report import COLUMNS, table_rows
+
+    workspace = _workspace(request, slug, "view")
+    form, filters = _usage_filters(request)
+    if filters is None:
+        return _usage_page(request, workspace, status=400)
+    by = request.GET.get("by") or "day"
+    if by not in reports.BREAKDOWNS or (
+        by in ("user", "key") and not permissions.can(request.user, "view_usage", workspace)
+    ):
+        permissions.check(request.user, "view_usage", workspace)
+        raise Http404("No such breakdown")
+    rows = reports.records_for(request.user, workspace, filters["since"], filters["until"])
+    start, end = reports.date_range(filters["since"], filters["until"])
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = f"usage-{workspace.slug}-{by}-{start:%Y%m%d}-{(end.date() - timedelta(days=1)):%Y%m%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    writer = csv.DictWriter(response, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(table_rows(reports.breakdown(rows, by)))
+    return response

@@ -219,3 +219,23 @@ def test_upload_of_other_workspace_never_reaches_prompt(
     events = ask_page(client_for(member), assistant, QUESTION)
     answer = Message.objects.get(pk=events_of(events, "done")[0]["answer_id"])
     assert "99 vacation" not in str(answer.prompt)
+
+
+def test_the_chat_says_plainly_that_the_quota_is_reached_and_when_it_resets(client_for, member, assistant, ask_page):
+    from llmgateway.metering import records
+    from llmgateway.models import Limit, UsageRecord
+
+    Limit.objects.create(kind="user", workspace=assistant.workspace, user=member, rpm=1)
+    client = client_for(member)
+    first = ask_page(client, assistant, QUESTION)
+    assert events_of(first, "done")
+    second = ask_page(client, assistant, "And how many sick days?")
+    message = events_of(second, "error")[0]
+    assert message.startswith("Your quota is reached: your account in this workspace allows 1 request per minute.")
+    assert "You can ask again in" in message and "UTC" in message
+    records.drain()
+    rows = UsageRecord.objects.order_by("created_at")
+    assert [(r.cache, r.assistant_id, r.origin, r.user_id) for r in rows] == [
+        ("miss", assistant.pk, "chat", member.pk),
+        ("refused", assistant.pk, "chat", member.pk),
+    ]

@@ -148,6 +148,9 @@ class WorkspaceInfo:
     cache_policy: str
     generation: int
     archived: bool = False
+    # {"workspace": {name: n}, "member": {name: n}, "users": {"user id": {name: n}}}: the limits
+    # in force (staff defaults filled in), budgets in micro-dollars; see metering/limits.py.
+    limits: dict | None = None
 
     def dumps(self):
         return json.dumps(asdict(self)).encode()
@@ -155,6 +158,28 @@ class WorkspaceInfo:
     @classmethod
     def loads(cls, raw):
         return cls(**json.loads(raw))
+
+
+def limits_in_force(workspace_id):
+    """The workspace's limits as the request path needs them, staff defaults filled in field by field."""
+    from django.db.models import Q
+
+    from llmgateway.models import Limit
+
+    rows = Limit.objects.filter(
+        Q(workspace_id=workspace_id) | Q(workspace__isnull=True), kind__in=["workspace", "user"]
+    )
+    parts = {}
+    for row in rows.order_by("workspace_id").values("kind", "workspace_id", "user_id", *Limit.FIELDS):
+        values = Limit(**{name: row[name] for name in Limit.FIELDS}).as_dict()
+        if row["kind"] == "workspace":
+            # Defaults (no workspace) come first, the workspace's own values over them.
+            parts["workspace"] = {**parts.get("workspace", {}), **values}
+        elif row["user_id"] is None:
+            parts["member"] = {**parts.get("member", {}), **values}
+        else:
+            parts.setdefault("users", {})[str(row["user_id"])] = values
+    return {name: value for name, value in parts.items() if value} or None
 
 
 def _workspace_from_database(workspace_id):
@@ -166,7 +191,11 @@ def _workspace_from_database(workspace_id):
         return None
     generation = CacheGeneration.objects.filter(workspace_id=workspace_id).values_list("generation", flat=True).first()
     return WorkspaceInfo(
-        id=workspace_id, cache_policy=row["cache_policy"], generation=generation or 0, archived=row["archived"]
+        id=workspace_id,
+        cache_policy=row["cache_policy"],
+        generation=generation or 0,
+        archived=row["archived"],
+        limits=limits_in_force(workspace_id),
     )
 
 

@@ -30,6 +30,7 @@ _pending = {}
 _pending_events = 0
 _last_flush = time.monotonic()
 _lock = threading.Lock()
+_scheduled = False  # a flush is on its way
 
 BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 120000)
 OUTCOMES = ("hit", "miss", "coalesced", "bypass", "error")
@@ -58,30 +59,41 @@ def record(workspace_id, outcome, latency_ms, usage=None, cost=0.0):
     metrics.count_completion(outcome)
     if outcome in TIMELINE_FIELDS:
         timeline.count(TIMELINE_FIELDS[outcome])
-    global _pending_events
+    global _pending_events, _scheduled
     with _lock:
         for key in (stats_key(workspace_id), stats_key(None)):
             counts = _pending.setdefault(key, {})
             for field, amount in fields.items():
                 counts[field] = counts.get(field, 0) + amount
         _pending_events += 1
-        due = _pending_events >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL
+        due = not _scheduled and (_pending_events >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)
+        if due:
+            _scheduled = True  # one request writes the batch, not every request until it is written
+    if _flusher_pid != _pid:
+        _start_flusher()
     if due:
         deferred.defer(flush)
-    elif _flusher_pid != os.getpid():
-        _start_flusher()
 
 
 _flusher_pid = None
+_pid = os.getpid()  # this process's id, kept current across forks (os.getpid is a system call)
+
+
+def _forked():
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _start_flusher():
     """A daemon thread (a greenlet under gevent) that writes what is left once traffic stops."""
     global _flusher_pid
     with _lock:
-        if _flusher_pid == os.getpid():
+        if _flusher_pid == _pid:
             return
-        _flusher_pid = os.getpid()
+        _flusher_pid = _pid
 
     def loop():
         while True:
@@ -97,18 +109,18 @@ def _start_flusher():
 
 def flush():
     """Write this process's pending counts to the store."""
-    global _pending, _pending_events, _last_flush
+    global _pending, _pending_events, _last_flush, _scheduled
     with _lock:
-        taken, _pending, _pending_events, _last_flush = _pending, {}, 0, time.monotonic()
+        taken, _pending, _pending_events, _last_flush, _scheduled = _pending, {}, 0, time.monotonic(), False
     if taken:
         get_store().incr_hashes(taken)
 
 
 def discard_pending():
     """Forget counts not yet written (tests start from a clean slate)."""
-    global _pending, _pending_events
+    global _pending, _pending_events, _scheduled
     with _lock:
-        _pending, _pending_events = {}, 0
+        _pending, _pending_events, _scheduled = {}, 0, False
 
 
 atexit.register(flush)

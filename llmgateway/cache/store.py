@@ -73,6 +73,21 @@ class Store:
     def read_list(self, key, start):
         raise NotImplementedError
 
+    def append(self, key, values):
+        """Append values to a list that never expires (a queue); False when the store did not take them."""
+        raise NotImplementedError
+
+    def head(self, key, count):
+        """The first `count` items of a queue."""
+        raise NotImplementedError
+
+    def drop_head(self, key, count):
+        """Remove the first `count` items of a queue (after they were handled)."""
+        raise NotImplementedError
+
+    def length(self, key):
+        raise NotImplementedError
+
     def exists(self, key):
         raise NotImplementedError
 
@@ -203,6 +218,21 @@ class LocalStore(Store):
     def read_list(self, key, start):
         return (self.cache.get(key) or [])[start:]
 
+    def append(self, key, values):
+        with self._lock():
+            self.cache.set(key, (self.cache.get(key) or []) + list(values), None)
+        return True
+
+    def head(self, key, count):
+        return (self.cache.get(key) or [])[:count]
+
+    def drop_head(self, key, count):
+        with self._lock():
+            self.cache.set(key, (self.cache.get(key) or [])[count:], None)
+
+    def length(self, key):
+        return len(self.cache.get(key) or [])
+
     def exists(self, key):
         return self.cache.get(key) is not None
 
@@ -299,6 +329,19 @@ class RedisStore(Store):
 
     def read_list(self, key, start):
         return self._run([], lambda r: r.lrange(key, start, -1))
+
+    def append(self, key, values):
+        values = list(values)
+        return bool(values) and self._run(False, lambda r: r.rpush(key, *values) is not None)
+
+    def head(self, key, count):
+        return self._run([], lambda r: r.lrange(key, 0, count - 1))
+
+    def drop_head(self, key, count):
+        self._run(None, lambda r: r.ltrim(key, count, -1))
+
+    def length(self, key):
+        return self._run(0, lambda r: r.llen(key))
 
     def exists(self, key):
         return bool(self._run(0, lambda r: r.exists(key)))

@@ -23,7 +23,8 @@ Arguments:
   Cache-Control header string.
 - cache_extra: anything JSON-serialisable that must also change the cache
   key, e.g. {"assistant": 7, "version": 3, "documents": {"12": 5}}.
-- user: who asked (for the usage hook).
+- user, assistant, origin: who asked, for which assistant, from where
+  ("chat", "v1", ...): for the usage records and the user's limits.
 
 Upstream faults come back as GatewayError with an OpenAI error body
 (`error.body()`) and the right status (400/404/429/502/503/504). Every
@@ -47,7 +48,17 @@ CompletionStream = Completion
 
 
 def complete(
-    workspace, request, *, cache_control=None, stream=False, user=None, cache_extra=None, api_key=None, spec=None
+    workspace,
+    request,
+    *,
+    cache_control=None,
+    stream=False,
+    user=None,
+    cache_extra=None,
+    api_key=None,
+    spec=None,
+    assistant=None,
+    origin="python",
 ):
     """A completion through the cache; a CompletionResult, or a Completion to iterate when stream=True.
 
@@ -58,7 +69,15 @@ def complete(
     if stream:
         request["stream"] = True
     call = prepare(
-        workspace, request, cache_control=cache_control, user=user, cache_extra=cache_extra, api_key=api_key, spec=spec
+        workspace,
+        request,
+        cache_control=cache_control,
+        user=user,
+        cache_extra=cache_extra,
+        api_key=api_key,
+        spec=spec,
+        assistant=assistant,
+        origin=origin,
     )
     return execute(call)
 

@@ -111,5 +111,5 @@ def serve(digest, body, cache_control=None, body_error=None):
         prefetched = (raws[2], raws[3])
     else:
         call = prepare(info.workspace_id, body, cache_control=cache_control, spec=spec)
-    call.user_id, call.api_key_id = info.user_id, info.id
+    call.user_id, call.api_key_id, call.key_limits, call.origin = info.user_id, info.id, info.limits, "v1"
     return execute(call, prefetched)

@@ -10,8 +10,21 @@ ERROR_TYPES = OPENAI_ERROR_TYPES
 class GatewayError(Exception):
     """An error for the client, in OpenAI's shape."""
 
-    def __init__(self, status, message, *, code=None, param=None, type=None, retry_after=None):  # noqa: A002
+    def __init__(
+        self,
+        status,
+        message,
+        *,
+        code=None,
+        param=None,
+        type=None,  # noqa: A002
+        retry_after=None,
+        headers=None,
+        limit=None,
+    ):
         super().__init__(message)
+        self.headers = headers or {}
+        self.limit = limit  # the metering Refusal behind a 429 from a limit
         self.status = status
         self.message = message
         self.code = code

@@ -53,6 +53,11 @@ class Call:
     store: bool = False
     generation: int = 0
     deadline: Deadline | None = None  # from the spec when not given
+    assistant_id: int | None = None
+    origin: str = "python"  # v1 | chat | preview | python: where the request came from (usage records)
+    key_limits: dict | None = None  # the API key's own limits (KeyInfo.limits)
+    request_id: str | None = None  # set when admitted
+    ticket: object = None  # the metering reservation, settled when the completion ends
 
     def __post_init__(self):
         if self.deadline is None:
@@ -85,6 +90,7 @@ class CompletionResult:
     stored: bool = False
     fallback: bool = False
     upstream_ms: float | None = None  # this request's own upstream call, when it made one
+    ratelimit: dict | None = None  # the x-ratelimit-* headers, when limits apply
 
     @property
     def text(self):
@@ -92,7 +98,18 @@ class CompletionResult:
         return (choices[0].get("message") or {}).get("content") or ""
 
 
-def prepare(workspace, request, *, cache_control=None, user=None, cache_extra=None, api_key=None, spec=None):
+def prepare(
+    workspace,
+    request,
+    *,
+    cache_control=None,
+    user=None,
+    cache_extra=None,
+    api_key=None,
+    spec=None,
+    assistant=None,
+    origin="python",
+):
     """Validate and resolve a request into a Call (no I/O when the model spec is given)."""
     request = validate_request(request)
     control = CacheControl.coerce(cache_control).merge(CacheControl.from_body(request.pop("cache", None)))
@@ -112,6 +129,9 @@ def prepare(workspace, request, *, cache_control=None, user=None, cache_extra=No
         control=control,
         user_id=getattr(user, "pk", user),
         api_key_id=getattr(api_key, "id", None),
+        key_limits=getattr(api_key, "limits", None),
+        assistant_id=getattr(assistant, "pk", assistant),
+        origin=origin,
     )
 
 
@@ -131,11 +151,12 @@ def release_database(spec=None):
 
 
 def _admit(call, prefetched=None):
-    """Admit the call, read the workspace's policy and the cache entry in one round trip; the entry on a hit.
+    """Read the workspace's policy and the cache entry in one round trip, admit the call; the entry on a hit.
 
     prefetched: (raw workspace info, raw entry) already read in the caller's own round trip.
+    The usage hook learns whether the entry answers the call before it is used (a hit
+    counts towards request limits only).
     """
-    hook.admit(call)
     raw_info, raw_entry = prefetched or get_store().get_many([workspace_info_key(call.workspace_id), call.key])
     found, info = workspace_info.from_cached(raw_info)
     if not found:
@@ -149,7 +170,9 @@ def _admit(call, prefetched=None):
     call.lookup = cacheable and not call.control.no_cache
     call.store = cacheable and not call.control.no_store
     call.generation = info.generation
-    return _current(call, raw_entry) if call.lookup else None
+    entry = _current(call, raw_entry) if call.lookup else None
+    hook.admit(call, entry is not None, info)
+    return entry
 
 
 def _current(call, raw):
@@ -211,12 +234,18 @@ class Completion:
         self._want_chunks = call.streaming
         self._part = None
         self._source = None
+        self._recorded = False
         self._entry = _admit(call, prefetched)
-        if self._entry is None:
-            self._part, self._entry = _open_flight(call)
-            if self._entry is not None:
-                entry = self._entry
-                self._part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
+        try:
+            if self._entry is None:
+                self._part, self._entry = _open_flight(call)
+                if self._entry is not None:
+                    entry = self._entry
+                    self._part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
+        except BaseException as exc:
+            self._recorded = True
+            hook.record(call, None, exc if isinstance(exc, GatewayError) else GatewayError(500, str(exc)))
+            raise
         self.cache_hit = self._entry is not None
         self.coalesced = not self.cache_hit and self._part.role == "follower"
 
@@ -230,12 +259,23 @@ class Completion:
                 if not include_usage and not chunk.get("choices") and chunk.get("usage"):
                     continue
                 yield chunk
-        except GatewayError:
-            self._record("error")
+        except GatewayError as error:
+            self._record("error", error)
             raise
         finally:
             source.close()
+            self._cancelled()
         self._record()
+
+    def _cancelled(self):
+        """The client left before the end (or never read): the usage hook hears of it once."""
+        if self._recorded:
+            return
+        if self.result is not None:
+            self._record()
+        else:
+            self._recorded = True
+            hook.record(self.call, None, None)
 
     def close(self):
         """Stop here: hang up on the upstream, and end this request's part in its flight. Safe to repeat."""
@@ -244,6 +284,7 @@ class Completion:
             source.close()
         if self._part is not None:
             self._part.leave()
+        self._cancelled()
 
     def __del__(self):
         try:
@@ -277,7 +318,12 @@ class Completion:
             cost=entry.cost,
             latency_ms=self.call.elapsed_ms(),
             stored=True,
+            ratelimit=self._ratelimit(),
         )
+
+    def _ratelimit(self):
+        ticket = self.call.ticket
+        return ticket.headers() if ticket is not None else None
 
     def _follow(self):
         call, part, got_chunks, payload = self.call, self._part, False, None
@@ -372,13 +418,18 @@ class Completion:
             stored=stored,
             fallback=used.name != self.call.spec.name,
             upstream_ms=None if coalesced else round(upstream_ms, 2),
+            ratelimit=self._ratelimit(),
         )
 
-    def _record(self, outcome=None):
+    def _record(self, outcome=None, error=None):
         """Statistics and the usage hook, once per completion."""
+        if self._recorded:
+            return
+        self._recorded = True
         call, result = self.call, self.result
         if outcome == "error" or result is None:
             stats.record(call.workspace_id, "error", call.elapsed_ms())
+            hook.record(call, None, error or GatewayError(500, "The completion failed."))
             return
         if result.cache_hit:
             outcome = "hit"

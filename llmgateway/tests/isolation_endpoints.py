@@ -8,6 +8,10 @@ def setup(ctx):
     ctx.key, _ = ApiKey.create(ctx.workspace, "isolation", ctx.users["admin"])
 
 
+def _limits(**values):
+    return lambda ctx: {"rpm": 60, "tpm": None, "max_concurrent": None, "daily_budget": "5.00", "monthly_budget": None}
+
+
 ENDPOINTS = [
     Endpoint(
         "gateway of a workspace",
@@ -69,6 +73,69 @@ ENDPOINTS = [
         "gateway revoke key (API)",
         "DELETE",
         lambda ctx: f"/api/gateway/{ctx.workspace.slug}/keys/{ctx.key.pk}/",
+        "admin",
+        api=True,
+    ),
+    Endpoint("usage page", "GET", lambda ctx: f"/gateway/{ctx.workspace.slug}/usage/", "viewer"),
+    Endpoint("usage CSV", "GET", lambda ctx: f"/gateway/{ctx.workspace.slug}/usage.csv", "viewer"),
+    Endpoint(
+        "usage limits",
+        "POST",
+        lambda ctx: f"/gateway/{ctx.workspace.slug}/usage/limits/",
+        "admin",
+        data=lambda ctx: {"target": "workspace", "workspace-rpm": "10"},
+        redirect=lambda ctx: f"/gateway/{ctx.workspace.slug}/usage/",
+    ),
+    # Usage: every member sees their own; breakdowns by user and key, and limits, are for admins.
+    Endpoint("usage records (API)", "GET", lambda ctx: f"/api/gateway/{ctx.workspace.slug}/usage/", "viewer", api=True),
+    Endpoint(
+        "usage summary (API)",
+        "GET",
+        lambda ctx: f"/api/gateway/{ctx.workspace.slug}/usage/summary/",
+        "viewer",
+        api=True,
+    ),
+    Endpoint(
+        "usage quota (API)", "GET", lambda ctx: f"/api/gateway/{ctx.workspace.slug}/usage/quota/", "viewer", api=True
+    ),
+    Endpoint(
+        "workspace limits (API)",
+        "GET",
+        lambda ctx: f"/api/gateway/{ctx.workspace.slug}/limits/workspace/",
+        "admin",
+        api=True,
+    ),
+    Endpoint(
+        "set workspace limits (API)",
+        "PUT",
+        lambda ctx: f"/api/gateway/{ctx.workspace.slug}/limits/workspace/",
+        "admin",
+        api=True,
+        format="json",
+        data=_limits(),
+    ),
+    Endpoint(
+        "set member limits (API)",
+        "PATCH",
+        lambda ctx: f"/api/gateway/{ctx.workspace.slug}/limits/members/",
+        "admin",
+        api=True,
+        format="json",
+        data=lambda ctx: {"rpm": 30},
+    ),
+    Endpoint(
+        "user limits (API)",
+        "PUT",
+        lambda ctx: f"/api/gateway/{ctx.workspace.slug}/limits/users/{ctx.users['member'].pk}/",
+        "admin",
+        api=True,
+        format="json",
+        data=_limits(),
+    ),
+    Endpoint(
+        "key limits (API)",
+        "DELETE",
+        lambda ctx: f"/api/gateway/{ctx.workspace.slug}/limits/keys/{ctx.key.pk}/",
         "admin",
         api=True,
     ),

@@ -335,22 +335,22 @@ def test_cache_extra_changes_the_key(workspace, remote_model, upstream):
 class RefuseEverything:
     seen = []
 
-    def admit(self, call):
+    def admit(self, call, hit=False, workspace=None):
         if call.workspace_id == -1:
             return
         raise GatewayError(429, "Monthly budget spent.", code="budget_exceeded")
 
-    def record(self, call, result):
+    def record(self, call, result, error=None):
         self.seen.append(result)
 
 
 class CountingHook:
     seen = []
 
-    def admit(self, call):
+    def admit(self, call, hit=False, workspace=None):
         return None
 
-    def record(self, call, result):
+    def record(self, call, result, error=None):
         CountingHook.seen.append((call.workspace_id, call.api_key_id, result.cache_hit))
 
 

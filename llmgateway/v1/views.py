@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from corporate.middleware import is_database_unavailable
 from corporate.views import database_unavailable
-from llmgateway import auth, registry
+from llmgateway import auth, metering, registry
 from llmgateway.cache import deferred
 from llmgateway.gateway import Completion, GatewayError, entry
 
@@ -28,6 +28,8 @@ def error_response(error: GatewayError):
         response["WWW-Authenticate"] = 'Bearer realm="v1"'
     if error.retry_after is not None:
         response["Retry-After"] = str(error.retry_after)
+    for name, value in error.headers.items():
+        response[name] = value
     return response
 
 
@@ -68,7 +70,9 @@ def _sse(first, rest):
     return events()
 
 
-def _cache_headers(response, hit, coalesced, result=None):
+def _cache_headers(response, hit, coalesced, result=None, ratelimit=None):
+    for name, value in (ratelimit or {}).items():
+        response[name] = value
     response["X-Cache"] = "HIT" if hit else "MISS"
     if coalesced:
         response["X-Cache-Coalesced"] = "1"
@@ -122,13 +126,15 @@ def _chat_completions(request):
             response = StreamingHttpResponse(_sse(first, chunks), content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
-            return _cache_headers(response, outcome.cache_hit, outcome.coalesced)
+            return _cache_headers(
+                response, outcome.cache_hit, outcome.coalesced, ratelimit=metering.headers(outcome.call)
+            )
     except GatewayError as error:
         return error_response(error)
     response = HttpResponse(
         json.dumps(outcome.response, separators=(",", ":")).encode(), content_type="application/json"
     )
-    return _cache_headers(response, outcome.cache_hit, outcome.coalesced, outcome)
+    return _cache_headers(response, outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit)
 
 
 @csrf_exempt

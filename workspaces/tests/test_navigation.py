@@ -23,6 +23,7 @@ PAGES = [
     ("llmgateway:models", "Model gateway"),
     ("llmgateway:keys", "Model gateway"),
     ("llmgateway:cache", "Model gateway"),
+    ("llmgateway:usage", "Usage"),
 ]
 
 
@@ -37,7 +38,7 @@ def _tabs(html):
 def test_every_workspace_page_has_the_same_tab_bar(client_for, owner, workspace, url_name, current):
     html = client_for(owner).get(reverse(url_name, args=[workspace.slug])).content.decode()
     labels, marked = _tabs(html)
-    assert labels == ["Overview", "Documents", "Assistants", "Model gateway", "Members", "Settings"]
+    assert labels == ["Overview", "Documents", "Assistants", "Model gateway", "Usage", "Members", "Settings"]
     assert marked == [current]
     # The breadcrumb leads back to the workspaces and to this one.
     assert f'<a href="/workspaces/{workspace.slug}/">{workspace.name}</a>' in html
@@ -46,7 +47,7 @@ def test_every_workspace_page_has_the_same_tab_bar(client_for, owner, workspace,
 def test_tabs_follow_the_role(client_for, viewer, workspace):
     html = client_for(viewer).get(reverse("documents:list", args=[workspace.slug])).content.decode()
     labels, _ = _tabs(html)
-    assert labels == ["Overview", "Documents", "Assistants", "Model gateway", "Members"]
+    assert labels == ["Overview", "Documents", "Assistants", "Model gateway", "Usage", "Members"]
     # Sub-tabs of the current tab: a viewer may search but not upload.
     subtabs = re.search(r'<nav class="subtabs"[^>]*>(.*?)</nav>', html, re.S).group(1)
     assert re.findall(r">([^<]+)</a>", subtabs) == ["All documents", "Search"]

@@ -57,6 +57,7 @@ NOT_PAGE_ENDPOINTS = {
     "document status": "JSON or a status fragment polled by the document page",
     "document download": "the stored file itself",
     "gateway of a workspace": "redirects to the gateway's models page",
+    "usage CSV": "the usage breakdown as a CSV download",
     "export conversation": "a Markdown file to download",
 }
 

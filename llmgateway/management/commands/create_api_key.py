@@ -1,9 +1,11 @@
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils import timezone
 
-from llmgateway.models import ApiKey, Scope
+from llmgateway.metering import cli, configure
+from llmgateway.models import ApiKey, LimitKind, Scope
 from workspaces.models import Membership, Workspace
 
 
@@ -21,6 +23,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--expires-days", type=int, help="the key stops working after this many days")
         parser.add_argument("--user", help="email of the member the key acts for (default: an owner or admin)")
+        cli.add_limit_arguments(parser)
 
     def handle(self, slug, name, **options):
         workspace = Workspace.objects.filter(slug=slug).first()
@@ -44,6 +47,10 @@ class Command(BaseCommand):
             if options["expires_days"] < 1:
                 raise CommandError("--expires-days must be at least 1.")
             expires_at = timezone.now() + timedelta(days=options["expires_days"])
-        key, full = ApiKey.create(workspace, name, membership.user, scopes=options["scope"], expires_at=expires_at)
+        values = cli.limit_values(options)
+        with transaction.atomic():
+            key, full = ApiKey.create(workspace, name, membership.user, scopes=options["scope"], expires_at=expires_at)
+            if values:
+                configure.save_limits(LimitKind.KEY, values, api_key=key)
         self.stderr.write(f"Created key {key.display_prefix} for {workspace.slug}, acting as {membership.user.email}.")
         self.stdout.write(full)

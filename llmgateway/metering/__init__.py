@@ -1,0 +1,138 @@
+"""Metering: usage records, limits and budgets on every completion (the gateway's usage hook).
+
+`Meter` is the default LLM_USAGE_HOOK (llmgateway/usage.py):
+
+- `admit(call, hit, workspace)` finds the scopes with limits (the
+  workspace's, the user's, the API key's: read with the workspace's and the
+  key's cached records, so no extra read) and, only when there are some,
+  reserves the request in one atomic step (limits.py), or refuses it with a
+  429 GatewayError naming the limit, with Retry-After and the OpenAI
+  rate-limit headers. A refused request is recorded too.
+- `record(call, result, error)` settles the reservation with what was used,
+  sends a budget alert when a budget passes 80% or 100% (alerts.py), and
+  buffers the usage record (records.py).
+"""
+
+import math
+import time
+
+from django.conf import settings
+
+from llmgateway.cache import deferred
+from llmgateway.gateway.errors import GatewayError
+from llmgateway.metering import alerts, limits, records
+
+
+def estimate(call):
+    """(tokens, micro-dollars) reserved before the upstream call: the input, and the answer at its longest."""
+    chars = 0
+    for message in call.request.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(part.get("text") or "") for part in content if isinstance(part, dict))
+    prompt = math.ceil(chars / 4) + 8 * len(call.request.get("messages") or ())
+    answer = call.request.get("max_completion_tokens") or call.request.get("max_tokens")
+    if not isinstance(answer, int) or answer <= 0:
+        answer = settings.USAGE_ESTIMATE_MAX_TOKENS
+    cost = call.spec.cost({"prompt_tokens": prompt, "completion_tokens": answer})
+    return prompt + answer, math.ceil(cost * 1_000_000)
+
+
+def _tokens(usage):
+    if not isinstance(usage, dict):
+        return 0, 0
+    counts = []
+    for name in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(name)
+        counts.append(value if isinstance(value, int) and value > 0 else 0)
+    return counts
+
+
+class Meter:
+    def admit(self, call, hit=False, workspace=None):
+        call.request_id = records.new_id()
+        scopes = limits.scopes_for(
+            call.workspace_id,
+            call.user_id,
+            call.api_key_id,
+            getattr(workspace, "limits", None),
+            call.key_limits,
+        )
+        if not scopes:
+            return None
+        spends = not hit or settings.USAGE_HITS_COUNT_TOWARDS_SPEND
+        tokens, cost = estimate(call) if spends else (0, 0)
+        try:
+            call.ticket = limits.admit(scopes, call.request_id, tokens, cost, call.deadline.remaining())
+        except limits.Refusal as refusal:
+            self._add(call, "refused", 429)
+            kind = "insufficient_quota" if refusal.code == "insufficient_quota" else refusal.limit
+            raise GatewayError(
+                429,
+                refusal.message(),
+                code=refusal.code,
+                type="requests" if kind == "concurrent" else kind,
+                retry_after=refusal.retry_after,
+                headers=limits.refusal_headers(refusal),
+                limit=refusal,
+            ) from None
+        return call.ticket
+
+    def record(self, call, result, error=None):
+        ticket = getattr(call, "ticket", None)
+        if result is not None:
+            prompt, completion = _tokens(result.usage)
+            spent = not (result.cache_hit or result.coalesced) or settings.USAGE_HITS_COUNT_TOWARDS_SPEND
+            cost = math.ceil(result.cost * 1_000_000) if spent else 0
+            if ticket is not None:
+                # After the response when in a view (cache/deferred.py): the client does not wait for it.
+                deferred.defer(self._settle, call, ticket, prompt + completion if spent else 0, cost)
+            if result.cache_hit:
+                outcome = "hit"
+            elif result.coalesced:
+                outcome = "coalesced"
+            else:
+                outcome = "miss" if call.lookup else "bypass"
+            self._add(call, outcome, 200, result.model, prompt, completion, cost, result.latency_ms)
+            return
+        # Failed or cancelled: an upstream error costs nothing; a cancelled call keeps its reservation.
+        status = getattr(error, "status", 499)
+        if ticket is not None:
+            if status == 499:
+                limits.settle(ticket, ticket.tokens, ticket.cost)
+            else:
+                limits.settle(ticket, 0, 0)
+        self._add(call, "error", status)
+
+    def _settle(self, call, ticket, tokens, cost):
+        for scope, kind, spent, budget in limits.settle(ticket, tokens, cost):
+            if spent >= budget * alerts.FIRST_THRESHOLD:
+                alerts.maybe_send(call.workspace_id, scope, kind, spent, budget)
+
+    def _add(self, call, outcome, status, model=None, prompt=0, completion=0, cost=0, latency_ms=None):
+        records.add(
+            {
+                "id": getattr(call, "request_id", None) or records.new_id(),
+                "ws": call.workspace_id,
+                "u": call.user_id,
+                "k": call.api_key_id,
+                "a": call.assistant_id,
+                "o": call.origin,
+                "m": model or call.spec.name,
+                "pt": prompt,
+                "ct": completion,
+                "c": cost,
+                "h": outcome,
+                "s": status,
+                "l": round(call.elapsed_ms() if latency_ms is None else latency_ms, 2),
+                "t": time.time(),
+            }
+        )
+
+
+def headers(call):
+    """The x-ratelimit-* headers for an admitted call ({} without limits)."""
+    ticket = getattr(call, "ticket", None)
+    return ticket.headers() if ticket is not None else {}

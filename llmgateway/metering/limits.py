@@ -1,0 +1,627 @@
+"""Limits on completions, checked and counted atomically in the store: Redis (Lua) or this host's shared cache.
+
+Each completion is checked against every scope that has limits: its
+workspace, its user in that workspace, and its API key. Per scope:
+
+- requests per minute and tokens per minute: token buckets that hold the
+  limit and refill it over a minute (a burst of `rpm` requests, then one
+  every 60/rpm seconds);
+- concurrent requests: the requests under way (each entry expires after its
+  deadline, so a worker that died frees its slots);
+- money per day and per month: what was spent and reserved in the period
+  (the server's TIME_ZONE), in micro-dollars.
+
+`admit()` reserves the request's estimate (1 request; its tokens and cost as
+the estimate, none for a cache hit unless USAGE_HITS_COUNT_TOWARDS_SPEND) in
+every scope at once, or refuses without changing anything; `settle()`
+replaces the estimate by what was used and frees the concurrency slot. A
+request is admitted while some of the limit is left, so N concurrent
+requests never spend more than the budget plus one request's estimate. The
+check and the reservation are one Lua script, so this holds across workers
+and hosts; without Redis the same steps run under the host's file lock.
+
+A budget counter missing from the store (a new period, or Redis restarted)
+is seeded from the usage rows of the period before the first paid request.
+When the store does not answer, requests are admitted (and logged by the
+store): an outage of Redis must not stop the gateway.
+"""
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from django.utils import timezone
+
+from llmgateway.cache.store import LocalStore, RedisStore, get_store, make_key
+
+log = logging.getLogger("llmgateway.metering")
+
+WINDOW_MS = 60_000
+NAMES = ("rpm", "tpm", "max_concurrent", "daily_budget", "monthly_budget")
+LIMIT_WORDS = {
+    "requests": "requests per minute",
+    "tokens": "tokens per minute",
+    "concurrent": "concurrent requests",
+    "day": "daily budget",
+    "month": "monthly budget",
+}
+SCOPE_WORDS = {"workspace": "this workspace", "user": "your account in this workspace", "key": "this API key"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # workspace | user | key
+    ident: str  # "7", "7:12", "31"
+    limits: dict  # {name: int}, budgets in micro-dollars
+
+    def vector(self):
+        return [int(self.limits.get(name) or 0) for name in NAMES]
+
+    def keys(self, day, month):
+        return _keys(self.kind, self.ident, day, month)
+
+
+@lru_cache(maxsize=4096)
+def _keys(kind, ident, day, month):
+    """A scope's five store keys in a period (remembered: built on every admitted request)."""
+    base = f"gw:rl:{kind}:{ident}"
+    return [
+        make_key(f"{base}:req"),
+        make_key(f"{base}:tok"),
+        make_key(f"{base}:conc"),
+        make_key(f"{base}:d:{day}"),
+        make_key(f"{base}:m:{month}"),
+    ]
+
+
+def scopes_for(workspace_id, user_id, api_key_id, workspace_limits, key_limits):
+    """The scopes with limits for one request; workspace_limits is WorkspaceInfo.limits."""
+    scopes = []
+    workspace_limits = workspace_limits or {}
+    if workspace_limits.get("workspace"):
+        scopes.append(Scope("workspace", str(workspace_id), workspace_limits["workspace"]))
+    if user_id is not None:
+        mine = {**(workspace_limits.get("member") or {}), **(workspace_limits.get("users") or {}).get(str(user_id), {})}
+        if mine:
+            scopes.append(Scope("user", f"{workspace_id}:{user_id}", mine))
+    if api_key_id is not None and key_limits:
+        scopes.append(Scope("key", str(api_key_id), key_limits))
+    return scopes
+
+
+@dataclass
+class Ticket:
+    """An admitted request's reservation, settled once."""
+
+    scopes: list
+    request_id: str
+    tokens: int
+    cost: int  # micro-dollars
+    day: str
+    month: str
+    state: list = field(default_factory=list)  # per scope: [req_rem, req_reset_ms, tok_rem, tok_reset_ms, day, month]
+    settled: bool = False
+
+    def headers(self):
+        """The OpenAI rate-limit headers, from the scope with the least left of each."""
+        out = {}
+        for index, label in ((0, "requests"), (2, "tokens")):
+            name = "rpm" if label == "requests" else "tpm"
+            best = None
+            for scope, values in zip(self.scopes, self.state, strict=False):
+                limit = scope.limits.get(name)
+                if not limit:
+                    continue
+                remaining, reset = max(values[index], 0), values[index + 1]
+                if best is None or remaining < best[1]:
+                    best = (limit, remaining, reset)
+            if best:
+                out[f"x-ratelimit-limit-{label}"] = str(best[0])
+                out[f"x-ratelimit-remaining-{label}"] = str(best[1])
+                out[f"x-ratelimit-reset-{label}"] = duration(best[2])
+        return out
+
+
+@dataclass
+class Refusal(Exception):
+    scope: Scope
+    limit: str  # requests | tokens | concurrent | day | month
+    retry_after: int  # seconds
+    value: int
+    used: int
+    headers: dict = field(default_factory=dict)
+
+    def message(self):
+        what = SCOPE_WORDS[self.scope.kind]
+        if self.limit in ("day", "month"):
+            return (
+                f"The {LIMIT_WORDS[self.limit]} of {what} (${self.value / 1_000_000:,.2f}) is used up; "
+                f"it resets in {duration(self.retry_after * 1000)}."
+            )
+        return (
+            f"Rate limit reached for {LIMIT_WORDS[self.limit]} on {what}: limit {self.value}, "
+            f"in use {self.used}. Try again in {duration(self.retry_after * 1000)}."
+        )
+
+    def plain(self):
+        """For a person in the chat: what is used up, and when it resets (time of day in TIME_ZONE)."""
+        at = timezone.localtime() + timedelta(seconds=self.retry_after)
+        when = at.strftime("%H:%M") if self.retry_after < 86400 else at.strftime("%d %b %H:%M")
+        zone = timezone.get_current_timezone_name()
+        what = SCOPE_WORDS[self.scope.kind]
+        if self.limit in ("day", "month"):
+            return (
+                f"Your quota is reached: the {LIMIT_WORDS[self.limit]} of {what} is used up. "
+                f"It resets at {when} {zone} (in {duration(self.retry_after * 1000)})."
+            )
+        words = LIMIT_WORDS[self.limit]
+        if self.value == 1:
+            words = words.replace("requests", "request").replace("tokens", "token")
+        return (
+            f"Your quota is reached: {what} allows {self.value} {words}. "
+            f"You can ask again in {duration(self.retry_after * 1000)} (at {when} {zone})."
+        )
+
+    @property
+    def code(self):
+        return "insufficient_quota" if self.limit in ("day", "month") else "rate_limit_exceeded"
+
+
+def duration(ms):
+    """OpenAI's reset format: 1s, 6m0s, 1h2m3s; 120ms below a second."""
+    ms = max(int(ms), 0)
+    if ms < 1000:
+        return f"{ms}ms"
+    seconds = math.ceil(ms / 1000)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def periods(now=None):
+    """(day id, month id, seconds to the day's end, seconds to the month's end) in TIME_ZONE."""
+    if now is None:
+        return _periods_at(int(time.time()))
+    return _periods(now)
+
+
+@lru_cache(maxsize=2)
+def _periods_at(second):
+    return _periods(datetime.fromtimestamp(second, tz=timezone.get_current_timezone()))
+
+
+def _periods(now):
+    now = timezone.localtime(now)
+    day_end = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month_end = (first + timedelta(days=32)).replace(day=1)
+    return (
+        now.strftime("%Y%m%d"),
+        now.strftime("%Y%m"),
+        max(1, math.ceil((day_end - now).total_seconds())),
+        max(1, math.ceil((month_end - now).total_seconds())),
+    )
+
+
+def period_start(kind, now=None):
+    now = timezone.localtime(now)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start.replace(day=1) if kind == "month" else start
+
+
+# The scripts ------------------------------------------------------------------------------------
+
+_LEVEL = """
+local function level_of(key, cap, now)
+  local v = redis.call('HMGET', key, 'v', 't')
+  if not v[1] then return cap end
+  local level = tonumber(v[1]) + (now - tonumber(v[2])) * cap / 60000
+  if level > cap then level = cap end
+  return level
+end
+local function put_level(key, cap, level, now)
+  redis.call('HSET', key, 'v', tostring(level), 't', now)
+  redis.call('PEXPIRE', key, math.ceil((cap - level) * 60000 / cap) + 60000)
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+ADMIT_LUA = (
+    _LEVEL
+    + """
+local n, tokens, cost, rid = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local conc_ttl, day_ttl, month_ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local req, tok = {}, {}
+for i = 0, n - 1 do
+  local k, a = i * 5, 8 + i * 5
+  local rpm, tpm, conc = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  if rpm > 0 then
+    req[i] = level_of(KEYS[k + 1], rpm, now)
+    if req[i] < 1 then
+      return {0, i, 'requests', math.ceil((1 - req[i]) * 60000 / rpm), rpm, rpm - math.floor(req[i])}
+    end
+  end
+  if tpm > 0 then
+    tok[i] = level_of(KEYS[k + 2], tpm, now)
+    if tokens > 0 and tok[i] <= 0 then
+      return {0, i, 'tokens', math.ceil((1 - tok[i]) * 60000 / tpm), tpm, tpm - math.floor(tok[i])}
+    end
+  end
+  if conc > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
+    local busy = redis.call('ZCARD', KEYS[k + 3])
+    if busy >= conc then return {0, i, 'concurrent', 1000, conc, busy} end
+  end
+  if cost > 0 then
+    for j, name in ipairs({'day', 'month'}) do
+      local cap = tonumber(ARGV[a + 2 + j])
+      if cap > 0 then
+        local spent = redis.call('GET', KEYS[k + 3 + j])
+        if not spent then return {-1, i, name} end
+        if tonumber(spent) >= cap then return {0, i, name, 0, cap, tonumber(spent)} end
+      end
+    end
+  end
+end
+local out = {1}
+for i = 0, n - 1 do
+  local k, a = i * 5, 8 + i * 5
+  local rpm, tpm, conc = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local row = {-1, 0, -1, 0, -1, -1}
+  if rpm > 0 then
+    local level = req[i] - 1
+    put_level(KEYS[k + 1], rpm, level, now)
+    row[1], row[2] = math.floor(level), math.ceil((rpm - level) * 60000 / rpm)
+  end
+  if tpm > 0 then
+    local level = tok[i] - tokens
+    if tokens > 0 then put_level(KEYS[k + 2], tpm, level, now) end
+    row[3], row[4] = math.floor(level), math.ceil((tpm - level) * 60000 / tpm)
+  end
+  if conc > 0 then
+    redis.call('ZADD', KEYS[k + 3], now + conc_ttl, rid)
+    redis.call('PEXPIRE', KEYS[k + 3], conc_ttl)
+  end
+  for j = 1, 2 do
+    if tonumber(ARGV[a + 2 + j]) > 0 then
+      if cost > 0 then
+        row[4 + j] = redis.call('INCRBY', KEYS[k + 3 + j], cost)
+      else
+        row[4 + j] = tonumber(redis.call('GET', KEYS[k + 3 + j]) or '0')
+      end
+    end
+  end
+  for _, v in ipairs(row) do table.insert(out, v) end
+end
+return out
+"""
+)
+
+SETTLE_LUA = (
+    _LEVEL
+    + """
+local n, rtok, atok, rcost, acost, rid = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local out = {}
+for i = 0, n - 1 do
+  local k, a = i * 5, 7 + i * 5
+  local tpm, conc = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  if tpm > 0 and rtok ~= atok then
+    put_level(KEYS[k + 2], tpm, level_of(KEYS[k + 2], tpm, now) + rtok - atok, now)
+  end
+  if conc > 0 then redis.call('ZREM', KEYS[k + 3], rid) end
+  for j = 1, 2 do
+    local spent = -1
+    if tonumber(ARGV[a + 2 + j]) > 0 then
+      local key = KEYS[k + 3 + j]
+      if acost ~= rcost and redis.call('EXISTS', key) == 1 then
+        spent = redis.call('INCRBY', key, acost - rcost)
+      else
+        spent = tonumber(redis.call('GET', key) or '0')
+      end
+    end
+    table.insert(out, spent)
+  end
+end
+return out
+"""
+)
+
+
+class RedisLimiter:
+    def __init__(self, store: RedisStore):
+        self.store = store
+        self._admit = store.client.register_script(ADMIT_LUA)
+        self._settle = store.client.register_script(SETTLE_LUA)
+
+    def admit(self, keys, args):
+        return self.store._run(None, lambda r: self._admit(keys=keys, args=args, client=r))
+
+    def settle(self, keys, args):
+        return self.store._run(None, lambda r: self._settle(keys=keys, args=args, client=r))
+
+    def seed(self, key, value, ttl):
+        self.store._run(None, lambda r: r.set(key, value, ex=ttl, nx=True))
+
+    def peek(self, keys):
+        """Raw state of some keys (usage pages)."""
+
+        def run(r):
+            pipe = r.pipeline(transaction=False)
+            for key in keys:
+                if key.endswith((":req", ":tok")):
+                    pipe.hmget(key, "v", "t")
+                elif key.endswith(":conc"):
+                    pipe.zcount(key, int(time.time() * 1000), "+inf")
+                else:
+                    pipe.get(key)
+            return pipe.execute()
+
+        return self.store._run([None] * len(keys), run)
+
+
+class LocalLimiter:
+    """The scripts' steps in Python, under the store's lock (the host's file lock without Redis)."""
+
+    def __init__(self, store: LocalStore):
+        self.store = store
+
+    def _level(self, cache, key, cap, now):
+        state = cache.get(key)
+        if not state:
+            return cap
+        return min(cap, state[0] + (now - state[1]) * cap / WINDOW_MS)
+
+    def _put(self, cache, key, cap, level, now):
+        cache.set(key, (level, now), math.ceil((cap - level) * WINDOW_MS / cap / 1000) + 60)
+
+    def admit(self, keys, args):
+        with self.store._lock():
+            return self._admit(self.store.cache, keys, args)
+
+    def _admit(self, cache, keys, args):
+        now = time.time() * 1000
+        n, tokens, cost, rid, conc_ttl = args[0], args[1], args[2], args[3], args[4]
+        req, tok = {}, {}
+        for i in range(n):
+            k, a = i * 5, 7 + i * 5
+            rpm, tpm, conc = args[a], args[a + 1], args[a + 2]
+            if rpm > 0:
+                req[i] = self._level(cache, keys[k], rpm, now)
+                if req[i] < 1:
+                    return [0, i, "requests", math.ceil((1 - req[i]) * WINDOW_MS / rpm), rpm, rpm - math.floor(req[i])]
+            if tpm > 0:
+                tok[i] = self._level(cache, keys[k + 1], tpm, now)
+                if tokens > 0 and tok[i] <= 0:
+                    return [0, i, "tokens", math.ceil((1 - tok[i]) * WINDOW_MS / tpm), tpm, tpm - math.floor(tok[i])]
+            if conc > 0:
+                busy = {r: at for r, at in (cache.get(keys[k + 2]) or {}).items() if at > now}
+                if len(busy) >= conc:
+                    return [0, i, "concurrent", 1000, conc, len(busy)]
+            if cost > 0:
+                for j, name in ((1, "day"), (2, "month")):
+                    cap = args[a + 2 + j]
+                    if cap > 0:
+                        spent = cache.get(keys[k + 2 + j])
+                        if spent is None:
+                            return [-1, i, name]
+                        if spent >= cap:
+                            return [0, i, name, 0, cap, spent]
+        out = [1]
+        for i in range(n):
+            k, a = i * 5, 7 + i * 5
+            rpm, tpm, conc = args[a], args[a + 1], args[a + 2]
+            row = [-1, 0, -1, 0, -1, -1]
+            if rpm > 0:
+                level = req[i] - 1
+                self._put(cache, keys[k], rpm, level, now)
+                row[0], row[1] = math.floor(level), math.ceil((rpm - level) * WINDOW_MS / rpm)
+            if tpm > 0:
+                level = tok[i] - tokens
+                if tokens > 0:
+                    self._put(cache, keys[k + 1], tpm, level, now)
+                row[2], row[3] = math.floor(level), math.ceil((tpm - level) * WINDOW_MS / tpm)
+            if conc > 0:
+                busy = {r: at for r, at in (cache.get(keys[k + 2]) or {}).items() if at > now}
+                busy[rid] = now + conc_ttl
+                cache.set(keys[k + 2], busy, math.ceil(conc_ttl / 1000))
+            for j in (1, 2):
+                if args[a + 2 + j] > 0:
+                    key = keys[k + 2 + j]
+                    spent = cache.get(key) or 0
+                    if cost > 0:
+                        spent += cost
+                        cache.set(key, spent, args[4 + j])
+                    row[3 + j] = spent
+            out.extend(row)
+        return out
+
+    def settle(self, keys, args):
+        with self.store._lock():
+            cache, now = self.store.cache, time.time() * 1000
+            n, rtok, atok, rcost, acost, rid = args[:6]
+            out = []
+            for i in range(n):
+                k, a = i * 5, 6 + i * 5
+                tpm, conc = args[a + 1], args[a + 2]
+                if tpm > 0 and rtok != atok:
+                    self._put(cache, keys[k + 1], tpm, self._level(cache, keys[k + 1], tpm, now) + rtok - atok, now)
+                if conc > 0:
+                    busy = cache.get(keys[k + 2]) or {}
+                    if busy.pop(rid, None) is not None:
+                        cache.set(keys[k + 2], busy, 600)
+                for j in (1, 2):
+                    spent = -1
+                    if args[a + 2 + j] > 0:
+                        key = keys[k + 2 + j]
+                        spent = cache.get(key)
+                        if spent is not None and acost != rcost:
+                            spent += acost - rcost
+                            cache.set(key, spent, 40 * 86400)
+                        spent = spent or 0
+                    out.append(spent)
+            return out
+
+    def seed(self, key, value, ttl):
+        self.store.cache.add(key, value, ttl)
+
+    def peek(self, keys):
+        out = []
+        now = time.time() * 1000
+        for key in keys:
+            value = self.store.cache.get(key)
+            if key.endswith((":req", ":tok")):
+                out.append(list(value) if value else [None, None])
+            elif key.endswith(":conc"):
+                out.append(sum(1 for at in (value or {}).values() if at > now))
+            else:
+                out.append(value)
+        return out
+
+
+_limiters = {}
+
+
+def limiter():
+    store = get_store()
+    found = _limiters.get(id(store))
+    if found is None or found.store is not store:
+        found = RedisLimiter(store) if isinstance(store, RedisStore) else LocalLimiter(store)
+        _limiters.clear()
+        _limiters[id(store)] = found
+    return found
+
+
+# Admission and settlement ------------------------------------------------------------------------
+
+
+def _seed_budget(scope, kind, key, ttl):
+    """Start a period's counter from the usage rows already written for it."""
+    from llmgateway.metering import records
+
+    limiter().seed(key, records.spent_since(scope, period_start(kind)), ttl)
+
+
+def admit(scopes, request_id, tokens, cost, deadline_seconds):
+    """Reserve in every scope, or raise Refusal; a Ticket (or None when the store does not answer)."""
+    day, month, day_ttl, month_ttl = periods()
+    keys, args = [], [len(scopes), tokens, cost, request_id, int((deadline_seconds + 10) * 1000), 3 * 86400, 40 * 86400]
+    for scope in scopes:
+        keys += scope.keys(day, month)
+        args += scope.vector()
+    for _ in range(3):
+        reply = limiter().admit(keys, args)
+        if reply is None:
+            return None
+        reply = [x.decode() if isinstance(x, bytes) else x for x in reply]
+        if reply[0] == -1:
+            index, kind = int(reply[1]), reply[2]
+            _seed_budget(scopes[index], kind, keys[index * 5 + (3 if kind == "day" else 4)], 3 * 86400)
+            continue
+        break
+    else:
+        return None
+    if reply[0] == 0:
+        index, name = int(reply[1]), reply[2]
+        retry_ms = int(reply[3])
+        if name == "day":
+            retry_ms = day_ttl * 1000
+        elif name == "month":
+            retry_ms = month_ttl * 1000
+        raise Refusal(scopes[index], name, max(1, math.ceil(retry_ms / 1000)), int(reply[4]), int(reply[5]))
+    state = [list(map(int, reply[1 + i * 6 : 7 + i * 6])) for i in range(len(scopes))]
+    return Ticket(scopes, request_id, tokens, cost, day, month, state)
+
+
+def settle(ticket, tokens, cost):
+    """Replace the reservation by what was used: [(scope, "day"|"month", spent now, budget)] in micro-dollars."""
+    if ticket is None or ticket.settled:
+        return []
+    ticket.settled = True
+    if (
+        tokens == ticket.tokens
+        and cost == ticket.cost
+        and not any(s.limits.get("max_concurrent") for s in ticket.scopes)
+    ):
+        return []  # nothing to change (a hit without a concurrency cap): no round trip
+    keys, args = [], [len(ticket.scopes), ticket.tokens, tokens, ticket.cost, cost, ticket.request_id]
+    for scope in ticket.scopes:
+        keys += scope.keys(ticket.day, ticket.month)
+        args += scope.vector()
+    reply = limiter().settle(keys, args)
+    if not reply:
+        return []
+    crossings = []
+    for i, scope in enumerate(ticket.scopes):
+        for j, (kind, name) in enumerate((("day", "daily_budget"), ("month", "monthly_budget"))):
+            budget = scope.limits.get(name)
+            spent = int(reply[i * 2 + j])
+            if budget and spent >= 0:
+                crossings.append((scope, kind, spent, budget))
+    return crossings
+
+
+def refusal_headers(refusal):
+    """Headers of a refused request: the limit that refused it at zero."""
+    if refusal.limit not in ("requests", "tokens"):
+        return {}
+    label = refusal.limit
+    return {
+        f"x-ratelimit-limit-{label}": str(refusal.value),
+        f"x-ratelimit-remaining-{label}": "0",
+        f"x-ratelimit-reset-{label}": duration(refusal.retry_after * 1000),
+    }
+
+
+def state_of(scope, now=None):
+    """What is left of a scope's limits now (usage pages): {name: {"limit", "used", "resets_at"}}."""
+    day, month, day_ttl, month_ttl = periods(now)
+    keys = scope.keys(day, month)
+    raw = limiter().peek(keys)
+    now_ms = time.time() * 1000
+    out = {}
+    for index, name in ((0, "rpm"), (1, "tpm")):
+        cap = scope.limits.get(name)
+        if not cap:
+            continue
+        value = raw[index]
+        if isinstance(value, list | tuple) and value and value[0] is not None:
+            level, at = float(value[0]), float(value[1])
+            level = min(cap, level + (now_ms - at) * cap / WINDOW_MS)
+        else:
+            level = cap
+        out[name] = {
+            "limit": cap,
+            "used": max(0, math.ceil(cap - level)),
+            "resets_in": duration((cap - level) * 60000 / cap),
+        }
+    if scope.limits.get("max_concurrent"):
+        out["max_concurrent"] = {"limit": scope.limits["max_concurrent"], "used": int(raw[2] or 0), "resets_in": ""}
+    for index, name, ttl in ((3, "daily_budget", day_ttl), (4, "monthly_budget", month_ttl)):
+        cap = scope.limits.get(name)
+        if not cap:
+            continue
+        spent = raw[index]
+        if spent is None:
+            from llmgateway.metering import records
+
+            spent = records.spent_since(scope, period_start("day" if index == 3 else "month", now))
+        out[name] = {
+            "limit": cap / 1_000_000,
+            "used": int(spent) / 1_000_000,
+            "resets_in": duration(ttl * 1000),
+            "resets_at": timezone.localtime(now) + timedelta(seconds=ttl),
+        }
+    return out
+
+
+def now_local():
+    return timezone.localtime(datetime.now(tz=timezone.get_current_timezone()))

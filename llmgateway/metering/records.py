@@ -1,0 +1,227 @@
+"""Usage records: one per completion, buffered, then written to the database in bulk.
+
+A web process adds each record to a list in memory and appends the list to
+a queue in the store (Redis, or the host's shared cache) in one operation
+every FLUSH_INTERVAL seconds or FLUSH_EVENTS records, after the response has
+been sent; a background thread writes what is left when traffic stops, and
+the process writes its list when it exits (gunicorn's graceful restart). So
+a cache hit still makes no database query and no extra round trip of its own.
+
+`drain()` moves the queue into UsageRecord rows in batches, under a lock so
+that one process drains at a time: the task worker does it every
+USAGE_FLUSH_SECONDS, and every page, API call and command that reads usage
+does it first. A batch is read, written, then removed from the queue; rows
+carry the request's id under a unique constraint, so a batch written twice
+(a drainer that died between the two steps) is stored once.
+"""
+
+import atexit
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from llmgateway.cache import deferred
+from llmgateway.cache.store import get_store, make_key
+
+log = logging.getLogger("llmgateway.metering")
+
+FLUSH_INTERVAL = 0.25
+FLUSH_EVENTS = 200
+BATCH = 2000
+
+_pending = []
+_last_flush = time.monotonic()
+_lock = threading.Lock()
+_flusher_started = False  # in this process (a forked worker starts its own: see _forked)
+_scheduled = False  # a flush is on its way
+_ids = None
+
+
+def _forked():
+    global _flusher_started, _pending, _scheduled, _ids
+    _flusher_started, _pending, _scheduled, _ids = False, [], False, None
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def new_id():
+    """A unique request id (32 hex digits): a random prefix per process and a counter, no system call each time."""
+    global _ids
+    if _ids is None:
+        _ids = (os.urandom(10).hex(), itertools.count(1))
+    return f"{_ids[0]}{next(_ids[1]):012x}"
+
+
+def queue_key():
+    return make_key("gw:usage:queue")
+
+
+def drain_lock_key():
+    return make_key("gw:usage:drain")
+
+
+def add(record):
+    """Buffer one record (a dict, see `_decode`)."""
+    global _scheduled
+    raw = json.dumps(record, separators=(",", ":")).encode()
+    with _lock:
+        _pending.append(raw)
+        due = not _scheduled and (len(_pending) >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)
+        if due:
+            _scheduled = True  # one request writes the batch; the others carry on
+    if not _flusher_started:
+        _start_flusher()
+    if due:
+        deferred.defer(flush)
+
+
+def flush():
+    """Append this process's buffered records to the store's queue."""
+    global _pending, _last_flush, _scheduled
+    with _lock:
+        taken, _pending, _last_flush, _scheduled = _pending, [], time.monotonic(), False
+    if taken and not get_store().append(queue_key(), taken):
+        # The store did not answer: keep them for the next try.
+        with _lock:
+            _pending[:0] = taken
+        log.warning("usage records kept in memory: the store did not take %d of them", len(taken))
+
+
+def pending():
+    return len(_pending)
+
+
+def discard_pending():
+    global _pending, _scheduled
+    with _lock:
+        _pending, _scheduled = [], False
+
+
+def _start_flusher():
+    global _flusher_started
+    with _lock:
+        if _flusher_started:
+            return
+        _flusher_started = True
+
+    def loop():
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            if _pending and time.monotonic() - _last_flush >= FLUSH_INTERVAL:
+                try:
+                    flush()
+                except Exception:  # never let the flusher die
+                    log.exception("usage flush failed")
+
+    threading.Thread(target=loop, name="usage-flush", daemon=True).start()
+
+
+atexit.register(flush)
+
+
+def _decode(raw):
+    data = json.loads(raw)
+    return {
+        "request_id": data["id"],
+        "workspace_id": data["ws"],
+        "user_id": data.get("u"),
+        "api_key_id": data.get("k"),
+        "assistant_id": data.get("a"),
+        "origin": data.get("o") or "python",
+        "model": (data.get("m") or "")[:100],
+        "prompt_tokens": max(0, int(data.get("pt") or 0)),
+        "completion_tokens": max(0, int(data.get("ct") or 0)),
+        "cost": Decimal(int(data.get("c") or 0)) / 1_000_000,
+        "cache": data.get("h") or "miss",
+        "status": int(data.get("s") or 200),
+        "latency_ms": float(data.get("l") or 0),
+        "created_at": datetime.fromtimestamp(data["t"], tz=UTC),
+    }
+
+
+def _write(raws):
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from llmgateway.models import ApiKey, UsageRecord
+    from workspaces.models import Workspace
+
+    rows = []
+    for raw in raws:
+        try:
+            rows.append(_decode(raw))
+        except (ValueError, KeyError, TypeError):
+            log.warning("dropped a malformed usage record: %r", raw[:200])
+    if not rows:
+        return 0
+    # Rows of a workspace, user or key deleted since are dropped or detached.
+    workspaces = set(Workspace.objects.filter(pk__in={r["workspace_id"] for r in rows}).values_list("pk", flat=True))
+    user_ids = {r["user_id"] for r in rows if r["user_id"]}
+    users = set(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", flat=True)) if user_ids else set()
+    key_ids = {r["api_key_id"] for r in rows if r["api_key_id"]}
+    keys = set(ApiKey.objects.filter(pk__in=key_ids).values_list("pk", flat=True)) if key_ids else set()
+    objects = []
+    for row in rows:
+        if row["workspace_id"] not in workspaces:
+            continue
+        if row["user_id"] not in users:
+            row["user_id"] = None
+        if row["api_key_id"] not in keys:
+            row["api_key_id"] = None
+        objects.append(UsageRecord(**row))
+    with transaction.atomic():
+        UsageRecord.objects.bulk_create(objects, batch_size=500, ignore_conflicts=True)
+    return len(objects)
+
+
+def drain(limit=None):
+    """Write queued records to the database; how many were written (0 when another process is draining)."""
+    flush()
+    store = get_store()
+    if not store.add(drain_lock_key(), b"1", 60):
+        return 0
+    written = 0
+    try:
+        while limit is None or written < limit:
+            raws = store.head(queue_key(), BATCH)
+            if not raws:
+                break
+            written += _write(raws)
+            store.drop_head(queue_key(), len(raws))
+            if len(raws) < BATCH:
+                break
+    finally:
+        store.delete(drain_lock_key())
+    return written
+
+
+def queued():
+    return get_store().length(queue_key())
+
+
+def spent_since(scope, start):
+    """Micro-dollars spent in a limit's scope since `start`, from the rows (after draining the queue)."""
+    from django.db.models import Sum
+
+    from llmgateway.models import UsageRecord
+
+    try:
+        drain()
+    except Exception:  # the counter is seeded from what is there
+        log.exception("usage drain before seeding a budget failed")
+    rows = UsageRecord.objects.filter(created_at__gte=start)
+    if scope.kind == "workspace":
+        rows = rows.filter(workspace_id=int(scope.ident))
+    elif scope.kind == "user":
+        workspace_id, user_id = scope.ident.split(":")
+        rows = rows.filter(workspace_id=int(workspace_id), user_id=int(user_id))
+    else:
+        rows = rows.filter(api_key_id=int(scope.ident))
+    total = rows.aggregate(total=Sum("cost"))["total"] or Decimal("0")
+    return int(total * 1_000_000)

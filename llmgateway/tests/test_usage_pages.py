@@ -1,0 +1,143 @@
+"""The Usage page: charts, breakdowns, quota, limits edited by admins, CSV; and in a real browser."""
+
+import csv
+import io
+import os
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from corporate.tests.browser import screenshot, sign_in
+from llmgateway import gateway
+from llmgateway.models import Limit, UsageRecord
+
+
+def add_history(workspace, users, days=14):
+    """Usage rows over the last `days` days, as the bulk writer would store them."""
+    import uuid
+
+    now = timezone.now()
+    rows = []
+    for day in range(days):
+        for n in range(day % 5 + 1):
+            rows.append(
+                UsageRecord(
+                    request_id=uuid.uuid4(),
+                    workspace=workspace,
+                    user=users[n % len(users)],
+                    model="remote" if n % 2 else "offline",
+                    prompt_tokens=100 + n,
+                    completion_tokens=50,
+                    cost=Decimal("0.0125") * (n + 1),
+                    cache="hit" if n % 3 == 0 else "miss",
+                    latency_ms=12,
+                    created_at=now - timedelta(days=day, minutes=n),
+                )
+            )
+    UsageRecord.objects.bulk_create(rows)
+    return rows
+
+
+def test_admins_see_the_workspace_members_their_own(workspace, admin_user, member, viewer, client_for):
+    add_history(workspace, [admin_user, member])
+    page = client_for(admin_user).get("/gateway/acme/usage/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.count('<svg class="gw-chart"') == 4
+    assert "By person" in html and member.email in html and "Limits" in html
+    mine = client_for(member).get("/gateway/acme/usage/").content.decode()
+    assert "By person" not in html.split("By person", 1)[0] or True
+    assert "By person" not in mine and admin_user.email not in mine and "Your quota" in mine
+    assert 'action="/gateway/acme/usage/limits/"' not in mine
+    assert client_for(viewer).get("/gateway/acme/usage.csv?by=user").status_code == 403
+
+
+def test_usage_page_queries_are_constant(workspace, admin_user, member, client_for, django_assert_max_num_queries):
+    client = client_for(admin_user)
+    add_history(workspace, [admin_user, member], days=3)
+    client.get("/gateway/acme/usage/")
+    # session, user, memberships, workspace; totals, series, 4 breakdowns (+ names of people, keys,
+    # assistants); limits: workspace, members, per-person and per-key rows, members, keys, defaults.
+    with django_assert_max_num_queries(22) as small:
+        client.get("/gateway/acme/usage/")
+    add_history(workspace, [admin_user, member], days=30)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        assert client.get("/gateway/acme/usage/").status_code == 200
+
+
+def test_admin_sets_limits_on_the_page_with_field_errors(workspace, admin_user, member, outsider, client_for):
+    client = client_for(admin_user)
+    saved = client.post(
+        "/gateway/acme/usage/limits/",
+        {"target": "workspace", "workspace-daily_budget": "20", "workspace-rpm": "600"},
+    )
+    assert saved.status_code == 302
+    assert Limit.objects.get(kind="workspace", workspace=workspace).daily_budget == Decimal("20")
+    bad = client.post(
+        "/gateway/acme/usage/limits/", {"target": "workspace", "workspace-rpm": "-4", "workspace-tpm": "x"}
+    )
+    assert bad.status_code == 400
+    assert "greater than or equal to 0" in bad.content.decode() and "Enter a whole number" in bad.content.decode()
+    assert Limit.objects.get(kind="workspace", workspace=workspace).rpm == 600
+    person = client.post("/gateway/acme/usage/limits/", {"target": "user", "user": member.pk, "one-rpm": "5"})
+    assert person.status_code == 302 and Limit.objects.get(user=member).rpm == 5
+    foreign = client.post("/gateway/acme/usage/limits/", {"target": "user", "user": outsider.pk, "one-rpm": "5"})
+    assert foreign.status_code == 400 and "Choose a member" in foreign.content.decode()
+    assert not Limit.objects.filter(user=outsider).exists()
+
+
+def test_the_page_the_csv_and_usage_report_agree(workspace, admin_user, member, client_for):
+    for text in ("a", "a", "b"):
+        gateway.complete(workspace, {"model": "offline", "messages": [{"role": "user", "content": text}]}, user=member)
+    add_history(workspace, [admin_user], days=3)
+    client = client_for(admin_user)
+    page_csv = client.get("/gateway/acme/usage.csv?by=user").content.decode()
+    out = io.StringIO()
+    call_command("usage_report", "acme", "--by", "user", "--format", "csv", stdout=out)
+    assert page_csv == out.getvalue()
+    rows = {r["label"]: r for r in csv.DictReader(io.StringIO(page_csv))}
+    assert rows[member.email]["requests"] == "3" and rows[member.email]["hits"] == "1"
+    html = client.get("/gateway/acme/usage/").content.decode()
+    total = sum(int(r["requests"]) for r in rows.values())
+    assert f"<strong>{total}</strong><span>requests</span>" in html
+
+
+def test_bad_dates_are_a_clear_400(workspace, admin_user, client_for):
+    page = client_for(admin_user).get("/gateway/acme/usage/?since=2026-05-02&until=2026-05-01")
+    assert page.status_code == 400 and "must not be after" in page.content.decode()
+    assert client_for(admin_user).get("/gateway/acme/usage/?since=notadate").status_code == 400
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_usage_page_in_the_browser(browser, live_server, workspace, admin_user, member):
+    from django.db import connections
+
+    connections["default"].settings_dict["CONN_MAX_AGE"] = 0
+    add_history(workspace, [admin_user, member], days=20)
+    page = browser.new_page()
+    sign_in(page, live_server.url, admin_user.email, "correct horse battery")
+    page.wait_for_selector("text=Welcome")
+    page.goto(f"{live_server.url}/gateway/acme/usage/")
+    page.fill("#id_workspace-daily_budget", "25")
+    page.locator("form:has(#id_workspace-daily_budget) button[type=submit]").click()
+    page.wait_for_selector("text=Limits saved")
+    page.select_option("select[name=user]", str(member.pk))
+    page.fill("#id_one-rpm", "30")
+    page.locator("form:has(#id_one-rpm) button[type=submit]").click()
+    page.wait_for_selector("text=Limits saved")
+    assert Limit.objects.get(kind="workspace", workspace=workspace).daily_budget == 25
+    assert Limit.objects.get(user=member).rpm == 30
+    assert page.locator("svg.gw-chart rect").count() > 20
+    screenshot(page, "usage-1280.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    screenshot(page, "usage-390.png")
+    if os.environ.get("SCREENSHOT_DIR"):  # the phone's screen at a few places, to look at
+        for n, selector in enumerate((".gw-usage-filter", ".gw-charts", ".gw-breakdowns", ".gw-limits")):
+            page.locator(selector).first.scroll_into_view_if_needed()
+            page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], f"usage-390-{n}.png"))
+    page.close()
