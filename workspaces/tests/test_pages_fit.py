@@ -193,12 +193,28 @@ def test_page_fits_a_phone(name, browser, live_server, workspace, other_workspac
 def test_every_page_is_visited(workspace, other_workspace, personas, client_for):
     """A URL pattern that answers a GET with a page is visited above, or said here to be no page."""
     ctx = _context(workspace, other_workspace, personas)
+    unvisited = _unvisited(ctx, client_for(personas["owner"]))
+    assert not unvisited, "Pages the phone test does not visit (add a GET Endpoint, or OUTSIDE / NOT_PAGES):\n" + (
+        "\n".join(unvisited)
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("workspaces.tests.isolation_urls")
+def test_a_new_page_fails_the_visit_check(workspace, other_workspace, personas, client_for):
+    ctx = _context(workspace, other_workspace, personas)
+    assert _unvisited(ctx, client_for(personas["owner"])) == [
+        "workspaces/<slug:slug>/export/ (workspaces.tests.isolation_urls.export) is neither visited, "
+        "an action of the isolation suite, nor exempt"
+    ]
+
+
+def _unvisited(ctx, owner):
     visited = set(OUTSIDE)
     for endpoint in _workspace_pages():
         ctx.persona = endpoint.role
         visited.add(route_of(endpoint.path(ctx)))
     # Routes with only non-GET endpoints must refuse a GET (405): they are actions, not pages.
-    owner = client_for(personas["owner"])
     unvisited = []
     for module in MODULES:
         for endpoint in module.ENDPOINTS:
@@ -213,9 +229,7 @@ def test_every_page_is_visited(workspace, other_workspace, personas, client_for)
     for route, view in url_routes():
         if base_route(route) not in visited and not _is_exempt(route) and not _covered_by_endpoint(route, ctx):
             unvisited.append(f"{route} ({view}) is neither visited, an action of the isolation suite, nor exempt")
-    assert not unvisited, "Pages the phone test does not visit (add a GET Endpoint, or OUTSIDE / NOT_PAGES):\n" + (
-        "\n".join(unvisited)
-    )
+    return unvisited
 
 
 def _covered_by_endpoint(route, ctx):
