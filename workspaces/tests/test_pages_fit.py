@@ -72,6 +72,12 @@ OUTSIDE = {
     "api/docs/": ("/api/docs/", "owner"),
 }
 
+# Error pages, by the path and persona that lead to them.
+ERRORS = {
+    "not found (404)": ("/workspaces/no-such-workspace/", "member", 404),
+    "refused (403)": ("/workspaces/acme/settings/", "viewer", 403),
+}
+
 # Pages that still overflow on a phone, with the reason; each is an expected failure until fixed.
 KNOWN_OVERFLOW = {}
 
@@ -109,6 +115,8 @@ def _cases():
         cases.append(pytest.param(endpoint.name, id=endpoint.name.replace(" ", "-")))
     for route in OUTSIDE:
         cases.append(pytest.param(route, id=f"/{route}"))
+    for name in ERRORS:
+        cases.append(pytest.param(name, id=name.split()[-1]))
     return cases
 
 
@@ -123,6 +131,8 @@ def _endpoint_named(name):
 def _visits(name, ctx):
     """(path, persona) pairs for a page, by its endpoint name or OUTSIDE route."""
     endpoint = _endpoint_named(name)
+    if name in ERRORS:
+        return [ERRORS[name][:2]]
     if endpoint is None:
         path, persona = OUTSIDE[name]
         return [(path(ctx) if callable(path) else path, persona)]
@@ -173,7 +183,8 @@ def test_page_fits_a_phone(name, browser, live_server, workspace, other_workspac
         for path, persona in _visits(name, ctx):
             _sign_in(browser, live_server.url, personas.get(persona) if persona else None)
             response = page.goto(live_server.url + path)
-            assert response.status == 200, f"{path} as {persona}: {response.status}"
+            expected = ERRORS[name][2] if name in ERRORS else 200
+            assert response.status == expected, f"{path} as {persona}: {response.status}"
             assert urlsplit(page.url).path == urlsplit(path).path, f"{path} as {persona} went to {page.url}"
             for size in (PHONE, DESKTOP):
                 page.set_viewport_size(size)
