@@ -41,6 +41,7 @@ NOT_PAGES = [
     Exempt("admin/", "the Django admin: Django's own responsive pages, for staff", prefix=True),
     Exempt("__debug__/", "the debug toolbar, with DEBUG on only", prefix=True),
     Exempt("health", "JSON for monitors"),
+    Exempt("metrics", "Prometheus metrics in the text format, for scrapers"),
     Exempt("accounts/logout/", "signing out is a POST from the user menu"),
     Exempt("accounts/reset/<uidb64>/<token>/", "needs a mailed token; the same form as password_change/"),
 ]
@@ -70,6 +71,7 @@ OUTSIDE = {
     "assistants/": ("/assistants/", "admin"),
     "gateway/": ("/gateway/", "admin"),
     "api/docs/": ("/api/docs/", "owner"),
+    "system/": ("/system/", "staff"),
 }
 
 # Error pages, by the path and persona that lead to them.
@@ -159,6 +161,16 @@ def _slug(path):
     return path.strip("/").replace("/", "-").replace("?", "-").replace("=", "-").replace("&", "-") or "home"
 
 
+def _user_for(personas, persona):
+    """The persona's user; "staff" is the owner made staff (the System page)."""
+    if persona == "staff":
+        user = personas["owner"]
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+        return user
+    return personas.get(persona) if persona else None
+
+
 def _sign_in(browser, base_url, user):
     browser.clear_cookies()
     if user is None:
@@ -181,7 +193,7 @@ def test_page_fits_a_phone(name, browser, live_server, workspace, other_workspac
     too_wide = []
     try:
         for path, persona in _visits(name, ctx):
-            _sign_in(browser, live_server.url, personas.get(persona) if persona else None)
+            _sign_in(browser, live_server.url, _user_for(personas, persona))
             response = page.goto(live_server.url + path)
             expected = ERRORS[name][2] if name in ERRORS else 200
             assert response.status == expected, f"{path} as {persona}: {response.status}"
