@@ -52,6 +52,7 @@ NOT_PAGE_ENDPOINTS = {
     "document status": "JSON or a status fragment polled by the document page",
     "document download": "the stored file itself",
     "gateway of a workspace": "redirects to the gateway's models page",
+    "export conversation": "a Markdown or JSON file to download",
 }
 
 # Pages outside any workspace: route -> (path, who looks at it; None: signed out).
