@@ -6,6 +6,7 @@ from django.db.models import Count, Q, Sum
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from assistants import answering, citing
@@ -285,8 +286,20 @@ def ask(request, slug, pk):
         return JsonResponse({"detail": exc.message, "field": "question"}, status=exc.status)
     if not cid:
         # Tell the page which conversation it is now in.
+        bar = render_to_string(
+            "assistants/_conversation_bar.html",
+            {"conversation": conversation, "assistant": assistant, "workspace": assistant.workspace},
+            request=request,
+        )
         prefix = sse(
-            "conversation", {"id": conversation.pk, "url": conversation.get_absolute_url(), "title": conversation.title}
+            "conversation",
+            {
+                "id": conversation.pk,
+                "url": conversation.get_absolute_url(),
+                "title": conversation.title,
+                "time": timezone.localtime(conversation.updated_at).strftime("%H:%M"),
+                "bar": bar,
+            },
         )
         response = stream_turn(request, turn)
         response.streaming_content = _prepend(prefix, response.streaming_content)

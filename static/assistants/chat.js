@@ -129,18 +129,45 @@
     return wrap;
   }
 
+  // A new conversation: first under "Today" in the list, and its bar (rename, pin, export, delete) above the messages.
   function addToSidebar(conversation) {
-    const sidebar = document.querySelector(".conversation-list ul");
-    if (!sidebar) return;
-    sidebar.querySelectorAll("li.small").forEach((li) => li.remove());
-    sidebar.querySelectorAll("a[aria-current]").forEach((a) => a.removeAttribute("aria-current"));
-    const item = document.createElement("li");
-    const link = document.createElement("a");
-    link.href = conversation.url;
-    link.textContent = conversation.title || "New conversation";
-    link.setAttribute("aria-current", "page");
-    item.appendChild(link);
-    sidebar.prepend(item);
+    const nav = document.querySelector(".conversation-list");
+    if (nav) {
+      nav.querySelectorAll(":scope > p.small:not(.conversation-group)").forEach((p) => p.remove());
+      nav.querySelectorAll("a[aria-current]").forEach((a) => a.removeAttribute("aria-current"));
+      const labels = Array.from(nav.querySelectorAll(".conversation-group"));
+      let group = labels.find((p) => p.textContent.trim() === "Today");
+      let items;
+      if (group) {
+        items = group.nextElementSibling;
+      } else {
+        group = document.createElement("p");
+        group.className = "small muted conversation-group";
+        group.textContent = "Today";
+        items = document.createElement("ul");
+        const pinned = labels.find((p) => p.textContent.trim() === "Pinned");
+        const after = pinned ? pinned.nextElementSibling : null;
+        if (after) after.after(group, items);
+        else nav.prepend(group, items);
+      }
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = conversation.url;
+      link.setAttribute("aria-current", "page");
+      const title = document.createElement("span");
+      title.className = "conversation-title";
+      title.textContent = conversation.title || "New conversation";
+      const time = document.createElement("time");
+      time.className = "conversation-date";
+      time.textContent = conversation.time || "";
+      link.append(title, time);
+      item.appendChild(link);
+      items.prepend(item);
+    }
+    if (conversation.bar && !document.querySelector(".conversation-bar")) {
+      const bar = element(conversation.bar);
+      if (bar) list.before(bar);
+    }
   }
 
   function parseEvents(buffer, onEvent) {
