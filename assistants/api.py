@@ -228,7 +228,8 @@ class EventStreamRenderer(BaseRenderer):
 
 
 class AssistantViewSet(viewsets.ModelViewSet):
-    """Assistants of the caller's workspaces. Viewers read; members and up create, edit and delete."""
+    """Assistants of the caller's workspaces. Viewers read; members create, and edit and delete their own;
+    admins and owners edit and delete any."""
 
     serializer_class = AssistantSerializer
 
@@ -241,15 +242,15 @@ class AssistantViewSet(viewsets.ModelViewSet):
             qs = qs.filter(workspace__slug=slug)
         return qs.order_by("workspace__slug", "name")
 
-    def _check(self, workspace, action_name):
-        reason = permissions.why_not(self.request.user, action_name, workspace)
+    def _check(self, workspace, action_name, obj=None):
+        reason = permissions.why_not(self.request.user, action_name, workspace, obj)
         if reason:
             raise exceptions.PermissionDenied(reason)
 
     def get_object(self):
         assistant = super().get_object()
         if self.request.method not in ("GET", "HEAD", "OPTIONS"):
-            self._check(assistant.workspace, "edit_assistants")
+            self._check(assistant.workspace, "edit_assistants", assistant)
         return assistant
 
     def perform_create(self, serializer):

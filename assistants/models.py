@@ -95,6 +95,9 @@ class Assistant(models.Model):
 
     objects = AssistantQuerySet.as_manager()
 
+    # Who may change it below an admin (workspaces/permissions.py).
+    creator_field = "created_by"
+
     class Meta:
         ordering = ["name"]
         indexes = [

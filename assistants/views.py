@@ -7,7 +7,7 @@ from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from assistants import answering, citing
 from assistants.conversations import grouped
@@ -17,6 +17,7 @@ from assistants.rendering import render_answer
 from workspaces import permissions
 from workspaces.models import Workspace
 from workspaces.navigation import sole_workspace
+from workspaces.roles import ANYONES
 
 CONVERSATIONS_SHOWN = 50
 
@@ -27,7 +28,7 @@ def _assistant(request, slug, pk, action="view"):
     if assistant is None:
         raise Http404("No such assistant")
     assistant.workspace = workspace
-    permissions.check(request.user, action, workspace)
+    permissions.check(request.user, action, workspace, assistant if action in ANYONES else None)
     return assistant
 
 
@@ -117,13 +118,26 @@ def assistant_archive(request, slug, pk):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def assistant_delete(request, slug, pk):
+    """A page that says what deleting the assistant loses (everyone's conversations with it); the POST deletes."""
     assistant = _assistant(request, slug, pk, "edit_assistants")
-    name = assistant.name
-    assistant.delete()
-    messages.success(request, f"Assistant “{name}” and its conversations were deleted.")
-    return redirect("assistants:list", slug)
+    if request.method == "POST":
+        name = assistant.name
+        assistant.delete()
+        messages.success(request, f"Assistant “{name}” and its conversations were deleted.")
+        return redirect("assistants:list", slug)
+    # 1 query: the assistant's conversations, their people and messages, counted together.
+    lost = Conversation.objects.filter(assistant=assistant).aggregate(
+        conversations=Count("pk", distinct=True),
+        people=Count("user", distinct=True),
+        messages=Count("messages", distinct=True),
+    )
+    return render(
+        request,
+        "assistants/delete.html",
+        {"workspace": assistant.workspace, "assistant": assistant, "lost": lost},
+    )
 
 
 @login_required
@@ -171,7 +185,7 @@ def _chat_context(request, assistant, conversation):
         "conversation_groups": grouped(conversations),
         "query": query,
         "turns": turns,
-        "can_edit": permissions.can(request.user, "edit_assistants", assistant.workspace),
+        "can_edit": permissions.can(request.user, "edit_assistants", assistant.workspace, assistant),
         "can_chat": permissions.can(request.user, "chat", assistant.workspace) and not assistant.archived,
         "max_question_chars": MAX_QUESTION_CHARS,
     }

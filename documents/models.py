@@ -99,6 +99,9 @@ class DocumentQuerySet(WorkspaceOwnedQuerySet):
 
 
 class Document(models.Model):
+    # Who may change it below an admin (workspaces/permissions.py).
+    creator_field = "uploaded_by"
+
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=255)
     original_name = models.CharField(max_length=255)

@@ -27,6 +27,7 @@ from documents.uploads import (
 from workspaces.models import Workspace
 from workspaces.navigation import sole_workspace
 from workspaces.permissions import can, check, get_workspace_for
+from workspaces.roles import ANYONES
 
 PAGE_SIZE = 25
 CHUNKS_PER_PAGE = 50
@@ -37,14 +38,15 @@ def _document_for(request, slug, pk, action="view"):
     workspace = get_workspace_for(request.user, slug, "view")
     document = get_object_or_404(Document.objects.select_related("uploaded_by"), workspace=workspace, pk=pk)
     document.workspace = workspace
-    check(request.user, action, workspace)
+    check(request.user, action, workspace, document if action in ANYONES else None)
     return workspace, document
 
 
-def _abilities(user, workspace):
+def _abilities(user, workspace, document=None):
+    """What the page may offer; with a document, whether this user may change that one."""
     return {
         "can_upload": can(user, "upload", workspace),
-        "can_edit": can(user, "edit_documents", workspace),
+        "can_edit": can(user, "edit_documents", workspace, document),
     }
 
 
@@ -211,7 +213,7 @@ def detail(request, slug, pk):
             "document": document,
             "chunk_page": chunk_page,
             "selected_chunk": selected[0] if selected else None,
-            **_abilities(request.user, workspace),
+            **_abilities(request.user, workspace, document),
         },
     )
 
@@ -238,7 +240,7 @@ def status(request, slug, pk):
     response = render(
         request,
         "documents/_status.html",
-        {"workspace": workspace, "document": document, **_abilities(request.user, workspace)},
+        {"workspace": workspace, "document": document, **_abilities(request.user, workspace, document)},
     )
     if document.is_final and request.GET.get("was") in {Status.QUEUED, Status.PROCESSING}:
         # Finished while the page watched: reload it to show the passages.

@@ -5,7 +5,10 @@ here:
 
 - `workspace_ids(user)` — the workspaces a user belongs to (one query per
   request, then remembered on the user object);
-- `role_in(user, workspace)` and `can(user, action, workspace)`;
+- `role_in(user, workspace)` and `can(user, action, workspace, obj=None)`;
+  with an object, the object-level rule too: below an admin, the actions
+  in roles.ANYONES apply only to what the user created (the model's
+  `creator_field`);
 - `WorkspaceOwnedQuerySet.for_user(user)` — the manager method every
   workspace-owned model has, and every view starts from;
 - `get_workspace_for(user, slug, action)` and `get_object_for(user, queryset,
@@ -25,7 +28,7 @@ from django.db import models
 from django.http import Http404
 from rest_framework import permissions as drf_permissions
 
-from workspaces.roles import ACTIONS, ARCHIVED_ACTIONS, DESCRIPTIONS, at_least
+from workspaces.roles import ACTIONS, ANYONES, ARCHIVED_ACTIONS, DESCRIPTIONS, OWN_THINGS, at_least
 
 _CACHE_ATTR = "_workspace_roles"
 _RESTRICT_ATTR = "_restricted_workspace_id"
@@ -68,8 +71,16 @@ def role_in(user, workspace):
     return _roles(user).get(workspace_id)
 
 
-def why_not(user, action, workspace):
-    """None when the user may do the action; otherwise a message a person can read."""
+def creator_id(obj):
+    """The id of the user who created a workspace-owned object (its model's `creator_field`), or None."""
+    field = getattr(type(obj), "creator_field", None)
+    if field is None:
+        raise ValueError(f"{type(obj).__name__} has no creator_field; object-level rules need one")
+    return getattr(obj, f"{field}_id")
+
+
+def why_not(user, action, workspace, obj=None):
+    """None when the user may do the action (on obj, if given); otherwise a message a person can read."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     role = role_in(user, workspace)
@@ -80,19 +91,25 @@ def why_not(user, action, workspace):
         return f"This workspace is archived; nobody can {DESCRIPTIONS[action]} until an admin restores it."
     if not at_least(role, needed):
         return f"You need the {needed.label.lower()} role or higher to {DESCRIPTIONS[action]}; your role is {role}."
+    below_anyones = action in ANYONES and not at_least(role, ANYONES[action])
+    if obj is not None and below_anyones and creator_id(obj) != user.pk:
+        return (
+            f"As a {role} you can change only {OWN_THINGS[action]}; "
+            f"an {ANYONES[action].label.lower()} or owner can change anyone's."
+        )
     return None
 
 
-def can(user, action, workspace):
-    """May the user do the action in the workspace? (workspace: a Workspace or its id)"""
-    return why_not(user, action, workspace) is None
+def can(user, action, workspace, obj=None):
+    """May the user do the action in the workspace (on obj)? (workspace: a Workspace or its id)"""
+    return why_not(user, action, workspace, obj) is None
 
 
-def check(user, action, workspace):
+def check(user, action, workspace, obj=None):
     """Raise Http404 for outsiders and PermissionDenied (with the reason) for too low a role."""
     if role_in(user, workspace) is None:
         raise Http404("No such workspace")
-    reason = why_not(user, action, workspace)
+    reason = why_not(user, action, workspace, obj)
     if reason:
         raise PermissionDenied(reason)
 
@@ -141,7 +158,7 @@ def get_object_for(user, queryset, action="view", **lookup):
     obj = queryset.for_user(user).filter(**lookup).first()
     if obj is None:
         raise Http404("Not found")
-    check(user, action, workspace_of(obj))
+    check(user, action, workspace_of(obj), obj if action in ANYONES else None)
     return obj
 
 
@@ -180,7 +197,8 @@ class WorkspaceAccess(drf_permissions.BasePermission):
         return "view" if request.method in drf_permissions.SAFE_METHODS else "manage_settings"
 
     def has_object_permission(self, request, view, obj):
-        reason = why_not(request.user, self._action(request, view), workspace_of(obj))
+        action = self._action(request, view)
+        reason = why_not(request.user, action, workspace_of(obj), obj if action in ANYONES else None)
         if reason:
             if role_in(request.user, workspace_of(obj)) is None:
                 raise Http404

@@ -35,6 +35,19 @@ ACTIONS = {
     "manage_owners": Role.OWNER,
 }
 
+# Actions that, below the given role, apply only to what the user created: a member changes the
+# documents they uploaded and the assistants they made; admins and owners change everyone's.
+ANYONES = {
+    "edit_documents": Role.ADMIN,
+    "edit_assistants": Role.ADMIN,
+}
+
+# What a member may change of their own, for the refusal's message.
+OWN_THINGS = {
+    "edit_documents": "the documents you uploaded",
+    "edit_assistants": "the assistants you created",
+}
+
 # Actions still allowed in an archived workspace (reading, leaving, un-archiving).
 ARCHIVED_ACTIONS = {"view", "search", "leave", "manage_settings", "manage_members", "delete_workspace", "transfer"}
 

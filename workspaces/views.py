@@ -41,6 +41,11 @@ def _role_context(request, workspace):
     }
 
 
+def _counts(request, workspace):
+    """Members, documents and assistants of the workspace (1 query), to say what deleting it loses."""
+    return Workspace.objects.filter(pk=workspace.pk).for_list(request.user).first()
+
+
 @login_required
 def workspace_list(request):
     user = request.user
@@ -72,7 +77,7 @@ def workspace_create(request):
 @login_required
 def workspace_detail(request, slug):
     workspace = _workspace(request, slug)
-    counts = Workspace.objects.filter(pk=workspace.pk).for_list(request.user).first()
+    counts = _counts(request, workspace)
     context = _role_context(request, workspace)
     context["counts"] = counts
     return render(request, "workspaces/detail.html", context)
@@ -87,7 +92,7 @@ def workspace_settings(request, slug):
         messages.success(request, "Settings saved.")
         return redirect("workspaces:settings", workspace.slug)
     context = _role_context(request, workspace)
-    context.update(form=form, delete_form=DeleteWorkspaceForm())
+    context.update(form=form, delete_form=DeleteWorkspaceForm(), counts=_counts(request, workspace))
     return render(request, "workspaces/settings.html", context, status=400 if form.errors else 200)
 
 
@@ -119,7 +124,7 @@ def workspace_delete(request, slug):
             messages.success(request, f"Workspace “{workspace.name}” and everything in it were deleted.")
             return redirect("workspaces:list")
     context = _role_context(request, workspace)
-    context.update(form=WorkspaceSettingsForm(instance=workspace), delete_form=form)
+    context.update(form=WorkspaceSettingsForm(instance=workspace), delete_form=form, counts=_counts(request, workspace))
     return render(request, "workspaces/settings.html", context, status=400)
 
 

@@ -15,7 +15,13 @@ CITED = {
 
 
 def setup(ctx):
+    # Made by someone else than every persona: only admins and owners may change it.
     ctx.assistant = Assistant.objects.create(workspace=ctx.workspace, name="Helpdesk")
+    # Each persona's own assistant (the outsider's too, in acme, which they cannot reach): members change theirs.
+    ctx.own_assistants = {
+        name: Assistant.objects.create(workspace=ctx.workspace, name=f"Made by {name}", created_by=user)
+        for name, user in ctx.users.items()
+    }
     # Each persona chats in its own conversation; ids are found per persona below.
     ctx.conversations = {}
     for name, user in ctx.users.items():
@@ -30,6 +36,11 @@ def setup(ctx):
 
 def _assistant(path=""):
     return lambda ctx: f"/assistants/{ctx.workspace.slug}/{ctx.assistant.pk}/{path}"
+
+
+def _own(path=""):
+    """A page of the assistant the persona asking made; the suite sets ctx.persona before each try."""
+    return lambda ctx: f"/assistants/{ctx.workspace.slug}/{ctx.own_assistants[ctx.persona].pk}/{path}"
 
 
 def _to(path=""):
@@ -130,12 +141,13 @@ ENDPOINTS = [
         "member",
         data=lambda ctx: {**EDIT_FORM, "try_question": "Hello?"},
     ),
-    Endpoint("edit assistant page", "GET", _assistant("edit/"), "member"),
+    # Someone else's assistant: admins and owners only.
+    Endpoint("edit assistant page", "GET", _assistant("edit/"), "admin"),
     Endpoint(
         "save assistant",
         "POST",
         _assistant("edit/"),
-        "member",
+        "admin",
         data=lambda ctx: EDIT_FORM,
         redirect=_assistant("edit/"),
     ),
@@ -143,18 +155,46 @@ ENDPOINTS = [
         "try assistant",
         "POST",
         _assistant("try/"),
-        "member",
+        "admin",
         data=lambda ctx: {**EDIT_FORM, "try_question": "Hello?"},
     ),
     Endpoint(
         "archive assistant",
         "POST",
         _assistant("archive/"),
+        "admin",
+        data=lambda ctx: {"archived": "1"},
+        redirect=_to(),
+    ),
+    Endpoint("delete assistant page", "GET", _assistant("delete/"), "admin"),
+    Endpoint("delete assistant", "POST", _assistant("delete/"), "admin", redirect=_to()),
+    # The persona's own assistant: members too.
+    Endpoint("edit own assistant page", "GET", _own("edit/"), "member"),
+    Endpoint(
+        "save own assistant",
+        "POST",
+        _own("edit/"),
+        "member",
+        data=lambda ctx: EDIT_FORM,
+        redirect=_own("edit/"),
+    ),
+    Endpoint(
+        "try own assistant",
+        "POST",
+        _own("try/"),
+        "member",
+        data=lambda ctx: {**EDIT_FORM, "try_question": "Hello?"},
+    ),
+    Endpoint(
+        "archive own assistant",
+        "POST",
+        _own("archive/"),
         "member",
         data=lambda ctx: {"archived": "1"},
         redirect=_to(),
     ),
-    Endpoint("delete assistant", "POST", _assistant("delete/"), "member", redirect=_to()),
+    Endpoint("delete own assistant page", "GET", _own("delete/"), "member"),
+    Endpoint("delete own assistant", "POST", _own("delete/"), "member", redirect=_to()),
     Endpoint("usage page", "GET", lambda ctx: f"/assistants/{ctx.workspace.slug}/usage/", "admin"),
     # API
     Endpoint("assistant (API)", "GET", lambda ctx: f"/api/assistants/{ctx.assistant.pk}/", "viewer", api=True),
@@ -172,13 +212,27 @@ ENDPOINTS = [
         "update assistant (API)",
         "PATCH",
         lambda ctx: f"/api/assistants/{ctx.assistant.pk}/",
+        "admin",
+        api=True,
+        format="json",
+        data=lambda ctx: {"instructions": "Be brief."},
+    ),
+    Endpoint("delete assistant (API)", "DELETE", lambda ctx: f"/api/assistants/{ctx.assistant.pk}/", "admin", api=True),
+    Endpoint(
+        "update own assistant (API)",
+        "PATCH",
+        lambda ctx: f"/api/assistants/{ctx.own_assistants[ctx.persona].pk}/",
         "member",
         api=True,
         format="json",
         data=lambda ctx: {"instructions": "Be brief."},
     ),
     Endpoint(
-        "delete assistant (API)", "DELETE", lambda ctx: f"/api/assistants/{ctx.assistant.pk}/", "member", api=True
+        "delete own assistant (API)",
+        "DELETE",
+        lambda ctx: f"/api/assistants/{ctx.own_assistants[ctx.persona].pk}/",
+        "member",
+        api=True,
     ),
     Endpoint("conversation (API)", "GET", lambda ctx: f"/api/conversations/{_mine(ctx).pk}/", "viewer", api=True),
     Endpoint(

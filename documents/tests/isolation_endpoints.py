@@ -8,8 +8,9 @@ from documents.models import Chunk, Document
 from workspaces.tests.isolation import Endpoint, Exempt
 
 
-def _document(workspace, name, status, text="Staff get 27 vacation days a year."):
+def _document(workspace, name, status, text="Staff get 27 vacation days a year.", uploaded_by=None):
     document = Document(
+        uploaded_by=uploaded_by,
         workspace=workspace,
         title=name,
         original_name=f"{name}.txt",
@@ -29,8 +30,26 @@ def _document(workspace, name, status, text="Staff get 27 vacation days a year."
 
 
 def setup(ctx):
+    # Uploaded by someone else than every persona: only admins and owners may change them.
     ctx.document = _document(ctx.workspace, "handbook", "ready")
     ctx.active = _document(ctx.workspace, "running", "processing")
+    # Each persona's own uploads (the outsider's too, in acme, which they cannot reach): members change theirs.
+    ctx.own_documents = {
+        name: (
+            _document(ctx.workspace, f"own-{name}", "ready", uploaded_by=user),
+            _document(ctx.workspace, f"own-active-{name}", "processing", uploaded_by=user),
+        )
+        for name, user in ctx.users.items()
+    }
+
+
+def own(ctx, suffix=""):
+    """A page of the document the persona asking uploaded; the suite sets ctx.persona before each try."""
+    return f"/documents/acme/{ctx.own_documents[ctx.persona][0].pk}/{suffix}"
+
+
+def own_active(ctx, suffix=""):
+    return f"/documents/acme/{ctx.own_documents[ctx.persona][1].pk}/{suffix}"
 
 
 def _file(ctx):
@@ -69,17 +88,35 @@ ENDPOINTS = [
     Endpoint("document page", "GET", doc, "viewer"),
     Endpoint("document status", "GET", lambda ctx: doc(ctx, "status/"), "viewer"),
     Endpoint("document download", "GET", lambda ctx: doc(ctx, "download/"), "viewer"),
-    Endpoint("delete confirmation", "GET", lambda ctx: doc(ctx, "delete/"), "member"),
+    # Someone else's document: admins and owners only.
+    Endpoint("delete confirmation", "GET", lambda ctx: doc(ctx, "delete/"), "admin"),
     Endpoint(
-        "delete document", "POST", lambda ctx: doc(ctx, "delete/"), "member", redirect=lambda ctx: "/documents/acme/"
+        "delete document", "POST", lambda ctx: doc(ctx, "delete/"), "admin", redirect=lambda ctx: "/documents/acme/"
     ),
-    Endpoint("re-process document", "POST", lambda ctx: doc(ctx, "reprocess/"), "member", redirect=doc),
+    Endpoint("re-process document", "POST", lambda ctx: doc(ctx, "reprocess/"), "admin", redirect=doc),
     Endpoint(
         "cancel processing",
         "POST",
         lambda ctx: f"/documents/acme/{ctx.active.pk}/cancel/",
-        "member",
+        "admin",
         redirect=lambda ctx: f"/documents/acme/{ctx.active.pk}/",
+    ),
+    # The persona's own document: members too.
+    Endpoint("delete confirmation of own document", "GET", lambda ctx: own(ctx, "delete/"), "member"),
+    Endpoint(
+        "delete own document",
+        "POST",
+        lambda ctx: own(ctx, "delete/"),
+        "member",
+        redirect=lambda ctx: "/documents/acme/",
+    ),
+    Endpoint("re-process own document", "POST", lambda ctx: own(ctx, "reprocess/"), "member", redirect=own),
+    Endpoint(
+        "cancel processing own document",
+        "POST",
+        lambda ctx: own_active(ctx, "cancel/"),
+        "member",
+        redirect=own_active,
     ),
     Endpoint(
         "document list (API)",
@@ -101,11 +138,34 @@ ENDPOINTS = [
     Endpoint("document detail (API)", "GET", api, "viewer", api=True),
     Endpoint("document passages (API)", "GET", lambda ctx: api(ctx, "chunks/"), "viewer", api=True),
     Endpoint("document download (API)", "GET", lambda ctx: api(ctx, "download/"), "viewer", api=True),
-    Endpoint("re-process (API)", "POST", lambda ctx: api(ctx, "reprocess/"), "member", api=True, format="json"),
+    Endpoint("re-process (API)", "POST", lambda ctx: api(ctx, "reprocess/"), "admin", api=True, format="json"),
     Endpoint(
-        "cancel (API)", "POST", lambda ctx: f"/api/documents/{ctx.active.pk}/cancel/", "member", api=True, format="json"
+        "cancel (API)", "POST", lambda ctx: f"/api/documents/{ctx.active.pk}/cancel/", "admin", api=True, format="json"
     ),
-    Endpoint("delete (API)", "DELETE", api, "member", api=True),
+    Endpoint("delete (API)", "DELETE", api, "admin", api=True),
+    Endpoint(
+        "re-process own (API)",
+        "POST",
+        lambda ctx: f"/api/documents/{ctx.own_documents[ctx.persona][0].pk}/reprocess/",
+        "member",
+        api=True,
+        format="json",
+    ),
+    Endpoint(
+        "cancel own (API)",
+        "POST",
+        lambda ctx: f"/api/documents/{ctx.own_documents[ctx.persona][1].pk}/cancel/",
+        "member",
+        api=True,
+        format="json",
+    ),
+    Endpoint(
+        "delete own (API)",
+        "DELETE",
+        lambda ctx: f"/api/documents/{ctx.own_documents[ctx.persona][0].pk}/",
+        "member",
+        api=True,
+    ),
     Endpoint(
         "search (API)",
         "GET",

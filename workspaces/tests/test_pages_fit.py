@@ -58,7 +58,7 @@ NOT_PAGE_ENDPOINTS = {
     "document download": "the stored file itself",
     "gateway of a workspace": "redirects to the gateway's models page",
     "usage CSV": "the usage breakdown as a CSV download",
-    "export conversation": "a Markdown file to download",
+    "export conversation": "a Markdown or JSON file to download",
 }
 
 # Pages outside any workspace: route -> (path, who looks at it; None: signed out).
@@ -81,6 +81,12 @@ OUTSIDE = {
     "gateway/": ("/gateway/", "admin"),
     "api/docs/": ("/api/docs/", "owner"),
     "system/": ("/system/", "staff"),
+}
+
+# Error pages, by the path and persona that lead to them.
+ERRORS = {
+    "not found (404)": ("/workspaces/no-such-workspace/", "member", 404),
+    "refused (403)": ("/workspaces/acme/settings/", "viewer", 403),
 }
 
 # Pages that still overflow on a phone, with the reason; each is an expected failure until fixed.
@@ -120,6 +126,8 @@ def _cases():
         cases.append(pytest.param(endpoint.name, id=endpoint.name.replace(" ", "-")))
     for route in OUTSIDE:
         cases.append(pytest.param(route, id=f"/{route}"))
+    for name in ERRORS:
+        cases.append(pytest.param(name, id=name.split()[-1]))
     return cases
 
 
@@ -134,6 +142,8 @@ def _endpoint_named(name):
 def _visits(name, ctx):
     """(path, persona) pairs for a page, by its endpoint name or OUTSIDE route."""
     endpoint = _endpoint_named(name)
+    if name in ERRORS:
+        return [ERRORS[name][:2]]
     if endpoint is None:
         path, persona = OUTSIDE[name]
         return [(path(ctx) if callable(path) else path, persona)]
@@ -194,7 +204,8 @@ def test_page_fits_a_phone(name, browser, live_server, workspace, other_workspac
         for path, persona in _visits(name, ctx):
             _sign_in(browser, live_server.url, _user_for(personas, persona))
             response = page.goto(live_server.url + path)
-            assert response.status == 200, f"{path} as {persona}: {response.status}"
+            expected = ERRORS[name][2] if name in ERRORS else 200
+            assert response.status == expected, f"{path} as {persona}: {response.status}"
             assert urlsplit(page.url).path == urlsplit(path).path, f"{path} as {persona} went to {page.url}"
             for size in (PHONE, DESKTOP):
                 page.set_viewport_size(size)
@@ -214,12 +225,28 @@ def test_page_fits_a_phone(name, browser, live_server, workspace, other_workspac
 def test_every_page_is_visited(workspace, other_workspace, personas, client_for):
     """A URL pattern that answers a GET with a page is visited above, or said here to be no page."""
     ctx = _context(workspace, other_workspace, personas)
+    unvisited = _unvisited(ctx, client_for(personas["owner"]))
+    assert not unvisited, "Pages the phone test does not visit (add a GET Endpoint, or OUTSIDE / NOT_PAGES):\n" + (
+        "\n".join(unvisited)
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("workspaces.tests.isolation_urls")
+def test_a_new_page_fails_the_visit_check(workspace, other_workspace, personas, client_for):
+    ctx = _context(workspace, other_workspace, personas)
+    assert _unvisited(ctx, client_for(personas["owner"])) == [
+        "workspaces/<slug:slug>/export/ (workspaces.tests.isolation_urls.export) is neither visited, "
+        "an action of the isolation suite, nor exempt"
+    ]
+
+
+def _unvisited(ctx, owner):
     visited = set(OUTSIDE)
     for endpoint in _workspace_pages():
         ctx.persona = endpoint.role
         visited.add(route_of(endpoint.path(ctx)))
     # Routes with only non-GET endpoints must refuse a GET (405): they are actions, not pages.
-    owner = client_for(personas["owner"])
     unvisited = []
     for module in MODULES:
         for endpoint in module.ENDPOINTS:
@@ -234,9 +261,7 @@ def test_every_page_is_visited(workspace, other_workspace, personas, client_for)
     for route, view in url_routes():
         if base_route(route) not in visited and not _is_exempt(route) and not _covered_by_endpoint(route, ctx):
             unvisited.append(f"{route} ({view}) is neither visited, an action of the isolation suite, nor exempt")
-    assert not unvisited, "Pages the phone test does not visit (add a GET Endpoint, or OUTSIDE / NOT_PAGES):\n" + (
-        "\n".join(unvisited)
-    )
+    return unvisited
 
 
 def _covered_by_endpoint(route, ctx):

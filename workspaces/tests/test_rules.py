@@ -310,3 +310,170 @@ def test_archive_needs_an_explicit_choice(client_for, workspace, admin_user, val
     assert b"Choose to archive" in response.content
     workspace.refresh_from_db()
     assert workspace.archived is True
+
+
+# Object-level rules: members change what they created; admins and owners change everything.
+
+
+def _assistant(workspace, creator, name="Helper"):
+    from assistants.models import Assistant
+
+    return Assistant.objects.create(workspace=workspace, name=name, created_by=creator)
+
+
+def _document(workspace, uploader, title="handbook"):
+    from django.core.files.base import ContentFile
+
+    from documents.models import Chunk, Document
+
+    text = "Staff get 27 vacation days a year."
+    document = Document(
+        workspace=workspace,
+        title=title,
+        original_name=f"{title}.txt",
+        kind="text",
+        content_type="text/plain",
+        size=len(text),
+        sha256=title.ljust(64, "0"),
+        status="ready",
+        chunk_count=2,
+        uploaded_by=uploader,
+    )
+    document.file.save(f"{title}.txt", ContentFile(text.encode()), save=False)
+    document.save()
+    for position in range(2):
+        Chunk.objects.create(
+            document=document,
+            workspace=workspace,
+            position=position,
+            text=text,
+            start=0,
+            end=len(text),
+            token_estimate=9,
+        )
+    return document
+
+
+def test_members_change_only_what_they_created(workspace, owner, admin_user, member, viewer, make_user):
+    other = make_user("colleague@example.com")
+    Membership.objects.create(workspace=workspace, user=other, role="member")
+    mine, theirs = _assistant(workspace, member), _assistant(workspace, other)
+    doc_mine, doc_theirs = _document(workspace, member, "mine"), _document(workspace, other, "theirs")
+    assert permissions.can(member, "edit_assistants", workspace, mine)
+    assert not permissions.can(member, "edit_assistants", workspace, theirs)
+    assert permissions.can(member, "edit_documents", workspace, doc_mine)
+    assert not permissions.can(member, "edit_documents", workspace, doc_theirs)
+    assert permissions.why_not(member, "edit_documents", workspace, doc_theirs) == (
+        "As a member you can change only the documents you uploaded; an admin or owner can change anyone's."
+    )
+    # Without an object the workspace-level rule answers: members may edit (their own) things.
+    assert permissions.can(member, "edit_assistants", workspace)
+    for boss in (admin_user, owner):
+        assert permissions.can(boss, "edit_assistants", workspace, theirs)
+        assert permissions.can(boss, "edit_documents", workspace, doc_theirs)
+    # A viewer changes nothing, not even what they made before being made a viewer.
+    assert not permissions.can(viewer, "edit_assistants", workspace, _assistant(workspace, viewer))
+    # Things whose creator is gone (deleted account) are for admins.
+    orphan = _assistant(workspace, None)
+    assert not permissions.can(member, "edit_assistants", workspace, orphan)
+    assert permissions.can(admin_user, "edit_assistants", workspace, orphan)
+
+
+def test_object_rules_need_a_creator_field(workspace, member):
+    with pytest.raises(ValueError, match="creator_field"):
+        permissions.why_not(member, "edit_documents", workspace, Membership(workspace=workspace, user=member))
+
+
+def test_member_is_refused_someone_elses_assistant_everywhere(client_for, api_client_for, workspace, owner, member):
+    theirs = _assistant(workspace, owner, "Owner's helper")
+    client = client_for(member)
+    base = f"/assistants/{workspace.slug}/{theirs.pk}/"
+    for method, path, data in [
+        ("get", "edit/", None),
+        ("post", "edit/", {"name": "Taken over"}),
+        ("post", "archive/", {"archived": "1"}),
+        ("get", "delete/", None),
+        ("post", "delete/", None),
+    ]:
+        response = getattr(client, method)(base + path, data or {})
+        assert response.status_code == 403, (method, path)
+        assert b"you can change only the assistants you created" in response.content
+    api = api_client_for(member)
+    response = api.patch(f"/api/assistants/{theirs.pk}/", {"name": "Taken over"}, format="json")
+    assert response.status_code == 403
+    assert "only the assistants you created" in response.json()["detail"]
+    assert api.delete(f"/api/assistants/{theirs.pk}/").status_code == 403
+    theirs.refresh_from_db()
+    assert theirs.name == "Owner's helper" and not theirs.archived
+    # The chat page offers no Edit button for it; it does for the member's own.
+    assert f'href="{base}edit/"'.encode() not in client.get(base).content
+    mine = _assistant(workspace, member, "Mine")
+    assert (
+        f'href="/assistants/{workspace.slug}/{mine.pk}/edit/"'.encode() in client.get(mine.get_absolute_url()).content
+    )
+
+
+def test_member_is_refused_someone_elses_document_everywhere(client_for, api_client_for, workspace, owner, member):
+    theirs = _document(workspace, owner, "owners")
+    client = client_for(member)
+    base = f"/documents/{workspace.slug}/{theirs.pk}/"
+    for method, path in [("get", "delete/"), ("post", "delete/"), ("post", "reprocess/"), ("post", "cancel/")]:
+        response = getattr(client, method)(base + path)
+        assert response.status_code == 403, (method, path)
+        assert b"you can change only the documents you uploaded" in response.content
+    api = api_client_for(member)
+    assert api.delete(f"/api/documents/{theirs.pk}/").status_code == 403
+    assert api.post(f"/api/documents/{theirs.pk}/reprocess/").status_code == 403
+    theirs.refresh_from_db()
+    assert theirs.status == "ready"
+    # The document page offers no Delete or Re-process to the member; the owner gets both.
+    page = client.get(base).content
+    assert f'href="{base}delete/"'.encode() not in page and b"Re-process" not in page
+    page = client_for(owner).get(base).content
+    assert f'href="{base}delete/"'.encode() in page and b"Re-process" in page
+
+
+def test_deleting_an_assistant_says_what_is_lost(client_for, workspace, owner, member, viewer):
+    from assistants.models import Assistant, Conversation, Message
+
+    assistant = _assistant(workspace, member)
+    for user in (member, viewer):
+        conversation = Conversation.objects.create(assistant=assistant, user=user, title="Hi")
+        Message.objects.create(conversation=conversation, role="user", content="Hello?")
+        Message.objects.create(conversation=conversation, role="assistant", content="Hi")
+    url = reverse("assistants:delete", args=[workspace.slug, assistant.pk])
+    # The editor links to the confirmation page; nothing is deleted by a GET.
+    edit = client_for(member).get(reverse("assistants:edit", args=[workspace.slug, assistant.pk])).content.decode()
+    assert f'href="{url}"' in edit
+    page = client_for(owner).get(url).content.decode()
+    assert "<strong>2 conversations</strong>" in page and "of 2 people" in page and "4 messages" in page
+    assert Assistant.objects.filter(pk=assistant.pk).exists()
+    response = client_for(owner).post(url)
+    assert response.status_code == 302
+    assert not Assistant.objects.filter(pk=assistant.pk).exists()
+    assert not Conversation.objects.filter(assistant_id=assistant.pk).exists()
+
+
+def test_confirmation_page_query_budget(client_for, workspace, owner, member, django_assert_num_queries):
+    from assistants.models import Conversation
+
+    assistant = _assistant(workspace, member)
+    for _ in range(3):
+        Conversation.objects.create(assistant=assistant, user=member)
+    client = client_for(owner)
+    url = reverse("assistants:delete", args=[workspace.slug, assistant.pk])
+    client.get(url)
+    # user (the session is in the cache), memberships (roles), workspace, assistant, the counts of what is lost
+    with django_assert_num_queries(5):
+        assert client.get(url).status_code == 200
+
+
+def test_deleting_a_document_or_workspace_says_what_is_lost(client_for, workspace, owner, member):
+    document = _document(workspace, member)
+    page = client_for(member).get(reverse("documents:delete", args=[workspace.slug, document.pk])).content.decode()
+    assert "its 2 passages" in page
+    _assistant(workspace, member)
+    settings_page = client_for(owner).get(reverse("workspaces:settings", args=[workspace.slug])).content.decode()
+    assert "for its 4 members" in settings_page
+    assert "its 1 document and their passages" in settings_page
+    assert "1 assistant and everyone's conversations" in settings_page
