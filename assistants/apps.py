@@ -6,4 +6,4 @@ class AssistantsConfig(AppConfig):
     verbose_name = "Assistants"
 
     def ready(self):
-        from assistants import dashboard  # noqa: F401
+        from assistants import dashboard, signals  # noqa: F401

@@ -68,10 +68,12 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "corporate",
+    "audit",
     "workspaces",
     "documents",
     "assistants",
     "llmgateway",
+    "people",
 ]
 
 MIDDLEWARE = [
@@ -84,6 +86,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "corporate.middleware.RejectNulInQueryMiddleware",
+    # Model changes recorded in the audit log know the request: who, and from which address.
+    "audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -247,6 +251,9 @@ AXES_VERBOSE = False
 # same answer and no mail) and per client address (more get "try later").
 PASSWORD_RESET_ACCOUNT_LIMIT = env_int("PASSWORD_RESET_ACCOUNT_LIMIT", 5, minimum=1)
 PASSWORD_RESET_ADDRESS_LIMIT = env_int("PASSWORD_RESET_ADDRESS_LIMIT", 20, minimum=1)
+
+# Audit log: events older than this many days are deleted by `manage.py prune_audit`.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=1)
 
 # Self sign-up is off unless an operator turns it on.
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", False)

@@ -13,7 +13,9 @@ here:
   nothing), members without the role get 403 with a clear message;
 - `WorkspaceAccess` — the same rule as a DRF permission class.
 
-Staff get no extra powers here; they manage everything through the admin.
+Staff get no extra powers inside workspaces. The site-wide staff pages (the
+whole audit log, user management) start with `check_staff(user)`: anyone
+else gets 404, as an outsider does for a workspace.
 A request authenticated with a workspace API key carries that restriction
 on the user (`restrict_to_workspace`): it then sees only that workspace.
 """
@@ -121,6 +123,12 @@ def workspace_of(obj):
     for part in path.split("__"):
         obj = getattr(obj, part)
     return obj
+
+
+def check_staff(user):
+    """Raise Http404 unless the user is active staff (the site-wide staff pages)."""
+    if not (getattr(user, "is_authenticated", False) and user.is_active and user.is_staff):
+        raise Http404("Not found")
 
 
 def get_workspace_for(user, slug, action="view"):

@@ -13,6 +13,7 @@ TABS = [
     ("assistants", "Assistants", ["assistants:list"], "view"),
     ("members", "Members", ["workspaces:members"], "view"),
     ("gateway", "API & cache", ["llmgateway:workspace", "llmgateway:keys"], "manage_keys"),
+    ("audit", "Audit", ["audit:workspace"], "view_audit"),
     ("settings", "Settings", ["workspaces:settings"], "manage_settings"),
 ]
 
