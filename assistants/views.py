@@ -14,6 +14,7 @@ from assistants.models import Assistant, Conversation, Message, Role
 from assistants.rendering import render_answer
 from workspaces import permissions
 from workspaces.models import Workspace
+from workspaces.navigation import sole_workspace
 
 CONVERSATIONS_SHOWN = 50
 
@@ -39,7 +40,10 @@ def _conversation(request, assistant, pk):
 
 @login_required
 def home(request):
-    """All assistants of the user's workspaces, grouped by workspace."""
+    """All assistants of the user's workspaces, grouped by workspace; the only workspace goes straight to its list."""
+    only = sole_workspace(request.user)
+    if only is not None:
+        return redirect("assistants:list", only.slug)
     workspaces = list(Workspace.objects.for_user(request.user).filter(archived=False).order_by("name"))
     assistants = Assistant.objects.for_user(request.user).active().select_related("workspace").order_by("name")
     by_workspace = {ws.pk: [] for ws in workspaces}

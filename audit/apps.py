@@ -7,3 +7,13 @@ class AuditConfig(AppConfig):
 
     def ready(self):
         from audit import signals  # noqa: F401
+        from workspaces.navigation import tab
+
+        tab(
+            "audit",
+            "Audit",
+            "audit:workspace",
+            action="view_audit",
+            order=80,
+            description="Who did what in this workspace, and when.",
+        )

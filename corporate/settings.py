@@ -270,7 +270,9 @@ if EMAIL_HOST:
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Corporate AI <noreply@localhost>")
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The site's public address for links (API base URL, mails sent outside a request); empty: the
+# address of the request itself (behind the proxy: its X-Forwarded-Proto and -Host).
+SITE_URL = env_str("SITE_URL", "").rstrip("/")
 SITE_NAME = env_str("SITE_NAME", "Corporate AI")
 
 LANGUAGE_CODE = "en-us"

@@ -7,3 +7,18 @@ class DocumentsConfig(AppConfig):
 
     def ready(self):
         from documents import signals  # noqa: F401
+        from workspaces.navigation import search_page, tab
+
+        search_page("documents:search")
+
+        tab("documents", "Documents", "documents:list", order=20, description="Upload files and search what they say.")
+        tab(
+            "documents-list",
+            "All documents",
+            "documents:list",
+            parent="documents",
+            order=1,
+            current=("documents:list", "documents:detail", "documents:delete"),
+        )
+        tab("documents-search", "Search", "documents:search", action="search", parent="documents", order=2)
+        tab("documents-upload", "Upload", "documents:upload", action="upload", parent="documents", order=3)
