@@ -294,3 +294,25 @@ def test_prune_audit_keeps_recent_events(db, settings, capsys):
     assert AuditEvent.objects.filter(pk=recent.pk).exists()
     call_command("prune_audit", "--days", "1")
     assert "Deleted 1 audit event" in capsys.readouterr().out
+
+
+def test_audit_log_command_prints_csv_and_json_with_filters(workspace, other_workspace, owner, outsider, capsys):
+    import csv
+    import io
+    import json
+
+    from django.core.management.base import CommandError
+
+    audit.record(owner, "workspace.update", obj=workspace, changes={"name": ["A", "B"]})
+    audit.record(outsider, "workspace.update", obj=other_workspace)
+    call_command("audit_log", "acme", "--actor", "OWNER@example.com", "--action", "workspace.update")
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["actor"], r["workspace"], r["changes"]) for r in rows] == [
+        ("owner@example.com", "acme", '{"name": ["A", "B"]}')
+    ]
+    call_command("audit_log", "--format", "json", "--since", "2000-01-01", "--action", "workspace.update")
+    records = json.loads(capsys.readouterr().out)
+    assert {r["workspace"] for r in records} == {"acme", "globex"}
+    assert records[0]["changes"] == {} and records[1]["changes"] == {"name": ["A", "B"]}
+    with pytest.raises(CommandError, match="--since: Enter a valid date"):
+        call_command("audit_log", "--since", "last tuesday")
