@@ -40,7 +40,7 @@ def set_password_url(user, base_url=None):
             "token": default_token_generator.make_token(user),
         },
     )
-    return (base_url or settings.SITE_URL).rstrip("/") + path
+    return (base_url or settings.SITE_URL or "http://127.0.0.1:8000").rstrip("/") + path
 
 
 def _mail(user, template, subject, base_url):
