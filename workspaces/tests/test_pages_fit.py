@@ -43,6 +43,10 @@ NOT_PAGES = [
     Exempt("health", "JSON for monitors"),
     Exempt("accounts/logout/", "signing out is a POST from the user menu"),
     Exempt("accounts/reset/<uidb64>/<token>/", "needs a mailed token; the same form as password_change/"),
+    Exempt("audit/export/", "a CSV file"),
+    Exempt("people/<int:pk>/deactivate/", "a POST from the user's page"),
+    Exempt("people/<int:pk>/reactivate/", "a POST from the user's page"),
+    Exempt("people/<int:pk>/password-reset/", "a POST from the user's page"),
 ]
 
 # GET endpoints of the isolation suite that answer no page, by name.
@@ -51,6 +55,7 @@ NOT_PAGE_ENDPOINTS = {
     "document status": "JSON or a status fragment polled by the document page",
     "document download": "the stored file itself",
     "gateway of a workspace": "redirects to the gateway's models page",
+    "audit log export": "a CSV file",
 }
 
 # Pages outside any workspace: route -> (path, who looks at it; None: signed out).
@@ -70,6 +75,11 @@ OUTSIDE = {
     "assistants/": ("/assistants/", "admin"),
     "gateway/": ("/gateway/", "admin"),
     "api/docs/": ("/api/docs/", "owner"),
+    # Staff pages.
+    "audit/": ("/audit/", "staff"),
+    "people/": ("/people/", "staff"),
+    "people/new/": ("/people/new/", "staff"),
+    "people/<int:pk>/": (lambda ctx: f"/people/{ctx.users['member'].pk}/", "staff"),
 }
 
 # Pages that still overflow on a phone, with the reason; each is an expected failure until fixed.
@@ -77,8 +87,11 @@ KNOWN_OVERFLOW = {}
 
 
 def _context(workspace, other_workspace, personas):
+    from corporate.models import User
     from workspaces.models import Invitation, Membership
 
+    if "staff" not in personas:
+        personas["staff"] = User.objects.create_user("staff.person@example.com", "staff pages secret", is_staff=True)
     ctx = SimpleNamespace(workspace=workspace, other_workspace=other_workspace, users=personas, persona="owner")
     for module in MODULES:
         if hasattr(module, "setup"):
