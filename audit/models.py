@@ -62,12 +62,16 @@ class AuditEvent(models.Model):
             models.Index(fields=["-created_at", "-id"], name="audit_event_created"),
             # workspace audit page: one workspace's events, newest first.
             models.Index(fields=["workspace_id", "-created_at", "-id"], name="audit_event_workspace"),
+            # the staff page's workspace filter, by slug (a deleted workspace's events keep theirs).
+            models.Index(fields=["workspace_slug", "-created_at", "-id"], name="audit_event_workspace_slug"),
             # the actor filter; a user's page: what they did.
             models.Index(fields=["actor_email", "-created_at", "-id"], name="audit_event_actor"),
             # the action filter across the site.
             models.Index(fields=["action", "-created_at", "-id"], name="audit_event_action"),
-            # the object-type filter, and a user's page: what was done to them (type "user", their id).
-            models.Index(fields=["object_type", "object_id", "-created_at"], name="audit_event_object"),
+            # the object-type filter.
+            models.Index(fields=["object_type", "-created_at", "-id"], name="audit_event_object_type"),
+            # a user's page: what was done to them (type "user", their id).
+            models.Index(fields=["object_type", "object_id", "-created_at", "-id"], name="audit_event_object"),
         ]
 
     def __str__(self):

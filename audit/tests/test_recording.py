@@ -316,3 +316,14 @@ def test_audit_log_command_prints_csv_and_json_with_filters(workspace, other_wor
     assert records[0]["changes"] == {} and records[1]["changes"] == {"name": ["A", "B"]}
     with pytest.raises(CommandError, match="--since: Enter a valid date"):
         call_command("audit_log", "--since", "last tuesday")
+
+
+def test_api_requests_name_their_user_and_address(api_client_for, admin_user, workspace):
+    api = api_client_for(admin_user)  # a token: DRF authenticates inside the view
+    response = api.post("/api/gateway/acme/keys/", {"name": "Deploy"}, format="json", REMOTE_ADDR="203.0.113.77")
+    assert response.status_code == 201, response.content
+    created = last("api_key.create")
+    assert (created.actor_id, created.ip_address, created.object_repr) == (admin_user.pk, "203.0.113.77", "Deploy")
+    assert response.json()["key"][:12] not in str(created.changes)
+    api.delete(f"/api/gateway/acme/keys/{created.object_id}/")
+    assert last("api_key.revoke").actor_id == admin_user.pk or last("api_key.delete").actor_id == admin_user.pk
