@@ -18,6 +18,13 @@ ACTIONS = {
     "user.password_reset_sent": "Password reset mail sent",
     "user.welcome_sent": "Set-password mail sent",
     "user.delete": "User deleted",
+    # single sign-on and second factors (recorded by the sign-in code with audit.record)
+    "user.sso_login": "Signed in with single sign-on",
+    "user.sso_login_failed": "Single sign-on failed",
+    "user.mfa_enable": "Two-factor authentication turned on",
+    "user.mfa_disable": "Two-factor authentication turned off",
+    "user.mfa_recovery_codes": "Recovery codes created",
+    "user.mfa_failed": "Wrong second-factor code",
     # workspaces
     "workspace.create": "Workspace created",
     "workspace.update": "Workspace settings changed",
