@@ -77,12 +77,12 @@ def workspace_export(request, slug):
 
 @login_required
 def site_log(request):
-    permissions.check_staff(request.user)
+    permissions.check_staff(request.user, "The site's audit log")
     return _log_page(request, AuditEvent.objects.all(), "audit/site_log.html", {}, site_wide=True)
 
 
 @login_required
 def site_export(request):
-    permissions.check_staff(request.user)
+    permissions.check_staff(request.user, "The site's audit log")
     context = {"template": "audit/site_log.html"}
     return _export(request, AuditEvent.objects.all(), "all", site_wide=True, error_context=context)

@@ -6,7 +6,9 @@ class DocumentsConfig(AppConfig):
     verbose_name = "Documents"
 
     def ready(self):
+        from corporate import pagecache
         from documents import signals  # noqa: F401
+        from documents.models import Document
         from workspaces.navigation import search_page, tab
 
         search_page("documents:search")
@@ -22,3 +24,6 @@ class DocumentsConfig(AppConfig):
         )
         tab("documents-search", "Search", "documents:search", action="search", parent="documents", order=2)
         tab("documents-upload", "Upload", "documents:upload", action="upload", parent="documents", order=3)
+
+        # The document counts of the dashboard and the workspace list (corporate.pagecache).
+        pagecache.invalidate_on_write(Document, workspace=lambda d: d.workspace_id, created_only=True)

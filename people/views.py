@@ -20,7 +20,7 @@ RECENT_EVENTS = 20
 
 
 def _staff(request):
-    permissions.check_staff(request.user)
+    permissions.check_staff(request.user, "User management")
 
 
 def _person(request, pk):

@@ -11,11 +11,13 @@ here:
 - `get_workspace_for(user, slug, action)` and `get_object_for(user, queryset,
   action, **lookup)` — fetch one object: outsiders get 404 (ids leak
   nothing), members without the role get 403 with a clear message;
+  `get_own_object_for(...)` — the same for what is private to its owner
+  (conversations): everyone else gets 404;
 - `WorkspaceAccess` — the same rule as a DRF permission class.
 
 Staff get no extra powers inside workspaces. The site-wide staff pages (the
-whole audit log, user management) start with `check_staff(user)`: anyone
-else gets 404, as an outsider does for a workspace.
+whole audit log, user management, the System page) start with
+`check_staff(user)`: anyone else gets 403 saying the page is for staff.
 A request authenticated with a workspace API key carries that restriction
 on the user (`restrict_to_workspace`): it then sees only that workspace.
 """
@@ -125,10 +127,10 @@ def workspace_of(obj):
     return obj
 
 
-def check_staff(user):
-    """Raise Http404 unless the user is active staff (the site-wide staff pages)."""
+def check_staff(user, page="This page"):
+    """Raise PermissionDenied unless the user is active staff (the site-wide staff pages)."""
     if not (getattr(user, "is_authenticated", False) and user.is_active and user.is_staff):
-        raise Http404("Not found")
+        raise PermissionDenied(f"{page} is for staff.")
 
 
 def get_workspace_for(user, slug, action="view"):
@@ -145,6 +147,18 @@ def get_workspace_for(user, slug, action="view"):
 def get_object_for(user, queryset, action="view", **lookup):
     """One workspace-owned object: 404 unless it is in the user's workspaces, 403 without the role."""
     obj = queryset.for_user(user).filter(**lookup).first()
+    if obj is None:
+        raise Http404("Not found")
+    check(user, action, workspace_of(obj))
+    return obj
+
+
+def get_own_object_for(user, queryset, action="view", owner="user", **lookup):
+    """One object the user owns (their conversation, their message): anyone else's is 404, even an admin's.
+
+    `owner` is the lookup from the object to its owner, e.g. "conversation__user".
+    """
+    obj = queryset.for_user(user).filter(**{owner: user}, **lookup).first()
     if obj is None:
         raise Http404("Not found")
     check(user, action, workspace_of(obj))

@@ -2,7 +2,7 @@
 
 A workspace's audit log and its export are for the workspace's admins; the
 site-wide log is for staff only (workspaces.permissions.check_staff; everyone
-else gets 404), tested in audit/tests/test_pages.py.
+else gets 403), tested in audit/tests/test_pages.py.
 """
 
 import audit

@@ -1,7 +1,7 @@
 """people's URLs for the isolation suite (workspaces/tests/test_isolation.py).
 
 User management is for staff, site-wide, outside any workspace: everyone
-else gets 404 (workspaces.permissions.check_staff), tested in
+else gets 403 (workspaces.permissions.check_staff), tested in
 people/tests/test_people.py.
 """
 

@@ -28,15 +28,17 @@ PATHS = ["/people/", "/people/new/", "/people/{pk}/"]
 POSTS = ["/people/{pk}/deactivate/", "/people/{pk}/reactivate/", "/people/{pk}/password-reset/"]
 
 
-def test_everyone_but_staff_gets_404(client_for, member, admin_user, owner, workspace):
+def test_everyone_but_staff_gets_403(client_for, member, admin_user, owner, workspace, mailoutbox):
     for user in [member, admin_user, owner]:
         client = client_for(user)
         for path in PATHS:
-            assert client.get(path.format(pk=member.pk)).status_code == 404
+            response = client.get(path.format(pk=member.pk))
+            assert response.status_code == 403
+            assert "User management is for staff." in response.content.decode()
         for path in POSTS:
-            assert client.post(path.format(pk=member.pk)).status_code == 404
+            assert client.post(path.format(pk=member.pk)).status_code == 403
     member.refresh_from_db()
-    assert member.is_active
+    assert member.is_active and mailoutbox == []
 
 
 def test_anonymous_is_sent_to_sign_in(client, member):

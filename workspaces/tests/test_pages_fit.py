@@ -41,6 +41,7 @@ NOT_PAGES = [
     Exempt("admin/", "the Django admin: Django's own responsive pages, for staff", prefix=True),
     Exempt("__debug__/", "the debug toolbar, with DEBUG on only", prefix=True),
     Exempt("health", "JSON for monitors"),
+    Exempt("metrics", "Prometheus metrics in the text format, for scrapers"),
     Exempt("accounts/logout/", "signing out is a POST from the user menu"),
     Exempt("accounts/reset/<uidb64>/<token>/", "needs a mailed token; the same form as password_change/"),
     Exempt("audit/export/", "a CSV file"),
@@ -56,6 +57,7 @@ NOT_PAGE_ENDPOINTS = {
     "document download": "the stored file itself",
     "gateway of a workspace": "redirects to the gateway's models page",
     "audit log export": "a CSV file",
+    "export conversation": "a Markdown or JSON file, downloaded",
 }
 
 # Pages outside any workspace: route -> (path, who looks at it; None: signed out).
@@ -75,6 +77,7 @@ OUTSIDE = {
     "assistants/": ("/assistants/", "admin"),
     "gateway/": ("/gateway/", "admin"),
     "api/docs/": ("/api/docs/", "owner"),
+    "system/": ("/system/", "staff"),
     # Staff pages.
     "audit/": ("/audit/", "staff"),
     "people/": ("/people/", "staff"),
@@ -87,11 +90,8 @@ KNOWN_OVERFLOW = {}
 
 
 def _context(workspace, other_workspace, personas):
-    from corporate.models import User
     from workspaces.models import Invitation, Membership
 
-    if "staff" not in personas:
-        personas["staff"] = User.objects.create_user("staff.person@example.com", "staff pages secret", is_staff=True)
     ctx = SimpleNamespace(workspace=workspace, other_workspace=other_workspace, users=personas, persona="owner")
     for module in MODULES:
         if hasattr(module, "setup"):
@@ -162,6 +162,16 @@ def _slug(path):
     return path.strip("/").replace("/", "-").replace("?", "-").replace("=", "-").replace("&", "-") or "home"
 
 
+def _user_for(personas, persona):
+    """The persona's user; "staff" is the owner made staff (the System page)."""
+    if persona == "staff":
+        user = personas["owner"]
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+        return user
+    return personas.get(persona) if persona else None
+
+
 def _sign_in(browser, base_url, user):
     browser.clear_cookies()
     if user is None:
@@ -184,7 +194,7 @@ def test_page_fits_a_phone(name, browser, live_server, workspace, other_workspac
     too_wide = []
     try:
         for path, persona in _visits(name, ctx):
-            _sign_in(browser, live_server.url, personas.get(persona) if persona else None)
+            _sign_in(browser, live_server.url, _user_for(personas, persona))
             response = page.goto(live_server.url + path)
             assert response.status == 200, f"{path} as {persona}: {response.status}"
             assert urlsplit(page.url).path == urlsplit(path).path, f"{path} as {persona} went to {page.url}"
