@@ -6,7 +6,7 @@ class AssistantsConfig(AppConfig):
     verbose_name = "Assistants"
 
     def ready(self):
-        from assistants import dashboard  # noqa: F401
+        from assistants import dashboard, signals  # noqa: F401
         from assistants.models import Assistant, Conversation, Message
         from corporate import pagecache
         from workspaces.navigation import tab

@@ -10,15 +10,32 @@ AREAS = [
     ("llmgateway:home", "Model gateway", "Models, API keys and cache statistics."),
 ]
 
+# Shown to staff only; the pages themselves check (workspaces.permissions.check_staff).
+STAFF_AREAS = [
+    ("people:list", "People", "Accounts: create, deactivate, reset passwords, see workspaces and roles."),
+    ("audit:site", "Audit log", "Who did what, when, across the whole site."),
+]
+
 
 def areas_for(request):
     found = []
-    for name, label, description in AREAS:
+    user = getattr(request, "user", None)
+    staff = user is not None and user.is_staff and user.is_active
+    areas = [(*area, False) for area in AREAS] + ([(*area, True) for area in STAFF_AREAS] if staff else [])
+    for name, label, description, staff_only in areas:
         try:
             url = reverse(name)
         except NoReverseMatch:
             continue
-        found.append({"url": url, "label": label, "description": description, "active": request.path.startswith(url)})
+        found.append(
+            {
+                "url": url,
+                "label": label,
+                "description": description,
+                "active": request.path.startswith(url),
+                "staff": staff_only,
+            }
+        )
     return found
 
 

@@ -74,12 +74,14 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "corporate",
+    "audit",
     "workspaces",
     "sso",
     "twofactor",
     "documents",
     "assistants",
     "llmgateway",
+    "people",
 ]
 
 MIDDLEWARE = [
@@ -100,6 +102,8 @@ MIDDLEWARE = [
     # django-allauth's request context, for the OpenID Connect sign-in (sso/).
     "allauth.account.middleware.AccountMiddleware",
     "corporate.middleware.RejectNulInQueryMiddleware",
+    # Model changes recorded in the audit log know the request: who, and from which address.
+    "audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -324,6 +328,8 @@ OTP_TOTP_THROTTLE_FACTOR = 0
 OTP_STATIC_THROTTLE_FACTOR = 0
 # A second step must be finished this many seconds after the password was accepted.
 TWO_FACTOR_STEP_SECONDS = env_int("TWO_FACTOR_STEP_SECONDS", 300, minimum=30)
+# Audit log: events older than this many days are deleted by `manage.py prune_audit`.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=1)
 
 # Self sign-up is off unless an operator turns it on.
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", False)

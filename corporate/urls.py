@@ -32,6 +32,8 @@ urlpatterns = [
     path("documents/", include("documents.urls")),
     path("assistants/", include("assistants.urls")),
     path("gateway/", include("llmgateway.urls")),
+    path("people/", include("people.urls")),
+    path("", include("audit.urls")),
     path("api/", include("workspaces.api_urls")),
     path("api/", include("documents.api_urls")),
     path("api/", include("assistants.api_urls")),

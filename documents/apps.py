@@ -7,6 +7,7 @@ class DocumentsConfig(AppConfig):
 
     def ready(self):
         from corporate import pagecache
+        from documents import signals  # noqa: F401
         from documents.models import Document
         from workspaces.navigation import search_page, tab
 

@@ -12,6 +12,7 @@ a change made while Redis was down, or one that sent no signal (a queryset
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
+from audit.tracking import track
 from corporate.signals import user_deactivated
 from llmgateway import auth, registry
 from llmgateway.cache import entries
@@ -65,3 +66,41 @@ def forget_limited_records(sender, instance, **kwargs):
         entries.forget_workspace(instance.workspace_id)
     else:
         entries.workspace_info.forget(*Workspace.objects.values_list("pk", flat=True))
+# The audit log: API keys (never their text or hash) and model configuration (the stored key hidden).
+
+
+def _key_action(verb, key, changes):
+    if verb == "update" and "revoked_at" in changes and key.revoked_at:
+        return "api_key.revoke"
+    return None
+
+
+track(
+    ApiKey,
+    name="api_key",
+    fields=["name", "scopes", "expires_at", "revoked_at"],
+    action=_key_action,
+    describe=lambda key: key.name,
+)
+track(
+    ModelConfig,
+    name="model",
+    fields=[
+        "name",
+        "description",
+        "provider",
+        "upstream_model",
+        "base_url",
+        "api_key_env",
+        "price_input_per_1k",
+        "price_output_per_1k",
+        "timeout_seconds",
+        "max_retries",
+        "deadline_seconds",
+        "cache_ttl_seconds",
+        "fallback",
+        "enabled",
+        "is_default",
+    ],
+    secret=["api_key_encrypted"],
+)

@@ -18,7 +18,9 @@ here:
   (conversations): everyone else gets 404;
 - `WorkspaceAccess` — the same rule as a DRF permission class.
 
-Staff get no extra powers here; they manage everything through the admin.
+Staff get no extra powers inside workspaces. The site-wide staff pages (the
+whole audit log, user management, the System page) start with
+`check_staff(user)`: anyone else gets 403 saying the page is for staff.
 A request authenticated with a workspace API key carries that restriction
 on the user (`restrict_to_workspace`): it then sees only that workspace.
 """
@@ -140,6 +142,12 @@ def workspace_of(obj):
     for part in path.split("__"):
         obj = getattr(obj, part)
     return obj
+
+
+def check_staff(user, page="This page"):
+    """Raise PermissionDenied unless the user is active staff (the site-wide staff pages)."""
+    if not (getattr(user, "is_authenticated", False) and user.is_active and user.is_staff):
+        raise PermissionDenied(f"{page} is for staff.")
 
 
 def get_workspace_for(user, slug, action="view"):

@@ -29,6 +29,7 @@ ACTIONS = {
     "manage_keys": Role.ADMIN,
     "manage_settings": Role.ADMIN,
     "view_usage": Role.ADMIN,
+    "view_audit": Role.ADMIN,
     # owner: also deletes or transfers the workspace
     "delete_workspace": Role.OWNER,
     "transfer": Role.OWNER,
@@ -49,7 +50,16 @@ OWN_THINGS = {
 }
 
 # Actions still allowed in an archived workspace (reading, leaving, un-archiving).
-ARCHIVED_ACTIONS = {"view", "search", "leave", "manage_settings", "manage_members", "delete_workspace", "transfer"}
+ARCHIVED_ACTIONS = {
+    "view",
+    "search",
+    "leave",
+    "view_audit",
+    "manage_settings",
+    "manage_members",
+    "delete_workspace",
+    "transfer",
+}
 
 DESCRIPTIONS = {
     "view": "see this workspace",
@@ -64,6 +74,7 @@ DESCRIPTIONS = {
     "manage_keys": "manage API keys",
     "manage_settings": "change workspace settings",
     "view_usage": "see usage and cache statistics",
+    "view_audit": "see this workspace's audit log",
     "delete_workspace": "delete this workspace",
     "transfer": "transfer this workspace",
     "manage_owners": "change owners",

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+import audit
 from workspaces import permissions
 from workspaces.models import INVITATION_LIFETIME, Invitation, Membership, Workspace, new_invitation_token
 from workspaces.roles import Role, at_least
@@ -171,6 +172,7 @@ def resend(actor, invitation, *, base_url=None):
     invitation.expires_at = timezone.now() + INVITATION_LIFETIME
     invitation.save(update_fields=["token", "expires_at"])
     send_invitation(invitation, base_url)
+    audit.record(actor, "invitation.resend", obj=invitation, details={"expires_at": invitation.expires_at})
     return invitation
 
 
@@ -208,6 +210,7 @@ def accept(user, invitation):
         membership, created = Membership.objects.get_or_create(
             workspace=invitation.workspace, user=user, defaults={"role": invitation.role}
         )
+        audit.record(user, "invitation.accept", obj=invitation, details={"role": invitation.role})
     permissions.forget(user)
     return membership
 

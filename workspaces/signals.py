@@ -2,6 +2,8 @@ from django.contrib import messages
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
+from audit.tracking import track
+from workspaces.models import Invitation, Membership, Workspace
 from workspaces.services import accept_pending_for_new_user
 
 
@@ -24,3 +26,27 @@ def _wire_page_cache():
 
 
 _wire_page_cache()
+
+
+# The audit log: workspaces, memberships and invitations, whichever path changes them.
+
+
+def _workspace_action(verb, workspace, changes):
+    if verb == "update" and set(changes) == {"archived"}:
+        return "workspace.archive" if workspace.archived else "workspace.restore"
+    return None
+
+
+def _invitation_action(verb, invitation, changes):
+    if verb == "update" and "revoked_at" in changes and invitation.revoked_at:
+        return "invitation.revoke"
+    return None
+
+
+def _membership_text(membership):
+    return membership.user.email
+
+
+track(Workspace, fields=["name", "slug", "description", "archived", "cache_policy"], action=_workspace_action)
+track(Membership, fields=["role"], describe=_membership_text)
+track(Invitation, fields=["email", "role", "revoked_at"], action=_invitation_action)

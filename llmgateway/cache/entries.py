@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 
+import audit
 from llmgateway.cache.records import ReadThrough
 from llmgateway.cache.store import make_key
 
@@ -221,6 +222,7 @@ def clear_workspace(workspace_id):
     CacheGeneration.objects.get_or_create(workspace_id=workspace_id)
     CacheGeneration.objects.filter(workspace_id=workspace_id).update(generation=F("generation") + 1)
     forget_workspace(workspace_id)
+    audit.record(None, "workspace.cache_clear", workspace=workspace_id)
 
 
 def clear_all():

@@ -24,6 +24,7 @@ PAGES = [
     ("llmgateway:keys", "Model gateway"),
     ("llmgateway:cache", "Model gateway"),
     ("llmgateway:usage", "Usage"),
+    ("audit:workspace", "Audit"),
 ]
 
 
@@ -38,7 +39,7 @@ def _tabs(html):
 def test_every_workspace_page_has_the_same_tab_bar(client_for, owner, workspace, url_name, current):
     html = client_for(owner).get(reverse(url_name, args=[workspace.slug])).content.decode()
     labels, marked = _tabs(html)
-    assert labels == ["Overview", "Documents", "Assistants", "Model gateway", "Usage", "Members", "Settings"]
+    assert labels == ["Overview", "Documents", "Assistants", "Model gateway", "Usage", "Members", "Audit", "Settings"]
     assert marked == [current]
     # The breadcrumb leads back to the workspaces and to this one.
     assert f'<a href="/workspaces/{workspace.slug}/">{workspace.name}</a>' in html

@@ -49,6 +49,10 @@ NOT_PAGES = [
     Exempt("accounts/2fa/verify/", "needs a right password first (twofactor/tests/test_browser.py)"),
     Exempt("accounts/2fa/recovery-codes/", "a POST from the two-factor page"),
     Exempt("accounts/2fa/disable/", "a POST from the two-factor page"),
+    Exempt("audit/export/", "a CSV file"),
+    Exempt("people/<int:pk>/deactivate/", "a POST from the user's page"),
+    Exempt("people/<int:pk>/reactivate/", "a POST from the user's page"),
+    Exempt("people/<int:pk>/password-reset/", "a POST from the user's page"),
 ]
 
 # GET endpoints of the isolation suite that answer no page, by name.
@@ -59,6 +63,7 @@ NOT_PAGE_ENDPOINTS = {
     "gateway of a workspace": "redirects to the gateway's models page",
     "usage CSV": "the usage breakdown as a CSV download",
     "export conversation": "a Markdown or JSON file to download",
+    "audit log export": "a CSV file",
 }
 
 # Pages outside any workspace: route -> (path, who looks at it; None: signed out).
@@ -81,6 +86,11 @@ OUTSIDE = {
     "gateway/": ("/gateway/", "admin"),
     "api/docs/": ("/api/docs/", "owner"),
     "system/": ("/system/", "staff"),
+    # Staff pages.
+    "audit/": ("/audit/", "staff"),
+    "people/": ("/people/", "staff"),
+    "people/new/": ("/people/new/", "staff"),
+    "people/<int:pk>/": (lambda ctx: f"/people/{ctx.users['member'].pk}/", "staff"),
 }
 
 # Error pages, by the path and persona that lead to them.
