@@ -66,6 +66,8 @@ def forget_limited_records(sender, instance, **kwargs):
         entries.forget_workspace(instance.workspace_id)
     else:
         entries.workspace_info.forget(*Workspace.objects.values_list("pk", flat=True))
+
+
 # The audit log: API keys (never their text or hash) and model configuration (the stored key hidden).
 
 
