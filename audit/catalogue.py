@@ -57,6 +57,9 @@ ACTIONS = {
     "model.create": "Model added",
     "model.update": "Model configuration changed",
     "model.delete": "Model removed",
+    "limit.create": "Limit set",
+    "limit.update": "Limit changed",
+    "limit.delete": "Limit removed",
     # the Django admin
     "admin.add": "Added in the admin",
     "admin.change": "Changed in the admin",
@@ -72,6 +75,7 @@ OBJECT_TYPES = {
     "assistant": "Assistant",
     "apikey": "API key",
     "modelconfig": "Model",
+    "limit": "Limit",
 }
 
 

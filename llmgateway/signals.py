@@ -106,3 +106,8 @@ track(
     ],
     secret=["api_key_encrypted"],
 )
+track(
+    Limit,
+    name="limit",
+    fields=["kind", "user", "api_key", "rpm", "tpm", "max_concurrent", "daily_budget", "monthly_budget"],
+)

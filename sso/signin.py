@@ -29,6 +29,9 @@ SESSION_ID_TOKEN = "sso_id_token"
 def refuse(request, slug, reason, message, status=403):
     """The styled refusal page, one log line, and no session."""
     log.warning("sso: sign-in through %s refused from %s: %s", slug, client_address(request), reason)
+    from sso import events
+
+    events.sso_refused(request, slug, reason)
     if request.user.is_authenticated:
         from django.contrib.auth import logout
 

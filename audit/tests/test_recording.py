@@ -327,3 +327,17 @@ def test_api_requests_name_their_user_and_address(api_client_for, admin_user, wo
     assert response.json()["key"][:12] not in str(created.changes)
     api.delete(f"/api/gateway/acme/keys/{created.object_id}/")
     assert last("api_key.revoke").actor_id == admin_user.pk or last("api_key.delete").actor_id == admin_user.pk
+
+
+def test_limit_changes_are_recorded_with_before_and_after(owner, workspace):
+    from llmgateway.models import Limit, LimitKind
+
+    with audit.acting(owner):
+        limit = Limit.objects.create(kind=LimitKind.WORKSPACE, workspace=workspace, rpm=60)
+        limit.rpm = 30
+        limit.save()
+        limit.delete()
+    created, changed, removed = (last(f"limit.{verb}") for verb in ("create", "update", "delete"))
+    assert created.workspace_id == workspace.pk and created.actor_id == owner.pk
+    assert changed.changes["rpm"] == [60, 30]
+    assert removed.workspace_id == workspace.pk

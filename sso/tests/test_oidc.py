@@ -51,6 +51,10 @@ def test_code_flow_with_pkce_signs_in_an_existing_account(journey, make_user, ca
     assert user.has_usable_password()  # OIDC_DISABLE_LOCAL_PASSWORDS is off
     assert SocialAccount.objects.filter(provider=SLUG, user=user).count() == 1
     assert "jane@acme.example signed in through acme" in caplog.text
+    from audit.models import AuditEvent
+
+    event = AuditEvent.objects.get(action="user.sso_login")
+    assert (event.actor_id, event.details["provider"], event.details["account_created"]) == (user.pk, SLUG, False)
 
 
 def test_the_provider_refuses_a_code_exchange_without_the_verifier(journey, make_user):
@@ -133,6 +137,10 @@ def test_unverified_email_is_refused(journey, make_user):
     assert "has not verified the address jane@acme.example" in response.content.decode()
     assert signed_in_as(journey.client) is None
     assert not SocialAccount.objects.exists()
+    from audit.models import AuditEvent
+
+    refused = AuditEvent.objects.get(action="user.sso_login_failed")
+    assert refused.actor_id is None and refused.details["provider"] == SLUG
 
 
 def test_no_account_and_auto_create_off(journey):

@@ -53,6 +53,9 @@ def test_enrolment_with_a_qr_code_then_the_code_is_needed_at_the_next_sign_in(cl
     assert len(codes) == 10
     device.refresh_from_db()
     assert device.confirmed and policy.is_enrolled(user)
+    from audit.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="user.mfa_enable", actor_id=user.pk).count() == 1
 
     client.post("/accounts/logout/")
     step_one = password_step(client, "jane@example.com", next_url="/workspaces/")
