@@ -309,12 +309,17 @@ def save_passages(document, lease, extraction, pieces):
         )
         for position, piece in enumerate(pieces)
     ]
+    changes = {}
+    # The document's own title replaces the one made from its file name (never one a person gave).
+    if extraction.title and document.title == _title_from(document.original_name):
+        changes["title"] = extraction.title[:255]
     with transaction.atomic():
         # Lock the row first (conditional on the lease), then swap the passages.
         lease.beat(extraction.pages_total, extraction.pages_total)
         Chunk.objects.filter(document_id=document.pk).delete()
         Chunk.objects.bulk_create(rows, batch_size=INSERT_BATCH)
         updated = lease.held().update(
+            **changes,
             status=Status.READY,
             page_count=pages,
             chunk_count=len(rows),

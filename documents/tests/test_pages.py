@@ -28,11 +28,11 @@ def test_upload_page_stores_and_processes(client_for, member, workspace, run_tas
     assert response["Location"] == "/documents/acme/"
     documents = Document.objects.in_workspace(workspace).order_by("title")
     assert [(d.title, d.kind, d.status) for d in documents] == [
-        ("handbook", "pdf", "ready"),
-        ("notes", "markdown", "ready"),
+        ("Handbook", "pdf", "ready"),
+        ("Notes", "markdown", "ready"),
     ]
     page = client.get(response["Location"]).content.decode()
-    assert "Uploaded 2 files" in page and "handbook" in page
+    assert "Uploaded 2 files" in page and "Handbook" in page
 
 
 def test_upload_json_answer_for_the_script(client_for, member, workspace):
