@@ -342,6 +342,7 @@ def save_passages(document, lease, extraction, pieces, embedded=None, problem=""
     # The document's own title replaces the one made from its file name (never one a person gave).
     if extraction.title and document.title == _title_from(document.original_name):
         changes["title"] = extraction.title[:255]
+    vectors.prepare(embedded)
     with transaction.atomic():
         # Lock the row first (conditional on the lease), then swap the passages.
         lease.beat(extraction.pages_total, extraction.pages_total)
@@ -466,6 +467,7 @@ def embed_document(document_id, *, force=False):
         return "skipped"
     chunks = list(document.chunks.order_by("position").only("pk", "section", "text"))
     embedded, problem = embed_pieces(document.title, chunks)
+    vectors.prepare(embedded)
     with transaction.atomic():
         current = Document.objects.select_for_update().filter(pk=document_id, version=document.version).first()
         if current is None:

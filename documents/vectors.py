@@ -27,7 +27,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from django.db import OperationalError
+from django.db import DatabaseError, OperationalError, transaction
 from django.db import connection as default_connection
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,36 @@ def rebuild(connection=None):
         install(editor)
 
 
+def prepare(embedded, connection=None):
+    """Create the storage for a model's vectors if missing: call before the transaction that writes them.
+
+    (PostgreSQL refuses CREATE INDEX on a table with pending foreign-key checks, which a
+    transaction that has just inserted passages has.)
+    """
+    connection = connection or default_connection
+    if not state(connection).available or embedded is None:
+        return
+    with connection.cursor() as cursor:
+        _ensure_storage(cursor, connection, embedded.model, embedded.dims)
+
+
 def _ensure_storage(cursor, connection, model, dims):
+    if connection.vendor == "postgresql":
+        name = _pg_index(model)
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE tablename = 'documents_chunk' AND indexname = %s", [name])
+        if cursor.fetchone() is None:
+            literal = model.replace("'", "''")
+            try:
+                with transaction.atomic(using=connection.alias):
+                    cursor.execute(
+                        f"CREATE INDEX IF NOT EXISTS {name} ON documents_chunk USING hnsw "
+                        f"((embedding::vector({int(dims)})) vector_cosine_ops) WHERE embedding_model = '{literal}'"
+                    )
+            except DatabaseError as exc:
+                # Inside a transaction that has written passages PostgreSQL refuses; search works
+                # without the index (an exact scan) until the next write outside one creates it.
+                log.warning("vector index %s not created yet: %s", name, exc)
+        return
     if connection.vendor == "sqlite":
         table = _sqlite_table(model)
         cursor.execute(
@@ -168,12 +197,6 @@ def _ensure_storage(cursor, connection, model, dims):
         cursor.execute(
             f"CREATE TRIGGER IF NOT EXISTS {table}_ad AFTER DELETE ON documents_chunk BEGIN "
             f"DELETE FROM {table} WHERE chunk_id = old.id; END"
-        )
-    else:
-        literal = model.replace("'", "''")
-        cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS {_pg_index(model)} ON documents_chunk "
-            f"USING hnsw ((embedding::vector({int(dims)})) vector_cosine_ops) WHERE embedding_model = '{literal}'"
         )
 
 
@@ -190,8 +213,8 @@ def write(document_id, workspace_id, chunk_ids, embedded, connection=None):
         return False
     model, dims = embedded.model, embedded.dims
     with connection.cursor() as cursor:
-        _ensure_storage(cursor, connection, model, dims)
         if connection.vendor == "sqlite":
+            _ensure_storage(cursor, connection, model, dims)
             table = _sqlite_table(model)
             cursor.execute(f"DELETE FROM {table} WHERE document_id = %s", [document_id])
             cursor.executemany(
@@ -206,8 +229,9 @@ def write(document_id, workspace_id, chunk_ids, embedded, connection=None):
 
             execute_values(
                 cursor.cursor,
-                "UPDATE documents_chunk AS c SET embedding = v.e::vector, embedding_model = %s "
-                "FROM (VALUES %%s) AS v(id, e) WHERE c.id = v.id".replace("%s", _quote(model), 1),
+                "UPDATE documents_chunk AS c SET embedding = v.e::vector, embedding_model = "
+                + _quote(model).replace("%", "%%")
+                + " FROM (VALUES %s) AS v(id, e) WHERE c.id = v.id",
                 [(chunk_id, _pg_vector(vector)) for chunk_id, vector in zip(chunk_ids, embedded.vectors, strict=True)],
                 page_size=500,
             )
