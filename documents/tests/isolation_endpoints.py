@@ -75,6 +75,14 @@ ENDPOINTS = [
     ),
     Endpoint("re-process document", "POST", lambda ctx: doc(ctx, "reprocess/"), "member", redirect=doc),
     Endpoint(
+        "rename document",
+        "POST",
+        lambda ctx: doc(ctx, "rename/"),
+        "member",
+        data=lambda ctx: {"title": "Renamed"},
+        redirect=doc,
+    ),
+    Endpoint(
         "cancel processing",
         "POST",
         lambda ctx: f"/documents/acme/{ctx.active.pk}/cancel/",
@@ -106,6 +114,7 @@ ENDPOINTS = [
         "cancel (API)", "POST", lambda ctx: f"/api/documents/{ctx.active.pk}/cancel/", "member", api=True, format="json"
     ),
     Endpoint("delete (API)", "DELETE", api, "member", api=True),
+    Endpoint("rename (API)", "PATCH", api, "member", api=True, format="json", data=lambda ctx: {"title": "Renamed"}),
     Endpoint(
         "search (API)",
         "GET",
