@@ -123,9 +123,14 @@ class SearchResult:
 
     @property
     def location(self):
+        """"page 3" or the heading path, without the document's own title (citations show it beside)."""
         from documents.models import location_label
 
-        return location_label(self.page, self.section)
+        section = self.section
+        prefix = f"{self.document.title} › "
+        if section.startswith(prefix):
+            section = section[len(prefix) :]
+        return location_label(self.page, section)
 
     @property
     def url(self):

@@ -44,7 +44,9 @@ def test_passages_are_embedded_and_found_by_meaning(ingest, workspace):
     assert document.status == "ready" and document.embedding_model == model and not document.embedding_error
     assert set(Chunk.objects.filter(document=document).values_list("embedding_model", flat=True)) == {model}
 
-    assert search_workspace(workspace, "sabbatical", limit=3)[0].section == "Benefits › Sabbatical"
+    found = search_workspace(workspace, "sabbatical", limit=3)[0]
+    assert document.title == "Benefits" and found.section == "Benefits › Sabbatical"
+    assert found.location == "Sabbatical"  # citations show the title beside it
     question = embed(["How often can I take a sabbatical?"])
     hybrid = search_workspace(workspace, "often or sabbatical", limit=1, vector=question.vectors[0], vector_model=model)
     assert hybrid[0].section == "Benefits › Sabbatical"
