@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from assistants import prompting
@@ -204,8 +206,21 @@ def _citation(number, result):
     }
 
 
+def distinct_passages(results):
+    """Each passage once: the same passage found twice (or the same text in two copies) keeps its best place."""
+    seen, kept = set(), []
+    for result in results:
+        text = " ".join(result.text.split()).lower()
+        if result.chunk_id in seen or text in seen:
+            continue
+        seen.update((result.chunk_id, text))
+        kept.append(result)
+    return kept
+
+
 def build_request(assistant, question, results, history=()):
     """The gateway request for a question and its retrieved passages, and the citations they may become."""
+    results = distinct_passages(results)
     passages = [
         prompting.Passage(i, r.document.pk, r.document.title, r.location or "", r.text)
         for i, r in enumerate(results, start=1)
@@ -228,7 +243,11 @@ def _versions(citations):
 def cited(answer, citations):
     """The citations the answer refers to by [n]; all of them if it names none."""
     numbers = {int(n) for n in _CITED.findall(answer)}
-    chosen = [c for c in citations if c["n"] in numbers]
+    chosen, seen = [], set()
+    for c in citations:
+        if c["n"] in numbers and c["chunk_id"] not in seen:
+            seen.add(c["chunk_id"])
+            chosen.append(c)
     return chosen or ([] if not numbers and _says_no_answer(answer) else citations)
 
 
@@ -255,6 +274,8 @@ class Turn:
     cache_extra: dict
     citations: list
     regenerate: bool = False
+    # Regenerating: the version that was current before; shown again if the new one yields nothing.
+    replaced: int | None = None
     timings: dict = field(default_factory=dict)
 
     def events(self):
@@ -317,6 +338,13 @@ class Turn:
 
     def _save(self, text, status, error, result):
         answer = self.answer
+        if self.replaced is not None and status != MessageStatus.COMPLETE and not text:
+            # A regeneration that produced nothing: drop it and show the earlier version again.
+            with transaction.atomic():
+                Message.objects.filter(pk=answer.pk).delete()
+                Message.objects.filter(pk=self.replaced).update(current=True)
+            answer.status, answer.error = status, error[:500]
+            return
         answer.content = text
         answer.status = status
         answer.error = error[:500]
@@ -381,17 +409,25 @@ def check_assistant(assistant):
         )
 
 
-def _history(conversation, question, before_id=None):
-    """The last turns of the conversation as (role, content), in one query.
+def _history(conversation, question, before=None):
+    """The last turns of the conversation as it reads (current answers only), as (role, content), in one query.
 
+    `before`: a question being answered again; only what came before it counts.
     An earlier asking of the very same question (and its answer) is left
     out: repeating a question asks for the same answer, so it is served from
     the cache instead of becoming new context.
     """
-    qs = conversation.messages.exclude(content="")
-    if before_id is not None:
-        qs = qs.filter(pk__lt=before_id)
-    rows = list(reversed(qs.order_by("-pk").values_list("role", "content", "status")[: prompting.MAX_HISTORY_MESSAGES]))
+    qs = conversation.messages.exclude(content="").filter(Q(role=Role.USER) | Q(current=True))
+    position = Coalesce("question_id", "id")
+    if before is not None:
+        qs = qs.alias(position=position).filter(position__lt=before.pk)
+    rows = list(
+        reversed(
+            qs.order_by(position.desc(), "-pk").values_list("role", "content", "status")[
+                : prompting.MAX_HISTORY_MESSAGES
+            ]
+        )
+    )
     turns, skip_answer = [], False
     for role, content, status in rows:
         if role == Role.USER:
@@ -403,18 +439,36 @@ def _history(conversation, question, before_id=None):
     return turns
 
 
-def start_turn(assistant, conversation, user, text, *, regenerate=False):
-    """Validate, save the question (or reuse it to regenerate), retrieve and build the request."""
+def _question_to_redo(conversation, answer):
+    """The question whose answer is regenerated: the chosen answer's, or else the latest."""
+    if answer is not None:
+        question = answer.question
+        if question is None or question.conversation_id != conversation.pk:
+            raise AnswerError("This answer has no question to answer again.", field="answer")
+        return question
+    question = conversation.messages.filter(role=Role.USER).order_by("-pk").first()
+    if question is None:
+        raise AnswerError("There is no question to answer again yet.")
+    return question
+
+
+def start_turn(assistant, conversation, user, text, *, regenerate=False, answer=None):
+    """Validate, save the question (or reuse it to regenerate), retrieve and build the request.
+
+    Regenerating (`regenerate=True`, optionally with the `answer` to redo,
+    else the latest question's) answers that answer's question again with
+    the history before it, as a new version that becomes the current one;
+    the earlier versions are kept.
+    """
     check_assistant(assistant)
     timings = {}
-    if regenerate:
-        question = conversation.messages.filter(role=Role.USER).order_by("-pk").first()
-        if question is None:
-            raise AnswerError("There is no question to answer again yet.")
+    if regenerate or answer is not None:
+        regenerate = True
+        question = _question_to_redo(conversation, answer)
         text = question.content
     else:
         text = validate_question(text)
-    history = _history(conversation, text, before_id=question.pk if regenerate else None)
+    history = _history(conversation, text, before=question if regenerate else None)
 
     began = time.perf_counter()
     results = retrieve(assistant, text)
@@ -427,18 +481,34 @@ def start_turn(assistant, conversation, user, text, *, regenerate=False):
     timings["prompt_ms"] = (time.perf_counter() - began) * 1000
 
     now = timezone.now()
+    replaced = None
     with transaction.atomic():
-        if not regenerate:
+        if regenerate:
+            versions = list(
+                Message.objects.select_for_update()
+                .filter(question=question, role=Role.ASSISTANT)
+                .order_by("pk")
+                .values_list("pk", "current")
+            )
+            replaced = next((pk for pk, current in versions if current), None)
+            Message.objects.filter(question=question, role=Role.ASSISTANT, current=True).update(current=False)
+        else:
+            versions = []
             question = Message.objects.create(conversation=conversation, role=Role.USER, content=text, created_at=now)
         answer = Message.objects.create(
             conversation=conversation,
             role=Role.ASSISTANT,
+            question=question,
+            current=True,
             status=MessageStatus.STREAMING,
             prompt=messages,
             model_name=assistant.model_name or settings.LLM_DEFAULT_MODEL,
             assistant_version=assistant.version,
             created_at=now,
         )
+        answer.version = answer.version_count = len(versions) + 1
+        answer.previous_version_id = versions[-1][0] if versions else None
+        answer.next_version_id = None
         updates = {"updated_at": now}
         if not conversation.title:
             updates["title"] = text[:80] + ("…" if len(text) > 80 else "")
@@ -455,6 +525,7 @@ def start_turn(assistant, conversation, user, text, *, regenerate=False):
         cache_extra=cache_extra,
         citations=citations,
         regenerate=regenerate,
+        replaced=replaced,
         timings=timings,
     )
 

@@ -8,6 +8,7 @@ returns the stored answer as JSON, or server-sent events with
 """
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -16,7 +17,7 @@ from rest_framework.response import Response
 
 from assistants import answering
 from assistants.forms import model_choices
-from assistants.models import Assistant, Conversation, Message, Role
+from assistants.models import MAX_STARTER_CHARS, MAX_STARTERS, Assistant, Conversation, Message, Role
 from corporate.api import StrictBooleanField, StrictCharField
 from workspaces import permissions
 from workspaces.models import Workspace
@@ -53,6 +54,12 @@ class AssistantSerializer(serializers.ModelSerializer):
     all_documents = StrictBooleanField(required=False)
     answer_without_sources = StrictBooleanField(required=False)
     archived = StrictBooleanField(required=False)
+    starter_questions = serializers.ListField(
+        child=StrictCharField(max_length=MAX_STARTER_CHARS, trim_whitespace=True),
+        max_length=MAX_STARTERS,
+        required=False,
+        help_text="Suggested questions offered on an empty chat.",
+    )
 
     class Meta:
         model = Assistant
@@ -62,6 +69,7 @@ class AssistantSerializer(serializers.ModelSerializer):
             "name",
             "description",
             "instructions",
+            "starter_questions",
             "model",
             "temperature",
             "max_tokens",
@@ -128,14 +136,29 @@ class CitationSerializer(serializers.Serializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    """A message; an answer also says which question it answers and which of its versions it is."""
+
     citations = CitationSerializer(many=True, read_only=True)
     tokens = serializers.IntegerField(source="total_tokens", read_only=True)
+    question = serializers.IntegerField(source="question_id", read_only=True, allow_null=True)
+    version = serializers.SerializerMethodField()
+    version_count = serializers.SerializerMethodField()
+
+    def get_version(self, message) -> int:
+        return getattr(message, "version", 1)
+
+    def get_version_count(self, message) -> int:
+        return getattr(message, "version_count", 1)
 
     class Meta:
         model = Message
         fields = [
             "id",
             "role",
+            "question",
+            "current",
+            "version",
+            "version_count",
             "content",
             "status",
             "error",
@@ -156,22 +179,34 @@ class MessageSerializer(serializers.ModelSerializer):
 
 class ConversationSerializer(serializers.ModelSerializer):
     assistant = AssistantField(queryset=Assistant.objects.none())
+    title = StrictCharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
+    pinned = StrictBooleanField(required=False)
 
     class Meta:
         model = Conversation
-        fields = ["id", "assistant", "title", "created_at", "updated_at"]
+        fields = ["id", "assistant", "title", "pinned", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
         self.fields["assistant"].queryset = Assistant.objects.for_user(getattr(request, "user", None))
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            # Rename and pin; a conversation never moves to another assistant.
+            self.fields["assistant"].read_only = True
 
 
 class AskSerializer(serializers.Serializer):
     content = StrictCharField(allow_blank=True, trim_whitespace=True, max_length=answering.MAX_QUESTION_CHARS)
     stream = StrictBooleanField(required=False, default=False)
     regenerate = StrictBooleanField(required=False, default=False)
+    answer = serializers.IntegerField(
+        required=False, min_value=1, help_text="With regenerate: the answer to redo (default: the latest)."
+    )
+
+
+class RegenerateSerializer(serializers.Serializer):
+    stream = StrictBooleanField(required=False, default=False)
 
 
 class FeedbackSerializer(serializers.Serializer):
@@ -231,10 +266,15 @@ class ConversationViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The caller's own conversations. POST …/messages/ asks a question and returns (or streams) the answer."""
+    """The caller's own conversations, pinned first, then newest (?assistant=<id>, ?q=<text in title or messages>).
+
+    PATCH renames ("title") and pins ("pinned"); GET …/export/?as=md|json exports one;
+    POST …/messages/ asks a question and returns (or streams) the answer.
+    """
 
     serializer_class = ConversationSerializer
     renderer_classes = [JSONRenderer, EventStreamRenderer]
@@ -246,7 +286,41 @@ class ConversationViewSet(
         assistant = self.request.query_params.get("assistant")
         if assistant and assistant.isdigit():
             qs = qs.filter(assistant_id=int(assistant))
-        return qs.order_by("-updated_at")
+        query = self.request.query_params.get("q", "").strip()[:200]
+        if query:
+            in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
+            qs = qs.filter(Q(title__icontains=query) | Exists(in_messages))
+        return qs.order_by("-pinned", "-updated_at")
+
+    def get_object(self):
+        """The caller's own conversation, through the permission module (anyone else's: 404)."""
+        pk = self.kwargs.get("pk", "")
+        if not str(pk).isdigit():
+            raise exceptions.NotFound()
+        queryset = Conversation.objects.select_related("assistant__workspace")
+        # Reading, renaming, pinning and deleting one's own conversation need only to be a member;
+        # asking in it also needs the "chat" action (checked where a question is asked).
+        return permissions.get_own_object_for(self.request.user, queryset, "view", pk=int(pk))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("as", str, enum=["md", "json"], description="md (default) or json")],
+        responses={(200, "text/markdown"): str, (200, "application/json"): dict},
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer])
+    def export(self, request, pk=None):
+        """The conversation as it reads, as Markdown or JSON, for download."""
+        from django.http import HttpResponse
+
+        from assistants.conversations import EXPORT_FORMATS, export_data, export_markdown
+
+        fmt = request.query_params.get("as", "md")
+        if fmt not in EXPORT_FORMATS:
+            raise exceptions.ValidationError({"as": ["Choose md or json."]})
+        conversation = self.get_object()
+        data = export_data(conversation)
+        if fmt == "json":
+            return Response(data)
+        return HttpResponse(export_markdown(data), content_type=EXPORT_FORMATS["md"])
 
     def perform_create(self, serializer):
         assistant = serializer.validated_data["assistant"]
@@ -261,7 +335,8 @@ class ConversationViewSet(
     def messages(self, request, pk=None):
         conversation = self.get_object()
         if request.method == "GET":
-            page = self.paginate_queryset(conversation.messages.order_by("created_at", "pk"))
+            # The conversation as it reads: questions, each followed by its current answer.
+            page = self.paginate_queryset(conversation.messages.shown().with_versions())
             return self.get_paginated_response(MessageSerializer(page, many=True).data)
         assistant = conversation.assistant
         reason = permissions.why_not(request.user, "chat", assistant.workspace)
@@ -269,30 +344,47 @@ class ConversationViewSet(
             raise exceptions.PermissionDenied(reason)
         ask = AskSerializer(data=request.data)
         ask.is_valid(raise_exception=True)
-        try:
-            turn = answering.start_turn(
+        redo = None
+        if "answer" in ask.validated_data:
+            redo = conversation.messages.filter(pk=ask.validated_data["answer"], role=Role.ASSISTANT).first()
+            if redo is None:
+                raise exceptions.NotFound("No such answer in this conversation.")
+        return answer_turn(
+            request,
+            lambda: answering.start_turn(
                 assistant,
                 conversation,
                 request.user,
                 ask.validated_data["content"],
                 regenerate=ask.validated_data["regenerate"],
-            )
-        except answering.AnswerError as exc:
-            return Response({exc.field or "detail": [exc.message]}, status=exc.status)
-        wants_stream = ask.validated_data["stream"] or "text/event-stream" in request.headers.get("Accept", "")
-        if wants_stream:
-            from assistants.views import stream_turn
+                answer=redo,
+            ),
+            ask.validated_data["stream"],
+        )
 
-            return stream_turn(request, turn, render_html=False)
-        try:
-            message = turn.run()
-        except answering.AnswerError as exc:
-            return Response({"detail": exc.message}, status=exc.status)
-        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+def answer_turn(request, start, stream):
+    """Start a turn and return the stored answer as JSON (201), or stream it as server-sent events."""
+    try:
+        turn = start()
+    except answering.AnswerError as exc:
+        return Response({exc.field or "detail": [exc.message]}, status=exc.status)
+    if stream or "text/event-stream" in request.headers.get("Accept", ""):
+        from assistants.views import stream_turn
+
+        return stream_turn(request, turn, render_html=False)
+    try:
+        message = turn.run()
+    except answering.AnswerError as exc:
+        return Response({"detail": exc.message}, status=exc.status)
+    return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
 class MessageFeedbackViewSet(viewsets.GenericViewSet):
+    """The caller's own answers: feedback, regenerate, and their versions."""
+
     serializer_class = FeedbackSerializer
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -311,3 +403,46 @@ class MessageFeedbackViewSet(viewsets.GenericViewSet):
         message.feedback_comment = serializer.validated_data.get("comment", "")
         message.save(update_fields=["feedback", "feedback_comment"])
         return Response(MessageSerializer(message).data)
+
+    def _own_answer(self, pk, action_name="chat"):
+        queryset = Message.objects.filter(role=Role.ASSISTANT).select_related("conversation__assistant__workspace")
+        if not str(pk).isdigit():
+            raise exceptions.NotFound()
+        return permissions.get_own_object_for(
+            self.request.user, queryset, action_name, owner="conversation__user", pk=int(pk)
+        )
+
+    @extend_schema(request=RegenerateSerializer, responses={201: MessageSerializer})
+    @action(detail=True, methods=["post"])
+    def regenerate(self, request, pk=None):
+        """Answer this answer's question again, with the history before it; a new current version."""
+        answer = self._own_answer(pk)
+        options = RegenerateSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        conversation = answer.conversation
+        return answer_turn(
+            request,
+            lambda: answering.start_turn(
+                conversation.assistant, conversation, request.user, "", regenerate=True, answer=answer
+            ),
+            options.validated_data["stream"],
+        )
+
+    @extend_schema(responses=MessageSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def versions(self, request, pk=None):
+        """Every version of this answer, oldest first; `current` marks the one shown."""
+        answer = self._own_answer(pk, "view")
+        if answer.question_id is None:
+            versions = Message.objects.filter(pk=answer.pk).with_versions()
+        else:
+            versions = Message.objects.filter(question_id=answer.question_id, role=Role.ASSISTANT).with_versions()
+        return Response(MessageSerializer(versions.order_by("pk"), many=True).data)
+
+    @extend_schema(request=None, responses=MessageSerializer)
+    @action(detail=True, methods=["post"])
+    def show(self, request, pk=None):
+        """Make this version the one shown for its question."""
+        answer = self._own_answer(pk)
+        answer.make_current()
+        return Response(MessageSerializer(Message.objects.with_versions().get(pk=answer.pk)).data)

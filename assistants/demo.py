@@ -22,6 +22,11 @@ def populate(admin):
             "instructions": INSTRUCTIONS,
             "created_by": admin,
             "passages": 4,
+            "starter_questions": [
+                "How many vacation days do employees get?",
+                "What can I claim for meals when travelling?",
+                "How do I connect to the VPN?",
+            ],
         },
     )
     return []

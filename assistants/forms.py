@@ -1,6 +1,31 @@
 from django import forms
 
-from assistants.models import MAX_QUESTION_CHARS, Assistant
+from assistants.models import MAX_QUESTION_CHARS, MAX_STARTERS, Assistant, validate_starter_questions
+
+
+class StarterQuestionsField(forms.CharField):
+    """Suggested questions as lines of a text box; stored as a list."""
+
+    widget = forms.Textarea(
+        attrs={"rows": 4, "placeholder": "How many vacation days do I get?\nHow do I connect to the VPN?"}
+    )
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value):
+        if isinstance(value, list):
+            return value
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+    def validate(self, value):
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+
+    def run_validators(self, value):
+        validate_starter_questions(value)
 
 
 def model_choices():
@@ -18,6 +43,11 @@ def model_choices():
 
 class AssistantForm(forms.ModelForm):
     model_name = forms.ChoiceField(label="Model", required=False)
+    starter_questions = StarterQuestionsField(
+        label="Suggested questions",
+        required=False,
+        help_text=f"Offered on an empty chat; one per line, up to {MAX_STARTERS}.",
+    )
 
     class Meta:
         model = Assistant
@@ -25,6 +55,7 @@ class AssistantForm(forms.ModelForm):
             "name",
             "description",
             "instructions",
+            "starter_questions",
             "model_name",
             "temperature",
             "max_tokens",

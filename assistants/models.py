@@ -8,18 +8,43 @@
   show that its source has since changed or been deleted.
 - Conversations are private to their user; workspace admins see usage
   (`Message` counts, tokens, cost), never content.
+- An answer points at the question it answers. Regenerating an answer adds
+  a new version for the same question and makes it the `current` one; the
+  earlier versions stay, and the user may switch back to any of them. A
+  conversation reads as its questions, each followed by its current answer.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
-from django.db.models import F
+from django.db import models, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
 from workspaces.permissions import WorkspaceOwnedQuerySet
 
 MAX_QUESTION_CHARS = 4000
+MAX_STARTERS = 6
+MAX_STARTER_CHARS = 200
+
+
+def validate_starter_questions(value):
+    """A short list of short questions, offered on an empty chat."""
+    if not isinstance(value, list) or not all(isinstance(q, str) for q in value):
+        raise ValidationError("Give a list of questions.")
+    if len(value) > MAX_STARTERS:
+        raise ValidationError(f"At most {MAX_STARTERS} starter questions; there are {len(value)}.")
+    for question in value:
+        if not question.strip():
+            raise ValidationError("A starter question is empty.")
+        if len(question) > MAX_STARTER_CHARS:
+            raise ValidationError(
+                f"A starter question is {len(question)} characters long; the limit is {MAX_STARTER_CHARS}."
+            )
+        if "\x00" in question:
+            raise ValidationError("A starter question contains a NUL character.")
 
 
 class AssistantQuerySet(WorkspaceOwnedQuerySet):
@@ -47,6 +72,13 @@ class Assistant(models.Model):
     documents = models.ManyToManyField("documents.Document", blank=True, related_name="assistants")
     passages = models.PositiveSmallIntegerField(
         "passages to retrieve", default=5, validators=[MinValueValidator(1), MaxValueValidator(20)]
+    )
+    starter_questions = models.JSONField(
+        "suggested questions",
+        default=list,
+        blank=True,
+        validators=[validate_starter_questions],
+        help_text=f"Offered on an empty chat; one per line, up to {MAX_STARTERS}.",
     )
     answer_without_sources = models.BooleanField(
         "may answer without a supporting passage",
@@ -89,11 +121,24 @@ class ConversationQuerySet(WorkspaceOwnedQuerySet):
         """Conversations are private: only their owner sees them."""
         return self.for_user(user).filter(user=user)
 
+    def for_sidebar(self, user, assistant, query=""):
+        """The chat page's list: the user's conversations with the assistant, pinned first, then newest.
+
+        `query` keeps those whose title or any message contains it (one query either way).
+        """
+        qs = self.of_user(user).filter(assistant=assistant)
+        query = (query or "").strip()
+        if query:
+            in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
+            qs = qs.filter(Q(title__icontains=query) | Exists(in_messages))
+        return qs.only("pk", "title", "pinned", "updated_at", "assistant_id").order_by("-pinned", "-updated_at")
+
 
 class Conversation(models.Model):
     assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="conversations")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
+    pinned = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -102,8 +147,8 @@ class Conversation(models.Model):
     class Meta:
         ordering = ["-updated_at"]
         indexes = [
-            # chat page sidebar: the user's conversations with one assistant, newest first.
-            models.Index(fields=["assistant", "user", "-updated_at"], name="conversation_sidebar"),
+            # chat page sidebar: the user's conversations with one assistant, pinned first, then newest.
+            models.Index(fields=["assistant", "user", "-pinned", "-updated_at"], name="conversation_sidebar_pinned"),
         ]
 
     def __str__(self):
@@ -133,10 +178,43 @@ class Feedback(models.TextChoices):
 class MessageQuerySet(WorkspaceOwnedQuerySet):
     workspace_path = "conversation__assistant__workspace"
 
+    def shown(self):
+        """The conversation as it reads: each question followed by its current answer."""
+        return self.filter(Q(role=Role.USER) | Q(current=True)).order_by(Coalesce("question_id", "id"), "pk")
+
+    def with_versions(self):
+        """Annotate answers with their place among their question's answers, for the ‹ 2/3 › switcher.
+
+        `version` (1, 2, …), `version_count`, and the ids of the `previous_version_id` and
+        `next_version_id`: correlated subqueries in the same query, so the count of queries stays
+        constant however many versions exist.
+        """
+        siblings = Message.objects.filter(question_id=OuterRef("question_id"), role=Role.ASSISTANT).order_by()
+
+        def count(qs):
+            return Subquery(qs.values("question_id").annotate(n=Count("pk")).values("n")[:1])
+
+        return self.annotate(
+            version=Coalesce(count(siblings.filter(pk__lte=OuterRef("pk"))), Value(1)),
+            version_count=Coalesce(count(siblings), Value(1)),
+            previous_version_id=Subquery(siblings.filter(pk__lt=OuterRef("pk")).order_by("-pk").values("pk")[:1]),
+            next_version_id=Subquery(siblings.filter(pk__gt=OuterRef("pk")).order_by("pk").values("pk")[:1]),
+        )
+
 
 class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
+    # Answers only: the question answered, and whether this is the version shown of its answers.
+    question = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="answers",
+        limit_choices_to={"role": "user"},
+    )
+    current = models.BooleanField(default=True)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE)
     error = models.CharField(max_length=500, blank=True)
@@ -162,10 +240,22 @@ class Message(models.Model):
         indexes = [
             # conversation page: its messages in order.
             models.Index(fields=["conversation", "created_at"], name="message_conversation"),
+            # versions of an answer: its question's answers in order.
+            models.Index(fields=["question", "id"], name="message_versions"),
         ]
 
     def __str__(self):
         return f"{self.role}: {self.content[:60]}"
+
+    def make_current(self):
+        """Show this version of the answer to its question from now on."""
+        with transaction.atomic():
+            if self.question_id is not None:
+                Message.objects.filter(question_id=self.question_id, role=Role.ASSISTANT).exclude(pk=self.pk).update(
+                    current=False
+                )
+            Message.objects.filter(pk=self.pk).update(current=True)
+        self.current = True
 
     @property
     def total_tokens(self):

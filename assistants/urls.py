@@ -1,6 +1,6 @@
 from django.urls import path
 
-from assistants import views
+from assistants import conversations, views
 
 app_name = "assistants"
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("<slug:slug>/try/", views.assistant_try, name="try_new"),
     path("<slug:slug>/usage/", views.usage, name="usage"),
     path("<slug:slug>/messages/<int:mid>/feedback/", views.feedback, name="feedback"),
+    path("<slug:slug>/messages/<int:mid>/show/", views.show_version, name="show_version"),
+    path("<slug:slug>/messages/<int:mid>/sources/<int:n>/", views.citation, name="citation"),
     path("<slug:slug>/<int:pk>/", views.chat, name="chat"),
     path("<slug:slug>/<int:pk>/edit/", views.assistant_edit, name="edit"),
     path("<slug:slug>/<int:pk>/try/", views.assistant_try, name="try"),
@@ -17,5 +19,8 @@ urlpatterns = [
     path("<slug:slug>/<int:pk>/delete/", views.assistant_delete, name="delete"),
     path("<slug:slug>/<int:pk>/ask/", views.ask, name="ask"),
     path("<slug:slug>/<int:pk>/c/<int:cid>/", views.conversation_view, name="conversation"),
-    path("<slug:slug>/<int:pk>/c/<int:cid>/delete/", views.conversation_delete, name="conversation_delete"),
+    path("<slug:slug>/<int:pk>/c/<int:cid>/delete/", conversations.delete, name="conversation_delete"),
+    path("<slug:slug>/<int:pk>/c/<int:cid>/rename/", conversations.rename, name="conversation_rename"),
+    path("<slug:slug>/<int:pk>/c/<int:cid>/pin/", conversations.pin, name="conversation_pin"),
+    path("<slug:slug>/<int:pk>/c/<int:cid>/export/<str:fmt>/", conversations.export, name="conversation_export"),
 ]

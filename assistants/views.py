@@ -8,12 +8,14 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
-from assistants import answering
+from assistants import answering, citing
+from assistants.conversations import grouped
 from assistants.forms import AssistantForm, FeedbackForm
-from assistants.models import Assistant, Conversation, Message, Role
+from assistants.models import MAX_QUESTION_CHARS, Assistant, Conversation, Message, Role
 from assistants.rendering import render_answer
 from workspaces import permissions
 from workspaces.models import Workspace
+from workspaces.navigation import sole_workspace
 
 CONVERSATIONS_SHOWN = 50
 
@@ -39,7 +41,10 @@ def _conversation(request, assistant, pk):
 
 @login_required
 def home(request):
-    """All assistants of the user's workspaces, grouped by workspace."""
+    """All assistants of the user's workspaces, grouped by workspace; the only workspace goes straight to its list."""
+    only = sole_workspace(request.user)
+    if only is not None:
+        return redirect("assistants:list", only.slug)
     workspaces = list(Workspace.objects.for_user(request.user).filter(archived=False).order_by("name"))
     assistants = Assistant.objects.for_user(request.user).active().select_related("workspace").order_by("name")
     by_workspace = {ws.pk: [] for ws in workspaces}
@@ -149,14 +154,11 @@ def assistant_try(request, slug, pk=None):
 
 
 def _chat_context(request, assistant, conversation):
-    conversations = list(
-        Conversation.objects.of_user(request.user)
-        .filter(assistant=assistant)
-        .order_by("-updated_at")[:CONVERSATIONS_SHOWN]
-    )
+    query = request.GET.get("q", "").strip()[:200]
+    conversations = list(Conversation.objects.for_sidebar(request.user, assistant, query)[:CONVERSATIONS_SHOWN])
     turns = []
     if conversation is not None:
-        turns = list(conversation.messages.order_by("created_at", "pk"))
+        turns = list(conversation.messages.shown().with_versions())
         _mark_changed_sources(turns)
         for message in turns:
             message.conversation = conversation
@@ -165,9 +167,12 @@ def _chat_context(request, assistant, conversation):
         "assistant": assistant,
         "conversation": conversation,
         "conversations": conversations,
+        "conversation_groups": grouped(conversations),
+        "query": query,
         "turns": turns,
         "can_edit": permissions.can(request.user, "edit_assistants", assistant.workspace),
         "can_chat": permissions.can(request.user, "chat", assistant.workspace) and not assistant.archived,
+        "max_question_chars": MAX_QUESTION_CHARS,
     }
 
 
@@ -196,15 +201,6 @@ def conversation_view(request, slug, pk, cid):
     assistant = _assistant(request, slug, pk, "view")
     conversation = _conversation(request, assistant, cid)
     return render(request, "assistants/chat.html", _chat_context(request, assistant, conversation))
-
-
-@login_required
-@require_POST
-def conversation_delete(request, slug, pk, cid):
-    assistant = _assistant(request, slug, pk, "view")
-    _conversation(request, assistant, cid).delete()
-    messages.success(request, "Conversation deleted.")
-    return redirect("assistants:chat", slug, pk)
 
 
 def sse(event, data):
@@ -257,9 +253,16 @@ def ask(request, slug, pk):
     else:
         conversation = Conversation.objects.create(assistant=assistant, user=request.user)
     regenerate = request.POST.get("regenerate") == "1"
+    redo = None
+    if regenerate and request.POST.get("answer"):
+        # Regenerate this answer (of this conversation), not just the latest one.
+        mid = request.POST["answer"]
+        redo = mid.isdigit() and conversation.messages.filter(pk=int(mid), role=Role.ASSISTANT).first()
+        if not redo:
+            return JsonResponse({"detail": "No such answer in this conversation.", "field": "answer"}, status=404)
     try:
         turn = answering.start_turn(
-            assistant, conversation, request.user, request.POST.get("question", ""), regenerate=regenerate
+            assistant, conversation, request.user, request.POST.get("question", ""), regenerate=regenerate, answer=redo
         )
     except answering.AnswerError as exc:
         if not conversation.messages.exists() and not cid:
@@ -303,6 +306,62 @@ def feedback(request, slug, mid):
     message.feedback_comment = form.cleaned_data["comment"]
     message.save(update_fields=["feedback", "feedback_comment"])
     return render(request, "assistants/_feedback.html", {"message": message, "workspace": workspace})
+
+
+def own_answer(user, workspace, mid, action="chat"):
+    """One answer in the user's own conversations of this workspace; anyone else's is 404."""
+    queryset = Message.objects.in_workspace(workspace).filter(role=Role.ASSISTANT)
+    answer = permissions.get_own_object_for(
+        user, queryset.select_related("conversation__assistant__workspace"), action, owner="conversation__user", pk=mid
+    )
+    return answer
+
+
+@login_required
+@require_POST
+def show_version(request, slug, mid):
+    """Show this version of an answer (‹ 1/2 ›); the choice is kept."""
+    workspace = permissions.get_workspace_for(request.user, slug, "chat")
+    answer = own_answer(request.user, workspace, mid)
+    answer.make_current()
+    if not request.headers.get("HX-Request"):
+        return redirect(answer.conversation)
+    answer = Message.objects.with_versions().get(pk=answer.pk)
+    _mark_changed_sources([answer])
+    assistant = Assistant(pk=answer.conversation.assistant_id, workspace=workspace)
+    return render(
+        request, "assistants/_message.html", {"message": answer, "workspace": workspace, "assistant": assistant}
+    )
+
+
+@login_required
+def citation(request, slug, mid, n):
+    """The passage an answer cites as [n], with what the answer quoted from it marked.
+
+    For the chat's side panel (htmx) or as a page of its own (a new tab on phones).
+    """
+    from documents.models import Chunk
+
+    workspace = permissions.get_workspace_for(request.user, slug, "view")
+    answer = own_answer(request.user, workspace, mid, "view")
+    cited = next((c for c in answer.citations or [] if c.get("n") == n), None)
+    if cited is None:
+        raise Http404("No such source")
+    _mark_changed_sources([answer])
+    chunk = (
+        Chunk.objects.in_workspace(workspace)
+        .filter(pk=cited.get("chunk_id"), document_id=cited.get("document_id"))
+        .only("pk", "text")
+        .order_by()
+        .first()
+    )
+    passage = None
+    if chunk is not None:
+        passage, _ = citing.mark_passage(chunk.text, citing.quoted_parts(answer.content, n), cited.get("snippet", ""))
+    context = {"answer": answer, "cited": cited, "n": n, "passage": passage, "workspace": workspace}
+    if request.headers.get("HX-Request"):
+        return render(request, "assistants/_passage.html", context)
+    return render(request, "assistants/citation.html", context)
 
 
 @login_required

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Queries and database time per request: Server-Timing, the access log, the metrics.
+    "corporate.observability.middleware.RequestStatsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A database outage (or a full connection pool) answers a 503 page or JSON error, not a 500.
     "corporate.middleware.DatabaseUnavailableMiddleware",
@@ -96,6 +98,8 @@ MIDDLEWARE = [
 # HTTPS redirect and security headers, the request checks every path needs, and
 # the 503 answer while the database does not answer.
 V1_MIDDLEWARE = [
+    # Queries and database time per request: Server-Timing, the access log, the metrics.
+    "corporate.observability.middleware.RequestStatsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corporate.middleware.DatabaseUnavailableMiddleware",
     "corporate.middleware.ValidateHostMiddleware",
@@ -161,6 +165,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Every query at least this slow is logged once, with its origin and its SQL
+# redacted (corporate/observability/queries.py); 0 logs every query.
+DB_SLOW_QUERY_MS = env_int("DB_SLOW_QUERY_MS", 200, minimum=0)
+
+# Prometheus metrics at GET /metrics for `Authorization: Bearer <METRICS_TOKEN>`;
+# unset turns metrics off (nothing counted, /metrics is 404). Under gunicorn,
+# PROMETHEUS_MULTIPROC_DIR (set by the start scripts) collects every process's.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "").strip()
+if METRICS_TOKEN and (len(METRICS_TOKEN) < 16 or any(c.isspace() or not c.isprintable() for c in METRICS_TOKEN)):
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters without spaces, or unset")
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not (
+    os.path.isdir(PROMETHEUS_MULTIPROC_DIR) and os.access(PROMETHEUS_MULTIPROC_DIR, os.W_OK)
+):
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR must be a writable folder: {PROMETHEUS_MULTIPROC_DIR!r}")
+
 # Cache: local memory unless REDIS_URL is set. Every key carries the installation
 # id of the database (corporate.installation), so databases sharing a Redis
 # never read each other's entries.
@@ -198,6 +218,11 @@ else:
         "LOCATION": VAR_DIR / "worker-heartbeats",
         "KEY_PREFIX": CACHE_KEY_PREFIX,
     }
+
+# Page data every page shows (dashboard panels, workspace lists with counts) is
+# cached this long at most; a write to the rows it comes from replaces it at once
+# (corporate/pagecache.py). Needs Redis (REDIS_URL); 0 turns it off.
+PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 300, minimum=0)
 
 # Sessions live in the database; the cache only speeds them up.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
@@ -266,7 +291,9 @@ if EMAIL_HOST:
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Corporate AI <noreply@localhost>")
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The site's public address for links (API base URL, mails sent outside a request); empty: the
+# address of the request itself (behind the proxy: its X-Forwarded-Proto and -Host).
+SITE_URL = env_str("SITE_URL", "").rstrip("/")
 SITE_NAME = env_str("SITE_NAME", "Corporate AI")
 
 LANGUAGE_CODE = "en-us"
@@ -375,7 +402,8 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", True)
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^health$"]
+    # Probes and scrapers on the host reach gunicorn directly over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
@@ -449,6 +477,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        "corporate.slow_queries": {"level": "INFO"},
         "axes": {"level": "WARNING"},
         # httpx logs every upstream request at INFO; the gateway logs what matters.
         "httpx": {"level": "WARNING"},

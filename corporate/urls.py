@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from corporate import views
+from corporate.observability.metrics import metrics_view
 
 admin.site.site_header = settings.SITE_NAME + " administration"
 admin.site.site_title = settings.SITE_NAME
@@ -15,6 +16,8 @@ urlpatterns = [
     path("v1/", include("llmgateway.v1.urls")),
     path("", views.dashboard, name="dashboard"),
     path("health", views.health, name="health"),
+    path("metrics", metrics_view, name="metrics"),
+    path("system/", views.system, name="system"),
     path("accounts/login/", views.SignInView.as_view(), name="login"),
     path("accounts/password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -3,7 +3,7 @@ import logging
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, PermissionDenied
 from django.db import connection
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
@@ -50,6 +50,17 @@ class PasswordResetView(auth_views.PasswordResetView):
         if limit == "account":
             return HttpResponseRedirect(self.get_success_url())
         return super().form_valid(form)
+
+
+@login_required
+@never_cache
+def system(request):
+    """The System page (staff): health, pools, slow queries, cache hit rates and the last hour."""
+    if not request.user.is_staff:
+        raise PermissionDenied("The System page is for staff.")
+    from corporate.observability.system import snapshot
+
+    return render(request, "corporate/system.html", snapshot())
 
 
 @login_required

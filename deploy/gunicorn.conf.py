@@ -68,8 +68,12 @@ _log_dir = os.environ.get("LOG_DIR", "")
 accesslog = os.path.join(_log_dir, "access.log") if _log_dir else "-"
 errorlog = os.path.join(_log_dir, "error.log") if _log_dir else "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
-# %(M)s: request time in milliseconds; %({x-forwarded-for}i): the client behind nginx.
-access_log_format = '%(h)s %({x-forwarded-for}i)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+# %(M)s: request time in milliseconds; %({x-forwarded-for}i): the client behind nginx;
+# db=: the request's database queries and time (corporate/observability/middleware.py).
+access_log_format = (
+    '%(h)s %({x-forwarded-for}i)s "%(r)s" %(s)s %(b)s %(M)sms '
+    'db=%({corporate.db_queries}e)sq/%({corporate.db_ms}e)sms "%(a)s"'
+)
 # A request slower than this is logged as a warning in the error log.
 SLOW_REQUEST_MS = _int("WEB_SLOW_REQUEST_MS", 5000)
 
@@ -117,6 +121,15 @@ def post_request(worker, req, environ, resp):
 
 def worker_abort(worker):
     worker.log.error("worker %s aborted: its event loop was blocked for %s s", worker.pid, worker.cfg.timeout)
+
+
+def child_exit(server, worker):
+    # Prometheus multiprocess mode (PROMETHEUS_MULTIPROC_DIR): a dead worker's
+    # live gauges (its pool) leave /metrics; its counters stay in the sums.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def worker_exit(server, worker):

@@ -1,4 +1,4 @@
-"""The gunicorn worker: gevent, with psycopg2 made cooperative.
+"""The gunicorn worker: gevent, with psycopg2 made cooperative, and responses that start in one write.
 
 gunicorn's gevent worker monkey-patches the standard library in `patch()`,
 which runs in the forked worker before the application is loaded (the app is
@@ -6,9 +6,58 @@ not preloaded, and deploy/gunicorn.conf.py imports neither Django nor a
 database driver). This worker sets psycopg2's wait callback in the same
 step, so both happen once, before Django, psycopg2's users or redis-py are
 imported, and a query waiting on PostgreSQL lets other requests run.
+
+gunicorn sends a response's headers and its first body bytes in two
+writes. On a small JSON answer (a cached completion) each write is a system
+call that also wakes the client, so `OneWriteResponse` holds the headers
+back and sends them with the first body bytes, or alone when the response
+ends without a body.
 """
 
+from gunicorn import util
+from gunicorn.http import wsgi
 from gunicorn.workers.ggevent import GeventWorker
+
+
+class OneWriteResponse(wsgi.Response):
+    """gunicorn's response, with the header block sent together with the first body bytes."""
+
+    _pending = None  # the header block, built and not yet sent
+    _direct = False  # set while gunicorn writes to the socket itself (sendfile)
+
+    def send_headers(self):
+        if self.headers_sent:
+            return
+        if self._direct:
+            super().send_headers()
+            return
+        tosend = self.default_headers()
+        tosend.extend(["%s: %s\r\n" % (k, v) for k, v in self.headers])  # noqa: UP031 - gunicorn's own format
+        self._pending = util.to_bytestring("%s\r\n" % "".join(tosend), "latin-1")  # noqa: UP031
+        self.headers_sent = True
+
+    def _take_pending(self):
+        pending, self._pending = self._pending, None
+        return pending or b""
+
+    def _emit_body(self, data):
+        if self.chunked:
+            data = b"%X\r\n%s\r\n" % (len(data), data)
+        self.sock.sendall(self._take_pending() + data)
+
+    def sendfile(self, respiter):
+        self._direct = True
+        if self._pending:
+            self.sock.sendall(self._take_pending())
+        return super().sendfile(respiter)
+
+    def close(self):
+        if not self.headers_sent:
+            self.send_headers()
+        tail = b"0\r\n\r\n" if self.chunked else b""
+        data = self._take_pending() + tail
+        if data:
+            self.sock.sendall(data)
 
 
 class Worker(GeventWorker):
@@ -17,3 +66,5 @@ class Worker(GeventWorker):
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+        # gunicorn.http.wsgi.create() builds its responses from this module-level name.
+        wsgi.Response = OneWriteResponse

@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 export WEB_WORKERS=${WEB_WORKERS:-2}
+# Metrics of every gunicorn and task worker (prometheus-client's multiprocess
+# mode), emptied on each start; /metrics serves them when METRICS_TOKEN is set.
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-${VAR_DIR:-var}/prometheus}
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
 say() { printf 'run_dev: %s\n' "$*"; }
 worker() { exec "$VENV/bin/python" manage.py task_worker --worker-id "worker-$(hostname)-$$-$1"; }

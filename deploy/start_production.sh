@@ -51,6 +51,17 @@ done
 # PostgreSQL sees which process a connection belongs to (pg_stat_activity).
 export PGAPPNAME=${PGAPPNAME:-corporate}
 
+# Metrics of every gunicorn and task worker (prometheus-client's multiprocess
+# mode); /metrics serves them when METRICS_TOKEN is set. Emptied when the whole
+# stack starts (`all`). With separate services (`web`, `worker`) the counters
+# are kept, so the web service starting again does not pull the files from
+# under running task workers; only the web workers' live gauges (the pools of
+# workers that no longer run) are removed when the web service starts.
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-${VAR_DIR:-var}/prometheus}
+[ "$mode" != all ] || rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+[ "$mode" != web ] || rm -f "$PROMETHEUS_MULTIPROC_DIR"/gauge_live*.db
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR" || fail "cannot create PROMETHEUS_MULTIPROC_DIR=$PROMETHEUS_MULTIPROC_DIR"
+
 if [ "$mode" != worker ]; then
   say "checking settings, PostgreSQL and Redis"
   "$PY" deploy/preflight.py || fail "fix the problems above, then start again"

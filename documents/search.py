@@ -123,7 +123,7 @@ class SearchResult:
 
     @property
     def location(self):
-        """"page 3" or the heading path, without the document's own title (citations show it beside)."""
+        """ "page 3" or the heading path, without the document's own title (citations show it beside)."""
         from documents.models import location_label
 
         section = self.section

@@ -6,14 +6,22 @@ take ids and re-fetch, and exit quietly when the row is gone. The work is
 in documents.ingestion.
 """
 
+import time
+
 from django_tasks import task
 
+from corporate.observability import metrics
 from documents import ingestion
+from documents.models import Status
 
 
 @task()
 def ingest_document(document_id):
-    return ingestion.process(document_id)
+    started = time.monotonic()
+    status = ingestion.process(document_id)
+    if status in (Status.READY, Status.FAILED):
+        metrics.observe_ingestion(str(status), time.monotonic() - started)
+    return status
 
 
 @task()

@@ -26,6 +26,7 @@ from documents.uploads import (
     parse_error,
 )
 from workspaces.models import Workspace
+from workspaces.navigation import sole_workspace
 from workspaces.permissions import can, check, get_workspace_for
 
 PAGE_SIZE = 25
@@ -51,7 +52,10 @@ def _abilities(user, workspace):
 @login_required
 @require_GET
 def home(request):
-    """Pick a workspace: each of the user's workspaces with its document counts."""
+    """Pick a workspace: each of the user's workspaces with its document counts; the only one goes straight to it."""
+    only = sole_workspace(request.user)
+    if only is not None:
+        return redirect("documents:list", only.slug)
     ready = Document.objects.filter(workspace=OuterRef("pk"), status=Status.READY).order_by().values("workspace")
     total = Document.objects.filter(workspace=OuterRef("pk")).order_by().values("workspace")
     workspaces = (

@@ -14,6 +14,12 @@ from llmgateway.models import ApiKey, ModelConfig, Scope
 from llmgateway.v1.views import model_list
 from workspaces import permissions
 from workspaces.models import Workspace
+from workspaces.navigation import sole_workspace
+
+
+def api_base(request):
+    """The /v1 base URL to show: SITE_URL when set, else the address this request came to (through the proxy)."""
+    return (settings.SITE_URL or request.build_absolute_uri("/").rstrip("/")) + "/v1"
 
 
 def _workspace(request, slug, action):
@@ -28,13 +34,17 @@ def _context(request, workspace, tab, **extra):
         "can_manage_keys": permissions.can(user, "manage_keys", workspace),
         "can_view_usage": permissions.can(user, "view_usage", workspace),
         "can_manage_settings": permissions.can(user, "manage_settings", workspace),
-        "api_base": settings.SITE_URL + "/v1",
+        "api_base": api_base(request),
         **extra,
     }
 
 
 @login_required
 def home(request):
+    only = sole_workspace(request.user)
+    if only is not None:
+        return redirect("llmgateway:models", only.slug)
+    models = model_list()
     workspaces = list(Workspace.objects.for_user(request.user).order_by("archived", "name"))
     for workspace in workspaces:
         workspace.my_role = permissions.role_in(request.user, workspace)
@@ -42,8 +52,20 @@ def home(request):
     return render(
         request,
         "llmgateway/home.html",
-        {"workspaces": workspaces, "models": model_list(), "api_base": settings.SITE_URL + "/v1"},
+        {
+            "workspaces": workspaces,
+            "models": models,
+            "sample_model": models[0]["id"] if models else "",
+            "api_base": api_base(request),
+        },
     )
+
+
+@login_required
+def workspace_home(request, slug):
+    """The gateway of one workspace: its models page."""
+    workspace = _workspace(request, slug, "view")
+    return redirect("llmgateway:models", workspace.slug)
 
 
 @login_required
@@ -59,6 +81,7 @@ def models_page(request, slug):
             workspace,
             "models",
             models=configs,
+            sample_model=next((c.name for c in configs if c.is_default), configs[0].name if configs else "offline"),
             builtin_offline=builtin,
             default_deadline=settings.LLM_DEADLINE_SECONDS,
         ),

@@ -6,4 +6,4 @@ class WorkspacesConfig(AppConfig):
     verbose_name = "Workspaces"
 
     def ready(self):
-        from workspaces import dashboard, signals  # noqa: F401
+        from workspaces import dashboard, navigation, signals  # noqa: F401

@@ -11,6 +11,8 @@ here:
 - `get_workspace_for(user, slug, action)` and `get_object_for(user, queryset,
   action, **lookup)` — fetch one object: outsiders get 404 (ids leak
   nothing), members without the role get 403 with a clear message;
+  `get_own_object_for(...)` — the same for what is private to its owner
+  (conversations): everyone else gets 404;
 - `WorkspaceAccess` — the same rule as a DRF permission class.
 
 Staff get no extra powers here; they manage everything through the admin.
@@ -137,6 +139,18 @@ def get_workspace_for(user, slug, action="view"):
 def get_object_for(user, queryset, action="view", **lookup):
     """One workspace-owned object: 404 unless it is in the user's workspaces, 403 without the role."""
     obj = queryset.for_user(user).filter(**lookup).first()
+    if obj is None:
+        raise Http404("Not found")
+    check(user, action, workspace_of(obj))
+    return obj
+
+
+def get_own_object_for(user, queryset, action="view", owner="user", **lookup):
+    """One object the user owns (their conversation, their message): anyone else's is 404, even an admin's.
+
+    `owner` is the lookup from the object to its owner, e.g. "conversation__user".
+    """
+    obj = queryset.for_user(user).filter(**{owner: user}, **lookup).first()
     if obj is None:
         raise Http404("Not found")
     check(user, action, workspace_of(obj))

@@ -148,7 +148,8 @@ def send_invitation(invitation, base_url=None):
         "invitation": invitation,
         "workspace": invitation.workspace,
         "inviter": invitation.invited_by,
-        "accept_url": (base_url or settings.SITE_URL).rstrip("/") + invitation.get_accept_url(),
+        "accept_url": (base_url or settings.SITE_URL or "http://127.0.0.1:8000").rstrip("/")
+        + invitation.get_accept_url(),
         "SITE_NAME": settings.SITE_NAME,
     }
     send_mail(

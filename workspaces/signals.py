@@ -11,3 +11,16 @@ def accept_invitations_on_first_sign_in(sender, request, user, **kwargs):
     if joined and request is not None and hasattr(request, "_messages"):
         names = ", ".join(workspace.name for workspace in joined)
         messages.success(request, f"You joined {names} through your invitation.")
+
+
+def _wire_page_cache():
+    """Writes that change what the dashboard and the workspace list show (corporate.pagecache)."""
+    from corporate import pagecache
+    from workspaces.models import Invitation, Membership, Workspace
+
+    pagecache.invalidate_on_write(Workspace, workspace=lambda w: w.pk)
+    pagecache.invalidate_on_write(Membership, workspace=lambda m: m.workspace_id, user=lambda m: m.user_id)
+    pagecache.invalidate_on_write(Invitation, workspace=lambda i: i.workspace_id, email=lambda i: i.email)
+
+
+_wire_page_cache()

@@ -4,6 +4,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from corporate import pagecache
 from workspaces import permissions, services
 from workspaces.forms import DeleteWorkspaceForm, InvitationForm, RoleForm, WorkspaceForm, WorkspaceSettingsForm
 from workspaces.models import Invitation, Membership, Workspace
@@ -42,13 +43,16 @@ def _role_context(request, workspace):
 
 @login_required
 def workspace_list(request):
-    workspaces = list(Workspace.objects.for_list(request.user))
-    invitations = Invitation.objects.pending().filter(email__iexact=request.user.email).select_related("workspace")
-    return render(
-        request,
-        "workspaces/list.html",
-        {"workspaces": workspaces, "invitations": list(invitations)},
-    )
+    user = request.user
+
+    def build():
+        workspaces = list(Workspace.objects.for_list(user))
+        invitations = Invitation.objects.pending().filter(email__iexact=user.email).select_related("workspace")
+        return workspaces, list(invitations)
+
+    # Cached until a write to these workspaces, memberships or invitations (corporate.pagecache).
+    workspaces, invitations = pagecache.cached("workspace-list", user, build)
+    return render(request, "workspaces/list.html", {"workspaces": workspaces, "invitations": invitations})
 
 
 @login_required

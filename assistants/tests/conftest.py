@@ -82,12 +82,14 @@ def read_events(response):
 def ask_page():
     """POST a question to the chat page's endpoint; returns the parsed events."""
 
-    def ask(client, assistant, question, conversation=None, regenerate=False):
+    def ask(client, assistant, question, conversation=None, regenerate=False, answer=None):
         data = {"question": question}
         if conversation:
             data["conversation"] = conversation
         if regenerate:
             data["regenerate"] = "1"
+        if answer:
+            data["answer"] = answer
         response = client.post(f"/assistants/{assistant.workspace.slug}/{assistant.pk}/ask/", data)
         if response.status_code != 200:
             # Refused before any stream started: a JSON reason, as one "refused" event.

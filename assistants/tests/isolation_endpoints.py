@@ -1,6 +1,18 @@
 from assistants.models import Assistant, Conversation, Message
 from workspaces.tests.isolation import Endpoint, Exempt
 
+CITED = {
+    "n": 1,
+    "document_id": 0,
+    "chunk_id": 0,
+    "title": "Gone",
+    "location": "",
+    "page": None,
+    "snippet": "Hi",
+    "score": 1.0,
+    "url": "/",
+}
+
 
 def setup(ctx):
     ctx.assistant = Assistant.objects.create(workspace=ctx.workspace, name="Helpdesk")
@@ -8,7 +20,10 @@ def setup(ctx):
     ctx.conversations = {}
     for name, user in ctx.users.items():
         conversation = Conversation.objects.create(assistant=ctx.assistant, user=user, title="Hello")
-        answer = Message.objects.create(conversation=conversation, role="assistant", content="Hi")
+        question = Message.objects.create(conversation=conversation, role="user", content="Hello?")
+        answer = Message.objects.create(
+            conversation=conversation, role="assistant", content="Hi [1]", question=question, citations=[CITED]
+        )
         ctx.conversations[name] = (conversation, answer)
     # The outsider's "own" conversation is in the acme assistant, which they cannot reach.
 
@@ -24,6 +39,14 @@ def _to(path=""):
 
 def _newest(ctx):
     return f"/assistants/{ctx.workspace.slug}/{Assistant.objects.latest('pk').pk}/"
+
+
+def _conv_url(ctx, path):
+    return f"/assistants/{ctx.workspace.slug}/{ctx.assistant.pk}/c/{_mine(ctx).pk}/{path}"
+
+
+def _answer(ctx):
+    return ctx.conversations[ctx.persona][1]
 
 
 def _mine(ctx):
@@ -52,12 +75,44 @@ ENDPOINTS = [
         "viewer",
         redirect=_assistant(),
     ),
+    Endpoint("rename conversation page", "GET", lambda ctx: _conv_url(ctx, "rename/"), "viewer"),
+    Endpoint(
+        "rename conversation",
+        "POST",
+        lambda ctx: _conv_url(ctx, "rename/"),
+        "viewer",
+        data=lambda ctx: {"title": "Renamed"},
+        redirect=lambda ctx: _mine(ctx).get_absolute_url(),
+    ),
+    Endpoint(
+        "pin conversation",
+        "POST",
+        lambda ctx: _conv_url(ctx, "pin/"),
+        "viewer",
+        data=lambda ctx: {"pinned": "1"},
+        redirect=lambda ctx: _mine(ctx).get_absolute_url(),
+    ),
+    Endpoint("delete conversation page", "GET", lambda ctx: _conv_url(ctx, "delete/"), "viewer"),
+    Endpoint("export conversation", "GET", lambda ctx: _conv_url(ctx, "export/md/"), "viewer"),
     Endpoint(
         "feedback",
         "POST",
         lambda ctx: f"/assistants/{ctx.workspace.slug}/messages/{ctx.conversations[ctx.persona][1].pk}/feedback/",
         "viewer",
         data=lambda ctx: {"feedback": "up"},
+    ),
+    Endpoint(
+        "show an answer's version",
+        "POST",
+        lambda ctx: f"/assistants/{ctx.workspace.slug}/messages/{_answer(ctx).pk}/show/",
+        "viewer",
+        redirect=lambda ctx: _mine(ctx).get_absolute_url(),
+    ),
+    Endpoint(
+        "cited passage",
+        "GET",
+        lambda ctx: f"/assistants/{ctx.workspace.slug}/messages/{_answer(ctx).pk}/sources/1/",
+        "viewer",
     ),
     Endpoint("new assistant page", "GET", lambda ctx: f"/assistants/{ctx.workspace.slug}/new/", "member"),
     Endpoint(
@@ -136,6 +191,25 @@ ENDPOINTS = [
         data=lambda ctx: {"assistant": ctx.assistant.pk},
         ok=(201,),
     ),
+    Endpoint(
+        "rename and pin conversation (API)",
+        "PATCH",
+        lambda ctx: f"/api/conversations/{_mine(ctx).pk}/",
+        "viewer",
+        api=True,
+        format="json",
+        data=lambda ctx: {"title": "Renamed", "pinned": True},
+    ),
+    Endpoint(
+        "delete conversation (API)", "DELETE", lambda ctx: f"/api/conversations/{_mine(ctx).pk}/", "viewer", api=True
+    ),
+    Endpoint(
+        "export conversation (API)",
+        "GET",
+        lambda ctx: f"/api/conversations/{_mine(ctx).pk}/export/",
+        "viewer",
+        api=True,
+    ),
     Endpoint("messages (API)", "GET", lambda ctx: f"/api/conversations/{_mine(ctx).pk}/messages/", "viewer", api=True),
     Endpoint(
         "ask (API)",
@@ -155,6 +229,30 @@ ENDPOINTS = [
         api=True,
         format="json",
         data=lambda ctx: {"feedback": "down"},
+    ),
+    Endpoint(
+        "regenerate an answer (API)",
+        "POST",
+        lambda ctx: f"/api/messages/{_answer(ctx).pk}/regenerate/",
+        "viewer",
+        api=True,
+        format="json",
+        data=lambda ctx: {},
+        ok=(201,),
+    ),
+    Endpoint(
+        "versions of an answer (API)",
+        "GET",
+        lambda ctx: f"/api/messages/{_answer(ctx).pk}/versions/",
+        "viewer",
+        api=True,
+    ),
+    Endpoint(
+        "show an answer's version (API)",
+        "POST",
+        lambda ctx: f"/api/messages/{_answer(ctx).pk}/show/",
+        "viewer",
+        api=True,
     ),
 ]
 

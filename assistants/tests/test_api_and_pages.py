@@ -176,7 +176,7 @@ def test_allowed_link_hosts(settings):
 
 def test_pages_render(client_for, member, viewer, assistant):
     client = client_for(member)
-    assert b"Helpdesk" in client.get("/assistants/").content
+    assert b"Helpdesk" in client.get("/assistants/", follow=True).content  # the only workspace: straight to it
     assert b"Helpdesk" in client.get("/assistants/acme/").content
     page = client.get(f"/assistants/acme/{assistant.pk}/")
     assert b"Ask Helpdesk" in page.content

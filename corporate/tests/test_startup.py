@@ -28,6 +28,11 @@ def run_manage(*args, **env):
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with redis://"),
         ({"ENVIRONMENT": "production", "ALLOWED_HOSTS": "x.example"}, "SECRET_KEY must be set"),
         ({"DEBUG": "perhaps"}, "DEBUG must be true or false"),
+        ({"DB_SLOW_QUERY_MS": "fast"}, "DB_SLOW_QUERY_MS must be a whole number"),
+        ({"DB_SLOW_QUERY_MS": "-1"}, "DB_SLOW_QUERY_MS must be at least 0"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be at least 16 characters"),
+        ({"METRICS_TOKEN": "a token with spaces in it"}, "METRICS_TOKEN must be at least 16 characters"),
+        ({"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/prometheus"}, "PROMETHEUS_MULTIPROC_DIR must be a writable"),
     ],
 )
 def test_bad_environment_is_one_line(env, expected):

@@ -24,6 +24,7 @@ sys.path.insert(0, str(DEPLOY))
 from render_nginx import render  # noqa: E402
 
 WEB_APPNAME = "corporate-web"
+METRICS_TOKEN = "stack-metrics-token-0123456789"
 
 
 def free_port():
@@ -133,6 +134,7 @@ class Stack:
             UPLOAD_MAX_MB=str(self.upload_max_mb),
             PROXY_COUNT="1",
             ENV_FILE=str(self.tmp / "no.env"),
+            METRICS_TOKEN=METRICS_TOKEN,
         )
         return env
 

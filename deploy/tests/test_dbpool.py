@@ -23,6 +23,11 @@ class FakeConnection:
         self.closed = 1
 
 
+ZERO = dict.fromkeys(
+    ("size", "in_use", "idle", "waiting", "waits", "wait_seconds", "timeouts", "opened", "closed", "broken"), 0
+)
+
+
 @pytest.fixture(autouse=True)
 def _count():
     FakeConnection.opened = 0
@@ -35,7 +40,7 @@ def test_idle_connection_is_reused():
     pool.release(first)
     second, reused = pool.acquire(FakeConnection)
     assert reused and second is first
-    assert pool.stats() == {"size": 2, "busy": 1, "idle": 0, "opened": 1}
+    assert pool.stats() == dict(ZERO, size=2, in_use=1, opened=1)
 
 
 def test_never_more_open_than_the_size_and_waiters_get_a_connection():
@@ -48,7 +53,7 @@ def test_never_more_open_than_the_size_and_waiters_get_a_connection():
         conn, _ = pool.acquire(FakeConnection)
         with lock:
             stats = pool.stats()
-            peak = max(peak, stats["busy"] + stats["idle"])
+            peak = max(peak, stats["in_use"] + stats["idle"])
         time.sleep(0.01)
         pool.release(conn)
 
@@ -59,7 +64,7 @@ def test_never_more_open_than_the_size_and_waiters_get_a_connection():
         thread.join()
     assert peak <= 3
     assert FakeConnection.opened <= 3
-    assert pool.stats()["busy"] == 0
+    assert pool.stats()["in_use"] == 0
 
 
 def test_waiting_longer_than_the_timeout_fails_clearly():
@@ -79,6 +84,37 @@ def test_broken_or_old_connections_are_closed_not_reused():
     pool.release(conn)
     fresh, reused = pool.acquire(FakeConnection)
     assert not reused and fresh is not conn
+
+
+def test_statistics_count_waits_timeouts_and_broken_connections():
+    pool = ConnectionPool(size=1, timeout=0.2, max_age=60)
+    conn, _ = pool.acquire(FakeConnection)
+
+    def wait_then_get():
+        other, _ = pool.acquire(FakeConnection)
+        pool.release(other)
+
+    waiter = threading.Thread(target=wait_then_get)
+    waiter.start()
+    time.sleep(0.05)
+    seen = pool.stats()
+    pool.release(conn)
+    waiter.join()
+    assert seen["waiting"] == 1 and seen["in_use"] == 1
+    with pytest.raises(PoolTimeout):
+        held, _ = pool.acquire(FakeConnection)
+        pool.acquire(FakeConnection)
+    pool.release(held, reusable=False, broken=True)
+    stats = pool.stats()
+    assert stats["waiting"] == 0 and stats["waits"] == 2 and stats["timeouts"] == 1
+    assert 0.2 <= stats["wait_seconds"] < 2
+    assert stats["opened"] == 1 and stats["closed"] == 1 and stats["broken"] == 1 and stats["in_use"] == 0
+    # A connection found closed while idle counts as broken too.
+    conn, _ = pool.acquire(FakeConnection)
+    pool.release(conn)
+    conn.closed = 2
+    fresh, reused = pool.acquire(FakeConnection)
+    assert not reused and pool.stats()["broken"] == 2 and pool.stats()["closed"] == 2
 
 
 def test_max_age_zero_means_a_fresh_connection_each_time():
@@ -106,7 +142,7 @@ def test_double_release_is_harmless():
     conn, _ = pool.acquire(FakeConnection)
     pool.release(conn)
     pool.release(conn)
-    assert pool.stats() == {"size": 1, "busy": 0, "idle": 1, "opened": 1}
+    assert pool.stats() == dict(ZERO, size=1, idle=1, opened=1)
 
 
 def test_outside_gevent_the_backend_is_djangos(postgres_url):

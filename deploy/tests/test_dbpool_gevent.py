@@ -96,6 +96,6 @@ def test_pool_bounds_connections_and_reclaims_those_of_ended_greenlets(postgres_
     # Never more than the bound, even with stray greenlets holding connections.
     assert 2 <= report["peak"] <= 3, report
     assert report["open_now"] <= 3
-    assert report["stats"][0]["busy"] == 1  # the query above
+    assert report["stats"][0]["in_use"] == 1  # the query above
     # The strays' connections came back by garbage collection, not after the 10 s timeout.
     assert report["seconds"] < 8, report

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from conftest import require_service
-from deploy.tests.stack import ROOT, Stack
+from deploy.tests.stack import METRICS_TOKEN, ROOT, Stack
 
 pytestmark = pytest.mark.stack
 
@@ -229,7 +229,16 @@ def test_burst_of_200_requests_stays_within_the_connection_bound(stack):
     assert 2 <= peak <= bound, f"peak {peak} connections, bound {bound}"
     assert stack.web_connections() <= bound
     pools = json.loads(direct_get(stack, "/_stack/runtime")[1])["pools"]
-    assert pools and all(p["opened"] <= bound and p["busy"] <= 1 for p in pools), pools
+    assert pools and all(p["opened"] <= bound and p["in_use"] <= 1 for p in pools), pools
+    # The same pool at /metrics, per worker (a `pid` label).
+    conn = HTTPConnection("127.0.0.1", stack.web_port, timeout=10)
+    conn.request("GET", "/metrics", headers={"Host": "localhost", "Authorization": f"Bearer {METRICS_TOKEN}"})
+    text = conn.getresponse().read().decode()
+    conn.close()
+    [size] = [line for line in text.splitlines() if line.startswith("corporate_db_pool_size{")]
+    assert 'pid="' in size and size.endswith(f" {float(stack.pool_size)}"), size
+    [opened] = [line for line in text.splitlines() if line.startswith("corporate_db_pool_opened_total")]
+    assert 1 <= float(opened.split()[-1]) <= bound, opened
 
 
 @pytest.fixture(scope="module")

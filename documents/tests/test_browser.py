@@ -25,8 +25,7 @@ def test_upload_watch_ready_search(page, live_server, make_user, tmp_path):
 
     sign_in(page, live_server.url, "nina@example.com", "browser test secret")
     page.wait_for_selector("h1:has-text('Welcome')")
-    page.click("nav >> text=Documents")
-    page.click("text=Brightwater")
+    page.click(".main-nav >> text=Documents")  # the only workspace: straight to its documents
     page.click("text=Upload the first files")
     # The page's script must be listening before files are chosen (deferred scripts run before "load").
     page.wait_for_load_state("load")
@@ -37,13 +36,13 @@ def test_upload_watch_ready_search(page, live_server, make_user, tmp_path):
     if os.environ.get("SCREENSHOT_DIR"):
         page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], "documents-upload.png"), full_page=True)
 
-    page.click("nav.doc-tabs >> text=Documents")
+    page.click("nav.subtabs >> text=All documents")
     assert page.locator("tbody tr").count() == 3
     assert page.locator(".badge-ready").count() == 3
 
-    page.click("nav.doc-tabs >> text=Search")
-    page.fill("input[name=q]", "meals reimbursed")
-    page.press("input[name=q]", "Enter")
+    page.click("nav.subtabs >> text=Search")
+    page.fill("main input[name=q]", "meals reimbursed")
+    page.press("main input[name=q]", "Enter")
     page.wait_for_selector("article.result")
     assert page.inner_text("article.result .badge") == "page 2"
     assert page.locator("article.result mark").count() >= 2

@@ -8,12 +8,21 @@ pytestmark = pytest.mark.django_db
 
 
 def test_home_lists_my_workspaces(client_for, member, workspace, other_workspace, ingest):
+    from workspaces.models import Membership, Workspace
+
+    second = Workspace.objects.create(name="Second Team", slug="second", created_by=member)
+    Membership.objects.create(workspace=second, user=member, role="owner")
     ingest("handbook.pdf", pdf_bytes())
     response = client_for(member).get("/documents/")
     assert response.status_code == 200
     page = response.content.decode()
     assert "Acme Research" in page and "1 document" in page
-    assert "Globex" not in page
+    assert "Globex" not in page and "Second Team" in page
+
+
+def test_home_goes_straight_to_the_only_workspace(client_for, member, workspace, other_workspace):
+    response = client_for(member).get("/documents/")
+    assert response.status_code == 302 and response["Location"] == "/documents/acme/"
 
 
 def test_upload_page_stores_and_processes(client_for, member, workspace, run_tasks):

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 
+from corporate.observability import metrics, timeline
 from llmgateway.cache import deferred
 from llmgateway.cache.entries import stats_key
 from llmgateway.cache.store import get_store
@@ -32,6 +33,7 @@ _lock = threading.Lock()
 
 BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 120000)
 OUTCOMES = ("hit", "miss", "coalesced", "bypass", "error")
+TIMELINE_FIELDS = {"hit": "cache_hit", "miss": "cache_miss", "coalesced": "cache_coalesced"}
 
 
 def _bucket(ms):
@@ -53,6 +55,9 @@ def record(workspace_id, outcome, latency_ms, usage=None, cost=0.0):
     elif outcome in ("miss", "bypass"):
         fields["tokens_upstream"] = tokens
         fields["cost_upstream_micro"] = int(round(cost * 1_000_000))
+    metrics.count_completion(outcome)
+    if outcome in TIMELINE_FIELDS:
+        timeline.count(TIMELINE_FIELDS[outcome])
     global _pending_events
     with _lock:
         for key in (stats_key(workspace_id), stats_key(None)):

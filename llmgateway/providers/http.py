@@ -73,16 +73,34 @@ def _left(timeout, timeout_error):
 
 
 class _BoundedStream(httpcore.NetworkStream):
+    """A connection whose writes wait for the next read, so a request's head and body leave in one system call.
+
+    httpcore writes a request's head and each part of its body separately;
+    every write on a socket is a system call that also wakes the upstream.
+    Nothing is sent until the response is read, so the request is sent whole,
+    in one write, right before it.
+    """
+
     def __init__(self, stream):
         self._stream = stream
+        self._unsent = []
+
+    def _flush(self, timeout=None):
+        if self._unsent:
+            data, self._unsent = b"".join(self._unsent), []
+            self._stream.write(data, _left(timeout, httpcore.WriteTimeout))
 
     def read(self, max_bytes, timeout=None):
+        self._flush(timeout)
         return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer, timeout=None):
-        return self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+        _left(timeout, httpcore.WriteTimeout)  # a call whose time is up writes nothing more
+        if buffer:
+            self._unsent.append(bytes(buffer))
 
     def close(self):
+        self._unsent = []
         self._stream.close()
 
     def start_tls(self, ssl_context, server_hostname=None, timeout=None):

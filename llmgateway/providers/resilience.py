@@ -26,6 +26,7 @@ import time
 
 from django.conf import settings
 
+from corporate.observability import metrics
 from llmgateway.providers import provider_for
 from llmgateway.providers.base import DEADLINE_EXCEEDED, Deadline, ProviderError
 
@@ -135,9 +136,11 @@ def _attempts(spec, run, deadline, first=True):
     while True:
         if not breaker.allow(spec.name):
             raise _cooling_down(spec)
+        started = time.perf_counter()
         try:
             value = run(provider, deadline)
         except ProviderError as exc:
+            metrics.count_upstream_error(spec.name, exc.code)
             if exc.code == DEADLINE_EXCEEDED:
                 breaker.failure(spec.name)
                 raise
@@ -153,6 +156,7 @@ def _attempts(spec, run, deadline, first=True):
             time.sleep(delay)
             attempt += 1
             continue
+        metrics.observe_upstream(spec.name, time.perf_counter() - started)
         breaker.success(spec.name)
         return value
 

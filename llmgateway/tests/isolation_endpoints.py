@@ -9,6 +9,13 @@ def setup(ctx):
 
 
 ENDPOINTS = [
+    Endpoint(
+        "gateway of a workspace",
+        "GET",
+        lambda ctx: f"/gateway/{ctx.workspace.slug}/",
+        "viewer",
+        redirect=lambda ctx: f"/gateway/{ctx.workspace.slug}/models/",
+    ),
     Endpoint("gateway models page", "GET", lambda ctx: f"/gateway/{ctx.workspace.slug}/models/", "viewer"),
     Endpoint("gateway keys page", "GET", lambda ctx: f"/gateway/{ctx.workspace.slug}/keys/", "admin"),
     Endpoint(

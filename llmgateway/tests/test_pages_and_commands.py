@@ -16,12 +16,32 @@ REQUEST = {"model": "offline", "messages": [{"role": "user", "content": "hello"}
 
 
 def test_landing_page_lists_my_workspaces_only(client_for, member, workspace, other_workspace):
+    second = Workspace.objects.create(name="Second Team", slug="second", created_by=member)
+    second.memberships.create(user=member, role="viewer")
     response = client_for(member).get(reverse("llmgateway:home"))
     assert response.status_code == 200
-    assert b"Acme Research" in response.content and b"Globex Secret" not in response.content
+    assert b"Acme Research" in response.content and b"Second Team" in response.content
+    assert b"Globex Secret" not in response.content
     # Members see models but not the admin links.
     assert f"/gateway/{workspace.slug}/keys/".encode() not in response.content
     assert b"/v1/chat/completions" in response.content
+
+
+def test_landing_page_goes_straight_to_the_only_workspace(client_for, member, workspace, other_workspace):
+    response = client_for(member).get(reverse("llmgateway:home"))
+    assert response.status_code == 302 and response["Location"] == f"/gateway/{workspace.slug}/models/"
+
+
+def test_the_workspace_overview_links_to_the_gateway(client_for, viewer, workspace):
+    """The overview's "Model gateway" card leads to a page, not a 404."""
+    client = client_for(viewer)
+    overview = client.get(reverse("workspaces:detail", args=[workspace.slug])).content.decode()
+    gateway_link = f'href="/gateway/{workspace.slug}/"'
+    assert gateway_link in overview
+    response = client.get(f"/gateway/{workspace.slug}/", follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain == [(f"/gateway/{workspace.slug}/models/", 302)]
+    assert b"Use it from code" in response.content
 
 
 def test_landing_page_needs_sign_in(client):
@@ -164,3 +184,29 @@ def test_archived_workspace_in_python_api(workspace):
     with pytest.raises(gateway.GatewayError) as caught:
         gateway.complete(workspace, REQUEST)
     assert caught.value.status == 403
+
+
+def test_api_address_comes_from_the_request_behind_the_proxy(client_for, admin_user, workspace, settings):
+    settings.SITE_URL = ""
+    settings.ALLOWED_HOSTS = ["ai.example.com", "testserver"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.USE_X_FORWARDED_HOST = True
+    client = client_for(admin_user)
+    proxy = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "ai.example.com"}
+    models_page = client.get(reverse("llmgateway:models", args=[workspace.slug]), **proxy).content.decode()
+    assert "curl https://ai.example.com/v1/chat/completions" in models_page
+    assert "127.0.0.1:8000" not in models_page
+    created = client.post(
+        reverse("llmgateway:keys", args=[workspace.slug]), {"name": "ci", "scopes": ["completions"]}, **proxy
+    ).content.decode()
+    assert "Key “ci” created" in created
+    assert "against <code>https://ai.example.com/v1</code>" in created
+    # Without the proxy, the address the browser used.
+    direct = client.get(reverse("llmgateway:models", args=[workspace.slug])).content.decode()
+    assert "curl http://testserver/v1/chat/completions" in direct
+
+
+def test_api_address_from_site_url(client_for, viewer, workspace, settings):
+    settings.SITE_URL = "https://gateway.example.org"
+    page = client_for(viewer).get(reverse("llmgateway:models", args=[workspace.slug])).content.decode()
+    assert "curl https://gateway.example.org/v1/chat/completions" in page

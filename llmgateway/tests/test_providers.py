@@ -290,3 +290,41 @@ def test_offline_quotes_table_rows_one_at_a_time():
     text = offline.answer(messages)
     assert "Category: Hotel; Limit (EUR): 180 per night [1]." in text
     assert "Item 3" not in text
+
+
+class _CountingStream:
+    """A real connection that counts its writes."""
+
+    writes = 0
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, buffer, timeout=None):
+        type(self).writes += 1
+        return self._stream.write(buffer, timeout)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def test_a_request_leaves_in_one_write_and_is_answered(workspace, remote_model, upstream, monkeypatch):
+    import httpcore
+
+    from llmgateway.providers import http
+
+    real_connect = httpcore.SyncBackend.connect_tcp
+    monkeypatch.setattr(
+        httpcore.SyncBackend, "connect_tcp", lambda self, *a, **k: _CountingStream(real_connect(self, *a, **k))
+    )
+    monkeypatch.setattr(_CountingStream, "writes", 0)
+    http.reset()
+    try:
+        messages = [{"role": "user", "content": "x" * 5000}]  # a body larger than the request's head
+        result = gateway.complete(workspace, {"model": "remote", "messages": messages})
+        streamed = list(gateway.stream(workspace, {"model": "remote", "messages": messages + messages}))
+    finally:
+        http.reset()
+    assert result.text and streamed
+    assert _CountingStream.writes == 2  # one write for each request: its head and body together
+    assert upstream.calls == 2

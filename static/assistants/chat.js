@@ -1,6 +1,58 @@
 // Chat page: send a question, show the answer as it streams (server-sent
 // events over a POST), stop it, regenerate it. No inline script (CSP).
 (function () {
+  // Phones: the conversation list sits behind a button.
+  const toggle = document.querySelector("[data-toggle-conversations]");
+  const sidebar = document.getElementById("chat-sidebar");
+  if (toggle && sidebar) {
+    toggle.addEventListener("click", () => {
+      const open = sidebar.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
+  // [n] markers open the cited passage in the side panel; the chat stays where it was.
+  // On phones the link opens the passage in a new tab instead (its target="_blank").
+  const panel = document.getElementById("citation-panel");
+  const wide = window.matchMedia("(min-width: 901px)");
+  if (!panel) return;
+  const body = panel.querySelector(".citation-body");
+  let opener = null;
+
+  function closePanel() {
+    panel.hidden = true;
+    body.textContent = "";
+    if (opener) opener.focus({ preventScroll: true });
+    opener = null;
+  }
+
+  document.addEventListener("click", async (event) => {
+    const link = event.target.closest("a.cite");
+    if (link && wide.matches && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
+      event.preventDefault();
+      opener = link;
+      panel.hidden = false;
+      body.setAttribute("aria-busy", "true");
+      try {
+        const response = await fetch(link.href, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
+        body.innerHTML = response.ok ? await response.text() : "<p>The passage could not be loaded.</p>";
+      } catch (error) {
+        body.textContent = "The passage could not be loaded.";
+      }
+      body.removeAttribute("aria-busy");
+      panel.focus({ preventScroll: true });
+      const mark = body.querySelector("mark");
+      if (mark) mark.scrollIntoView({ block: "center", inline: "nearest" });
+      return;
+    }
+    if (event.target.closest("[data-close-citation]")) closePanel();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !panel.hidden) closePanel();
+  });
+})();
+
+(function () {
   const form = document.getElementById("ask-form");
   const list = document.getElementById("messages");
   if (!form || !list) return;
@@ -9,6 +61,22 @@
   const stopButton = form.querySelector("[data-stop]");
   const errorBox = form.querySelector(".ask-error");
   let controller = null;
+
+  // The view follows a streamed answer while the reader is at the bottom; scrolling up stops that.
+  function atBottom() {
+    const root = document.documentElement;
+    return window.innerHeight + window.scrollY >= root.scrollHeight - 48;
+  }
+
+  function toBottom() {
+    window.scrollTo(0, document.documentElement.scrollHeight);
+  }
+
+  // Opening a conversation shows its latest message (a link to one message keeps its place).
+  if (list.querySelector(".msg") && !window.location.hash) {
+    if ("scrollRestoration" in history) history.scrollRestoration = "manual";
+    toBottom();
+  }
 
   function csrfToken() {
     return form.querySelector("input[name=csrfmiddlewaretoken]").value;
@@ -50,6 +118,11 @@
     const answer = document.createElement("div");
     answer.className = "answer streaming";
     answer.setAttribute("aria-busy", "true");
+    // Replaced by the first words of the answer.
+    const waiting = document.createElement("span");
+    waiting.className = "thinking";
+    waiting.textContent = "Thinking…";
+    answer.appendChild(waiting);
     bubble.appendChild(answer);
     wrap.appendChild(bubble);
     list.appendChild(wrap);
@@ -134,13 +207,16 @@
             history.replaceState(null, "", data.url);
             addToSidebar(data);
           } else if (event === "delta") {
+            const follow = atBottom();
             text += data;
             answer.textContent = text;
-            pending.scrollIntoView({ block: "end" });
+            if (follow) toBottom();
           } else if (event === "done") {
             finished = true;
+            const follow = atBottom();
             const node = element(data.html);
             pending.replaceWith(node);
+            if (follow) toBottom();
             // Let htmx wire up the feedback buttons of the new message.
             if (window.htmx) window.htmx.process(node);
           } else if (event === "error") {
@@ -154,7 +230,9 @@
               note.textContent = "interrupted: " + data;
               answer.after(note);
             } else {
-              pending.remove();
+              // A failed regeneration: the server shows the earlier version again, and so does the page.
+              if (pending.dataset.regenerate) restore();
+              else pending.remove();
               showError(data);
             }
           }
@@ -197,15 +275,34 @@
     const bubble = addUserBubble(question);
     const typed = textarea.value;
     textarea.value = "";
+    count();
     const pending = addPendingAnswer();
+    toBottom();
     ask(body, pending, () => {
       // Nothing the user typed is lost: the question goes back into the box.
       bubble.remove();
       pending.remove();
       if (!textarea.value) textarea.value = typed;
+      count();
       textarea.focus();
     });
   });
+
+  // A counter that appears near the limit (from 80 %) and turns red past it; the server still decides.
+  const counter = form.querySelector(".char-count");
+  const maxChars = parseInt(textarea.dataset.maxChars || "0", 10);
+  function count() {
+    if (!counter || !maxChars) return;
+    const used = textarea.value.trim().length;
+    counter.hidden = used < maxChars * 0.8;
+    counter.classList.toggle("over", used > maxChars);
+    counter.textContent =
+      used > maxChars
+        ? (used - maxChars).toLocaleString() + " characters over the limit of " + maxChars.toLocaleString()
+        : used.toLocaleString() + " / " + maxChars.toLocaleString();
+  }
+  textarea.addEventListener("input", count);
+  count();
 
   textarea.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {
@@ -218,14 +315,27 @@
     if (controller) controller.abort();
   });
 
+  // A suggested question on an empty chat: ask it.
+  list.addEventListener("click", (event) => {
+    const starter = event.target.closest("[data-starter]");
+    if (!starter || controller) return;
+    textarea.value = starter.dataset.starter;
+    count();
+    form.requestSubmit();
+  });
+
   list.addEventListener("click", (event) => {
     const button = event.target.closest("[data-regenerate]");
     if (!button || controller) return;
+    // Redo this answer, for its own question and the history before it; the server keeps
+    // the earlier version and the new one comes back with its ‹ n/m › switcher.
     const message = button.closest(".msg-assistant");
     const body = new FormData(form);
     body.set("regenerate", "1");
     body.set("question", "");
+    if (message.dataset.message) body.set("answer", message.dataset.message);
     const pending = addPendingAnswer();
+    pending.dataset.regenerate = "1";
     message.replaceWith(pending);
     ask(body, pending, () => pending.replaceWith(message));
   });

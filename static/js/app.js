@@ -18,3 +18,11 @@ document.addEventListener("click", (event) => {
     button.textContent = "Copied";
   }
 });
+// The site menu on small screens: the menu button opens and closes it.
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest("[data-menu-toggle]");
+  if (!toggle) return;
+  const header = toggle.closest("[data-site-header]");
+  const open = header.classList.toggle("menu-open");
+  toggle.setAttribute("aria-expanded", open ? "true" : "false");
+});

@@ -1,38 +1,28 @@
 from django import template
-from django.urls import NoReverseMatch, reverse
 
-from workspaces import permissions
+from workspaces import navigation, permissions
 
 register = template.Library()
 
-# (key, label, url names to try in order, least action to show the tab)
-TABS = [
-    ("overview", "Overview", ["workspaces:detail"], "view"),
-    ("documents", "Documents", ["documents:list"], "view"),
-    ("search", "Search", ["documents:search"], "search"),
-    ("assistants", "Assistants", ["assistants:list"], "view"),
-    ("members", "Members", ["workspaces:members"], "view"),
-    ("gateway", "API & cache", ["llmgateway:workspace", "llmgateway:keys"], "manage_keys"),
-    ("settings", "Settings", ["workspaces:settings"], "manage_settings"),
-]
+
+@register.simple_tag(takes_context=True)
+def workspace_nav(context, workspace):
+    """The workspace layout's tab bar: {"tabs", "subtabs", "current", "role"} for the signed-in user."""
+    request = context["request"]
+    match = getattr(request, "resolver_match", None)
+    tabs, subtabs = navigation.tabs_for(request.user, workspace, match.view_name if match else "")
+    current = next((link for link in tabs if link.current), None)
+    return {"tabs": tabs, "subtabs": subtabs, "current": current, "role": permissions.role_in(request.user, workspace)}
 
 
-@register.inclusion_tag("workspaces/_tabs.html", takes_context=True)
-def workspace_tabs(context, workspace, active=""):
-    """The tab bar shown on every page of a workspace, in whichever app."""
-    user = context["request"].user
-    tabs = []
-    for key, label, names, action in TABS:
-        if not permissions.can(user, action, workspace):
-            continue
-        for name in names:
-            try:
-                url = reverse(name, args=[workspace.slug])
-            except NoReverseMatch:
-                continue
-            tabs.append({"key": key, "label": label, "url": url, "active": key == active})
-            break
-    return {"workspace": workspace, "tabs": tabs, "role": permissions.role_in(user, workspace)}
+@register.simple_tag(takes_context=True)
+def workspace_search_url(context):
+    """The header's search box: the current workspace's document search, if the page is inside one."""
+    request = context.get("request")
+    workspace = context.get("workspace")
+    if request is None or workspace is None or not request.user.is_authenticated:
+        return ""
+    return navigation.search_url(request.user, workspace)
 
 
 @register.filter

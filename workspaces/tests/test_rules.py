@@ -167,8 +167,9 @@ def test_list_page_counts_in_constant_queries(client_for, member, django_assert_
     assert count_queries() == few
 
 
-def test_list_page_query_budget(client_for, member, workspace, django_assert_num_queries):
+def test_list_page_query_budget(client_for, member, workspace, django_assert_num_queries, settings):
     client = client_for(member)
+    settings.PAGE_CACHE_SECONDS = 0
     client.get(reverse("workspaces:list"))
     # user, the workspace ids, the workspaces with counts, pending invitations
     # (the session comes from the cache)
@@ -176,6 +177,12 @@ def test_list_page_query_budget(client_for, member, workspace, django_assert_num
         response = client.get(reverse("workspaces:list"))
     assert b"Acme Research" in response.content
     assert b"4 members" in response.content
+    # With the page data cached (corporate.pagecache): user, the workspace ids.
+    settings.PAGE_CACHE_SECONDS = 300
+    client.get(reverse("workspaces:list"))
+    with django_assert_num_queries(2):
+        response = client.get(reverse("workspaces:list"))
+    assert b"Acme Research" in response.content and b"4 members" in response.content
 
 
 def test_members_page_constant_queries(client_for, admin_user, workspace, make_user):

@@ -126,7 +126,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if not reused or not self.settings_dict["CONN_HEALTH_CHECKS"] or self._alive(conn):
                 break
             log.info("dropping a pooled database connection that no longer answers")
-            pool.release(conn, reusable=False)
+            pool.release(conn, reusable=False, broken=True)
         if reused:
             # What Django's get_new_connection sets for a fresh connection.
             self.isolation_level = IsolationLevel(

@@ -37,12 +37,20 @@ class ConnectionPool:
         self._slots = semaphore_factory(size)
         self._idle = []  # (connection, opened_at); the most recently used last
         self._opened_at = {}  # id(connection) -> monotonic time it was opened, for busy ones
-        self.opened_total = 0
         self._last_collect = 0.0
+        # Statistics (stats()): plain integers, updated by the one event loop of the worker.
+        self.waiting = 0  # requests waiting for a connection now
+        self.waits_total = 0  # requests that had to wait
+        self.wait_seconds_total = 0.0
+        self.timeouts_total = 0
+        self.opened_total = 0
+        self.closed_total = 0
+        self.broken_total = 0  # found dead (closed, or failing the health check) and dropped
 
     def acquire(self, connect):
         """A connection and whether it was reused; `connect()` opens a new one."""
         if not self._wait_for_slot():
+            self.timeouts_total += 1
             raise PoolTimeout(
                 f"all {self.size} database connections of this worker stayed busy for {self.timeout:g} s "
                 "(raise DB_POOL_SIZE, or keep long waits such as model calls outside database work)"
@@ -51,7 +59,8 @@ class ConnectionPool:
             while self._idle:
                 conn, opened_at = self._idle.pop()
                 if conn.closed or self._expired(opened_at):
-                    _close_quietly(conn)
+                    self.broken_total += conn.closed != 0
+                    self._close(conn)
                     continue
                 self._opened_at[id(conn)] = opened_at
                 return conn, True
@@ -64,7 +73,18 @@ class ConnectionPool:
         return conn, False
 
     def _wait_for_slot(self):
-        deadline = time.monotonic() + self.timeout
+        if self._slots.acquire(blocking=False):
+            return True
+        started = time.monotonic()
+        self.waits_total += 1
+        self.waiting += 1
+        try:
+            return self._wait_until(started + self.timeout)
+        finally:
+            self.waiting -= 1
+            self.wait_seconds_total += time.monotonic() - started
+
+    def _wait_until(self, deadline):
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -80,8 +100,11 @@ class ConnectionPool:
                 self._last_collect = now
                 gc.collect()
 
-    def release(self, conn, reusable=True):
-        """Give back a connection from acquire(); a reusable one waits idle for the next request."""
+    def release(self, conn, reusable=True, broken=False):
+        """Give back a connection from acquire(); a reusable one waits idle for the next request.
+
+        broken: the connection was found dead (it failed its health check).
+        """
         opened_at = self._opened_at.pop(id(conn), None)
         if opened_at is None:
             return  # not ours, or already given back
@@ -89,17 +112,34 @@ class ConnectionPool:
             if reusable and not conn.closed and not self._expired(opened_at):
                 self._idle.append((conn, opened_at))
             else:
-                _close_quietly(conn)
+                self.broken_total += bool(broken or conn.closed)
+                self._close(conn)
         finally:
             self._slots.release()
 
     def close_idle(self):
         while self._idle:
             conn, _ = self._idle.pop()
-            _close_quietly(conn)
+            self._close(conn)
+
+    def _close(self, conn):
+        self.closed_total += 1
+        _close_quietly(conn)
 
     def stats(self):
-        return {"size": self.size, "busy": len(self._opened_at), "idle": len(self._idle), "opened": self.opened_total}
+        """The pool's state and counts since the worker started (the System page, /metrics, dbstats)."""
+        return {
+            "size": self.size,
+            "in_use": len(self._opened_at),
+            "idle": len(self._idle),
+            "waiting": self.waiting,
+            "waits": self.waits_total,
+            "wait_seconds": round(self.wait_seconds_total, 6),
+            "timeouts": self.timeouts_total,
+            "opened": self.opened_total,
+            "closed": self.closed_total,
+            "broken": self.broken_total,
+        }
 
     def _expired(self, opened_at):
         return self.max_age is not None and time.monotonic() - opened_at >= self.max_age

@@ -1,0 +1,349 @@
+"""The chat page in a real browser: versions, waiting, phones, citations, scrolling, the conversation list."""
+
+import pytest
+
+from corporate.tests.browser import screenshot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+VACATION = "How many vacation days do I get?"
+VPN = "What is the VPN gateway?"
+
+
+def open_chat(browser, live_server, user, assistant, viewport=None):
+    page = browser.new_page()
+    if viewport:
+        page.set_viewport_size(viewport)
+    sign_in(page, live_server.url, user.email, "correct horse battery")
+    page.wait_for_selector("text=Welcome")
+    page.goto(f"{live_server.url}/assistants/acme/{assistant.pk}/")
+    page.wait_for_load_state("load")
+    return page
+
+
+def ask(page, question):
+    before = page.locator(".msg-assistant:not(.pending)").count()
+    page.fill("textarea[name=question]", question)
+    page.click("button[data-send]")
+    page.locator(".msg-assistant:not(.pending)").nth(before).wait_for()
+    page.wait_for_selector("button[data-send]:not([disabled])")
+
+
+def test_regenerate_an_earlier_answer_and_switch_versions(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant)
+    ask(page, VACATION)
+    ask(page, VPN)
+    first = page.locator(".msg-assistant").first
+    first.locator("[data-regenerate]").click()
+    page.wait_for_selector(".msg-assistant .version-label")
+    page.wait_for_selector("button[data-send]:not([disabled])")
+
+    def transcript():
+        return [el.inner_text() for el in page.query_selector_all("#messages > .msg")]
+
+    shown = transcript()
+    assert len(shown) == 4
+    # The new answer is still the first question's, under it; the second question keeps its own answer.
+    assert VACATION in shown[0] and "27 vacation days" in shown[1] and "2/2" in shown[1]
+    assert VPN in shown[2] and "vpn" in shown[3].lower() and "2/2" not in shown[3]
+    screenshot(page, "chat-versions.png")
+
+    page.reload()
+    page.wait_for_load_state("load")
+    assert transcript() == shown
+
+    # ‹ shows the first version, and the choice survives a reload.
+    page.locator(".msg-assistant").first.locator("[aria-label='Previous version']").click()
+    page.wait_for_selector(".msg-assistant >> nth=0 >> .version-label:text('1/2')")
+    page.reload()
+    page.wait_for_load_state("load")
+    assert page.locator(".msg-assistant").first.locator(".version-label").inner_text() == "1/2"
+    assert page.locator("#messages > .msg").count() == 4
+
+    # Regenerating the latest answer replaces it (as version 2), with no duplicate at the bottom.
+    page.locator(".msg-assistant").nth(1).locator("[data-regenerate]").click()
+    page.wait_for_selector(".msg-assistant >> nth=1 >> .version-label:text('2/2')")
+    page.reload()
+    page.wait_for_load_state("load")
+    assert page.locator("#messages > .msg").count() == 4
+    page.close()
+
+
+def test_thinking_is_one_line_while_waiting(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant)
+    held = []
+    # Hold the question's request: the page waits for the first words as long as we like.
+    page.route("**/ask/", lambda route: held.append(route))
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    waiting = page.wait_for_selector(".msg-assistant.pending .answer")
+    page.wait_for_function(
+        "() => document.querySelector('.msg-assistant.pending .answer').innerText.includes('Thinking')"
+    )
+    box = page.evaluate(
+        """() => {
+            const answer = document.querySelector('.msg-assistant.pending .answer');
+            const thinking = answer.querySelector('.thinking');
+            const style = getComputedStyle(thinking);
+            const rect = thinking.getBoundingClientRect();
+            return {height: rect.height, width: rect.width, fontSize: parseFloat(style.fontSize),
+                    line: parseFloat(style.lineHeight), answerHeight: answer.getBoundingClientRect().height};
+        }"""
+    )
+    assert "Thinking…" in waiting.inner_text()
+    # One line of words side by side: no taller than a line, wider than several letters.
+    assert box["height"] <= box["line"] * 1.2, box
+    assert box["width"] >= box["fontSize"] * 4, box
+    assert box["answerHeight"] <= box["line"] * 1.5, box
+    screenshot(page, "chat-thinking.png")
+    for route in held:
+        route.abort()
+    page.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def overflow(page, selector="html"):
+    """Elements under `selector` that reach past the right edge of the viewport."""
+    return page.evaluate(
+        """(selector) => {
+            const wide = [];
+            document.querySelectorAll(selector + ' *').forEach((el) => {
+                const r = el.getBoundingClientRect();
+                if (r.width && r.right > window.innerWidth + 1) wide.push(el.tagName + '.' + el.className + ' ' + Math.round(r.right));
+            });
+            return wide.slice(0, 10);
+        }""",
+        selector,
+    )
+
+
+def test_chat_on_a_phone(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant, viewport=PHONE)
+    ask(page, VACATION)
+    ask(page, VPN)
+    ask(page, "Are meals reimbursed when travelling?")
+    # The site header is the layout's own concern; the chat must add no horizontal scroll of its own.
+    page.evaluate("document.querySelector('.site-header').style.display = 'none'")
+    assert overflow(page, "main") == []
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+
+    # The conversation list waits behind a button.
+    toggle = page.locator("[data-toggle-conversations]")
+    assert toggle.is_visible() and toggle.get_attribute("aria-expanded") == "false"
+    assert not page.locator(".conversation-list").is_visible()
+    screenshot(page, "chat-phone.png")
+
+    # Scrolled to the end, nothing of the sidebar covers a message.
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    covered = page.evaluate(
+        """() => {
+            const side = document.querySelector('.chat-sidebar').getBoundingClientRect();
+            return Array.from(document.querySelectorAll('#messages .msg')).filter((m) => {
+                const r = m.getBoundingClientRect();
+                return r.bottom > 0 && r.top < innerHeight && r.top < side.bottom && r.bottom > side.top;
+            }).length;
+        }"""
+    )
+    assert covered == 0
+
+    page.evaluate("window.scrollTo(0, 0)")
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    assert page.locator(".conversation-list a").first.is_visible()
+    assert overflow(page, "main") == []
+    screenshot(page, "chat-phone-conversations.png")
+    page.close()
+
+
+def test_citation_markers_open_the_passage_beside_the_chat(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant)
+    for question in (VACATION, VPN, "Are meals reimbursed when travelling?", VACATION + " Really?"):
+        ask(page, question)
+    url = page.url
+    page.evaluate("window.scrollTo(0, 200)")
+    before = page.evaluate("window.scrollY")
+    marker = page.locator(".msg-assistant").first.locator("a.cite").first
+    marker.click()
+    panel = page.wait_for_selector("#citation-panel:not([hidden]) .passage-text mark")
+    assert "27 vacation days" in panel.inner_text()
+    # The chat stayed where it was.
+    assert page.url == url
+    assert page.evaluate("window.scrollY") == before
+    box = page.locator("#citation-panel").bounding_box()
+    assert box["x"] > 600 and box["height"] >= 700
+    screenshot(page, "chat-citation-panel.png")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#citation-panel", state="hidden")
+    page.close()
+
+
+def test_citation_markers_open_a_new_tab_on_a_phone(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant, viewport=PHONE)
+    ask(page, VACATION)
+    url = page.url
+    with browser.expect_page() as opened:
+        page.locator("a.cite").first.click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert "/sources/1/" in tab.url
+    assert "27 vacation days" in tab.locator(".passage-text mark").first.inner_text()
+    assert page.url == url
+    tab.set_viewport_size(PHONE)
+    screenshot(tab, "citation-phone.png")
+    tab.close()
+    page.close()
+
+
+def long_conversation(member, assistant, turns=15):
+    from assistants.models import Conversation, Message
+
+    conversation = Conversation.objects.create(assistant=assistant, user=member, title="Long")
+    for i in range(turns):
+        q = Message.objects.create(conversation=conversation, role="user", content=f"Question {i}?")
+        Message.objects.create(
+            conversation=conversation, role="assistant", question=q, content=f"Answer {i}.\n\n" + "Some text. " * 40
+        )
+    return conversation
+
+
+AT_BOTTOM = "() => innerHeight + scrollY >= document.documentElement.scrollHeight - 48"
+ABOVE_BOTTOM = "() => innerHeight + scrollY < document.documentElement.scrollHeight - 48"
+
+
+def test_opening_a_conversation_shows_the_latest_message(browser, live_server, member, assistant):
+    conversation = long_conversation(member, assistant)
+    page = open_chat(browser, live_server, member, assistant)
+    page.goto(live_server.url + conversation.get_absolute_url())
+    page.wait_for_load_state("load")
+    page.wait_for_function(AT_BOTTOM)
+    assert page.locator(".msg-assistant").last.is_visible()
+    assert page.evaluate("scrollY") > 1000
+    page.close()
+
+
+def test_streamed_answer_keeps_the_view_at_the_bottom_unless_scrolled_up(browser, live_server, member, assistant):
+    from llmgateway.models import ModelConfig
+    from llmgateway.tests.fake_openai import FakeOpenAI
+
+    upstream = FakeOpenAI(chunk_delay=0.03).start()
+    try:
+        ModelConfig.objects.create(
+            name="slow", provider="openai-compatible", base_url=upstream.base_url, upstream_model="s", max_retries=0
+        )
+        assistant.model_name = "slow"
+        assistant.save()
+        conversation = long_conversation(member, assistant)
+        page = open_chat(browser, live_server, member, assistant)
+        page.goto(live_server.url + conversation.get_absolute_url())
+        page.wait_for_load_state("load")
+        page.wait_for_function(AT_BOTTOM)
+
+        # Following: the answer grows and the view stays at its end.
+        page.fill("textarea[name=question]", "Tell me everything about vacation days. " * 8)
+        page.click("button[data-send]")
+        page.wait_for_function("() => document.querySelector('.pending .answer').innerText.length > 300")
+        assert page.evaluate(AT_BOTTOM)
+        page.wait_for_selector("button[data-send]:not([disabled])", timeout=30000)
+        assert page.evaluate(AT_BOTTOM)
+
+        # Scrolled up while it streams: the view stays where the reader put it.
+        page.fill("textarea[name=question]", "And what about the expenses for meals? " * 8)
+        page.click("button[data-send]")
+        page.wait_for_function("() => document.querySelector('.pending .answer').innerText.length > 100")
+        page.mouse.wheel(0, -600)
+        page.wait_for_function(ABOVE_BOTTOM)
+        where = page.evaluate("scrollY")
+        page.wait_for_selector("button[data-send]:not([disabled])", timeout=30000)
+        assert abs(page.evaluate("scrollY") - where) < 5
+        assert not page.evaluate(AT_BOTTOM)
+        page.close()
+    finally:
+        upstream.stop()
+
+
+def test_counter_near_the_limit_and_a_refused_question_stays(browser, live_server, member, assistant):
+    from assistants.models import MAX_QUESTION_CHARS
+
+    page = open_chat(browser, live_server, member, assistant)
+    counter = page.locator(".char-count")
+    page.fill("textarea[name=question]", "Short question?")
+    assert not counter.is_visible()
+    page.fill("textarea[name=question]", "x" * int(MAX_QUESTION_CHARS * 0.9))
+    assert counter.is_visible()
+    assert counter.inner_text() == f"{int(MAX_QUESTION_CHARS * 0.9):,} / {MAX_QUESTION_CHARS:,}"
+    too_long = "Why? " * (MAX_QUESTION_CHARS // 5 + 10)
+    page.fill("textarea[name=question]", too_long)
+    assert "over the limit" in counter.inner_text()
+    assert "over" in counter.get_attribute("class")
+    screenshot(page, "chat-counter.png")
+    # The server refuses it: the reason shows, the text stays.
+    page.click("button[data-send]")
+    error = page.wait_for_selector(".ask-error:not([hidden])")
+    assert "too long" in error.inner_text() and str(MAX_QUESTION_CHARS) in error.inner_text()
+    assert page.input_value("textarea[name=question]") == too_long
+    assert counter.is_visible()
+
+    # A refusal the page cannot foresee (the assistant was archived meanwhile) also keeps the text.
+    assistant.archived = True
+    assistant.save()
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    page.wait_for_function("() => document.querySelector('.ask-error').innerText.includes('archived')")
+    assert page.input_value("textarea[name=question]") == VACATION
+    assert page.locator(".msg-user").count() == 0
+    page.close()
+
+
+def test_conversation_list_rename_pin_search_export_delete(browser, live_server, member, assistant):
+    from assistants.models import Conversation
+
+    long_conversation(member, assistant, turns=2)
+    page = open_chat(browser, live_server, member, assistant)
+    ask(page, VACATION)
+    page.reload()
+    page.click(".conversation-actions >> text=Rename")
+    page.fill("input[name=title]", "My vacation")
+    page.click("button[type=submit]:text('Save')")
+    page.wait_for_selector(".conversation-name:text('My vacation')")
+    page.click(".conversation-actions >> text=Pin")
+    page.wait_for_selector(".conversation-list .conversation-group:text('Pinned')")
+    assert page.locator(".conversation-list a").first.inner_text().startswith("My vacation")
+    with page.expect_download() as download:
+        page.click(".conversation-actions >> text=Export Markdown")
+    assert download.value.suggested_filename == "my-vacation.md"
+    screenshot(page, "chat-conversations.png")
+    page.set_viewport_size(PHONE)
+    page.click("[data-toggle-conversations]")
+    screenshot(page, "chat-conversations-phone.png")
+    page.set_viewport_size({"width": 1280, "height": 860})
+
+    page.fill("input[name=q]", "vacation")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_selector(".conversation-list >> text=1 found")
+
+    page.click(".conversation-list a:has-text('My vacation')")
+    page.click(".conversation-actions >> text=Delete")
+    page.wait_for_selector("text=Delete “My vacation”?")
+    screenshot(page, "chat-delete-confirm.png")
+    page.click("button:text('Delete conversation')")
+    page.wait_for_selector("text=Conversation deleted.")
+    assert list(Conversation.objects.values_list("title", flat=True)) == ["Long"]
+    page.close()
+
+
+def test_starter_question_is_asked_on_click(browser, live_server, member, assistant):
+    assistant.starter_questions = [VACATION, VPN]
+    assistant.save()
+    page = open_chat(browser, live_server, member, assistant)
+    screenshot(page, "chat-starters.png")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "chat-starters-phone.png")
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.click(f"button.starter:text('{VACATION}')")
+    answer = page.wait_for_selector(".msg-assistant:not(.pending) .answer")
+    assert "27 vacation days" in answer.inner_text()
+    assert page.locator(".msg-user").inner_text() == VACATION
+    assert page.locator(".starter").count() == 0
+    page.close()
