@@ -93,9 +93,44 @@ def _normalise(vectors):
     return vectors / norms
 
 
-def embed_locally(texts):
-    """Unit vectors from the built-in local model (a text with no known word gets a zero vector)."""
-    return _normalise(local_model().embed(list(texts), norm=False, batch_size=64))
+_pooling = None
+
+
+def _local_pooling():
+    """(tokenizer without padding, float32 token vectors) of the local model, made once per process."""
+    global _pooling
+    if _pooling is None:
+        import numpy as np
+        from tokenizers import Tokenizer
+
+        model = local_model()
+        tokenizer = Tokenizer.from_str(model.tokenizer.to_str())
+        tokenizer.no_padding()
+        _pooling = tokenizer, np.ascontiguousarray(model.embedding, dtype=np.float32)
+    return _pooling
+
+
+def embed_locally(texts, batch_size=256):
+    """Unit vectors from the built-in local model: the mean of the texts' token vectors.
+
+    The same vectors as the wordllama package's own `embed`, without padding every text of
+    a batch to the longest one (a static model needs no padding): several times faster on
+    long passages. A text with no known word gets a zero vector.
+    """
+    import numpy as np
+
+    tokenizer, table = _local_pooling()
+    texts = list(texts)
+    out = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
+    last = table.shape[0] - 1
+    for start in range(0, len(texts), batch_size):
+        encoded = tokenizer.encode_batch(texts[start : start + batch_size], add_special_tokens=False)
+        for offset, item in enumerate(encoded):
+            if item.ids:
+                # One text's token vectors at a time: small enough to stay in the processor's cache.
+                ids = np.clip(np.asarray(item.ids, dtype=np.int64), 0, last)
+                out[start + offset] = table[ids].mean(axis=0)
+    return _normalise(out)
 
 
 def estimate_tokens(texts):
