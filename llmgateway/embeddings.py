@@ -110,12 +110,29 @@ def _local_pooling():
     return _pooling
 
 
+# Token ids of each word seen, so a passage costs dictionary look-ups rather than a tokenizer run.
+_word_ids = {}
+WORD_CACHE_LIMIT = 200_000
+
+
+def _token_ids(tokenizer, words):
+    """Token ids of each word (whitespace-separated, as the model's tokenizer sees it), memoised."""
+    missing = [w for w in dict.fromkeys(words) if w not in _word_ids]
+    if missing:
+        if len(_word_ids) + len(missing) > WORD_CACHE_LIMIT:
+            _word_ids.clear()
+        for word, item in zip(missing, tokenizer.encode_batch(missing, add_special_tokens=False), strict=True):
+            _word_ids[word] = item.ids
+    return _word_ids
+
+
 def embed_locally(texts, batch_size=256):
     """Unit vectors from the built-in local model: the mean of the texts' token vectors.
 
-    The same vectors as the wordllama package's own `embed`, without padding every text of
-    a batch to the longest one (a static model needs no padding): several times faster on
-    long passages. A text with no known word gets a zero vector.
+    A static model has no context: a text's vector is the mean of its tokens' vectors, and
+    tokens never span white space, so each distinct word is tokenized once and remembered
+    (several times faster than tokenizing every passage whole). A text with no known word
+    gets a zero vector.
     """
     import numpy as np
 
@@ -124,12 +141,13 @@ def embed_locally(texts, batch_size=256):
     out = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
     last = table.shape[0] - 1
     for start in range(0, len(texts), batch_size):
-        encoded = tokenizer.encode_batch(texts[start : start + batch_size], add_special_tokens=False)
-        for offset, item in enumerate(encoded):
-            if item.ids:
+        batch = [text.split() for text in texts[start : start + batch_size]]
+        known = _token_ids(tokenizer, [word for words in batch for word in words])
+        for offset, words in enumerate(batch):
+            ids = [i for word in words for i in known.get(word) or _token_ids(tokenizer, [word])[word]]
+            if ids:
                 # One text's token vectors at a time: small enough to stay in the processor's cache.
-                ids = np.clip(np.asarray(item.ids, dtype=np.int64), 0, last)
-                out[start + offset] = table[ids].mean(axis=0)
+                out[start + offset] = table[np.clip(np.asarray(ids, dtype=np.int64), 0, last)].mean(axis=0)
     return _normalise(out)
 
 
