@@ -159,6 +159,9 @@ RRF_K = 60
 # Each ranking contributes this many candidates per wanted result (at least HYBRID_MIN_CANDIDATES).
 HYBRID_DEPTH = 4
 HYBRID_MIN_CANDIDATES = 20
+# A passage found by meaning alone must be at least this similar to the question (cosine):
+# the nearest passages of a small collection are often about something else entirely.
+MIN_SIMILARITY = 0.25
 
 
 def fuse(*rankings, limit):
@@ -190,7 +193,11 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
         else:
             rows = _sqlite(workspace_ids_, query, document_ids, depth)
     if hybrid:
-        near = vectors.nearest(workspace_ids_, vector, vector_model, document_ids, depth)
+        near = [
+            row
+            for row in vectors.nearest(workspace_ids_, vector, vector_model, document_ids, depth)
+            if 1.0 - float(row[6]) >= MIN_SIMILARITY
+        ]
         snippets = {row[0]: row[7] for row in rows}
         rows = [
             (*row[:6], score, snippets.get(row[0]) or _plain_snippet(row[5]))

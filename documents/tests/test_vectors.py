@@ -193,6 +193,14 @@ def test_hybrid_search_costs_three_queries(ingest, workspace, django_assert_num_
     # the ranked passages by words; the nearest passages by meaning; their documents with workspaces
     with django_assert_num_queries(3):
         results = search_workspace(
-            workspace, "often or sabbatical", limit=2, vector=question.vectors[0], vector_model=question.model
+            workspace, "often or sabbatical or laptop", limit=2, vector=question.vectors[0], vector_model=question.model
         )
         assert [r.document.workspace.slug for r in results] == ["acme", "acme"]
+
+
+def test_a_passage_about_something_else_is_not_brought_in_by_meaning(ingest, workspace):
+    needs_vectors()
+    ingest("benefits.md", HANDBOOK)
+    question = embed(["Which VPN gateway do I use?"])
+    results = search_workspace(workspace, "", limit=5, vector=question.vectors[0], vector_model=question.model)
+    assert results == []  # nothing in the handbook is close in meaning; nothing is returned to quote
