@@ -22,6 +22,7 @@ history is one query of the last few messages, retrieval one search plus
 one query for the documents, and the writes are fixed.
 """
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from assistants.models import (
 from documents.search import search_workspace
 from llmgateway import gateway
 
+log = logging.getLogger(__name__)
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]+")
 _CITED = re.compile(r"\[(\d{1,2})\]")
 STOPWORDS = frozenset(
@@ -158,13 +160,34 @@ def document_ids(assistant):
     return list(assistant.documents.filter(workspace_id=assistant.workspace_id).values_list("pk", flat=True))
 
 
+def question_vector(question):
+    """(vector, model) of the question for search by meaning, or (None, "") where there is none."""
+    from documents import vectors
+    from llmgateway.embeddings import EmbeddingError, embed
+
+    if not vectors.state().available:
+        return None, ""
+    try:
+        embedded = embed([question])
+    except EmbeddingError as exc:  # the question is still answered, from the words it shares
+        log.warning("question embedding failed: %s", exc.message)
+        return None, ""
+    return embedded.vectors[0], embedded.model
+
+
 def retrieve(assistant, question, ids=...):
     if ids is ...:
         ids = document_ids(assistant)
     if ids == []:
         return []
+    vector, model = question_vector(question)
     return search_workspace(
-        assistant.workspace_id, retrieval_query(question), document_ids=ids, limit=assistant.passages
+        assistant.workspace_id,
+        retrieval_query(question),
+        document_ids=ids,
+        limit=assistant.passages,
+        vector=vector,
+        vector_model=model,
     )
 
 
@@ -235,6 +258,8 @@ def _says_no_answer(answer):
         or "do not answer" in lowered
         or "no passage" in lowered
         or "none of the" in lowered
+        or "couldn't find" in lowered
+        or "could not find" in lowered
     )
 
 

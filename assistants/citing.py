@@ -16,8 +16,9 @@ _MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
 _HTML_TAG = re.compile(r"<[^>]+>")
 # "a quotation" [n]   (possibly with other markers between: "…" [1][2])
 _QUOTED = re.compile(r"[\"“]([^\"”]{12,}?)[\"”]\s*((?:\[\d{1,2}\]\s*)+)")
-# A sentence that ends in [n] (or has [n] just before its full stop).
-_SENTENCE = re.compile(r"([^.!?\n\[\]\"“”]{12,})((?:\s*\[\d{1,2}\])+)")
+# A run of markers, "[1]" or "[1][2]", and where one sentence ends and the next begins.
+_MARKERS_RUN = re.compile(r"(?:\s*\[\d{1,2}\])+")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def link_markers(html, links):
@@ -62,9 +63,16 @@ def quoted_parts(answer, n):
             parts.append(match.group(1))
     if parts:
         return parts
-    for match in _SENTENCE.finditer(answer):
-        if n in {int(x) for x in _MARKER.findall(match.group(2))}:
-            parts.append(match.group(1).strip(" ,;:-*_"))
+    # Plain sentences: everything since the previous marker cites n (an answer cites a passage once,
+    # after the last of the sentences it took from it).
+    previous = 0
+    for match in _MARKERS_RUN.finditer(answer):
+        if n in {int(x) for x in _MARKER.findall(match.group(0))}:
+            for sentence in _SENTENCE_SPLIT.split(answer[previous : match.start()]):
+                sentence = sentence.strip(' ,;:-*_"“”\n')
+                if len(sentence) >= 12:
+                    parts.append(sentence)
+        previous = match.end()
     return parts
 
 

@@ -7,7 +7,7 @@ The structure is fixed and tested:
    instructions;
 2. earlier turns of the conversation, newest kept first, within a token
    budget;
-3. the user message: the passages, each inside `<passage id=… source=…>`
+3. the user message: what was searched (the assistant's documents), the passages, each inside `<passage id=… source=…>`
    tags with anything tag-like in the document text neutralised, then the
    question after a `Question:` line.
 
@@ -69,7 +69,8 @@ def system_message(assistant):
     return {"role": "system", "content": rules}
 
 
-def user_message(question, passages):
+def user_message(question, passages, scope=""):
+    searched = f"Searched: {_attr(scope)}\n" if scope else ""
     if passages:
         blocks = [
             f'<passage id="{p.number}" source="{_attr(p.title)}{", " + _attr(p.location) if p.location else ""}">\n'
@@ -79,7 +80,7 @@ def user_message(question, passages):
         context = "Passages:\n" + "\n".join(blocks)
     else:
         context = "Passages: none matched this question."
-    return {"role": "user", "content": f"{context}\n\nQuestion: {question}"}
+    return {"role": "user", "content": f"{searched}{context}\n\nQuestion: {question}"}
 
 
 def history_messages(turns, budget=HISTORY_TOKEN_BUDGET):
@@ -94,5 +95,15 @@ def history_messages(turns, budget=HISTORY_TOKEN_BUDGET):
     return list(reversed(kept))
 
 
+def scope(assistant):
+    """What the assistant searched, for an answer that found nothing: "the HR helpdesk's documents"."""
+    name = " ".join((assistant.name or "").split())
+    return f"the {name}’s documents" if name else "the documents"
+
+
 def build_messages(assistant, question, passages, turns=()):
-    return [system_message(assistant), *history_messages(list(turns)), user_message(question, passages)]
+    return [
+        system_message(assistant),
+        *history_messages(list(turns)),
+        user_message(question, passages, scope(assistant)),
+    ]

@@ -153,7 +153,7 @@ if DATABASE_URL:
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "corporate.backends.sqlite3",
             "NAME": VAR_DIR / "corporate.sqlite3",
             "OPTIONS": {
                 # WAL lets the web server and the task worker read while one writes.
@@ -166,6 +166,9 @@ else:
             "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
         }
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # sqlite-vec loaded into every connection (vector search), see corporate/backends/sqlite3.
+    DATABASES["default"]["ENGINE"] = "corporate.backends.sqlite3"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's PostgreSQL backend plus, in gevent workers, a pool of at most
     # DB_POOL_SIZE connections per worker process (corporate/backends/postgresql).
@@ -496,6 +499,9 @@ if DEBUG and not TESTING:
 # or with a key derived from SECRET_KEY when it is not set.
 LLM_KEY_ENCRYPTION_KEY = env_str("LLM_KEY_ENCRYPTION_KEY", "")
 LLM_DEFAULT_MODEL = env_str("LLM_DEFAULT_MODEL", "offline")
+# The model that turns passages and questions into vectors for search by meaning: a configured
+# OpenAI-compatible model's name, or empty for the built-in local model (see llmgateway/embeddings.py).
+LLM_EMBEDDING_MODEL = env_str("LLM_EMBEDDING_MODEL", "")
 LLM_CACHE_TTL = env_int("LLM_CACHE_TTL", 60 * 60, minimum=1)
 LLM_CACHE_MAX_TTL = env_int("LLM_CACHE_MAX_TTL", 7 * 24 * 60 * 60, minimum=1)
 # How long an identical request waits for the one already in flight before making its own call

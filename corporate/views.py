@@ -126,6 +126,20 @@ def _check_workers():
     return worker_state()
 
 
+def _search_state():
+    """Hybrid (words and meaning) or lexical only, with the reason: a warning, never a 503 (search still works)."""
+    from documents import vectors
+
+    try:
+        state = vectors.state()
+    except Exception as exc:  # reported, not raised: /health answers about the parts that serve
+        log.warning("health: vector search state unreadable: %s", exc.__class__.__name__)
+        return {"mode": "unknown"}
+    if state.available:
+        return {"mode": "hybrid", "vectors": state.backend}
+    return {"mode": "lexical", "warning": f"Search by meaning is off: {state.problem}"}
+
+
 @never_cache
 def health(request):
     """Liveness of the parts every request needs: 200 when all answer, 503 naming the failing part.
@@ -135,6 +149,8 @@ def health(request):
     web process can serve pages, and it can - uploads wait in `queued` until a
     worker is back. Taking the web tier out of rotation for a queue problem
     would turn a delay into an outage. Monitoring alerts on `worker.state`.
+    `search` says whether search is hybrid (words and meaning, with the vector
+    backend) or lexical only, with a warning naming why (e.g. no pgvector).
     """
     checks = {"database": _check_database, "cache": _check_cache}
     body = {}
@@ -153,6 +169,8 @@ def health(request):
         body["worker"] = {"state": "unknown"}
     if body["worker"]["state"] == "never" and body["cache"] != "ok":
         body["worker"] = {"state": "unknown"}  # with Redis down, a missing heartbeat says nothing
+    if body["database"] == "ok":
+        body["search"] = _search_state()
     failed = [name for name in checks if body[name] != "ok"]
     body["status"] = "ok" if not failed else "degraded"
     if failed:

@@ -1,12 +1,14 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from documents import ingestion
+from documents import ingestion, vectors
 from documents.models import Chunk, Document
 
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
-    list_display = ["title", "workspace", "kind", "status", "page_count", "chunk_count", "size", "created_at"]
+    list_display = [
+        "title", "workspace", "kind", "status", "semantic_index", "page_count", "chunk_count", "size", "created_at",
+    ]  # fmt: skip
     list_filter = ["status", "kind", "workspace"]
     search_fields = ["title", "original_name", "sha256"]
     list_select_related = ["workspace"]
@@ -14,10 +16,33 @@ class DocumentAdmin(admin.ModelAdmin):
     readonly_fields = [
         "workspace", "original_name", "file", "kind", "content_type", "size", "sha256", "uploaded_by", "status",
         "failure_reason", "pages_done", "pages_total", "page_count", "chunk_count", "char_count", "preview",
-        "attempts", "heartbeat_at", "task_id", "version", "created_at", "updated_at", "processed_at",
+        "attempts", "heartbeat_at", "task_id", "version", "embedding_model", "embedding_error", "embedding_attempts",
+        "created_at", "updated_at", "processed_at",
     ]  # fmt: skip
     fields = ["title", *readonly_fields]
-    actions = ["reprocess_selected"]
+    actions = ["reprocess_selected", "embed_selected"]
+
+    def changelist_view(self, request, extra_context=None):
+        warn_if_lexical(request)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        warn_if_lexical(request)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Search by meaning")
+    def semantic_index(self, obj):
+        if obj.embedding_error:
+            return f"pending: {obj.embedding_error[:80]}"
+        return "ready" if obj.embedding_model else "—"
+
+    @admin.action(description="Embed the selected documents again (search by meaning)")
+    def embed_selected(self, request, queryset):
+        results = [ingestion.embed_document(document.pk, force=True) for document in queryset]
+        self.message_user(
+            request,
+            f"Embedded {results.count('embedded')} document(s); {results.count('pending')} pending (the model failed).",
+        )
 
     def has_add_permission(self, request):
         return False  # uploads go through the upload page, API or `manage.py ingest`
@@ -35,13 +60,25 @@ class DocumentAdmin(admin.ModelAdmin):
         self.message_user(request, f"Queued {queued} document(s) to be processed again.")
 
 
+def warn_if_lexical(request):
+    """The admin says when search works by words only, and why (e.g. PostgreSQL without pgvector)."""
+    if request.method != "GET":
+        return
+    state = vectors.state()
+    if not state.available:
+        messages.warning(request, f"Search by meaning is off; search matches words only: {state.problem}")
+
+
 @admin.register(Chunk)
 class ChunkAdmin(admin.ModelAdmin):
-    list_display = ["document", "position", "page", "section", "token_estimate"]
+    list_display = ["document", "position", "page", "section", "token_estimate", "embedding_model"]
     list_filter = ["document__status", "document__kind", "workspace"]
     search_fields = ["document__title"]
     list_select_related = ["document"]
-    readonly_fields = ["document", "workspace", "position", "text", "page", "section", "start", "end", "token_estimate"]
+    readonly_fields = [
+        "document", "workspace", "position", "text", "page", "section", "start", "end", "token_estimate",
+        "embedding_model",
+    ]  # fmt: skip
     fields = readonly_fields
     raw_id_fields = ["document"]
 

@@ -7,6 +7,7 @@ workspace (`?workspace=<slug>`) which `get_workspace_for` checks before the
 request body is read.
 """
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, parsers, serializers, status, viewsets
@@ -143,6 +144,18 @@ class SearchResultSerializer(serializers.Serializer):
 WORKSPACE_PARAM = OpenApiParameter("workspace", str, description="Workspace slug")
 
 
+class RenameSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=255, trim_whitespace=True)
+
+    def validate_title(self, value):
+        value = " ".join(value.split())
+        if not value:
+            raise serializers.ValidationError("Give the document a title.")
+        if "\x00" in value:
+            raise serializers.ValidationError("The title contains a NUL character; remove it.")
+        return value
+
+
 class DocumentViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
@@ -156,6 +169,7 @@ class DocumentViewSet(
         "search": "search",
         "create": "upload",
         "destroy": "edit_documents",
+        "partial_update": "edit_documents",
         "reprocess": "edit_documents",
         "cancel": "edit_documents",
     }
@@ -180,6 +194,18 @@ class DocumentViewSet(
             if params.get("q"):
                 queryset = queryset.filter(title__icontains=params["q"][:200])
         return queryset
+
+    @extend_schema(request=RenameSerializer, responses=DocumentSerializer, summary="Rename a document")
+    def partial_update(self, request, pk=None):
+        """Change the title (the only field a person sets; the rest comes from the file)."""
+        document = self.get_object()
+        serializer = RenameSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        Document.objects.filter(pk=document.pk).update(
+            title=serializer.validated_data["title"], updated_at=timezone.now()
+        )
+        document.refresh_from_db()
+        return Response(DocumentSerializer(document, context={"request": request}).data)
 
     def get_serializer_class(self):
         if self.action == "retrieve":

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class DocumentsConfig(AppConfig):
@@ -8,6 +9,7 @@ class DocumentsConfig(AppConfig):
     def ready(self):
         from corporate import pagecache
         from documents import signals  # noqa: F401
+        from documents import vectors
         from documents.models import Document
         from workspaces.navigation import search_page, tab
 
@@ -27,3 +29,6 @@ class DocumentsConfig(AppConfig):
 
         # The document counts of the dashboard and the workspace list (corporate.pagecache).
         pagecache.invalidate_on_write(Document, workspace=lambda d: d.workspace_id, created_only=True)
+
+        # PostgreSQL: HNSW scans go on until enough passages of the wanted workspace are found.
+        connection_created.connect(vectors.on_connection_created, dispatch_uid="documents.vectors")

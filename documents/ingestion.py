@@ -36,7 +36,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from documents import sniff
+from documents import sniff, vectors
 from documents.chunking import chunk_units, joined_text
 from documents.models import ACTIVE_STATUSES, CONTENT_TYPES, Chunk, Document, Status
 from documents.parsers.base import Limits, ParseError
@@ -257,7 +257,10 @@ def process(document_id):
         pieces = chunk_units(extraction.units, settings.DOCUMENTS_CHUNK_SIZE, settings.DOCUMENTS_CHUNK_OVERLAP)
         if not pieces:
             raise ParseError("No text could be found in this file. If it is a scan, it needs a text layer (OCR) first.")
-        save_passages(document, lease, extraction, pieces)
+        embedded, problem = embed_pieces(extraction.title or document.title, pieces)
+        save_passages(document, lease, extraction, pieces, embedded, problem)
+        if problem:
+            schedule_embedding_retry(document_id, 1)
         return Status.READY
     except LeaseLost:
         log.info("document %s: let go (cancelled, deleted or claimed again)", document_id)
@@ -289,8 +292,30 @@ def sandbox_extract(path, kind, lease):
     )
 
 
-def save_passages(document, lease, extraction, pieces):
-    """Replace the document's passages and mark it ready, only if the lease still holds."""
+def passage_for_embedding(title, section, text):
+    """What the embedding model reads of a passage: its document and heading path, then its text."""
+    heading = section if section.startswith(title) else f"{title} › {section}" if section else title
+    return f"{heading}\n{text}"
+
+
+def embed_pieces(title, pieces):
+    """(Embedded, '') for the passages, or (None, why not) when the embedding model failed."""
+    from llmgateway.embeddings import EmbeddingError, embed
+
+    if not vectors.state().available:
+        return None, ""
+    try:
+        return embed([passage_for_embedding(title, p.section, p.text) for p in pieces]), ""
+    except EmbeddingError as exc:
+        log.warning("embedding failed: %s", exc.message)
+        return None, exc.message
+    except Exception as exc:  # noqa: BLE001 - a broken model never stops a document from becoming searchable
+        log.exception("embedding failed")
+        return None, f"The embedding model failed ({type(exc).__name__})."
+
+
+def save_passages(document, lease, extraction, pieces, embedded=None, problem=""):
+    """Replace the document's passages (and their vectors) and mark it ready, only if the lease still holds."""
     from documents.parsers.base import clean
 
     text = joined_text(extraction.units)
@@ -309,12 +334,24 @@ def save_passages(document, lease, extraction, pieces):
         )
         for position, piece in enumerate(pieces)
     ]
+    changes = {
+        "embedding_model": embedded.model if embedded is not None else "",
+        "embedding_error": problem[:2000],
+        "embedding_attempts": 0,
+    }
+    # The document's own title replaces the one made from its file name (never one a person gave).
+    if extraction.title and document.title == _title_from(document.original_name):
+        changes["title"] = extraction.title[:255]
+    vectors.prepare(embedded)
     with transaction.atomic():
         # Lock the row first (conditional on the lease), then swap the passages.
         lease.beat(extraction.pages_total, extraction.pages_total)
         Chunk.objects.filter(document_id=document.pk).delete()
         Chunk.objects.bulk_create(rows, batch_size=INSERT_BATCH)
+        if embedded is not None:
+            vectors.write(document.pk, document.workspace_id, [row.pk for row in rows], embedded)
         updated = lease.held().update(
+            **changes,
             status=Status.READY,
             page_count=pages,
             chunk_count=len(rows),
@@ -396,3 +433,59 @@ def watch(document_id, attempt):
         return "recovered"
     schedule_watchdog(document_id, attempt)
     return "watching"
+
+
+# Seconds before the n-th retry of a failed embedding: 1 min, 5 min, 30 min, then every 2 hours.
+EMBEDDING_BACKOFF = (60, 300, 1800, 7200)
+
+
+def schedule_embedding_retry(document_id, attempt):
+    """Embed the document's passages again later, where the queue can defer tasks (else `reindex` does it)."""
+    from documents.tasks import embed_document
+
+    backend = embed_document.get_backend()
+    if not getattr(backend, "supports_defer", False):
+        return
+    delay = EMBEDDING_BACKOFF[min(attempt, len(EMBEDDING_BACKOFF)) - 1]
+    when = timezone.now() + timedelta(seconds=delay)
+    transaction.on_commit(lambda: embed_document.using(run_after=when).enqueue(document_id))
+
+
+def embed_document(document_id, *, force=False):
+    """(Re-)embed a ready document's passages; "embedded", "pending" (failed, retried later) or "skipped".
+
+    Runs from the retry task and `manage.py reindex`. Vectors are written, and the content
+    version grows (cached answers quoting it are not reused), only if the passages are
+    still the ones embedded: a document re-processed meanwhile is left to its new run.
+    """
+    from llmgateway.embeddings import model_name
+
+    document = Document.objects.filter(pk=document_id, status=Status.READY).first()
+    if document is None or not vectors.state().available:
+        return "skipped"
+    if not force and not document.embedding_error and document.embedding_model:
+        return "skipped"
+    chunks = list(document.chunks.order_by("position").only("pk", "section", "text"))
+    embedded, problem = embed_pieces(document.title, chunks)
+    vectors.prepare(embedded)
+    with transaction.atomic():
+        current = Document.objects.select_for_update().filter(pk=document_id, version=document.version).first()
+        if current is None:
+            return "skipped"
+        if embedded is None:
+            attempts = current.embedding_attempts + 1
+            Document.objects.filter(pk=document_id).update(
+                embedding_error=problem or f"The embedding model {model_name() or 'local'} is not available.",
+                embedding_attempts=attempts,
+            )
+            schedule_embedding_retry(document_id, attempts + 1)
+            return "pending"
+        vectors.write(document.pk, document.workspace_id, [c.pk for c in chunks], embedded)
+        Document.objects.filter(pk=document_id).update(
+            embedding_model=embedded.model,
+            embedding_error="",
+            embedding_attempts=0,
+            version=F("version") + 1,
+            updated_at=timezone.now(),
+        )
+    return "embedded"

@@ -128,6 +128,10 @@ class Document(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
     version = models.PositiveIntegerField(default=0)
+    # Search by meaning: the model whose vectors the passages have ('' none yet), or why they are pending.
+    embedding_model = models.CharField(max_length=120, blank=True, default="")
+    embedding_error = models.TextField(blank=True, default="")
+    embedding_attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -166,6 +170,13 @@ class Document(models.Model):
         return f"{self.sha256[:16]}.{self.version}"
 
     @property
+    def semantic_state(self):
+        """ "ready", "pending" (with embedding_error) or "" (not embedded, e.g. lexical-only database)."""
+        if self.embedding_error:
+            return "pending"
+        return "ready" if self.embedding_model else ""
+
+    @property
     def is_active(self):
         return self.status in ACTIVE_STATUSES
 
@@ -197,6 +208,8 @@ class Chunk(models.Model):
     start = models.PositiveIntegerField()
     end = models.PositiveIntegerField()
     token_estimate = models.PositiveIntegerField()
+    # The embedding model of this passage's vector ('' for none); the vector lives in documents/vectors.py's storage.
+    embedding_model = models.CharField(max_length=120, blank=True, default="")
 
     objects = ChunkQuerySet.as_manager()
 

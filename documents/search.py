@@ -8,8 +8,13 @@ The interface the rest of the platform calls (keep it stable):
         outsiders, PermissionDenied for too low a role). `document_ids`
         narrows the search to those documents.
 
-    search_workspace(workspace, query, *, document_ids=None, limit=10) -> list[SearchResult]
+    search_workspace(workspace, query, *, document_ids=None, limit=10, vector=None, vector_model="")
         The same for server-side code that has already checked permissions.
+        With a query `vector` (from llmgateway.embeddings, of `vector_model`)
+        the search is hybrid: the full-text ranking and the passages nearest
+        in meaning (documents/vectors.py) are fused by reciprocal rank, so a
+        passage that says the same thing in other words is found too. Where
+        the database has no vector search, it is lexical only.
 
 Each `SearchResult` has `.document` (a Document, with `.id` and `.title`),
 `.chunk_id`, `.position`, `.page` (PDF page or None), `.section`,
@@ -93,10 +98,12 @@ HEADLINE_OPTIONS = (
     f'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=" … "'
 )
 
+# CROSS JOIN keeps the full-text match as the outer loop: left to itself, SQLite 3.4x may walk the
+# workspace's passages and run the match once for each of them.
 SQLITE_QUERY = """
 SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, -bm25(documents_chunk_fts) AS score,
        snippet(documents_chunk_fts, 0, char(57344), char(57345), ' … ', 40)
-FROM documents_chunk_fts JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
+FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
 WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
 ORDER BY bm25(documents_chunk_fts), c.id
 LIMIT %s
@@ -116,9 +123,14 @@ class SearchResult:
 
     @property
     def location(self):
+        """ "page 3" or the heading path, without the document's own title (citations show it beside)."""
         from documents.models import location_label
 
-        return location_label(self.page, self.section)
+        section = self.section
+        prefix = f"{self.document.title} › "
+        if section.startswith(prefix):
+            section = section[len(prefix) :]
+        return location_label(self.page, section)
 
     @property
     def url(self):
@@ -137,23 +149,60 @@ def search(user, query, *, workspace=None, document_ids=None, limit=10):
     return _search(ids, query, document_ids, limit)
 
 
-def search_workspace(workspace, query, *, document_ids=None, limit=10):
+def search_workspace(workspace, query, *, document_ids=None, limit=10, vector=None, vector_model=""):
     """Passages matching the query in one workspace; the caller has checked permissions."""
-    return _search([getattr(workspace, "pk", workspace)], query, document_ids, limit)
+    return _search([getattr(workspace, "pk", workspace)], query, document_ids, limit, vector, vector_model)
 
 
-def _search(workspace_ids_, query, document_ids, limit):
+# Reciprocal rank fusion: a passage's score is the sum of 1 / (RRF_K + rank) over the rankings.
+RRF_K = 60
+# Each ranking contributes this many candidates per wanted result (at least HYBRID_MIN_CANDIDATES).
+HYBRID_DEPTH = 4
+HYBRID_MIN_CANDIDATES = 20
+# A passage found by meaning alone must be at least this similar to the question (cosine):
+# the nearest passages of a small collection are often about something else entirely.
+MIN_SIMILARITY = 0.25
+
+
+def fuse(*rankings, limit):
+    """Rows of several rankings (each best first, id in column 0) in reciprocal-rank-fusion order."""
+    scores, rows = {}, {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking):
+            scores[row[0]] = scores.get(row[0], 0.0) + 1.0 / (RRF_K + rank + 1)
+            rows.setdefault(row[0], row)
+    order = sorted(scores, key=lambda pk: (-scores[pk], pk))[:limit]
+    return [(rows[pk], scores[pk]) for pk in order]
+
+
+def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_model=""):
+    from documents import vectors
     from documents.models import Document
 
     query = (query or "").strip()[:500]
     limit = max(1, min(int(limit), MAX_LIMIT))
-    if not query or not workspace_ids_ or (document_ids is not None and not list(document_ids)):
+    if not (query or vector is not None) or not workspace_ids_ or (document_ids is not None and not list(document_ids)):
         return []
     document_ids = None if document_ids is None else [int(pk) for pk in document_ids]
-    if connection.vendor == "postgresql":
-        rows = _postgres(workspace_ids_, query, document_ids, limit)
-    else:
-        rows = _sqlite(workspace_ids_, query, document_ids, limit)
+    hybrid = vector is not None and vector_model
+    depth = max(limit * HYBRID_DEPTH, HYBRID_MIN_CANDIDATES) if hybrid else limit
+    rows = []
+    if query:
+        if connection.vendor == "postgresql":
+            rows = _postgres(workspace_ids_, query, document_ids, depth)
+        else:
+            rows = _sqlite(workspace_ids_, query, document_ids, depth)
+    if hybrid:
+        near = [
+            row
+            for row in vectors.nearest(workspace_ids_, vector, vector_model, document_ids, depth)
+            if 1.0 - float(row[6]) >= MIN_SIMILARITY
+        ]
+        snippets = {row[0]: row[7] for row in rows}
+        rows = [
+            (*row[:6], score, snippets.get(row[0]) or _plain_snippet(row[5]))
+            for row, score in fuse(rows, near, limit=limit)
+        ]
     if not rows:
         return []
     documents = Document.objects.select_related("workspace").in_bulk({row[1] for row in rows})
@@ -238,6 +287,12 @@ def fts5_query(query):
     for term in negatives:
         expression = f"({expression}) NOT {term}"
     return expression
+
+
+def _plain_snippet(text, words=40):
+    """The start of a passage found by meaning alone (no matched words to mark)."""
+    parts = (text or "").split()
+    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
 
 
 def highlight(snippet):

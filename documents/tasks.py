@@ -27,3 +27,9 @@ def ingest_document(document_id):
 @task()
 def watch_document(document_id, attempt):
     return ingestion.watch(document_id, attempt)
+
+
+@task()
+def embed_document(document_id):
+    """Retry the embedding of a document whose embedding model failed (with back-off)."""
+    return ingestion.embed_document(document_id)

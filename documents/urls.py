@@ -12,6 +12,7 @@ urlpatterns = [
     path("<slug:slug>/<int:pk>/status/", views.status, name="status"),
     path("<slug:slug>/<int:pk>/download/", views.download, name="download"),
     path("<slug:slug>/<int:pk>/delete/", views.delete, name="delete"),
+    path("<slug:slug>/<int:pk>/rename/", views.rename, name="rename"),
     path("<slug:slug>/<int:pk>/reprocess/", views.reprocess, name="reprocess"),
     path("<slug:slug>/<int:pk>/cancel/", views.cancel, name="cancel"),
 ]

@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -266,6 +267,35 @@ def delete(request, slug, pk):
         messages.success(request, f"Deleted “{title}”, its passages and its file.")
         return redirect("documents:list", workspace.slug)
     return render(request, "documents/delete.html", {"workspace": workspace, "document": document})
+
+
+def title_problem(title):
+    """Why a new title cannot be used, or ''."""
+    if not title:
+        return "Give the document a title."
+    if "\x00" in title:
+        return "The title contains a NUL character; remove it."
+    if len(title) > TITLE_MAX:
+        return f"The title is {len(title)} characters long; the limit is {TITLE_MAX}."
+    return ""
+
+
+TITLE_MAX = 255
+
+
+@login_required
+@require_POST
+def rename(request, slug, pk):
+    """Give the document another title (shown in lists, search results and citations)."""
+    workspace, document = _document_for(request, slug, pk, "edit_documents")
+    title = " ".join(request.POST.get("title", "").split())
+    problem = title_problem(title)
+    if problem:
+        messages.error(request, f"{problem} The title stays “{document.title}”; you asked for “{title[:300]}”.")
+    else:
+        Document.objects.filter(pk=document.pk).update(title=title, updated_at=timezone.now())
+        messages.success(request, f"Renamed “{document.title}” to “{title}”.")
+    return redirect(document.get_absolute_url())
 
 
 @login_required

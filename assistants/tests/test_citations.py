@@ -97,3 +97,11 @@ def test_someone_elses_passage_link_is_404(client_for, member, admin_user, assis
     done = [d for e, d in ask_page(client_for(member), assistant, VACATION) if e == "done"][0]
     url = f"/assistants/acme/messages/{done['answer_id']}/sources/1/"
     assert client_for(admin_user).get(url).status_code == 404
+
+
+def test_every_sentence_before_a_marker_is_what_it_quotes():
+    from assistants.citing import quoted_parts
+
+    answer = "Staff get 25 days of paid holiday a year. Unused days expire in March [1]. The office opens at 8 am [2]."
+    assert quoted_parts(answer, 1) == ["Staff get 25 days of paid holiday a year.", "Unused days expire in March"]
+    assert quoted_parts(answer, 2) == ["The office opens at 8 am"]

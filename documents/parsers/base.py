@@ -23,6 +23,41 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class Title:
+    """The document's own title (a Markdown H1, a DOCX title, PDF metadata), yielded at most once by a parser."""
+
+    text: str
+
+
+PATH_SEPARATOR = " › "
+MAX_SECTION = 200
+
+
+class HeadingPath:
+    """The headings above the current text: `enter(level, text)` for each heading, `.label` for the section."""
+
+    def __init__(self):
+        self.stack = []  # (level, text)
+
+    def enter(self, level, text):
+        text = " ".join(text.split())
+        while self.stack and self.stack[-1][0] >= level:
+            self.stack.pop()
+        if text:
+            self.stack.append((level, text))
+
+    @property
+    def label(self):
+        """ "Benefits › Paid time off › Sabbatical"; the leading parts dropped to fit, the last one kept."""
+        parts = [text for _, text in self.stack]
+        label = PATH_SEPARATOR.join(parts)
+        while len(label) > MAX_SECTION and len(parts) > 1:
+            parts = parts[1:]
+            label = "… › " + PATH_SEPARATOR.join(parts)
+        return label[:MAX_SECTION]
+
+
+@dataclass(frozen=True)
 class Limits:
     max_pages: int = 2000
     max_chars: int = 20_000_000

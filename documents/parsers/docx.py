@@ -1,14 +1,23 @@
-"""DOCX: paragraphs and tables in reading order, one unit per heading's section."""
+"""DOCX: paragraphs and tables in reading order, one unit per heading's section, labelled with its heading path.
 
-from documents.parsers.base import ParseError, Unit, check_archive
+The title is the document's core property, else its Title-styled paragraph, else its first heading.
+"""
+
+from documents.parsers.base import HeadingPath, ParseError, Title, Unit, check_archive
 
 
-def _is_heading(paragraph):
+def _heading_level(paragraph):
+    """0 for the Title style, 1–9 for Heading 1–9, None for any other paragraph."""
     try:
         name = paragraph.style.name or ""
     except (AttributeError, KeyError, ValueError):
-        return False
-    return name.startswith("Heading") or name == "Title"
+        return None
+    if name == "Title":
+        return 0
+    if name.startswith("Heading"):
+        digits = name[len("Heading") :].strip()
+        return int(digits) if digits.isdigit() else 1
+    return None
 
 
 def parse(path, limits, budget, report):
@@ -28,6 +37,13 @@ def parse(path, limits, budget, report):
         raise ParseError("This Word document is damaged and could not be read.") from None
     total = len(blocks)
     report(0, total)
+    try:
+        title = (document.core_properties.title or "").strip()
+    except Exception:  # a damaged core-properties part only loses the title
+        title = ""
+    if title:
+        yield Title(title)
+    path = HeadingPath()
     section, lines = "", []
     for index, block in enumerate(blocks, 1):
         if isinstance(block, Table):
@@ -39,10 +55,15 @@ def parse(path, limits, budget, report):
                     lines.append(budget.take(" | ".join(unique)))
         else:
             text = block.text.strip()
-            if text and _is_heading(block):
+            level = _heading_level(block) if text else None
+            if level is not None:
                 if lines:
                     yield Unit("\n\n".join(lines), section=section)
-                section, lines = text[:200], []
+                if not title:
+                    title = text
+                    yield Title(title)
+                path.enter(level, text)
+                section, lines = path.label, []
             if text:
                 lines.append(budget.take(text))
         if index % 50 == 0 or index == total:

@@ -1,8 +1,11 @@
-"""HTML: the visible text only (scripts, styles and the like dropped), one unit per heading's section."""
+"""HTML: the visible text only (scripts, styles and the like dropped), one unit per heading's section.
+
+Each section is labelled with its heading path; the first <h1> (else <title>) is the document's title.
+"""
 
 from html.parser import HTMLParser
 
-from documents.parsers.base import Unit
+from documents.parsers.base import HeadingPath, Title, Unit
 from documents.parsers.text import read_text
 
 SKIP = {"script", "style", "noscript", "template", "svg", "math", "iframe", "object", "head"}
@@ -44,6 +47,8 @@ class _TextParser(HTMLParser):
         self.heading_text = []
         self.title = []
         self.in_title = False
+        self.path = HeadingPath()
+        self.first_h1 = ""
 
     def handle_starttag(self, tag, attrs):
         if tag == "title":
@@ -77,7 +82,10 @@ class _TextParser(HTMLParser):
             return
         if tag == self.in_heading:
             heading = " ".join("".join(self.heading_text).split())
-            self.heading = heading[:200]
+            if tag == "h1" and not self.first_h1:
+                self.first_h1 = heading
+            self.path.enter(int(tag[1]), heading)
+            self.heading = self.path.label
             self.pieces.append(heading + "\n\n")
             self.in_heading = None
         elif tag in BLOCK:
@@ -123,6 +131,9 @@ def parse(path, limits, budget, report):
     parser = _TextParser()
     parser.feed(read_text(path, limits, budget))
     parser.close()
+    title = parser.first_h1 or " ".join("".join(parser.title).split())
+    if title:
+        yield Title(title)
     for heading, text in parser.sections:
         yield Unit(text, section=heading)
     report(1, 1)

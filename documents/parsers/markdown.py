@@ -1,8 +1,11 @@
-"""Markdown: one unit per heading's section, with the heaviest markup removed."""
+"""Markdown: one unit per heading's section, labelled with its heading path, the heaviest markup removed.
+
+The first level-1 heading (or a `title:` in front matter) is the document's title.
+"""
 
 import re
 
-from documents.parsers.base import Unit
+from documents.parsers.base import HeadingPath, Title, Unit
 from documents.parsers.text import read_text
 
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -10,6 +13,7 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)[^)]*\)")
 EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+FRONT_MATTER_TITLE = re.compile(r"^title:\s*[\"']?(.+?)[\"']?\s*$", re.IGNORECASE)
 
 
 def tidy(line):
@@ -18,11 +22,35 @@ def tidy(line):
     return EMPHASIS.sub(r"\2", line)
 
 
+def heading_text(text):
+    """A heading as plain words: links and emphasis reduced to their text."""
+    return LINK.sub(r"\1", IMAGE.sub(r"\1", EMPHASIS.sub(r"\2", text))).strip()
+
+
+def _front_matter(lines):
+    """(title, lines after the front matter) for a file that opens with a `---` block."""
+    if not lines or lines[0].strip() != "---":
+        return "", lines
+    for index in range(1, min(len(lines), 100)):
+        if lines[index].strip() in {"---", "..."}:
+            title = ""
+            for line in lines[1:index]:
+                match = FRONT_MATTER_TITLE.match(line.strip())
+                if match:
+                    title = match.group(1)
+            return title, lines[index + 1 :]
+    return "", lines
+
+
 def parse(path, limits, budget, report):
     report(0, 1)
     text = read_text(path, limits, budget)
+    title, lines_in = _front_matter(text.splitlines())
+    if title:
+        yield Title(title)
+    path_ = HeadingPath()
     section, lines, in_code = "", [], False
-    for line in text.splitlines():
+    for line in lines_in:
         if FENCE.match(line):
             in_code = not in_code
             continue
@@ -30,8 +58,14 @@ def parse(path, limits, budget, report):
         if match:
             if "".join(lines).strip():
                 yield Unit("\n".join(lines).strip(), section=section)
-            section = tidy(match.group(2))[:200]
-            lines = [section]
+            heading = heading_text(match.group(2))
+            level = len(match.group(1))
+            if level == 1 and not title and heading:
+                title = heading
+                yield Title(title)
+            path_.enter(level, heading)
+            section = path_.label
+            lines = [heading]
             continue
         lines.append(line if in_code else tidy(line))
     if "".join(lines).strip():

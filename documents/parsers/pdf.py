@@ -1,6 +1,6 @@
-"""PDF: one unit per page, with pypdf."""
+"""PDF: one unit per page, with pypdf; the title from the document's metadata."""
 
-from documents.parsers.base import ParseError, Unit
+from documents.parsers.base import ParseError, Title, Unit
 
 
 def parse(path, limits, budget, report):
@@ -27,6 +27,12 @@ def parse(path, limits, budget, report):
     if total > limits.max_pages:
         raise ParseError(f"This PDF has {total:,} pages; the limit is {limits.max_pages:,}.")
     report(0, total)
+    try:
+        title = ((reader.metadata or {}).get("/Title") or "").strip()
+    except Exception:  # damaged metadata only loses the title
+        title = ""
+    if title and isinstance(title, str):
+        yield Title(title)
     for number in range(1, total + 1):
         try:
             text = reader.pages[number - 1].extract_text() or ""

@@ -14,7 +14,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from documents.parsers.base import Budget, ParseError, Unit
+from documents.parsers.base import Budget, ParseError, Title, Unit
 
 PRELOAD = [
     "documents.parsers.pdf",
@@ -42,6 +42,7 @@ def _get_context():
 class Extraction:
     units: list = field(default_factory=list)
     pages_total: int = 0
+    title: str = ""
 
 
 def _child(conn, path, kind, limits, memory_bytes, cpu_seconds):
@@ -64,7 +65,10 @@ def _child(conn, path, kind, limits, memory_bytes, cpu_seconds):
                 conn.send(("progress", done, total))
 
         for unit in parser_for(kind)(path, limits, budget, report):
-            conn.send(("unit", unit.text, unit.page, unit.section))
+            if isinstance(unit, Title):
+                conn.send(("title", unit.text))
+            else:
+                conn.send(("unit", unit.text, unit.page, unit.section))
         conn.send(("done",))
     except ParseError as exc:
         conn.send(("error", str(exc)))
@@ -111,6 +115,8 @@ def extract(path, kind, *, limits, memory_mb, timeout, on_tick=None, tick_second
                 break
             if message[0] == "unit":
                 result.units.append(Unit(message[1], page=message[2], section=message[3]))
+            elif message[0] == "title":
+                result.title = " ".join(str(message[1]).split())[:255]
             elif message[0] == "progress":
                 done, result.pages_total = message[1], message[2]
             elif message[0] == "done":
@@ -152,7 +158,13 @@ def parse_here(path, kind, limits):
     from documents.parsers import parser_for
 
     budget = Budget(limits)
-    return Extraction(units=list(parser_for(kind)(path, limits, budget, lambda done, total: None)))
+    result = Extraction()
+    for unit in parser_for(kind)(path, limits, budget, lambda done, total: None):
+        if isinstance(unit, Title):
+            result.title = " ".join(unit.text.split())[:255]
+        else:
+            result.units.append(unit)
+    return result
 
 
 __all__ = ["Extraction", "extract", "parse_here"]

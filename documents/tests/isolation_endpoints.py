@@ -95,6 +95,14 @@ ENDPOINTS = [
     ),
     Endpoint("re-process document", "POST", lambda ctx: doc(ctx, "reprocess/"), "admin", redirect=doc),
     Endpoint(
+        "rename document",
+        "POST",
+        lambda ctx: doc(ctx, "rename/"),
+        "admin",
+        data=lambda ctx: {"title": "Renamed"},
+        redirect=doc,
+    ),
+    Endpoint(
         "cancel processing",
         "POST",
         lambda ctx: f"/documents/acme/{ctx.active.pk}/cancel/",
@@ -166,6 +174,8 @@ ENDPOINTS = [
         "member",
         api=True,
     ),
+    # Someone else's document: admins and owners only.
+    Endpoint("rename (API)", "PATCH", api, "admin", api=True, format="json", data=lambda ctx: {"title": "Renamed"}),
     Endpoint(
         "search (API)",
         "GET",

@@ -31,7 +31,7 @@ def test_upload_list_detail_search_delete(api_client_for, member, workspace, run
     found = client.get("/api/documents/search/", {"q": "meals", "workspace": "acme"}).json()
     assert found["count"] == 1
     hit = found["results"][0]
-    assert hit["document"] == {"id": pk, "title": "handbook"} and hit["page"] == 2
+    assert hit["document"] == {"id": pk, "title": "Handbook"} and hit["page"] == 2
     assert "<mark>Meals</mark>" in hit["snippet"] and hit["url"].startswith("http://testserver/documents/acme/")
 
     download = client.get(f"/api/documents/{pk}/download/")

@@ -37,11 +37,11 @@ def test_upload_page_stores_and_processes(client_for, member, workspace, run_tas
     assert response["Location"] == "/documents/acme/"
     documents = Document.objects.in_workspace(workspace).order_by("title")
     assert [(d.title, d.kind, d.status) for d in documents] == [
-        ("handbook", "pdf", "ready"),
-        ("notes", "markdown", "ready"),
+        ("Handbook", "pdf", "ready"),
+        ("Notes", "markdown", "ready"),
     ]
     page = client.get(response["Location"]).content.decode()
-    assert "Uploaded 2 files" in page and "handbook" in page
+    assert "Uploaded 2 files" in page and "Handbook" in page
 
 
 def test_upload_json_answer_for_the_script(client_for, member, workspace):
@@ -202,3 +202,31 @@ def test_document_of_another_workspace_is_404_through_my_slug(client_for, outsid
     document = ingest("handbook.pdf", pdf_bytes(), ws=other_workspace, user=outsider)
     assert client_for(outsider).get(f"/documents/globex/{document.pk}/").status_code == 200
     assert client_for(outsider).get(f"/documents/acme/{document.pk}/").status_code == 404
+
+
+def test_members_rename_a_document_and_bad_titles_are_refused(client_for, member, viewer, workspace):
+    from documents.tests.isolation_endpoints import _document
+
+    document = _document(workspace, "handbook", "ready")
+    url = f"/documents/acme/{document.pk}/rename/"
+    assert client_for(viewer).post(url, {"title": "Mine"}).status_code == 403
+    client = client_for(member)
+    response = client.post(url, {"title": "  Employee   handbook 2026 "}, follow=True)
+    assert response.status_code == 200 and "Renamed “handbook” to “Employee handbook 2026”" in response.content.decode()
+    document.refresh_from_db()
+    assert document.title == "Employee handbook 2026"
+    page = client.post(url, {"title": "x" * 300}, follow=True).content.decode()
+    assert "the limit is 255" in page and "x" * 300 in page  # what they typed is shown back
+    document.refresh_from_db()
+    assert document.title == "Employee handbook 2026"
+
+
+def test_rename_through_the_api(api_client_for, member, workspace):
+    from documents.tests.isolation_endpoints import _document
+
+    document = _document(workspace, "handbook", "ready")
+    client = api_client_for(member)
+    response = client.patch(f"/api/documents/{document.pk}/", {"title": "Handbook 2026"}, format="json")
+    assert response.status_code == 200 and response.json()["title"] == "Handbook 2026"
+    response = client.patch(f"/api/documents/{document.pk}/", {"title": "   "}, format="json")
+    assert response.status_code == 400 and "title" in response.json()

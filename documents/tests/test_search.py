@@ -13,7 +13,7 @@ def test_results_name_document_page_snippet_and_link(ingest, viewer, workspace):
     results = search(viewer, "vacation days", workspace=workspace)
     assert len(results) == 1
     result = results[0]
-    assert result.document == document and result.document.title == "handbook"
+    assert result.document == document and result.document.title == "Handbook"
     assert result.page == 1 and result.location == "page 1"
     assert "<mark>vacation</mark>" in result.snippet.lower()
     assert "27 vacation days" in result.text

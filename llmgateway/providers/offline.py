@@ -25,7 +25,6 @@ NO_MODEL = (
     "No generative model is configured, and no passages were supplied to answer from. "
     "The offline model can only quote from passages given with the question."
 )
-NO_ANSWER = "None of the supplied passages answers this question."
 MAX_QUOTES = 3
 
 _TAG_RE = re.compile(r"<(passage|document|source)\b([^>]*)>(.*?)</\1>", re.IGNORECASE | re.DOTALL)
@@ -97,14 +96,14 @@ def _labelled_blocks(text):
 
 
 def split_question_and_passages(messages):
-    """(question, [(label, passage text)]) from OpenAI-style messages."""
+    """(question, [(label, passage text, source)]) from OpenAI-style messages."""
     question = ""
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
     passages = []
     for index, message in enumerate(messages):
         text = _text(message.get("content"))
         if message.get("role") == "tool":
-            passages.append((message.get("name") or message.get("tool_call_id") or str(len(passages) + 1), text))
+            passages.append((message.get("name") or message.get("tool_call_id") or str(len(passages) + 1), text, ""))
             continue
         if index == last_user:
             match = _QUESTION_RE.search(text)
@@ -118,53 +117,177 @@ def split_question_and_passages(messages):
                 )
         for tag in _TAG_RE.finditer(text):
             found = _ID_RE.search(tag.group(2))
-            passages.append((found.group(1) if found else str(len(passages) + 1), tag.group(3).strip()))
-        passages.extend(_labelled_blocks(_TAG_RE.sub("", text)))
-    return question, [(label, body) for label, body in passages if body.strip()]
+            source = _SOURCE_RE.search(tag.group(2))
+            passages.append(
+                (
+                    found.group(1) if found else str(len(passages) + 1),
+                    tag.group(3).strip(),
+                    source.group(1) if source else "",
+                )
+            )
+        passages.extend((label, body, "") for label, body in _labelled_blocks(_TAG_RE.sub("", text)))
+    return question, [(label, body, source) for label, body, source in passages if body.strip()]
 
 
 def sentences(text):
     return [s.strip(" \n\t-*•") for s in _SENTENCE_RE.split(text) if s and len(s.strip()) > 2]
 
 
+# Question kinds and what a sentence that answers them holds (language patterns, not topics).
+_ASKS_NUMBER = re.compile(
+    r"\bhow (many|much|long|often|old|far|big|large|soon|frequently)\b|\bwhat (percentage|percent|share|portion|"
+    r"part|proportion|amount|number|fraction|rate)\b|\bhow \w+ (days|weeks|months|years|hours)\b",
+    re.IGNORECASE,
+)
+_ASKS_TIME = re.compile(r"\bwhen\b|\bwhat (time|date|day)\b|\bwhich (day|date|month|year)\b|\bdeadline\b", re.I)
+_ASKS_NAME = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|provider|vendor|tool|service|app)\b", re.I)
+_ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
+    r"once|twice|half|double|percent|dozen)\b",
+    re.IGNORECASE,
+)
+_TIME = re.compile(
+    r"\d|\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|april|may|june|july|"
+    r"august|september|october|november|december|daily|weekly|monthly|yearly|annually|every|after|before|until|"
+    r"during|end of|start of|beginning|first|last|each|week|month|year|day|morning|afternoon|evening)\b",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"(?<=\w[ ,(])[A-Z][\w&'-]+|@|\b[A-Z]{2,}\b")
+_PLACE = re.compile(r"(?<=\w[ ,(])[A-Z][\w'-]+|https?://|\b\d+\b|\b(floor|room|office|street|building|portal|site)\b")
+_SEARCHED_RE = re.compile(r"^\s*searched\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_SOURCE_RE = re.compile(r"""\bsource\s*=\s*["']([^"']{1,300})["']""", re.IGNORECASE)
+
+# Weights of a sentence's score, and the least score that counts as an answer. The threshold is
+# set from questions the documents cannot answer (bench/answer_quality.py): below it, the
+# answerer says it found nothing rather than quote the nearest sentence.
+W_MEANING, W_WORDS, W_PASSAGE, W_KIND, W_RANK = 0.5, 0.3, 0.12, 0.1, 0.04
+ANSWER_THRESHOLD = 0.38
+SECOND_SENTENCE = 0.9  # another sentence joins the answer when it scores this share of the best
+MIN_WORDS = 4
+
+
+def refusal(scope=""):
+    return f"I couldn't find this in {scope or 'the documents I searched'}."
+
+
+def _question_kind(question):
+    for pattern, kind in ((_ASKS_NUMBER, _NUMBER), (_ASKS_TIME, _TIME), (_ASKS_NAME, _NAME), (_ASKS_PLACE, _PLACE)):
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def _is_heading(sentence):
+    """A short line with no sentence end and no figure: a heading or label, context rather than an answer."""
+    words = sentence.split()
+    return (
+        len(words) < MIN_WORDS
+        and not re.search(r"\d", sentence)
+        or (len(words) < 12 and not re.search(r"[.!?:;)]$", sentence) and sentence.istitle())
+    )
+
+
+def _embed(texts):
+    """Unit vectors of the texts from the local embedding model; None when it cannot load."""
+    try:
+        from llmgateway.embeddings import embed_locally
+
+        return embed_locally(texts)
+    except Exception:  # noqa: BLE001 - the answerer still works from the words alone
+        return None
+
+
+def _cite(sentence, label):
+    sentence = " ".join(sentence.split())
+    match = re.search(r"[.!?]+[\"')\]]*$", sentence)
+    if match:
+        return f"{sentence[: match.start()]} [{label}]{sentence[match.start() :]}"
+    return f"{sentence} [{label}]."
+
+
 def answer(messages):
     """The extractive answer text for a list of messages."""
     question, passages = split_question_and_passages(messages)
+    scope = ""
+    for message in messages:
+        found = _SEARCHED_RE.search(_text(message.get("content")))
+        if found:
+            scope = found.group(1)
     if not passages:
-        return NO_MODEL
+        return refusal(scope) if scope else NO_MODEL
     wanted = set(terms(question))
-    if not wanted:
-        return NO_ANSWER
-    candidates = [(label, s, set(terms(s))) for label, body in passages for s in sentences(body)]
+    # Candidate sentences, each with its passage's heading context.
+    candidates = []  # (passage index, order in passage, label, sentence, words)
+    contexts = []
+    for index, (label, body, source) in enumerate(passages):
+        parts = sentences(body)
+        headings = [p for p in parts if _is_heading(p)]
+        contexts.append(" ".join([source, *headings]).strip())
+        for order, sentence in enumerate(parts):
+            # Headings and questions (an FAQ's) are context for the sentences after them, not answers.
+            if not _is_heading(sentence) and not sentence.rstrip().endswith("?"):
+                candidates.append((index, order, label, sentence, set(terms(sentence))))
     if not candidates:
-        return NO_ANSWER
-    # What each passage as a whole covers of the question: a sentence from a passage about
-    # everything asked ("set up the VPN ... BW-Connect") beats one that shares a single word.
-    passage_terms = {}
-    for label, body in passages:
-        passage_terms.setdefault(label, set()).update(terms(body))
+        return refusal(scope)
     # Rarer question words weigh more (inverse document frequency over sentences).
     total = len(candidates)
-    idf = {t: math.log(1 + total / (1 + sum(1 for _, _, words in candidates if t in words))) for t in wanted}
-    best_possible = sum(idf.values())
+    idf = {t: math.log(1 + total / (1 + sum(1 for c in candidates if t in c[4]))) for t in wanted}
+    best_possible = sum(idf.values()) or 1.0
+    passage_terms = [set(terms(body + " " + contexts[i])) for i, (_, body, _) in enumerate(passages)]
+    vectors = _embed([question, *contexts, *[c[3] for c in candidates]])
+    kind = _question_kind(question)
     scored = []
-    for order, (label, sentence, words) in enumerate(candidates):
-        matched = wanted & words
-        if not matched:
-            continue
-        score = sum(idf[t] for t in matched) / best_possible
-        context = sum(idf[t] for t in wanted & passage_terms[label]) / best_possible
-        scored.append((score + 0.5 * context, -order, label, sentence, score))
-    # A sentence must cover a fair share of what the question asks about.
-    threshold = 0.34 if len(wanted) > 1 else 0.99
-    scored = [item[:4] for item in scored if item[4] >= threshold]
-    if not scored:
-        return NO_ANSWER
+    for position, (index, order, label, sentence, words) in enumerate(candidates):
+        lexical = sum(idf[t] for t in wanted & words) / best_possible
+        around = sum(idf[t] for t in wanted & passage_terms[index]) / best_possible
+        meaning = 0.0
+        if vectors is not None:
+            question_vector = vectors[0]
+            sentence_vector = vectors[1 + len(contexts) + position] + 0.5 * vectors[1 + index]
+            norm = float((sentence_vector**2).sum()) ** 0.5 or 1.0
+            meaning = max(0.0, float(question_vector @ sentence_vector) / norm)
+        fits = 1.0 if kind is not None and kind.search(sentence) else 0.0
+        rank = 1.0 / (1 + index)
+        score = W_MEANING * meaning + W_WORDS * lexical + W_PASSAGE * around + W_KIND * fits + W_RANK * rank
+        if vectors is None:
+            score = (W_WORDS * lexical + W_PASSAGE * around) / (W_WORDS + W_PASSAGE) * 0.6
+        scored.append((score, -index, -order, index, order, label, sentence))
+
     scored.sort(reverse=True)
-    top = sorted(scored[:MAX_QUOTES], key=lambda item: -item[1])  # back in passage order
-    # Line breaks inside a quoted sentence come from the document's layout (PDF lines), not its meaning.
-    quotes = [f'"{" ".join(sentence.split())}" [{label}]' for _, _, label, sentence in top]
-    return "According to the supplied passages:\n\n" + "\n\n".join(quotes)
+    # Overlapping passages repeat sentences: each sentence counts once, where it ranks best.
+    seen, unique = set(), []
+    for item in scored:
+        key = " ".join(item[6].lower().split())
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    scored = unique
+    best = scored[0][0]
+    if best < ANSWER_THRESHOLD:
+        return refusal(scope)
+    chosen = [item for item in scored[:MAX_QUOTES] if item[0] >= best * SECOND_SENTENCE]
+    by_place = {(c[0], c[1]): c[3] for c in candidates}
+    picked = {(item[3], item[4]): item for item in chosen}
+    top = chosen[0]
+    follow = []
+    # A sentence that announces what follows ("Here is how:") brings the next one along; one that
+    # lacks what the question asks for (a number, a date, a name) brings the next sentence that has it.
+    if top[6].rstrip().endswith(":"):
+        follow.append(top[4] + 1)
+    elif kind is not None and not kind.search(top[6]):
+        follow += [o for o in (top[4] + 1, top[4] + 2) if kind.search(by_place.get((top[3], o), ""))][:1]
+    for order in follow:
+        if (top[3], order) in by_place:
+            picked.setdefault((top[3], order), (0, 0, 0, top[3], order, top[5], by_place[(top[3], order)]))
+    # In the order of the passages, each passage cited once, after its last sentence.
+    ordered = sorted(picked.values(), key=lambda item: (item[3], item[4]))
+    out = []
+    for position, item in enumerate(ordered):
+        last_of_passage = position + 1 == len(ordered) or ordered[position + 1][3] != item[3]
+        text = " ".join(item[6].split())
+        out.append(_cite(text, item[5]) if last_of_passage else text)
+    return " ".join(out)
 
 
 class OfflineProvider(Provider):

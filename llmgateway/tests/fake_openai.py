@@ -31,6 +31,7 @@ import select
 import socket
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -106,7 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        if not self.path.split("?")[0].rstrip("/").endswith("/chat/completions"):
+        embeddings = self.path.split("?")[0].rstrip("/").endswith("/embeddings")
+        if not embeddings and not self.path.split("?")[0].rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": "not found"}})
             return
         try:
@@ -129,9 +131,33 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         try:
-            self._answer(body, number, planned, released)
+            if embeddings:
+                self._embeddings(body)
+            else:
+                self._answer(body, number, planned, released)
         except OSError:
             pass  # the client hung up; counted in _write
+
+    def _embeddings(self, body):
+        """Vectors of `fake.embedding_dims` numbers, the same for the same text (word hashes)."""
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        data = []
+        for index, text in enumerate(inputs):
+            vector = [0.0] * self.server.fake.embedding_dims
+            for word in str(text).lower().split():
+                vector[zlib.crc32(word.encode()) % len(vector)] += 1.0
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(len(str(t).split()) for t in inputs)
+        self._send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
     def _answer(self, body, number, planned, released):
         fake = self.server.fake
@@ -208,6 +234,7 @@ class FakeOpenAI:
         self.trickle_interval = 0.5
         self.trickle_for = 10.0
         self.usage_reply = None  # answered as "usage" instead of the counted tokens
+        self.embedding_dims = 8
         self.calls = 0
         self.disconnects = 0
         self.requests = []

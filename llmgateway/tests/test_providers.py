@@ -192,15 +192,40 @@ class TestOffline:
 
     def test_quotes_the_relevant_sentence_with_its_label(self):
         text = self._ask("How many holiday days do employees get?")
-        assert '"Employees get 25 days of paid holiday per year." [handbook p.3]' in text
-        assert "Parking" not in text
+        # The fact in plain words, its passage cited inline, nothing else.
+        assert text == "Employees get 25 days of paid holiday per year [handbook p.3]."
 
     def test_tag_passages_and_question_marker(self):
         text = self._ask("Context below.\nQuestion: What should I do with a lost laptop?")
-        assert "Report a lost laptop to IT at once." in text and "[it-1]" in text
+        assert "Report a lost laptop to IT at once [it-1]." in text
 
     def test_says_when_no_passage_answers(self):
-        assert self._ask("What is the CEO's favourite colour?") == offline.NO_ANSWER
+        assert self._ask("What is the CEO's favourite colour?") == "I couldn't find this in the documents I searched."
+
+    def test_names_what_it_searched(self):
+        passages = self.PASSAGES + "\nSearched: the HR helpdesk’s documents"
+        assert self._ask("Is there a company gym?", passages) == "I couldn't find this in the HR helpdesk’s documents."
+
+    def test_a_paraphrase_finds_the_sentence_by_meaning(self):
+        # "vacation" is nowhere in the passages: the embedding model knows it means holiday.
+        text = self._ask("How much vacation time do I get?")
+        assert text == "Employees get 25 days of paid holiday per year [handbook p.3]."
+
+    def test_prefers_the_sentence_with_what_is_asked_for(self):
+        passages = (
+            '<passage id="1">Sabbatical. We offer a sabbatical to everyone who has been here a while. '
+            "You can take one every three years, for up to six weeks, fully paid.</passage>"
+        )
+        text = self._ask("How often can I take a sabbatical?", passages)
+        assert "every three years" in text and text.endswith("[1].")
+
+    def test_cites_each_passage_once_and_repeats_no_sentence(self):
+        passages = (
+            '<passage id="1">Staff get 25 days of paid holiday per year. Holidays are booked in Harbor.</passage>\n'
+            '<passage id="2">Staff get 25 days of paid holiday per year. Holidays are booked in Harbor.</passage>'
+        )
+        text = self._ask("How many paid holiday days do staff get, and where are they booked?", passages)
+        assert text.count("25 days") == 1 and text.count("[1]") == 1 and "[2]" not in text
 
     def test_says_when_there_are_no_passages(self):
         assert self._ask("What is the capital of France?", passages="") == offline.NO_MODEL
@@ -216,7 +241,7 @@ class TestOffline:
                 ],
             },
         )
-        assert "The office opens at 8 am." in result.text
+        assert "The office opens at 8 am [handbook p.7]." in result.text
         assert result.usage["prompt_tokens"] > 0 and result.cost == 0
         assert gateway.complete(workspace, {"messages": [{"role": "user", "content": "hi"}]}).model == "offline"
 
@@ -255,8 +280,7 @@ def test_offline_prefers_the_passage_about_everything_asked():
         }
     ]
     text = offline.answer(messages)
-    assert '"Brightwater uses BW-Connect, a WireGuard-based VPN client." [2]' in text
-    assert "It connects automatically" not in text
+    assert text == "Brightwater uses BW-Connect, a WireGuard-based VPN client [2]."
 
 
 def test_offline_quotes_table_rows_one_at_a_time():
@@ -264,7 +288,7 @@ def test_offline_quotes_table_rows_one_at_a_time():
     rows += "\nCategory: Hotel; Limit (EUR): 180 per night"
     messages = [{"role": "user", "content": f'<passage id="1">{rows}</passage>\n\nQuestion: What is the hotel limit?'}]
     text = offline.answer(messages)
-    assert '"Category: Hotel; Limit (EUR): 180 per night" [1]' in text
+    assert "Category: Hotel; Limit (EUR): 180 per night [1]." in text
     assert "Item 3" not in text
 
 

@@ -6,5 +6,6 @@ from llmgateway.v1 import views
 
 urlpatterns = [
     path("chat/completions", views.chat_completions, name="openai-chat-completions"),
+    path("embeddings", views.embeddings, name="openai-embeddings"),
     path("models", views.models, name="openai-models"),
 ]

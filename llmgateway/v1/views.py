@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API: POST /v1/chat/completions and GET /v1/models.
+"""The OpenAI-compatible API: POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models.
 
 Plain Django views, not DRF: this is the product's fastest path. A cache hit
 costs one store round trip and no database query (statistics are written in
@@ -162,3 +162,71 @@ def model_list():
     ):
         data.append({"id": registry.BUILTIN_OFFLINE.name, "object": "model", "created": 0, "owned_by": "gateway"})
     return data
+
+
+EMBEDDING_MAX_INPUTS = 2048
+
+
+@csrf_exempt
+def embeddings(request):
+    """POST /v1/embeddings: vectors from the workspace's embedding models (llmgateway/embeddings.py).
+
+    `model` is a configured model's name, or `local` (also the default when
+    LLM_EMBEDDING_MODEL is empty) for the built-in local model; `input` a
+    string or a list of strings; `encoding_format` "float" or "base64".
+    """
+    if request.method != "POST":
+        return error_response(GatewayError(405, "Use POST.", code="method_not_allowed"))
+    try:
+        return _embeddings(request)
+    except GatewayError as error:
+        return error_response(error)
+    except Exception as exc:  # OpenAI-shaped, never a traceback page
+        if is_database_unavailable(exc):
+            return database_unavailable(request)
+        log.exception("embeddings failed")
+        return error_response(GatewayError(500, "The gateway failed to answer; try again.", code="server_error"))
+
+
+def _embeddings(request):
+    import base64
+
+    from django.conf import settings
+
+    from llmgateway import embeddings as embedding_models
+
+    entry.authenticate(_digest(request))
+    body = _read_json(request)
+    if not isinstance(body, dict):
+        raise GatewayError(400, "The request body must be a JSON object.")
+    texts = body.get("input")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise GatewayError(400, "Give `input`: a string or a non-empty list of strings.", param="input")
+    if len(texts) > EMBEDDING_MAX_INPUTS:
+        raise GatewayError(400, f"At most {EMBEDDING_MAX_INPUTS} inputs per request.", param="input")
+    if sum(len(t) for t in texts) > settings.LLM_MAX_INPUT_CHARS:
+        raise GatewayError(
+            400, f"The input is longer than {settings.LLM_MAX_INPUT_CHARS} characters.", code="input_too_long"
+        )
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise GatewayError(400, "encoding_format must be float or base64.", param="encoding_format")
+    requested = body.get("model")
+    if requested is not None and not isinstance(requested, str):
+        raise GatewayError(400, "model must be a string.", param="model")
+    name = embedding_models.model_name(None) if requested in (None, "") else requested
+    if name == embedding_models.LOCAL_NAME:
+        name = ""
+    try:
+        result = embedding_models.embed(texts, model=name)
+    except embedding_models.EmbeddingError as exc:
+        code = "model_not_found" if exc.status == 400 else "upstream_error"
+        raise GatewayError(404 if exc.status == 400 else exc.status, exc.message, code=code, param="model") from None
+    data = []
+    for index, vector in enumerate(result.vectors):
+        value = base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector.tolist()
+        data.append({"object": "embedding", "index": index, "embedding": value})
+    usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
+    return JsonResponse({"object": "list", "data": data, "model": requested or result.model, "usage": usage})

@@ -1,0 +1,303 @@
+"""Passage vectors inside the database, for search by meaning next to full-text search.
+
+    state(connection) -> VectorState(backend, problem)   # "pgvector" / "sqlite-vec", or "" and why not
+    write(document_id, workspace_id, chunk_ids, embedded)  # store one document's vectors
+    nearest(workspace_ids, vector, model, document_ids, k) -> rows like search.py's lexical rows
+    forget(document_id)                                    # drop a document's vectors (re-embedding)
+
+PostgreSQL: an unsized `vector` column `documents_chunk.embedding` (pgvector),
+added by migration 0003 where the extension can be created, and for each
+embedding model an HNSW index on `embedding::vector(dims)` restricted to that
+model's rows (`WHERE embedding_model = '…'`), created when the model first
+stores vectors. Queries order by cosine distance with the same expression and
+condition, so the planner uses that index; `hnsw.iterative_scan` keeps
+scanning until enough rows of the wanted workspace are found.
+
+SQLite: a sqlite-vec `vec0` table per embedding model
+(`documents_chunk_vec_<key>`: the passage id, its workspace as partition key,
+its document, the vector), created when the model first stores vectors, with
+a trigger that drops a passage's vector with the passage.
+
+`Chunk.embedding_model` names the model of each passage's vector, so a search
+only ever compares vectors of the query's own model. Where neither extension
+is available the state names the reason and search stays lexical.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from django.db import DatabaseError, OperationalError, transaction
+from django.db import connection as default_connection
+
+log = logging.getLogger(__name__)
+
+PG_MISSING = (
+    "pgvector is not installed in this PostgreSQL, so search matches words only (no search by meaning). "
+    "Install the pgvector extension, then run `manage.py reindex --rebuild-index`."
+)
+# How many index candidates pgvector's HNSW scan considers (higher: better recall, slower).
+HNSW_EF_SEARCH = 80
+
+
+@dataclass(frozen=True)
+class VectorState:
+    backend: str
+    problem: str = ""
+
+    @property
+    def available(self):
+        return bool(self.backend)
+
+
+def table_key(model):
+    return hashlib.sha256(model.encode()).hexdigest()[:12]
+
+
+def _sqlite_table(model):
+    return f"documents_chunk_vec_{table_key(model)}"
+
+
+def _pg_index(model):
+    return f"documents_chunk_vec_{table_key(model)}"
+
+
+def state(connection=None):
+    """Whether this database can search by meaning, and if not, why."""
+    connection = connection or default_connection
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        problem = getattr(connection, "vector_problem", None)
+        if problem is None:
+            problem = "the database backend does not load sqlite-vec (use corporate.backends.sqlite3)"
+        return VectorState("" if problem else "sqlite-vec", problem)
+    if connection.vendor == "postgresql":
+        cached = getattr(connection, "_vector_state", None)
+        if cached is None:
+            cached = _pg_state(connection)
+            connection._vector_state = cached
+        return cached
+    return VectorState("", f"{connection.vendor} has no vector search")
+
+
+def _pg_state(connection):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass('documents_chunk') AND a.attname = 'embedding' AND NOT a.attisdropped"
+        )
+        row = cursor.fetchone()
+    if row and row[0] == "vector":
+        return VectorState("pgvector")
+    return VectorState("", PG_MISSING)
+
+
+def forget_state(connection=None):
+    """After the column changed (migration, rebuild): look again on the next use."""
+    connection = connection or default_connection
+    if hasattr(connection, "_vector_state"):
+        del connection._vector_state
+
+
+def on_connection_created(sender, connection, **kwargs):
+    """Every new PostgreSQL connection: let HNSW scans go on until enough rows pass the workspace filter."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET hnsw.iterative_scan = relaxed_order; SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+
+
+def install(schema_editor):
+    """Migration 0003: the vector column (PostgreSQL with pgvector). SQLite tables come per model, on first use."""
+    connection = schema_editor.connection
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+        available = cursor.fetchone() is not None
+    if available:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SAVEPOINT vector_install")
+                cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                cursor.execute("ALTER TABLE documents_chunk ADD COLUMN IF NOT EXISTS embedding vector")
+                cursor.execute("RELEASE SAVEPOINT vector_install")
+        except Exception as exc:  # noqa: BLE001 - e.g. not allowed to create extensions: stay lexical
+            with connection.cursor() as cursor:
+                cursor.execute("ROLLBACK TO SAVEPOINT vector_install")
+            log.warning("pgvector could not be installed (%s); search stays lexical", exc)
+    forget_state(connection)
+
+
+def uninstall(schema_editor):
+    connection = schema_editor.connection
+    if connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE documents_chunk DROP COLUMN IF EXISTS embedding")
+    elif connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'documents_chunk_vec_%'")
+            tables = [row[0] for row in cursor.fetchall()]
+        for table in tables:
+            if table.count("_") == 3:  # the vec0 table itself; its shadow tables go with it
+                schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_ad")
+                schema_editor.execute(f"DROP TABLE IF EXISTS {table}")
+    forget_state(connection)
+
+
+def rebuild(connection=None):
+    """`reindex --rebuild-index`: add the vector column where pgvector has become available."""
+    connection = connection or default_connection
+    if connection.vendor == "postgresql":
+
+        class Editor:
+            pass
+
+        editor = Editor()
+        editor.connection = connection
+        install(editor)
+
+
+def prepare(embedded, connection=None):
+    """Create the storage for a model's vectors if missing: call before the transaction that writes them.
+
+    (PostgreSQL refuses CREATE INDEX on a table with pending foreign-key checks, which a
+    transaction that has just inserted passages has.)
+    """
+    connection = connection or default_connection
+    if not state(connection).available or embedded is None:
+        return
+    with connection.cursor() as cursor:
+        _ensure_storage(cursor, connection, embedded.model, embedded.dims)
+
+
+def _ensure_storage(cursor, connection, model, dims):
+    if connection.vendor == "postgresql":
+        name = _pg_index(model)
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE tablename = 'documents_chunk' AND indexname = %s", [name])
+        if cursor.fetchone() is None:
+            literal = model.replace("'", "''")
+            try:
+                with transaction.atomic(using=connection.alias):
+                    cursor.execute(
+                        f"CREATE INDEX IF NOT EXISTS {name} ON documents_chunk USING hnsw "
+                        f"((embedding::vector({int(dims)})) vector_cosine_ops) WHERE embedding_model = '{literal}'"
+                    )
+            except DatabaseError as exc:
+                # Inside a transaction that has written passages PostgreSQL refuses; search works
+                # without the index (an exact scan) until the next write outside one creates it.
+                log.warning("vector index %s not created yet: %s", name, exc)
+        return
+    if connection.vendor == "sqlite":
+        table = _sqlite_table(model)
+        cursor.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0("
+            "chunk_id integer primary key, workspace_id integer partition key, document_id integer, "
+            f"embedding float[{int(dims)}] distance_metric=cosine)"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_ad AFTER DELETE ON documents_chunk BEGIN "
+            f"DELETE FROM {table} WHERE chunk_id = old.id; END"
+        )
+
+
+def _pg_vector(row):
+    return "[" + ",".join(f"{x:.6g}" for x in row.tolist()) + "]"
+
+
+def write(document_id, workspace_id, chunk_ids, embedded, connection=None):
+    """Store the vectors of one document's passages (in chunk_ids order) and name their model. Call in a transaction."""
+    from documents.models import Chunk
+
+    connection = connection or default_connection
+    if not state(connection).available or not chunk_ids:
+        return False
+    model, dims = embedded.model, embedded.dims
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            _ensure_storage(cursor, connection, model, dims)
+            table = _sqlite_table(model)
+            cursor.execute(f"DELETE FROM {table} WHERE document_id = %s", [document_id])
+            cursor.executemany(
+                f"INSERT INTO {table}(chunk_id, workspace_id, document_id, embedding) VALUES (%s, %s, %s, %s)",
+                [
+                    (chunk_id, workspace_id, document_id, vector.tobytes())
+                    for chunk_id, vector in zip(chunk_ids, embedded.vectors, strict=True)
+                ],
+            )
+        else:
+            from psycopg2.extras import execute_values
+
+            execute_values(
+                cursor.cursor,
+                "UPDATE documents_chunk AS c SET embedding = v.e::vector, embedding_model = "
+                + _quote(model).replace("%", "%%")
+                + " FROM (VALUES %s) AS v(id, e) WHERE c.id = v.id",
+                [(chunk_id, _pg_vector(vector)) for chunk_id, vector in zip(chunk_ids, embedded.vectors, strict=True)],
+                page_size=500,
+            )
+    if connection.vendor == "sqlite":
+        Chunk.objects.filter(document_id=document_id).update(embedding_model=model)
+    return True
+
+
+def _quote(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+SQLITE_NEAREST = """
+SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, v.distance
+FROM (SELECT chunk_id, distance FROM {table} WHERE embedding MATCH %s AND k = %s AND workspace_id {workspaces}) v
+JOIN documents_chunk c ON c.id = v.chunk_id
+WHERE c.embedding_model = %s {documents}
+ORDER BY v.distance, c.id
+"""
+
+PG_NEAREST = """
+SELECT c.id, c.document_id, c.position, c.page, c.section, c.text,
+       (c.embedding::vector({dims}) <=> %s::vector({dims})) AS distance
+FROM documents_chunk c
+WHERE c.embedding_model = {model} AND c.workspace_id = ANY(%s) {documents}
+ORDER BY c.embedding::vector({dims}) <=> %s::vector({dims})
+LIMIT %s
+"""
+
+
+def nearest_sql(workspace_ids, vector, model, document_ids, k, connection=None):
+    """(sql, params) of the nearest-passages query, or None when this database has no vectors of that model."""
+    connection = connection or default_connection
+    if not state(connection).available:
+        return None
+    dims = int(vector.shape[0])
+    if connection.vendor == "sqlite":
+        table = _sqlite_table(model)
+        workspaces = "= %s" if len(workspace_ids) == 1 else "IN ({})".format(", ".join(["%s"] * len(workspace_ids)))
+        documents, params = "", [vector.astype("float32").tobytes(), int(k), *workspace_ids, model]
+        if document_ids is not None:
+            documents = "AND c.document_id IN ({})".format(", ".join(["%s"] * len(document_ids)))
+            params += list(document_ids)
+        return SQLITE_NEAREST.format(table=table, workspaces=workspaces, documents=documents), params
+    literal = _pg_vector(vector)
+    documents, params = "", [literal, list(workspace_ids)]
+    if document_ids is not None:
+        documents = "AND c.document_id = ANY(%s)"
+        params.append(list(document_ids))
+    params += [literal, int(k)]
+    return PG_NEAREST.format(dims=dims, model=_quote(model), documents=documents), params
+
+
+def nearest(workspace_ids, vector, model, document_ids=None, k=20, connection=None):
+    """The k passages nearest to the vector: (id, document_id, position, page, section, text, distance) rows."""
+    connection = connection or default_connection
+    query = nearest_sql(workspace_ids, vector, model, document_ids, k, connection)
+    if query is None:
+        return []
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(*query)
+        except OperationalError as exc:
+            # No passage was embedded with this model yet: its table does not exist (SQLite only;
+            # a failed statement leaves SQLite's transaction usable).
+            if connection.vendor == "sqlite" and "no such table" in str(exc):
+                return []
+            raise
+        return cursor.fetchall()
