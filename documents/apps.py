@@ -8,8 +8,10 @@ class DocumentsConfig(AppConfig):
 
     def ready(self):
         from corporate import pagecache
-        from documents import signals  # noqa: F401
-        from documents import vectors
+        from documents import (
+            signals,  # noqa: F401
+            vectors,
+        )
         from documents.models import Document
         from workspaces.navigation import search_page, tab
 
