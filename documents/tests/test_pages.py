@@ -210,6 +210,10 @@ def test_members_rename_a_document_and_bad_titles_are_refused(client_for, member
     document = _document(workspace, "handbook", "ready")
     url = f"/documents/acme/{document.pk}/rename/"
     assert client_for(viewer).post(url, {"title": "Mine"}).status_code == 403
+    # Members rename what they uploaded; someone else's document is for admins and owners.
+    assert client_for(member).post(url, {"title": "Mine"}).status_code == 403
+    document.uploaded_by = member
+    document.save(update_fields=["uploaded_by"])
     client = client_for(member)
     response = client.post(url, {"title": "  Employee   handbook 2026 "}, follow=True)
     assert response.status_code == 200 and "Renamed “handbook” to “Employee handbook 2026”" in response.content.decode()
@@ -226,6 +230,10 @@ def test_rename_through_the_api(api_client_for, member, workspace):
 
     document = _document(workspace, "handbook", "ready")
     client = api_client_for(member)
+    response = client.patch(f"/api/documents/{document.pk}/", {"title": "Handbook 2026"}, format="json")
+    assert response.status_code == 403  # someone else's document
+    document.uploaded_by = member
+    document.save(update_fields=["uploaded_by"])
     response = client.patch(f"/api/documents/{document.pk}/", {"title": "Handbook 2026"}, format="json")
     assert response.status_code == 200 and response.json()["title"] == "Handbook 2026"
     response = client.patch(f"/api/documents/{document.pk}/", {"title": "   "}, format="json")
