@@ -1,9 +1,12 @@
-"""WSGI application of the benchmark's floor (bench.floor_settings)."""
+"""WSGI application of the benchmark's floor (bench.floor_settings): Django's handler with no middleware."""
 
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.floor_settings")
 
-from django.core.wsgi import get_wsgi_application  # noqa: E402
+import django  # noqa: E402
 
-application = get_wsgi_application()
+from corporate.handlers import LeanWSGIHandler  # noqa: E402
+
+django.setup(set_prefix=False)
+application = LeanWSGIHandler([])

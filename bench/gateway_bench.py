@@ -394,7 +394,7 @@ def _timing(header):
     for item in header.split(","):
         name, _, dur = item.strip().partition(";dur=")
         if dur:
-            parts[name] = float(dur)
+            parts[name] = float(dur.split(";")[0])  # db;dur=0.0;desc="0 queries"
     return parts
 
 
