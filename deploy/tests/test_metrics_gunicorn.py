@@ -111,8 +111,21 @@ def gunicorn_workers(server):
 def test_metrics_add_up_every_worker_and_need_the_token(served):
     assert get(served, "/metrics", token=None)[0] == 401
     assert get(served, "/metrics", token="wrong-token-wrong-token")[0] == 401
+
     # Requests spread over both workers (a new connection each); every scrape sees them all.
-    before = total(get(served, "/metrics")[1], "corporate_http_request_duration_seconds_count", route="health")
+    # Each worker writes its figures within a second or two of its last request: wait until the
+    # fixture's own requests are all written (two scrapes agree) before counting.
+    def health_count():
+        text = get(served, "/metrics")[1]
+        return total(text, "corporate_http_request_duration_seconds_count", route="health", status="200")
+
+    before, deadline = None, time.monotonic() + 15
+    while time.monotonic() < deadline:
+        time.sleep(2.5)
+        now = health_count()
+        if now == before:
+            break
+        before = now
     for _ in range(20):
         status, _, headers = get(served, "/health", token=None)
         assert status == 200 and "db;dur=" in headers["Server-Timing"]
