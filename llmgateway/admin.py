@@ -15,23 +15,7 @@ class ModelConfigForm(forms.ModelForm):
 
     class Meta:
         model = ModelConfig
-        fields = [
-            "name",
-            "description",
-            "provider",
-            "upstream_model",
-            "base_url",
-            "api_key_env",
-            "price_input_per_1k",
-            "price_output_per_1k",
-            "timeout_seconds",
-            "max_retries",
-            "deadline_seconds",
-            "cache_ttl_seconds",
-            "fallback",
-            "enabled",
-            "is_default",
-        ]
+        fields = list(ModelConfig.SETTINGS)
 
     def save(self, commit=True):
         model = super().save(commit=False)

@@ -59,6 +59,25 @@ class ModelConfigQuerySet(models.QuerySet):
 class ModelConfig(models.Model):
     """One model that clients can name in a request, and how to reach it."""
 
+    # What an administrator sets (the admin's form; the audit log records changes to these).
+    SETTINGS = (
+        "name",
+        "description",
+        "provider",
+        "upstream_model",
+        "base_url",
+        "api_key_env",
+        "price_input_per_1k",
+        "price_output_per_1k",
+        "timeout_seconds",
+        "max_retries",
+        "deadline_seconds",
+        "cache_ttl_seconds",
+        "fallback",
+        "enabled",
+        "is_default",
+    )
+
     name = models.CharField(
         max_length=100,
         unique=True,

@@ -87,23 +87,7 @@ track(
 track(
     ModelConfig,
     name="model",
-    fields=[
-        "name",
-        "description",
-        "provider",
-        "upstream_model",
-        "base_url",
-        "api_key_env",
-        "price_input_per_1k",
-        "price_output_per_1k",
-        "timeout_seconds",
-        "max_retries",
-        "deadline_seconds",
-        "cache_ttl_seconds",
-        "fallback",
-        "enabled",
-        "is_default",
-    ],
+    fields=list(ModelConfig.SETTINGS),
     secret=["api_key_encrypted"],
 )
 track(
