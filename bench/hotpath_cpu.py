@@ -1,0 +1,192 @@
+"""CPU time of one /v1 cache hit and one miss through the site's WSGI application, in one process.
+
+    DATABASE_URL=postgres://... REDIS_URL=redis://127.0.0.1:6379/N CACHE_KEY_PREFIX=... \\
+        .venv/bin/python bench/hotpath_cpu.py [--requests 2000] [--profile hit|miss] [--metering off|on]
+
+No HTTP server: requests are WSGI environs handed to `corporate.wsgi.application`
+(the /v1 handler and its middleware, the view, the gateway, the store), so
+the figure is the application's own CPU per request, measured with
+`time.process_time` (steadier than the wall clock on a shared machine). The
+upstream is the local fake server in a process of its own, answering at once.
+Misses are new prompts; hits repeat one prompt. With --profile, the cProfile
+listing of that kind of request (by own time) follows the figures.
+The database must be migrated; the benchmark adds a workspace "hotpath-cpu",
+a key and a model on first use and keeps them.
+"""
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "corporate.settings")
+MODEL = "hotpath-upstream"
+BATCHES = 5
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def setup(base_url, metering):
+    from django.contrib.auth import get_user_model
+
+    from llmgateway.management.commands.add_model import add_model
+    from llmgateway.models import ApiKey, Limit, ModelConfig
+    from workspaces.models import Membership, Workspace
+
+    user, _ = get_user_model().objects.get_or_create(email="hotpath-cpu@example.com")
+    workspace, _ = Workspace.objects.get_or_create(slug="hotpath-cpu", defaults={"name": "Hot path", "created_by": user})
+    Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": "owner"})
+    ModelConfig.objects.filter(name=MODEL).delete()
+    add_model(
+        MODEL,
+        provider="openai-compatible",
+        base_url=base_url,
+        upstream_model="fake-model",
+        timeout_seconds=10,
+        max_retries=0,
+        price_input_per_1k="0.5",
+        price_output_per_1k="1.5",
+    )
+    Limit.objects.filter(kind="workspace", workspace=workspace).delete()
+    if metering == "limits":
+        Limit.objects.create(kind="workspace", workspace=workspace, rpm=10**9, tpm=2 * 10**9, daily_budget=10**6)
+    _, full = ApiKey.create(workspace, "hotpath-cpu", user, scopes=["completions", "read"])
+    return full
+
+
+def environ(key, body):
+    data = json.dumps(body).encode()
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/v1/chat/completions",
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_AUTHORIZATION": f"Bearer {key}",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(data)),
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+
+
+def request(app, key, body):
+    status = []
+
+    def start_response(code, headers, exc_info=None):
+        status.append((code, dict(headers)))
+
+    result = app(environ(key, body), start_response)
+    try:
+        data = b"".join(result)
+    finally:
+        result.close()
+    return status[0][0], status[0][1], data
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="hits measured (misses: a tenth)")
+    parser.add_argument("--profile", choices=("hit", "miss"))
+    parser.add_argument("--metering", choices=("off", "records", "limits"), default="limits")
+    args = parser.parse_args()
+
+    port = free_port()
+    upstream = subprocess.Popen(
+        [sys.executable, "-m", "llmgateway.tests.fake_openai", "--port", str(port), "--delay", "0"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import django
+
+        django.setup()
+        from django.conf import settings
+
+        from corporate.wsgi import application
+        from llmgateway import usage
+
+        if args.metering == "off":
+            settings.LLM_USAGE_HOOK = "llmgateway.usage.UsageHook"
+            usage.hook.reset()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        key = setup(f"http://127.0.0.1:{port}/v1", args.metering)
+        run = uuid.uuid4().hex[:8]
+        hit = {"model": MODEL, "messages": [{"role": "user", "content": f"What is the refund policy? {run}"}]}
+        for _ in range(50):  # warm: the key's and the workspace's records, the entry, the memos
+            code, headers, data = request(application, key, hit)
+            assert code.startswith("200"), data[:300]
+        assert headers["X-Cache"] == "HIT", headers
+
+        def misses(count, tag):
+            for i in range(count):
+                body = {"model": MODEL, "messages": [{"role": "user", "content": f"miss {run} {tag} {i}"}]}
+                code, headers, data = request(application, key, body)
+                assert code.startswith("200") and headers["X-Cache"] == "MISS", (code, data[:300])
+
+        misses(20, "warm")
+        figures = {}
+        for kind, count in (("hit", args.requests), ("miss", max(20, args.requests // 10))):
+            profiler = cProfile.Profile(time.process_time) if args.profile == kind else None
+            if profiler:
+                profiler.enable()
+            # The least CPU of several batches: other work on the machine only ever adds to it.
+            batches = []
+            for batch in range(BATCHES):
+                started = time.process_time()
+                if kind == "hit":
+                    for _ in range(count // BATCHES):
+                        request(application, key, hit)
+                else:
+                    misses(count // BATCHES, f"measured {batch}")
+                batches.append((time.process_time() - started) / (count // BATCHES) * 1e6)
+            if profiler:
+                profiler.disable()
+            figures[kind] = min(batches)
+            if profiler:
+                out = io.StringIO()
+                pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(45)
+                figures[kind + "_profile"] = out.getvalue()
+                if os.environ.get("HOTPATH_PROFILE_FILE"):
+                    profiler.dump_stats(os.environ["HOTPATH_PROFILE_FILE"])
+        print(f"metering {args.metering}: CPU per hit {figures['hit']:.0f} µs, per miss {figures['miss']:.0f} µs (least of {BATCHES} batches)")
+        for kind in ("hit", "miss"):
+            if kind + "_profile" in figures:
+                print(figures[kind + "_profile"])
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+
+
+if __name__ == "__main__":
+    main()
