@@ -343,10 +343,10 @@ class RedisLimiter:
         self._settle = store.client.register_script(SETTLE_LUA)
 
     def admit(self, keys, args):
-        return self.store._run(None, lambda r: self._admit(keys=keys, args=args, client=r))
+        return self.store._run(None, lambda r: self.store.run_script(self._admit, keys, args)[1])
 
     def settle(self, keys, args):
-        return self.store._run(None, lambda r: self._settle(keys=keys, args=args, client=r))
+        return self.store._run(None, lambda r: self.store.run_script(self._settle, keys, args)[1])
 
     def seed(self, key, value, ttl):
         self.store._run(None, lambda r: r.set(key, value, ex=ttl, nx=True))
