@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "corporate.settings")
 MODEL = "hotpath-upstream"
-BATCHES = 5
+BATCHES = 10
 
 
 def free_port():
@@ -48,7 +48,9 @@ def setup(base_url, metering):
     from workspaces.models import Membership, Workspace
 
     user, _ = get_user_model().objects.get_or_create(email="hotpath-cpu@example.com")
-    workspace, _ = Workspace.objects.get_or_create(slug="hotpath-cpu", defaults={"name": "Hot path", "created_by": user})
+    workspace, _ = Workspace.objects.get_or_create(
+        slug="hotpath-cpu", defaults={"name": "Hot path", "created_by": user}
+    )
     Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": "owner"})
     ModelConfig.objects.filter(name=MODEL).delete()
     add_model(
@@ -179,7 +181,9 @@ def main():
                 figures[kind + "_profile"] = out.getvalue()
                 if os.environ.get("HOTPATH_PROFILE_FILE"):
                     profiler.dump_stats(os.environ["HOTPATH_PROFILE_FILE"])
-        print(f"metering {args.metering}: CPU per hit {figures['hit']:.0f} µs, per miss {figures['miss']:.0f} µs (least of {BATCHES} batches)")
+        print(
+            f"metering {args.metering}: CPU per hit {figures['hit']:.0f} µs, per miss {figures['miss']:.0f} µs (least of {BATCHES} batches)"
+        )
         for kind in ("hit", "miss"):
             if kind + "_profile" in figures:
                 print(figures[kind + "_profile"])

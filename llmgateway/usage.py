@@ -12,6 +12,10 @@ Every completion, whether hit, coalesced or miss, and whether it comes from
                                     CompletionResult: usage, cost, cache_hit ...), or
                                     with result None and the GatewayError (None: the
                                     client left) when there is none
+    usage.hook.ahead(workspace_id, user_id, api_key_id, deadline_seconds)
+                                    optional: a reservation (metering.limits.Ahead) that
+                                    the /v1 entry point makes in the same round trip as
+                                    the cache lookup; `admit` then finds it as call.ahead
 
 `call` carries workspace_id, api_key_id, user_id, assistant_id, origin, the
 model spec, the request and the key's limits; `workspace` is the cached
@@ -55,6 +59,11 @@ class _Lazy:
 
     def record(self, call, result, error=None):
         return self._get().record(call, result, error)
+
+    def ahead(self, workspace_id, user_id, api_key_id, deadline_seconds):
+        """A reservation the hook wants made in the cache lookup's round trip (optional method), or None."""
+        method = getattr(self._get(), "ahead", None)
+        return method(workspace_id, user_id, api_key_id, deadline_seconds) if method is not None else None
 
     def reset(self):
         self._hook = None

@@ -10,7 +10,9 @@ gives: a CompletionResult, or a Completion to iterate for a streaming
 request.
 
 A cache hit costs one store round trip: the key's record, the model's spec,
-the workspace's policy and the cache entry are read together. The entry's
+the workspace's policy and the cache entry are read together, and the key's
+limits (when it has some) are checked and counted in the same round trip
+(metering.limits.Ahead). The entry's
 key depends on the key's workspace and the model's spec, which this process
 remembers from earlier requests (a key's workspace never changes; a spec is
 checked against the one read in the same round trip); when a guess turns
@@ -25,6 +27,8 @@ from llmgateway.cache.entries import api_key_key, model_info_key, workspace_info
 from llmgateway.cache.store import get_store
 from llmgateway.gateway.errors import GatewayError
 from llmgateway.gateway.flight import prepare
+from llmgateway.metering import limits
+from llmgateway.usage import hook
 
 
 class BoundedMemo:
@@ -54,7 +58,7 @@ class BoundedMemo:
             self._items.clear()
 
 
-key_workspaces = BoundedMemo()  # key digest -> workspace id
+key_owners = BoundedMemo()  # key digest -> (workspace id, user id, key id)
 model_specs = BoundedMemo()  # model name as asked -> ModelSpec
 
 
@@ -76,12 +80,11 @@ def authenticate(digest, scope="completions"):
 
 def serve(digest, body, cache_control=None, body_error=None):
     """A completion for an API request: a CompletionResult, or a Completion for a streaming one."""
-    from llmgateway.gateway import execute
-
     model_name = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
     name = registry.lookup_name(model_name)
 
-    guess_workspace, guess_spec, call = key_workspaces.get(digest), model_specs.get(name), None
+    owner, guess_spec, call, ahead = key_owners.get(digest), model_specs.get(name), None, None
+    guess_workspace = owner[0] if owner is not None else None
     keys = [api_key_key(digest), model_info_key(name)]
     if guess_workspace is not None and guess_spec is not None and isinstance(body, dict):
         try:
@@ -89,10 +92,23 @@ def serve(digest, body, cache_control=None, body_error=None):
             keys += [workspace_info_key(guess_workspace), call.key]
         except GatewayError:
             call = None  # reported below, after the key is checked
-    raws = get_store().get_many(keys)
+    if call is not None:
+        # The key's limits, reserved in the same round trip as the lookup (metering.limits.Ahead).
+        ahead = hook.ahead(*owner, call.deadline.remaining())
+    raws = limits.lookup_and_admit(keys, ahead) if ahead is not None else get_store().get_many(keys)
+    try:
+        return _serve(digest, body, cache_control, body_error, model_name, name, raws, call, guess_spec, ahead)
+    except BaseException:
+        if ahead is not None and not ahead.done:
+            ahead.undo()  # refused before its limits were checked: the request is given back
+        raise
+
+
+def _serve(digest, body, cache_control, body_error, model_name, name, raws, call, guess_spec, ahead):
+    from llmgateway.gateway import execute
 
     info = key_info(digest, raws[0])
-    key_workspaces.put(digest, info.workspace_id)
+    key_owners.put(digest, (info.workspace_id, info.user_id, info.id))
     if body_error is not None:
         raise body_error
     if not isinstance(body, dict):
@@ -107,9 +123,10 @@ def serve(digest, body, cache_control=None, body_error=None):
     model_specs.put(name, spec)
 
     prefetched = None
-    if call is not None and spec == guess_spec and info.workspace_id == guess_workspace:
+    if call is not None and spec == guess_spec and info.workspace_id == call.workspace_id:
         prefetched = (raws[2], raws[3])
     else:
         call = prepare(info.workspace_id, body, cache_control=cache_control, spec=spec)
     call.user_id, call.api_key_id, call.key_limits, call.origin = info.user_id, info.id, info.limits, "v1"
+    call.ahead = ahead
     return execute(call, prefetched)

@@ -58,6 +58,7 @@ class Call:
     key_limits: dict | None = None  # the API key's own limits (KeyInfo.limits)
     request_id: str | None = None  # set when admitted
     ticket: object = None  # the metering reservation, settled when the completion ends
+    ahead: object = None  # a reservation made with the cache lookup, confirmed by the usage hook's admit
 
     def __post_init__(self):
         if self.deadline is None:

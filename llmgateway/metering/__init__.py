@@ -51,8 +51,21 @@ def _tokens(usage):
 
 
 class Meter:
+    def __init__(self):
+        # The scopes found for each (workspace, user, key) last time, to reserve the next request
+        # of the same key in its lookup's round trip (`ahead`).
+        self._scopes = {}
+
+    def ahead(self, workspace_id, user_id, api_key_id, deadline_seconds):
+        """A reservation to make with the cache lookup (limits.Ahead), or None (no limits known for these)."""
+        if settings.USAGE_HITS_COUNT_TOWARDS_SPEND:
+            return None  # a hit reserves its estimate too: the lookup must be read first
+        scopes = self._scopes.get((workspace_id, user_id, api_key_id))
+        if not scopes:
+            return None
+        return limits.ahead(scopes, records.new_id(), deadline_seconds)
+
     def admit(self, call, hit=False, workspace=None):
-        call.request_id = records.new_id()
         scopes = limits.scopes_for(
             call.workspace_id,
             call.user_id,
@@ -60,12 +73,27 @@ class Meter:
             getattr(workspace, "limits", None),
             call.key_limits,
         )
+        memo = (call.workspace_id, call.user_id, call.api_key_id)
+        if self._scopes.get(memo) != scopes:
+            if len(self._scopes) >= 10_000:
+                self._scopes.clear()  # bounded; refilled by the next request of each key
+            self._scopes[memo] = scopes
+        reserved, call.ahead = call.ahead, None
+        if reserved is not None and (reserved.reply is None or reserved.scopes != scopes):
+            reserved.undo()  # guessed wrong (limits changed): admitted from scratch below
+            reserved = None
+        call.request_id = reserved.request_id if reserved is not None else records.new_id()
         if not scopes:
             return None
         spends = not hit or settings.USAGE_HITS_COUNT_TOWARDS_SPEND
         tokens, cost = estimate(call) if spends else (0, 0)
         try:
-            call.ticket = limits.admit(scopes, call.request_id, tokens, cost, call.deadline.remaining())
+            if reserved is None:
+                call.ticket = limits.admit(scopes, call.request_id, tokens, cost, call.deadline.remaining())
+            else:
+                call.ticket = reserved.ticket()
+                if tokens or cost:
+                    call.ticket = reserved.top_up(tokens, cost, call.deadline.remaining())
         except limits.Refusal as refusal:
             self._add(call, "refused", 429)
             kind = "insufficient_quota" if refusal.code == "insufficient_quota" else refusal.limit

@@ -239,13 +239,14 @@ ADMIT_LUA = (
     + """
 local n, tokens, cost, rid = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local conc_ttl, day_ttl, month_ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local requests = tonumber(ARGV[8])
 local req, tok = {}, {}
 for i = 0, n - 1 do
-  local k, a = i * 5, 8 + i * 5
+  local k, a = i * 5, 9 + i * 5
   local rpm, tpm, conc = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   if rpm > 0 then
     req[i] = level_of(KEYS[k + 1], rpm, now)
-    if req[i] < 1 then
+    if requests > 0 and req[i] < 1 then
       return {0, i, 'requests', math.ceil((1 - req[i]) * 60000 / rpm), rpm, rpm - math.floor(req[i])}
     end
   end
@@ -255,7 +256,7 @@ for i = 0, n - 1 do
       return {0, i, 'tokens', math.ceil((1 - tok[i]) * 60000 / tpm), tpm, tpm - math.floor(tok[i])}
     end
   end
-  if conc > 0 then
+  if conc > 0 and requests > 0 then
     redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
     local busy = redis.call('ZCARD', KEYS[k + 3])
     if busy >= conc then return {0, i, 'concurrent', 1000, conc, busy} end
@@ -273,12 +274,12 @@ for i = 0, n - 1 do
 end
 local out = {1}
 for i = 0, n - 1 do
-  local k, a = i * 5, 8 + i * 5
+  local k, a = i * 5, 9 + i * 5
   local rpm, tpm, conc = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local row = {-1, 0, -1, 0, -1, -1}
   if rpm > 0 then
-    local level = req[i] - 1
-    put_level(KEYS[k + 1], rpm, level, now)
+    local level = req[i] - requests
+    if requests > 0 then put_level(KEYS[k + 1], rpm, level, now) end
     row[1], row[2] = math.floor(level), math.ceil((rpm - level) * 60000 / rpm)
   end
   if tpm > 0 then
@@ -286,7 +287,7 @@ for i = 0, n - 1 do
     if tokens > 0 then put_level(KEYS[k + 2], tpm, level, now) end
     row[3], row[4] = math.floor(level), math.ceil((tpm - level) * 60000 / tpm)
   end
-  if conc > 0 then
+  if conc > 0 and requests > 0 then
     redis.call('ZADD', KEYS[k + 3], now + conc_ttl, rid)
     redis.call('PEXPIRE', KEYS[k + 3], conc_ttl)
   end
@@ -336,11 +337,43 @@ return out
 )
 
 
+# Gives back a request reserved ahead that is not going ahead as reserved (see `Ahead`).
+UNDO_LUA = (
+    _LEVEL
+    + """
+local n, rid = tonumber(ARGV[1]), ARGV[2]
+for i = 0, n - 1 do
+  local rpm, conc = tonumber(ARGV[3 + i * 2]), tonumber(ARGV[4 + i * 2])
+  if rpm > 0 then
+    local level = level_of(KEYS[i * 2 + 1], rpm, now) + 1
+    if level > rpm then level = rpm end
+    put_level(KEYS[i * 2 + 1], rpm, level, now)
+  end
+  if conc > 0 then redis.call('ZREM', KEYS[i * 2 + 2], rid) end
+end
+return 1
+"""
+)
+
+
 class RedisLimiter:
     def __init__(self, store: RedisStore):
         self.store = store
         self._admit = store.client.register_script(ADMIT_LUA)
         self._settle = store.client.register_script(SETTLE_LUA)
+        self._undo = store.client.register_script(UNDO_LUA)
+
+    def lookup_and_admit(self, keys, admit_keys, admit_args):
+        """The values of `keys` and the admission script's reply, in one round trip (None: no answer)."""
+
+        def run(r):
+            (values,), reply = self.store.run_script(self._admit, admit_keys, admit_args, also=[("MGET", *keys)])
+            return values, reply
+
+        return self.store._run(([None] * len(keys), None), run)
+
+    def undo(self, keys, args):
+        return self.store._run(None, lambda r: self.store.run_script(self._undo, keys, args)[1])
 
     def admit(self, keys, args):
         return self.store._run(None, lambda r: self.store.run_script(self._admit, keys, args)[1])
@@ -389,20 +422,20 @@ class LocalLimiter:
 
     def _admit(self, cache, keys, args):
         now = time.time() * 1000
-        n, tokens, cost, rid, conc_ttl = args[0], args[1], args[2], args[3], args[4]
+        n, tokens, cost, rid, conc_ttl, requests = args[0], args[1], args[2], args[3], args[4], args[7]
         req, tok = {}, {}
         for i in range(n):
-            k, a = i * 5, 7 + i * 5
+            k, a = i * 5, 8 + i * 5
             rpm, tpm, conc = args[a], args[a + 1], args[a + 2]
             if rpm > 0:
                 req[i] = self._level(cache, keys[k], rpm, now)
-                if req[i] < 1:
+                if requests > 0 and req[i] < 1:
                     return [0, i, "requests", math.ceil((1 - req[i]) * WINDOW_MS / rpm), rpm, rpm - math.floor(req[i])]
             if tpm > 0:
                 tok[i] = self._level(cache, keys[k + 1], tpm, now)
                 if tokens > 0 and tok[i] <= 0:
                     return [0, i, "tokens", math.ceil((1 - tok[i]) * WINDOW_MS / tpm), tpm, tpm - math.floor(tok[i])]
-            if conc > 0:
+            if conc > 0 and requests > 0:
                 busy = {r: at for r, at in (cache.get(keys[k + 2]) or {}).items() if at > now}
                 if len(busy) >= conc:
                     return [0, i, "concurrent", 1000, conc, len(busy)]
@@ -417,19 +450,20 @@ class LocalLimiter:
                             return [0, i, name, 0, cap, spent]
         out = [1]
         for i in range(n):
-            k, a = i * 5, 7 + i * 5
+            k, a = i * 5, 8 + i * 5
             rpm, tpm, conc = args[a], args[a + 1], args[a + 2]
             row = [-1, 0, -1, 0, -1, -1]
             if rpm > 0:
-                level = req[i] - 1
-                self._put(cache, keys[k], rpm, level, now)
+                level = req[i] - requests
+                if requests > 0:
+                    self._put(cache, keys[k], rpm, level, now)
                 row[0], row[1] = math.floor(level), math.ceil((rpm - level) * WINDOW_MS / rpm)
             if tpm > 0:
                 level = tok[i] - tokens
                 if tokens > 0:
                     self._put(cache, keys[k + 1], tpm, level, now)
                 row[2], row[3] = math.floor(level), math.ceil((tpm - level) * WINDOW_MS / tpm)
-            if conc > 0:
+            if conc > 0 and requests > 0:
                 busy = {r: at for r, at in (cache.get(keys[k + 2]) or {}).items() if at > now}
                 busy[rid] = now + conc_ttl
                 cache.set(keys[k + 2], busy, math.ceil(conc_ttl / 1000))
@@ -510,18 +544,29 @@ def _seed_budget(scope, kind, key, ttl):
     limiter().seed(key, records.spent_since(scope, period_start(kind)), ttl)
 
 
-def admit(scopes, request_id, tokens, cost, deadline_seconds):
-    """Reserve in every scope, or raise Refusal; a Ticket (or None when the store does not answer)."""
-    day, month, day_ttl, month_ttl = periods()
-    keys, args = [], [len(scopes), tokens, cost, request_id, int((deadline_seconds + 10) * 1000), 3 * 86400, 40 * 86400]
+def _admission(scopes, request_id, tokens, cost, deadline_seconds, requests=1):
+    """The admission script's keys and arguments, and the periods they count in."""
+    period = periods()
+    day, month = period[0], period[1]
+    conc_ttl = int((deadline_seconds + 10) * 1000)
+    keys, args = [], [len(scopes), tokens, cost, request_id, conc_ttl, 3 * 86400, 40 * 86400, requests]
     for scope in scopes:
         keys += scope.keys(day, month)
         args += scope.vector()
+    return keys, args, period
+
+
+def admit(scopes, request_id, tokens, cost, deadline_seconds, requests=1):
+    """Reserve in every scope, or raise Refusal; a Ticket (or None when the store does not answer).
+
+    requests=0 reserves tokens and cost only, for a request already counted (`Ahead.top_up`).
+    """
+    keys, args, period = _admission(scopes, request_id, tokens, cost, deadline_seconds, requests)
     for _ in range(3):
         reply = limiter().admit(keys, args)
         if reply is None:
             return None
-        reply = [x.decode() if isinstance(x, bytes) else x for x in reply]
+        reply = _decoded(reply)
         if reply[0] == -1:
             index, kind = int(reply[1]), reply[2]
             _seed_budget(scopes[index], kind, keys[index * 5 + (3 if kind == "day" else 4)], 3 * 86400)
@@ -529,6 +574,16 @@ def admit(scopes, request_id, tokens, cost, deadline_seconds):
         break
     else:
         return None
+    return _ticket(scopes, request_id, tokens, cost, period, reply)
+
+
+def _decoded(reply):
+    return [x.decode() if isinstance(x, bytes) else x for x in reply]
+
+
+def _ticket(scopes, request_id, tokens, cost, period, reply):
+    """The Ticket of an admitted reply, or the Refusal of a refused one raised."""
+    day, month, day_ttl, month_ttl = period
     if reply[0] == 0:
         index, name = int(reply[1]), reply[2]
         retry_ms = int(reply[3])
@@ -539,6 +594,75 @@ def admit(scopes, request_id, tokens, cost, deadline_seconds):
         raise Refusal(scopes[index], name, max(1, math.ceil(retry_ms / 1000)), int(reply[4]), int(reply[5]))
     state = [list(map(int, reply[1 + i * 6 : 7 + i * 6])) for i in range(len(scopes))]
     return Ticket(scopes, request_id, tokens, cost, day, month, state)
+
+
+class Ahead:
+    """A request reserved in the round trip that looks up its cache entry, before its scopes are confirmed.
+
+    The /v1 entry point knows, from the key's earlier requests, which scopes
+    will apply, and reserves the request (its requests-per-minute and
+    concurrency slot; no tokens or money, as for a cache hit) together with
+    the lookup (`RedisLimiter.lookup_and_admit`): a hit then costs no round
+    trip for its limits. When the request is admitted (`Meter.admit`):
+
+    - the scopes are as guessed and it is a hit: the reservation is its ticket;
+    - a miss: its tokens and cost are reserved on top (`top_up`, the request
+      is not counted twice); if that is refused, the request is given back;
+    - the scopes differ (limits changed, another key): the request is given
+      back (`undo`) and admitted from scratch.
+
+    A refusal of the reservation ahead stands when the scopes are as guessed:
+    whatever refuses a request with no tokens or money refuses it with them.
+    """
+
+    def __init__(self, scopes, request_id, deadline_seconds):
+        self.scopes, self.request_id = scopes, request_id
+        self.keys, self.args, self.period = _admission(scopes, request_id, 0, 0, deadline_seconds)
+        self.reply = None  # the script's reply, once the round trip is made
+        self.done = False  # confirmed (became a ticket or a refusal) or given back
+
+    def ticket(self):
+        """The reservation's Ticket (tokens and cost 0), or its Refusal raised."""
+        self.done = True
+        return _ticket(self.scopes, self.request_id, 0, 0, self.period, _decoded(self.reply))
+
+    def top_up(self, tokens, cost, deadline_seconds):
+        """Reserve a miss's tokens and cost on top of the request reserved ahead; the request goes back on a refusal."""
+        try:
+            return admit(self.scopes, self.request_id, tokens, cost, deadline_seconds, requests=0)
+        except Refusal:
+            self.done = False
+            self.undo()
+            raise
+
+    def undo(self):
+        """Give the request back (it was admitted ahead and will not go ahead as reserved)."""
+        if self.done:
+            return
+        self.done = True
+        if self.reply is None or int(self.reply[0]) != 1:
+            return
+        keys, args = [], [len(self.scopes), self.request_id]
+        for index, scope in enumerate(self.scopes):
+            keys += self.keys[index * 5 : index * 5 + 3 : 2]  # requests, concurrency
+            args += [int(scope.limits.get("rpm") or 0), int(scope.limits.get("max_concurrent") or 0)]
+        found = limiter()
+        if isinstance(found, RedisLimiter):
+            found.undo(keys, args)
+
+
+def ahead(scopes, request_id, deadline_seconds):
+    """An Ahead for these scopes when the store can run it with a lookup (Redis), else None."""
+    if not scopes or not isinstance(limiter(), RedisLimiter):
+        return None
+    return Ahead(scopes, request_id, deadline_seconds)
+
+
+def lookup_and_admit(keys, reservation):
+    """The store values of `keys`, reading them and running `reservation` (an Ahead) in one round trip."""
+    values, reply = limiter().lookup_and_admit(keys, reservation.keys, reservation.args)
+    reservation.reply = reply
+    return values
 
 
 def settle(ticket, tokens, cost):
