@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -139,6 +140,29 @@ class CachedCompletion:
         data = json.loads(raw)
         chunks = data.pop("chunks", None)
         return cls(chunks=tuple(chunks) if chunks is not None else None, **data)
+
+    def response_json(self):
+        """The response as compact JSON bytes, made once per entry (a remembered entry answers many hits)."""
+        body = self.__dict__.get("_response_json")
+        if body is None:
+            body = json.dumps(self.response, separators=(",", ":")).encode()
+            object.__setattr__(self, "_response_json", body)
+        return body
+
+
+# Parsed entries, by their bytes (never stale): a popular answer is parsed once per process, not once per hit.
+# Entries are shared between requests and read-only. Large ones are parsed each time (memory).
+PARSED_ENTRY_MAX = 16 * 1024
+
+
+@lru_cache(maxsize=128)
+def _parsed_entry(raw):
+    return CachedCompletion.loads(raw)
+
+
+def parsed_entry(raw):
+    """The CachedCompletion in `raw`."""
+    return _parsed_entry(raw) if len(raw) <= PARSED_ENTRY_MAX else CachedCompletion.loads(raw)
 
 
 @dataclass(frozen=True)

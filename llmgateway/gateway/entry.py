@@ -19,6 +19,7 @@ checked against the one read in the same round trip); when a guess turns
 out wrong or is missing, the lookup is simply redone by `execute()`.
 """
 
+import json
 from collections import OrderedDict
 from threading import Lock
 
@@ -26,7 +27,7 @@ from llmgateway import auth, registry
 from llmgateway.cache.entries import api_key_key, model_info_key, workspace_info_key
 from llmgateway.cache.store import get_store
 from llmgateway.gateway.errors import GatewayError
-from llmgateway.gateway.flight import prepare
+from llmgateway.gateway.flight import Call, prepare
 from llmgateway.metering import limits
 from llmgateway.usage import hook
 
@@ -61,6 +62,43 @@ class BoundedMemo:
 key_owners = BoundedMemo()  # key digest -> (workspace id, user id, key id)
 model_specs = BoundedMemo()  # model name as asked -> ModelSpec
 
+# Request bodies repeat (that is what the cache is for): a body seen before is neither parsed
+# nor validated nor hashed again. Keyed by its bytes, so never stale; small bodies only.
+MEMO_BODY_MAX = 16 * 1024
+parsed_bodies = BoundedMemo(limit=256)  # raw body -> parsed JSON
+prepared_calls = BoundedMemo(limit=256)  # (raw body, Cache-Control, workspace, spec) -> (request, key, control)
+
+
+def read_body(raw):
+    """(parsed JSON, None) or (None, the GatewayError to report) for a request body's bytes."""
+    memo = raw is not None and len(raw) <= MEMO_BODY_MAX
+    body = parsed_bodies.get(raw) if memo else None
+    if body is not None:
+        return body, None
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None, GatewayError(400, "The request body is not valid JSON.")
+    except RecursionError:
+        return None, GatewayError(400, "The request body is nested too deeply.")
+    if memo and isinstance(body, dict):
+        parsed_bodies.put(raw, body)
+    return body, None
+
+
+def _prepare(workspace_id, body, cache_control, spec, raw):
+    """prepare(), remembered for a body seen before (the validated request and its cache key are shared, unchanged)."""
+    if raw is None or len(raw) > MEMO_BODY_MAX:
+        return prepare(workspace_id, body, cache_control=cache_control, spec=spec)
+    memo_key = (raw, cache_control, workspace_id, spec)
+    found = prepared_calls.get(memo_key)
+    if found is None:
+        call = prepare(workspace_id, body, cache_control=cache_control, spec=spec)
+        prepared_calls.put(memo_key, (call.request, call.key, call.control))
+        return call
+    request, key, control = found
+    return Call(workspace_id=workspace_id, request=request, spec=spec, key=key, control=control)
+
 
 def key_info(digest, raw, scope="completions"):
     """The KeyInfo behind a token's digest, from its cached record (raw) or the database; GatewayError(401)."""
@@ -78,8 +116,11 @@ def authenticate(digest, scope="completions"):
     return key_info(digest, get_store().get_many([api_key_key(digest)])[0], scope)
 
 
-def serve(digest, body, cache_control=None, body_error=None):
-    """A completion for an API request: a CompletionResult, or a Completion for a streaming one."""
+def serve(digest, body, cache_control=None, body_error=None, raw=None):
+    """A completion for an API request: a CompletionResult, or a Completion for a streaming one.
+
+    raw: the body's bytes when `body` was parsed from them (`read_body`): a body seen before is not prepared again.
+    """
     model_name = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
     name = registry.lookup_name(model_name)
 
@@ -88,7 +129,7 @@ def serve(digest, body, cache_control=None, body_error=None):
     keys = [api_key_key(digest), model_info_key(name)]
     if guess_workspace is not None and guess_spec is not None and isinstance(body, dict):
         try:
-            call = prepare(guess_workspace, body, cache_control=cache_control, spec=guess_spec)
+            call = _prepare(guess_workspace, body, cache_control, guess_spec, raw)
             keys += [workspace_info_key(guess_workspace), call.key]
         except GatewayError:
             call = None  # reported below, after the key is checked
@@ -97,14 +138,14 @@ def serve(digest, body, cache_control=None, body_error=None):
         ahead = hook.ahead(*owner, call.deadline.remaining())
     raws = limits.lookup_and_admit(keys, ahead) if ahead is not None else get_store().get_many(keys)
     try:
-        return _serve(digest, body, cache_control, body_error, model_name, name, raws, call, guess_spec, ahead)
+        return _serve(digest, body, cache_control, body_error, model_name, name, raws, call, guess_spec, ahead, raw)
     except BaseException:
         if ahead is not None and not ahead.done:
             ahead.undo()  # refused before its limits were checked: the request is given back
         raise
 
 
-def _serve(digest, body, cache_control, body_error, model_name, name, raws, call, guess_spec, ahead):
+def _serve(digest, body, cache_control, body_error, model_name, name, raws, call, guess_spec, ahead, raw):
     from llmgateway.gateway import execute
 
     info = key_info(digest, raws[0])
@@ -126,7 +167,7 @@ def _serve(digest, body, cache_control, body_error, model_name, name, raws, call
     if call is not None and spec == guess_spec and info.workspace_id == call.workspace_id:
         prefetched = (raws[2], raws[3])
     else:
-        call = prepare(info.workspace_id, body, cache_control=cache_control, spec=spec)
+        call = _prepare(info.workspace_id, body, cache_control, spec, raw)
     call.user_id, call.api_key_id, call.key_limits, call.origin = info.user_id, info.id, info.limits, "v1"
     call.ahead = ahead
     return execute(call, prefetched)

@@ -22,6 +22,7 @@ from llmgateway.cache.entries import (
     CachedCompletion,
     completion_key,
     is_deterministic,
+    parsed_entry,
     workspace_info,
     workspace_info_key,
 )
@@ -92,6 +93,7 @@ class CompletionResult:
     fallback: bool = False
     upstream_ms: float | None = None  # this request's own upstream call, when it made one
     ratelimit: dict | None = None  # the x-ratelimit-* headers, when limits apply
+    body: bytes | None = None  # `response` as compact JSON, when it was at hand (a hit)
 
     @property
     def text(self):
@@ -179,7 +181,7 @@ def _admit(call, prefetched=None):
 def _current(call, raw):
     """The cached entry in raw bytes, if it belongs to the workspace's current generation."""
     if raw:
-        entry = CachedCompletion.loads(raw)
+        entry = parsed_entry(raw)
         if entry.generation == call.generation:
             return entry
     return None
@@ -320,6 +322,7 @@ class Completion:
             latency_ms=self.call.elapsed_ms(),
             stored=True,
             ratelimit=self._ratelimit(),
+            body=None if self._want_chunks else entry.response_json(),
         )
 
     def _ratelimit(self):

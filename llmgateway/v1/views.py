@@ -44,15 +44,18 @@ def _digest(request):
     return digest
 
 
-def _read_json(request):
+def _raw_body(request):
     try:
-        return json.loads(request.body)
+        return request.body
     except RequestDataTooBig:
         raise GatewayError(413, "The request body is too large.") from None
-    except (ValueError, UnicodeDecodeError):
-        raise GatewayError(400, "The request body is not valid JSON.") from None
-    except RecursionError:
-        raise GatewayError(400, "The request body is nested too deeply.") from None
+
+
+def _read_json(request):
+    body, error = entry.read_body(_raw_body(request))
+    if error is not None:
+        raise error
+    return body
 
 
 def _sse(first, rest):
@@ -114,11 +117,12 @@ def _chat_completions(request):
     try:
         digest = _digest(request)
         try:
-            body, body_error = _read_json(request), None
+            raw = _raw_body(request)
+            body, body_error = entry.read_body(raw)
         except GatewayError as error:
-            body, body_error = None, error
+            raw, body, body_error = None, None, error
         control = request.META.get("HTTP_CACHE_CONTROL")
-        outcome = entry.serve(digest, body, cache_control=control, body_error=body_error)
+        outcome = entry.serve(digest, body, cache_control=control, body_error=body_error, raw=raw)
         if isinstance(outcome, Completion):
             chunks = iter(outcome)
             # Pull the first chunk here, so an upstream failure still gets its status code.
@@ -131,9 +135,8 @@ def _chat_completions(request):
             )
     except GatewayError as error:
         return error_response(error)
-    response = HttpResponse(
-        json.dumps(outcome.response, separators=(",", ":")).encode(), content_type="application/json"
-    )
+    body = outcome.body if outcome.body is not None else json.dumps(outcome.response, separators=(",", ":")).encode()
+    response = HttpResponse(body, content_type="application/json")
     return _cache_headers(response, outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit)
 
 
