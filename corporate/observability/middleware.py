@@ -20,6 +20,8 @@ import time
 from corporate.observability import metrics, queries, timeline
 
 _flusher_pid = [None]
+_pid = [os.getpid()]  # this process's id, kept current across forks (os.getpid is a system call)
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
 def _start_flusher():
@@ -29,7 +31,7 @@ def _start_flusher():
     (metrics) or every few seconds (timeline); the last ones before a quiet
     spell would wait for the next request without this.
     """
-    _flusher_pid[0] = os.getpid()
+    _flusher_pid[0] = _pid[0]
 
     def loop():
         while True:
@@ -48,7 +50,7 @@ class RequestStatsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if _flusher_pid[0] != os.getpid():
+        if _flusher_pid[0] != _pid[0]:
             _start_flusher()
         started = time.perf_counter()
         scope = queries.begin(request=request)

@@ -18,6 +18,7 @@ import atexit
 import os
 import threading
 import time
+from bisect import bisect_left
 
 from corporate.observability import metrics, timeline
 from llmgateway.cache import deferred
@@ -44,26 +45,39 @@ def _bucket(ms):
     return "inf"
 
 
+# Per outcome: its field names (count, latency sum, one per histogram bucket) and what its tokens count as.
+_NAMES = {
+    outcome: (
+        f"{outcome}_us",
+        tuple(f"{outcome}_b{bound}" for bound in (*BUCKETS_MS, "inf")),
+        {"hit": "saved", "coalesced": "saved", "miss": "upstream", "bypass": "upstream"}.get(outcome),
+    )
+    for outcome in OUTCOMES
+}
+
+
 def record(workspace_id, outcome, latency_ms, usage=None, cost=0.0):
     """Count one completion. outcome: hit | miss | coalesced | bypass | error."""
     tokens = 0
     if usage:
         tokens = (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
-    fields = {outcome: 1, f"{outcome}_us": int(latency_ms * 1000), f"{outcome}_b{_bucket(latency_ms)}": 1}
-    if outcome in ("hit", "coalesced"):
-        fields["tokens_saved"] = tokens
-        fields["cost_saved_micro"] = int(round(cost * 1_000_000))
-    elif outcome in ("miss", "bypass"):
-        fields["tokens_upstream"] = tokens
-        fields["cost_upstream_micro"] = int(round(cost * 1_000_000))
+    latency_name, bucket_names, kind = _NAMES[outcome]
+    fields = [(outcome, 1), (latency_name, int(latency_ms * 1000))]
+    fields.append((bucket_names[bisect_left(BUCKETS_MS, latency_ms)], 1))
+    if kind == "saved":
+        fields += [("tokens_saved", tokens), ("cost_saved_micro", int(round(cost * 1_000_000)))]
+    elif kind == "upstream":
+        fields += [("tokens_upstream", tokens), ("cost_upstream_micro", int(round(cost * 1_000_000)))]
     metrics.count_completion(outcome)
     if outcome in TIMELINE_FIELDS:
         timeline.count(TIMELINE_FIELDS[outcome])
     global _pending_events, _scheduled
     with _lock:
         for key in (stats_key(workspace_id), stats_key(None)):
-            counts = _pending.setdefault(key, {})
-            for field, amount in fields.items():
+            counts = _pending.get(key)
+            if counts is None:
+                counts = _pending[key] = {}
+            for field, amount in fields:
                 counts[field] = counts.get(field, 0) + amount
         _pending_events += 1
         due = not _scheduled and (_pending_events >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)

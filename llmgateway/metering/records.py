@@ -34,6 +34,8 @@ FLUSH_INTERVAL = 0.25
 FLUSH_EVENTS = 200
 BATCH = 2000
 
+# One encoder for every record: json.dumps with separators builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 _pending = []
 _last_flush = time.monotonic()
 _lock = threading.Lock()
@@ -69,7 +71,7 @@ def drain_lock_key():
 def add(record):
     """Buffer one record (a dict, see `_decode`)."""
     global _scheduled
-    raw = json.dumps(record, separators=(",", ":")).encode()
+    raw = _encode(record).encode()
     with _lock:
         _pending.append(raw)
         due = not _scheduled and (len(_pending) >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)

@@ -20,6 +20,8 @@ from llmgateway.cache import deferred
 from llmgateway.gateway import Completion, GatewayError, entry
 
 log = logging.getLogger("llmgateway")
+# One encoder for every answer and streamed chunk: json.dumps with separators builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def error_response(error: GatewayError):
@@ -62,9 +64,9 @@ def _sse(first, rest):
     def events():
         try:
             if first is not None:
-                yield b"data: " + json.dumps(first, separators=(",", ":")).encode() + b"\n\n"
+                yield b"data: " + _encode(first).encode() + b"\n\n"
             for chunk in rest:
-                yield b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+                yield b"data: " + _encode(chunk).encode() + b"\n\n"
         except GatewayError as error:
             yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
             return
@@ -135,7 +137,7 @@ def _chat_completions(request):
             )
     except GatewayError as error:
         return error_response(error)
-    body = outcome.body if outcome.body is not None else json.dumps(outcome.response, separators=(",", ":")).encode()
+    body = outcome.body if outcome.body is not None else _encode(outcome.response).encode()
     response = HttpResponse(body, content_type="application/json")
     return _cache_headers(response, outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit)
 
