@@ -32,6 +32,12 @@ Measures, and prints:
     workers (cross-worker coalescing) and 8 identical streaming requests (the
     followers get the leader's chunks);
 (d) each gateway worker's resident memory after the run.
+Each row of (a) also gives the workers' CPU per request (user + system time
+of the server's gunicorn workers from /proc around the run, over its
+requests): steadier than requests/s when other work shares the machine.
+(a) also runs the gateway's hit with a key that has limits (requests and
+tokens per minute, a daily budget), usage records on, against a second gateway started with
+the usage hook off (LLM_USAGE_HOOK=llmgateway.usage.UsageHook).
 """
 
 import argparse
@@ -60,7 +66,7 @@ HIT_BODY = {"model": MODEL, "messages": [{"role": "user", "content": "What is th
 SETUP = """
 from django.contrib.auth import get_user_model
 from llmgateway.management.commands.add_model import add_model
-from llmgateway.models import ApiKey
+from llmgateway.models import ApiKey, Limit
 from workspaces.models import Membership, Workspace
 user = get_user_model().objects.create_user(email="bench@example.com", password="bench-password-1")
 workspace = Workspace.objects.create(name="Bench", slug="bench", created_by=user)
@@ -68,6 +74,10 @@ Membership.objects.create(workspace=workspace, user=user, role="owner")
 add_model("{model}", provider="openai-compatible", base_url="{base_url}", upstream_model="fake-model",
           timeout_seconds=10, max_retries=0, price_input_per_1k="0.5", price_output_per_1k="1.5")
 key, full = ApiKey.create(workspace, "bench", user, scopes=["completions", "read"])
+# A second key with limits (never reached), for the run with limits and usage recording on.
+limited, limited_full = ApiKey.create(workspace, "bench-limited", user, scopes=["completions", "read"])
+Limit.objects.create(kind="key", workspace=workspace, api_key=limited, rpm=10**9, tpm=10**9, daily_budget=10**6)
+print(limited_full)
 print(full)
 """
 
@@ -155,10 +165,26 @@ def wait_until_ok(url, timeout, headers=None, what="server"):
 
 
 class Target:
-    """A server under test: its base URL and the key it takes."""
+    """A server under test: its base URL, the key it takes and (gunicorn) its master process."""
 
     def __init__(self, name, base, key, model=MODEL):
         self.name, self.base, self.key, self.model = name, base, key, model
+        self.process = None
+
+
+def worker_cpu_seconds(process):
+    """CPU seconds (user + system) used so far by the gunicorn workers under a master process; None if unknown."""
+    if process is None:
+        return None
+    try:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        ticks = 0
+        for child in children:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    except OSError:
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Stack:
@@ -195,26 +221,39 @@ class Stack:
             self.env["DATABASE_URL"] = self.args.database_url
         self._manage("migrate", "--noinput", "-v0")
         script = SETUP.format(model=MODEL, base_url=self.upstream.base_url)
-        self.key = self._manage("shell", "-c", script).strip().splitlines()[-1]
+        self.limited_key, self.key = self._manage("shell", "-c", script).strip().splitlines()[-2:]
         workers = self.args.workers
-        self.port, floor_port = free_port(), free_port()
+        self.port, floor_port, bare_port = free_port(), free_port(), free_port()
         self.gateway_process = self._spawn(
             _gunicorn_command("corporate.wsgi:application", self.port, workers, self.tmp / "gunicorn.log"),
             "gunicorn.out",
             env=self.env,
         )
         floor_env = {**self.env, "DJANGO_SETTINGS_MODULE": "bench.floor_settings"}
-        self._spawn(
+        floor_process = self._spawn(
             _gunicorn_command("bench.floor_wsgi:application", floor_port, workers, self.tmp / "floor.log"),
             "floor.out",
             env=floor_env,
         )
+        # The same gateway with the usage hook off: no usage records, no limits (the key's are ignored).
+        self.bare_process = self._spawn(
+            _gunicorn_command("corporate.wsgi:application", bare_port, workers, self.tmp / "bare.log"),
+            "bare.out",
+            env={**self.env, "LLM_USAGE_HOOK": "llmgateway.usage.UsageHook"},
+        )
         self.base = f"http://127.0.0.1:{self.port}"
         self.gateway = Target("gateway", self.base, self.key)
+        self.gateway.process = self.gateway_process
+        self.limited = Target("gateway", self.base, self.limited_key)
+        self.limited.process = self.gateway_process
+        self.bare = Target("gateway", f"http://127.0.0.1:{bare_port}", self.key)
+        self.bare.process = self.bare_process
         self.floor = Target("floor", f"http://127.0.0.1:{floor_port}", self.key)
+        self.floor.process = floor_process
         if self.args.litellm:
             self.litellm = self._start_litellm(workers)
         wait_until_ok(self.base + "/health", 60, what="gunicorn (gateway)")
+        wait_until_ok(self.bare.base + "/health", 60, what="gunicorn (gateway, usage hook off)")
         wait_for_port(floor_port)
         if self.litellm:
             wait_until_ok(
@@ -313,14 +352,18 @@ def h2load(stack, target, connections, duration, body, headers=()):
     for header in headers:
         command += ["-H", header]
     command += [f"--log-file={log}", target.base + "/v1/chat/completions"]
+    cpu_before = worker_cpu_seconds(target.process)
     output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60).stdout
+    cpu_after = worker_cpu_seconds(target.process)
     rps = failed = None
+    done = 0
     for line in output.splitlines():
         if line.startswith("finished in"):
             rps = float(line.split(",")[1].split()[0])
         if line.startswith("requests:"):
             parts = {p.split()[1]: int(p.split()[0]) for p in line.split(":", 1)[1].split(",")}
             failed = parts.get("failed", 0) + parts.get("errored", 0) + parts.get("timeout", 0)
+            done = parts.get("done", 0)
         if line.startswith("status codes:"):
             codes = line.split(":", 1)[1]
             non_2xx = sum(int(p.split()[0]) for p in codes.split(",") if not p.strip().endswith("2xx"))
@@ -332,7 +375,12 @@ def h2load(stack, target, connections, duration, body, headers=()):
             latencies.append(int(fields[2]) / 1000)
     body_file.unlink()
     log.unlink()
-    return rps or 0.0, percentile(latencies, 0.5), percentile(latencies, 0.99), failed
+    # Worker CPU per request (ms), the warm-up second's requests included in neither figure's favour:
+    # h2load counts its requests after the warm-up, the workers' CPU is read around the whole run.
+    cpu_ms = None
+    if cpu_before is not None and cpu_after is not None and done:
+        cpu_ms = (cpu_after - cpu_before) * 1000 / (done + (rps or 0))  # + about one second of warm-up
+    return rps or 0.0, percentile(latencies, 0.5), percentile(latencies, 0.99), failed, cpu_ms
 
 
 def _warm(target, body):
@@ -351,6 +399,8 @@ def throughput(stack, duration, rounds):
     stream_body = {**HIT_BODY, "stream": True}
     runs = [("floor", stack.floor, HIT_BODY), ("gateway hit", stack.gateway, HIT_BODY)]
     runs.append(("gateway stream hit", stack.gateway, stream_body))
+    runs.append(("hit, limits+usage on", stack.limited, HIT_BODY))
+    runs.append(("hit, usage hook off", stack.bare, HIT_BODY))
     if stack.litellm:
         runs.append(("litellm hit", stack.litellm, HIT_BODY))
     for _name, target, body in runs:
@@ -370,11 +420,13 @@ def throughput(stack, duration, rounds):
             for name, target, body in runs:
                 results[name].append(h2load(stack, target, connections, duration, body))
         for name, measured in results.items():
+            cpu = [r[4] for r in measured if r[4] is not None]
             rows[(name, connections)] = (
                 statistics.median(r[0] for r in measured),
                 statistics.median(r[1] for r in measured),
                 statistics.median(r[2] for r in measured),
                 sum(r[3] or 0 for r in measured),
+                statistics.median(cpu) if cpu else float("nan"),
             )
     upstream_calls = stack.upstream.calls - calls_before
     return rows, upstream_calls
@@ -589,9 +641,13 @@ def main():
 
         print(f"(a) cached hits, h2load --h1, {args.duration}s per run, median of {args.rounds} alternating runs")
         rows, upstream_calls = throughput(stack, args.duration, args.rounds)
-        print(f"  {'server':20} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
-        for (name, connections), (rps, p50, p99, failed) in sorted(rows.items(), key=lambda r: (r[0][1], r[0][0])):
-            print(f"  {name:20} {connections:>5} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {failed:>7}")
+        print(
+            f"  {'server':22} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'worker CPU/req':>15}"
+        )
+        for (name, connections), (rps, p50, p99, failed, cpu) in sorted(rows.items(), key=lambda r: (r[0][1], r[0][0])):
+            print(
+                f"  {name:22} {connections:>5} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {failed:>7} {cpu * 1000:>12.0f} µs"
+            )
         print(f"  upstream calls during (a): {upstream_calls} (all answers came from the caches)")
         for connections in (16, 64):
             floor = rows[("floor", connections)]
@@ -604,6 +660,11 @@ def main():
                 litellm = rows[("litellm hit", connections)]
                 line += f"; {hit[0] / litellm[0]:.1f}x LiteLLM's req/s, p99 {hit[2] / litellm[2]:.3f}x LiteLLM's"
             print(line)
+            on, off = rows[("hit, limits+usage on", connections)], rows[("hit, usage hook off", connections)]
+            print(
+                f"    limits and usage records on: {on[0] / off[0]:.0%} of the req/s with the usage hook off "
+                f"(worker CPU per hit {on[4] * 1000:.0f} µs against {off[4] * 1000:.0f} µs)"
+            )
 
         print("\n(b) added latency of a miss (upstream delay 200 ms; new prompts, kept-alive connections)")
         miss = miss_overhead(stack, args.miss_requests)
@@ -664,6 +725,8 @@ def main():
             ),
             ("worker RSS < 150 MB", f"{max(rss, default=0):.0f} MB", bool(rss) and max(rss) < 150),
         ]
+        on, off = rows[("hit, limits+usage on", 64)], rows[("hit, usage hook off", 64)]
+        checks.append(("limits+usage on: hit req/s >= 90% of hook off", f"{on[0] / off[0]:.0%}", on[0] >= 0.9 * off[0]))
         if stack.litellm:
             litellm = rows[("litellm hit", 64)]
             checks.append(("hit req/s >= 8x LiteLLM's", f"{hit[0] / litellm[0]:.1f}x", hit[0] >= 8 * litellm[0]))
