@@ -67,7 +67,7 @@ def setup(base_url, metering):
         provider="openai-compatible",
         base_url=base_url,
         upstream_model="fake-model",
-        timeout_seconds=10,
+        timeout_seconds=600,  # callgrind runs a request 50 times slower
         max_retries=0,
         price_input_per_1k="0.5",
         price_output_per_1k="1.5",
