@@ -1,0 +1,64 @@
+"""The Redis store's own connections and packed round trips, on a real redis-server of the test's own."""
+
+import pytest
+
+from llmgateway.cache.store import RedisStore
+
+SCRIPT = "return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}"
+
+
+@pytest.fixture
+def store(own_redis):
+    own_redis.flushall()
+    return RedisStore.from_url(own_redis.url(5), timeout=1, retry_interval=1)
+
+
+def test_commands_of_a_round_trip_answer_in_order_and_the_connection_is_reused(store):
+    assert store.batch([("set", "a", b"1", 60), ("add", "a", b"2", 60), ("get", "a"), ("push", "l", b"x", 60)]) == [
+        True,
+        False,
+        b"1",
+        1,
+    ]
+    assert store.get_many(["a", "missing", "l"])[:2] == [b"1", None]
+    assert len(store._idle) == 1  # one connection served every round trip
+
+
+def test_a_refused_command_reads_every_reply_and_leaves_the_connection_usable(store):
+    store.batch([("push", "list", b"x", 60)])
+    # GET on a list: Redis answers WRONGTYPE; the store answers "nothing there" and reads all replies.
+    assert store.get_many(["list"]) == [None]
+    assert store.batch([("get", "list"), ("set", "k", b"v", 60)]) == [None, None]
+    # Redis ran the rest of the batch; every reply was read, so the next round trip reads its own.
+    assert store.get_many(["k", "list"]) == [b"v", None]
+    assert store.get_many(["k"]) == [b"v"]
+    assert len(store._idle) == 1
+
+
+def test_a_script_is_loaded_again_when_redis_forgot_it(store):
+    script = store.client.register_script(SCRIPT)
+    also, reply = store.run_script(script, ["counter"], ["arg"], also=[("SET", "before", "1")])
+    assert also == [b"OK"] and reply == [b"counter", b"arg", 1]
+    store.client.script_flush()
+    also, reply = store.run_script(script, ["counter"], ["arg"], also=[("GET", "before")])
+    assert also == [b"1"] and reply == [b"counter", b"arg", 2]
+
+
+def test_a_broken_connection_is_dropped_not_reused(store):
+    store.set("k", b"v", 60)
+    (connection,) = store._idle
+    connection._sock.close()  # the socket fails under the store
+    assert store.get_many(["k"]) == [None]  # an outage answers "nothing there"
+    assert connection not in store._idle
+    store.circuit.reset()
+    assert store.get_many(["k"]) == [b"v"]  # a new connection
+
+
+def test_connections_of_a_parent_are_not_used_after_a_fork(store, monkeypatch):
+    import os
+
+    store.set("k", b"v", 60)
+    parent = store._idle[0]
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # as a forked child sees it
+    assert store.get_many(["k"]) == [b"v"]
+    assert parent not in store._idle
