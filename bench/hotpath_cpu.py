@@ -29,6 +29,7 @@ import io
 import json
 import os
 import pstats
+import resource
 import socket
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "corporate.settings")
-MODEL = "hotpath-upstream"
+MODEL = f"hotpath-upstream-{os.getpid()}"  # a model of this run's own: runs at once do not meet
 BATCHES = 10
 
 
@@ -53,7 +54,7 @@ def setup(base_url, metering):
     from django.contrib.auth import get_user_model
 
     from llmgateway.management.commands.add_model import add_model
-    from llmgateway.models import ApiKey, Limit, ModelConfig
+    from llmgateway.models import ApiKey, Limit
     from workspaces.models import Membership, Workspace
 
     user, _ = get_user_model().objects.get_or_create(email="hotpath-cpu@example.com")
@@ -61,7 +62,6 @@ def setup(base_url, metering):
         slug="hotpath-cpu", defaults={"name": "Hot path", "created_by": user}
     )
     Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": "owner"})
-    ModelConfig.objects.filter(name=MODEL).delete()
     add_model(
         MODEL,
         provider="openai-compatible",
@@ -194,13 +194,18 @@ def main():
                 if os.environ.get("HOTPATH_PROFILE_FILE"):
                     profiler.dump_stats(os.environ["HOTPATH_PROFILE_FILE"])
         measured = ", ".join(f"per {kind} {figures[kind]:.0f} µs" for kind in ("hit", "miss") if kind in figures)
-        print(f"metering {args.metering}: CPU {measured} (least of {BATCHES} batches)")
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"metering {args.metering}: CPU {measured} (least of {BATCHES} batches); peak RSS {rss:.0f} MB")
         for kind in ("hit", "miss"):
             if kind + "_profile" in figures:
                 print(figures[kind + "_profile"])
     finally:
         upstream.terminate()
         upstream.wait(10)
+        if "django" in sys.modules and sys.modules["django"].apps.apps.ready:
+            from llmgateway.models import ModelConfig
+
+            ModelConfig.objects.filter(name=MODEL).delete()
 
 
 if __name__ == "__main__":
