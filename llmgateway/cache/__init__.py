@@ -8,5 +8,6 @@
   (API keys, model specs, workspace policies), with a "no such row" marker;
 - coalesce.py: identical misses in flight share one upstream call, across workers and hosts;
 - stats.py: hit, miss and coalesced counters, added up in memory and written in batches;
-- deferred.py: work kept until the response has been sent (storing answers, statistics).
+- deferred.py: work kept until the response has been sent (storing answers, statistics);
+- memo.py: small least-recently-used maps of what a process learnt (a key's owner, a model's spec).
 """

@@ -20,44 +20,15 @@ out wrong or is missing, the lookup is simply redone by `execute()`.
 """
 
 import json
-from collections import OrderedDict
-from threading import Lock
 
 from llmgateway import auth, registry
 from llmgateway.cache.entries import api_key_key, model_info_key, workspace_info_key
+from llmgateway.cache.memo import BoundedMemo
 from llmgateway.cache.store import get_store
 from llmgateway.gateway.errors import GatewayError
 from llmgateway.gateway.flight import Call, prepare
 from llmgateway.metering import limits
 from llmgateway.usage import hook
-
-
-class BoundedMemo:
-    """A small least-recently-used map (what this process learnt), safe to share between greenlets."""
-
-    def __init__(self, limit=10_000):
-        self.limit = limit
-        self._items = OrderedDict()
-        self._lock = Lock()
-
-    def get(self, key):
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key, value):
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.limit:
-                self._items.popitem(last=False)
-
-    def clear(self):
-        with self._lock:
-            self._items.clear()
-
 
 key_owners = BoundedMemo()  # key digest -> (workspace id, user id, key id)
 model_specs = BoundedMemo()  # model name as asked -> ModelSpec

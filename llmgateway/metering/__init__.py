@@ -19,6 +19,7 @@ import time
 from django.conf import settings
 
 from llmgateway.cache import deferred
+from llmgateway.cache.memo import BoundedMemo
 from llmgateway.gateway.errors import GatewayError
 from llmgateway.metering import alerts, limits, records
 
@@ -54,7 +55,7 @@ class Meter:
     def __init__(self):
         # The scopes found for each (workspace, user, key) last time, to reserve the next request
         # of the same key in its lookup's round trip (`ahead`).
-        self._scopes = {}
+        self._scopes = BoundedMemo()
 
     def ahead(self, workspace_id, user_id, api_key_id, deadline_seconds):
         """A reservation to make with the cache lookup (limits.Ahead), or None (no limits known for these)."""
@@ -75,9 +76,7 @@ class Meter:
         )
         memo = (call.workspace_id, call.user_id, call.api_key_id)
         if self._scopes.get(memo) != scopes:
-            if len(self._scopes) >= 10_000:
-                self._scopes.clear()  # bounded; refilled by the next request of each key
-            self._scopes[memo] = scopes
+            self._scopes.put(memo, scopes)
         reserved, call.ahead = call.ahead, None
         if reserved is not None and (reserved.reply is None or reserved.scopes != scopes):
             reserved.undo()  # guessed wrong (limits changed): admitted from scratch below
