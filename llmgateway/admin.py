@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from llmgateway.models import ApiKey, Limit, ModelConfig, UsageDaily, UsageRecord
+from llmgateway.models import ApiKey, Limit, ModelConfig, UsageDay, UsageHour, UsageRecord
 
 
 class ModelConfigForm(forms.ModelForm):
@@ -134,9 +134,10 @@ class UsageRecordAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(UsageDaily)
-class UsageDailyAdmin(admin.ModelAdmin):
-    list_display = ["day", "workspace", "model", "requests", "hits", "prompt_tokens", "completion_tokens", "cost"]
+@admin.register(UsageDay)
+class UsageDayAdmin(admin.ModelAdmin):
+    list_display = ["day", "workspace", "model", "cache", "requests", "prompt_tokens", "completion_tokens", "cost"]
+    list_filter = ["cache"]
     list_select_related = ["workspace"]
     date_hierarchy = "day"
 
@@ -145,3 +146,10 @@ class UsageDailyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(UsageHour)
+class UsageHourAdmin(UsageDayAdmin):
+    list_display = ["hour", "workspace", "model", "cache", "requests", "prompt_tokens", "completion_tokens", "cost"]
+    date_hierarchy = "hour"
+    show_full_result_count = False

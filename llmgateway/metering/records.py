@@ -147,8 +147,8 @@ def _decode(raw):
 
 def _write(raws):
     from django.contrib.auth import get_user_model
-    from django.db import transaction
 
+    from llmgateway.metering import totals
     from llmgateway.models import ApiKey, UsageRecord
     from workspaces.models import Workspace
 
@@ -175,9 +175,8 @@ def _write(raws):
         if row["api_key_id"] not in keys:
             row["api_key_id"] = None
         objects.append(UsageRecord(**row))
-    with transaction.atomic():
-        UsageRecord.objects.bulk_create(objects, batch_size=500, ignore_conflicts=True)
-    return len(objects)
+    # The rows and their hourly and daily totals, in one transaction (totals.py).
+    return totals.store(objects)
 
 
 def drain(limit=None):
