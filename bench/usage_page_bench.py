@@ -56,7 +56,7 @@ def main():
     from django.test.utils import setup_test_environment
 
     from llmgateway.metering import reports, totals
-    from llmgateway.models import UsageRecord
+    from llmgateway.models import UsageDay, UsageHour, UsageRecord
     from workspaces.models import Membership, Workspace
 
     if connection.vendor != "postgresql":
@@ -65,8 +65,10 @@ def main():
     if workspace is None:
         sys.exit("create a workspace first (manage.py create_workspace)")
     if args.clean:
-        print("deleted", UsageRecord.objects.filter(origin="bench").delete()[0])
-        print("totals rebuilt:", totals.rebuild(workspace))
+        print("deleted", UsageRecord.objects.filter(origin="bench").delete()[0], "records")
+        UsageHour.objects.in_workspace(workspace).delete()
+        UsageDay.objects.in_workspace(workspace).delete()
+        print("totals rebuilt from the records left:", totals.rebuild(workspace))
         return
     have = UsageRecord.objects.filter(workspace=workspace).count()
     if have < args.rows:

@@ -98,7 +98,11 @@ def add(records):
 
 
 def store(records):
-    """Insert UsageRecord objects not stored yet, and add those to the totals, in one transaction."""
+    """Insert UsageRecord objects not stored yet, and add those to the totals, in one transaction: how many.
+
+    A request id seen twice keeps its first record (a refused request is recorded as refused, and
+    not again as the error that the refusal raised), as the unique constraint on the records does.
+    """
     from llmgateway.models import UsageRecord
 
     with transaction.atomic():
@@ -108,7 +112,12 @@ def store(records):
             stored.update(
                 UsageRecord.objects.filter(request_id__in=ids[start : start + 500]).values_list("request_id", flat=True)
             )
-        fresh = [record for record in records if _uuid(record.request_id) not in stored]
+        fresh = []
+        for record in records:  # each request once: not stored before, nor twice in the batch
+            request_id = _uuid(record.request_id)
+            if request_id not in stored:
+                stored.add(request_id)
+                fresh.append(record)
         UsageRecord.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
         add(fresh)
     return len(fresh)
