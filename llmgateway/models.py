@@ -433,6 +433,11 @@ def _not_negative(value):
         raise ValidationError("Enter 0 or more, or leave empty for no limit.")
 
 
+# The largest count a limit takes (a PostgreSQL integer holds 2,147,483,647): a billion a minute is no limit.
+MAX_LIMIT_COUNT = 1_000_000_000
+_at_most = MaxValueValidator(MAX_LIMIT_COUNT, "Enter at most 1,000,000,000, or leave empty for no limit.")
+
+
 class LimitKind(models.TextChoices):
     WORKSPACE = "workspace", "Whole workspace"
     USER = "user", "Per person"
@@ -464,13 +469,13 @@ class Limit(models.Model):
     )
     api_key = models.OneToOneField(ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
     rpm = models.PositiveIntegerField(
-        "requests per minute", null=True, blank=True, validators=[_not_negative], help_text="Empty: no limit."
+        "requests per minute", null=True, blank=True, validators=[_not_negative, _at_most], help_text="Empty: no limit."
     )
     tpm = models.PositiveIntegerField(
-        "tokens per minute", null=True, blank=True, validators=[_not_negative], help_text="Empty: no limit."
+        "tokens per minute", null=True, blank=True, validators=[_not_negative, _at_most], help_text="Empty: no limit."
     )
     max_concurrent = models.PositiveIntegerField(
-        "concurrent requests", null=True, blank=True, validators=[_not_negative], help_text="Empty: no limit."
+        "concurrent requests", null=True, blank=True, validators=[_not_negative, _at_most], help_text="Empty: no limit."
     )
     daily_budget = models.DecimalField(
         "budget per day (USD)",
