@@ -532,6 +532,13 @@ USAGE_FLUSH_SECONDS = env_int("USAGE_FLUSH_SECONDS", 2, minimum=1)
 USAGE_ESTIMATE_MAX_TOKENS = env_int("USAGE_ESTIMATE_MAX_TOKENS", 1024, minimum=1)
 # Cache hits count towards request limits; with this on, also towards token limits and budgets.
 USAGE_HITS_COUNT_TOWARDS_SPEND = env_bool("USAGE_HITS_COUNT_TOWARDS_SPEND", False)
+# When Redis does not answer, a request under limits is admitted unchecked ("admit", logged and counted in
+# corporate_limits_unchecked_total) or refused with a 503 and Retry-After ("refuse": no money spent unseen).
+USAGE_LIMITS_WITHOUT_STORE = env_str("USAGE_LIMITS_WITHOUT_STORE", "admit").strip().lower()
+if USAGE_LIMITS_WITHOUT_STORE not in {"admit", "refuse"}:
+    raise ImproperlyConfigured(
+        f"USAGE_LIMITS_WITHOUT_STORE must be admit or refuse, not {USAGE_LIMITS_WITHOUT_STORE!r}"
+    )
 
 # Assistants: hosts that links in answers may point to (besides this site).
 # Images in answers are never shown, so an answer cannot leak through an image URL.

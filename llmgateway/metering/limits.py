@@ -27,7 +27,9 @@ When the store does not answer (Redis down or stalled), requests are
 admitted without their limits: an outage of Redis must not stop the
 gateway, and the limits cannot hold across workers without it anyway. Each
 such request counts in `corporate_limits_unchecked_total` (/metrics) and a
-process logs one warning a minute while it lasts; the cache and the usage
+process logs one warning a minute while it lasts. With
+USAGE_LIMITS_WITHOUT_STORE=refuse they are refused instead (503, Retry-After:
+REDIS_RETRY_SECONDS), for those who would rather stop than spend unseen. The cache and the usage
 buffer are down too, so the records wait in the process's memory until the
 store is back (records.py). When Redis is back, the request and token
 buckets start full, the concurrency slots empty, and the budgets are seeded
@@ -522,14 +524,32 @@ _warned_at = [float("-inf")]  # when this process last said that limits are not 
 
 
 def unchecked():
-    """The store did not answer: admit without limits, count it, and say so once a minute."""
+    """The store did not answer: admit without limits, count it, and say so once a minute (or refuse: 503)."""
+    from django.conf import settings
+
     from corporate.observability import metrics
 
-    metrics.count_limits_unchecked()
+    refuse = settings.USAGE_LIMITS_WITHOUT_STORE == "refuse"
+    if not refuse:
+        metrics.count_limits_unchecked()
     now = time.monotonic()
     if now - _warned_at[0] >= 60:
         _warned_at[0] = now
-        log.warning("limits and budgets are not enforced: the store did not answer; completions are admitted")
+        if refuse:
+            log.warning("limits and budgets cannot be checked: the store did not answer; completions are refused")
+        else:
+            log.warning("limits and budgets are not enforced: the store did not answer; completions are admitted")
+    if refuse:
+        from llmgateway.gateway.errors import GatewayError
+
+        retry = settings.REDIS_RETRY_SECONDS
+        raise GatewayError(
+            503,
+            f"Limits and budgets cannot be checked right now; try again in {retry} s.",
+            code="limits_unavailable",
+            type="server_error",
+            retry_after=retry,
+        )
     return None
 
 

@@ -84,3 +84,22 @@ def test_a_budget_counts_what_was_spent_during_the_outage(redis_cache, workspace
         )
     assert refused.value.code == "insufficient_quota"
     assert upstream.calls == 5
+
+
+def test_refuse_instead_when_so_configured(limited, v1, api_key, upstream, settings, caplog):
+    from llmgateway.models import ApiKey
+
+    settings.USAGE_LIMITS_WITHOUT_STORE = "refuse"
+    _, unlimited = ApiKey.create(api_key[0].workspace, "no limits", api_key[0].created_by)
+    limited.stop()
+    calls = upstream.calls
+    with caplog.at_level(logging.WARNING):
+        refused = [v1(BODY) for _ in range(3)]
+    assert [r.status_code for r in refused] == [503] * 3
+    assert refused[0]["Retry-After"] == "1"
+    error = refused[0].json()["error"]
+    assert error["code"] == "limits_unavailable" and "cannot be checked" in error["message"]
+    assert upstream.calls == calls  # nothing spent unseen
+    assert [r.getMessage() for r in caplog.records if "cannot be checked" in r.getMessage()]
+    # A key without limits has nothing to check: served as usual.
+    assert v1(BODY, key=unlimited).status_code == 200

@@ -39,10 +39,12 @@ workspace = Workspace.objects.create(name="Load", slug="load", created_by=user)
 Membership.objects.create(workspace=workspace, user=user, role="owner")
 add_model("remote", provider="openai-compatible", base_url="{base_url}", upstream_model="fake-model",
           timeout_seconds=10, max_retries=0, price_input_per_1k="0.5", price_output_per_1k="1.5")
-for name in ("script", "load"):
+for name in ("script", "load", "budget"):
     key, full = ApiKey.create(workspace, name, user, scopes=["completions", "read"])
     if name == "script":
         Limit.objects.create(kind="key", workspace=workspace, api_key=key, rpm=60)
+    if name == "budget":  # ten calls of $0.0115 (see the test)
+        Limit.objects.create(kind="key", workspace=workspace, api_key=key, daily_budget="0.115")
     print(name, full)
 """
 
@@ -63,10 +65,15 @@ class Site:
             CACHE_KEY_PREFIX="load",
             SECRET_KEY="load-" + uuid.uuid4().hex,
             LOG_LEVEL="WARNING",
+            # A busy test machine stalls a worker's event loop for longer than production's 250 ms, which
+            # would read as a Redis outage (limits not enforced: test_limits_outage.py tests that case).
+            REDIS_SOCKET_TIMEOUT_MS="3000",
         )
         self.manage("migrate", "--noinput", "-v0")
         out = self.manage("shell", "-v0", "-c", SETUP.format(base_url=self.upstream.base_url))
-        self.keys = dict(line.split(" ", 1) for line in out.splitlines() if line.startswith(("script ", "load ")))
+        self.keys = dict(
+            line.split(" ", 1) for line in out.splitlines() if line.startswith(("script ", "load ", "budget "))
+        )
         self.access = tmp / "access.log"
         self.app = subprocess.Popen(
             [GUNICORN, "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "--workers", "2"]
@@ -75,8 +82,8 @@ class Site:
             + ["corporate.wsgi:application"],
             cwd=ROOT,
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=open(tmp / "app.log", "wb"),  # noqa: SIM115 - kept open for the process
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         wait_for_port(self.port, 60, self.app, "gunicorn")
@@ -91,11 +98,11 @@ class Site:
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 
-    def ask(self, key, text):
+    def ask(self, key, text, max_tokens=8):
         # A new connection each time, so the two workers share the requests.
         return httpx.post(
             f"http://127.0.0.1:{self.port}/v1/chat/completions",
-            json={"model": "remote", "max_tokens": 8, "messages": [{"role": "user", "content": text}]},
+            json={"model": "remote", "max_tokens": max_tokens, "messages": [{"role": "user", "content": text}]},
             headers={"Authorization": f"Bearer {self.keys[key]}"},
             timeout=30,
         )
@@ -164,6 +171,7 @@ def test_a_key_with_rpm_60_gets_429_on_the_61st_across_two_workers(site):
     ok = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 429]
     assert len(ok) + len(refused) == 75
+    assert "not enforced" not in (site.tmp / "app.log").read_text()  # Redis answered throughout
     # A burst of 60, then one more per second the 75 took (the bucket refills over the minute).
     assert 60 <= len(ok) <= 60 + int(elapsed) + 1, (len(ok), elapsed)
     for response in refused:
@@ -218,3 +226,29 @@ def test_nothing_is_lost_when_a_worker_is_restarted_mid_load(site):
     assert successful - rows_before[1] == ok
     assert total - rows_before[0] == len(responses)
     assert site.upstream.calls - calls_before <= 40 + len(failures)
+
+
+def test_fifty_concurrent_requests_under_a_budget_for_ten_make_at_most_ten_calls(site):
+    # Each call spends 11 prompt tokens at $0.5/1k and 4 answer tokens at $1.5/1k: $0.0115, and
+    # reserves its estimate first (13 input tokens for 20 characters, max_tokens=4: $0.0125).
+    site.upstream.stable, site.upstream.latency = True, 0.3
+    calls_before = site.upstream.calls
+    try:
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            responses = list(
+                pool.map(lambda n: site.ask("budget", f"question number {n:04d}", max_tokens=4), range(50))
+            )
+    finally:
+        site.upstream.stable, site.upstream.latency = False, 0.0
+    ok = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(ok) + len(refused) == 50
+    assert "not enforced" not in (site.tmp / "app.log").read_text()  # Redis answered throughout
+    assert site.upstream.calls - calls_before == len(ok) <= 10
+    assert {r.json()["error"]["code"] for r in refused} == {"insufficient_quota"}
+    spent = sum(
+        r.json()["usage"]["prompt_tokens"] * 0.0005 + r.json()["usage"]["completion_tokens"] * 0.0015 for r in ok
+    )
+    assert spent <= 0.115 + 0.0125
+    # Both workers took part in it.
+    assert len(site.served_by()) == 2
