@@ -293,13 +293,14 @@ class UsageSummary(APIView):
         query = UsageSummaryQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         usage, data = filtered_usage(request, workspace)
+        points = reports.series(usage, query.validated_data["bucket"])
         body = {
             "workspace": workspace.slug,
             "scope": "workspace" if can(request.user, "view_usage", workspace) else "mine",
             "since": reports.date_range(data.get("since"), data.get("until"))[0].date(),
             "until": data.get("until") or reports.timezone.localdate(),
-            "totals": _plain(reports.totals(usage)),
-            "series": [_plain(p) for p in reports.series(usage, query.validated_data["bucket"])],
+            "totals": _plain(reports.total_of(points)),
+            "series": [_plain(p) for p in points],
         }
         if query.validated_data.get("by"):
             if query.validated_data["by"] in ("user", "key") and body["scope"] == "mine":

@@ -205,7 +205,7 @@ def _usage_page(request, workspace, status=200, bound=None):
     points = reports.series(usage, filters["bucket"])
     bucket = filters["bucket"]
     context.update(
-        totals=reports.totals(usage),
+        totals=reports.total_of(points),
         charts=[
             (title, charts.bar_chart(points, field, title, kind, bucket=bucket))
             for field, title, kind in (

@@ -254,9 +254,9 @@ def test_summary_api_queries_are_constant(
     client = api_client_for(admin_user)
     totals.store(generated(workspace, [admin_user, member], keys, count=10, days=2))
     client.get("/api/gateway/acme/usage/summary/?by=user")  # drains, warms the workspace's cached records
-    # session user, memberships, workspace; the drain lock's queue is empty (store, no query); totals; the
-    # series; the breakdown; the users' names.
-    with django_assert_num_queries(7) as small:
+    # token and its user, memberships, workspace; the series (its points add up to the totals); the
+    # breakdown; the users' names.
+    with django_assert_num_queries(6) as small:
         client.get("/api/gateway/acme/usage/summary/?by=user")
     totals.store(generated(workspace, [admin_user, member], keys, count=2000, days=29))
     with django_assert_num_queries(len(small.captured_queries)):
