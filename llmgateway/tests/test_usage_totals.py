@@ -2,6 +2,7 @@
 
 import csv
 import io
+import itertools
 import json
 import uuid
 from collections import Counter, defaultdict
@@ -267,3 +268,19 @@ def _run(*args):
     out = io.StringIO()
     call_command(*args, stdout=out, stderr=io.StringIO())
     return out.getvalue()
+
+
+def test_a_drain_stops_before_its_lock_expires_and_the_next_carries_on(workspace, monkeypatch):
+    for n in range(35):
+        gateway.complete(workspace, {"model": "offline", "messages": [{"role": "user", "content": f"d{n}"}]})
+    records.flush()
+    monkeypatch.setattr(records, "BATCH", 10)
+    clock = itertools.count(0, 20)  # each look at the clock: 20 s later (the lock lasts 60)
+    monkeypatch.setattr(records.time, "monotonic", lambda: next(clock))
+    first = records.drain()
+    assert 0 < first < 35  # stopped after a batch or two, well inside the lock's 60 s
+    assert records.queued() == 35 - first
+    while records.queued():
+        records.drain()
+    assert UsageRecord.objects.count() == 35
+    assert UsageDay.objects.aggregate(n=Sum("requests"))["n"] == 35
