@@ -284,3 +284,24 @@ def test_a_drain_stops_before_its_lock_expires_and_the_next_carries_on(workspace
         records.drain()
     assert UsageRecord.objects.count() == 35
     assert UsageDay.objects.aggregate(n=Sum("requests"))["n"] == 35
+
+
+def test_csv_and_records_list_queries_are_constant(
+    workspace, admin_user, member, keys, client_for, api_client_for, django_assert_num_queries
+):
+    page, api = client_for(admin_user), api_client_for(admin_user)
+    totals.store(generated(workspace, [admin_user, member], keys, count=10, days=2))
+    page.get("/gateway/acme/usage.csv?by=user")
+    api.get("/api/gateway/acme/usage/")
+    # user (session cached), memberships, workspace; the breakdown; the users' names.
+    with django_assert_num_queries(5) as csv_small:
+        page.get("/gateway/acme/usage.csv?by=user")
+    # token and its user, memberships, workspace; the count (from the totals); a page of records with users.
+    with django_assert_num_queries(5) as list_small:
+        api.get("/api/gateway/acme/usage/")
+    totals.store(generated(workspace, [admin_user, member], keys, count=3000, days=29))
+    with django_assert_num_queries(len(csv_small.captured_queries)):
+        assert page.get("/gateway/acme/usage.csv?by=user").status_code == 200
+    with django_assert_num_queries(len(list_small.captured_queries)):
+        body = api.get("/api/gateway/acme/usage/").json()
+        assert body["count"] == 3010 and len(body["results"]) == 50
