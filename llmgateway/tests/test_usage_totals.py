@@ -162,7 +162,9 @@ def test_the_records_list_pages_by_position_through_every_record(load, admin_use
         seen += [r["request_id"] for r in body["results"]]
         url = body["next"]
     assert len(seen) == len(set(seen)) == len(load)
-    assert "page=" not in (client.get("/api/gateway/acme/usage/").json()["next"] or "")
+    assert "cursor=" in client.get("/api/gateway/acme/usage/").json()["next"]
+    bad = client.get("/api/gateway/acme/usage/?cursor=not-a-cursor")
+    assert bad.status_code == 404 and "cursor" in bad.json()["detail"].lower()
 
 
 def test_a_batch_written_twice_counts_once(workspace, admin_user, member, keys):
