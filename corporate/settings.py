@@ -524,7 +524,8 @@ LLM_BREAKER_COOLDOWN = env_int("LLM_BREAKER_COOLDOWN_SECONDS", 30, minimum=1)
 
 # Usage records, limits and budgets (llmgateway.metering). LLM_USAGE_HOOK: the gateway's usage hook.
 LLM_USAGE_HOOK = env_str("LLM_USAGE_HOOK", "llmgateway.metering.Meter")
-# Usage records older than this many days are deleted by `manage.py prune_usage`; their hourly and daily totals stay.
+# Usage records and hourly totals older than this many days are deleted by `manage.py prune_usage`;
+# the daily totals stay.
 USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90, minimum=32)
 # How often the task worker writes buffered usage records to the database.
 USAGE_FLUSH_SECONDS = env_int("USAGE_FLUSH_SECONDS", 2, minimum=1)

@@ -389,7 +389,7 @@ class UsageTotals(models.Model):
 
 
 class UsageHour(UsageTotals):
-    """Usage per hour (its start, in TIME_ZONE): the hourly charts."""
+    """Usage per hour (its start, in TIME_ZONE): the hourly charts. Pruned with the records (prune_usage)."""
 
     hour = models.DateTimeField()
 
@@ -409,7 +409,7 @@ class UsageHour(UsageTotals):
 
 
 class UsageDay(UsageTotals):
-    """Usage per day in TIME_ZONE: totals, daily charts, breakdowns and CSV of the usage pages."""
+    """Usage per day in TIME_ZONE: totals, daily charts, breakdowns and CSV of the usage pages. Kept."""
 
     day = models.DateField()
 

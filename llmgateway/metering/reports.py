@@ -204,8 +204,9 @@ def _names(by, ids):
 
 
 def prune(before, dry_run=False):
-    """Delete the records older than `before` (their totals stay): how many."""
-    old = UsageRecord.objects.filter(created_at__lt=before)
+    """Delete the records and hourly totals older than `before`; the daily totals stay: (records, hours)."""
+    old, hours = UsageRecord.objects.filter(created_at__lt=before), UsageHour.objects.filter(hour__lt=before)
     if dry_run:
-        return old.count()
-    return old.delete()[0]  # one DELETE: nothing refers to a record
+        return old.count(), hours.count()
+    # One DELETE each: nothing refers to these rows.
+    return old.delete()[0], hours.delete()[0]

@@ -233,8 +233,10 @@ def test_pruned_records_keep_their_totals(workspace, admin_user, member, keys, s
     totals.store(old + generated(workspace, [member], keys, count=20, days=2))
     since = (timezone.localdate() - timedelta(days=110)).isoformat()
     before = _run("usage_report", "acme", "--since", since, "--format", "csv", "--by", "model")
+    hours_left = UsageHour.objects.filter(hour__gte=timezone.now() - timedelta(days=10)).count()
     assert "Deleted 100 usage record(s)" in _run("prune_usage", "--days", "90")
     assert UsageRecord.objects.count() == 20
+    assert UsageHour.objects.count() == hours_left  # hours of old days go; their days stay
     assert _run("usage_report", "acme", "--since", since, "--format", "csv", "--by", "model") == before
 
 

@@ -8,7 +8,7 @@ from llmgateway.metering import reports
 
 
 class Command(BaseCommand):
-    help = "Delete usage records older than USAGE_RETENTION_DAYS; their hourly and daily totals are kept."
+    help = "Delete usage records and hourly totals older than USAGE_RETENTION_DAYS; the daily totals are kept."
 
     def add_arguments(self, parser):
         parser.add_argument("--days", type=int, default=None, help="keep this many days (default: the setting)")
@@ -17,8 +17,9 @@ class Command(BaseCommand):
     def handle(self, days=None, dry_run=False, **options):
         days = days or settings.USAGE_RETENTION_DAYS
         before = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
-        rows = reports.prune(before, dry_run=dry_run)
+        rows, hours = reports.prune(before, dry_run=dry_run)
         verb = "Would delete" if dry_run else "Deleted"
         self.stdout.write(
-            f"{verb} {rows} usage record(s) older than {before:%Y-%m-%d}; their hourly and daily totals stay."
+            f"{verb} {rows} usage record(s) and {hours} hourly total(s) older than {before:%Y-%m-%d}; "
+            "the daily totals stay."
         )
