@@ -228,6 +228,20 @@ def test_nothing_is_lost_when_a_worker_is_restarted_mid_load(site):
     assert site.upstream.calls - calls_before <= 40 + len(failures)
 
 
+def test_records_of_the_last_requests_leave_with_a_stopping_worker(site):
+    """A worker stopped at once (SIGQUIT: gunicorn's quick shutdown) writes its buffered records on its way out."""
+    rows_before = site.usage_rows()[0]
+    workers = wait_until(lambda: len(site.workers()) == 2 and site.workers(), 30, "two workers")
+    # Answered together, so each worker buffers most of them (it writes its buffer every 0.25 s).
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answered = sum(r.status_code == 200 for r in pool.map(lambda n: site.ask("load", f"quiet {n}"), range(12)))
+    for pid in workers:  # within a few milliseconds of the last answer: its record is still in the worker
+        os.kill(pid, signal.SIGQUIT)
+    wait_until(lambda: len(site.workers() - workers) == 2, 30, "two new workers")
+    assert answered == 12
+    assert site.usage_rows()[0] - rows_before == 12
+
+
 def test_fifty_concurrent_requests_under_a_budget_for_ten_make_at_most_ten_calls(site):
     # Each call spends 11 prompt tokens at $0.5/1k and 4 answer tokens at $1.5/1k: $0.0115, and
     # reserves its estimate first (13 input tokens for 20 characters, max_tokens=4: $0.0125).
