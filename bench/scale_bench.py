@@ -79,6 +79,7 @@ def sizes(scale):
 def replicate(cursor, table, template_id, overrides, source):
     """Copy row `template_id` of `table` once per row of `source`, with some columns computed.
 
+    `source` is the FROM list, with its own WHERE (and ON CONFLICT DO NOTHING) when needed.
     Columns not overridden keep the template's value, so the ORM's defaults
     (and columns added later) are filled without naming them here.
     """
@@ -92,9 +93,19 @@ def replicate(cursor, table, template_id, overrides, source):
         columns.remove("id")
     names = ", ".join(f'"{c}"' for c in columns)
     values = ", ".join(overrides.get(c, f't."{c}"') for c in columns)
-    sql = f"INSERT INTO {table} ({names}) SELECT {values} FROM {table} t, {source} WHERE t.id = {int(template_id)}"
+    rows, _, where = source.partition(" WHERE ")
+    where, conflict, _ = where.partition(" ON CONFLICT DO NOTHING")
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT {values} FROM {table} t, {rows} "
+        f"WHERE t.id = {int(template_id)} {'AND ' + where if where else ''} {conflict}"
+    )
     cursor.execute(sql)
     return cursor.rowcount
+
+
+def restart_ids(cursor, table):
+    """After rows with explicit ids: the next id the ORM gets is past them."""
+    cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
 
 
 def plain_indexes(cursor, table):
@@ -207,13 +218,16 @@ def seed(scale):
             cursor.execute(f"CREATE UNIQUE INDEX ON {table} (n)")
         W, U = n["workspaces"], n["users"] - 3
         membership = Membership.objects.create(workspace=home, user=reader, role="admin")
-        # The reader: admin of the biggest team, member of two more; the newcomer: only the new team.
+        # The reader: admin of the biggest team, member of two more; the newcomer: two new teams.
         Membership.objects.bulk_create(
             [
                 Membership(workspace_id=ws, user=reader, role="member")
                 for ws in Workspace.objects.filter(slug__in=["team-0001", "team-0002"]).values_list("pk", flat=True)
             ]
-            + [Membership(workspace=small, user=User.objects.get(email=f"newcomer@{DOMAIN}"), role="admin")]
+            + [
+                Membership(workspace=ws, user=User.objects.get(email=f"newcomer@{DOMAIN}"), role="admin")
+                for ws in (small, Workspace.objects.create(name="Newer team", slug="newer-team"))
+            ]
         )
         # Everyone else: three workspaces each, an owner now and then.
         replicate(
@@ -360,6 +374,7 @@ def seed(scale):
             },
             f"generate_series(1, {C}) i",
         )
+        restart_ids(cursor, "assistants_conversation")
         short_conversation = Conversation.objects.create(
             assistant=small_assistant, user=User.objects.get(email=f"newcomer@{DOMAIN}"), title="First steps"
         )
@@ -409,7 +424,7 @@ See `travel-policy.md` for the details."""
                 f"generate_series(1, {LONG_CONVERSATION - 1}) i",
             )
             # Every other conversation: the same number of messages each, questions and answers in turn.
-            per = max(2, (n["messages"] - LONG_CONVERSATION) // C // 2 * 2)
+            per = max(2, round((n["messages"] - LONG_CONVERSATION) / C / 2) * 2)
             base = question.pk + LONG_CONVERSATION
             replicate(
                 cursor,
@@ -435,13 +450,12 @@ See `travel-policy.md` for the details."""
                 f"assistants_conversation c, generate_series(0, {per - 1}) p "
                 f"WHERE c.id > {long_conversation.pk} AND c.id <> {short_conversation.pk}",
             )
+        restart_ids(cursor, "assistants_message")
         for turn in range(2):
             q = Message.objects.create(conversation=short_conversation, role="user", content=f"First question {turn}")
             Message.objects.create(
                 conversation=short_conversation, role="assistant", question=q, content=answer, model_name="offline"
             )
-        for table in ("assistants_conversation", "assistants_message"):
-            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         started = step(
             f"messages ({LONG_CONVERSATION + C * per:,}; one conversation of {LONG_CONVERSATION:,})", started
         )
@@ -593,7 +607,6 @@ def pages():
         both("chat, new conversation", "assistants:chat", [big, assistant.pk], [little, small_assistant.pk]),
         both("assistant usage", "assistants:usage", [big], [little]),
         ("gateway home", "member", reverse("llmgateway:home"), reverse("llmgateway:home")),
-        both("gateway workspace", "llmgateway:workspace", [big], [little]),
         both("gateway models", "llmgateway:models", [big], [little]),
         both("gateway keys", "llmgateway:keys", [big], [little]),
         both("gateway cache", "llmgateway:cache", [big], [little]),
@@ -620,7 +633,7 @@ def pages():
     return rows, {"member": (reader, newcomer), "admin": (User.objects.get(email=f"admin@{DOMAIN}"),) * 2}
 
 
-def measure(requests, only=None):
+def measure(requests, only=None, skip=None):
     from django.test import Client
 
     from corporate import installation
@@ -633,6 +646,8 @@ def measure(requests, only=None):
     clients = {}
     for name, who, large, few in rows:
         if only and not any(word in name for word in only):
+            continue
+        if skip and any(word in name for word in skip):
             continue
         for size in ("large", "small"):
             key = (who, size)
@@ -707,15 +722,20 @@ def database_url(url):
 
 def ensure_database(url):
     """Create the database when it does not exist yet."""
-    import psycopg
+    import psycopg2
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"Created database {name}")
+    conn = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if not cursor.fetchone():
+                cursor.execute(f'CREATE DATABASE "{name}"')
+                print(f"Created database {name}")
+    finally:
+        conn.close()
 
 
 def main():
@@ -726,6 +746,7 @@ def main():
     parser.add_argument("--requests", type=int, default=20, help="timed requests per page (default 20)")
     parser.add_argument("--slow-ms", type=int, default=25, help="DB_SLOW_QUERY_MS for the run (default 25)")
     parser.add_argument("--only", nargs="*", help="measure only pages whose name contains one of these words")
+    parser.add_argument("--skip", nargs="*", help="skip pages whose name contains one of these words")
     parser.add_argument("--seed-only", action="store_true")
     args = parser.parse_args()
     if not 0 < args.scale <= 10:
@@ -748,6 +769,10 @@ def main():
     from django.db import connection
 
     call_command("migrate", verbosity=0)
+    from django.conf import settings
+
+    if not (settings.STATIC_ROOT / "staticfiles.json").exists():
+        call_command("collectstatic", interactive=False, verbosity=0)  # pages name hashed static files
     with connection.cursor() as cursor:
         existing = seeded_scale(cursor)
     if args.reseed or existing != args.scale:
@@ -762,7 +787,7 @@ def main():
             cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [table])
             counts[table] = cursor.fetchone()[0]
     print("Rows (estimated): " + ", ".join(f"{t.split('_', 1)[1]} {c:,}" for t, c in counts.items()))
-    results = measure(args.requests, args.only)
+    results = measure(args.requests, args.only, args.skip)
     missed = report(results, args.scale, args.requests)
     print_slowest(10)
     sys.exit(1 if missed else 0)
