@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
+from corporate.admin_lists import LargeTableAdmin
 from llmgateway.models import ApiKey, Limit, ModelConfig, UsageDaily, UsageRecord
 
 
@@ -119,13 +120,12 @@ class LimitAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(LargeTableAdmin):
     list_display = ["created_at", "workspace", "user", "model", "cache", "status", "total_tokens", "cost", "origin"]
-    list_filter = ["cache", "origin", "status"]
+    # A date filter, not a date hierarchy: the hierarchy reads every row's date to draw its links.
+    list_filter = [("created_at", admin.DateFieldListFilter), "cache", "origin", "status"]
     search_fields = ["workspace__slug", "user__email", "model"]
     list_select_related = ["workspace", "user"]
-    date_hierarchy = "created_at"
-    show_full_result_count = False  # a count over millions of rows on every page
 
     def has_add_permission(self, request):
         return False
