@@ -328,6 +328,34 @@ def seed(scale):
                 f"WHERE NOT (d.id = {template.pk} AND p = 0) AND p1.n = (d.n * 7 + p) % 1000 "
                 "AND p2.n = (d.n * 13 + p * 3 + 1) % 1000 AND p3.n = (d.n + p * 11 + 2) % 1000",
             )
+        # The newcomer's team: three documents (one failed) of three passages each.
+        small_docs = []
+        for i, status in enumerate(["ready", "ready", "failed"]):
+            document = Document.objects.create(
+                workspace=small,
+                title=f"Welcome {i}",
+                original_name=f"welcome-{i}.md",
+                file=f"documents/seed/welcome-{i}.md",
+                kind="markdown",
+                content_type="text/markdown",
+                size=1_000,
+                sha256=f"{i + 1:064d}",
+                status=status,
+                chunk_count=3,
+            )
+            small_docs.append(document)
+            Chunk.objects.bulk_create(
+                Chunk(
+                    document=document,
+                    workspace=small,
+                    position=p,
+                    text=f"Travel and dental cover, relocation help: welcome part {p}.",
+                    start=p * 60,
+                    end=p * 60 + 60,
+                    token_estimate=15,
+                )
+                for p in range(3)
+            )
         started = step(f"passages ({n['documents'] * per_doc:,})", started)
 
         assistant = Assistant.objects.create(
@@ -454,7 +482,15 @@ See `travel-policy.md` for the details."""
         for turn in range(2):
             q = Message.objects.create(conversation=short_conversation, role="user", content=f"First question {turn}")
             Message.objects.create(
-                conversation=short_conversation, role="assistant", question=q, content=answer, model_name="offline"
+                conversation=short_conversation,
+                role="assistant",
+                question=q,
+                content=answer,
+                model_name="offline",
+                citations=[
+                    {"n": 1, "document_id": small_docs[0].pk, "title": "Welcome 0", "chunk_id": 0, "version": "x"},
+                    {"n": 2, "document_id": small_docs[1].pk, "title": "Welcome 1", "chunk_id": 0, "version": "x"},
+                ],
             )
         started = step(
             f"messages ({LONG_CONVERSATION + C * per:,}; one conversation of {LONG_CONVERSATION:,})", started
@@ -567,20 +603,7 @@ def pages():
     short_conversation = Conversation.objects.filter(user=newcomer).first()
     assistant, small_assistant = long_conversation.assistant, short_conversation.assistant
     document = Document.objects.filter(workspace=home).order_by("pk").first()
-    small_document = (
-        Document.objects.create(
-            workspace=small,
-            title="Welcome",
-            original_name="welcome.md",
-            kind="markdown",
-            content_type="text/markdown",
-            size=10,
-            sha256=f"{time.time_ns():064d}"[-64:],
-            status="ready",
-        )
-        if not Document.objects.filter(workspace=small).exists()
-        else Document.objects.filter(workspace=small).first()
-    )
+    small_document = Document.objects.filter(workspace=small).order_by("pk").first()
     big, little = home.slug, small.slug
 
     def both(name, url, *args_pair, query="", who="member"):
