@@ -650,7 +650,7 @@ def pages():
             "documents/chunk": f"?workspace__id__exact={small.pk}",
             "assistants/conversation": f"?assistant__id__exact={small_assistant.pk}",
             "assistants/message": "?feedback__exact=down&role__exact=user",
-            "llmgateway/usagerecord": "?origin__exact=nowhere",
+            "llmgateway/usagerecord": "?origin=v1",
         }[model]
         rows.append((f"admin: {label}", "admin", url, url + few))
     return rows, {"member": (reader, newcomer), "admin": (User.objects.get(email=f"admin@{DOMAIN}"),) * 2}
