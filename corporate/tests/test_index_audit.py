@@ -173,6 +173,19 @@ def seq_scans(plan):
     return found
 
 
+def index_names(plan):
+    names = set()
+
+    def walk(node):
+        if node.get("Index Name"):
+            names.add(node["Index Name"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return names
+
+
 def pages(seeded):
     home, doc, assistant, conversation = (seeded[k] for k in ("home", "document", "assistant", "conversation"))
     slug = home.slug
@@ -219,7 +232,7 @@ ESTIMATE = "SELECT CASE WHEN c.reltuples"
 
 def test_every_page_query_uses_an_index(seeded, client_for):
     member, staff = client_for(seeded["member"]), client_for(seeded["staff"])
-    problems, explained = [], 0
+    problems, explained, search_indexes = [], 0, set()
     for client, url in [(member, url) for url in pages(seeded)] + [(staff, url) for url in admin_pages(seeded)]:
         with CaptureQueriesContext(connection) as captured:
             response = client.get(url)
@@ -235,7 +248,11 @@ def test_every_page_query_uses_an_index(seeded, client_for):
                 plan = cursor.fetchone()[0]
             plan = json.loads(plan) if isinstance(plan, str) else plan
             explained += 1
+            if "/search/" in url:
+                search_indexes.update(index_names(plan))
             for table in seq_scans(plan):
                 problems.append(f"{url}: sequential scan on {table}:\n  {sql[:400]}")
     assert explained >= 25
     assert not problems, "\n".join(problems)
+    # One workspace's search reads its matches from the (workspace_id, search_vector) index.
+    assert "documents_chunk_ws_search" in search_indexes, search_indexes
