@@ -649,8 +649,8 @@ def pages():
             "documents/document": f"?workspace__id__exact={small.pk}",
             "documents/chunk": f"?workspace__id__exact={small.pk}",
             "assistants/conversation": f"?assistant__id__exact={small_assistant.pk}",
-            "assistants/message": "?feedback__exact=down&role__exact=user",
-            "llmgateway/usagerecord": "?origin=v1",
+            "assistants/message": "?role__exact=user",
+            "llmgateway/usagerecord": "?cache__exact=hit",
         }[model]
         rows.append((f"admin: {label}", "admin", url, url + few))
     return rows, {"member": (reader, newcomer), "admin": (User.objects.get(email=f"admin@{DOMAIN}"),) * 2}
