@@ -49,6 +49,8 @@ def test_the_page_shows_the_latest_messages_and_pages_back(client_for, member, h
     assert "Question number 39?" in earlier and "Question number 15?" in earlier
     assert "Question number 14?" not in earlier and "Question number 40?" not in earlier
     assert "Show the latest messages" in earlier
+    # A new question goes at the end of the conversation: it is asked from the latest messages.
+    assert 'name="question"' in latest and 'name="question"' not in earlier
 
     start = Message.objects.get(conversation=conversation, content="Question number 15?")
     oldest = page(client, conversation, f"?before={start.pk}")
