@@ -92,7 +92,7 @@ def workspace_settings(request, slug):
         messages.success(request, "Settings saved.")
         return redirect("workspaces:settings", workspace.slug)
     context = _role_context(request, workspace)
-    context.update(form=form, delete_form=DeleteWorkspaceForm(), counts=_counts(request, workspace))
+    context.update(form=form, delete_form=DeleteWorkspaceForm(workspace=workspace), counts=_counts(request, workspace))
     return render(request, "workspaces/settings.html", context, status=400 if form.errors else 200)
 
 
@@ -114,7 +114,7 @@ def workspace_archive(request, slug):
 @require_POST
 def workspace_delete(request, slug):
     workspace = _workspace(request, slug, "delete_workspace")
-    form = DeleteWorkspaceForm(request.POST)
+    form = DeleteWorkspaceForm(request.POST, workspace=workspace)
     if form.is_valid():
         try:
             services.delete_workspace(request.user, workspace, form.cleaned_data["confirm"].strip())
