@@ -4,7 +4,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from corporate import pagecache
+from corporate import mail, pagecache
 from workspaces import permissions, services
 from workspaces.forms import DeleteWorkspaceForm, InvitationForm, RoleForm, WorkspaceForm, WorkspaceSettingsForm
 from workspaces.models import Invitation, Membership, Workspace
@@ -138,6 +138,12 @@ def workspace_members(request, slug, invite_form=None, status=200):
     )
     if context["can_manage_members"]:
         context["invitations"] = list(Invitation.objects.filter(workspace=workspace).select_related("invited_by"))
+        # Without a mail server nobody receives the invitation mail: admins pass the link on themselves.
+        context["show_invitation_links"] = not mail.delivers_mail()
+        if context["show_invitation_links"]:
+            base = mail.site_url(request)
+            for invitation in context["invitations"]:
+                invitation.link = base + invitation.get_accept_url()
         context["invite_form"] = invite_form or InvitationForm()
         # Roles this user may hand out: owners only by owners.
         context["assignable_roles"] = [
@@ -215,7 +221,14 @@ def invitation_create(request, slug):
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:
-            messages.success(request, f"Invitation sent to {invitation.email}.")
+            if mail.delivers_mail():
+                messages.success(request, f"Invitation sent to {invitation.email}.")
+            else:
+                messages.success(
+                    request,
+                    f"Invitation created for {invitation.email}. No mail server is configured: "
+                    "copy its link from the list and send it yourself.",
+                )
             return _back_to_members(workspace)
     return workspace_members(request, slug, invite_form=form, status=400)
 
@@ -230,7 +243,12 @@ def invitation_resend(request, slug, pk):
     except services.WorkspaceError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Invitation sent again to {invitation.email}, with a new link.")
+        if mail.delivers_mail():
+            messages.success(request, f"Invitation sent again to {invitation.email}, with a new link.")
+        else:
+            messages.success(
+                request, f"Invitation for {invitation.email} renewed, with a new link to copy from the list."
+            )
     return _back_to_members(workspace)
 
 
