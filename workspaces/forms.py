@@ -14,7 +14,13 @@ class WorkspaceForm(forms.ModelForm):
             "slug": "Used in the workspace's web address, e.g. /workspaces/<b>research</b>/. "
             "Lowercase letters, digits and hyphens; filled in from the name until you change it.",
         }
-        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            # static/js/app.js fills it in from the name until it is edited.
+            "slug": forms.TextInput(
+                attrs={"data-slug-from": "id_name", "autocapitalize": "none", "spellcheck": "false"}
+            ),
+        }
         # The form's own slug check would say "letters, numbers, underscores"; say what the model accepts.
         error_messages = {
             "slug": {

@@ -56,3 +56,53 @@ document.addEventListener("click", (event) => {
   const open = header.classList.toggle("menu-open");
   toggle.setAttribute("aria-expanded", open ? "true" : "false");
 });
+// A short name (slug) filled in from another field, e.g. data-slug-from="id_name", until it is edited by hand.
+function slugify(text) {
+  return text
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 50)
+    .replace(/-+$/, "");
+}
+document.querySelectorAll("[data-slug-from]").forEach((slug) => {
+  const source = document.getElementById(slug.dataset.slugFrom);
+  if (!source) return;
+  // A value the page came back with (after an error) counts as edited unless it is what the name gives.
+  let edited = slug.value !== "" && slug.value !== slugify(source.value);
+  slug.addEventListener("input", () => {
+    edited = slug.value !== "";
+  });
+  source.addEventListener("input", () => {
+    if (!edited) slug.value = slugify(source.value);
+  });
+});
+// The colour scheme switch in the user menu: applied at once, kept on the account.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("[data-color-scheme-form]");
+  if (!form || !event.submitter || !window.fetch) return;
+  event.preventDefault();
+  const scheme = event.submitter.value;
+  const data = new FormData(form);
+  data.set("color_scheme", scheme);
+  fetch(form.action, { method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin" })
+    .then((response) => {
+      if (!response.ok) throw new Error(`status ${response.status}`);
+      if (scheme === "system") document.documentElement.removeAttribute("data-theme");
+      else document.documentElement.setAttribute("data-theme", scheme);
+      form.querySelectorAll("button[name=color_scheme]").forEach((button) => {
+        button.setAttribute("aria-pressed", button.value === scheme ? "true" : "false");
+      });
+    })
+    .catch(() => {
+      // Let the page do it the plain way: post and come back.
+      const field = document.createElement("input");
+      field.type = "hidden";
+      field.name = "color_scheme";
+      field.value = scheme;
+      form.appendChild(field);
+      form.submit();
+    });
+});
