@@ -99,8 +99,18 @@ def assistant(workspace, owner):
     return Assistant.objects.create(workspace=workspace, name="Helpdesk", instructions="Answer.", created_by=owner)
 
 
-def pages_to_compare(assistant):
+@pytest.fixture
+def document(workspace, owner):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from documents.ingestion import accept_upload
+
+    return accept_upload(workspace, SimpleUploadedFile("policy.md", b"# Policy\n\nBe kind.", "text/markdown"), owner)
+
+
+def pages_to_compare(assistant, document):
     return [
+        f"/documents/acme/{document.pk}/",
         "/",
         "/workspaces/",
         "/workspaces/new/",
@@ -118,12 +128,12 @@ def pages_to_compare(assistant):
 
 
 @pytest.mark.parametrize("width", [1280, 390])
-def test_headings_and_buttons_are_one_size_everywhere(page, live_server, workspace, owner, assistant, width):
+def test_headings_and_buttons_are_one_size_everywhere(page, live_server, workspace, owner, assistant, document, width):
     page.set_viewport_size({"width": width, "height": 860})
     sign_in(page, live_server.url, owner.email, PASSWORD)
     page.wait_for_selector("text=Welcome")
     h1_sizes, button_heights = {}, {}
-    for path in pages_to_compare(assistant):
+    for path in pages_to_compare(assistant, document):
         page.goto(live_server.url + path)
         for text, size in page.evaluate(H1_SIZES):
             h1_sizes.setdefault(size, []).append(f"{path} {text}")
