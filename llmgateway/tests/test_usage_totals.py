@@ -309,3 +309,13 @@ def test_csv_and_records_list_queries_are_constant(
     with django_assert_num_queries(len(list_small.captured_queries)):
         body = api.get("/api/gateway/acme/usage/").json()
         assert body["count"] == 3010 and len(body["results"]) == 50
+
+
+def test_staff_see_the_totals_in_the_admin(workspace, admin_user, member, keys, client, django_user_model):
+    totals.store(generated(workspace, [admin_user, member], keys, count=60, days=3))
+    staff = django_user_model.objects.create_superuser(email="staff@example.com", password="pw-123-long-enough")
+    client.force_login(staff)
+    for url in ("/admin/llmgateway/usagehour/", "/admin/llmgateway/usageday/", "/admin/llmgateway/usageday/?cache=hit"):
+        page = client.get(url)
+        assert page.status_code == 200 and "Acme Research" in page.content.decode(), url
+    assert client.get("/admin/llmgateway/usagehour/add/").status_code == 403  # written by the bulk writer only
