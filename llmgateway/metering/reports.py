@@ -181,8 +181,9 @@ def _none_label(by):
 
 
 def _names(by, ids):
-    ids = [i for i in ids if i is not None]
-    if not ids or by == "model":
+    # Asked even with no ids (0 matches nothing), so a page makes the same queries whatever its data.
+    ids = [i for i in ids if i is not None] or [0]
+    if by == "model":
         return {}
     if by == "user":
         from django.contrib.auth import get_user_model

@@ -11,7 +11,9 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from llmgateway import gateway
@@ -319,3 +321,14 @@ def test_staff_see_the_totals_in_the_admin(workspace, admin_user, member, keys, 
         page = client.get(url)
         assert page.status_code == 200 and "Acme Research" in page.content.decode(), url
     assert client.get("/admin/llmgateway/usagehour/add/").status_code == 403  # written by the bulk writer only
+
+
+def test_summary_queries_are_the_same_with_no_usage_yet(workspace, admin_user, member, keys, api_client_for):
+    client = api_client_for(admin_user)
+    client.get("/api/gateway/acme/usage/summary/?by=user")
+    with CaptureQueriesContext(connection) as empty:
+        assert client.get("/api/gateway/acme/usage/summary/?by=user").json()["totals"]["requests"] == 0
+    totals.store(generated(workspace, [admin_user, member], keys, count=10, days=2))
+    with CaptureQueriesContext(connection) as some:
+        assert client.get("/api/gateway/acme/usage/summary/?by=user").json()["totals"]["requests"] == 10
+    assert len(some.captured_queries) == len(empty.captured_queries)
