@@ -3,6 +3,7 @@
 import pytest
 
 from assistants.tests.test_chat_browser import VACATION, open_chat
+from corporate.tests.accessibility import axe_violations, describe
 from corporate.tests.browser import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -53,6 +54,9 @@ def test_chat_with_the_keyboard_alone(browser, live_server, member, assistant):
     page.keyboard.press("Enter")
     page.wait_for_selector("#citation-panel:not([hidden]) .passage-text mark")
     assert focused(page, "#citation-panel")
+    # The page as the script left it (a streamed answer, the conversation added to the list, the panel open).
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
     press_until(page, "#citation-panel [data-close-citation]")
     page.keyboard.press("Escape")
     page.wait_for_selector("#citation-panel", state="hidden")
@@ -70,6 +74,8 @@ def test_chat_with_the_keyboard_alone(browser, live_server, member, assistant):
     page.keyboard.press("Enter")
     page.wait_for_selector(".msg-assistant .version-label:text('1/2')")
     assert focused(page, "[data-version=next]")
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
     screenshot(page, "chat-keyboard-versions.png")
     page.keyboard.press("Enter")
     page.wait_for_selector(".msg-assistant .version-label:text('2/2')")

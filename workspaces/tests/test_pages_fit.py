@@ -1,4 +1,7 @@
-"""Every page of the site fits a phone: no horizontal scrolling at 390x844.
+"""Every page of the site fits the screen and passes axe-core, on a phone and a desktop.
+
+Each page is looked at 390x844 and 1280x800: no horizontal scrolling, and
+no serious or critical axe-core violation (corporate/tests/accessibility.py).
 
 The pages are found from the URL patterns, not listed by hand: every page
 of a workspace is a GET endpoint of the isolation suite (each app's
@@ -8,7 +11,8 @@ answers a GET with a page but is visited by neither, so a new page is
 caught; NOT_PAGES says, with the reason, which URLs are no page.
 
 Each page is visited by every persona that may see it (viewer, member,
-owner), since pages differ by role.
+owner), since pages differ by role. One browser page per case: the persona
+changes by its session cookie and the size by the viewport, with no reload.
 """
 
 from types import SimpleNamespace
@@ -209,7 +213,7 @@ def _sign_in(browser, base_url, user):
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("name", _cases())
-def test_page_fits_a_phone(name, browser, live_server, workspace, other_workspace, personas, request):
+def test_page_fits_and_passes_axe(name, browser, live_server, workspace, other_workspace, personas, request):
     if name in KNOWN_OVERFLOW:
         request.applymarker(pytest.mark.xfail(reason=KNOWN_OVERFLOW[name], strict=False))
     ctx = _context(workspace, other_workspace, personas)
@@ -312,6 +316,8 @@ def test_menu_button_opens_the_site_menu_on_a_phone(browser, live_server, worksp
         page.locator(".user-menu summary").click()
         assert page.locator(".user-menu button", has_text="Sign out").is_visible()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        violations = axe_violations(page)
+        assert not violations, describe(violations)
         shot(page, "390-menu-open.png")
         link.click()
         page.wait_for_url(f"**/assistants/{workspace.slug}/")
