@@ -39,8 +39,15 @@ def test_chat_with_the_keyboard_alone(browser, live_server, member, assistant):
     page = open_chat(browser, live_server, member, assistant)
     page.evaluate("document.activeElement.blur()")
 
-    # Into the question box from the top of the page, ask, and the focus stays in the box.
-    press_until(page, "textarea[name=question]")
+    # The first Tab shows "Skip to content"; Enter skips the site's navigation.
+    press_until(page, ".skip-link", limit=1)
+    assert page.locator(".skip-link").is_visible()
+    screenshot(page, "chat-keyboard-skip-link.png")
+    page.keyboard.press("Enter")
+    assert focused(page, "main")
+
+    # Into the question box, ask, and the focus stays in the box.
+    press_until(page, "textarea[name=question]", limit=15)
     page.keyboard.type(VACATION)
     page.keyboard.press("Enter")
     page.locator(".msg-assistant:not(.pending)").first.wait_for()

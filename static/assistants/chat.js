@@ -87,6 +87,8 @@
     sendButton.disabled = on;
     sendButton.setAttribute("aria-busy", on ? "true" : "false");
     list.setAttribute("aria-busy", on ? "true" : "false");
+    // Stop disappears with the answer's end: the keyboard goes back to the question box.
+    if (!on && document.activeElement === stopButton) textarea.focus({ preventScroll: true });
     stopButton.hidden = !on;
   }
 
