@@ -186,6 +186,20 @@ WIDE_ELEMENTS = """() => [...document.querySelectorAll('body *')]
   .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''))"""
 
 
+# References to ids that the page lacks (axe-core lets most of these pass), e.g. "input#id_name aria-describedby=id_name_helptext".
+BROKEN_REFERENCES = """() => {
+  const broken = [];
+  for (const attr of ['aria-describedby', 'aria-labelledby', 'aria-controls', 'for']) {
+    for (const el of document.querySelectorAll(`[${attr}]`)) {
+      for (const id of el.getAttribute(attr).split(/\\s+/).filter(Boolean)) {
+        if (!document.getElementById(id)) broken.push(`${el.tagName.toLowerCase()}#${el.id} ${attr}=${id}`);
+      }
+    }
+  }
+  return broken;
+}"""
+
+
 def _slug(path):
     return path.strip("/").replace("/", "-").replace("?", "-").replace("=", "-").replace("&", "-") or "home"
 
@@ -238,6 +252,9 @@ def test_page_fits_and_passes_axe(name, browser, live_server, workspace, other_w
                 violations = [] if name in AXE_EXEMPT else axe_violations(page)
                 if violations:
                     failing.append(f"{path} as {persona} at {size['width']}px:\n{describe(violations)}")
+            broken = [] if name in AXE_EXEMPT else page.evaluate(BROKEN_REFERENCES)
+            if broken:
+                failing.append(f"{path} as {persona} refers to ids that are missing: {broken}")
             page.set_viewport_size(PHONE)
     finally:
         page.close()
