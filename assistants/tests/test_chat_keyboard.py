@@ -81,6 +81,7 @@ def test_chat_with_the_keyboard_alone(browser, live_server, member, assistant):
     page.keyboard.press("Enter")
     page.wait_for_selector(".msg-assistant .version-label:text('1/2')")
     assert focused(page, "[data-version=next]")
+    assert page.get_by_role("group", name="Version 1 of 2").is_visible()
     violations = axe_violations(page)
     assert not violations, describe(violations)
     screenshot(page, "chat-keyboard-versions.png")
