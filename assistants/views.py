@@ -1,5 +1,6 @@
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
@@ -23,6 +24,14 @@ from workspaces.roles import ANYONES
 CONVERSATIONS_SHOWN = 50
 # A conversation page shows its latest messages; "Show earlier messages" pages back.
 MESSAGES_SHOWN = 50
+
+
+def default_model_name():
+    """What an assistant without its own model answers with: the gateway's default model (cached)."""
+    from llmgateway import registry
+
+    spec = registry.get_spec(None)
+    return spec.name if spec is not None else settings.LLM_DEFAULT_MODEL
 
 
 def _assistant(request, slug, pk, action="view"):
@@ -56,7 +65,7 @@ def home(request):
     for assistant in assistants:
         by_workspace.setdefault(assistant.workspace_id, []).append(assistant)
     groups = [(ws, by_workspace[ws.pk], permissions.can(request.user, "create_assistant", ws)) for ws in workspaces]
-    return render(request, "assistants/home.html", {"groups": groups})
+    return render(request, "assistants/home.html", {"groups": groups, "default_model": default_model_name()})
 
 
 @login_required
@@ -71,6 +80,7 @@ def assistant_list(request, slug):
             "assistants": list(assistants),
             "can_create": permissions.can(request.user, "create_assistant", workspace),
             "can_view_usage": permissions.can(request.user, "view_usage", workspace),
+            "default_model": default_model_name(),
         },
     )
 
@@ -155,7 +165,7 @@ def assistant_try(request, slug, pk=None):
         workspace = instance.workspace
     form = AssistantForm(request.POST, instance=instance, workspace=workspace)
     question = (request.POST.get("try_question") or "").strip()
-    context = {"question": question}
+    context = {"question": question, "workspace": workspace}
     try:
         question = answering.validate_question(question)
         if not form.is_valid():
