@@ -14,8 +14,10 @@ AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 BLOCKING = ("serious", "critical")
 
 # Runs axe on the whole document and keeps the blocking violations, each with a few of its elements.
-RUN = """async (blocking) => {
-  const results = await window.axe.run(document, {resultTypes: ['violations']});
+RUN = """async ([blocking, rules]) => {
+  const options = {resultTypes: ['violations']};
+  if (rules) options.runOnly = {type: 'rule', values: rules};
+  const results = await window.axe.run(document, options);
   return results.violations
     .filter(v => blocking.includes(v.impact))
     .map(v => ({
@@ -31,8 +33,8 @@ def _source():
     return AXE.read_text(encoding="utf-8")
 
 
-def axe_violations(page, blocking=BLOCKING):
-    """The serious and critical axe-core violations of the page as it is now.
+def axe_violations(page, blocking=BLOCKING, rules=None):
+    """The serious and critical axe-core violations of the page as it is now (of `rules` only, if given).
 
     The script is evaluated through the browser's debugging protocol, so the
     site's Content-Security-Policy (no inline or foreign scripts) does not
@@ -40,7 +42,7 @@ def axe_violations(page, blocking=BLOCKING):
     """
     if not page.evaluate("() => Boolean(window.axe)"):
         page.evaluate(_source())
-    return page.evaluate(RUN, list(blocking))
+    return page.evaluate(RUN, [list(blocking), list(rules) if rules else None])
 
 
 def describe(violations):

@@ -34,3 +34,8 @@ def test_lesser_violations_and_a_clean_page_pass(page):
     page.set_content(PAGE.format("<h3>Skipped a level</h3><p>Plain text.</p>"))
     assert axe_violations(page) == []
     assert [v["id"] for v in axe_violations(page, blocking=("moderate",))] == ["heading-order"]
+
+
+def test_a_run_limited_to_some_rules(page):
+    page.set_content(PAGE.format('<button type="button"></button><p style="color:#aaa">faint text</p>'))
+    assert [v["id"] for v in axe_violations(page, rules=["color-contrast"])] == ["color-contrast"]

@@ -1,7 +1,8 @@
 """Every page of the site fits the screen and passes axe-core, on a phone and a desktop.
 
 Each page is looked at 390x844 and 1280x800: no horizontal scrolling, and
-no serious or critical axe-core violation (corporate/tests/accessibility.py).
+no serious or critical axe-core violation (corporate/tests/accessibility.py);
+then in the dark colour scheme at 1280x800, for colour contrast.
 
 The pages are found from the URL patterns, not listed by hand: every page
 of a workspace is a GET endpoint of the isolation suite (each app's
@@ -234,6 +235,8 @@ def test_page_fits_and_passes_axe(name, browser, live_server, workspace, other_w
         request.applymarker(pytest.mark.xfail(reason=KNOWN_OVERFLOW[name], strict=False))
     ctx = _context(workspace, other_workspace, personas)
     page = browser.new_page()
+    # No colour transitions (Pico honours reduced motion): the scheme switch below shows its colours at once.
+    page.emulate_media(reduced_motion="reduce")
     page.set_viewport_size(PHONE)
     too_wide = []
     failing = []
@@ -254,6 +257,12 @@ def test_page_fits_and_passes_axe(name, browser, live_server, workspace, other_w
                 violations = [] if name in AXE_EXEMPT else axe_violations(page)
                 if violations:
                     failing.append(f"{path} as {persona} at {size['width']}px:\n{describe(violations)}")
+            if name not in AXE_EXEMPT:
+                page.emulate_media(color_scheme="dark")
+                violations = axe_violations(page, rules=["color-contrast"])
+                if violations:
+                    failing.append(f"{path} as {persona} at {DESKTOP['width']}px, dark:\n{describe(violations)}")
+                page.emulate_media(color_scheme="light")
             broken = [] if name in AXE_EXEMPT else page.evaluate(BROKEN_REFERENCES)
             if broken:
                 failing.append(f"{path} as {persona} refers to ids that are missing: {broken}")
