@@ -89,6 +89,12 @@ def test_chat_with_the_keyboard_alone(browser, live_server, member, assistant):
     page.wait_for_selector(".msg-assistant .version-label:text('2/2')")
     assert focused(page, "[data-version=prev]")
     press_until(page, "#messages [data-regenerate]", key="Shift+Tab", limit=1)
+
+    # "Helpful" is swapped for its pressed state; the focus stays on it.
+    press_until(page, "#messages .feedback button[title=Helpful]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#messages .feedback button[title=Helpful][aria-pressed=true]")
+    assert focused(page, "#messages .feedback button[title=Helpful]")
     page.close()
 
 
