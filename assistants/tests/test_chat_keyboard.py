@@ -102,7 +102,7 @@ def test_streamed_answer_is_announced_once_finished(browser, live_server, member
     from llmgateway.models import ModelConfig
     from llmgateway.tests.fake_openai import FakeOpenAI
 
-    upstream = FakeOpenAI(chunk_delay=0.02).start()
+    upstream = FakeOpenAI(chunk_delay=0.05).start()
     try:
         ModelConfig.objects.create(
             name="slow", provider="openai-compatible", base_url=upstream.base_url, upstream_model="s", max_retries=0
