@@ -20,8 +20,16 @@ FOCUS_SHOWN = """() => {
 }"""
 
 
+FOCUSED = "(s) => Boolean(document.activeElement && document.activeElement.matches(s))"
+
+
 def focused(page, selector):
-    return page.evaluate("(s) => Boolean(document.activeElement && document.activeElement.matches(s))", selector)
+    return page.evaluate(FOCUSED, selector)
+
+
+def focus_moves_to(page, selector):
+    """The focus lands on `selector` (moved by the page's script as the swapped content arrives)."""
+    page.wait_for_function(FOCUSED, arg=selector, timeout=5000)
 
 
 def press_until(page, selector, key="Tab", limit=60):
@@ -80,21 +88,21 @@ def test_chat_with_the_keyboard_alone(browser, live_server, member, assistant):
     press_until(page, "[data-version=prev]")
     page.keyboard.press("Enter")
     page.wait_for_selector(".msg-assistant .version-label:text('1/2')")
-    assert focused(page, "[data-version=next]")
+    focus_moves_to(page, "[data-version=next]")
     assert page.get_by_role("group", name="Version 1 of 2").is_visible()
     violations = axe_violations(page)
     assert not violations, describe(violations)
     screenshot(page, "chat-keyboard-versions.png")
     page.keyboard.press("Enter")
     page.wait_for_selector(".msg-assistant .version-label:text('2/2')")
-    assert focused(page, "[data-version=prev]")
+    focus_moves_to(page, "[data-version=prev]")
     press_until(page, "#messages [data-regenerate]", key="Shift+Tab", limit=1)
 
     # "Helpful" is swapped for its pressed state; the focus stays on it.
     press_until(page, "#messages .feedback button[title=Helpful]")
     page.keyboard.press("Enter")
     page.wait_for_selector("#messages .feedback button[title=Helpful][aria-pressed=true]")
-    assert focused(page, "#messages .feedback button[title=Helpful]")
+    focus_moves_to(page, "#messages .feedback button[title=Helpful]")
     page.close()
 
 

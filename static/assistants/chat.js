@@ -407,7 +407,7 @@
     const message = button.closest(".msg");
     switching = { index: Array.prototype.indexOf.call(list.children, message), direction: button.dataset.version, message };
   });
-  document.addEventListener("htmx:afterSettle", () => {
+  document.addEventListener("htmx:afterSwap", () => {
     if (!switching) return;
     const { index, direction, message } = switching;
     const node = list.children[index];
