@@ -252,6 +252,12 @@ _ACTION = re.compile(
     r"\b(you|we|staff|employees|everyone) (should|must|need to|have to)\b",
     re.IGNORECASE,
 )
+# "Can I …?", "Am I allowed to …?": a sentence that says what may or may not be done answers it.
+_ASKS_PERMISSION = re.compile(r"^\s*(can|may|could) (i|we|staff|employees)\b|\b(allowed|permitted|ok|okay)\b", re.I)
+_PERMISSION = re.compile(
+    r"\b(fine|ok|okay|allowed|permitted|welcome to|free to|not allowed|never|must not|prohibited|no problem)\b",
+    re.IGNORECASE,
+)
 _SEARCHED_RE = re.compile(r"^\s*searched\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 _SOURCE_RE = re.compile(r"""\bsource\s*=\s*["']([^"']{1,300})["']""", re.IGNORECASE)
 
@@ -277,6 +283,7 @@ def _question_kind(question):
         (_ASKS_NAME, _NAME),
         (_ASKS_PLACE, _PLACE),
         (_ASKS_ACTION, _ACTION),
+        (_ASKS_PERMISSION, _PERMISSION),
     ):
         if pattern.search(question):
             return kind

@@ -380,3 +380,14 @@ def test_offline_how_do_i_prefers_the_instruction():
     )
     text = _offline_ask("What should I do after working late for a release?", ("How we work, Balanced", body))
     assert "take time off" in text
+
+
+def test_offline_can_i_prefers_the_sentence_that_says_what_is_allowed():
+    body = (
+        "Side projects. A side business is something many people think about. "
+        "A side business that differs from your job is fine, as long as it takes only a few hours a week."
+    )
+    text = _offline_ask("Can I run a side business?", ("Moonlighting, OK", body))
+    assert (
+        text == "A side business that differs from your job is fine, as long as it takes only a few hours a week [1]."
+    )
