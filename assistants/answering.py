@@ -160,15 +160,27 @@ def document_ids(assistant):
     return list(assistant.documents.filter(workspace_id=assistant.workspace_id).values_list("pk", flat=True))
 
 
-def question_vector(question):
-    """(vector, model) of the question for search by meaning, or (None, "") where there is none."""
+def question_vector(question, assistant=None, user=None):
+    """(vector, model) of the question for search by meaning, or (None, "") where there is none.
+
+    A gateway call of the assistant's workspace: cached and metered ("retrieval").
+    """
     from documents import vectors
-    from llmgateway.embeddings import EmbeddingError, embed
+    from llmgateway.embeddings import EmbeddingError, embed, embed_for
 
     if not vectors.state().available:
         return None, ""
     try:
-        embedded = embed([question])
+        if assistant is None:
+            embedded = embed([question])
+        else:
+            embedded = embed_for(
+                assistant.workspace_id,
+                [question],
+                origin="retrieval",
+                user_id=getattr(user, "pk", None),
+                assistant_id=assistant.pk,
+            )
     except EmbeddingError as exc:  # the question is still answered, from the words it shares
         log.warning("question embedding failed: %s", exc.message)
         return None, ""
@@ -180,7 +192,7 @@ def retrieve(assistant, question, ids=...):
         ids = document_ids(assistant)
     if ids == []:
         return []
-    vector, model = question_vector(question)
+    vector, model = question_vector(question, assistant)
     return search_workspace(
         assistant.workspace_id,
         retrieval_query(question),
