@@ -187,12 +187,12 @@ def question_vector(question, assistant=None, user=None):
     return embedded.vectors[0], embedded.model
 
 
-def retrieve(assistant, question, ids=...):
+def retrieve(assistant, question, ids=..., user=None):
     if ids is ...:
         ids = document_ids(assistant)
     if ids == []:
         return []
-    vector, model = question_vector(question, assistant)
+    vector, model = question_vector(question, assistant, user)
     return search_workspace(
         assistant.workspace_id,
         retrieval_query(question),
@@ -487,7 +487,7 @@ def start_turn(assistant, conversation, user, text, *, regenerate=False, answer=
     history = _history(conversation, text, before=question if regenerate else None)
 
     began = time.perf_counter()
-    results = retrieve(assistant, text)
+    results = retrieve(assistant, text, user=user)
     timings["retrieval_ms"] = (time.perf_counter() - began) * 1000
 
     began = time.perf_counter()

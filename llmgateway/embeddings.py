@@ -185,6 +185,10 @@ def embed(texts, model=None):
     spec = registry.get_spec(name)
     if spec is None:
         raise EmbeddingError(f"The embedding model “{name}” is not configured.", status=400)
+    if spec.kind != "embedding" and spec.provider != "offline":
+        raise EmbeddingError(
+            f"“{name}” is a chat model; configure an embedding model (add_model … --kind embedding).", status=422
+        )
     if spec.provider == "offline":
         vectors = embed_locally(texts)
         return Embedded(vectors, identity("", vectors.shape[1]), estimate_tokens(texts))

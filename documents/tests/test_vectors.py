@@ -81,6 +81,7 @@ def dead_embedding_model(db, settings):
 
     ModelConfig.objects.create(
         name="remote-embed",
+        kind="embedding",
         provider="openai-compatible",
         base_url=f"http://127.0.0.1:{free_port()}/v1",
         upstream_model="embed-1",
@@ -120,7 +121,11 @@ def test_a_remote_embedding_model_with_other_dimensions_is_never_mixed(ingest, w
         document = ingest("benefits.md", HANDBOOK)
         local_model = document.embedding_model
         ModelConfig.objects.create(
-            name="remote-embed", provider="openai-compatible", base_url=server.base_url, upstream_model="e"
+            name="remote-embed",
+            kind="embedding",
+            provider="openai-compatible",
+            base_url=server.base_url,
+            upstream_model="e",
         )
         registry.forget_all()
         settings.LLM_EMBEDDING_MODEL = "remote-embed"

@@ -33,7 +33,11 @@ def test_a_configured_upstream_model(openai_client, upstream, db):
     from llmgateway.models import ModelConfig
 
     ModelConfig.objects.create(
-        name="remote-embed", provider="openai-compatible", base_url=upstream.base_url, upstream_model="e"
+        name="remote-embed",
+        kind="embedding",
+        provider="openai-compatible",
+        base_url=upstream.base_url,
+        upstream_model="e",
     )
     registry.forget_all()
     result = openai_client.embeddings.create(model="remote-embed", input="hello world")
@@ -71,7 +75,7 @@ def test_a_dead_upstream_is_a_clear_error(db, settings):
     from llmgateway.models import ModelConfig
 
     ModelConfig.objects.create(
-        name="dead-embed", provider="openai-compatible", base_url=f"http://127.0.0.1:{free_port()}/v1"
+        name="dead-embed", kind="embedding", provider="openai-compatible", base_url=f"http://127.0.0.1:{free_port()}/v1"
     )
     registry.forget_all()
     with pytest.raises(EmbeddingError, match="could not be reached"):
@@ -97,6 +101,7 @@ def test_embeddings_are_cached_per_text_and_metered_like_completions(client, api
 
     ModelConfig.objects.create(
         name="remote-embed",
+        kind="embedding",
         provider="openai-compatible",
         base_url=upstream.base_url,
         upstream_model="e",
@@ -145,7 +150,9 @@ def test_a_failed_embedding_call_is_recorded_as_an_error(db, workspace, settings
     from llmgateway.metering import records
     from llmgateway.models import ModelConfig, UsageRecord
 
-    ModelConfig.objects.create(name="dead-embed", provider="openai-compatible", base_url="http://127.0.0.1:9/v1")
+    ModelConfig.objects.create(
+        name="dead-embed", kind="embedding", provider="openai-compatible", base_url="http://127.0.0.1:9/v1"
+    )
     registry.forget_all()
     with pytest.raises(EmbeddingError):
         embed_for(workspace.pk, ["hello"], model="dead-embed", origin="retrieval")
@@ -153,3 +160,30 @@ def test_a_failed_embedding_call_is_recorded_as_an_error(db, workspace, settings
     assert list(UsageRecord.objects.values_list("origin", "model", "cache", "status")) == [
         ("retrieval", "dead-embed", "error", 502)
     ]
+
+
+def test_embedding_models_are_added_with_their_kind_and_chat_models_refused(client, api_key, upstream):
+    from django.core.management import call_command
+
+    from llmgateway import registry
+
+    call_command(
+        "add_model", "vectors", "--kind", "embedding", "--base-url", upstream.base_url, "--upstream-model", "e"
+    )
+    call_command("add_model", "chatty", "--base-url", upstream.base_url, "--upstream-model", "c")
+    registry.forget_all()
+    ok = _post_embeddings(client, api_key[1], {"model": "vectors", "input": "hello"})
+    assert ok.status_code == 200 and len(ok.json()["data"][0]["embedding"]) == upstream.embedding_dims
+    refused = _post_embeddings(client, api_key[1], {"model": "chatty", "input": "hello"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "model_not_embedding" and "--kind embedding" in refused.text
+    assert len(upstream.requests) == 1  # the chat model was never asked for vectors
+
+
+def test_an_embedding_model_cannot_be_the_default_chat_model(db):
+    from django.core.exceptions import ValidationError
+
+    from llmgateway.models import ModelConfig
+
+    with pytest.raises(ValidationError, match="default"):
+        ModelConfig(name="vec", kind="embedding", provider="offline", is_default=True).full_clean()

@@ -224,6 +224,8 @@ def _embeddings(request):
             key.workspace_id, texts, model=name, origin="embeddings", user_id=key.user_id, api_key_id=key.id
         )
     except embedding_models.EmbeddingError as exc:
+        if exc.status == 422:  # a chat model named for embeddings
+            raise GatewayError(400, exc.message, code="model_not_embedding", param="model") from None
         code = "model_not_found" if exc.status == 400 else "upstream_error"
         raise GatewayError(404 if exc.status == 400 else exc.status, exc.message, code=code, param="model") from None
     data = []
