@@ -187,3 +187,20 @@ def test_an_embedding_model_cannot_be_the_default_chat_model(db):
 
     with pytest.raises(ValidationError, match="default"):
         ModelConfig(name="vec", kind="embedding", provider="offline", is_default=True).full_clean()
+
+
+def test_local_vectors_are_the_mean_of_each_texts_token_vectors_whatever_the_batch():
+    import numpy as np
+
+    from llmgateway.embeddings import _local_pooling, embed_locally
+
+    tokenizer, table = _local_pooling()
+    texts = ["Every three years a six-week paid sabbatical", "", "zzqx", "vacation vacation days", "Omarchy Linux"]
+    expected = []
+    for text in texts:
+        ids = [i for word in text.split() for i in tokenizer.encode(word, add_special_tokens=False).ids]
+        vector = table[ids].mean(axis=0) if ids else np.zeros(table.shape[1], dtype=np.float32)
+        norm = np.linalg.norm(vector)
+        expected.append(vector / norm if norm else vector)
+    for batch_size in (1, 2, 64):
+        assert np.allclose(embed_locally(texts, batch_size=batch_size), np.vstack(expected), atol=1e-5)
