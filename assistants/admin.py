@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from assistants.models import Assistant, Conversation, Message
+from corporate.admin_lists import LargeTableAdmin
 from workspaces.admin import WorkspaceScopedAdmin
 
 
@@ -47,7 +48,7 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(SuperuserOnly, WorkspaceScopedAdmin):
+class ConversationAdmin(SuperuserOnly, WorkspaceScopedAdmin, LargeTableAdmin):
     workspace_path = "assistant__workspace"
     list_display = ["__str__", "assistant", "user", "created_at", "updated_at"]
     list_filter = ["assistant__workspace", "assistant"]
@@ -56,11 +57,13 @@ class ConversationAdmin(SuperuserOnly, WorkspaceScopedAdmin):
     autocomplete_fields = ["user"]
     raw_id_fields = ["assistant"]
     list_select_related = ["assistant", "user"]
+    # Newest first by the primary key: sorting 200,000 conversations by `updated_at` reads them all.
+    ordering = ["-pk"]
     inlines = [MessageInline]
 
 
 @admin.register(Message)
-class MessageAdmin(SuperuserOnly, WorkspaceScopedAdmin):
+class MessageAdmin(SuperuserOnly, WorkspaceScopedAdmin, LargeTableAdmin):
     workspace_path = "conversation__assistant__workspace"
     list_display = [
         "pk",
@@ -77,3 +80,5 @@ class MessageAdmin(SuperuserOnly, WorkspaceScopedAdmin):
     search_fields = ["content", "conversation__title", "conversation__user__email"]
     readonly_fields = [f.name for f in Message._meta.fields]
     list_select_related = ["conversation"]
+    # Newest first by the primary key: the model's order (created_at) has no index of its own.
+    ordering = ["-pk"]

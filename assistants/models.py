@@ -245,6 +245,8 @@ class Message(models.Model):
             models.Index(fields=["conversation", "created_at"], name="message_conversation"),
             # versions of an answer: its question's answers in order.
             models.Index(fields=["question", "id"], name="message_versions"),
+            # conversation page: its latest turns as it reads (shown() reversed, LIMIT 51), however long it is.
+            models.Index(F("conversation"), Coalesce("question", "id"), F("id"), name="message_turns"),
         ]
 
     def __str__(self):

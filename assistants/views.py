@@ -1,8 +1,10 @@
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -13,13 +15,23 @@ from assistants import answering, citing
 from assistants.conversations import grouped
 from assistants.forms import AssistantForm, FeedbackForm
 from assistants.models import MAX_QUESTION_CHARS, Assistant, Conversation, Message, Role
-from assistants.rendering import render_answer
+from assistants.rendering import prerender_answers, render_answer
 from workspaces import permissions
 from workspaces.models import Workspace
 from workspaces.navigation import sole_workspace
 from workspaces.roles import ANYONES
 
 CONVERSATIONS_SHOWN = 50
+# A conversation page shows its latest messages; "Show earlier messages" pages back.
+MESSAGES_SHOWN = 50
+
+
+def default_model_name():
+    """What an assistant without its own model answers with: the gateway's default model (cached)."""
+    from llmgateway import registry
+
+    spec = registry.get_spec(None)
+    return spec.name if spec is not None else settings.LLM_DEFAULT_MODEL
 
 
 def _assistant(request, slug, pk, action="view"):
@@ -53,7 +65,7 @@ def home(request):
     for assistant in assistants:
         by_workspace.setdefault(assistant.workspace_id, []).append(assistant)
     groups = [(ws, by_workspace[ws.pk], permissions.can(request.user, "create_assistant", ws)) for ws in workspaces]
-    return render(request, "assistants/home.html", {"groups": groups})
+    return render(request, "assistants/home.html", {"groups": groups, "default_model": default_model_name()})
 
 
 @login_required
@@ -68,6 +80,7 @@ def assistant_list(request, slug):
             "assistants": list(assistants),
             "can_create": permissions.can(request.user, "create_assistant", workspace),
             "can_view_usage": permissions.can(request.user, "view_usage", workspace),
+            "default_model": default_model_name(),
         },
     )
 
@@ -152,7 +165,7 @@ def assistant_try(request, slug, pk=None):
         workspace = instance.workspace
     form = AssistantForm(request.POST, instance=instance, workspace=workspace)
     question = (request.POST.get("try_question") or "").strip()
-    context = {"question": question}
+    context = {"question": question, "workspace": workspace}
     try:
         question = answering.validate_question(question)
         if not form.is_valid():
@@ -171,12 +184,13 @@ def assistant_try(request, slug, pk=None):
 def _chat_context(request, assistant, conversation):
     query = request.GET.get("q", "").strip()[:200]
     conversations = list(Conversation.objects.for_sidebar(request.user, assistant, query)[:CONVERSATIONS_SHOWN])
-    turns = []
+    turns, earlier = [], None
     if conversation is not None:
-        turns = list(conversation.messages.shown().with_versions())
+        turns, earlier = _latest_turns(conversation, request.GET.get("before", ""))
         _mark_changed_sources(turns)
         for message in turns:
             message.conversation = conversation
+        prerender_answers(turns, assistant.workspace.slug)
     return {
         "workspace": assistant.workspace,
         "assistant": assistant,
@@ -185,10 +199,31 @@ def _chat_context(request, assistant, conversation):
         "conversation_groups": grouped(conversations),
         "query": query,
         "turns": turns,
+        # The turn key to ask for the messages before the first one shown (None: this is the start).
+        "earlier": earlier,
+        "showing_earlier": conversation is not None and request.GET.get("before", "").isdigit(),
         "can_edit": permissions.can(request.user, "edit_assistants", assistant.workspace, assistant),
         "can_chat": permissions.can(request.user, "chat", assistant.workspace) and not assistant.archived,
         "max_question_chars": MAX_QUESTION_CHARS,
     }
+
+
+def _latest_turns(conversation, before=""):
+    """The last MESSAGES_SHOWN messages as the conversation reads (before turn key `before`, if given).
+
+    Returns (messages, key of the earlier ones or None). A long conversation costs what a short one
+    does: the same queries, the same number of rows and answers to render.
+    """
+    shown = conversation.messages.shown().alias(turn=Coalesce("question_id", "id"))
+    if before.isdigit() and len(before) < 19:
+        shown = shown.filter(turn__lt=int(before))
+    latest = list(shown.with_versions().reverse()[: MESSAGES_SHOWN + 1])
+    turns = latest[:MESSAGES_SHOWN][::-1]
+    earlier = None
+    if len(latest) > MESSAGES_SHOWN:
+        first = turns[0]
+        earlier = first.question_id or first.pk
+    return turns, earlier
 
 
 def _mark_changed_sources(turns):

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
+from corporate.admin_lists import EstimatedCountPaginator
 from corporate.models import User
 
 
@@ -22,6 +23,8 @@ class UserAdmin(BaseUserAdmin):
     form = UserEditForm
     add_form = UserCreateForm
     ordering = ("email",)
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     list_display = ("email", "full_name", "is_active", "is_staff", "last_login", "date_joined")
     list_filter = ("is_active", "is_staff", "is_superuser", "date_joined", "last_login")
     search_fields = ("email", "full_name")

@@ -33,6 +33,12 @@ class UserManager(BaseUserManager):
         return self.get(email__iexact=username)
 
 
+class ColorScheme(models.TextChoices):
+    SYSTEM = "system", "System"
+    LIGHT = "light", "Light"
+    DARK = "dark", "Dark"
+
+
 class User(AbstractUser):
     """A person who signs in with their email address."""
 
@@ -46,6 +52,10 @@ class User(AbstractUser):
     # Goes up when the account is deactivated: every session signed before is void for good,
     # even if the account is activated again.
     session_generation = models.PositiveIntegerField(default=0, editable=False)
+    # Light or dark pages; "system" follows the device's setting (prefers-color-scheme).
+    color_scheme = models.CharField(
+        "colour scheme", max_length=8, choices=ColorScheme.choices, default=ColorScheme.SYSTEM
+    )
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"

@@ -6,13 +6,17 @@ from django.core.cache import cache
 from django.core.exceptions import DisallowedHost, PermissionDenied
 from django.db import connection
 from django.http import HttpResponseRedirect, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 
 from corporate.auth import cooloff_words, password_reset_limit
 from corporate.dashboard import panels_for
 from corporate.errors import BODY_LIMIT_ERRORS, body_limit, error_response
 from corporate.forms import SignInForm
+from corporate.models import ColorScheme
 from corporate.navigation import areas_for
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,34 @@ def system(request):
     from corporate.observability.system import snapshot
 
     return render(request, "corporate/system.html", snapshot())
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on their own; the site's icon is an SVG among the static files."""
+    from django.templatetags.static import static
+
+    return redirect(static("img/favicon.svg"), permanent=True)
+
+
+@login_required
+@require_POST
+def color_scheme(request):
+    """The user menu's colour scheme switch (system, light, dark), kept on the account."""
+    scheme = request.POST.get("color_scheme", "")
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    if scheme not in ColorScheme.values:
+        message = f"Choose a colour scheme: {', '.join(ColorScheme.values)}."
+        if wants_json:
+            return JsonResponse({"detail": message, "color_scheme": [message]}, status=400)
+        return error_response(request, 400, "Unknown colour scheme", message)
+    request.user.color_scheme = scheme
+    request.user.save(update_fields=["color_scheme"])
+    if wants_json:
+        return JsonResponse({"color_scheme": scheme})
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, require_https=request.is_secure()):
+        back = reverse("dashboard")
+    return redirect(back)
 
 
 @login_required

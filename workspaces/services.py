@@ -115,7 +115,7 @@ def set_archived(actor, workspace, archived):
 def delete_workspace(actor, workspace, confirmation):
     permissions.check(actor, "delete_workspace", workspace)
     if confirmation != workspace.slug:
-        raise WorkspaceError(f"Type the workspace's slug, {workspace.slug}, to confirm.", field="confirm")
+        raise WorkspaceError(f"Type the workspace's short name, {workspace.slug}, to confirm.", field="confirm")
     workspace.delete()
     permissions.forget(actor)
 

@@ -4,7 +4,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from corporate import pagecache
+from corporate import mail, pagecache
 from workspaces import permissions, services
 from workspaces.forms import DeleteWorkspaceForm, InvitationForm, RoleForm, WorkspaceForm, WorkspaceSettingsForm
 from workspaces.models import Invitation, Membership, Workspace
@@ -92,7 +92,7 @@ def workspace_settings(request, slug):
         messages.success(request, "Settings saved.")
         return redirect("workspaces:settings", workspace.slug)
     context = _role_context(request, workspace)
-    context.update(form=form, delete_form=DeleteWorkspaceForm(), counts=_counts(request, workspace))
+    context.update(form=form, delete_form=DeleteWorkspaceForm(workspace=workspace), counts=_counts(request, workspace))
     return render(request, "workspaces/settings.html", context, status=400 if form.errors else 200)
 
 
@@ -114,7 +114,7 @@ def workspace_archive(request, slug):
 @require_POST
 def workspace_delete(request, slug):
     workspace = _workspace(request, slug, "delete_workspace")
-    form = DeleteWorkspaceForm(request.POST)
+    form = DeleteWorkspaceForm(request.POST, workspace=workspace)
     if form.is_valid():
         try:
             services.delete_workspace(request.user, workspace, form.cleaned_data["confirm"].strip())
@@ -138,6 +138,12 @@ def workspace_members(request, slug, invite_form=None, status=200):
     )
     if context["can_manage_members"]:
         context["invitations"] = list(Invitation.objects.filter(workspace=workspace).select_related("invited_by"))
+        # Without a mail server nobody receives the invitation mail: admins pass the link on themselves.
+        context["show_invitation_links"] = not mail.delivers_mail()
+        if context["show_invitation_links"]:
+            base = mail.site_url(request)
+            for invitation in context["invitations"]:
+                invitation.link = base + invitation.get_accept_url()
         context["invite_form"] = invite_form or InvitationForm()
         # Roles this user may hand out: owners only by owners.
         context["assignable_roles"] = [
@@ -215,7 +221,14 @@ def invitation_create(request, slug):
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:
-            messages.success(request, f"Invitation sent to {invitation.email}.")
+            if mail.delivers_mail():
+                messages.success(request, f"Invitation sent to {invitation.email}.")
+            else:
+                messages.success(
+                    request,
+                    f"Invitation created for {invitation.email}. No mail server is configured: "
+                    "copy its link from the list and send it yourself.",
+                )
             return _back_to_members(workspace)
     return workspace_members(request, slug, invite_form=form, status=400)
 
@@ -230,7 +243,12 @@ def invitation_resend(request, slug, pk):
     except services.WorkspaceError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Invitation sent again to {invitation.email}, with a new link.")
+        if mail.delivers_mail():
+            messages.success(request, f"Invitation sent again to {invitation.email}, with a new link.")
+        else:
+            messages.success(
+                request, f"Invitation for {invitation.email} renewed, with a new link to copy from the list."
+            )
     return _back_to_members(workspace)
 
 

@@ -1,9 +1,7 @@
 from django import template
-from django.urls import reverse
 from django.utils import timezone
 
-from assistants.citing import link_markers
-from assistants.rendering import render_answer
+from assistants.rendering import citation_links, render_answer, render_with_sources
 
 register = template.Library()
 
@@ -16,13 +14,14 @@ def answer_html(text):
 
 @register.simple_tag
 def answer_with_sources(message, workspace):
-    """An answer's Markdown as sanitized HTML, its [n] markers linked to the passages they cite."""
-    links = {
-        c["n"]: reverse("assistants:citation", args=[workspace.slug, message.pk, c["n"]])
-        for c in message.citations or []
-        if isinstance(c.get("n"), int)
-    }
-    return link_markers(render_answer(message.content), links)
+    """An answer's Markdown as sanitized HTML, its [n] markers linked to the passages they cite.
+
+    Pages that show many answers set `message.html` beforehand (rendering.prerender_answers: cached).
+    """
+    html = getattr(message, "html", None)
+    if html is not None:
+        return html
+    return render_with_sources(message.content, citation_links(message, workspace.slug))
 
 
 @register.filter

@@ -346,3 +346,28 @@ def test_starter_question_is_asked_on_click(browser, live_server, member, assist
     assert page.locator(".msg-user").inner_text() == VACATION
     assert page.locator(".starter").count() == 0
     page.close()
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}])
+def test_a_long_conversation_opens_at_its_latest_messages(browser, live_server, member, assistant, viewport):
+    from assistants.models import Conversation, Message
+
+    conversation = Conversation.objects.create(assistant=assistant, user=member, title="A long one")
+    for i in range(40):
+        question = Message.objects.create(conversation=conversation, role="user", content=f"Question {i}?")
+        Message.objects.create(
+            conversation=conversation, role="assistant", question=question, content=f"**Answer {i}.**"
+        )
+    page = open_chat(browser, live_server, member, assistant, viewport)
+    page.goto(f"{live_server.url}{conversation.get_absolute_url()}")
+    page.wait_for_load_state("load")
+    assert page.locator("#messages > .msg").count() == 50
+    assert "Question 39?" in page.inner_text("#messages") and "Question 14?" not in page.inner_text("#messages")
+    screenshot(page, f"chat-latest-{viewport['width']}.png")
+    page.click("text=Show earlier messages")
+    page.wait_for_selector("text=Show the latest messages")
+    shown = page.inner_text("#messages")
+    assert "Question 0?" in shown and "Question 14?" in shown and "Question 15?" not in shown
+    screenshot(page, f"chat-earlier-{viewport['width']}.png")
+    page.click("text=Show the latest messages")
+    page.wait_for_selector("text=Question 39?")

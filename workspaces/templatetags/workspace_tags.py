@@ -25,6 +25,14 @@ def workspace_search_url(context):
     return navigation.search_url(request.user, workspace)
 
 
+@register.simple_tag(takes_context=True)
+def can(context, action, workspace, obj=None):
+    """{% can "view_usage" workspace as show_internals %}: may the signed-in user do the action (no query)."""
+    request = context.get("request")
+    user = request.user if request is not None else context.get("user")
+    return user is not None and workspace is not None and permissions.can(user, action, workspace, obj)
+
+
 @register.filter
 def role_badge(role):
     return f"badge badge-{role}" if role else "badge"

@@ -27,7 +27,7 @@ def test_create_invite_accept_and_change_role(browser, live_server, make_user):
     lead.fill("input[name=email]", "hire@example.com")
     lead.select_option("select#id_role", "viewer")
     lead.click("button:has-text('Send invitation')")
-    lead.wait_for_selector("text=Invitation sent to hire@example.com")
+    lead.wait_for_selector("text=Invitation created for hire@example.com")
     shot(lead, "members.png")
 
     link = re.search(r"https?://\S+/workspaces/invitations/\S+/", mail.outbox[-1].body).group(0)

@@ -42,6 +42,8 @@ NOT_PAGES = [
     Exempt("__debug__/", "the debug toolbar, with DEBUG on only", prefix=True),
     Exempt("health", "JSON for monitors"),
     Exempt("metrics", "Prometheus metrics in the text format, for scrapers"),
+    Exempt("favicon.ico", "the site's icon: redirects to the SVG among the static files"),
+    Exempt("accounts/color-scheme/", "a POST from the user menu's appearance switch"),
     Exempt("accounts/logout/", "signing out is a POST from the user menu"),
     Exempt("accounts/reset/<uidb64>/<token>/", "needs a mailed token; the same form as password_change/"),
     Exempt("accounts/sso/<slug:slug>/login/", "a POST from the sign-in page's button, redirecting to the provider"),

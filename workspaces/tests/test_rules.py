@@ -131,7 +131,7 @@ def test_create_workspace_page_and_field_errors(client_for, member, workspace):
     assert response.status_code == 400
     body = response.content.decode()
     assert field_error(body, "name") == "This field is required."
-    assert field_error(body, "slug") == "A workspace with this slug already exists. Choose another."
+    assert field_error(body, "slug") == "A workspace with this short name already exists. Choose another."
     # Whichever check refuses the slug (the form's or the model's), the person reads the same rule.
     for slug in ["Bad Slug!", "UPPER", "under_score", "-edge-"]:
         response = client.post(reverse("workspaces:create"), {"name": "x" * 101, "slug": slug})
