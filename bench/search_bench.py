@@ -67,6 +67,8 @@ def configure(args):
 
 def embed_all(ws):
     """Vectors for every passage of the workspace without one, a document at a time, as ingestion stores them."""
+    from django.db import transaction
+
     from documents import vectors
     from documents.models import Chunk, Document
     from llmgateway.embeddings import embed
@@ -80,8 +82,8 @@ def embed_all(ws):
             continue
         embedded = embed([text for _, text in rows])
         vectors.prepare(embedded)
-        vectors.write(document.pk, ws.pk, [pk for pk, _ in rows], embedded)
-        Chunk.objects.filter(pk__in=[pk for pk, _ in rows]).update(embedding_model=embedded.model)
+        with transaction.atomic():
+            vectors.write(document.pk, ws.pk, [pk for pk, _ in rows], embedded)  # names the passages' model too
         count += len(rows)
     if count:
         print(f"  embedded and stored {count:,} vectors in {time.perf_counter() - started:.0f} s")
