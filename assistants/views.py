@@ -428,22 +428,51 @@ def citation(request, slug, mid, n):
 
 @login_required
 def usage(request, slug):
-    """Usage per assistant for admins: counts, tokens, cost, cache hits, feedback — never content."""
+    """Usage per assistant for admins: counts, tokens, cost, cache hits, feedback — never content.
+
+    Answers, tokens and cost come from the gateway's daily usage totals (a few rows per assistant and
+    day), so the page costs the same however many messages the workspace holds; conversations and
+    people are counted on the conversations, feedback on the answers that have some (a partial index).
+    """
+    from llmgateway.models import CacheOutcome, UsageDay
+
     workspace = permissions.get_workspace_for(request.user, slug, "view_usage")
-    answers = Q(conversations__messages__role=Role.ASSISTANT)
-    rows = (
-        Assistant.objects.in_workspace(workspace)
+    answered = ~Q(cache__in=[CacheOutcome.ERROR, CacheOutcome.REFUSED])
+    from_cache = Q(cache__in=[CacheOutcome.HIT, CacheOutcome.COALESCED])
+    totals = {
+        row["assistant_id"]: row
+        for row in UsageDay.objects.filter(workspace=workspace, assistant_id__gt=0)
+        .values("assistant_id")
         .annotate(
-            conversation_count=Count("conversations", distinct=True),
-            user_count=Count("conversations__user", distinct=True),
-            answer_count=Count("conversations__messages", filter=answers),
-            hits=Count("conversations__messages", filter=answers & Q(conversations__messages__cache_hit=True)),
-            tokens=Sum("conversations__messages__prompt_tokens", filter=answers)
-            + Sum("conversations__messages__completion_tokens", filter=answers),
-            cost=Sum("conversations__messages__cost", filter=answers),
-            up=Count("conversations__messages", filter=answers & Q(conversations__messages__feedback="up")),
-            down=Count("conversations__messages", filter=answers & Q(conversations__messages__feedback="down")),
+            answer_count=Sum("requests", filter=answered),
+            hits=Sum("requests", filter=from_cache),
+            tokens=Sum("prompt_tokens") + Sum("completion_tokens"),
+            cost=Sum("cost"),
         )
-        .order_by("name")
-    )
-    return render(request, "assistants/usage.html", {"workspace": workspace, "rows": list(rows)})
+        .order_by()
+    }
+    conversations = {
+        row["assistant_id"]: row
+        for row in Conversation.objects.filter(assistant__workspace=workspace)
+        .values("assistant_id")
+        .annotate(conversation_count=Count("id"), user_count=Count("user_id", distinct=True))
+        .order_by()
+    }
+    feedback = {
+        row["conversation__assistant_id"]: row
+        for row in Message.objects.filter(conversation__assistant__workspace=workspace)
+        .exclude(feedback="")
+        .values("conversation__assistant_id")
+        .annotate(up=Count("id", filter=Q(feedback="up")), down=Count("id", filter=Q(feedback="down")))
+        .order_by()
+    }
+    rows = list(Assistant.objects.in_workspace(workspace).order_by("name"))
+    for assistant in rows:
+        figures = {"answer_count": 0, "hits": 0, "tokens": 0, "cost": 0, "conversation_count": 0, "user_count": 0}
+        figures.update({"up": 0, "down": 0})
+        for source in (totals, conversations, feedback):
+            row = source.get(assistant.pk, {})
+            figures.update({k: row[k] for k in figures if row.get(k) is not None})
+        for name, value in figures.items():
+            setattr(assistant, name, value)
+    return render(request, "assistants/usage.html", {"workspace": workspace, "rows": rows})

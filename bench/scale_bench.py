@@ -171,7 +171,8 @@ def seed(scale):
             )
         cursor.execute(f"DROP TABLE IF EXISTS {MARKER}")
         cursor.execute(
-            "TRUNCATE corporate_user, workspaces_workspace, llmgateway_usagerecord, llmgateway_usagedaily "
+            "TRUNCATE corporate_user, workspaces_workspace, llmgateway_usagerecord, llmgateway_usageday, "
+            "llmgateway_usagehour "
             "RESTART IDENTITY CASCADE"
         )
     started = step("emptied", started)
@@ -534,6 +535,10 @@ See `travel-policy.md` for the details."""
                 f"generate_series(1, {n['usage'] - 1}) i, seed_ws w WHERE w.n = i % {W}",
             )
         started = step(f"usage records ({n['usage']:,})", started)
+        from llmgateway.metering import totals
+
+        totals.rebuild()  # the hourly and daily totals the usage pages read, as the bulk writer keeps them
+        started = step("usage totals", started)
         cursor.execute(f"CREATE TABLE {MARKER} (scale double precision, seeded_at timestamptz DEFAULT now())")
         cursor.execute(f"INSERT INTO {MARKER} (scale) VALUES (%s)", [scale])
 

@@ -1,12 +1,16 @@
-"""The Usage page's queries over 1,000,000 usage rows on PostgreSQL: server time and the plan.
+"""The Usage page over 1,000,000 usage records on PostgreSQL: server time and the plans.
 
-    DATABASE_URL=postgres://... .venv/bin/python bench/usage_page_bench.py [--rows 1000000]
+    DATABASE_URL=postgres://... .venv/bin/python bench/usage_page_bench.py [--rows 1000000] [--clean]
 
-Fills the usage table of the database's first workspace with generated rows
-spread over the last 90 days (once: rows it made before are kept and
-counted), then times what the page runs for the last 30 days (totals, the
-daily series, the four breakdowns) and prints the plan of the series query.
-Remove the rows with --clean.
+Fills the usage records of the database's first workspace with generated rows
+spread over the last 30 days (once: rows it made before are kept and
+counted) and adds them up into the hourly and daily totals (`manage.py
+rebuild_usage_totals`, timed). Then times what the page runs for the last 30
+days (totals, the daily series, the four breakdowns; the hourly series), the
+whole page as its admin gets it (server time: Django's test client, template
+included), a page of the records list with its count, and prints the plans
+of the daily series, a breakdown and the hourly series. Remove the rows with
+--clean.
 """
 
 import argparse
@@ -24,10 +28,19 @@ INSERT INTO llmgateway_usagerecord
    completion_tokens, cost, cache, status, latency_ms, created_at)
 SELECT md5('bench' || n)::uuid, %(ws)s, NULL, NULL, (n %% 7) + 1, 'bench', 'model-' || (n %% 5),
        100 + n %% 50, 40 + n %% 30, 0.0001 * (n %% 20), CASE WHEN n %% 3 = 0 THEN 'hit' ELSE 'miss' END,
-       200, 12.5, now() - (n %% 7776000) * interval '7.776 seconds'
+       200, 12.5, now() - (n %% 1000000) * interval '2.592 seconds'
 FROM generate_series(%(start)s, %(end)s) AS n
 ON CONFLICT (request_id) DO NOTHING
 """
+
+
+def best_of(run, times=3):
+    spent = []
+    for _ in range(times):
+        started = time.perf_counter()
+        run()
+        spent.append((time.perf_counter() - started) * 1000)
+    return min(spent)
 
 
 def main():
@@ -39,16 +52,23 @@ def main():
 
     django.setup()
     from django.db import connection
+    from django.test import Client
+    from django.test.utils import setup_test_environment
 
-    from llmgateway.metering import reports
-    from llmgateway.models import UsageRecord
-    from workspaces.models import Workspace
+    from llmgateway.metering import reports, totals
+    from llmgateway.models import UsageDay, UsageHour, UsageRecord
+    from workspaces.models import Membership, Workspace
 
     if connection.vendor != "postgresql":
         sys.exit("set DATABASE_URL to a PostgreSQL database")
     workspace = Workspace.objects.first()
+    if workspace is None:
+        sys.exit("create a workspace first (manage.py create_workspace)")
     if args.clean:
-        print("deleted", UsageRecord.objects.filter(origin="bench").delete()[0])
+        print("deleted", UsageRecord.objects.filter(origin="bench").delete()[0], "records")
+        UsageHour.objects.in_workspace(workspace).delete()
+        UsageDay.objects.in_workspace(workspace).delete()
+        print("totals rebuilt from the records left:", totals.rebuild(workspace))
         return
     have = UsageRecord.objects.filter(workspace=workspace).count()
     if have < args.rows:
@@ -58,31 +78,54 @@ def main():
                 end = min(start + 200_000, args.rows) - 1
                 cursor.execute(FILL, {"ws": workspace.pk, "start": start, "end": end})
             cursor.execute("ANALYZE llmgateway_usagerecord")
-        print(f"generated {args.rows - have} rows in {time.perf_counter() - started:.0f} s")
-    print(f"{UsageRecord.objects.filter(workspace=workspace).count()} rows in the workspace")
-    rows = UsageRecord.objects.in_workspace(workspace).filter(created_at__gte=reports.date_range()[0])
-    timings = {}
-    for _ in range(3):
-        for name, run in (
-            ("totals", lambda: reports.totals(rows)),
-            ("series (day)", lambda: reports.series(rows, "day")),
-            *[(f"by {by}", lambda by=by: reports.breakdown(rows, by)) for by in ("user", "model", "key", "assistant")],
-        ):
-            started = time.perf_counter()
-            run()
-            timings.setdefault(name, []).append((time.perf_counter() - started) * 1000)
-    total = 0
-    for name, values in timings.items():
-        best = min(values)
-        total += best
-        print(f"{name:<16}{best:>8.1f} ms")
-    print(f"{'all of the page':<16}{total:>8.1f} ms (best of 3 each, last 30 days)")
-    from django.db.models.functions import TruncDay
-    from django.utils import timezone
+        print(f"generated {args.rows - have} records in {time.perf_counter() - started:.0f} s")
+        started = time.perf_counter()
+        hours, days = totals.rebuild(workspace)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE llmgateway_usagehour")
+            cursor.execute("ANALYZE llmgateway_usageday")
+        print(f"added them up into {hours} hourly and {days} daily rows in {time.perf_counter() - started:.0f} s")
+    print(f"{UsageRecord.objects.filter(workspace=workspace).count()} records in the workspace")
+    usage = reports.usage_for(None, workspace)
+    timings = {
+        "totals": best_of(lambda: reports.totals(usage)),
+        "series (day)": best_of(lambda: reports.series(usage, "day")),
+        **{
+            f"by {by}": best_of(lambda by=by: reports.breakdown(usage, by))
+            for by in ("user", "model", "key", "assistant")
+        },
+    }
+    for name, value in timings.items():
+        print(f"{name:<22}{value:>8.1f} ms")
+    print(f"{'the six together':<22}{sum(timings.values()):>8.1f} ms (best of 3 each, last 30 days)")
+    print(f"{'series (hour)':<22}{best_of(lambda: reports.series(usage, 'hour')):>8.1f} ms")
 
-    query = rows.annotate(at=TruncDay("created_at", tzinfo=timezone.get_current_timezone())).values("at")
-    query = query.annotate(**reports._aggregates()).order_by()
-    print(query.explain(analyze=True))
+    setup_test_environment()  # the test client's own settings (ALLOWED_HOSTS), no test database
+    admin = Membership.objects.filter(workspace=workspace, role__in=["owner", "admin"]).first().user
+    client = Client()
+    client.force_login(admin)
+    for url in (f"/gateway/{workspace.slug}/usage/", f"/gateway/{workspace.slug}/usage/?bucket=hour"):
+        assert client.get(url).status_code == 200
+        print(f"{'page ' + url:<40}{best_of(lambda url=url: client.get(url)):>8.1f} ms server time")
+    csv_url = f"/gateway/{workspace.slug}/usage.csv?by=model"
+    print(f"{'CSV by model':<40}{best_of(lambda: client.get(csv_url)):>8.1f} ms")
+    api = f"/api/gateway/{workspace.slug}/usage/"
+    assert client.get(api).status_code == 200
+    print(f"{'records list, first page + count':<40}{best_of(lambda: client.get(api)):>8.1f} ms")
+    nxt = client.get(api).json()["next"]
+    print(f"{'records list, next page':<40}{best_of(lambda: client.get(nxt)):>8.1f} ms")
+
+    from django.db.models import F
+
+    print("\nplan of the daily series:")
+    print(usage.days.values("day").annotate(**reports._aggregates()).order_by().explain(analyze=True))
+    print("\nplan of a breakdown (by model):")
+    grouped = usage.days.annotate(group=F("model")).values("group").annotate(**reports._aggregates())
+    print(grouped.order_by("-all_requests", "group").explain(analyze=True))
+    print("\nplan of the hourly series:")
+    print(usage.hours.values("hour").annotate(**reports._aggregates()).order_by().explain(analyze=True))
+    print("\nplan of a page of records:")
+    print(usage.records.order_by("-created_at", "-id")[:51].explain(analyze=True))
 
 
 if __name__ == "__main__":

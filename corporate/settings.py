@@ -524,7 +524,8 @@ LLM_BREAKER_COOLDOWN = env_int("LLM_BREAKER_COOLDOWN_SECONDS", 30, minimum=1)
 
 # Usage records, limits and budgets (llmgateway.metering). LLM_USAGE_HOOK: the gateway's usage hook.
 LLM_USAGE_HOOK = env_str("LLM_USAGE_HOOK", "llmgateway.metering.Meter")
-# Usage rows older than this many days are rolled up into daily totals (`manage.py prune_usage`).
+# Usage records and hourly totals older than this many days are deleted by `manage.py prune_usage`;
+# the daily totals stay.
 USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90, minimum=32)
 # How often the task worker writes buffered usage records to the database.
 USAGE_FLUSH_SECONDS = env_int("USAGE_FLUSH_SECONDS", 2, minimum=1)
@@ -532,6 +533,13 @@ USAGE_FLUSH_SECONDS = env_int("USAGE_FLUSH_SECONDS", 2, minimum=1)
 USAGE_ESTIMATE_MAX_TOKENS = env_int("USAGE_ESTIMATE_MAX_TOKENS", 1024, minimum=1)
 # Cache hits count towards request limits; with this on, also towards token limits and budgets.
 USAGE_HITS_COUNT_TOWARDS_SPEND = env_bool("USAGE_HITS_COUNT_TOWARDS_SPEND", False)
+# When Redis does not answer, a request under limits is admitted unchecked ("admit", logged and counted in
+# corporate_limits_unchecked_total) or refused with a 503 and Retry-After ("refuse": no money spent unseen).
+USAGE_LIMITS_WITHOUT_STORE = env_str("USAGE_LIMITS_WITHOUT_STORE", "admit").strip().lower()
+if USAGE_LIMITS_WITHOUT_STORE not in {"admit", "refuse"}:
+    raise ImproperlyConfigured(
+        f"USAGE_LIMITS_WITHOUT_STORE must be admit or refuse, not {USAGE_LIMITS_WITHOUT_STORE!r}"
+    )
 
 # Assistants: hosts that links in answers may point to (besides this site).
 # Images in answers are never shown, so an answer cannot leak through an image URL.

@@ -38,6 +38,9 @@ class FilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["q"].widget.input_type = "search"
         self.fields["q"].widget.attrs.update(placeholder="Filter by title or file name")
+        # The filter row shows no labels: each control carries its own name.
+        for name in ("q", "status", "kind"):
+            self.fields[name].widget.attrs["aria-label"] = f"Filter by {self.fields[name].label.lower()}"
 
     def apply(self, queryset):
         from django.db.models import Q

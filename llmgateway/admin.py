@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from corporate.admin_lists import LargeTableAdmin
-from llmgateway.models import ApiKey, Limit, ModelConfig, UsageDaily, UsageRecord
+from llmgateway.models import ApiKey, Limit, ModelConfig, UsageDay, UsageHour, UsageRecord
 
 
 class ModelConfigForm(forms.ModelForm):
@@ -164,11 +164,26 @@ class UsageRecordAdmin(LargeTableAdmin):
         return False
 
 
-@admin.register(UsageDaily)
-class UsageDailyAdmin(admin.ModelAdmin):
-    list_display = ["day", "workspace", "model", "requests", "hits", "prompt_tokens", "completion_tokens", "cost"]
+@admin.register(UsageDay)
+class UsageDayAdmin(admin.ModelAdmin):
+    list_display = ["day", "workspace", "model", "cache", "requests", "prompt_tokens", "completion_tokens", "cost"]
+    list_filter = ["cache"]
     list_select_related = ["workspace"]
     date_hierarchy = "day"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UsageHour)
+class UsageHourAdmin(LargeTableAdmin):
+    list_display = ["hour", "workspace", "model", "cache", "requests", "prompt_tokens", "completion_tokens", "cost"]
+    # A date filter, not a date hierarchy: the hierarchy reads every row's date to draw its links.
+    list_filter = [("hour", admin.DateFieldListFilter), "cache"]
+    list_select_related = ["workspace"]
 
     def has_add_permission(self, request):
         return False

@@ -3,11 +3,13 @@
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.db.models import Sum
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions as drf_permissions
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import ListAPIView, get_object_or_404
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -227,27 +229,43 @@ class UsageFilter(serializers.Serializer):
 
 
 def filtered_usage(request, workspace):
-    """(rows, filters) for a usage request: what the user may see, in the range, filtered."""
+    """(usage, filters) for a usage request: what the user may see, in the range, filtered (reports.Usage)."""
     params = UsageFilter(data=request.query_params)
     params.is_valid(raise_exception=True)
     data = params.validated_data
-    rows = reports.records_for(request.user, workspace, data.get("since"), data.get("until"))
-    for name, column in (
-        ("user", "user_id"),
-        ("api_key", "api_key_id"),
-        ("assistant", "assistant_id"),
-        ("model", "model"),
-        ("cache", "cache"),
-    ):
-        if name in data:
-            rows = rows.filter(**{column: data[name]})
-    return rows, data
+    usage = reports.usage_for(request.user, workspace, data.get("since"), data.get("until"))
+    return usage.filter(**{name: data.get(name) for name in reports.FILTERS}), data
+
+
+class UsagePagination(CursorPagination):
+    """Newest first, a page at a time by position (`?cursor=`): no OFFSET and no COUNT over millions of rows.
+
+    `count` is the number of requests in the hourly totals with the same filters: what the list holds.
+    """
+
+    page_size = 50
+    ordering = ("-created_at", "-id")
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.count = (view.usage.days.aggregate(n=Sum("requests"))["n"] or 0) if view is not None else None
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_paginated_response(self, data):
+        return Response(
+            {"count": self.count, "next": self.get_next_link(), "previous": self.get_previous_link(), "results": data}
+        )
+
+    def get_paginated_response_schema(self, schema):
+        response = super().get_paginated_response_schema(schema)
+        response["properties"]["count"] = {"type": "integer", "example": 123}
+        return response
 
 
 class UsageList(ListAPIView):
     """Usage records, newest first: the workspace's for its admins, a member's own for everyone else."""
 
     serializer_class = UsageRecordSerializer
+    pagination_class = UsagePagination
 
     @extend_schema(parameters=[UsageFilter])
     def get(self, request, *args, **kwargs):
@@ -255,8 +273,8 @@ class UsageList(ListAPIView):
 
     def get_queryset(self):
         workspace = get_workspace_for(self.request.user, self.kwargs["slug"], "view")
-        rows, _ = filtered_usage(self.request, workspace)
-        return rows.select_related("user").order_by("-created_at", "-id")
+        self.usage, _ = filtered_usage(self.request, workspace)
+        return self.usage.records.select_related("user")
 
 
 class UsageSummaryQuery(UsageFilter):
@@ -274,22 +292,20 @@ class UsageSummary(APIView):
         workspace = get_workspace_for(request.user, slug, "view")
         query = UsageSummaryQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        rows, data = filtered_usage(request, workspace)
+        usage, data = filtered_usage(request, workspace)
+        points = reports.series(usage, query.validated_data["bucket"])
         body = {
             "workspace": workspace.slug,
             "scope": "workspace" if can(request.user, "view_usage", workspace) else "mine",
             "since": reports.date_range(data.get("since"), data.get("until"))[0].date(),
             "until": data.get("until") or reports.timezone.localdate(),
-            "totals": _plain(reports.totals(rows)),
-            "series": [
-                _plain(p)
-                for p in reports.series(rows, query.validated_data["bucket"], data.get("since"), data.get("until"))
-            ],
+            "totals": _plain(reports.total_of(points)),
+            "series": [_plain(p) for p in points],
         }
         if query.validated_data.get("by"):
             if query.validated_data["by"] in ("user", "key") and body["scope"] == "mine":
                 raise PermissionDenied("Only those who may see the workspace's usage can break it down by user or key.")
-            body["breakdown"] = [_plain(r) for r in reports.breakdown(rows, query.validated_data["by"])]
+            body["breakdown"] = [_plain(r) for r in reports.breakdown(usage, query.validated_data["by"])]
         return Response(body)
 
 

@@ -370,39 +370,86 @@ class UsageRecord(models.Model):
         return self.prompt_tokens + self.completion_tokens
 
 
-class UsageDaily(models.Model):
-    """Records older than USAGE_RETENTION_DAYS, rolled up into one row per day and combination."""
+class UsageTotals(models.Model):
+    """Usage added up per period and combination, by the bulk writer in the transaction that stores the records.
 
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()
-    user_id = models.IntegerField(null=True, blank=True)
-    api_key_id = models.IntegerField(null=True, blank=True)
-    assistant_id = models.PositiveIntegerField(null=True, blank=True)
+    One row per workspace, period, user, key, assistant, model and cache outcome (0 for no user, key or
+    assistant, so the combination is unique on every database). The pages, the summary API, the CSV and
+    `usage_report` read these, never the records: a month is a few thousand rows however busy it was.
+    """
+
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    user_id = models.IntegerField(default=0)
+    api_key_id = models.IntegerField(default=0)
+    assistant_id = models.IntegerField(default=0)
     model = models.CharField(max_length=100)
+    cache = models.CharField(max_length=10, choices=CacheOutcome.choices)
     requests = models.PositiveIntegerField(default=0)
-    hits = models.PositiveIntegerField(default=0)
-    lookups = models.PositiveIntegerField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
     cost = models.DecimalField(max_digits=16, decimal_places=6, default=Decimal("0"))
+    latency_ms = models.FloatField(default=0)  # the sum: divided by requests for the mean
 
-    objects = WorkspaceOwnedQuerySet.as_manager()
+    objects = UsageRecordQuerySet.as_manager()
+
+    # The columns that make a row's combination, besides its period.
+    GROUP = ("workspace_id", "user_id", "api_key_id", "assistant_id", "model", "cache")
+    ADDED = ("requests", "prompt_tokens", "completion_tokens", "cost", "latency_ms")
+
+    class Meta:
+        abstract = True
+
+
+class UsageHour(UsageTotals):
+    """Usage per hour (its start, in TIME_ZONE): the hourly charts. Pruned with the records (prune_usage)."""
+
+    hour = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "hourly usage"
+        verbose_name_plural = "hourly usage"
+        constraints = [
+            # the writer adds to the row of a combination (INSERT ... ON CONFLICT DO UPDATE).
+            models.UniqueConstraint(
+                fields=["workspace", "hour", "user_id", "api_key_id", "assistant_id", "model", "cache"],
+                name="llmgw_usagehour_combination",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H:00} {self.model} {self.cache}: {self.requests}"
+
+
+class UsageDay(UsageTotals):
+    """Usage per day in TIME_ZONE: totals, daily charts, breakdowns and CSV of the usage pages. Kept."""
+
+    day = models.DateField()
 
     class Meta:
         verbose_name = "daily usage"
         verbose_name_plural = "daily usage"
-        indexes = [
-            # usage page: one workspace's days in a range.
-            models.Index(fields=["workspace", "day"], name="llmgw_usagedaily_ws_day"),
+        constraints = [
+            # the writer adds to the row of a combination; the pages read a workspace's days in a range.
+            models.UniqueConstraint(
+                fields=["workspace", "day", "user_id", "api_key_id", "assistant_id", "model", "cache"],
+                name="llmgw_usageday_combination",
+            ),
         ]
 
     def __str__(self):
-        return f"{self.day} {self.model}: {self.requests}"
+        return f"{self.day} {self.model} {self.cache}: {self.requests}"
 
 
 def _not_negative(value):
     if value is not None and value < 0:
         raise ValidationError("Enter 0 or more, or leave empty for no limit.")
+
+
+# The largest count a limit takes (a PostgreSQL integer holds 2,147,483,647): a billion a minute is no limit.
+MAX_LIMIT_COUNT = 1_000_000_000
+_at_most = MaxValueValidator(MAX_LIMIT_COUNT, "Enter at most 1,000,000,000, or leave empty for no limit.")
 
 
 class LimitKind(models.TextChoices):
@@ -436,13 +483,13 @@ class Limit(models.Model):
     )
     api_key = models.OneToOneField(ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
     rpm = models.PositiveIntegerField(
-        "requests per minute", null=True, blank=True, validators=[_not_negative], help_text="Empty: no limit."
+        "requests per minute", null=True, blank=True, validators=[_not_negative, _at_most], help_text="Empty: no limit."
     )
     tpm = models.PositiveIntegerField(
-        "tokens per minute", null=True, blank=True, validators=[_not_negative], help_text="Empty: no limit."
+        "tokens per minute", null=True, blank=True, validators=[_not_negative, _at_most], help_text="Empty: no limit."
     )
     max_concurrent = models.PositiveIntegerField(
-        "concurrent requests", null=True, blank=True, validators=[_not_negative], help_text="Empty: no limit."
+        "concurrent requests", null=True, blank=True, validators=[_not_negative, _at_most], help_text="Empty: no limit."
     )
     daily_budget = models.DecimalField(
         "budget per day (USD)",

@@ -201,11 +201,11 @@ def _usage_page(request, workspace, status=200, bound=None):
     if filters is None:
         status = 400
         filters = {"since": None, "until": None, "bucket": "day"}
-    rows = reports.records_for(request.user, workspace, filters["since"], filters["until"])
-    points = reports.series(rows, filters["bucket"], filters["since"], filters["until"])
+    usage = reports.usage_for(request.user, workspace, filters["since"], filters["until"])
+    points = reports.series(usage, filters["bucket"])
     bucket = filters["bucket"]
     context.update(
-        totals=reports.totals(rows),
+        totals=reports.total_of(points),
         charts=[
             (title, charts.bar_chart(points, field, title, kind, bucket=bucket))
             for field, title, kind in (
@@ -216,7 +216,7 @@ def _usage_page(request, workspace, status=200, bound=None):
             )
         ],
         breakdowns=[
-            (title, reports.breakdown(rows, by))
+            (title, reports.breakdown(usage, by))
             for by, title in (
                 ("user", "By person"),
                 ("assistant", "By assistant"),
@@ -333,12 +333,12 @@ def usage_csv(request, slug):
     ):
         permissions.check(request.user, "view_usage", workspace)
         raise Http404("No such breakdown")
-    rows = reports.records_for(request.user, workspace, filters["since"], filters["until"])
+    usage = reports.usage_for(request.user, workspace, filters["since"], filters["until"])
     start, end = reports.date_range(filters["since"], filters["until"])
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = f"usage-{workspace.slug}-{by}-{start:%Y%m%d}-{(end.date() - timedelta(days=1)):%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     writer = csv.DictWriter(response, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(table_rows(reports.breakdown(rows, by)))
+    writer.writerows(table_rows(reports.breakdown(usage, by)))
     return response

@@ -300,3 +300,53 @@ def test_admin_edit_bumps_the_version_and_content_is_superuser_only(client_for, 
     Membership.objects.create(workspace=workspace, user=staff_admin, role="admin")
     assert client_for(staff_admin).get("/admin/assistants/message/").status_code == 403
     assert client_for(root).get("/admin/assistants/message/").status_code == 200
+
+
+def _usage_row(client, name):
+    """The figures of one assistant's row on the usage page, by column heading."""
+    import re
+
+    html = client.get("/assistants/acme/usage/").content.decode()
+    heads = re.findall(r"<th>(.*?)</th>", html)
+    for row in re.findall(r"<tr>\s*<td>(.*?)</tr>", html, re.S):
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td>(.*?)</td>", "<td>" + row, re.S)]
+        if cells[0].startswith(name):
+            return dict(zip(heads, cells, strict=False))
+    raise AssertionError(f"no row for {name}")
+
+
+def test_usage_page_counts_answers_from_the_usage_totals(
+    client_for, api_client_for, member, admin_user, assistant, ask_page
+):
+    from llmgateway.metering import records
+
+    client = client_for(member)
+    first = ask_page(client, assistant, QUESTION)
+    ask_page(client, assistant, QUESTION)  # the same question again: answered from the cache
+    ask_page(client_for(admin_user), assistant, "Who approves expenses?")
+    records.flush()
+    records.drain()
+    answer = Message.objects.filter(conversation_id=first[0][1]["id"], role="assistant").get()
+    api_client_for(member).post(f"/api/messages/{answer.pk}/feedback/", {"feedback": "up"}, format="json")
+
+    admin = client_for(admin_user)
+    row = _usage_row(admin, assistant.name)
+    assert row["Conversations"] == "3"
+    assert row["People"] == "2"
+    assert row["Answers"] == "3"
+    assert row["From cache"] == "1"
+    assert row["Helpful / not"] == "1 / 0"
+    answers = Message.objects.filter(conversation__assistant=assistant, role="assistant")
+    assert int(row["Tokens"]) == sum(m.prompt_tokens + m.completion_tokens for m in answers) > 0
+
+    # The page's queries do not grow with the conversations and answers.
+    with CaptureQueriesContext(connection) as few:
+        admin.get("/assistants/acme/usage/")
+    for _ in range(3):
+        ask_page(client, assistant, "Where is the office?")
+    records.flush()
+    records.drain()
+    with CaptureQueriesContext(connection) as more:
+        admin.get("/assistants/acme/usage/")
+    assert len(more.captured_queries) == len(few.captured_queries)
+    assert _usage_row(admin, assistant.name)["Conversations"] == "6"

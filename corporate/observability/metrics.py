@@ -112,6 +112,10 @@ INGESTION_SECONDS = Histogram(
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
 )
 INGESTION_FAILURES = Counter("corporate_ingestion_failures", "Documents whose ingestion failed.")
+LIMITS_UNCHECKED = Counter(
+    "corporate_limits_unchecked",
+    "Completions admitted without checking their limits and budgets: the store (Redis) did not answer.",
+)
 PAGE_CACHE = Counter(
     "corporate_page_cache_requests", "Cached page data (corporate.pagecache) by outcome: hit, miss.", ["outcome"]
 )
@@ -211,6 +215,11 @@ def count_slow_query():
 def count_completion(outcome):
     if enabled():
         _add_count(COMPLETION_CACHE, outcome)
+
+
+def count_limits_unchecked():
+    if enabled():
+        LIMITS_UNCHECKED.inc()
 
 
 def count_page_cache(outcome):

@@ -210,7 +210,7 @@ def test_copy_an_invitation_link(page, live_server, workspace, owner):
     page.fill("input[name=email]", "new.hire@example.com")
     page.click("button:has-text('Send invitation')")
     page.wait_for_selector("text=Invitation created for new.hire@example.com")
-    page.click("button[aria-label='Copy the invitation link for new.hire@example.com']")
+    page.click("button[aria-label='Copy link for new.hire@example.com']")
     invitation = Invitation.objects.get(email="new.hire@example.com")
     assert read_clipboard(page) == live_server.url + invitation.get_accept_url()
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")

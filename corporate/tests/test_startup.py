@@ -33,6 +33,7 @@ def run_manage(*args, **env):
         ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be at least 16 characters"),
         ({"METRICS_TOKEN": "a token with spaces in it"}, "METRICS_TOKEN must be at least 16 characters"),
         ({"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/prometheus"}, "PROMETHEUS_MULTIPROC_DIR must be a writable"),
+        ({"USAGE_LIMITS_WITHOUT_STORE": "maybe"}, "USAGE_LIMITS_WITHOUT_STORE must be admit or refuse"),
     ],
 )
 def test_bad_environment_is_one_line(env, expected):

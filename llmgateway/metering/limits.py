@@ -22,8 +22,18 @@ and hosts; without Redis the same steps run under the host's file lock.
 
 A budget counter missing from the store (a new period, or Redis restarted)
 is seeded from the usage rows of the period before the first paid request.
-When the store does not answer, requests are admitted (and logged by the
-store): an outage of Redis must not stop the gateway.
+
+When the store does not answer (Redis down or stalled), requests are
+admitted without their limits: an outage of Redis must not stop the
+gateway, and the limits cannot hold across workers without it anyway. Each
+such request counts in `corporate_limits_unchecked_total` (/metrics) and a
+process logs one warning a minute while it lasts. With
+USAGE_LIMITS_WITHOUT_STORE=refuse they are refused instead (503, Retry-After:
+REDIS_RETRY_SECONDS), for those who would rather stop than spend unseen. The cache and the usage
+buffer are down too, so the records wait in the process's memory until the
+store is back (records.py). When Redis is back, the request and token
+buckets start full, the concurrency slots empty, and the budgets are seeded
+again from the usage rows, so what was spent during the outage counts.
 """
 
 import logging
@@ -510,6 +520,39 @@ def _seed_budget(scope, kind, key, ttl):
     limiter().seed(key, records.spent_since(scope, period_start(kind)), ttl)
 
 
+_warned_at = [float("-inf")]  # when this process last said that limits are not enforced
+
+
+def unchecked():
+    """The store did not answer: admit without limits, count it, and say so once a minute (or refuse: 503)."""
+    from django.conf import settings
+
+    from corporate.observability import metrics
+
+    refuse = settings.USAGE_LIMITS_WITHOUT_STORE == "refuse"
+    if not refuse:
+        metrics.count_limits_unchecked()
+    now = time.monotonic()
+    if now - _warned_at[0] >= 60:
+        _warned_at[0] = now
+        if refuse:
+            log.warning("limits and budgets cannot be checked: the store did not answer; completions are refused")
+        else:
+            log.warning("limits and budgets are not enforced: the store did not answer; completions are admitted")
+    if refuse:
+        from llmgateway.gateway.errors import GatewayError
+
+        retry = settings.REDIS_RETRY_SECONDS
+        raise GatewayError(
+            503,
+            f"Limits and budgets cannot be checked right now; try again in {retry} s.",
+            code="limits_unavailable",
+            type="server_error",
+            retry_after=retry,
+        )
+    return None
+
+
 def admit(scopes, request_id, tokens, cost, deadline_seconds):
     """Reserve in every scope, or raise Refusal; a Ticket (or None when the store does not answer)."""
     day, month, day_ttl, month_ttl = periods()
@@ -520,7 +563,7 @@ def admit(scopes, request_id, tokens, cost, deadline_seconds):
     for _ in range(3):
         reply = limiter().admit(keys, args)
         if reply is None:
-            return None
+            return unchecked()
         reply = [x.decode() if isinstance(x, bytes) else x for x in reply]
         if reply[0] == -1:
             index, kind = int(reply[1]), reply[2]
@@ -528,7 +571,7 @@ def admit(scopes, request_id, tokens, cost, deadline_seconds):
             continue
         break
     else:
-        return None
+        return unchecked()
     if reply[0] == 0:
         index, name = int(reply[1]), reply[2]
         retry_ms = int(reply[3])

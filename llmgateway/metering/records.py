@@ -33,6 +33,7 @@ log = logging.getLogger("llmgateway.metering")
 FLUSH_INTERVAL = 0.25
 FLUSH_EVENTS = 200
 BATCH = 2000
+DRAIN_LOCK_SECONDS = 60
 
 _pending = []
 _last_flush = time.monotonic()
@@ -147,8 +148,8 @@ def _decode(raw):
 
 def _write(raws):
     from django.contrib.auth import get_user_model
-    from django.db import transaction
 
+    from llmgateway.metering import totals
     from llmgateway.models import ApiKey, UsageRecord
     from workspaces.models import Workspace
 
@@ -175,20 +176,22 @@ def _write(raws):
         if row["api_key_id"] not in keys:
             row["api_key_id"] = None
         objects.append(UsageRecord(**row))
-    with transaction.atomic():
-        UsageRecord.objects.bulk_create(objects, batch_size=500, ignore_conflicts=True)
-    return len(objects)
+    # The rows and their hourly and daily totals, in one transaction (totals.py).
+    return totals.store(objects)
 
 
 def drain(limit=None):
     """Write queued records to the database; how many were written (0 when another process is draining)."""
     flush()
     store = get_store()
-    if not store.add(drain_lock_key(), b"1", 60):
+    if not store.add(drain_lock_key(), b"1", DRAIN_LOCK_SECONDS):
         return 0
     written = 0
+    # Stop well before the lock expires: another drainer must never take a batch this one is writing,
+    # or its totals would count it twice (the rows themselves are kept once by their unique request id).
+    stop_at = time.monotonic() + DRAIN_LOCK_SECONDS * 0.75
     try:
-        while limit is None or written < limit:
+        while (limit is None or written < limit) and time.monotonic() < stop_at:
             raws = store.head(queue_key(), BATCH)
             if not raws:
                 break

@@ -1,28 +1,32 @@
 """Usage figures for the pages, the REST API and `manage.py usage_report`: one set of queries, so they agree.
 
-    rows = reports.records_for(user, workspace, since, until)   # what this user may see, in the range
-    reports.totals(rows)             # {"requests", "hits", "lookups", "hit_rate", "prompt_tokens", ...}
-    reports.series(rows, "day", since, until)   # one point per day (or hour), empty ones included
-    reports.breakdown(rows, "model")            # one row per model (user, key, assistant, day)
+    usage = reports.usage_for(user, workspace, since, until)   # what this user may see, in the range
+    reports.totals(usage)            # {"requests", "hits", "lookups", "hit_rate", "prompt_tokens", ...}
+    reports.series(usage, "day")     # one point per day (or hour), empty ones included
+    reports.breakdown(usage, "model")   # one row per model (user, key, assistant, day)
 
-Records are written in bulk a moment after each request; every reader drains
-the queue first (`records.drain()`), so the figures include the last request.
-Rolled-up days (UsageDaily) count in the daily series and the totals of
-ranges older than the retention.
+The figures come from the hourly and daily totals (UsageHour, UsageDay) that
+the bulk writer adds to as it stores the records (totals.py), never from the
+records themselves: a month of a busy workspace is a few thousand daily rows.
+Records are written a moment after each request; every reader drains the
+queue first (`records.drain()`), so the figures include the last request.
+The records stay for the paginated list (`usage_for(...).records`).
 """
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, F, Q, Sum
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from llmgateway.metering import records
-from llmgateway.models import UsageDaily, UsageRecord
+from llmgateway.models import UsageDay, UsageHour, UsageRecord
 
 BREAKDOWNS = ("user", "model", "key", "assistant", "day")
 LOOKUPS = Q(cache__in=["hit", "miss", "coalesced"])
+# Filters of the API and their columns: the same names on the records and on the totals.
+FILTERS = {"user": "user_id", "api_key": "api_key_id", "assistant": "assistant_id", "model": "model", "cache": "cache"}
 
 
 def date_range(since=None, until=None, default_days=30):
@@ -36,30 +40,71 @@ def date_range(since=None, until=None, default_days=30):
     return start, end
 
 
-def records_for(user, workspace, since=None, until=None, *, drain=True):
-    """The rows this user may see in the workspace (all for those who may view usage, else their own)."""
+@dataclass
+class Usage:
+    """What one reader may see of a workspace's usage in a date range: querysets, not evaluated."""
+
+    days: object  # UsageDay rows: totals, daily series, breakdowns
+    hours: object  # UsageHour rows: the hourly series
+    records: object  # UsageRecord rows: the list
+    since: object
+    until: object
+
+    def filter(self, **values):
+        """Narrowed by the API's filters (user, api_key, assistant, model, cache); None values are ignored."""
+        where = {FILTERS[name]: value for name, value in values.items() if value is not None}
+        if not where:
+            return self
+        return Usage(
+            self.days.filter(**where),
+            self.hours.filter(**where),
+            self.records.filter(**where),
+            self.since,
+            self.until,
+        )
+
+
+def usage_for(user, workspace, since=None, until=None, *, drain=True):
+    """The usage this user may see in the workspace (all for those who may view usage, else their own)."""
     if drain:
         records.drain()
     start, end = date_range(since, until)
-    return UsageRecord.objects.visible_to(user, workspace).filter(created_at__gte=start, created_at__lt=end)
+    first, last = start.date(), (end - timedelta(days=1)).date()
+    if user is None:  # commands: the whole workspace
+        days, hours = UsageDay.objects.in_workspace(workspace), UsageHour.objects.in_workspace(workspace)
+        rows = UsageRecord.objects.in_workspace(workspace)
+    else:
+        days, hours = UsageDay.objects.visible_to(user, workspace), UsageHour.objects.visible_to(user, workspace)
+        rows = UsageRecord.objects.visible_to(user, workspace)
+    return Usage(
+        days.filter(day__gte=first, day__lte=last),
+        hours.filter(hour__gte=start, hour__lt=end),
+        rows.filter(created_at__gte=start, created_at__lt=end),
+        since,
+        until,
+    )
+
+
+NAMES = ("requests", "hits", "lookups", "refused", "errors", "prompt_tokens", "completion_tokens", "cost")
 
 
 def _aggregates():
+    # Named apart from the columns they add up (an aggregate may not share a column's name).
     return {
-        "requests": Count("id"),
-        "hits": Count("id", filter=Q(cache="hit")),
-        "lookups": Count("id", filter=LOOKUPS),
-        "refused": Count("id", filter=Q(cache="refused")),
-        "errors": Count("id", filter=Q(cache="error")),
-        "prompt_tokens": Sum("prompt_tokens"),
-        "completion_tokens": Sum("completion_tokens"),
-        "cost": Sum("cost"),
+        "all_requests": Sum("requests"),
+        "all_hits": Sum("requests", filter=Q(cache="hit")),
+        "all_lookups": Sum("requests", filter=LOOKUPS),
+        "all_refused": Sum("requests", filter=Q(cache="refused")),
+        "all_errors": Sum("requests", filter=Q(cache="error")),
+        "all_prompt_tokens": Sum("prompt_tokens"),
+        "all_completion_tokens": Sum("completion_tokens"),
+        "all_cost": Sum("cost"),
     }
 
 
 def _finish(row):
-    row = dict(row)
-    for name in ("prompt_tokens", "completion_tokens"):
+    row = {name.removeprefix("all_"): value for name, value in row.items()}
+    for name in NAMES[:-1]:
         row[name] = row.get(name) or 0
     row["tokens"] = row["prompt_tokens"] + row["completion_tokens"]
     row["cost"] = row.get("cost") or Decimal("0")
@@ -67,23 +112,34 @@ def _finish(row):
     return row
 
 
-def totals(rows):
+def totals(usage):
     """One query: the range's totals."""
-    return _finish(rows.aggregate(**_aggregates()))
+    return _finish(usage.days.aggregate(**_aggregates()))
 
 
-def series(rows, bucket, since=None, until=None):
+def total_of(points):
+    """The range's totals, added up from its series (no query: the points cover the range exactly)."""
+    row = {name: sum(point[name] for point in points) for name in NAMES}
+    return _finish(row)
+
+
+def series(usage, bucket):
     """One query: a point per day or hour of the range, empty buckets included."""
-    trunc = TruncHour if bucket == "hour" else TruncDay
     zone = timezone.get_current_timezone()
-    found = {
-        timezone.localtime(row["at"], zone): _finish(row)
-        for row in rows.annotate(at=trunc("created_at", tzinfo=zone)).values("at").annotate(**_aggregates()).order_by()
-    }
-    start, end = date_range(since, until)
+    if bucket == "hour":
+        found = {
+            timezone.localtime(row["hour"], zone): _finish(row)
+            for row in usage.hours.values("hour").annotate(**_aggregates()).order_by()
+        }
+    else:
+        found = {
+            timezone.make_aware(datetime.combine(row["day"], time.min), zone): _finish(row)
+            for row in usage.days.values("day").annotate(**_aggregates()).order_by()
+        }
+    start, end = date_range(usage.since, usage.until)
     step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
     points, at = [], timezone.localtime(start, zone)
-    empty = _finish({"requests": 0, "hits": 0, "lookups": 0, "refused": 0, "errors": 0})
+    empty = _finish({})
     while at < end and len(points) < 24 * 93:
         points.append({"at": at, **found.get(at, empty)})
         at = timezone.localtime(at + step, zone) if bucket == "hour" else _next_day(at, zone)
@@ -94,20 +150,26 @@ def _next_day(at, zone):
     return timezone.make_aware(datetime.combine(at.date() + timedelta(days=1), time.min), zone)
 
 
-def breakdown(rows, by):
+def breakdown(usage, by):
     """One query (plus one for names): a row per user, model, key, assistant or day, busiest first."""
     if by not in BREAKDOWNS:
         raise ValueError(f"unknown breakdown {by!r}")
     if by == "day":
-        zone = timezone.get_current_timezone()
-        grouped = rows.annotate(group=TruncDay("created_at", tzinfo=zone)).values("group")
-        out = [_finish(row) for row in grouped.annotate(**_aggregates()).order_by("group")]
+        out = [_finish(row) for row in usage.days.values("day").annotate(**_aggregates()).order_by("day")]
         for row in out:
-            row["label"] = timezone.localtime(row["group"], zone).date().isoformat()
+            row["label"] = row.pop("day").isoformat()
         return out
     column = {"user": "user_id", "model": "model", "key": "api_key_id", "assistant": "assistant_id"}[by]
-    grouped = rows.annotate(group=F(column)).values("group").annotate(**_aggregates()).order_by("-requests", "group")
+    grouped = (
+        usage.days.annotate(group=F(column))
+        .values("group")
+        .annotate(**_aggregates())
+        .order_by("-all_requests", "group")
+    )
     out = [_finish(row) for row in grouped]
+    for row in out:
+        if row["group"] == 0 and by != "model":
+            row["group"] = None  # no user, key or assistant
     names = _names(by, [row["group"] for row in out])
     for row in out:
         row["label"] = names.get(row["group"], row["group"]) if row["group"] is not None else _none_label(by)
@@ -119,8 +181,9 @@ def _none_label(by):
 
 
 def _names(by, ids):
-    ids = [i for i in ids if i is not None]
-    if not ids or by == "model":
+    # Asked even with no ids (0 matches nothing), so a page makes the same queries whatever its data.
+    ids = [i for i in ids if i is not None] or [0]
+    if by == "model":
         return {}
     if by == "user":
         from django.contrib.auth import get_user_model
@@ -141,39 +204,10 @@ def _names(by, ids):
     return {}
 
 
-def rollup(before, dry_run=False):
-    """Roll rows older than `before` up into daily totals and delete them; (rows, daily rows) affected."""
-    from django.db import transaction
-
-    zone = timezone.get_current_timezone()
-    old = UsageRecord.objects.filter(created_at__lt=before)
-    groups = (
-        old.annotate(day=TruncDay("created_at", tzinfo=zone))
-        .values("workspace_id", "day", "user_id", "api_key_id", "assistant_id", "model")
-        .annotate(**_aggregates())
-        .order_by()
-    )
-    count = old.count()
+def prune(before, dry_run=False):
+    """Delete the records and hourly totals older than `before`; the daily totals stay: (records, hours)."""
+    old, hours = UsageRecord.objects.filter(created_at__lt=before), UsageHour.objects.filter(hour__lt=before)
     if dry_run:
-        return count, groups.count()
-    with transaction.atomic():
-        daily = [
-            UsageDaily(
-                workspace_id=g["workspace_id"],
-                day=timezone.localtime(g["day"], zone).date(),
-                user_id=g["user_id"],
-                api_key_id=g["api_key_id"],
-                assistant_id=g["assistant_id"],
-                model=g["model"],
-                requests=g["requests"],
-                hits=g["hits"],
-                lookups=g["lookups"],
-                prompt_tokens=g["prompt_tokens"] or 0,
-                completion_tokens=g["completion_tokens"] or 0,
-                cost=g["cost"] or 0,
-            )
-            for g in groups
-        ]
-        UsageDaily.objects.bulk_create(daily, batch_size=500)
-        old.delete()
-    return count, len(daily)
+        return old.count(), hours.count()
+    # One DELETE each: nothing refers to these rows.
+    return old.delete()[0], hours.delete()[0]

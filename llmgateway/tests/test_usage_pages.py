@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from corporate.tests.browser import screenshot, sign_in
 from llmgateway import gateway
+from llmgateway.metering import totals
 from llmgateway.models import Limit, UsageRecord
 
 
@@ -37,7 +38,7 @@ def add_history(workspace, users, days=14):
                     created_at=now - timedelta(days=day, minutes=n),
                 )
             )
-    UsageRecord.objects.bulk_create(rows)
+    totals.store(rows)
     return rows
 
 

@@ -82,10 +82,27 @@
     return form.querySelector("input[name=csrfmiddlewaretoken]").value;
   }
 
+  // While an answer streams, the live region (#messages) is busy: screen readers announce it once, whole.
   function busy(on) {
     sendButton.disabled = on;
     sendButton.setAttribute("aria-busy", on ? "true" : "false");
+    list.setAttribute("aria-busy", on ? "true" : "false");
+    // Stop disappears with the answer's end: the keyboard goes back to the question box.
+    if (!on && document.activeElement === stopButton) textarea.focus({ preventScroll: true });
     stopButton.hidden = !on;
+  }
+
+  // Keyboard focus lost with `old` (replaced by `node`) moves to the first of `selectors` found in node.
+  function moveFocus(old, node, ...selectors) {
+    const active = document.activeElement;
+    if (!node || !(old.contains(active) || active === document.body || active === null)) return;
+    for (const selector of selectors) {
+      const target = node.querySelector(selector);
+      if (target) {
+        target.focus({ preventScroll: true });
+        return;
+      }
+    }
   }
 
   function showError(text) {
@@ -242,7 +259,10 @@
             finished = true;
             const follow = atBottom();
             const node = element(data.html);
+            const focused = pending.contains(document.activeElement);
             pending.replaceWith(node);
+            // A regenerated answer takes the focus its Regenerate button had.
+            if (focused) moveFocus(pending, node, "[data-regenerate]");
             if (follow) toBottom();
             // Let htmx wire up the feedback buttons of the new message.
             if (window.htmx) window.htmx.process(node);
@@ -305,6 +325,8 @@
     count();
     const pending = addPendingAnswer();
     toBottom();
+    // The Send button is disabled while the answer streams: the keyboard stays in the question box.
+    textarea.focus({ preventScroll: true });
     ask(body, pending, () => {
       // Nothing the user typed is lost: the question goes back into the box.
       bubble.remove();
@@ -363,7 +385,34 @@
     if (message.dataset.message) body.set("answer", message.dataset.message);
     const pending = addPendingAnswer();
     pending.dataset.regenerate = "1";
+    const focused = message.contains(document.activeElement);
     message.replaceWith(pending);
-    ask(body, pending, () => pending.replaceWith(message));
+    // The focus waits on the answer being redone, and comes back to its Regenerate button.
+    if (focused) {
+      pending.tabIndex = -1;
+      pending.focus({ preventScroll: true });
+    }
+    ask(body, pending, () => {
+      const lost = pending.contains(document.activeElement);
+      pending.replaceWith(message);
+      if (lost) moveFocus(pending, message, "[data-regenerate]");
+    });
+  });
+
+  // ‹ and › swap the whole message for another version: the focus stays on the switcher.
+  let switching = null;
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-version]");
+    if (!button) return;
+    const message = button.closest(".msg");
+    switching = { index: Array.prototype.indexOf.call(list.children, message), direction: button.dataset.version, message };
+  });
+  document.addEventListener("htmx:afterSwap", () => {
+    if (!switching) return;
+    const { index, direction, message } = switching;
+    const node = list.children[index];
+    if (!node || node === message) return;
+    switching = null;
+    moveFocus(message, node, `[data-version=${direction}]:not([disabled])`, "[data-version]:not([disabled])");
   });
 })();

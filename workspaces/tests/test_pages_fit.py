@@ -1,4 +1,8 @@
-"""Every page of the site fits a phone: no horizontal scrolling at 390x844.
+"""Every page of the site fits the screen and passes axe-core, on a phone and a desktop.
+
+Each page is looked at 390x844 and 1280x800: no horizontal scrolling, and
+no serious or critical axe-core violation (corporate/tests/accessibility.py);
+then in the dark colour scheme at 1280x800, for colour contrast.
 
 The pages are found from the URL patterns, not listed by hand: every page
 of a workspace is a GET endpoint of the isolation suite (each app's
@@ -8,7 +12,8 @@ answers a GET with a page but is visited by neither, so a new page is
 caught; NOT_PAGES says, with the reason, which URLs are no page.
 
 Each page is visited by every persona that may see it (viewer, member,
-owner), since pages differ by role.
+owner), since pages differ by role. One browser page per case: the persona
+changes by its session cookie and the size by the viewport, with no reload.
 """
 
 from types import SimpleNamespace
@@ -18,6 +23,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from corporate.tests.accessibility import axe_violations, describe
 from corporate.tests.browser import screenshot as shot
 from workspaces.roles import rank
 from workspaces.tests.isolation import (
@@ -104,6 +110,11 @@ ERRORS = {
 # Pages that still overflow on a phone, with the reason; each is an expected failure until fixed.
 KNOWN_OVERFLOW = {}
 
+# Pages not checked with axe-core, by OUTSIDE route or endpoint name, with the reason.
+AXE_EXEMPT = {
+    "api/docs/": "Swagger UI's own page and styles, as shipped by drf-spectacular",
+}
+
 
 def _context(workspace, other_workspace, personas):
     from workspaces.models import Invitation, Membership
@@ -178,6 +189,20 @@ WIDE_ELEMENTS = """() => [...document.querySelectorAll('body *')]
   .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''))"""
 
 
+# References to ids that the page lacks (axe-core lets most of these pass), e.g. "input#id_name aria-describedby=id_name_helptext".
+BROKEN_REFERENCES = """() => {
+  const broken = [];
+  for (const attr of ['aria-describedby', 'aria-labelledby', 'aria-controls', 'for']) {
+    for (const el of document.querySelectorAll(`[${attr}]`)) {
+      for (const id of el.getAttribute(attr).split(/\\s+/).filter(Boolean)) {
+        if (!document.getElementById(id)) broken.push(`${el.tagName.toLowerCase()}#${el.id} ${attr}=${id}`);
+      }
+    }
+  }
+  return broken;
+}"""
+
+
 def _slug(path):
     return path.strip("/").replace("/", "-").replace("?", "-").replace("=", "-").replace("&", "-") or "home"
 
@@ -205,13 +230,16 @@ def _sign_in(browser, base_url, user):
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("name", _cases())
-def test_page_fits_a_phone(name, browser, live_server, workspace, other_workspace, personas, request):
+def test_page_fits_and_passes_axe(name, browser, live_server, workspace, other_workspace, personas, request):
     if name in KNOWN_OVERFLOW:
         request.applymarker(pytest.mark.xfail(reason=KNOWN_OVERFLOW[name], strict=False))
     ctx = _context(workspace, other_workspace, personas)
     page = browser.new_page()
+    # No colour transitions (Pico honours reduced motion): the scheme switch below shows its colours at once.
+    page.emulate_media(reduced_motion="reduce")
     page.set_viewport_size(PHONE)
     too_wide = []
+    failing = []
     try:
         for path, persona in _visits(name, ctx):
             _sign_in(browser, live_server.url, _user_for(personas, persona))
@@ -226,11 +254,24 @@ def test_page_fits_a_phone(name, browser, live_server, workspace, other_workspac
                 if width > inner:
                     culprits = page.evaluate(WIDE_ELEMENTS)
                     too_wide.append(f"{path} as {persona}: {width}px wide on a {inner}px screen; {culprits}")
+                violations = [] if name in AXE_EXEMPT else axe_violations(page)
+                if violations:
+                    failing.append(f"{path} as {persona} at {size['width']}px:\n{describe(violations)}")
+            if name not in AXE_EXEMPT:
+                page.emulate_media(color_scheme="dark")
+                violations = axe_violations(page, rules=["color-contrast"])
+                if violations:
+                    failing.append(f"{path} as {persona} at {DESKTOP['width']}px, dark:\n{describe(violations)}")
+                page.emulate_media(color_scheme="light")
+            broken = [] if name in AXE_EXEMPT else page.evaluate(BROKEN_REFERENCES)
+            if broken:
+                failing.append(f"{path} as {persona} refers to ids that are missing: {broken}")
             page.set_viewport_size(PHONE)
     finally:
         page.close()
         browser.clear_cookies()
     assert not too_wide, "\n".join(too_wide)
+    assert not failing, "\n".join(failing)
 
 
 @pytest.mark.django_db
@@ -303,6 +344,8 @@ def test_menu_button_opens_the_site_menu_on_a_phone(browser, live_server, worksp
         page.locator(".user-menu summary").click()
         assert page.locator(".user-menu button", has_text="Sign out").is_visible()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        violations = axe_violations(page)
+        assert not violations, describe(violations)
         shot(page, "390-menu-open.png")
         link.click()
         page.wait_for_url(f"**/assistants/{workspace.slug}/")

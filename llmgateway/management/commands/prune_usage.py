@@ -8,7 +8,7 @@ from llmgateway.metering import reports
 
 
 class Command(BaseCommand):
-    help = "Roll usage records older than USAGE_RETENTION_DAYS up into daily totals and delete them."
+    help = "Delete usage records and hourly totals older than USAGE_RETENTION_DAYS; the daily totals are kept."
 
     def add_arguments(self, parser):
         parser.add_argument("--days", type=int, default=None, help="keep this many days (default: the setting)")
@@ -17,6 +17,9 @@ class Command(BaseCommand):
     def handle(self, days=None, dry_run=False, **options):
         days = days or settings.USAGE_RETENTION_DAYS
         before = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
-        rows, daily = reports.rollup(before, dry_run=dry_run)
-        verb = "Would roll up" if dry_run else "Rolled up"
-        self.stdout.write(f"{verb} {rows} record(s) older than {before:%Y-%m-%d} into {daily} daily row(s).")
+        rows, hours = reports.prune(before, dry_run=dry_run)
+        verb = "Would delete" if dry_run else "Deleted"
+        self.stdout.write(
+            f"{verb} {rows} usage record(s) and {hours} hourly total(s) older than {before:%Y-%m-%d}; "
+            "the daily totals stay."
+        )

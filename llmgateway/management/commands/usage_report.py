@@ -6,7 +6,6 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 
 from llmgateway.metering import reports
-from llmgateway.models import UsageRecord
 from workspaces.models import Workspace
 
 COLUMNS = [
@@ -59,11 +58,9 @@ class Command(BaseCommand):
         until = _date(options["until"], "--until") if options["until"] else None
         if since and until and since > until:
             raise CommandError("--since must not be after --until.")
-        reports.records.drain()
-        start, end = reports.date_range(since, until)
-        rows = UsageRecord.objects.in_workspace(workspace).filter(created_at__gte=start, created_at__lt=end)
-        data = table_rows(reports.breakdown(rows, options["by"]))
-        total = table_rows([{**reports.totals(rows), "label": "total"}])[0]
+        usage = reports.usage_for(None, workspace, since, until)
+        data = table_rows(reports.breakdown(usage, options["by"]))
+        total = table_rows([{**reports.totals(usage), "label": "total"}])[0]
         if options["format"] == "json":
             self.stdout.write(
                 json.dumps({"workspace": slug, "by": options["by"], "rows": data, "total": total}, default=str)

@@ -1,0 +1,105 @@
+"""Limits while Redis is down: completions are admitted, counted and logged; the limits hold again when it is back.
+
+The gateway runs on a redis-server of the test's own (corporate/tests/redis_server.py),
+which the test stops and starts; never the machine's shared Redis.
+"""
+
+import logging
+import time
+
+import pytest
+from prometheus_client import REGISTRY
+
+from llmgateway.metering import limits, records
+from llmgateway.models import Limit, UsageRecord
+
+BODY = {"model": "remote", "messages": [{"role": "user", "content": "What does the gateway do?"}]}
+
+
+def unchecked():
+    return REGISTRY.get_sample_value("corporate_limits_unchecked_total") or 0
+
+
+def warnings(caplog):
+    return [r for r in caplog.records if "not enforced" in r.getMessage()]
+
+
+@pytest.fixture
+def limited(redis_cache, api_key, remote_model, upstream, settings):
+    settings.METRICS_TOKEN = "metrics-token-for-tests"
+    settings.REDIS_RETRY_SECONDS = 1
+    limits._warned_at[0] = float("-inf")
+    Limit.objects.create(kind="key", workspace=api_key[0].workspace, api_key=api_key[0], rpm=2)
+    return redis_cache
+
+
+def test_limits_fail_open_with_a_metric_and_one_warning_then_hold_again(limited, v1, upstream, caplog):
+    # Redis up: two requests, then the third is refused.
+    assert [v1(BODY).status_code for _ in range(3)] == [200, 200, 429]
+    before = unchecked()
+    records.drain()  # this server keeps nothing on disk: what it holds goes with it
+
+    limited.stop()
+    with caplog.at_level(logging.WARNING):
+        outage = [v1(BODY) for _ in range(5)]
+    assert [r.status_code for r in outage] == [200] * 5
+    assert all("x-ratelimit-remaining-requests" not in r for r in outage)  # no figures to give
+    assert unchecked() - before == 5
+    assert len(warnings(caplog)) == 1  # once a minute, not once a request
+    assert warnings(caplog)[0].levelno == logging.WARNING and warnings(caplog)[0].exc_info is None
+
+    limited.start()
+    time.sleep(1.1)  # the circuit tries Redis again after REDIS_RETRY_SECONDS
+    # Back: the bucket starts full on the fresh server, and holds.
+    assert [v1(BODY).status_code for _ in range(3)] == [200, 200, 429]
+    assert unchecked() - before == 5
+
+    # The records made while Redis was down waited in this process and are written now: none lost.
+    records.drain()
+    assert UsageRecord.objects.count() == 3 + 5 + 3
+    assert UsageRecord.objects.filter(cache="refused").count() == 2
+
+
+def test_a_budget_counts_what_was_spent_during_the_outage(redis_cache, workspace, remote_model, upstream, settings):
+    from decimal import Decimal
+
+    from llmgateway import gateway
+
+    settings.REDIS_RETRY_SECONDS = 1
+    Limit.objects.create(kind="workspace", workspace=workspace, daily_budget=Decimal("0.05"))
+    redis_cache.stop()
+    # About $0.0115 a call: five calls spend more than the budget while nobody can count.
+    for i in range(5):
+        gateway.complete(
+            workspace, {"model": "remote", "max_tokens": 10, "messages": [{"role": "user", "content": f"q{i}"}]}
+        )
+    assert upstream.calls == 5
+    redis_cache.start()
+    time.sleep(1.1)
+    # The counter is gone with the old server: seeded again from the rows (the buffered records are
+    # written first), so the next paid request is refused.
+    with pytest.raises(gateway.GatewayError) as refused:
+        gateway.complete(
+            workspace, {"model": "remote", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+        )
+    assert refused.value.code == "insufficient_quota"
+    assert upstream.calls == 5
+
+
+def test_refuse_instead_when_so_configured(limited, v1, api_key, upstream, settings, caplog):
+    from llmgateway.models import ApiKey
+
+    settings.USAGE_LIMITS_WITHOUT_STORE = "refuse"
+    _, unlimited = ApiKey.create(api_key[0].workspace, "no limits", api_key[0].created_by)
+    limited.stop()
+    calls = upstream.calls
+    with caplog.at_level(logging.WARNING):
+        refused = [v1(BODY) for _ in range(3)]
+    assert [r.status_code for r in refused] == [503] * 3
+    assert refused[0]["Retry-After"] == "1"
+    error = refused[0].json()["error"]
+    assert error["code"] == "limits_unavailable" and "cannot be checked" in error["message"]
+    assert upstream.calls == calls  # nothing spent unseen
+    assert [r.getMessage() for r in caplog.records if "cannot be checked" in r.getMessage()]
+    # A key without limits has nothing to check: served as usual.
+    assert v1(BODY, key=unlimited).status_code == 200
