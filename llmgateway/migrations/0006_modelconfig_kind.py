@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("llmgateway", "0003_usage_and_limits"),
+        ("llmgateway", "0005_limit_counts_at_most_a_billion"),
     ]
 
     operations = [
