@@ -174,12 +174,9 @@ def question_vector(question, assistant=None, user=None):
         if assistant is None:
             embedded = embed([question])
         else:
+            # Not the assistant's: its usage counts answers, and this is the search before one.
             embedded = embed_for(
-                assistant.workspace_id,
-                [question],
-                origin="retrieval",
-                user_id=getattr(user, "pk", None),
-                assistant_id=assistant.pk,
+                assistant.workspace_id, [question], origin="retrieval", user_id=getattr(user, "pk", None)
             )
     except EmbeddingError as exc:  # the question is still answered, from the words it shares
         log.warning("question embedding failed: %s", exc.message)
