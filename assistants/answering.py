@@ -160,27 +160,36 @@ def document_ids(assistant):
     return list(assistant.documents.filter(workspace_id=assistant.workspace_id).values_list("pk", flat=True))
 
 
-def question_vector(question):
-    """(vector, model) of the question for search by meaning, or (None, "") where there is none."""
+def question_vector(question, assistant=None, user=None):
+    """(vector, model) of the question for search by meaning, or (None, "") where there is none.
+
+    A gateway call of the assistant's workspace: cached and metered ("retrieval").
+    """
     from documents import vectors
-    from llmgateway.embeddings import EmbeddingError, embed
+    from llmgateway.embeddings import EmbeddingError, embed, embed_for
 
     if not vectors.state().available:
         return None, ""
     try:
-        embedded = embed([question])
+        if assistant is None:
+            embedded = embed([question])
+        else:
+            # Not the assistant's: its usage counts answers, and this is the search before one.
+            embedded = embed_for(
+                assistant.workspace_id, [question], origin="retrieval", user_id=getattr(user, "pk", None)
+            )
     except EmbeddingError as exc:  # the question is still answered, from the words it shares
         log.warning("question embedding failed: %s", exc.message)
         return None, ""
     return embedded.vectors[0], embedded.model
 
 
-def retrieve(assistant, question, ids=...):
+def retrieve(assistant, question, ids=..., user=None):
     if ids is ...:
         ids = document_ids(assistant)
     if ids == []:
         return []
-    vector, model = question_vector(question)
+    vector, model = question_vector(question, assistant, user)
     return search_workspace(
         assistant.workspace_id,
         retrieval_query(question),
@@ -475,7 +484,7 @@ def start_turn(assistant, conversation, user, text, *, regenerate=False, answer=
     history = _history(conversation, text, before=question if regenerate else None)
 
     began = time.perf_counter()
-    results = retrieve(assistant, text)
+    results = retrieve(assistant, text, user=user)
     timings["retrieval_ms"] = (time.perf_counter() - began) * 1000
 
     began = time.perf_counter()

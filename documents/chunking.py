@@ -6,6 +6,10 @@ characters that never cross a page or section, each repeating up to
 `overlap` characters of whole sentences from the end of the one before.
 `start`/`end` are offsets into the document's extracted text, which is the
 units' texts joined by a blank line (`joined_text`).
+
+Tables (rows written with pipes, as every parser writes them) stay whole in
+a passage of their own; a table longer than `size` is split between rows,
+and every part after the first starts with the table's header row again.
 """
 
 import re
@@ -15,6 +19,8 @@ SEPARATOR = "\n\n"
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 SENTENCE_END = re.compile(r"(?<=[.!?…。])[\"')\]]*\s+|\n")
 SOFT_BREAK = 0.7  # start a new passage at a paragraph once this full
+TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+LINE = re.compile(r"[^\n]*\n?")
 
 
 @dataclass(frozen=True)
@@ -88,15 +94,78 @@ def _chunk_text(text, size, overlap):
     return passages
 
 
+def _is_row(line):
+    line = line.strip()
+    return line.startswith("|") or " | " in line
+
+
+def _segments(text):
+    """("prose" | "table", start, end) stretches of a unit's text; a table is two or more rows in a row."""
+    lines = [(m.start(), m.end(), m.group()) for m in LINE.finditer(text) if m.group()]
+    segments, i = [], 0
+    prose_start = 0
+    while i < len(lines):
+        if not _is_row(lines[i][2]):
+            i += 1
+            continue
+        j, rows = i, []
+        while j < len(lines) and (_is_row(lines[j][2]) or not lines[j][2].strip()):
+            if lines[j][2].strip():
+                rows.append(j)
+            j += 1
+        if len(rows) >= 2:
+            start, end = lines[i][0], lines[rows[-1]][1]
+            if start > prose_start:
+                segments.append(("prose", prose_start, start))
+            segments.append(("table", start, end))
+            prose_start = end
+        i = max(j, i + 1)
+    if prose_start < len(text):
+        segments.append(("prose", prose_start, len(text)))
+    return segments
+
+
+def _table_parts(text, start, end, size):
+    """(text, start, end) parts of a table: whole when it fits, else rows with the header repeated."""
+    if end - start <= size:
+        return [(text[start:end], start, end)]
+    rows = [(m.start(), m.end()) for m in LINE.finditer(text, start, end) if m.group().strip()]
+    header = rows[:2] if len(rows) > 1 and TABLE_RULE.match(text[rows[1][0] : rows[1][1]]) else rows[:1]
+    head = "\n".join(text[a:b].strip() for a, b in header)
+    parts, group = [], []
+    for row in rows[len(header) :]:
+        if group and len(head) + 1 + row[1] - group[0][0] > size:
+            parts.append(group)
+            group = []
+        group.append(row)
+    if group:
+        parts.append(group)
+    out = []
+    for number, group in enumerate(parts):
+        body = "\n".join(text[a:b].strip() for a, b in group)
+        first = group[0][0] if number else start  # the first part holds the header where it stands
+        out.append((f"{head}\n{body}", first, group[-1][1]))
+    return out
+
+
 def chunk_units(units, size=1200, overlap=200):
     pieces = []
     offset = 0
     for unit in units:
         text = unit.text
-        for start, end in _chunk_text(text, size, overlap):
-            body = text[start:end]
+        spans = []
+        for kind, seg_start, seg_end in _segments(text):
+            if kind == "table":
+                spans.extend(_table_parts(text, seg_start, seg_end, size))
+                continue
+            segment = text[seg_start:seg_end]
+            spans.extend((segment[a:b], seg_start + a, seg_start + b) for a, b in _chunk_text(segment, size, overlap))
+        for body, start, end in spans:
             stripped = body.strip()
             if not stripped:
+                continue
+            if body != text[start:end]:  # a table's part with its header repeated: it spans its own rows
+                pieces.append(Piece(stripped, unit.page, unit.section, offset + start, offset + end))
                 continue
             lead = len(body) - len(body.lstrip())
             begin = offset + start + lead

@@ -257,7 +257,7 @@ def process(document_id):
         pieces = chunk_units(extraction.units, settings.DOCUMENTS_CHUNK_SIZE, settings.DOCUMENTS_CHUNK_OVERLAP)
         if not pieces:
             raise ParseError("No text could be found in this file. If it is a scan, it needs a text layer (OCR) first.")
-        embedded, problem = embed_pieces(extraction.title or document.title, pieces)
+        embedded, problem = embed_pieces(extraction.title or document.title, pieces, document)
         save_passages(document, lease, extraction, pieces, embedded, problem)
         if problem:
             schedule_embedding_retry(document_id, 1)
@@ -298,14 +298,20 @@ def passage_for_embedding(title, section, text):
     return f"{heading}\n{text}"
 
 
-def embed_pieces(title, pieces):
-    """(Embedded, '') for the passages, or (None, why not) when the embedding model failed."""
-    from llmgateway.embeddings import EmbeddingError, embed
+def embed_pieces(title, pieces, document):
+    """(Embedded, '') for the passages, or (None, why not) when the embedding model failed.
+
+    A gateway call of the document's workspace, metered as "ingestion"; not cached (each text is read once).
+    """
+    from llmgateway.embeddings import EmbeddingError, embed_for
 
     if not vectors.state().available:
         return None, ""
     try:
-        return embed([passage_for_embedding(title, p.section, p.text) for p in pieces]), ""
+        texts = [passage_for_embedding(title, p.section, p.text) for p in pieces]
+        return embed_for(
+            document.workspace_id, texts, origin="ingestion", user_id=document.uploaded_by_id, cache=False
+        ), ""
     except EmbeddingError as exc:
         log.warning("embedding failed: %s", exc.message)
         return None, exc.message
@@ -466,7 +472,7 @@ def embed_document(document_id, *, force=False):
     if not force and not document.embedding_error and document.embedding_model:
         return "skipped"
     chunks = list(document.chunks.order_by("position").only("pk", "section", "text"))
-    embedded, problem = embed_pieces(document.title, chunks)
+    embedded, problem = embed_pieces(document.title, chunks, document)
     vectors.prepare(embedded)
     with transaction.atomic():
         current = Document.objects.select_for_update().filter(pk=document_id, version=document.version).first()

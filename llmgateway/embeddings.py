@@ -14,10 +14,22 @@ is the cosine similarity.
 
 `model` identity strings end in the dimension count, so vectors of two
 models (or of one model whose dimension changed) are never compared.
+
+Callers with a workspace go through the gateway like every model call:
+
+    result = embed_for(workspace_id, texts, origin="retrieval", user_id=…, api_key_id=…)
+
+caches each text's vector in the gateway's store (per workspace and model;
+`cache=False` for ingestion, whose texts are read once) and writes a usage
+record (origin, model, tokens, cost, hit or miss, latency) through the
+metering buffer, like a completion.
 """
 
+import hashlib
 import logging
+import math
 import threading
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -30,6 +42,7 @@ LOCAL_MODEL = "wordllama-l2"
 LOCAL_DIMENSIONS = 256
 MAX_BATCH = 256
 MAX_INPUT_CHARS = 8000  # per text: about 2,000 tokens, within every common embedding model's window
+CACHE_TTL = 7 * 24 * 3600  # a text's vector: the same model gives the same vector
 
 _local = None
 _local_lock = threading.Lock()
@@ -49,6 +62,7 @@ class Embedded:
     vectors: object  # numpy.ndarray (n, dims), float32, unit rows
     model: str
     tokens: int
+    cached: bool = False  # every vector came from the gateway's cache
 
     @property
     def dims(self):
@@ -171,6 +185,10 @@ def embed(texts, model=None):
     spec = registry.get_spec(name)
     if spec is None:
         raise EmbeddingError(f"The embedding model “{name}” is not configured.", status=400)
+    if spec.kind != "embedding" and spec.provider != "offline":
+        raise EmbeddingError(
+            f"“{name}” is a chat model; configure an embedding model (add_model … --kind embedding).", status=422
+        )
     if spec.provider == "offline":
         vectors = embed_locally(texts)
         return Embedded(vectors, identity("", vectors.shape[1]), estimate_tokens(texts))
@@ -219,3 +237,162 @@ def _remote(spec, texts):
             f"The embedding model “{spec.name}” answered {len(vectors)} vectors for {len(texts)} texts."
         )
     return vectors, used
+
+
+def _spec_identity(name):
+    """What a cached vector depends on: the model's configuration (upstream, address), '' for the local model."""
+    if not name:
+        return f"{LOCAL_NAME}:{LOCAL_MODEL}"
+    from llmgateway import registry
+
+    spec = registry.get_spec(name)
+    if spec is None:
+        raise EmbeddingError(f"The embedding model “{name}” is not configured.", status=400)
+    return spec.identity
+
+
+def cache_key(workspace_id, identity, text):
+    from llmgateway.cache.store import make_key
+
+    digest = hashlib.sha256(f"{identity}\0{text}".encode()).hexdigest()
+    return make_key(f"gw:emb:{workspace_id}:{digest}")
+
+
+def _pack(model, vector):
+    import numpy as np
+
+    return model.encode() + b"\0" + np.asarray(vector, dtype="<f4").tobytes()
+
+
+def _unpack(raw):
+    import numpy as np
+
+    if not isinstance(raw, bytes | bytearray) or b"\0" not in raw:
+        return None, None
+    model, _, data = bytes(raw).partition(b"\0")
+    if not data or len(data) % 4:
+        return None, None
+    return model.decode(errors="replace"), np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+def _price(name, tokens):
+    """Micro-dollars for `tokens` input tokens of the named model (0 for the local model)."""
+    if not name:
+        return 0
+    from llmgateway import registry
+
+    spec = registry.get_spec(name)
+    return math.ceil(spec.cost({"prompt_tokens": tokens}) * 1_000_000) if spec is not None else 0
+
+
+def _meter(workspace_id, model, outcome, status, tokens, cost, started, user_id, api_key_id, assistant_id, origin):
+    """One usage record for an embedding call, in the same buffer as completions' (off with the no-op hook)."""
+    from llmgateway import usage
+
+    if type(usage.hook._get()) is usage.UsageHook:
+        return
+    from llmgateway.metering import records
+
+    records.add(
+        {
+            "id": records.new_id(),
+            "ws": workspace_id,
+            "u": user_id,
+            "k": api_key_id,
+            "a": assistant_id,
+            "o": origin[:16],
+            "m": model,
+            "pt": tokens,
+            "ct": 0,
+            "c": cost,
+            "h": outcome,
+            "s": status,
+            "l": round((time.perf_counter() - started) * 1000, 2),
+            "t": time.time(),
+        }
+    )
+
+
+def embed_for(
+    workspace_id,
+    texts,
+    model=None,
+    *,
+    origin="embeddings",
+    user_id=None,
+    api_key_id=None,
+    assistant_id=None,
+    cache=True,
+):
+    """`embed()` as a gateway call of a workspace: cached per text (unless cache=False) and metered.
+
+    A call whose every text is cached is a hit (no upstream call, no tokens spent); otherwise
+    only the missing texts are sent upstream. Vectors of different models are never mixed: a
+    cached vector of another model identity counts as missing.
+    """
+    import numpy as np
+
+    started = time.perf_counter()
+    texts = [(t or " ")[:MAX_INPUT_CHARS] for t in texts]
+    name = model_name(model)
+    label = name or LOCAL_NAME
+    try:
+        identity = _spec_identity(name)
+    except EmbeddingError:
+        _meter(workspace_id, label, "error", 404, 0, 0, started, user_id, api_key_id, assistant_id, origin)
+        raise
+    store = None
+    found = [None] * len(texts)
+    models = set()
+    if cache and texts:
+        from llmgateway.cache.store import get_store
+
+        store = get_store()
+        keys = [cache_key(workspace_id, identity, t) for t in texts]
+        for index, raw in enumerate(store.get_many(keys)):
+            model_id, vector = _unpack(raw)
+            if vector is not None:
+                found[index] = vector
+                models.add(model_id)
+        if len(models) > 1:  # entries of two model versions: trust none of them
+            found, models = [None] * len(texts), set()
+    missing = [i for i, v in enumerate(found) if v is None]
+    tokens = 0
+    model_id = next(iter(models), "")
+    if missing:
+        try:
+            fresh = embed([texts[i] for i in missing], model=name)
+        except EmbeddingError as exc:
+            _meter(workspace_id, label, "error", exc.status, 0, 0, started, user_id, api_key_id, assistant_id, origin)
+            raise
+        if model_id and fresh.model != model_id:  # the model changed under the cache: all of it afresh
+            return embed_for(
+                workspace_id,
+                texts,
+                model,
+                origin=origin,
+                user_id=user_id,
+                api_key_id=api_key_id,
+                assistant_id=assistant_id,
+                cache=False,
+            )
+        model_id, tokens = fresh.model, fresh.tokens
+        for position, index in enumerate(missing):
+            found[index] = fresh.vectors[position]
+        if store is not None:
+            store.batch(
+                [
+                    ("set", cache_key(workspace_id, identity, texts[i]), _pack(model_id, found[i]), CACHE_TTL)
+                    for i in missing
+                ]
+            )
+    dims = found[0].shape[0] if found else LOCAL_DIMENSIONS
+    vectors = np.vstack(found).astype(np.float32) if found else np.zeros((0, dims), dtype=np.float32)
+    outcome = ("miss" if cache else "bypass") if missing else "hit"
+    cost = _price(name, tokens)
+    _meter(workspace_id, label, outcome, 200, tokens, cost, started, user_id, api_key_id, assistant_id, origin)
+    return Embedded(vectors, model_id or identity_for_empty(name), tokens, cached=bool(texts) and not missing)
+
+
+def identity_for_empty(name):
+    return identity(name, LOCAL_DIMENSIONS)

@@ -31,6 +31,11 @@ ENV_NAME_VALIDATOR = RegexValidator(
 )
 
 
+class ModelKind(models.TextChoices):
+    CHAT = "chat", "Chat (completions)"
+    EMBEDDING = "embedding", "Embedding (vectors for search by meaning)"
+
+
 class Provider(models.TextChoices):
     OFFLINE = "offline", "Offline (extractive answers from the supplied passages)"
     OPENAI_COMPATIBLE = "openai-compatible", "OpenAI-compatible endpoint"
@@ -63,6 +68,7 @@ class ModelConfig(models.Model):
     SETTINGS = (
         "name",
         "description",
+        "kind",
         "provider",
         "upstream_model",
         "base_url",
@@ -86,6 +92,12 @@ class ModelConfig(models.Model):
         error_messages={"unique": "A model with this name already exists."},
     )
     description = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(
+        max_length=16,
+        choices=ModelKind.choices,
+        default=ModelKind.CHAT,
+        help_text="Chat models answer /v1/chat/completions; embedding models /v1/embeddings and search by meaning.",
+    )
     provider = models.CharField(max_length=32, choices=Provider.choices, default=Provider.OFFLINE)
     upstream_model = models.CharField(max_length=200, blank=True, help_text="The model id the upstream expects.")
     base_url = models.CharField(
@@ -161,6 +173,8 @@ class ModelConfig(models.Model):
                 raise ValidationError({"upstream_model": "Name the model id the upstream expects."})
         if self.fallback_id and self.fallback_id == self.pk:
             raise ValidationError({"fallback": "A model cannot fall back to itself."})
+        if self.kind == ModelKind.EMBEDDING and self.is_default:
+            raise ValidationError({"is_default": "An embedding model cannot be the default chat model."})
 
     def set_api_key(self, plain):
         from llmgateway.crypto import encrypt

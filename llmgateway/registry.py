@@ -32,6 +32,7 @@ class ModelSpec:
     cache_ttl: int = 3600
     fallback: str | None = None
     deadline_seconds: int | None = None  # None: LLM_DEADLINE_SECONDS
+    kind: str = "chat"  # or "embedding"
 
     @property
     def identity(self):
@@ -81,6 +82,7 @@ class ModelSpec:
             cache_ttl=config.cache_ttl_seconds,
             fallback=config.fallback.name if config.fallback_id and config.fallback.enabled else None,
             deadline_seconds=config.deadline_seconds,
+            kind=config.kind,
         )
 
 

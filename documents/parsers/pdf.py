@@ -1,6 +1,40 @@
-"""PDF: one unit per page, with pypdf; the title from the document's metadata."""
+"""PDF: one unit per page, with pypdf; the title from the document's metadata.
 
-from documents.parsers.base import ParseError, Title, Unit
+Where the PDF has an outline (bookmarks), each page's section is the heading
+path in force on it ("Handbook › Time off › Sick leave").
+"""
+
+from documents.parsers.base import HeadingPath, ParseError, Title, Unit
+
+MAX_OUTLINE_ENTRIES = 5000
+
+
+def outline_starts(reader):
+    """{page index: [(level, title), …]} of the outline's entries, in order; {} without an outline."""
+    starts, seen = {}, 0
+
+    def walk(items, level):
+        nonlocal seen
+        for item in items:
+            if seen >= MAX_OUTLINE_ENTRIES:
+                return
+            if isinstance(item, list):
+                walk(item, level + 1)
+                continue
+            seen += 1
+            try:
+                page = reader.get_destination_page_number(item)
+                title = str(item.title or "").strip()
+            except Exception:  # noqa: BLE001 - a broken bookmark only loses its heading
+                continue
+            if page is not None and page >= 0 and title:
+                starts.setdefault(page, []).append((level, title))
+
+    try:
+        walk(reader.outline, 1)
+    except Exception:  # noqa: BLE001 - a damaged outline only loses the headings
+        return {}
+    return starts
 
 
 def parse(path, limits, budget, report):
@@ -33,6 +67,8 @@ def parse(path, limits, budget, report):
         title = ""
     if title and isinstance(title, str):
         yield Title(title)
+    starts = outline_starts(reader)
+    path = HeadingPath()
     for number in range(1, total + 1):
         try:
             text = reader.pages[number - 1].extract_text() or ""
@@ -40,5 +76,7 @@ def parse(path, limits, budget, report):
             raise
         except Exception:  # one unreadable page should not lose the rest of the document
             text = ""
-        yield Unit(budget.take(text), page=number)
+        for level, heading in starts.get(number - 1, ()):
+            path.enter(level, heading)
+        yield Unit(budget.take(text), page=number, section=path.label)
         report(number, total)

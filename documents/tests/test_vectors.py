@@ -81,6 +81,7 @@ def dead_embedding_model(db, settings):
 
     ModelConfig.objects.create(
         name="remote-embed",
+        kind="embedding",
         provider="openai-compatible",
         base_url=f"http://127.0.0.1:{free_port()}/v1",
         upstream_model="embed-1",
@@ -120,7 +121,11 @@ def test_a_remote_embedding_model_with_other_dimensions_is_never_mixed(ingest, w
         document = ingest("benefits.md", HANDBOOK)
         local_model = document.embedding_model
         ModelConfig.objects.create(
-            name="remote-embed", provider="openai-compatible", base_url=server.base_url, upstream_model="e"
+            name="remote-embed",
+            kind="embedding",
+            provider="openai-compatible",
+            base_url=server.base_url,
+            upstream_model="e",
         )
         registry.forget_all()
         settings.LLM_EMBEDDING_MODEL = "remote-embed"
@@ -204,3 +209,40 @@ def test_a_passage_about_something_else_is_not_brought_in_by_meaning(ingest, wor
     question = embed(["Which VPN gateway do I use?"])
     results = search_workspace(workspace, "", limit=5, vector=question.vectors[0], vector_model=question.model)
     assert results == []  # nothing in the handbook is close in meaning; nothing is returned to quote
+
+
+def test_an_embedding_model_that_times_out_leaves_the_document_ready_and_pending(ingest, workspace, settings):
+    needs_vectors()
+    from llmgateway import registry
+    from llmgateway.models import ModelConfig
+    from llmgateway.tests.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    try:
+        ModelConfig.objects.create(
+            name="slow-embed",
+            kind="embedding",
+            provider="openai-compatible",
+            base_url=server.base_url,
+            upstream_model="e",
+            timeout_seconds=1,
+        )
+        registry.forget_all()
+        settings.LLM_EMBEDDING_MODEL = "slow-embed"
+        server.script("hang")
+        document = ingest("benefits.md", HANDBOOK)
+        server.release()
+        assert document.status == "ready" and document.chunk_count == 3
+        assert document.semantic_state == "pending"
+        assert "did not answer in time" in document.embedding_error
+        assert search_workspace(workspace, "sabbatical")  # found by its words meanwhile
+        # The endpoint answers again: the retry embeds it with that model, nothing of another model mixed in.
+        assert ingestion.embed_document(document.pk) == "embedded"
+        after = Document.objects.get(pk=document.pk)
+        assert after.semantic_state == "ready" and after.embedding_model.startswith("slow-embed:")
+        assert set(Chunk.objects.filter(document=document).values_list("embedding_model", flat=True)) <= {
+            after.embedding_model,
+            "",
+        }
+    finally:
+        server.stop()

@@ -18,6 +18,7 @@ Token counts are local estimates (about four characters a token).
 import math
 import re
 import time
+from dataclasses import dataclass
 
 from llmgateway.providers.base import Provider, chunk_dict, completion_id, response_dict
 
@@ -59,10 +60,23 @@ def _text(content):
 
 
 def _stem(word):
+    """A light stemmer: plurals, -ed and -ing off, a final e and a doubled consonant reduced.
+
+    "cycles", "cycle" → "cycl"; "booked", "booking", "books" → "book"; "policies" → "policy".
+    """
     word = word.lower().strip("'-")
-    for suffix in ("ing", "ed", "es", "s"):
+    if len(word) > 4 and word.endswith("ies") and not word.endswith(("eies", "aies")):
+        word = word[:-3] + "y"
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("us", "ss")):
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "ls":
+        word = word[:-1]
     return word
 
 
@@ -133,6 +147,77 @@ def sentences(text):
     return [s.strip(" \n\t-*•") for s in _SENTENCE_RE.split(text) if s and len(s.strip()) > 2]
 
 
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_URL_RE = re.compile(r"\(?https?://\S+\)?|\S+\.(com|org|net|io|example)\S*")
+
+
+def _cells(line):
+    """The cells of a table row written with pipes ("a | b | c" or "| a | b |"); None for other lines."""
+    if line.count("|") < 1 + (line.strip().startswith("|") + line.strip().endswith("|")):
+        return None
+    cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+    return cells if len(cells) >= 2 else None
+
+
+def _row_sentence(header, cells):
+    """A table row as a sentence that carries its column names: "City: Lisbon; Hotel limit: 180 euros"."""
+    if not header or len(header) != len(cells):
+        return "; ".join(cell for cell in cells if cell)
+    return "; ".join(f"{name}: {cell}" if name else cell for name, cell in zip(header, cells, strict=True) if cell)
+
+
+def _squash(text):
+    return " ".join(re.sub(r"[*_`#]", "", text).lower().split())
+
+
+def passage_parts(body, source=""):
+    """(headings, sentences) of a passage, in reading order: context and candidate answers.
+
+    The passage's own heading (its first line, when the source's heading path names it) and
+    table headers are context; each table row becomes one sentence that names its columns;
+    a question in the text is one unit with the sentence that answers it.
+    """
+    lines = body.strip().splitlines()
+    headings = []
+    if lines and len(lines[0]) < 200 and _squash(lines[0]) and _squash(lines[0]) in _squash(source):
+        headings.append(lines[0].strip())
+        lines = lines[1:]
+    parts, prose, header = [], [], None
+
+    def flush():
+        if prose:
+            parts.extend(sentences("\n".join(prose)))
+            prose.clear()
+
+    for line in lines:
+        cells = _cells(line)
+        if cells is None:
+            if line.strip():  # a blank line does not end a table; text does
+                header = None
+            if line.strip().endswith("?") and len(line.split()) < 20 and (not prose or not prose[-1].strip()):
+                headings.append(line.strip())  # a question on a line of its own heads its answer (an FAQ)
+                flush()
+                continue
+            prose.append(line)
+            continue
+        flush()
+        if _TABLE_RULE.match(line):
+            continue
+        if header is None:
+            header = cells
+            headings.append("; ".join(c for c in cells if c))
+            continue
+        parts.append(_row_sentence(header, cells))
+    flush()
+    merged = []
+    for part in parts:
+        if merged and merged[-1].rstrip().endswith("?") and not _is_heading(part):
+            merged[-1] = f"{merged[-1]} {part}"
+        else:
+            merged.append(part)
+    return headings, merged
+
+
 # Question kinds and what a sentence that answers them holds (language patterns, not topics).
 _ASKS_NUMBER = re.compile(
     r"\bhow (many|much|long|often|old|far|big|large|soon|frequently)\b|\bwhat (percentage|percent|share|portion|"
@@ -155,16 +240,36 @@ _TIME = re.compile(
 )
 _NAME = re.compile(r"(?<=\w[ ,(])[A-Z][\w&'-]+|@|\b[A-Z]{2,}\b")
 _PLACE = re.compile(r"(?<=\w[ ,(])[A-Z][\w'-]+|https?://|\b\d+\b|\b(floor|room|office|street|building|portal|site)\b")
+# "What should I do …", "How do I …": an instruction answers it ("Call the helpdesk …", "You should …").
+_ASKS_ACTION = re.compile(
+    r"\bwhat (should|do|must|can|shall) (i|we|you|they|staff|employees)\b.*\bdo\b|\bhow (do|can|should|must) (i|we)\b",
+    re.IGNORECASE,
+)
+_ACTION = re.compile(
+    r"^(please |first,? |then )?(use|call|take|send|ask|contact|open|go|book|submit|file|tell|check|make|write|email|"
+    r"mail|install|choose|pick|let|register|report|follow|talk|ping|reach|request|fill|log|add|keep|read|visit|"
+    r"sign|apply|notify|inform|speak|bring|return|hand|print|enter|select|click|complete|review|see)\b|"
+    r"\b(you|we|staff|employees|everyone) (should|must|need to|have to)\b",
+    re.IGNORECASE,
+)
+# "Can I …?", "Am I allowed to …?": a sentence that says what may or may not be done answers it.
+_ASKS_PERMISSION = re.compile(r"^\s*(can|may|could) (i|we|staff|employees)\b|\b(allowed|permitted|ok|okay)\b", re.I)
+_PERMISSION = re.compile(
+    r"\b(fine|ok|okay|allowed|permitted|welcome to|free to|not allowed|never|must not|prohibited|no problem)\b",
+    re.IGNORECASE,
+)
 _SEARCHED_RE = re.compile(r"^\s*searched\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 _SOURCE_RE = re.compile(r"""\bsource\s*=\s*["']([^"']{1,300})["']""", re.IGNORECASE)
 
 # Weights of a sentence's score, and the least score that counts as an answer. The threshold is
 # set from questions the documents cannot answer (bench/answer_quality.py): below it, the
 # answerer says it found nothing rather than quote the nearest sentence.
-W_MEANING, W_WORDS, W_PASSAGE, W_KIND, W_RANK = 0.5, 0.3, 0.12, 0.1, 0.04
-ANSWER_THRESHOLD = 0.38
+W_MEANING, W_WORDS, W_PASSAGE, W_KIND, W_RANK = 0.5, 0.3, 0.12, 0.15, 0.04
+ANSWER_THRESHOLD = 0.43
 SECOND_SENTENCE = 0.9  # another sentence joins the answer when it scores this share of the best
 MIN_WORDS = 4
+LONG_SENTENCE = 45  # words
+HEADING_WORD = 0.6  # a question word in the sentence's heading, against one in the sentence
 
 
 def refusal(scope=""):
@@ -172,7 +277,14 @@ def refusal(scope=""):
 
 
 def _question_kind(question):
-    for pattern, kind in ((_ASKS_NUMBER, _NUMBER), (_ASKS_TIME, _TIME), (_ASKS_NAME, _NAME), (_ASKS_PLACE, _PLACE)):
+    for pattern, kind in (
+        (_ASKS_NUMBER, _NUMBER),
+        (_ASKS_TIME, _TIME),
+        (_ASKS_NAME, _NAME),
+        (_ASKS_PLACE, _PLACE),
+        (_ASKS_ACTION, _ACTION),
+        (_ASKS_PERMISSION, _PERMISSION),
+    ):
         if pattern.search(question):
             return kind
     return None
@@ -180,10 +292,10 @@ def _question_kind(question):
 
 def _is_heading(sentence):
     """A short line with no sentence end and no figure: a heading or label, context rather than an answer."""
-    words = sentence.split()
+    words = _URL_RE.sub(" ", sentence).split()  # a bare link is a pointer, not an answer
     return (
         len(words) < MIN_WORDS
-        and not re.search(r"\d", sentence)
+        and not re.search(r"\d", " ".join(words))
         or (len(words) < 12 and not re.search(r"[.!?:;)]$", sentence) and sentence.istitle())
     )
 
@@ -206,87 +318,123 @@ def _cite(sentence, label):
     return f"{sentence} [{label}]."
 
 
-def answer(messages):
-    """The extractive answer text for a list of messages."""
-    question, passages = split_question_and_passages(messages)
+def _scope(messages):
     scope = ""
     for message in messages:
         found = _SEARCHED_RE.search(_text(message.get("content")))
         if found:
             scope = found.group(1)
-    if not passages:
-        return refusal(scope) if scope else NO_MODEL
+    return scope
+
+
+@dataclass(frozen=True)
+class Candidate:
+    score: float
+    passage: int  # index into the passages
+    order: int  # place in its passage
+    label: str
+    text: str
+
+
+def rank(question, passages):
+    """(every candidate sentence of the passages, best first; all sentences by (passage, order))."""
     wanted = set(terms(question))
-    # Candidate sentences, each with its passage's heading context.
-    candidates = []  # (passage index, order in passage, label, sentence, words)
-    contexts = []
+    found = []  # (passage index, order in passage, label, sentence, words)
+    contexts, heading_terms = [], []
     for index, (label, body, source) in enumerate(passages):
-        parts = sentences(body)
-        headings = [p for p in parts if _is_heading(p)]
+        headings, parts = passage_parts(body, source)
+        headings += [p for p in parts if _is_heading(p)]
         contexts.append(" ".join([source, *headings]).strip())
+        heading_terms.append(set(terms(contexts[-1])))
         for order, sentence in enumerate(parts):
             # Headings and questions (an FAQ's) are context for the sentences after them, not answers.
             if not _is_heading(sentence) and not sentence.rstrip().endswith("?"):
-                candidates.append((index, order, label, sentence, set(terms(sentence))))
-    if not candidates:
-        return refusal(scope)
+                found.append((index, order, label, sentence, set(terms(sentence))))
+    by_place = {(c[0], c[1]): c[3] for c in found}
+    if not found:
+        return [], by_place
     # Rarer question words weigh more (inverse document frequency over sentences).
-    total = len(candidates)
-    idf = {t: math.log(1 + total / (1 + sum(1 for c in candidates if t in c[4]))) for t in wanted}
+    total = len(found)
+    idf = {t: math.log(1 + total / (1 + sum(1 for c in found if t in c[4]))) for t in wanted}
     best_possible = sum(idf.values()) or 1.0
-    passage_terms = [set(terms(body + " " + contexts[i])) for i, (_, body, _) in enumerate(passages)]
-    vectors = _embed([question, *contexts, *[c[3] for c in candidates]])
+    passage_terms = [set(terms(body)) | heading_terms[i] for i, (_, body, _) in enumerate(passages)]
+    # What each candidate is matched on: its text, and a question it answers ("…? That's fine …") on its own.
+    probes = [(position, c[3], c[4]) for position, c in enumerate(found)]
+    probes += [
+        (position, c[3][: c[3].index("? ") + 1], set(terms(c[3][: c[3].index("? ") + 1])))
+        for position, c in enumerate(found)
+        if "? " in c[3]
+    ]
+    vectors = _embed([question, *contexts, *[p[1] for p in probes]])
     kind = _question_kind(question)
-    scored = []
-    for position, (index, order, label, sentence, words) in enumerate(candidates):
-        lexical = sum(idf[t] for t in wanted & words) / best_possible
+    best = {}
+    for number, (position, text, words) in enumerate(probes):
+        index, sentence = found[position][0], found[position][3]
+        # A word of the sentence's heading counts for most of one in the sentence itself.
+        lexical = (
+            sum(idf[t] if t in words else HEADING_WORD * idf[t] for t in wanted & (words | heading_terms[index]))
+            / best_possible
+        )
         around = sum(idf[t] for t in wanted & passage_terms[index]) / best_possible
         meaning = 0.0
         if vectors is not None:
             question_vector = vectors[0]
-            sentence_vector = vectors[1 + len(contexts) + position] + 0.5 * vectors[1 + index]
+            sentence_vector = vectors[1 + len(contexts) + number] + 0.5 * vectors[1 + index]
             norm = float((sentence_vector**2).sum()) ** 0.5 or 1.0
             meaning = max(0.0, float(question_vector @ sentence_vector) / norm)
         fits = 1.0 if kind is not None and kind.search(sentence) else 0.0
-        rank = 1.0 / (1 + index)
-        score = W_MEANING * meaning + W_WORDS * lexical + W_PASSAGE * around + W_KIND * fits + W_RANK * rank
+        rank_ = 1.0 / (1 + index)
+        score = W_MEANING * meaning + W_WORDS * lexical + W_PASSAGE * around + W_KIND * fits + W_RANK * rank_
         if vectors is None:
             score = (W_WORDS * lexical + W_PASSAGE * around) / (W_WORDS + W_PASSAGE) * 0.6
-        scored.append((score, -index, -order, index, order, label, sentence))
-
-    scored.sort(reverse=True)
+        # A long sentence (a wide table row) shares words with any question: it must earn its length.
+        score /= 1 + max(0, len(text.split()) - LONG_SENTENCE) / LONG_SENTENCE
+        best[position] = max(best.get(position, 0.0), score)
+    scored = [Candidate(best[position], c[0], c[1], c[2], c[3]) for position, c in enumerate(found)]
+    scored.sort(key=lambda c: (c.score, -c.passage, -c.order), reverse=True)
     # Overlapping passages repeat sentences: each sentence counts once, where it ranks best.
     seen, unique = set(), []
     for item in scored:
-        key = " ".join(item[6].lower().split())
+        key = " ".join(item.text.lower().split())
         if key not in seen:
             seen.add(key)
             unique.append(item)
-    scored = unique
-    best = scored[0][0]
-    if best < ANSWER_THRESHOLD:
+    return unique, by_place
+
+
+def answer(messages):
+    """The extractive answer text for a list of messages."""
+    question, passages = split_question_and_passages(messages)
+    scope = _scope(messages)
+    if not passages:
+        return refusal(scope) if scope else NO_MODEL
+    scored, by_place = rank(question, passages)
+    if not scored or scored[0].score < ANSWER_THRESHOLD:
         return refusal(scope)
-    chosen = [item for item in scored[:MAX_QUOTES] if item[0] >= best * SECOND_SENTENCE]
-    by_place = {(c[0], c[1]): c[3] for c in candidates}
-    picked = {(item[3], item[4]): item for item in chosen}
+    best = scored[0].score
+    kind = _question_kind(question)
+    chosen = [item for item in scored[:MAX_QUOTES] if item.score >= best * SECOND_SENTENCE]
+    picked = {(item.passage, item.order): item for item in chosen}
     top = chosen[0]
     follow = []
     # A sentence that announces what follows ("Here is how:") brings the next one along; one that
     # lacks what the question asks for (a number, a date, a name) brings the next sentence that has it.
-    if top[6].rstrip().endswith(":"):
-        follow.append(top[4] + 1)
-    elif kind is not None and not kind.search(top[6]):
-        follow += [o for o in (top[4] + 1, top[4] + 2) if kind.search(by_place.get((top[3], o), ""))][:1]
+    if top.text.rstrip().endswith(":"):
+        follow.append(top.order + 1)
+    elif kind is not None and not kind.search(top.text):
+        follow += [o for o in (top.order + 1, top.order + 2) if kind.search(by_place.get((top.passage, o), ""))][:1]
     for order in follow:
-        if (top[3], order) in by_place:
-            picked.setdefault((top[3], order), (0, 0, 0, top[3], order, top[5], by_place[(top[3], order)]))
+        if (top.passage, order) in by_place:
+            picked.setdefault(
+                (top.passage, order), Candidate(0, top.passage, order, top.label, by_place[(top.passage, order)])
+            )
     # In the order of the passages, each passage cited once, after its last sentence.
-    ordered = sorted(picked.values(), key=lambda item: (item[3], item[4]))
+    ordered = sorted(picked.values(), key=lambda item: (item.passage, item.order))
     out = []
     for position, item in enumerate(ordered):
-        last_of_passage = position + 1 == len(ordered) or ordered[position + 1][3] != item[3]
-        text = " ".join(item[6].split())
-        out.append(_cite(text, item[5]) if last_of_passage else text)
+        last_of_passage = position + 1 == len(ordered) or ordered[position + 1].passage != item.passage
+        text = " ".join(item.text.split())
+        out.append(_cite(text, item.label) if last_of_passage else text)
     return " ".join(out)
 
 

@@ -33,7 +33,11 @@ def test_a_configured_upstream_model(openai_client, upstream, db):
     from llmgateway.models import ModelConfig
 
     ModelConfig.objects.create(
-        name="remote-embed", provider="openai-compatible", base_url=upstream.base_url, upstream_model="e"
+        name="remote-embed",
+        kind="embedding",
+        provider="openai-compatible",
+        base_url=upstream.base_url,
+        upstream_model="e",
     )
     registry.forget_all()
     result = openai_client.embeddings.create(model="remote-embed", input="hello world")
@@ -71,7 +75,7 @@ def test_a_dead_upstream_is_a_clear_error(db, settings):
     from llmgateway.models import ModelConfig
 
     ModelConfig.objects.create(
-        name="dead-embed", provider="openai-compatible", base_url=f"http://127.0.0.1:{free_port()}/v1"
+        name="dead-embed", kind="embedding", provider="openai-compatible", base_url=f"http://127.0.0.1:{free_port()}/v1"
     )
     registry.forget_all()
     with pytest.raises(EmbeddingError, match="could not be reached"):
@@ -82,3 +86,121 @@ def test_a_text_with_no_known_word_gets_a_finite_vector():
     result = embed(["\u2603\u2603", "words"])
     assert result.vectors.shape == (2, LOCAL_DIMENSIONS)
     assert all(abs(float(x)) < 10 for x in result.vectors[0])
+
+
+def _post_embeddings(client, key, body):
+    return client.post(
+        "/v1/embeddings", json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+    )
+
+
+def test_embeddings_are_cached_per_text_and_metered_like_completions(client, api_key, upstream, admin_user):
+    from llmgateway import registry
+    from llmgateway.metering import records
+    from llmgateway.models import ModelConfig, UsageRecord
+
+    ModelConfig.objects.create(
+        name="remote-embed",
+        kind="embedding",
+        provider="openai-compatible",
+        base_url=upstream.base_url,
+        upstream_model="e",
+        price_input_per_1k="0.5",
+    )
+    registry.forget_all()
+    body = {"model": "remote-embed", "input": ["hello world", "good morning"]}
+    first = _post_embeddings(client, api_key[1], body)
+    second = _post_embeddings(client, api_key[1], body)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert (first["X-Cache"], second["X-Cache"]) == ("MISS", "HIT")
+    assert len(upstream.requests) == 1  # the second answer came from the cache
+    assert [d["embedding"] for d in second.json()["data"]] == [d["embedding"] for d in first.json()["data"]]
+    # One new text: only it goes upstream.
+    third = _post_embeddings(client, api_key[1], {"model": "remote-embed", "input": ["hello world", "good night"]})
+    assert third["X-Cache"] == "MISS" and upstream.requests[-1]["input"] == ["good night"]
+
+    assert records.drain() == 3
+    rows = list(
+        UsageRecord.objects.order_by("created_at").values_list(
+            "origin", "model", "cache", "status", "prompt_tokens", "cost", "workspace_id", "api_key_id", "user_id"
+        )
+    )
+    assert [row[:4] for row in rows] == [
+        ("embeddings", "remote-embed", "miss", 200),
+        ("embeddings", "remote-embed", "hit", 200),
+        ("embeddings", "remote-embed", "miss", 200),
+    ]
+    assert rows[0][4] > 0 and rows[0][5] > 0 and rows[1][4] == 0 and rows[1][5] == 0
+    assert {row[6:] for row in rows} == {(api_key[0].workspace_id, api_key[0].pk, admin_user.pk)}
+
+
+def test_the_embedding_cache_is_kept_per_workspace(db, workspace):
+    from llmgateway.embeddings import embed_for
+    from workspaces.models import Workspace
+
+    other = Workspace.objects.create(slug="other", name="Other")
+    assert embed_for(workspace.pk, ["sabbatical"]).cached is False
+    assert embed_for(workspace.pk, ["sabbatical"]).cached is True
+    assert embed_for(other.pk, ["sabbatical"]).cached is False
+
+
+def test_a_failed_embedding_call_is_recorded_as_an_error(db, workspace, settings):
+    from llmgateway import registry
+    from llmgateway.embeddings import embed_for
+    from llmgateway.metering import records
+    from llmgateway.models import ModelConfig, UsageRecord
+
+    ModelConfig.objects.create(
+        name="dead-embed", kind="embedding", provider="openai-compatible", base_url="http://127.0.0.1:9/v1"
+    )
+    registry.forget_all()
+    with pytest.raises(EmbeddingError):
+        embed_for(workspace.pk, ["hello"], model="dead-embed", origin="retrieval")
+    records.drain()
+    assert list(UsageRecord.objects.values_list("origin", "model", "cache", "status")) == [
+        ("retrieval", "dead-embed", "error", 502)
+    ]
+
+
+def test_embedding_models_are_added_with_their_kind_and_chat_models_refused(client, api_key, upstream):
+    from django.core.management import call_command
+
+    from llmgateway import registry
+
+    call_command(
+        "add_model", "vectors", "--kind", "embedding", "--base-url", upstream.base_url, "--upstream-model", "e"
+    )
+    call_command("add_model", "chatty", "--base-url", upstream.base_url, "--upstream-model", "c")
+    registry.forget_all()
+    ok = _post_embeddings(client, api_key[1], {"model": "vectors", "input": "hello"})
+    assert ok.status_code == 200 and len(ok.json()["data"][0]["embedding"]) == upstream.embedding_dims
+    refused = _post_embeddings(client, api_key[1], {"model": "chatty", "input": "hello"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "model_not_embedding" and "--kind embedding" in refused.text
+    assert len(upstream.requests) == 1  # the chat model was never asked for vectors
+
+
+def test_an_embedding_model_cannot_be_the_default_chat_model(db):
+    from django.core.exceptions import ValidationError
+
+    from llmgateway.models import ModelConfig
+
+    with pytest.raises(ValidationError, match="default"):
+        ModelConfig(name="vec", kind="embedding", provider="offline", is_default=True).full_clean()
+
+
+def test_local_vectors_are_the_mean_of_each_texts_token_vectors_whatever_the_batch():
+    import numpy as np
+
+    from llmgateway.embeddings import _local_pooling, embed_locally
+
+    tokenizer, table = _local_pooling()
+    texts = ["Every three years a six-week paid sabbatical", "", "zzqx", "vacation vacation days", "Omarchy Linux"]
+    expected = []
+    for text in texts:
+        ids = [i for word in text.split() for i in tokenizer.encode(word, add_special_tokens=False).ids]
+        vector = table[ids].mean(axis=0) if ids else np.zeros(table.shape[1], dtype=np.float32)
+        norm = np.linalg.norm(vector)
+        expected.append(vector / norm if norm else vector)
+    for batch_size in (1, 2, 64):
+        assert np.allclose(embed_locally(texts, batch_size=batch_size), np.vstack(expected), atol=1e-5)

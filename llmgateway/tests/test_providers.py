@@ -328,3 +328,66 @@ def test_a_request_leaves_in_one_write_and_is_answered(workspace, remote_model, 
     assert result.text and streamed
     assert _CountingStream.writes == 2  # one write for each request: its head and body together
     assert upstream.calls == 2
+
+
+def _offline_ask(question, *passages):
+    blocks = "\n".join(
+        f'<passage id="{n}" source="{source}">\n{body}\n</passage>' for n, (source, body) in enumerate(passages, 1)
+    )
+    return offline.answer([{"role": "user", "content": f"{blocks}\n\nQuestion: {question}"}])
+
+
+def test_offline_reads_a_table_row_with_its_header():
+    table = (
+        "Hotels\n\nHotels are booked by the travel desk.\n\n"
+        "City | Hotel limit per night | Preferred hotel\n\nAmsterdam | 180 euros | Hotel Jansz\n\n"
+        "Rotterdam | 140 euros | Hotel Maas"
+    )
+    text = _offline_ask("What is the hotel limit per night in Rotterdam?", ("Travel policy, Hotels", table))
+    # The row, named by its columns; the header row alone is never the answer.
+    assert text == "City: Rotterdam; Hotel limit per night: 140 euros; Preferred hotel: Hotel Maas [1]."
+
+
+def test_offline_never_quotes_the_passages_own_heading():
+    body = (
+        "My laptop was lost or stolen. What do I do?\n\n"
+        "Call the helpdesk on extension 4357 within one hour. They will lock the laptop remotely."
+    )
+    text = _offline_ask(
+        "What should I do right away if my laptop is stolen?",
+        ("IT FAQ, My laptop was lost or stolen. What do I do?", body),
+    )
+    assert text.startswith("Call the helpdesk on extension 4357 within one hour") and "lost or stolen" not in text
+
+
+def test_offline_a_question_in_the_text_comes_with_its_answer():
+    body = (
+        "OK\n\n2. An occasional side project for a friend. Someone wants to pay you to give a talk somewhere? "
+        "That's fine as long as it doesn't involve days off for travel."
+    )
+    text = _offline_ask("Is it fine if someone pays me to give a talk?", ("Moonlighting, OK", body))
+    assert "That's fine as long as" in text and text.endswith("[1].")
+
+
+def test_offline_plural_and_singular_are_one_word():
+    assert offline.terms("cycles booked policies") == offline.terms("cycle booking policy")
+
+
+def test_offline_how_do_i_prefers_the_instruction():
+    body = (
+        "Sometimes people work late for releases or emergencies. That time is not extra to normal working hours. "
+        "Use your judgement to take time off to make up for the extra hours."
+    )
+    text = _offline_ask("What should I do after working late for a release?", ("How we work, Balanced", body))
+    assert "take time off" in text
+
+
+def test_offline_can_i_prefers_the_sentence_that_says_what_is_allowed():
+    body = (
+        "Side projects. A side business is something many people think about. "
+        "A side business that differs from your job is fine, as long as it takes only a few hours a week."
+    )
+    text = _offline_ask("Can I run a side business?", ("Moonlighting, OK", body))
+    assert (
+        text == "A side business that differs from your job is fine, as long as it takes only a few hours a week [1]."
+    )

@@ -200,7 +200,7 @@ def _embeddings(request):
 
     from llmgateway import embeddings as embedding_models
 
-    entry.authenticate(_digest(request))
+    key = entry.authenticate(_digest(request))
     body = _read_json(request)
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.")
@@ -225,8 +225,12 @@ def _embeddings(request):
     if name == embedding_models.LOCAL_NAME:
         name = ""
     try:
-        result = embedding_models.embed(texts, model=name)
+        result = embedding_models.embed_for(
+            key.workspace_id, texts, model=name, origin="embeddings", user_id=key.user_id, api_key_id=key.id
+        )
     except embedding_models.EmbeddingError as exc:
+        if exc.status == 422:  # a chat model named for embeddings
+            raise GatewayError(400, exc.message, code="model_not_embedding", param="model") from None
         code = "model_not_found" if exc.status == 400 else "upstream_error"
         raise GatewayError(404 if exc.status == 400 else exc.status, exc.message, code=code, param="model") from None
     data = []
@@ -234,4 +238,6 @@ def _embeddings(request):
         value = base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector.tolist()
         data.append({"object": "embedding", "index": index, "embedding": value})
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
-    return JsonResponse({"object": "list", "data": data, "model": requested or result.model, "usage": usage})
+    response = JsonResponse({"object": "list", "data": data, "model": requested or result.model, "usage": usage})
+    response["X-Cache"] = "HIT" if result.cached else "MISS"
+    return response

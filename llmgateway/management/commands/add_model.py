@@ -3,7 +3,7 @@ import os
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from llmgateway.models import ModelConfig, Provider
+from llmgateway.models import ModelConfig, ModelKind, Provider
 
 
 def add_model(name, **fields):
@@ -37,6 +37,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name", help="the name clients send as `model`")
         parser.add_argument("--provider", choices=[p.value for p in Provider], default=Provider.OPENAI_COMPATIBLE)
+        parser.add_argument(
+            "--kind",
+            choices=[k.value for k in ModelKind],
+            help="chat (the default) or embedding: what the model serves",
+        )
         parser.add_argument("--base-url", help="e.g. https://api.openai.com/v1")
         parser.add_argument("--upstream-model", help="the model id the upstream expects")
         parser.add_argument("--api-key-env", help="environment variable holding the upstream key")
@@ -70,6 +75,7 @@ class Command(BaseCommand):
             model, created = add_model(
                 name,
                 provider=options["provider"],
+                kind=options["kind"],
                 base_url=options["base_url"],
                 upstream_model=options["upstream_model"],
                 api_key_env=options["api_key_env"],

@@ -1,0 +1,94 @@
+"""Structure kept through chunking: tables whole or split by rows under their header, PDF outlines as sections."""
+
+import io
+
+import pytest
+
+from documents.chunking import chunk_units
+from documents.parsers.base import Unit
+from documents.tests.conftest import pdf_bytes
+
+pytestmark = pytest.mark.django_db
+
+ROWS = 60
+
+
+def _markdown_table(rows=ROWS):
+    lines = ["| City | Hotel limit |", "| --- | --- |"]
+    lines += [f"| City {i} | {100 + i} euros |" for i in range(rows)]
+    return "\n".join(lines)
+
+
+def test_a_table_that_fits_stays_whole_in_a_passage_of_its_own():
+    text = "Hotels are booked by the travel desk. " * 3 + "\n\n" + _markdown_table(5) + "\n\nAsk the desk."
+    pieces = chunk_units([Unit(text, section="Hotels")], size=1200, overlap=200)
+    tables = [p for p in pieces if "| City 0 |" in p.text]
+    assert len(tables) == 1
+    assert tables[0].text == _markdown_table(5)
+    assert all("| City" not in p.text for p in pieces if p is not tables[0])
+
+
+def test_a_long_table_is_split_between_rows_with_its_header_repeated():
+    text = "Limits.\n\n" + _markdown_table()
+    pieces = [p for p in chunk_units([Unit(text, section="Hotels")], size=400, overlap=100) if "| City" in p.text]
+    assert len(pieces) > 3
+    for piece in pieces:
+        lines = piece.text.splitlines()
+        assert lines[:2] == ["| City | Hotel limit |", "| --- | --- |"]
+        assert all(line.startswith("| City ") and line.endswith(" euros |") for line in lines[2:])  # whole rows
+        assert len(piece.text) <= 400
+    rows = [line for piece in pieces for line in piece.text.splitlines()[2:]]
+    assert rows == [f"| City {i} | {100 + i} euros |" for i in range(ROWS)]  # each row once, in order
+    # Offsets span each part's own rows.
+    assert all(a.end <= b.start for a, b in zip(pieces, pieces[1:], strict=False))
+
+
+def test_prose_with_pipes_is_not_a_table():
+    text = "Use the a | b syntax once. " * 80
+    pieces = chunk_units([Unit(text, section="")], size=400, overlap=100)
+    assert len(pieces) > 3 and all(len(p.text) <= 400 for p in pieces)
+
+
+def test_docx_and_html_tables_are_split_under_their_header(ingest, settings):
+    import docx
+
+    settings.DOCUMENTS_CHUNK_SIZE = 500
+    document = docx.Document()
+    document.add_heading("Expense limits", level=1)
+    table = document.add_table(rows=ROWS + 1, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Category", "Limit"
+    for i in range(ROWS):
+        table.cell(i + 1, 0).text, table.cell(i + 1, 1).text = f"Item {i}", f"{i} euros"
+    buffer = io.BytesIO()
+    document.save(buffer)
+    html = "<h1>Limits</h1><table><tr><th>Category</th><th>Limit</th></tr>" + "".join(
+        f"<tr><td>Item {i}</td><td>{i} euros</td></tr>" for i in range(ROWS)
+    )
+    for name, content in (("limits.docx", buffer.getvalue()), ("limits.html", (html + "</table>").encode())):
+        ingested = ingest(name, content)
+        assert ingested.status == "ready", ingested.failure_reason
+        parts = [c.text for c in ingested.chunks.order_by("position") if "Item" in c.text]
+        assert len(parts) > 1, name
+        assert all(part.lstrip("| ").startswith("Category | Limit") for part in parts), name
+        found = [f"Item {i} " for i in range(ROWS) if any(f"Item {i} |" in p for p in parts)]
+        assert len(found) == ROWS, name
+
+
+def test_pdf_outline_gives_each_page_its_heading_path(ingest):
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes())))
+    top = writer.add_outline_item(title="Handbook", page_number=0)
+    writer.add_outline_item(title="Expenses", page_number=1, parent=top)
+    writer.add_outline_item(title="Equipment", page_number=2, parent=top)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    document = ingest("outlined.pdf", buffer.getvalue())
+    assert document.status == "ready", document.failure_reason
+    sections = list(document.chunks.order_by("position").values_list("page", "section"))
+    assert sections == [(1, "Handbook"), (2, "Handbook › Expenses"), (3, "Handbook › Equipment")]
+
+
+def test_pdf_without_an_outline_has_pages_only(ingest):
+    document = ingest("plain.pdf", pdf_bytes())
+    assert set(document.chunks.values_list("section", flat=True)) == {""}
