@@ -463,7 +463,7 @@ def usage(request, slug):
         for row in Message.objects.filter(conversation__assistant__workspace=workspace)
         .exclude(feedback="")
         .values("conversation__assistant_id")
-        .annotate(up=Count("id", filter=Q(feedback="up")), down=Count("id", filter=Q(feedback="down")))
+        .annotate(up=Count("feedback", filter=Q(feedback="up")), down=Count("feedback", filter=Q(feedback="down")))
         .order_by()
     }
     rows = list(Assistant.objects.in_workspace(workspace).order_by("name"))

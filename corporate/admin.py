@@ -25,6 +25,7 @@ class UserAdmin(BaseUserAdmin):
     ordering = ("email",)
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    list_per_page = 50  # as the other lists of large tables (corporate/admin_lists.py)
     list_display = ("email", "full_name", "is_active", "is_staff", "last_login", "date_joined")
     list_filter = ("is_active", "is_staff", "is_superuser", "date_joined", "last_login")
     search_fields = ("email", "full_name")
