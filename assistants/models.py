@@ -248,7 +248,9 @@ class Message(models.Model):
             # conversation page: its latest turns as it reads (shown() reversed, LIMIT 51), however long it is.
             models.Index(F("conversation"), Coalesce("question", "id"), F("id"), name="message_turns"),
             # the assistants' usage page: answers with feedback, per conversation (few of all answers).
-            models.Index(fields=["conversation", "feedback"], condition=~models.Q(feedback=""), name="message_feedback"),
+            models.Index(
+                fields=["conversation", "feedback"], condition=~models.Q(feedback=""), name="message_feedback"
+            ),
         ]
 
     def __str__(self):

@@ -12,7 +12,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="message",
             index=models.Index(
-                condition=models.Q(("feedback", ""), _negated=True), fields=["conversation", "feedback"], name="message_feedback"
+                condition=models.Q(("feedback", ""), _negated=True),
+                fields=["conversation", "feedback"],
+                name="message_feedback",
             ),
         ),
     ]
