@@ -61,6 +61,7 @@ def test_loopback_and_private_upstreams_can_be_forbidden(db, settings, url):
 def _admin_form(**changes):
     data = {
         "name": "metadata",
+        "kind": "chat",
         "provider": "openai-compatible",
         "upstream_model": "m",
         "base_url": "http://169.254.169.254/latest",
