@@ -27,15 +27,16 @@ ANDed, "quoted phrases", `or`, and `-word` to exclude.
 Backends: PostgreSQL uses a generated `tsvector` column with a GIN index
 (websearch_to_tsquery, ts_rank, ts_headline); SQLite an FTS5 table kept in
 sync with documents_chunk by triggers (bm25, snippet). Both are created by
-migration 0002 with the SQL below. On PostgreSQL a query that matches more
-than RANK_CANDIDATES passages ranks only that many of them (a very common
-word); this bounds latency at the cost of exact ranking for such queries.
+migration 0002 with the SQL below. On both backends a query that matches
+more than RANK_CANDIDATES passages of the workspace ranks only that many of
+them (a very common word); this bounds latency at the cost of exact ranking
+for such queries.
 """
 
 import re
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection as default_connection
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
@@ -44,8 +45,8 @@ from workspaces.permissions import check, workspace_ids
 MAX_LIMIT = 100
 MARK_START, MARK_END = "\ue000", "\ue001"
 SEARCH_CONFIG = "english"
-# PostgreSQL ranks at most this many matching passages; a query matching more (a very common
-# word) ranks a sample of them, which keeps its latency bounded.
+# Full-text search ranks at most this many matching passages; a query matching more (a very common
+# word) ranks a sample of them, which keeps its latency bounded (4,000: about 6 ms of bm25 on SQLite).
 RANK_CANDIDATES = 4000
 
 SQLITE_INSTALL = [
@@ -82,10 +83,13 @@ POSTGRES_UNINSTALL = [
     "ALTER TABLE documents_chunk DROP COLUMN IF EXISTS search_vector",
 ]
 
+# The passages' highlighted snippets (ts_headline) are made for the first `snippets` rows only: a
+# hybrid search ranks more passages than it shows (the rest are fused with the nearest passages).
 POSTGRES_QUERY = f"""
 WITH q AS (SELECT websearch_to_tsquery('{SEARCH_CONFIG}', %s) AS query)
 SELECT top.id, top.document_id, top.position, top.page, top.section, top.text, top.score,
-       ts_headline('{SEARCH_CONFIG}', top.text, q.query, %s)
+       CASE WHEN row_number() OVER (ORDER BY top.score DESC, top.id) <= %s
+            THEN ts_headline('{SEARCH_CONFIG}', top.text, q.query, %s) END
 FROM (
     SELECT m.id, m.document_id, m.position, m.page, m.section, m.text,
            ts_rank(m.search_vector, q.query) AS score
@@ -93,7 +97,7 @@ FROM (
         SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, c.search_vector
         FROM documents_chunk c
         WHERE c.search_vector @@ websearch_to_tsquery('{SEARCH_CONFIG}', %s) AND {{workspaces}} {{documents}}
-        LIMIT {RANK_CANDIDATES}
+        LIMIT {{candidates}}
     ) m, q
     ORDER BY score DESC, m.id
     LIMIT %s
@@ -105,14 +109,28 @@ HEADLINE_OPTIONS = (
 )
 
 # CROSS JOIN keeps the full-text match as the outer loop: left to itself, SQLite 3.4x may walk the
-# workspace's passages and run the match once for each of them.
+# workspace's passages and run the match once for each of them. As on PostgreSQL, bm25 ranks at most
+# RANK_CANDIDATES matching passages of the workspaces (the first ones), and snippets are made for the
+# first `snippets` rows only (one look-up in the full-text index each).
 SQLITE_QUERY = """
-SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, -bm25(documents_chunk_fts) AS score,
-       snippet(documents_chunk_fts, 0, char(57344), char(57345), ' … ', 40)
-FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
-WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
-ORDER BY bm25(documents_chunk_fts), c.id
-LIMIT %s
+SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, top.score,
+       CASE WHEN top.n <= %s THEN (
+           SELECT snippet(documents_chunk_fts, 0, char(57344), char(57345), ' … ', 40)
+           FROM documents_chunk_fts WHERE documents_chunk_fts MATCH %s AND rowid = top.id
+       ) END
+FROM (
+    SELECT m.id, m.score, row_number() OVER (ORDER BY m.score DESC, m.id) AS n
+    FROM (
+        SELECT documents_chunk_fts.rowid AS id, -bm25(documents_chunk_fts) AS score
+        FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
+        WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
+        LIMIT {candidates}
+    ) m
+    ORDER BY m.score DESC, m.id
+    LIMIT %s
+) top
+JOIN documents_chunk c ON c.id = top.id
+ORDER BY top.n
 """
 
 
@@ -194,10 +212,7 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
     depth = max(limit * HYBRID_DEPTH, HYBRID_MIN_CANDIDATES) if hybrid else limit
     rows = []
     if query:
-        if connection.vendor == "postgresql":
-            rows = _postgres(workspace_ids_, query, document_ids, depth)
-        else:
-            rows = _sqlite(workspace_ids_, query, document_ids, depth)
+        rows = _run(lexical_sql(workspace_ids_, query, document_ids, depth, snippets=limit))
     if hybrid:
         near = [
             row
@@ -232,36 +247,52 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
     return results
 
 
-def _postgres(workspace_ids_, query, document_ids, limit):
+def lexical_sql(workspace_ids_, query, document_ids, limit, snippets=None, connection=None):
+    """(sql, params) of the full-text ranking for this database, or None when the query has no word.
+
+    The first `snippets` rows (all by default) come with a highlighted snippet, the others with None.
+    """
+    connection = connection or default_connection
+    snippets = limit if snippets is None else snippets
+    if connection.vendor == "postgresql":
+        return _postgres_sql(workspace_ids_, query, document_ids, limit, snippets)
+    return _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets)
+
+
+def _run(query):
+    if query is None:
+        return []
+    with default_connection.cursor() as cursor:
+        cursor.execute(*query)
+        return cursor.fetchall()
+
+
+def _postgres_sql(workspace_ids_, query, document_ids, limit, snippets):
     ids = list(workspace_ids_)
     # One workspace: `=` with the column's type, which the (workspace_id, search_vector) index serves;
     # a GIN index cannot take `= ANY(array)`, so several workspaces use the full-text index alone.
     workspaces = "c.workspace_id = %s::bigint" if len(ids) == 1 else "c.workspace_id = ANY(%s)"
-    params = [query, HEADLINE_OPTIONS, query, ids[0] if len(ids) == 1 else ids]
+    params = [query, snippets, HEADLINE_OPTIONS, query, ids[0] if len(ids) == 1 else ids]
     documents = ""
     if document_ids is not None:
         documents = "AND c.document_id = ANY(%s)"
         params.append(document_ids)
     params.append(limit)
-    with connection.cursor() as cursor:
-        cursor.execute(POSTGRES_QUERY.format(workspaces=workspaces, documents=documents), params)
-        return cursor.fetchall()
+    return POSTGRES_QUERY.format(workspaces=workspaces, documents=documents, candidates=int(RANK_CANDIDATES)), params
 
 
-def _sqlite(workspace_ids_, query, document_ids, limit):
+def _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets):
     match = fts5_query(query)
     if not match:
-        return []
-    params = [match, *workspace_ids_]
+        return None
+    params = [snippets, match, match, *workspace_ids_]
     documents = ""
     if document_ids is not None:
         documents = "AND c.document_id IN ({})".format(", ".join(["%s"] * len(document_ids)))
         params += document_ids
     params.append(limit)
-    sql = SQLITE_QUERY.format(workspaces=", ".join(["%s"] * len(workspace_ids_)), documents=documents)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    marks = ", ".join(["%s"] * len(workspace_ids_))
+    return SQLITE_QUERY.format(workspaces=marks, documents=documents, candidates=int(RANK_CANDIDATES)), params
 
 
 TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')

@@ -16,7 +16,15 @@ scanning until enough rows of the wanted workspace are found.
 SQLite: a sqlite-vec `vec0` table per embedding model
 (`documents_chunk_vec_<key>`: the passage id, its workspace as partition key,
 its document, the vector), created when the model first stores vectors, with
-a trigger that drops a passage's vector with the passage.
+a trigger that drops a passage's vector with the passage. sqlite-vec has no
+approximate index: a query compares the question with every vector of the
+workspace, so that scan is kept cheap: Euclidean distance (vectors are unit
+length, so the order is the cosine order, and sqlite-vec computes it with
+SIMD, a third faster than its cosine), and the database file memory-mapped
+(the scan reads the vectors in place instead of page by page through
+SQLite's cache). Quantized coarse passes (bit or int8 vectors, then an exact
+re-ranking) were measured and not kept: on passages whose vectors lie close
+together they lose most of the true nearest passages.
 
 `Chunk.embedding_model` names the model of each passage's vector, so a search
 only ever compares vectors of the query's own model. Where neither extension
@@ -99,8 +107,18 @@ def forget_state(connection=None):
         del connection._vector_state
 
 
+# SQLite maps up to this much of the database file into memory: the nearest-passages scan then
+# reads the vectors in place (100,000 passages of 256 dimensions: 100 MB of vectors).
+SQLITE_MMAP_BYTES = 1 << 30
+
+
 def on_connection_created(sender, connection, **kwargs):
-    """Every new PostgreSQL connection: let HNSW scans go on until enough rows pass the workspace filter."""
+    """Every new connection: PostgreSQL lets HNSW scans go on until enough rows pass the workspace filter;
+    SQLite maps the file into memory for the vector scan."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
+        return
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
@@ -145,8 +163,17 @@ def uninstall(schema_editor):
 
 
 def rebuild(connection=None):
-    """`reindex --rebuild-index`: add the vector column where pgvector has become available."""
+    """`reindex --rebuild-index`: add the vector column where pgvector has become available; on SQLite,
+    move tables made with the cosine metric to the faster Euclidean one (the same order)."""
     connection = connection or default_connection
+    if connection.vendor == "sqlite" and state(connection).available:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name LIKE 'documents_chunk_vec_%' "
+                "AND sql LIKE '%distance_metric=cosine%'"
+            )
+            for table, _ in cursor.fetchall():
+                _to_euclidean(cursor, table)
     if connection.vendor == "postgresql":
 
         class Editor:
@@ -155,6 +182,18 @@ def rebuild(connection=None):
         editor = Editor()
         editor.connection = connection
         install(editor)
+
+
+def _to_euclidean(cursor, table):
+    cursor.execute(f"SELECT chunk_id, workspace_id, document_id, embedding FROM {table}")
+    rows = cursor.fetchall()
+    cursor.execute(f"SELECT sql FROM sqlite_master WHERE name = '{table}'")
+    definition = cursor.fetchone()[0].replace(" distance_metric=cosine", "")
+    cursor.execute(f"DROP TABLE {table}")
+    cursor.execute(definition)
+    cursor.executemany(
+        f"INSERT INTO {table}(chunk_id, workspace_id, document_id, embedding) VALUES (%s, %s, %s, %s)", rows
+    )
 
 
 def prepare(embedded, connection=None):
@@ -192,7 +231,7 @@ def _ensure_storage(cursor, connection, model, dims):
         cursor.execute(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0("
             "chunk_id integer primary key, workspace_id integer partition key, document_id integer, "
-            f"embedding float[{int(dims)}] distance_metric=cosine)"
+            f"embedding float[{int(dims)}])"  # Euclidean: see the module's docstring
         )
         cursor.execute(
             f"CREATE TRIGGER IF NOT EXISTS {table}_ad AFTER DELETE ON documents_chunk BEGIN "
@@ -204,8 +243,11 @@ def _pg_vector(row):
     return "[" + ",".join(f"{x:.6g}" for x in row.tolist()) + "]"
 
 
-def write(document_id, workspace_id, chunk_ids, embedded, connection=None):
-    """Store the vectors of one document's passages (in chunk_ids order) and name their model. Call in a transaction."""
+def write(document_id, workspace_id, chunk_ids, embedded, connection=None, replace=True):
+    """Store the vectors of one document's passages (in chunk_ids order) and name their model. Call in a transaction.
+
+    `replace=False` skips dropping the document's earlier vectors (a bulk load of new passages).
+    """
     from documents.models import Chunk
 
     connection = connection or default_connection
@@ -216,7 +258,8 @@ def write(document_id, workspace_id, chunk_ids, embedded, connection=None):
         if connection.vendor == "sqlite":
             _ensure_storage(cursor, connection, model, dims)
             table = _sqlite_table(model)
-            cursor.execute(f"DELETE FROM {table} WHERE document_id = %s", [document_id])
+            if replace:
+                cursor.execute(f"DELETE FROM {table} WHERE document_id = %s", [document_id])
             cursor.executemany(
                 f"INSERT INTO {table}(chunk_id, workspace_id, document_id, embedding) VALUES (%s, %s, %s, %s)",
                 [
@@ -244,8 +287,12 @@ def _quote(text):
     return "'" + text.replace("'", "''") + "'"
 
 
+# Rows carry the cosine distance: from the Euclidean distance d of unit vectors it is d² / 2 (tables
+# made before the switch to Euclidean distance hold the cosine distance itself).
 SQLITE_NEAREST = """
-SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, v.distance
+SELECT c.id, c.document_id, c.position, c.page, c.section, c.text,
+       CASE WHEN (SELECT sql FROM sqlite_master WHERE name = '{table}') LIKE '%%distance_metric=cosine%%'
+            THEN v.distance ELSE v.distance * v.distance / 2 END AS distance
 FROM (SELECT chunk_id, distance FROM {table} WHERE embedding MATCH %s AND k = %s AND workspace_id {workspaces}) v
 JOIN documents_chunk c ON c.id = v.chunk_id
 WHERE c.embedding_model = %s {documents}
@@ -301,3 +348,29 @@ def nearest(workspace_ids, vector, model, document_ids=None, k=20, connection=No
                 return []
             raise
         return cursor.fetchall()
+
+
+def exact_nearest_ids(workspace_ids, vector, model, k, connection=None):
+    """Ids of the k passages nearest to the vector by an exact scan (what the index's answer is checked against)."""
+    import numpy as np
+
+    connection = connection or default_connection
+    if connection.vendor == "sqlite":
+        marks = ", ".join(["%s"] * len(workspace_ids))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT chunk_id, embedding FROM {_sqlite_table(model)} WHERE workspace_id IN ({marks})",
+                list(workspace_ids),
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return []
+        ids = np.array([row[0] for row in rows])
+        matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(len(rows), -1)
+        order = np.lexsort((ids, -(matrix @ vector.astype(np.float32))))[:k]
+        return ids[order].tolist()
+    sql, params = nearest_sql(workspace_ids, vector, model, None, k, connection)
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]

@@ -7,7 +7,7 @@ path itself is tested on a PostgreSQL 18 with pgvector in test_pgvector.py.
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
+from django.db import connections, transaction
 from django.urls import reverse
 
 from documents import ingestion, vectors
@@ -246,3 +246,76 @@ def test_an_embedding_model_that_times_out_leaves_the_document_ready_and_pending
         }
     finally:
         server.stop()
+
+
+def test_nearest_passages_are_the_exact_nearest_with_their_cosine_distance(ingest, workspace):
+    needs_vectors()
+    import numpy as np
+
+    document = ingest("benefits.md", HANDBOOK)
+    chunks = list(Chunk.objects.filter(document=document).order_by("position"))
+    passages = embed([chunk.text for chunk in chunks])
+    with transaction.atomic():  # vectors known here, whatever ingestion embeds of a passage
+        vectors.write(document.pk, workspace.pk, [chunk.pk for chunk in chunks], passages)
+    question = embed(["How often can I take a sabbatical?"])
+    similarity = passages.vectors @ question.vectors[0]
+    rows = vectors.nearest([workspace.pk], question.vectors[0], question.model, k=len(chunks))
+    # The same order as an exact cosine ranking, and each row's distance is 1 - cosine.
+    assert [row[0] for row in rows] == [chunks[i].pk for i in np.argsort(-similarity)]
+    assert [row[0] for row in rows] == vectors.exact_nearest_ids(
+        [workspace.pk], question.vectors[0], question.model, 10
+    )
+    expected = {chunk.pk: 1.0 - float(s) for chunk, s in zip(chunks, similarity, strict=True)}
+    for row in rows:
+        assert row[6] == pytest.approx(expected[row[0]], abs=1e-4)
+
+
+def test_a_vector_table_made_with_the_cosine_metric_still_searches_and_is_rebuilt(ingest, workspace):
+    needs_vectors()
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("sqlite-vec tables only")
+    ingest("benefits.md", HANDBOOK)
+    question = embed(["How often can I take a sabbatical?"])
+    before = vectors.nearest([workspace.pk], question.vectors[0], question.model, k=5)
+    table = vectors._sqlite_table(question.model)
+    with connection.cursor() as cursor:  # as tables were made before the Euclidean metric
+        cursor.execute(f"SELECT chunk_id, workspace_id, document_id, embedding FROM {table}")
+        rows = cursor.fetchall()
+        cursor.execute(f"DROP TABLE {table}")
+        cursor.execute(
+            f"CREATE VIRTUAL TABLE {table} USING vec0(chunk_id integer primary key, workspace_id integer "
+            "partition key, document_id integer, embedding float[256] distance_metric=cosine)"
+        )
+        cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s)", rows)
+    for attempt in ("cosine table", "after the rebuild"):
+        after = vectors.nearest([workspace.pk], question.vectors[0], question.model, k=5)
+        assert [row[0] for row in after] == [row[0] for row in before], attempt
+        assert [row[6] for row in after] == pytest.approx([row[6] for row in before], abs=1e-4), attempt
+        vectors.rebuild()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT sql FROM sqlite_master WHERE name = %s", [table])
+            assert "cosine" not in cursor.fetchone()[0]
+
+
+def test_hybrid_search_highlights_what_it_returns_and_ranks_a_bounded_number_of_matches(ingest, workspace, monkeypatch):
+    from documents import search
+
+    ingest("benefits.md", HANDBOOK)
+    question = embed(["How often can I take a sabbatical?"])
+    results = search_workspace(
+        workspace, "sabbatical", limit=1, vector=question.vectors[0], vector_model=question.model
+    )
+    assert "<mark>sabbatical</mark>" in results[0].snippet.lower()
+    # Only the rows shown get a snippet: a hybrid search ranks more passages than it returns.
+    sql, params = search.lexical_sql([workspace.pk], "every or laptop or sabbatical", None, 10, snippets=1)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    assert len(rows) >= 2 and rows[0][7] and all(row[7] is None for row in rows[1:])
+    # A query matching more passages than RANK_CANDIDATES ranks only that many of them.
+    monkeypatch.setattr(search, "RANK_CANDIDATES", 1)
+    assert len(search_workspace(workspace, "every or laptop or sabbatical", limit=10)) == 1
