@@ -365,9 +365,12 @@ def main():
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--recall-queries", type=int, default=30)
+    parser.add_argument("--ef-search", default="40,80,200,400", help="PostgreSQL: hnsw.ef_search values to compare")
+    parser.add_argument("--rank-candidates", default="500,1000,2000,4000", help="full-text candidate caps to compare")
     parser.add_argument("--reuse", action="store_true", help="keep the filled database under var/search-bench/")
     parser.add_argument("--fill-only", action="store_true", help="fill (or check the fill) and stop")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
     cluster = configure(args)
     try:
         run(args)
@@ -417,11 +420,12 @@ def run(args):
     pairs = list(zip(samples, questions.vectors, strict=True))
     for query, vector in pairs[:10]:
         search_workspace(ws, query, limit=5, vector=vector, vector_model=questions.model)  # warm up
-    hybrid, lexical, nearest, hits = [], [], [], 0
+    hybrid, lexical, nearest, cpu, hits = [], [], [], [], 0
     for query, vector in pairs:  # the three measured in turn, so load changes hit them alike
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.process_time()
         results = search_workspace(ws, query, limit=5, vector=vector, vector_model=questions.model)
         hybrid.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - used) * 1000)
         hits += bool(results)
         started = time.perf_counter()
         search_workspace(ws, query, limit=20)
@@ -435,9 +439,14 @@ def run(args):
     print("  " + figures("hybrid (an assistant's retrieval, 5 passages)", hybrid))
     print("  " + figures("  full-text half alone (20 ranked)", lexical))
     print("  " + figures("  nearest-passages half alone (20)", nearest))
+    where = "this process: SQLite runs in it" if connection.vendor == "sqlite" else "the client only"
+    print("  " + figures(f"CPU time of the hybrid search ({where})", cpu))
     print(
         f"  recall@20 of the nearest passages against an exact search: {recall(ws, pairs, questions.model, args):.3f}"
     )
+    caps(ws, pairs, args)
+    if connection.vendor == "postgresql":
+        sweep(ws, pairs, questions.model, args)
     print(f"  load average after: {os.getloadavg()[0]:.1f}")
     print_plans(ws, samples[0], questions.vectors[0], questions.model)
 
@@ -455,6 +464,50 @@ def recall(ws, pairs, model, args):
         found += len(got & exact)
         total += len(exact)
     return found / max(total, 1)
+
+
+def caps(ws, pairs, args):
+    """Latency of the hybrid search's full-text half (20 ranked, 5 with snippets) for several candidate caps."""
+    from django.db import connection
+
+    from documents import search
+
+    kept = search.RANK_CANDIDATES
+    try:
+        for cap in [int(value) for value in args.rank_candidates.split(",") if value]:
+            search.RANK_CANDIDATES = cap
+            timings = []
+            for query, _vector in pairs[:100]:
+                started = time.perf_counter()
+                sql = search.lexical_sql([ws.pk], query, None, 20, snippets=5)
+                with connection.cursor() as cursor:
+                    cursor.execute(*sql)
+                    cursor.fetchall()
+                timings.append((time.perf_counter() - started) * 1000)
+            print(f"    full-text half, {cap:,} candidates ranked at most: " + figures("", timings)[2:])
+    finally:
+        search.RANK_CANDIDATES = kept
+
+
+def sweep(ws, pairs, model, args):
+    """Recall and latency of the nearest-passages half for several hnsw.ef_search values."""
+    from django.db import connection
+
+    from documents import vectors
+
+    for ef in [int(value) for value in args.ef_search.split(",") if value]:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET hnsw.ef_search = {ef}")
+        timings = []
+        for _query, vector in pairs[:100]:
+            started = time.perf_counter()
+            vectors.nearest([ws.pk], vector, model, None, 20)
+            timings.append((time.perf_counter() - started) * 1000)
+        print(
+            f"    hnsw.ef_search {ef}: recall@20 {recall(ws, pairs, model, args):.3f}; " + figures("nearest", timings)
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET hnsw.ef_search = {vectors.HNSW_EF_SEARCH}")
 
 
 def print_plans(ws, query, vector, model):

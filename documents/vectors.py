@@ -172,7 +172,9 @@ def rebuild(connection=None):
                 "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name LIKE 'documents_chunk_vec_%' "
                 "AND sql LIKE '%distance_metric=cosine%'"
             )
-            for table, _ in cursor.fetchall():
+            tables = [row[0] for row in cursor.fetchall()]
+        for table in tables:
+            with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
                 _to_euclidean(cursor, table)
     if connection.vendor == "postgresql":
 
@@ -299,13 +301,18 @@ WHERE c.embedding_model = %s {documents}
 ORDER BY v.distance, c.id
 """
 
+# hnsw.iterative_scan = relaxed_order may return the index's rows slightly out of order: the
+# materialized set of k rows is sorted again by its exact distance.
 PG_NEAREST = """
-SELECT c.id, c.document_id, c.position, c.page, c.section, c.text,
-       (c.embedding::vector({dims}) <=> %s::vector({dims})) AS distance
-FROM documents_chunk c
-WHERE c.embedding_model = {model} AND c.workspace_id = ANY(%s) {documents}
-ORDER BY c.embedding::vector({dims}) <=> %s::vector({dims})
-LIMIT %s
+WITH near AS MATERIALIZED (
+    SELECT c.id, c.document_id, c.position, c.page, c.section, c.text,
+           (c.embedding::vector({dims}) <=> %s::vector({dims})) AS distance
+    FROM documents_chunk c
+    WHERE c.embedding_model = {model} AND c.workspace_id = ANY(%s) {documents}
+    ORDER BY c.embedding::vector({dims}) <=> %s::vector({dims})
+    LIMIT %s
+)
+SELECT * FROM near ORDER BY distance, id
 """
 
 

@@ -42,3 +42,13 @@ def test_vectors_are_stored_as_pgvector_values(ingest):
             [document.pk],
         )
         assert cursor.fetchall() == [(256, 3)]
+
+
+def test_the_hnsw_index_answers_like_an_exact_search_in_distance_order(ingest, workspace):
+    ingest("benefits.md", HANDBOOK)
+    question = embed(["How often can I take a sabbatical?"])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the index, even for three passages
+        rows = vectors.nearest([workspace.pk], question.vectors[0], question.model, k=3)
+    assert [row[0] for row in rows] == vectors.exact_nearest_ids([workspace.pk], question.vectors[0], question.model, 3)
+    assert [row[6] for row in rows] == sorted(row[6] for row in rows)
