@@ -23,7 +23,7 @@ PRELOAD = [
     "documents.parsers.markdown",
     "documents.parsers.html",
     "documents.parsers.csv",
-    "pypdf",
+    "pypdfium2",
     "docx",
     "charset_normalizer",
 ]
@@ -43,6 +43,7 @@ class Extraction:
     units: list = field(default_factory=list)
     pages_total: int = 0
     title: str = ""
+    cpu_seconds: float = 0.0  # the child's processor time (user + system), for logs and benchmarks
 
 
 def _child(conn, path, kind, limits, memory_bytes, cpu_seconds):
@@ -69,7 +70,8 @@ def _child(conn, path, kind, limits, memory_bytes, cpu_seconds):
                 conn.send(("title", unit.text))
             else:
                 conn.send(("unit", unit.text, unit.page, unit.section))
-        conn.send(("done",))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        conn.send(("done", usage.ru_utime + usage.ru_stime))
     except ParseError as exc:
         conn.send(("error", str(exc)))
     except MemoryError:
@@ -121,6 +123,7 @@ def extract(path, kind, *, limits, memory_mb, timeout, on_tick=None, tick_second
                 done, result.pages_total = message[1], message[2]
             elif message[0] == "done":
                 finished = True
+                result.cpu_seconds = message[1]
             elif message[0] == "error":
                 error = message[1]
     finally:
