@@ -20,13 +20,17 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
+def forget_checked_models():
+    ingestion._models_checked.clear()
+    yield
+    ingestion._models_checked.clear()
+
+
+@pytest.fixture
 def needs_vectors():
     state = vectors.state()
     if not state.available:
         pytest.skip(f"no vector search on this database: {state.problem}")
-    ingestion._models_checked.clear()
-    yield
-    ingestion._models_checked.clear()
 
 
 @pytest.fixture
@@ -64,7 +68,7 @@ def overdue(document):
 
 
 def test_an_endpoint_answering_errors_leaves_the_document_ready_and_pending_with_the_reason(
-    ingest, workspace, settings, fake_server, client_for, viewer
+    needs_vectors, ingest, workspace, settings, fake_server, client_for, viewer
 ):
     use_remote_model(settings, fake_server.base_url)
     fake_server.script(500, 500, 500, 500)
@@ -79,7 +83,7 @@ def test_an_endpoint_answering_errors_leaves_the_document_ready_and_pending_with
 
 
 def test_a_lost_retry_is_queued_again_after_its_back_off_and_the_document_is_embedded(
-    ingest, workspace, settings, django_capture_on_commit_callbacks
+    needs_vectors, ingest, workspace, settings, django_capture_on_commit_callbacks
 ):
     from deploy.tests.stack import free_port
 
@@ -111,7 +115,7 @@ def test_a_lost_retry_is_queued_again_after_its_back_off_and_the_document_is_emb
     assert vectors.nearest([workspace.pk], question.vectors[0], question.model)
 
 
-def test_the_retries_are_deferred_with_a_growing_back_off(ingest, settings, fake_server, run_tasks):
+def test_the_retries_are_deferred_with_a_growing_back_off(needs_vectors, ingest, settings, fake_server, run_tasks):
     from django_tasks import task_backends
     from django_tasks_db.models import DBTaskResult
 
@@ -142,7 +146,7 @@ def test_the_retries_are_deferred_with_a_growing_back_off(ingest, settings, fake
 
 
 def test_an_endpoint_that_times_out_is_retried_and_never_mixes_two_models(
-    ingest, workspace, settings, fake_server, run_tasks
+    needs_vectors, ingest, workspace, settings, fake_server, run_tasks
 ):
     local = ingest("equipment.md", b"# Equipment\n\nEach employee receives a laptop, replaced every four years.")
     assert local.embedding_model.startswith("local:")
@@ -162,7 +166,9 @@ def test_an_endpoint_that_times_out_is_retried_and_never_mixes_two_models(
     assert not Document.objects.embedding_pending().exists()
 
 
-def test_a_model_whose_dimension_changes_forces_a_re_embed(ingest, workspace, settings, fake_server, run_tasks):
+def test_a_model_whose_dimension_changes_forces_a_re_embed(
+    needs_vectors, ingest, workspace, settings, fake_server, run_tasks
+):
     use_remote_model(settings, fake_server.base_url)
     first = ingest("benefits.md", HANDBOOK)
     assert first.embedding_model.endswith("-8") and first.semantic_state == "ready"
@@ -192,7 +198,7 @@ def test_re_chunking_changes_the_content_version(ingest, member, settings, run_t
     assert after.content_version != document.content_version
 
 
-def test_document_status_queues_overdue_retries(ingest, settings, run_tasks, monkeypatch):
+def test_document_status_queues_overdue_retries(needs_vectors, ingest, settings, run_tasks, monkeypatch):
     from io import StringIO
 
     from django.core.management import call_command
