@@ -238,6 +238,9 @@ def status(request, slug, pk):
                 "progress": document.progress_percent,
                 "chunk_count": document.chunk_count,
                 "failure_reason": document.failure_reason,
+                # "ready", "pending" (with the reason) or "" (this database searches words only)
+                "search_by_meaning": document.semantic_state if document.status == Status.READY else "",
+                "embedding_error": document.embedding_error,
             }
         )
     response = render(

@@ -80,6 +80,10 @@ def test_an_endpoint_answering_errors_leaves_the_document_ready_and_pending_with
     page = client_for(viewer).get(f"/documents/acme/{document.pk}/").content.decode()
     assert "Search by meaning is pending" in page
     assert "answered with an error (HTTP 500)" in page and "Next try" in page
+    # The upload page's script reads the same from the status answer.
+    status = client_for(viewer).get(f"/documents/acme/{document.pk}/status/", HTTP_ACCEPT="application/json").json()
+    assert status["status"] == "ready" and status["search_by_meaning"] == "pending"
+    assert "HTTP 500" in status["embedding_error"]
 
 
 def test_a_lost_retry_is_queued_again_after_its_back_off_and_the_document_is_embedded(
