@@ -529,17 +529,17 @@ def reembed_other_models(model=None):
     configured one (LLM_EMBEDDING_MODEL) are. Their old vectors stay until replaced, and a search
     only compares vectors of its question's own model, so two models are never mixed.
     """
-    from llmgateway.embeddings import LOCAL_NAME, model_name
+    from llmgateway.embeddings import model_name
 
     name = model_name()
     key = model or f"configured:{name}"
     if key in _models_checked:
         return 0
+    prefix = None if model else _identity_prefix(name)
+    if not model and prefix is None:
+        return 0  # not an embedding model (the failure says so when it is used): nothing to compare with
     embedded = Document.objects.filter(status=Status.READY, embedding_error="").exclude(embedding_model="")
-    if model:
-        stale = embedded.exclude(embedding_model=model)
-    else:
-        stale = embedded.exclude(embedding_model__startswith=f"{name or LOCAL_NAME}:")
+    stale = embedded.exclude(**({"embedding_model": model} if model else {"embedding_model__startswith": prefix}))
     ids = list(stale.values_list("pk", flat=True)[:CATCH_UP_BATCH])
     if len(ids) < CATCH_UP_BATCH:
         _models_checked.add(key)  # all found; a larger backlog is looked at again next time
@@ -556,6 +556,22 @@ def reembed_other_models(model=None):
             changed += 1
     log.info("embedding model changed: %s document(s) queued to be embedded again", changed)
     return changed
+
+
+def _identity_prefix(name):
+    """How the identities of the named embedding model's vectors begin (llmgateway.embeddings.identity); None
+    for a name that is not an embedding model."""
+    from llmgateway import registry
+    from llmgateway.embeddings import LOCAL_NAME
+
+    if not name:
+        return f"{LOCAL_NAME}:"
+    spec = registry.get_spec(name)
+    if spec is None:
+        return None
+    if spec.provider == "offline":
+        return f"{LOCAL_NAME}:"
+    return f"{spec.name}:" if spec.kind == "embedding" else None
 
 
 def embed_document(document_id, *, force=False):

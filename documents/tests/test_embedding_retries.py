@@ -218,3 +218,17 @@ def test_document_status_queues_overdue_retries(needs_vectors, ingest, settings,
         call_command("document_status", stdout=out)
     assert "Queued 1 overdue embedding retry" in out.getvalue()
     assert Document.objects.get(pk=document.pk).embedding_attempts == 1
+
+
+def test_a_model_that_gives_the_built_in_vectors_is_no_change(needs_vectors, ingest, settings):
+    from llmgateway import registry
+    from llmgateway.models import ModelConfig
+
+    document = ingest("benefits.md", HANDBOOK)
+    ModelConfig.objects.create(name="house-embed", kind="embedding", provider="offline")
+    registry.forget_all()
+    settings.LLM_EMBEDDING_MODEL = "house-embed"  # the offline provider embeds with the built-in model
+    assert ingestion.reembed_other_models() == 0
+    settings.LLM_EMBEDDING_MODEL = "missing-model"  # not configured: nothing to compare with, nothing marked
+    assert ingestion.reembed_other_models() == 0
+    assert Document.objects.get(pk=document.pk).semantic_state == "ready"
