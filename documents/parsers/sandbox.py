@@ -28,6 +28,7 @@ PRELOAD = [
     "charset_normalizer",
 ]
 _context = None
+CRASH_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGTRAP, signal.SIGFPE}
 
 
 def _get_context():
@@ -139,6 +140,12 @@ def extract(path, kind, *, limits, memory_mb, timeout, on_tick=None, tick_second
         code = child.exitcode
         if code is not None and code < 0 and -code == signal.SIGXCPU:
             raise ParseError(f"Reading this file took longer than {timeout:g} seconds, the limit.")
+        if code is not None and -code in CRASH_SIGNALS:
+            # A reader in C/C++ (PDFium) that runs out of its memory limit aborts rather than raising.
+            raise ParseError(
+                f"The reader crashed on this file ({_describe(code)}): it is damaged, or needs more than "
+                f"{memory_mb} MB of memory, the limit."
+            )
         raise ParseError(f"The reader stopped unexpectedly ({_describe(code)}).")
     if on_tick is not None:
         on_tick(result.pages_total or done, result.pages_total)

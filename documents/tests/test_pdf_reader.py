@@ -104,3 +104,25 @@ def test_a_pdf_whose_page_tree_points_at_itself_fails_with_a_reason(ingest):
     assert document.status == "failed"
     # PDFium trusts the tree's page count and finds no page behind it: nothing to read, said so.
     assert document.failure_reason.startswith(("This PDF", "No text could be found in this file."))
+
+
+def test_a_pdf_that_expands_past_the_memory_limit_fails_with_a_reason(ingest, settings):
+    import zlib
+
+    from documents.pdfmake import make_pdf
+
+    content = make_pdf([["Page one."], ["PLACEHOLDER"]], title="Bomb", compress=False)
+    # The second page's drawing: 100 MB of text operators squeezed into 0.7 MB.
+    squeeze, line = zlib.compressobj(1), b"BT /F1 11 Tf 72 700 Td (" + b"A" * 1000 + b") Tj ET\n"
+    block = line * 4000
+    bomb = b"".join(squeeze.compress(block) for _ in range(25)) + squeeze.flush()
+    middle = content.index(b"(PLACEHOLDER)")
+    start, end = content.rindex(b"<< /Length", 0, middle), content.index(b"endstream", middle) + len(b"endstream")
+    stream = b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(bomb) + bomb + b"\nendstream"
+    settings.DOCUMENTS_PARSE_MEMORY_MB = 128
+    document = ingest("bomb.pdf", content[:start] + stream + content[end:])
+    assert document.status == "failed"
+    assert document.failure_reason.startswith(
+        ("The reader crashed on this file", "Reading this file needed more than 128 MB", "The file holds more than")
+    ), document.failure_reason
+    assert document.file.storage.exists(document.file.name)
