@@ -484,19 +484,21 @@ def _queue_embedding(document_id):
     transaction.on_commit(lambda: embed_document.enqueue(document_id))
 
 
-def catch_up_embeddings(queryset=None, now=None):
+def catch_up_embeddings(queryset=None, now=None, *, other_models=True):
     """Queue the embedding of pending documents whose retry is overdue; how many were queued.
 
     A retry is overdue when it has not run `EMBEDDING_RETRY_GRACE` seconds after its back-off:
     its worker died, or the queue cannot defer tasks. A conditional update of `updated_at`
     claims each document, so two sweeps never queue it twice. Documents embedded by another
-    model than the configured one are marked pending first (`reembed_other_models`). Runs at
-    the start of every ingestion, from `document_status`, and when a pending document's page
-    is opened. Returns 0 where the database cannot search by meaning.
+    model than the configured one are marked pending first (`reembed_other_models`; not from a
+    page, which leaves that sweep to the workers). Runs at the start of every ingestion, from
+    `document_status`, and when a pending document's page is opened. Returns 0 where the
+    database cannot search by meaning.
     """
     if not vectors.state().available:
         return 0
-    reembed_other_models()
+    if other_models:
+        reembed_other_models()
     now = now or timezone.now()
     queryset = queryset if queryset is not None else Document.objects.all()
     pending = queryset.embedding_pending().only("pk", "updated_at", "embedding_attempts")

@@ -194,7 +194,13 @@ class Document(models.Model):
         from documents.ingestion import next_embedding_retry
 
         when = next_embedding_retry(self)
-        return f"in {timeuntil(when)}" if when > timezone.now() + timezone.timedelta(seconds=59) else "shortly"
+        seconds = (when - timezone.now()).total_seconds()
+        if seconds < 30:
+            return "shortly"
+        if seconds < 3600:
+            minutes = max(1, round(seconds / 60))
+            return f"in {minutes} minute{'' if minutes == 1 else 's'}"
+        return f"in {timeuntil(when)}"
 
     @property
     def is_active(self):

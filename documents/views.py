@@ -198,7 +198,9 @@ def _accepted_message(accepted):
 @require_GET
 def detail(request, slug, pk):
     workspace, document = _document_for(request, slug, pk)
-    if document.semantic_state == "pending" and ingestion.catch_up_embeddings(Document.objects.filter(pk=document.pk)):
+    if document.semantic_state == "pending" and ingestion.catch_up_embeddings(
+        Document.objects.filter(pk=document.pk), other_models=False
+    ):
         document.refresh_from_db()  # its lost retry was queued again (and, without a worker queue, has run)
     chunks = document.chunks.order_by("position").only("id", "position", "text", "page", "section", "document_id")
     selected = None

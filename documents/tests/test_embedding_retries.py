@@ -232,3 +232,26 @@ def test_a_model_that_gives_the_built_in_vectors_is_no_change(needs_vectors, ing
     settings.LLM_EMBEDDING_MODEL = "missing-model"  # not configured: nothing to compare with, nothing marked
     assert ingestion.reembed_other_models() == 0
     assert Document.objects.get(pk=document.pk).semantic_state == "ready"
+
+
+def test_opening_a_pending_document_whose_retry_was_lost_queues_it(
+    needs_vectors, ingest, settings, client_for, viewer, run_tasks
+):
+    from deploy.tests.stack import free_port
+
+    use_remote_model(settings, f"http://127.0.0.1:{free_port()}/v1")
+    document = ingest("benefits.md", HANDBOOK)
+    assert document.semantic_state == "pending"
+    settings.LLM_EMBEDDING_MODEL = ""  # the model is back
+    # Its retry is not due yet: the page only says when it comes.
+    page = client_for(viewer).get(f"/documents/acme/{document.pk}/").content.decode()
+    assert "Search by meaning is pending" in page and "Next try in" in page
+    # Hours later, the retry never ran (its worker died): opening the page queues it again.
+    Document.objects.filter(pk=document.pk).update(updated_at=timezone.now() - timedelta(hours=3))
+    with run_tasks():
+        page = client_for(viewer).get(f"/documents/acme/{document.pk}/").content.decode()
+        assert "Search by meaning is pending" in page  # queued; it runs after the page (on commit)
+    assert Document.objects.get(pk=document.pk).semantic_state == "ready"
+    assert (
+        "Search by meaning is pending" not in client_for(viewer).get(f"/documents/acme/{document.pk}/").content.decode()
+    )
