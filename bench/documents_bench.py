@@ -11,7 +11,8 @@ second, and for the PDF the processor time (this process plus the parser's
 child: steadier than wall time on a busy machine), each step's share, and
 the text reading of pypdf against PDFium's in alternating rounds.
 
-    .venv/bin/python bench/documents_bench.py --sqlite --skip-search --skip-text --rounds 5
+    .venv/bin/python bench/documents_bench.py --sqlite --skip-search --skip-text --rounds 3
+
 Search: --chunks passages of generated prose (Zipf-distributed vocabulary)
 in one workspace, plus a fifth as many in another, then --queries searches
 of one to three words through `documents.search.search_workspace` (ranked
