@@ -256,7 +256,7 @@ def fill(ws, chunks, rng, label):
 def bench_search(chunks, queries):
     from django.db import connection
 
-    from documents.search import POSTGRES_QUERY, search_workspace
+    from documents.search import search_workspace
 
     rng = random.Random(7)
     ws = workspace("bench-search")
@@ -290,13 +290,11 @@ def bench_search(chunks, queries):
         search_workspace(ws, query)
         print(f"  very common words {query!r}: {(time.perf_counter() - started) * 1000:.1f} ms")
     if connection.vendor == "postgresql":
-        from documents.search import HEADLINE_OPTIONS
+        from documents.search import lexical_sql
 
-        sql = POSTGRES_QUERY.format(workspaces="c.workspace_id = %s::bigint", documents="")
+        sql, params = lexical_sql([ws.pk], samples[0], None, 10)
         with connection.cursor() as cursor:
-            cursor.execute(
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, [samples[0], HEADLINE_OPTIONS, samples[0], ws.pk, 10]
-            )
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
         print(f"Query plan for {samples[0]!r}:")
         print("\n".join("  " + line for line in plan.splitlines()))
