@@ -20,7 +20,7 @@ a trigger that drops a passage's vector with the passage. sqlite-vec has no
 approximate index: a query compares the question with every vector of the
 workspace, so that scan is kept cheap: Euclidean distance (vectors are unit
 length, so the order is the cosine order, and sqlite-vec computes it with
-SIMD, a third faster than its cosine), and the database file memory-mapped
+SIMD: a quarter less time than its cosine), and the database file memory-mapped
 (the scan reads the vectors in place instead of page by page through
 SQLite's cache). Quantized coarse passes (bit or int8 vectors, then an exact
 re-ranking) were measured and not kept: on passages whose vectors lie close
