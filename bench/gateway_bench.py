@@ -111,12 +111,17 @@ class Upstream:
 
     def __init__(self, stack, delay):
         self.port = free_port()
-        stack._spawn(
+        self.process = stack._spawn(
             [PYTHON, "-m", "llmgateway.tests.fake_openai", "--port", str(self.port), "--delay", str(delay)],
             "upstream.log",
         )
         wait_for_port(self.port)
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def cpu_seconds(self):
+        """CPU seconds (user + system) the upstream's process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def calls(self):
@@ -455,7 +460,7 @@ def miss_overhead(stack, count):
     import http.client
 
     run = uuid.uuid4().hex[:8]
-    direct, through, inside = [], [], []
+    direct, through, inside, called = [], [], [], []
     upstream = http.client.HTTPConnection("127.0.0.1", stack.upstream.port, timeout=10)
     gateway = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
     headers = {"Authorization": f"Bearer {stack.key}"}
@@ -476,6 +481,7 @@ def miss_overhead(stack, count):
             through.append(elapsed_gateway)
             parts = _timing(timing)
             inside.append(parts["gateway"] - parts["upstream"])
+            called.append(parts["upstream"])
     upstream.close()
     gateway.close()
     return {
@@ -484,6 +490,7 @@ def miss_overhead(stack, count):
         "direct_p90": percentile(direct, 0.9),
         "through_p90": percentile(through, 0.9),
         "inside": statistics.median(inside),
+        "called": statistics.median(called),
     }
 
 
@@ -518,9 +525,21 @@ def concurrent_miss(stack, connections, per_connection):
             thread.join()
         return latencies
 
+    count = connections * (per_connection + 1)
+    upstream_cpu = stack.upstream.cpu_seconds()
     direct = measure(stack.upstream.port, "/v1/chat/completions", "fake-model", {})
+    upstream_cpu, direct_upstream_cpu = stack.upstream.cpu_seconds(), stack.upstream.cpu_seconds() - upstream_cpu
+    worker_cpu = worker_cpu_seconds(stack.gateway_process)
     through = measure(stack.port, "/v1/chat/completions", MODEL, {"Authorization": f"Bearer {stack.key}"})
-    return {"direct": statistics.median(direct), "through": statistics.median(through)}
+    worker_cpu = worker_cpu_seconds(stack.gateway_process) - worker_cpu
+    return {
+        "direct": statistics.median(direct),
+        "through": statistics.median(through),
+        # CPU per request (warm-ups included): the gateway's workers, the upstream's process in each run.
+        "worker_cpu": worker_cpu / count,
+        "upstream_cpu_direct": direct_upstream_cpu / count,
+        "upstream_cpu_through": (stack.upstream.cpu_seconds() - upstream_cpu) / count,
+    }
 
 
 def _concurrent_posts(stack, bodies, concurrency):
@@ -632,10 +651,16 @@ def miss_report(stack, count):
         f"through the gateway p50 {through:.2f} ms: adds {through - direct:.2f} ms"
     )
     print(f"    of which the gateway's own code (Server-Timing: gateway minus upstream): p50 {miss['inside']:.2f} ms")
+    print(f"    the gateway's upstream call as it timed it (Server-Timing: upstream): p50 {miss['called']:.2f} ms")
     wide = concurrent_miss(stack, connections=64, per_connection=5)
     print(
         f"  64 connections, 320 requests: upstream directly p50 {wide['direct']:.2f} ms, "
         f"through the gateway p50 {wide['through']:.2f} ms: adds {wide['through'] - wide['direct']:.2f} ms"
+    )
+    print(
+        f"    CPU per miss: gateway workers {wide['worker_cpu'] * 1e6:.0f} µs; the upstream's process "
+        f"{wide['upstream_cpu_direct'] * 1e6:.0f} µs called directly, {wide['upstream_cpu_through'] * 1e6:.0f} µs "
+        "through the gateway"
     )
     return [
         ("miss adds <= 2 ms p50 at 1 connection", f"{through - direct:.2f} ms", through - direct <= 2),

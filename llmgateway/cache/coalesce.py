@@ -25,7 +25,9 @@ The leader's lock lives as long as the leader's deadline (plus a little), and
 the leader ends its flight on every path: answer, failure, or abandon.
 """
 
+import itertools
 import json
+import os
 import secrets
 import threading
 import time
@@ -112,6 +114,16 @@ class Flight:
 
 _flights = {}
 _flights_lock = threading.Lock()
+_ids = (None, "", None)  # (process id, random prefix, counter): flight ids unique across processes
+
+
+def _flight_id():
+    """A new flight's id: this process's random prefix and a count (no system call, unlike a random token)."""
+    global _ids
+    pid, prefix, counter = _ids
+    if pid != os.getpid():  # a forked worker gets a prefix of its own
+        _ids = pid, prefix, counter = os.getpid(), secrets.token_hex(6), itertools.count()
+    return f"{prefix}{next(counter):x}"
 
 
 class Participation:
@@ -244,7 +256,7 @@ class Prelock:
 
     def __init__(self, key, lock_ttl):
         self.key = key
-        self.flight_id = secrets.token_hex(8)
+        self.flight_id = _flight_id()
         self.ttl = max(1, int(lock_ttl))
         self.holder = None
 
@@ -306,7 +318,7 @@ def enter(key, lock_ttl, prelock=None):
     store = get_store()
     if not store.shared:
         return Leader(key, flight)
-    flight_id = secrets.token_hex(8)
+    flight_id = _flight_id()
     try:
         # One round trip: take the lock, re-read the entry, and see who holds the lock.
         acquired, entry, holder = store.batch(
