@@ -126,6 +126,12 @@ def _flight_id():
     return f"{prefix}{next(counter):x}"
 
 
+def _closing_ops(list_key, key, kind, data=None):
+    """The store operations that end a flight led across processes: its last event, and its lock removed."""
+    event = json.dumps({"t": kind, "d": data}, separators=(",", ":"))
+    return [("push", list_key, event, FLIGHT_TTL), ("delete", lock_key(key))]
+
+
 class Participation:
     """This request's part in a flight: leader, follower, or solo (no coalescing)."""
 
@@ -159,8 +165,7 @@ class Participation:
                     if _flights.get(self.key) is self.flight:
                         del _flights[self.key]
             if self._remote:
-                event = json.dumps({"t": kind, "d": data}, separators=(",", ":"))
-                ops += [("push", self._remote, event, FLIGHT_TTL), ("delete", lock_key(self.key))]
+                ops += _closing_ops(self._remote, self.key, kind, data)
         if ops:
             # In a view, after the response is sent; local followers already have the answer.
             deferred.defer(get_store().batch, ops)
@@ -274,11 +279,7 @@ class Prelock:
         """Give back a lock taken by the lookup and not used (safe to repeat; nothing when not taken here)."""
         if self.taken:
             self.holder = None
-            event = json.dumps({"t": "abandon", "d": None}, separators=(",", ":"))
-            ops = [
-                ("push", f"{flight_key(self.key)}:{self.flight_id}", event, FLIGHT_TTL),
-                ("delete", lock_key(self.key)),
-            ]
+            ops = _closing_ops(f"{flight_key(self.key)}:{self.flight_id}", self.key, "abandon")
             deferred.defer(get_store().batch, ops)
 
 
