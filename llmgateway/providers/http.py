@@ -5,12 +5,14 @@ cost the upstream's time and little more). A whole answer (`post_json`, the
 cache miss's call) goes out on the standard library's `http.client`, on
 connections kept here: the request in one write, the answer read whole, no
 client machinery in between (httpx and its httpcore/h11 layers cost about
-three times its CPU). Streamed answers (`post_stream`), and whole ones when
-a proxy from the environment (HTTPS_PROXY and the like) applies, go through
-a shared httpx client. Both raise httpx's exceptions. Tests point a model's
-base URL at a real local server; nothing here is mocked.
+three times its CPU). Streamed answers (`post_stream`) go through a shared
+httpx client. Both raise httpx's exceptions. Neither uses proxies from the
+environment (HTTPS_PROXY and the like): the httpx client is built on a
+transport of its own, which httpx then does not route through them. Tests
+point a model's base URL at a real local server; nothing here is mocked.
 
-Two things happen below httpx, in the network layer every connection goes through:
+Two things happen in the network layer every connection goes through (for
+httpx, below it):
 
 - Time. httpx's timeouts count per connect, per write and per read, so an
   upstream that sends a byte every few seconds never times out. Here every
@@ -20,9 +22,7 @@ Two things happen below httpx, in the network layer every connection goes throug
 - Addresses. Each new connection (of either kind) resolves the host once, as it would anyway,
   and refuses link-local and metadata addresses (addresses.py) before
   connecting, so a name that comes to resolve there is refused at call time
-  with no extra lookup. Kept-alive connections need neither. (Through a
-  proxy from HTTPS_PROXY and the like, the proxy connects: then only the
-  check made when the model was saved applies.)
+  with no extra lookup. Kept-alive connections need neither.
 """
 
 import http.client
@@ -191,10 +191,8 @@ def _timeout(until):
     return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
 
-# What httpx's Client.post(json=...) would send, made here: the client's request building
-# (URL merging, cookies, auth, redirects, event hooks) costs more CPU than the rest of a call.
+# The JSON that httpx's Client.post(json=...) would send.
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-_parsed_url = lru_cache(maxsize=256)(httpx.URL)
 
 
 def post_json(url, *, headers, body, until):
@@ -203,30 +201,9 @@ def post_json(url, *, headers, body, until):
     Returns a `Reply`; raises httpx's exceptions (a timeout, a connection or protocol error).
     No redirect is followed.
     """
-    target = _target(url)
     data = _encode_json(body).encode()
     with bounded(until):
-        if target is None:  # a proxy from the environment applies: httpx's transport for it
-            return _post_through_httpx(url, headers, data)
-        return _post_direct(target, headers, data)
-
-
-def _post_through_httpx(url, headers, data):
-    http = client()
-    seconds = max(0.001, _left(None, httpx.PoolTimeout))
-    request = httpx.Request(
-        "POST",
-        _parsed_url(url),
-        headers={**_base_headers(), "Content-Type": "application/json", **headers},
-        content=data,
-        extensions={"timeout": {"connect": min(seconds, 10.0), "read": seconds, "write": seconds, "pool": seconds}},
-    )
-    response = http._transport_for_url(request.url).handle_request(request)
-    try:
-        content = response.read()
-    finally:
-        response.close()
-    return Reply(response.status_code, response.headers, content)
+        return _post_direct(_target(url), headers, data)
 
 
 class Reply:
@@ -254,10 +231,7 @@ READ_SIZE = 65536
 
 @lru_cache(maxsize=256)
 def _target(url):
-    """(scheme, host, port, path, Host header) for a direct call, or None when a proxy applies to the URL."""
-    http = client()
-    if http._transport_for_url(httpx.URL(url)) is not http._transport:
-        return None
+    """(scheme, host, port, path with query, Host header) of a URL."""
     parts = urlsplit(url)
     scheme, host = parts.scheme, parts.hostname or ""
     port = parts.port or (443 if scheme == "https" else 80)
@@ -383,6 +357,8 @@ def _post_direct(target, headers, data):
         connection.close()
         if isinstance(exc, TimeoutError):
             raise phase(f"the upstream call timed out ({phase.__name__})") from None
+        if phase is httpx.ConnectTimeout and isinstance(exc, OSError):  # TLS refused, connection reset
+            raise httpx.ConnectError(f"cannot connect to {host}: {exc!r}") from None
         if isinstance(exc, http.client.HTTPException | ConnectionError):
             raise httpx.RemoteProtocolError(f"the upstream broke off the exchange: {exc!r}") from None
         if isinstance(exc, OSError) and not isinstance(exc, httpx.HTTPError):
@@ -416,15 +392,6 @@ def _decoded(response, content):
     return content
 
 
-_base = []
-
-
-def _base_headers():
-    if not _base:
-        _base.append(dict(client().headers))
-    return _base[0]
-
-
 @contextmanager
 def post_stream(url, *, headers, body, until):
     """POST a JSON body and yield the response with its headers read by `until` and its body unread.
@@ -449,7 +416,6 @@ def reset():
             _client.close()
         _client = None
         _target.cache_clear()
-        _base.clear()
         for idle in list(_idle.values()):
             while idle:
                 idle.pop()[0].close()
