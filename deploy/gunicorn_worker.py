@@ -14,6 +14,7 @@ back and sends them with the first body bytes, or alone when the response
 ends without a body.
 """
 
+import gevent
 from gunicorn import util
 from gunicorn.http import wsgi
 from gunicorn.workers.ggevent import GeventWorker
@@ -61,6 +62,12 @@ class OneWriteResponse(wsgi.Response):
 
 
 class Worker(GeventWorker):
+    def handle_request(self, listener_name, req, sock, addr):
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            gevent.sleep(0)
+
     def patch(self):
         super().patch()  # gevent.monkey.patch_all(), and gevent sockets for the listeners
         from psycogreen.gevent import patch_psycopg
