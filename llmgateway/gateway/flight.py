@@ -435,11 +435,6 @@ class Completion:
             stats.record(call.workspace_id, "error", call.elapsed_ms())
             hook.record(call, None, error or GatewayError(500, "The completion failed."))
             return
-        if result.cache_hit:
-            outcome = "hit"
-        elif result.coalesced:
-            outcome = "coalesced"
-        else:
-            outcome = "miss" if call.lookup else "bypass"
+        outcome = stats.outcome_of(result, call.lookup)
         stats.record(call.workspace_id, outcome, result.latency_ms, result.usage, result.cost)
         hook.record(call, result)
