@@ -68,7 +68,7 @@ class OneWriteResponse(wsgi.Response):
             self.sock.sendall(data)
 
 
-def _next_turn():
+def _next_turn(hub):
     """Let every other connection that is ready have its turn before this greenlet goes on.
 
     `gevent.sleep(0)` is not enough: it resumes the greenlet from the loop's
@@ -76,17 +76,21 @@ def _next_turn():
     next requests are already buffered would still be served many times in a
     row. A timer of 0 s fires on the loop's next iteration, after the poll.
     """
-    hub = gevent.get_hub()
     with hub.loop.timer(0) as timer:
         hub.wait(timer)
 
 
 class Worker(GeventWorker):
     def handle_request(self, listener_name, req, sock, addr):
+        hub = gevent.get_hub()
+        polls = hub.loop.iteration
         try:
             return super().handle_request(listener_name, req, sock, addr)
         finally:
-            _next_turn()
+            # A request that waited for the loop (Redis, the database, a slow client) let the others
+            # run meanwhile; one that never did takes its turn now (a few microseconds).
+            if hub.loop.iteration == polls:
+                _next_turn(hub)
 
     def patch(self):
         super().patch()  # gevent.monkey.patch_all(), and gevent sockets for the listeners
