@@ -665,7 +665,8 @@ def main():
                 f" {share:>12.0%}"
             )
         print("  (slowest conn: req/s of the connection served least, over the mean of all connections)")
-        print(f"  upstream calls during (a): {upstream_calls} (all answers came from the caches)")
+        note = "all answers came from the caches" if not upstream_calls else "a cache's entry expired or was evicted"
+        print(f"  upstream calls during (a): {upstream_calls} ({note})")
         for connections in (16, 64):
             floor = rows[("floor", connections)]
             hit, streamed = rows[("gateway hit", connections)], rows[("gateway stream hit", connections)]
