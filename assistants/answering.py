@@ -413,10 +413,18 @@ def check_assistant(assistant):
     from llmgateway import registry
 
     name = assistant.model_name or settings.LLM_DEFAULT_MODEL
-    if registry.get_spec(assistant.model_name or None) is None:
+    spec = registry.get_spec(assistant.model_name or None)
+    if spec is None:
         raise AnswerError(
             f"The model “{name}” configured for this assistant is no longer available. "
             "Ask a workspace member to choose another model.",
+            field="model",
+            status=409,
+        )
+    if spec.kind == "embedding":
+        raise AnswerError(
+            f"The model “{name}” configured for this assistant is an embedding model: it searches documents "
+            "but cannot write answers. Ask a workspace member to choose a chat model.",
             field="model",
             status=409,
         )

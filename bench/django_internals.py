@@ -37,7 +37,18 @@ def fetch_sdist(folder):
 
     version = django.get_version()
     subprocess.run(  # noqa: S603 - fixed arguments
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", f"django=={version}", "-d", folder],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"django=={version}",
+            "-d",
+            folder,
+        ],
         check=True,
         capture_output=True,
     )
