@@ -34,7 +34,8 @@ _LABEL_RE = re.compile(r"^\s*\[([^\[\]\n]{1,80})\]\s*(.*)$")
 _QUESTION_RE = re.compile(r"(?:^|\n)\s*(?:question|q)\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 # Sentence ends; blank lines; list items; and a line that starts with a capital (a heading,
 # a table or CSV row) — but not a line a PDF wrapped mid-sentence, which goes on in lower case.
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=\s*[-*•]\s)|\n(?=[A-Z])")
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=\s*(?:[-*•+]|\d{1,2}[.)]|#\.)\s)|\n(?=[A-Z])")
+_NUMBERED = re.compile(r"^(\d{1,2}[.)]|#\.)\s+")
 _WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below between
@@ -144,7 +145,8 @@ def split_question_and_passages(messages):
 
 
 def sentences(text):
-    return [s.strip(" \n\t-*•") for s in _SENTENCE_RE.split(text) if s and len(s.strip()) > 2]
+    parts = (_NUMBERED.sub("", s.strip(" \n\t-*•+")) for s in _SENTENCE_RE.split(text) if s)
+    return [s for s in parts if len(s.strip()) > 2]
 
 
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
@@ -170,6 +172,71 @@ def _squash(text):
     return " ".join(re.sub(r"[*_`#]", "", text).lower().split())
 
 
+# Plain-text markup: a line under (or over) a heading in reStructuredText or setext Markdown; a
+# reStructuredText link target, substitution or comment (no text to quote); a directive
+# (".. note::", ".. admonition:: Title"); inline roles, literals and link references.
+_UNDERLINE = re.compile(r"^\s*([=\-~^*#+`\"'.:_])\1{2,}\s*$")
+_RST_TARGET = re.compile(r"^\s*\.\.(\s+(_[^:]*:|\|[^|]+\|).*|\s*)$")
+_RST_DIRECTIVE = re.compile(r"^\s*\.\.\s+([\w-]+)::\s*(.*)$")
+_RST_ROLE = re.compile(r":[\w-]+(?::[\w-]+)?:`~?([^`<]*?)\s*(?:<[^>`]*>)?`")
+_RST_LINK = re.compile(r"`([^`<]+?)\s*(?:<[^>`]*>)?`__?")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+_RST_REFERENCE = re.compile(r"(?<=\w)__?(?=[\s.,;:)!?]|$)")
+_LIST_ITEM = re.compile(r"^\s*([-*•+]|\d{1,2}[.)]|#\.)\s")
+_RECORD = re.compile(r"\w: [^;]+; \S")
+WRAP_WIDTH = 100  # characters
+WRAPPED_LINE = 50  # characters: a longer line that does not end a sentence goes on in the next one
+
+
+def plain(text):
+    """Inline markup of reStructuredText (and Markdown bold) as the words a reader sees."""
+    text = _RST_ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if m.group(1).startswith("~") else m.group(1), text)
+    text = _RST_LITERAL.sub(r"\1", text)
+    text = _RST_LINK.sub(r"\1", text)
+    text = _RST_REFERENCE.sub("", text)
+    return text.replace("**", "")
+
+
+def _unwrap(lines):
+    """Lines as a reader sees them: markup lines dropped, headings marked, wrapped lines joined.
+
+    Returns (line, is_heading) pairs; a blank line stays as a paragraph break.
+    """
+    out = []
+    # Hard-wrapped text (plain text, reStructuredText, a PDF's lines) has no line longer than about 100
+    # characters; a record ("Name: value; Other: value") is a line of its own.
+    wrapped = max((len(line) for line in lines), default=0) <= WRAP_WIDTH
+    for line in lines:
+        if _UNDERLINE.match(line) and not _cells(line):
+            if out and out[-1][0].strip() and len(out[-1][0]) < 100 and not out[-1][1]:
+                out[-1] = (out[-1][0].strip(), True)
+            continue
+        if _RST_TARGET.match(line):
+            continue
+        directive = _RST_DIRECTIVE.match(line)
+        if directive:
+            if directive.group(2).strip():
+                out.append((plain(directive.group(2).strip()), True))
+            continue
+        previous = out[-1][0] if out else ""
+        if (
+            wrapped
+            and out
+            and not out[-1][1]
+            and not _RECORD.search(previous)
+            and line.strip()
+            and len(previous) >= WRAPPED_LINE
+            and not re.search(r"[.!?:;|]\s*$", previous)
+            and not _LIST_ITEM.match(line)
+            and _cells(line) is None
+            and _cells(previous) is None
+        ):
+            out[-1] = (f"{previous.rstrip()} {line.strip()}", False)
+            continue
+        out.append((line, False))
+    return [(plain(line), is_heading) for line, is_heading in out]
+
+
 def passage_parts(body, source=""):
     """(headings, sentences) of a passage, in reading order: context and candidate answers.
 
@@ -189,7 +256,12 @@ def passage_parts(body, source=""):
             parts.extend(sentences("\n".join(prose)))
             prose.clear()
 
-    for line in lines:
+    for line, is_heading in _unwrap(lines):
+        if is_heading:
+            flush()
+            header = None
+            headings.append(line)
+            continue
         cells = _cells(line)
         if cells is None:
             if line.strip():  # a blank line does not end a table; text does
