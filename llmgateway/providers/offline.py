@@ -182,6 +182,7 @@ _RST_ROLE = re.compile(r":[\w-]+(?::[\w-]+)?:`~?([^`<]*?)\s*(?:<[^>`]*>)?`")
 _RST_LINK = re.compile(r"`([^`<]+?)\s*(?:<[^>`]*>)?`__?")
 _RST_LITERAL = re.compile(r"``([^`]+)``")
 _RST_REFERENCE = re.compile(r"(?<=\w)__?(?=[\s.,;:)!?]|$)")
+_ATX_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^\s*([-*•+]|\d{1,2}[.)]|#\.)\s")
 _RECORD = re.compile(r"\w: [^;]+; \S")
 WRAP_WIDTH = 100  # characters
@@ -213,6 +214,10 @@ def _unwrap(lines):
             continue
         if _RST_TARGET.match(line):
             continue
+        atx = _ATX_HEADING.match(line)
+        if atx:
+            out.append((atx.group(1).strip(), True))
+            continue
         directive = _RST_DIRECTIVE.match(line)
         if directive:
             if directive.group(2).strip():
@@ -237,8 +242,10 @@ def _unwrap(lines):
     return [(plain(line), is_heading) for line, is_heading in out]
 
 
-def passage_parts(body, source=""):
+def passage_parts(body, source="", sections=None):
     """(headings, sentences) of a passage, in reading order: context and candidate answers.
+
+    `sections`, a list, receives for each sentence the heading it stands under ("" for none).
 
     The passage's own heading (its first line, when the source's heading path names it) and
     table headers are context; each table row becomes one sentence that names its columns;
@@ -249,11 +256,13 @@ def passage_parts(body, source=""):
     if lines and len(lines[0]) < 200 and _squash(lines[0]) and _squash(lines[0]) in _squash(source):
         headings.append(lines[0].strip())
         lines = lines[1:]
-    parts, prose, header = [], [], None
+    parts, prose, header, under, current = [], [], None, [], (headings[0] if headings else "")
 
     def flush():
         if prose:
-            parts.extend(sentences("\n".join(prose)))
+            found = sentences("\n".join(prose))
+            parts.extend(found)
+            under.extend([current] * len(found))
             prose.clear()
 
     for line, is_heading in _unwrap(lines):
@@ -261,6 +270,7 @@ def passage_parts(body, source=""):
             flush()
             header = None
             headings.append(line)
+            current = line
             continue
         cells = _cells(line)
         if cells is None:
@@ -280,13 +290,17 @@ def passage_parts(body, source=""):
             headings.append("; ".join(c for c in cells if c))
             continue
         parts.append(_row_sentence(header, cells))
+        under.append(current)
     flush()
-    merged = []
-    for part in parts:
+    merged, merged_under = [], []
+    for part, heading in zip(parts, under, strict=True):
         if merged and merged[-1].rstrip().endswith("?") and not _is_heading(part):
             merged[-1] = f"{merged[-1]} {part}"
         else:
             merged.append(part)
+            merged_under.append(heading)
+    if sections is not None:
+        sections.extend(merged_under)
     return headings, merged
 
 
@@ -312,6 +326,17 @@ _TIME = re.compile(
 )
 _NAME = re.compile(r"(?<=\w[ ,(])[A-Z][\w&'-]+|@|\b[A-Z]{2,}\b")
 _PLACE = re.compile(r"(?<=\w[ ,(])[A-Z][\w'-]+|https?://|\b\d+\b|\b(floor|room|office|street|building|portal|site)\b")
+# "What is the phone number / address / email of …": only a sentence holding one answers it.
+_ASKS_CONTACT = re.compile(
+    r"^\s*(what|where)('s|\s+is|\s+are|\s+can i find)\b.*\b(phone|telephone|fax|postal address|street address|"
+    r"address|e-?mail address|e-?mail|website|url)\b",
+    re.IGNORECASE,
+)
+_CONTACT = re.compile(r"\d{2,}|@|https?://|www\.|\.\w{2,3}/|\b(street|road|avenue|rua|straat|strasse)\b", re.I)
+# A sentence that does not name its subject ("A (very) low-traffic list for …", "This list …"): its heading does.
+_NAMES_NO_SUBJECT = re.compile(
+    r"^(an?|this|these|it|they|here|both)\b|\bthis (list|section|page|team|role|group)\b", re.I
+)
 # "What should I do …", "How do I …": an instruction answers it ("Call the helpdesk …", "You should …").
 _ASKS_ACTION = re.compile(
     r"\bwhat (should|do|must|can|shall) (i|we|you|they|staff|employees)\b.*\bdo\b|\bhow (do|can|should|must) (i|we)\b",
@@ -340,12 +365,19 @@ W_MEANING, W_WORDS, W_PASSAGE, W_KIND, W_RANK = 0.5, 0.3, 0.12, 0.15, 0.04
 ANSWER_THRESHOLD = 0.43
 SECOND_SENTENCE = 0.9  # another sentence joins the answer when it scores this share of the best
 MIN_WORDS = 4
+LIST_AFTER_COLON = 4  # sentences that a sentence ending in ":" brings along (the list it announces)
 LONG_SENTENCE = 45  # words
 HEADING_WORD = 0.6  # a question word in the sentence's heading, against one in the sentence
+CONTEXT_MEANING = 0.5  # the weight of the heading path in a sentence's meaning
 
 
-def refusal(scope=""):
-    return f"I couldn't find this in {scope or 'the documents I searched'}."
+def refusal(scope="", nearest=()):
+    """The answer when no sentence answers: what was searched, and where the closest passages were."""
+    text = f"I couldn't find this in {scope or 'the documents I searched'}."
+    if nearest:
+        names = " and ".join(f"“{title}”" for title in nearest)
+        text += f" The closest passages, in {names}, don’t answer it."
+    return text
 
 
 def _question_kind(question):
@@ -451,7 +483,7 @@ def rank(question, passages):
         meaning = 0.0
         if vectors is not None:
             question_vector = vectors[0]
-            sentence_vector = vectors[1 + len(contexts) + number] + 0.5 * vectors[1 + index]
+            sentence_vector = vectors[1 + len(contexts) + number] + CONTEXT_MEANING * vectors[1 + index]
             norm = float((sentence_vector**2).sum()) ** 0.5 or 1.0
             meaning = max(0.0, float(question_vector @ sentence_vector) / norm)
         fits = 1.0 if kind is not None and kind.search(sentence) else 0.0
@@ -482,7 +514,7 @@ def answer(messages):
         return refusal(scope) if scope else NO_MODEL
     scored, by_place = rank(question, passages)
     if not scored or scored[0].score < ANSWER_THRESHOLD:
-        return refusal(scope)
+        return refusal(scope, _nearest(passages, scored))
     best = scored[0].score
     kind = _question_kind(question)
     chosen = [item for item in scored[:MAX_QUOTES] if item.score >= best * SECOND_SENTENCE]
@@ -492,7 +524,7 @@ def answer(messages):
     # A sentence that announces what follows ("Here is how:") brings the next one along; one that
     # lacks what the question asks for (a number, a date, a name) brings the next sentence that has it.
     if top.text.rstrip().endswith(":"):
-        follow.append(top.order + 1)
+        follow += [top.order + n for n in range(1, 1 + LIST_AFTER_COLON)]
     elif kind is not None and not kind.search(top.text):
         follow += [o for o in (top.order + 1, top.order + 2) if kind.search(by_place.get((top.passage, o), ""))][:1]
     for order in follow:
@@ -502,12 +534,37 @@ def answer(messages):
             )
     # In the order of the passages, each passage cited once, after its last sentence.
     ordered = sorted(picked.values(), key=lambda item: (item.passage, item.order))
+    if _ASKS_CONTACT.search(question) and not any(_CONTACT.search(item.text) for item in ordered):
+        return refusal(scope, _nearest(passages, scored))  # asked for a number or an address: none is here
+    sections = {}
     out = []
     for position, item in enumerate(ordered):
         last_of_passage = position + 1 == len(ordered) or ordered[position + 1].passage != item.passage
         text = " ".join(item.text.split())
+        if _NAMES_NO_SUBJECT.search(text):
+            if item.passage not in sections:
+                sections[item.passage] = []
+                passage_parts(passages[item.passage][1], passages[item.passage][2], sections[item.passage])
+            under = sections[item.passage]
+            heading = (under[item.order : item.order + 1] or [""])[0]
+            opens = item.order == 0 or under[item.order - 1] != heading  # the first sentence of its section
+            if opens and heading and not heading.endswith("?") and _squash(heading) not in _squash(text):
+                text = f"{heading}: {text}"  # "django-announce: A (very) low-traffic list …"
         out.append(_cite(text, item.label) if last_of_passage else text)
     return " ".join(out)
+
+
+def _nearest(passages, scored, limit=2):
+    """The titles of the documents whose sentences came closest, best first."""
+    titles = []
+    for item in scored:
+        source = passages[item.passage][2]
+        title = source.split(", ", 1)[0].strip() if source else ""
+        if title and title not in titles:
+            titles.append(title)
+        if len(titles) == limit:
+            break
+    return titles
 
 
 class OfflineProvider(Provider):

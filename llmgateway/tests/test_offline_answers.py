@@ -1,0 +1,63 @@
+"""The offline answerer on documents as they come: plain text with markup, headings, questions it cannot answer."""
+
+from llmgateway.providers import offline
+
+RST = """Reporting security issues
+=========================
+
+Please report security issues by emailing ``security@djangoproject.com``. Mail
+sent to that address reaches the `security team <https://example.org/teams/>`_.
+
+Once you've submitted an issue via email, you should receive an acknowledgment
+from a member of the :ref:`security team <security-team>` within 3 working days.
+
+.. _security-team: https://example.org/teams/
+
+``django-announce``
+===================
+
+A (very) low-traffic list for announcing upcoming security releases, new
+releases of Django, and security advisories.
+"""
+
+
+def ask(question, *passages):
+    blocks = "\n".join(
+        f'<passage id="{n}" source="{source}">\n{text}\n</passage>' for n, (source, text) in enumerate(passages, 1)
+    )
+    content = f"Searched: the Helpdesk’s documents\nPassages:\n{blocks}\n\nQuestion: {question}"
+    return offline.answer([{"role": "user", "content": content}])
+
+
+def test_plain_text_is_read_without_its_markup_and_line_wraps():
+    text = ask("When will I get an acknowledgment of my report?", ("Security policies", RST))
+    # One sentence across the wrapped lines, the role and its target gone, the heading underline not quoted.
+    assert text == (
+        "Once you've submitted an issue via email, you should receive an acknowledgment from a member of the "
+        "security team within 3 working days [1]."
+    )
+
+
+def test_a_sentence_that_does_not_name_its_subject_gets_its_heading():
+    text = ask("Which mailing list announces new releases?", ("Mailing lists", RST))
+    assert text.startswith("django-announce: A (very) low-traffic list for announcing")
+    assert "=" not in text and "``" not in text
+
+
+def test_asked_for_a_phone_number_a_sentence_without_one_is_no_answer():
+    passages = ("Security policies", RST), ("Organization", "The security team reads every report it receives.")
+    text = ask("What is the phone number of the security team?", *passages)
+    assert text.startswith("I couldn't find this in the Helpdesk’s documents.")
+    # The refusal says where the closest passages were, so the person knows what was searched.
+    assert "“Security policies”" in text or "“Organization”" in text
+    assert "[" not in text
+
+
+def test_a_refusal_names_the_closest_documents():
+    passages = (
+        ("Benefits, Paid time off", "Everyone gets 20 days of vacation a year."),
+        ("Our rituals, Meet-ups", "The entire company gathers in person twice a year."),
+    )
+    text = ask("What brand of coffee machine is in the kitchen?", *passages)
+    assert text.startswith("I couldn't find this in the Helpdesk’s documents. The closest passages, in “")
+    assert text.endswith("don’t answer it.")
