@@ -352,7 +352,8 @@ _ACTION = re.compile(
 # "Can I …?", "Am I allowed to …?": a sentence that says what may or may not be done answers it.
 _ASKS_PERMISSION = re.compile(r"^\s*(can|may|could) (i|we|staff|employees)\b|\b(allowed|permitted|ok|okay)\b", re.I)
 _PERMISSION = re.compile(
-    r"\b(fine|ok|okay|allowed|permitted|welcome to|free to|not allowed|never|must not|prohibited|no problem)\b",
+    r"\b(fine|ok|okay|allowed|permitted|welcome to|free to|not allowed|never|must not|prohibited|no problem|"
+    r"do not|don['’]t|can['’]t|cannot|may not|should not|shouldn['’]t)\b",
     re.IGNORECASE,
 )
 _SEARCHED_RE = re.compile(r"^\s*searched\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
