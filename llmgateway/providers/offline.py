@@ -534,7 +534,11 @@ def answer(messages):
                 (top.passage, order), Candidate(0, top.passage, order, top.label, by_place[(top.passage, order)])
             )
     # In the order of the passages, each passage cited once, after its last sentence.
-    ordered = sorted(picked.values(), key=lambda item: (item.passage, item.order))
+    # The passage of the best sentence first, then the others; within a passage, in reading order.
+    first = {}
+    for item in chosen:
+        first.setdefault(item.passage, len(first))
+    ordered = sorted(picked.values(), key=lambda item: (first.get(item.passage, len(first)), item.order))
     if _ASKS_CONTACT.search(question) and not any(_CONTACT.search(item.text) for item in ordered):
         return refusal(scope, _nearest(passages, scored))  # asked for a number or an address: none is here
     sections = {}
