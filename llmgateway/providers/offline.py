@@ -242,6 +242,34 @@ def _unwrap(lines):
     return [(plain(line), is_heading) for line, is_heading in out]
 
 
+def _indent(line):
+    return len(line) - len(line.lstrip())
+
+
+def _nest(lines):
+    """A list item that is only a label, with its sub-items, as one line: "High: Remote code execution; SQL injection"."""
+    out, at = [], 0
+    while at < len(lines):
+        line = lines[at]
+        label = _NUMBERED.sub("", line.strip().lstrip("-*•+ ")).strip()
+        items, following = [], at + 1
+        if _LIST_ITEM.match(line) and len(label.split()) <= 6 and not re.search(r"[.!?;,]$", label):
+            while following < len(lines) and (
+                not lines[following].strip()
+                or (_LIST_ITEM.match(lines[following]) and _indent(lines[following]) > _indent(line))
+            ):
+                if lines[following].strip():
+                    items.append(_NUMBERED.sub("", lines[following].strip().lstrip("-*•+ ")).strip())
+                following += 1
+        if items:
+            out.append(f"{line[: _indent(line)]}- {label.rstrip(':')}: {'; '.join(items)}")
+            at = following
+            continue
+        out.append(line)
+        at += 1
+    return out
+
+
 def passage_parts(body, source="", sections=None):
     """(headings, sentences) of a passage, in reading order: context and candidate answers.
 
@@ -260,7 +288,7 @@ def passage_parts(body, source="", sections=None):
 
     def flush():
         if prose:
-            found = sentences("\n".join(prose))
+            found = sentences("\n".join(_nest(prose)))
             parts.extend(found)
             under.extend([current] * len(found))
             prose.clear()

@@ -61,3 +61,12 @@ def test_a_refusal_names_the_closest_documents():
     text = ask("What brand of coffee machine is in the kitchen?", *passages)
     assert text.startswith("I couldn't find this in the Helpdesk’s documents. The closest passages, in “")
     assert text.endswith("don’t answer it.")
+
+
+def test_a_label_in_a_list_answers_with_its_sub_items():
+    levels = (
+        "Severity levels are:\n\n* **High**\n\n  * Remote code execution\n  * SQL injection\n\n"
+        "* **Moderate**\n\n  * Cross site scripting (XSS)\n  * Cross site request forgery (CSRF)\n"
+    )
+    text = ask("Which severity level is SQL injection?", ("Security policies, Severity levels", levels))
+    assert text == "High: Remote code execution; SQL injection [1]."
