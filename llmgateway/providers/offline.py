@@ -338,6 +338,13 @@ _ASKS_NUMBER = re.compile(
     r"part|proportion|amount|number|fraction|rate)\b|\bhow \w+ (days|weeks|months|years|hours)\b",
     re.IGNORECASE,
 )
+# "How often …": a sentence saying how many times in a period answers it, not just any number.
+_ASKS_FREQUENCY = re.compile(r"\bhow (often|frequently)\b|\bhow many times\b", re.IGNORECASE)
+_FREQUENCY = re.compile(
+    r"\b(every|each|per|once|twice|daily|weekly|fortnightly|monthly|quarterly|yearly|annually|"
+    r"a (day|week|month|quarter|year))\b|\d+ times",
+    re.IGNORECASE,
+)
 _ASKS_TIME = re.compile(r"\bwhen\b|\bwhat (time|date|day)\b|\bwhich (day|date|month|year)\b|\bdeadline\b", re.I)
 _ASKS_NAME = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|provider|vendor|tool|service|app)\b", re.I)
 _ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
@@ -411,6 +418,7 @@ def refusal(scope="", nearest=()):
 
 def _question_kind(question):
     for pattern, kind in (
+        (_ASKS_FREQUENCY, _FREQUENCY),
         (_ASKS_NUMBER, _NUMBER),
         (_ASKS_TIME, _TIME),
         (_ASKS_NAME, _NAME),

@@ -70,3 +70,12 @@ def test_a_label_in_a_list_answers_with_its_sub_items():
     )
     text = ask("Which severity level is SQL injection?", ("Security policies, Severity levels", levels))
     assert text == "High: Remote code execution; SQL injection [1]."
+
+
+def test_how_often_is_answered_by_a_frequency_not_any_number():
+    council = (
+        "The five candidates with the highest vote totals become the new steering council. "
+        "A new council is elected after each release cycle of Django."
+    )
+    text = ask("How often is a new steering council elected?", ("Organization, Steering council", council))
+    assert text.startswith("A new council is elected after each release cycle of Django")
