@@ -398,6 +398,7 @@ _SOURCE_RE = re.compile(r"""\bsource\s*=\s*["']([^"']{1,300})["']""", re.IGNOREC
 # set from questions the documents cannot answer (bench/answer_quality.py): below it, the
 # answerer says it found nothing rather than quote the nearest sentence.
 W_MEANING, W_WORDS, W_PASSAGE, W_KIND, W_RANK = 0.5, 0.3, 0.12, 0.15, 0.04
+W_PHRASE = 0.1  # the question's words side by side in the sentence, as in the question
 ANSWER_THRESHOLD = 0.43
 SECOND_SENTENCE = 0.9  # another sentence joins the answer when it scores this share of the best
 MIN_WORDS = 4
@@ -480,6 +481,8 @@ class Candidate:
 def rank(question, passages):
     """(every candidate sentence of the passages, best first; all sentences by (passage, order))."""
     wanted = set(terms(question))
+    asked = terms(question)
+    pairs = {(a, b) for a, b in zip(asked, asked[1:], strict=False)}  # "side business", "same role"
     found = []  # (passage index, order in passage, label, sentence, words)
     contexts, heading_terms = [], []
     for index, (label, body, source) in enumerate(passages):
@@ -525,7 +528,10 @@ def rank(question, passages):
             meaning = max(0.0, float(question_vector @ sentence_vector) / norm)
         fits = 1.0 if kind is not None and kind.search(sentence) else 0.0
         rank_ = 1.0 / (1 + index)
+        said = terms(text)
+        phrase = len(pairs & set(zip(said, said[1:], strict=False))) / len(pairs) if pairs else 0.0
         score = W_MEANING * meaning + W_WORDS * lexical + W_PASSAGE * around + W_KIND * fits + W_RANK * rank_
+        score += W_PHRASE * phrase
         if vectors is None:
             score = (W_WORDS * lexical + W_PASSAGE * around) / (W_WORDS + W_PASSAGE) * 0.6
         # A long sentence (a wide table row) shares words with any question: it must earn its length.

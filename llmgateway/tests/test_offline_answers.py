@@ -79,3 +79,21 @@ def test_how_often_is_answered_by_a_frequency_not_any_number():
     )
     text = ask("How often is a new steering council elected?", ("Organization, Steering council", council))
     assert text.startswith("A new council is elected after each release cycle of Django")
+
+
+def test_the_questions_words_side_by_side_count_for_more(monkeypatch):
+    passages = [
+        ("1", "A side business that is different from your day job is fine for a few hours a week.", "Moonlighting"),
+        ("2", "On a business trip, keep receipts on the side of your bag for your job's expense report.", "Travel"),
+    ]
+    question = "Can I run a side business next to my job?"  # pairs: run side, side business, business next, next job
+
+    def scores():
+        return {c.passage: c.score for c in offline.rank(question, passages)[0]}
+
+    monkeypatch.setattr(offline, "W_PHRASE", 0.0)
+    without = scores()
+    monkeypatch.setattr(offline, "W_PHRASE", 0.1)
+    with_pairs = scores()
+    assert abs(with_pairs[0] - without[0] - 0.1 / 4) < 1e-6  # "side business" side by side: one pair of four
+    assert with_pairs[1] == without[1]  # the same words, apart: no bonus
