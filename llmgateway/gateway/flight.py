@@ -29,7 +29,7 @@ from llmgateway.cache.entries import (
 from llmgateway.cache.store import get_store
 from llmgateway.gateway.controls import CacheControl
 from llmgateway.gateway.errors import GatewayError
-from llmgateway.gateway.validation import validate_request
+from llmgateway.gateway.validation import check_chat_model, validate_request
 from llmgateway.providers import resilience
 from llmgateway.providers.base import Deadline, ProviderError, chunks_from_response, response_from_chunks
 from llmgateway.usage import hook
@@ -123,6 +123,7 @@ def prepare(
         raise GatewayError(
             404, f"The model {name!r} does not exist or is not enabled.", code="model_not_found", param="model"
         )
+    check_chat_model(spec)
     workspace_id = getattr(workspace, "pk", workspace)
     return Call(
         workspace_id=workspace_id,
