@@ -230,14 +230,17 @@ def period_start(kind, now=None):
 
 _LEVEL = """
 local function level_of(key, cap, now)
-  local v = redis.call('HMGET', key, 'v', 't')
+  local v = redis.call('HMGET', key, 'v', 't', 'c')
   if not v[1] then return cap end
-  local level = tonumber(v[1]) + (now - tonumber(v[2])) * cap / 60000
+  local level = tonumber(v[1])
+  -- Counted under another limit (it was changed): what was used stays used.
+  if v[3] then level = level + cap - tonumber(v[3]) end
+  level = level + (now - tonumber(v[2])) * cap / 60000
   if level > cap then level = cap end
   return level
 end
 local function put_level(key, cap, level, now)
-  redis.call('HSET', key, 'v', tostring(level), 't', now)
+  redis.call('HSET', key, 'v', tostring(level), 't', now, 'c', cap)
   redis.call('PEXPIRE', key, math.ceil((cap - level) * 60000 / cap) + 60000)
 end
 local t = redis.call('TIME')
@@ -401,7 +404,7 @@ class RedisLimiter:
             pipe = r.pipeline(transaction=False)
             for key in keys:
                 if key.endswith((":req", ":tok")):
-                    pipe.hmget(key, "v", "t")
+                    pipe.hmget(key, "v", "t", "c")
                 elif key.endswith(":conc"):
                     pipe.zcount(key, int(time.time() * 1000), "+inf")
                 else:
@@ -409,6 +412,14 @@ class RedisLimiter:
             return pipe.execute()
 
         return self.store._run([None] * len(keys), run)
+
+
+def _level_now(state, cap, now):
+    """A bucket's level now from its stored (level, at, limit): as the scripts' level_of."""
+    level, at = float(state[0]), float(state[1])
+    if len(state) > 2 and state[2] is not None:
+        level += cap - float(state[2])  # counted under another limit: what was used stays used
+    return min(cap, level + (now - at) * cap / WINDOW_MS)
 
 
 class LocalLimiter:
@@ -421,10 +432,10 @@ class LocalLimiter:
         state = cache.get(key)
         if not state:
             return cap
-        return min(cap, state[0] + (now - state[1]) * cap / WINDOW_MS)
+        return _level_now(state, cap, now)
 
     def _put(self, cache, key, cap, level, now):
-        cache.set(key, (level, now), math.ceil((cap - level) * WINDOW_MS / cap / 1000) + 60)
+        cache.set(key, (level, now, cap), math.ceil((cap - level) * WINDOW_MS / cap / 1000) + 60)
 
     def admit(self, keys, args):
         with self.store._lock():
@@ -523,7 +534,7 @@ class LocalLimiter:
         for key in keys:
             value = self.store.cache.get(key)
             if key.endswith((":req", ":tok")):
-                out.append(list(value) if value else [None, None])
+                out.append(list(value) if value else [None, None, None])
             elif key.endswith(":conc"):
                 out.append(sum(1 for at in (value or {}).values() if at > now))
             else:
@@ -761,8 +772,7 @@ def state_of(scope, now=None):
             continue
         value = raw[index]
         if isinstance(value, list | tuple) and value and value[0] is not None:
-            level, at = float(value[0]), float(value[1])
-            level = min(cap, level + (now_ms - at) * cap / WINDOW_MS)
+            level = _level_now(value, cap, now_ms)
         else:
             level = cap
         out[name] = {
