@@ -61,6 +61,11 @@ def main():
 
     if connection.vendor != "postgresql":
         sys.exit("set DATABASE_URL to a PostgreSQL database")
+    from django.conf import settings
+    from django.core.management import call_command
+
+    if not (settings.STATIC_ROOT / "staticfiles.json").exists():
+        call_command("collectstatic", interactive=False, verbosity=0)  # pages name hashed static files
     workspace = Workspace.objects.first()
     if workspace is None:
         sys.exit("create a workspace first (manage.py create_workspace)")
