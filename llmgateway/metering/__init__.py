@@ -24,6 +24,20 @@ from llmgateway.gateway.errors import GatewayError
 from llmgateway.metering import alerts, limits, records
 
 
+def refused(refusal):
+    """The 429 GatewayError of a limits.Refusal: OpenAI's shape, naming the limit, with Retry-After."""
+    kind = "insufficient_quota" if refusal.code == "insufficient_quota" else refusal.limit
+    return GatewayError(
+        429,
+        refusal.message(),
+        code=refusal.code,
+        type="requests" if kind == "concurrent" else kind,
+        retry_after=refusal.retry_after,
+        headers=limits.refusal_headers(refusal),
+        limit=refusal,
+    )
+
+
 def estimate(call):
     """(tokens, micro-dollars) reserved before the upstream call: the input, and the answer at its longest."""
     chars = 0
@@ -95,16 +109,7 @@ class Meter:
                     call.ticket = reserved.top_up(tokens, cost, call.deadline.remaining())
         except limits.Refusal as refusal:
             self._add(call, "refused", 429)
-            kind = "insufficient_quota" if refusal.code == "insufficient_quota" else refusal.limit
-            raise GatewayError(
-                429,
-                refusal.message(),
-                code=refusal.code,
-                type="requests" if kind == "concurrent" else kind,
-                retry_after=refusal.retry_after,
-                headers=limits.refusal_headers(refusal),
-                limit=refusal,
-            ) from None
+            raise refused(refusal) from None
         return call.ticket
 
     def record(self, call, result, error=None):
