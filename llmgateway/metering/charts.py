@@ -23,7 +23,10 @@ def _nice_max(value):
 
 def _fmt(value, kind):
     if kind == "money":
-        return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.4f}".rstrip("0")
+        if value >= 1 or value == 0:
+            return f"${value:,.2f}"
+        text = f"{value:.4f}".rstrip("0")
+        return f"${text}" if len(text.rsplit(".", 1)[-1]) >= 2 else f"${value:.2f}"
     if kind == "percent":
         return f"{value:.0f}%"
     if value >= 1_000_000:

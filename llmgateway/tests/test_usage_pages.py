@@ -126,7 +126,7 @@ def test_usage_page_in_the_browser(browser, live_server, workspace, admin_user, 
     page.fill("#id_workspace-daily_budget", "25")
     page.locator("form:has(#id_workspace-daily_budget) button[type=submit]").click()
     page.wait_for_selector("text=Limits saved")
-    page.select_option("select[name=user]", str(member.pk))
+    page.fill("input[name=email]", member.email)
     page.fill("#id_one-rpm", "30")
     page.locator("form:has(#id_one-rpm) button[type=submit]").click()
     page.wait_for_selector("text=Limits saved")
