@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from llmgateway.cache import entries, stats
@@ -168,17 +169,20 @@ def cache_clear(request, slug):
 
 # Usage ------------------------------------------------------------------------------------------------
 
+HOURLY_DAYS = 7  # the range of the page by hour when no start is given
+
 
 def _usage_filters(request):
     form = UsageFilterForm(request.GET or None)
     if request.GET and not form.is_valid():
         return form, None
     data = form.cleaned_data if request.GET else {}
-    return form, {
-        "since": data.get("since"),
-        "until": data.get("until"),
-        "bucket": data.get("bucket") or "day",
-    }
+    bucket = data.get("bucket") or "day"
+    since, until = data.get("since"), data.get("until")
+    if bucket == "hour" and since is None:
+        # By hour, a week unless asked otherwise: 168 bars a chart can show (720 would be a smear).
+        since = (until or timezone.localdate()) - timedelta(days=HOURLY_DAYS - 1)
+    return form, {"since": since, "until": until, "bucket": bucket}
 
 
 def _limit_section(workspace, bound=None):
@@ -225,15 +229,16 @@ def _usage_page(request, workspace, status=200, bound=None):
     bucket = filters["bucket"]
     context.update(
         totals=reports.total_of(points),
-        charts=[
-            (title, charts.bar_chart(points, field, title, kind, bucket=bucket))
-            for field, title, kind in (
+        charts=charts.bar_charts(
+            points,
+            (
                 ("requests", "Requests", "count"),
                 ("tokens", "Tokens", "count"),
                 ("cost", "Cost (USD)", "money"),
                 ("hit_rate", "Cache hit rate", "percent"),
-            )
-        ],
+            ),
+            bucket=bucket,
+        ),
         breakdowns=[
             (title, reports.breakdown(usage, by))
             for by, title in (

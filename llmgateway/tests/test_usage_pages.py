@@ -142,3 +142,16 @@ def test_usage_page_in_the_browser(browser, live_server, workspace, admin_user, 
             page.locator(selector).first.scroll_into_view_if_needed()
             page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], f"usage-390-{n}.png"))
     page.close()
+
+
+def test_by_hour_the_page_shows_a_week_unless_asked(workspace, admin_user, client_for):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    week = client_for(admin_user).get("/gateway/acme/usage/?bucket=hour").content.decode()
+    assert f"{(today - timedelta(days=6)):%-d %b %Y} – {today:%-d %b %Y}" in week
+    since = today - timedelta(days=2)
+    asked = client_for(admin_user).get(f"/gateway/acme/usage/?bucket=hour&since={since}").content.decode()
+    assert f"{since:%-d %b %Y} – {today:%-d %b %Y}" in asked
