@@ -102,6 +102,12 @@ def scopes_for(workspace_id, user_id, api_key_id, workspace_limits, key_limits):
     return scopes
 
 
+_HEADER_NAMES = tuple(
+    (index, name, tuple(f"x-ratelimit-{part}-{label}" for part in ("limit", "remaining", "reset")))
+    for index, name, label in ((0, "rpm", "requests"), (2, "tpm", "tokens"))
+)
+
+
 @dataclass
 class Ticket:
     """An admitted request's reservation, settled once."""
@@ -118,20 +124,16 @@ class Ticket:
     def headers(self):
         """The OpenAI rate-limit headers, from the scope with the least left of each."""
         out = {}
-        for index, label in ((0, "requests"), (2, "tokens")):
-            name = "rpm" if label == "requests" else "tpm"
+        for index, name, names in _HEADER_NAMES:
             best = None
             for scope, values in zip(self.scopes, self.state, strict=False):
                 limit = scope.limits.get(name)
-                if not limit:
-                    continue
-                remaining, reset = max(values[index], 0), values[index + 1]
-                if best is None or remaining < best[1]:
-                    best = (limit, remaining, reset)
+                if limit and (best is None or values[index] < best[1]):
+                    best = (limit, values[index], values[index + 1])
             if best:
-                out[f"x-ratelimit-limit-{label}"] = str(best[0])
-                out[f"x-ratelimit-remaining-{label}"] = str(best[1])
-                out[f"x-ratelimit-reset-{label}"] = duration(best[2])
+                out[names[0]] = str(best[0])
+                out[names[1]] = str(best[1] if best[1] > 0 else 0)
+                out[names[2]] = duration(best[2])
         return out
 
 
@@ -662,7 +664,8 @@ def _ticket(scopes, request_id, tokens, cost, period, reply):
         elif name == "month":
             retry_ms = month_ttl * 1000
         raise Refusal(scopes[index], name, max(1, math.ceil(retry_ms / 1000)), int(reply[4]), int(reply[5]))
-    state = [list(map(int, reply[1 + i * 6 : 7 + i * 6])) for i in range(len(scopes))]
+    # Redis answers integers (the local limiter too): each scope's six, as they are.
+    state = [reply[1 + i * 6 : 7 + i * 6] for i in range(len(scopes))]
     return Ticket(scopes, request_id, tokens, cost, day, month, state)
 
 
@@ -694,7 +697,8 @@ class Ahead:
     def ticket(self):
         """The reservation's Ticket (tokens and cost 0), or its Refusal raised."""
         self.done = True
-        return _ticket(self.scopes, self.request_id, 0, 0, self.period, _decoded(self.reply))
+        reply = self.reply
+        return _ticket(self.scopes, self.request_id, 0, 0, self.period, reply if reply[0] == 1 else _decoded(reply))
 
     def top_up(self, tokens, cost, deadline_seconds):
         """Reserve a miss's tokens and cost on top of the request reserved ahead; the request goes back on a refusal."""
