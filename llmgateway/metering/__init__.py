@@ -11,6 +11,9 @@
 - `record(call, result, error)` settles the reservation with what was used,
   sends a budget alert when a budget passes 80% or 100% (alerts.py), and
   buffers the usage record (records.py).
+
+Embeddings (`/v1/embeddings`, retrieval, ingestion) meet the same limits
+through embedding.py.
 """
 
 import math
