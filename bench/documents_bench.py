@@ -6,7 +6,13 @@
 
 Ingestion: a generated 500-page PDF and a 10 MB text file go through the
 real path (upload checks, storage, the parser in its limited child
-process, chunking, indexing); figures are pages (or MB) per second.
+process, chunking, embedding, indexing); figures are pages (or MB) per
+second, and for the PDF the processor time (this process plus the parser's
+child: steadier than wall time on a busy machine), each step's share, and
+the text reading of pypdf against PDFium's in alternating rounds.
+
+    .venv/bin/python bench/documents_bench.py --sqlite --skip-search --skip-text --rounds 3
+
 Search: --chunks passages of generated prose (Zipf-distributed vocabulary)
 in one workspace, plus a fifth as many in another, then --queries searches
 of one to three words through `documents.search.search_workspace` (ranked
@@ -16,6 +22,7 @@ The database is the benchmark's own (created if missing), never the app's.
 """
 
 import argparse
+import io
 import os
 import random
 import statistics
@@ -61,7 +68,37 @@ def workspace(slug):
     return Workspace.objects.get_or_create(slug=slug, defaults={"name": slug.title()})[0]
 
 
-def ingest(ws, name, content):
+class Phases:
+    """Wall and processor seconds of each step of `ingestion.process`, and the parser child's processor time."""
+
+    STEPS = ("sandbox_extract", "chunk_units", "embed_pieces", "save_passages")
+
+    def __init__(self):
+        from documents import ingestion
+
+        self.seconds = {}
+        for step in self.STEPS:
+            setattr(ingestion, step, self._timed(step, getattr(ingestion, step)))
+
+    def _timed(self, step, function):
+        def timed(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = function(*args, **kwargs)
+            used = self.seconds.setdefault(step, [0.0, 0.0, 0.0])
+            used[0] += time.perf_counter() - wall
+            used[1] += time.process_time() - cpu
+            if step == "sandbox_extract":
+                used[2] += result.cpu_seconds  # the child's own processor time
+            return result
+
+        return timed
+
+    def take(self):
+        seconds, self.seconds = self.seconds, {}
+        return seconds
+
+
+def ingest(ws, name, content, phases=None):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from documents import ingestion
@@ -72,29 +109,99 @@ def ingest(ws, name, content):
     document = ingestion.accept_upload(ws, SimpleUploadedFile(name, content))
     stored = time.perf_counter()
     Document.objects.filter(pk=document.pk).update(status="queued")
+    if phases is not None:
+        phases.take()
+    cpu = time.process_time()
     ingestion.process(document.pk)
     done = time.perf_counter()
+    cpu = time.process_time() - cpu
     document.refresh_from_db()
     assert document.status == "ready", document.failure_reason
+    document.cpu_seconds = cpu + (phases.seconds.get("sandbox_extract", [0, 0, 0])[2] if phases else 0)
+    document.phases = phases.take() if phases else {}
     return document, stored - started, done - stored
 
 
-def bench_ingestion():
+def generated_pdf(pages=500):
     from documents.pdfmake import make_pdf, wrap
 
     rng = random.Random(4)
-    words = VOCABULARY
-    ws = workspace("bench-ingest")
-    pages = []
-    for number in range(500):
-        text = " ".join(rng.choice(words) for _ in range(420))
-        pages.append([f"# Section {number + 1}", "", *wrap(text, 95)[:44]])
-    pdf = make_pdf(pages, title="Generated 500 pages")
-    document, upload_s, process_s = ingest(ws, "generated.pdf", pdf)
-    print(f"PDF: {len(pdf) / 1e6:.1f} MB, {document.page_count} pages, {document.chunk_count} passages")
-    print(f"  upload checks + storage {upload_s * 1000:.0f} ms; read + chunk + index {process_s:.2f} s")
-    print(f"  => {document.page_count / process_s:.0f} pages/s")
+    content = []
+    for number in range(pages):
+        text = " ".join(rng.choice(VOCABULARY) for _ in range(420))
+        content.append([f"# Section {number + 1}", "", *wrap(text, 95)[:44]])
+    return make_pdf(content, title=f"Generated {pages} pages")
 
+
+def compare_readers(pdf, rounds):
+    """Processor seconds to read every page's text: pypdf (the former reader) and PDFium, alternating."""
+    try:
+        import pypdf
+    except ImportError:
+        print("Readers: pypdf is not installed (requirements-dev.txt); no comparison")
+        return
+    import pypdfium2
+
+    from documents.parsers.pdf import page_text
+
+    def with_pypdf():
+        reader = pypdf.PdfReader(io.BytesIO(pdf), strict=False)
+        return sum(len(page.extract_text() or "") for page in reader.pages)
+
+    def with_pdfium():
+        document = pypdfium2.PdfDocument(pdf)
+        try:
+            return sum(len(page_text(document, index)) for index in range(len(document)))
+        finally:
+            document.close()
+
+    used = {"pypdf": [], "PDFium": []}
+    for _ in range(rounds):
+        for label, read in (("pypdf", with_pypdf), ("PDFium", with_pdfium)):
+            cpu = time.process_time()
+            read()
+            used[label].append(time.process_time() - cpu)
+    old, new = statistics.median(used["pypdf"]), statistics.median(used["PDFium"])
+    print(
+        f"Reading the PDF's text in one process, median of {rounds} alternating rounds (processor time): "
+        f"pypdf {old:.2f} s, PDFium {new:.2f} s ({old / new:.1f}x)"
+    )
+
+
+def bench_ingestion(rounds=3, text=True):
+    from documents import vectors
+
+    ws = workspace("bench-ingest")
+    pdf = generated_pdf()
+    state = vectors.state()
+    print(f"search by meaning: {state.backend or 'off (' + state.problem + ')'}")
+    phases = Phases()
+    for round_ in range(1, rounds + 1):
+        document, upload_s, process_s = ingest(ws, f"generated-{round_}.pdf", pdf, phases)
+        label = "first, cold process" if round_ == 1 else f"round {round_}"
+        print(
+            f"PDF ({label}): {len(pdf) / 1e6:.1f} MB, {document.page_count} pages, {document.chunk_count} passages, "
+            f"embedded with {document.embedding_model or 'nothing'}"
+        )
+        print(f"  upload checks + storage {upload_s * 1000:.0f} ms; read + chunk + embed + index {process_s:.2f} s")
+        print(
+            f"  => {document.page_count / process_s:.0f} pages/s; processor time {document.cpu_seconds:.2f} s "
+            f"(=> {document.page_count / document.cpu_seconds:.0f} pages per processor second)"
+        )
+        steps = document.phases
+        print(
+            "  steps (wall / processor s): "
+            + "; ".join(
+                f"{step} {wall:.2f} / {cpu:.2f}" + (f" + child {child:.2f}" if child else "")
+                for step, (wall, cpu, child) in steps.items()
+            )
+        )
+    compare_readers(pdf, rounds)
+    if not text:
+        return
+
+    rng = random.Random(4)
+    words = VOCABULARY
     paragraphs = []
     size = 0
     while size < 10 * 1024 * 1024:
@@ -104,7 +211,7 @@ def bench_ingestion():
     text = "\n\n".join(paragraphs).encode()
     document, upload_s, process_s = ingest(ws, "generated.txt", text)
     print(f"Text: {len(text) / 1e6:.1f} MB, {document.char_count:,} characters, {document.chunk_count} passages")
-    print(f"  upload checks + storage {upload_s * 1000:.0f} ms; read + chunk + index {process_s:.2f} s")
+    print(f"  upload checks + storage {upload_s * 1000:.0f} ms; read + chunk + embed + index {process_s:.2f} s")
     print(f"  => {len(text) / 1e6 / process_s:.2f} MB/s")
 
 
@@ -279,14 +386,18 @@ def main():
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--skip-ingestion", action="store_true")
+    parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--skip-text", action="store_true", help="only the PDF in the ingestion part")
+    parser.add_argument("--rounds", type=int, default=3, help="times the PDF is ingested (the first in a cold process)")
     args = parser.parse_args()
     configure(args)
     from django.db import connection
 
     print(f"database: {connection.vendor}; CPU cores: {os.cpu_count()}")
     if not args.skip_ingestion:
-        bench_ingestion()
-    bench_search(args.chunks, args.queries)
+        bench_ingestion(args.rounds, text=not args.skip_text)
+    if not args.skip_search:
+        bench_search(args.chunks, args.queries)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,12 @@ worker calls `process()` (through documents.tasks). The life of a document:
    a second with the progress. Passages replace the old ones in one
    transaction and the row becomes `ready` (version + 1), or `failed` with
    the reason.
-3. `recover_stalled` finds documents whose worker went silent (killed, or
+3. When the embedding model fails, the document still becomes `ready` (found
+   by its words) with `embedding_error` saying why; the embedding is retried
+   with back-off (`embed_document`), and `catch_up_embeddings` queues again a
+   retry that was lost. Documents embedded by another model than the current
+   one are marked pending and embedded again (`reembed_other_models`).
+4. `recover_stalled` finds documents whose worker went silent (killed, or
    its machine lost) and queues them again, at most DOCUMENTS_MAX_ATTEMPTS
    attempts in all, then marks them failed. It runs at the start of every
    ingestion, from a deferred watchdog task where the queue supports
@@ -245,6 +250,7 @@ def claim(document_id):
 def process(document_id):
     """Read, chunk and index one document (the ingestion task's body). Returns the final status."""
     recover_stalled()
+    catch_up_embeddings()
     attempt = claim(document_id)
     if attempt is None:
         return "skipped"
@@ -261,6 +267,8 @@ def process(document_id):
         save_passages(document, lease, extraction, pieces, embedded, problem)
         if problem:
             schedule_embedding_retry(document_id, 1)
+        elif embedded is not None:
+            reembed_other_models(embedded.model)
         return Status.READY
     except LeaseLost:
         log.info("document %s: let go (cancelled, deleted or claimed again)", document_id)
@@ -443,18 +451,129 @@ def watch(document_id, attempt):
 
 # Seconds before the n-th retry of a failed embedding: 1 min, 5 min, 30 min, then every 2 hours.
 EMBEDDING_BACKOFF = (60, 300, 1800, 7200)
+# A retry not run this long after it was due is taken as lost (its worker died, or the queue cannot
+# defer tasks) and is queued again by `catch_up_embeddings`.
+EMBEDDING_RETRY_GRACE = 120
+CATCH_UP_BATCH = 500
+
+
+def retry_delay(attempt):
+    """Seconds before the attempt-th retry (1-based)."""
+    return EMBEDDING_BACKOFF[min(max(attempt, 1), len(EMBEDDING_BACKOFF)) - 1]
+
+
+def next_embedding_retry(document):
+    """When a pending document's embedding is tried again (its last try, `updated_at`, plus the back-off)."""
+    return document.updated_at + timedelta(seconds=retry_delay(document.embedding_attempts + 1))
 
 
 def schedule_embedding_retry(document_id, attempt):
-    """Embed the document's passages again later, where the queue can defer tasks (else `reindex` does it)."""
+    """Embed the document's passages again later, where the queue can defer tasks (else `catch_up_embeddings`)."""
     from documents.tasks import embed_document
 
     backend = embed_document.get_backend()
     if not getattr(backend, "supports_defer", False):
         return
-    delay = EMBEDDING_BACKOFF[min(attempt, len(EMBEDDING_BACKOFF)) - 1]
-    when = timezone.now() + timedelta(seconds=delay)
+    when = timezone.now() + timedelta(seconds=retry_delay(attempt))
     transaction.on_commit(lambda: embed_document.using(run_after=when).enqueue(document_id))
+
+
+def _queue_embedding(document_id):
+    from documents.tasks import embed_document
+
+    transaction.on_commit(lambda: embed_document.enqueue(document_id))
+
+
+def catch_up_embeddings(queryset=None, now=None, *, other_models=True):
+    """Queue the embedding of pending documents whose retry is overdue; how many were queued.
+
+    A retry is overdue when it has not run `EMBEDDING_RETRY_GRACE` seconds after its back-off:
+    its worker died, or the queue cannot defer tasks. A conditional update of `updated_at`
+    claims each document, so two sweeps never queue it twice. Documents embedded by another
+    model than the configured one are marked pending first (`reembed_other_models`; not from a
+    page, which leaves that sweep to the workers). Runs at the start of every ingestion, from
+    `document_status`, and when a pending document's page is opened. Returns 0 where the
+    database cannot search by meaning.
+    """
+    if not vectors.state().available:
+        return 0
+    if other_models:
+        reembed_other_models()
+    now = now or timezone.now()
+    queryset = queryset if queryset is not None else Document.objects.all()
+    pending = queryset.embedding_pending().only("pk", "updated_at", "embedding_attempts")
+    queued = 0
+    for document in pending.order_by("updated_at")[:CATCH_UP_BATCH]:
+        due = next_embedding_retry(document) + timedelta(seconds=EMBEDDING_RETRY_GRACE)
+        if due > now:
+            continue
+        claimed = Document.objects.filter(pk=document.pk, status=Status.READY, updated_at=document.updated_at).update(
+            updated_at=now
+        )
+        if claimed:
+            _queue_embedding(document.pk)
+            queued += 1
+    if queued:
+        log.info("queued %s overdue embedding retries", queued)
+    return queued
+
+
+# The models checked against the documents' by this process (reembed_other_models), so the check costs one
+# query per model and process rather than one per ingestion.
+_models_checked = set()
+
+
+def reembed_other_models(model=None):
+    """Mark ready documents embedded by another model pending and queue their re-embedding; how many.
+
+    `model` is the identity of vectors just made (its dimension included), so a model whose
+    dimension changed is caught on its first use; without it, documents whose model is not the
+    configured one (LLM_EMBEDDING_MODEL) are. Their old vectors stay until replaced, and a search
+    only compares vectors of its question's own model, so two models are never mixed.
+    """
+    from llmgateway.embeddings import model_name
+
+    name = model_name()
+    key = model or f"configured:{name}"
+    if key in _models_checked:
+        return 0
+    prefix = None if model else _identity_prefix(name)
+    if not model and prefix is None:
+        return 0  # not an embedding model (the failure says so when it is used): nothing to compare with
+    embedded = Document.objects.filter(status=Status.READY, embedding_error="").exclude(embedding_model="")
+    stale = embedded.exclude(**({"embedding_model": model} if model else {"embedding_model__startswith": prefix}))
+    ids = list(stale.values_list("pk", flat=True)[:CATCH_UP_BATCH])
+    if len(ids) < CATCH_UP_BATCH:
+        _models_checked.add(key)  # all found; a larger backlog is looked at again next time
+    if not ids:
+        return 0
+    reason = (
+        f"The embedding model changed (now {model or name or 'the built-in one'}); the passages are embedded again."
+    )
+    changed = 0
+    for document_id in ids:
+        # Conditional: a document re-embedded or re-processed meanwhile is left alone.
+        if stale.filter(pk=document_id).update(embedding_error=reason, embedding_attempts=0, updated_at=timezone.now()):
+            _queue_embedding(document_id)
+            changed += 1
+    log.info("embedding model changed: %s document(s) queued to be embedded again", changed)
+    return changed
+
+
+def _identity_prefix(name):
+    """How the identities of the named embedding model's vectors begin (llmgateway.embeddings.identity); None
+    for a name that is not an embedding model."""
+    from llmgateway import registry
+    from llmgateway.embeddings import LOCAL_NAME
+
+    if not name:
+        return f"{LOCAL_NAME}:"
+    spec = registry.get_spec(name)
+    if spec is None:
+        return None
+    if spec.provider == "offline":
+        return f"{LOCAL_NAME}:"
+    return f"{spec.name}:" if spec.kind == "embedding" else None
 
 
 def embed_document(document_id, *, force=False):
@@ -483,6 +602,7 @@ def embed_document(document_id, *, force=False):
             Document.objects.filter(pk=document_id).update(
                 embedding_error=problem or f"The embedding model {model_name() or 'local'} is not available.",
                 embedding_attempts=attempts,
+                updated_at=timezone.now(),  # the last try: the back-off counts from here
             )
             schedule_embedding_retry(document_id, attempts + 1)
             return "pending"
@@ -494,4 +614,5 @@ def embed_document(document_id, *, force=False):
             version=F("version") + 1,
             updated_at=timezone.now(),
         )
+    reembed_other_models(embedded.model)
     return "embedded"

@@ -84,6 +84,10 @@ class DocumentQuerySet(WorkspaceOwnedQuerySet):
         """The document list page: the uploader joined in, the long text columns left out."""
         return self.select_related("uploaded_by").defer("preview").order_by("-created_at", "-pk")
 
+    def embedding_pending(self):
+        """Ready documents whose passages wait for their vectors (the embedding model failed or changed)."""
+        return self.filter(status=Status.READY).exclude(embedding_error="")
+
     def stalled(self, stale_seconds=None):
         """Documents whose worker stopped sending heartbeats while processing them."""
         stale_seconds = stale_seconds or settings.DOCUMENTS_STALE_SECONDS
@@ -156,6 +160,12 @@ class Document(models.Model):
             models.Index(fields=["workspace", "kind"], name="doc_ws_kind"),
             # stalled-worker sweep: the few documents being processed.
             models.Index(fields=["heartbeat_at"], name="doc_processing", condition=Q(status="processing")),
+            # embedding retry sweep: the few ready documents whose embedding is pending, oldest try first.
+            models.Index(
+                fields=["updated_at"],
+                name="doc_embedding_pending",
+                condition=Q(status="ready") & ~Q(embedding_error=""),
+            ),
         ]
 
     def __str__(self):
@@ -175,6 +185,22 @@ class Document(models.Model):
         if self.embedding_error:
             return "pending"
         return "ready" if self.embedding_model else ""
+
+    @property
+    def embedding_retry_label(self):
+        """When a pending embedding is tried again, in words ("in 4 minutes", "shortly")."""
+        from django.utils.timesince import timeuntil
+
+        from documents.ingestion import next_embedding_retry
+
+        when = next_embedding_retry(self)
+        seconds = (when - timezone.now()).total_seconds()
+        if seconds < 30:
+            return "shortly"
+        if seconds < 3600:
+            minutes = max(1, round(seconds / 60))
+            return f"in {minutes} minute{'' if minutes == 1 else 's'}"
+        return f"in {timeuntil(when)}"
 
     @property
     def is_active(self):

@@ -1,7 +1,7 @@
 """A tiny PDF writer: pages of plain text in Helvetica.
 
 Enough for the demo handbook, the tests and the benchmark to make real
-PDFs that pypdf reads back, without a PDF library as a dependency.
+PDFs that PDF readers read back, without a PDF library as a dependency.
 
     pdf_bytes = make_pdf([["Title", "", "First line", ...], [...page 2...]], title="Handbook")
 """

@@ -198,6 +198,10 @@ def _accepted_message(accepted):
 @require_GET
 def detail(request, slug, pk):
     workspace, document = _document_for(request, slug, pk)
+    if document.semantic_state == "pending" and ingestion.catch_up_embeddings(
+        Document.objects.filter(pk=document.pk), other_models=False
+    ):
+        document.refresh_from_db()  # its lost retry was queued again (and, without a worker queue, has run)
     chunks = document.chunks.order_by("position").only("id", "position", "text", "page", "section", "document_id")
     selected = None
     page_number = request.GET.get("chunks")
@@ -236,6 +240,9 @@ def status(request, slug, pk):
                 "progress": document.progress_percent,
                 "chunk_count": document.chunk_count,
                 "failure_reason": document.failure_reason,
+                # "ready", "pending" (with the reason) or "" (this database searches words only)
+                "search_by_meaning": document.semantic_state if document.status == Status.READY else "",
+                "embedding_error": document.embedding_error,
             }
         )
     response = render(

@@ -44,7 +44,7 @@ def parse(path, limits, budget, report):
     if title:
         yield Title(title)
     path = HeadingPath()
-    section, lines = "", []
+    section, lines, heading, emitted = "", [], None, False
     for index, block in enumerate(blocks, 1):
         if isinstance(block, Table):
             for row in block.rows:
@@ -57,16 +57,18 @@ def parse(path, limits, budget, report):
             text = block.text.strip()
             level = _heading_level(block) if text else None
             if level is not None:
-                if lines:
+                if lines and (len(lines) > 1 or lines[0] != heading):  # not a heading alone
+                    emitted = True
                     yield Unit("\n\n".join(lines), section=section)
                 if not title:
                     title = text
                     yield Title(title)
                 path.enter(level, text)
-                section, lines = path.label, []
+                section, lines, heading = path.label, [], text
             if text:
                 lines.append(budget.take(text))
         if index % 50 == 0 or index == total:
             report(index, total)
-    if lines:
+    # The last section; a document of headings only still gives its words.
+    if lines and (len(lines) > 1 or lines[0] != heading or not emitted):
         yield Unit("\n\n".join(lines), section=section)

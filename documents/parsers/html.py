@@ -49,6 +49,8 @@ class _TextParser(HTMLParser):
         self.in_title = False
         self.path = HeadingPath()
         self.first_h1 = ""
+        self.heading_only = None
+        self.bare_headings = []
 
     def handle_starttag(self, tag, attrs):
         if tag == "title":
@@ -87,6 +89,7 @@ class _TextParser(HTMLParser):
             self.path.enter(int(tag[1]), heading)
             self.heading = self.path.label
             self.pieces.append(heading + "\n\n")
+            self.heading_only = heading
             self.in_heading = None
         elif tag in BLOCK:
             self.pieces.append("\n\n")
@@ -103,13 +106,19 @@ class _TextParser(HTMLParser):
 
     def _flush(self):
         text = _tidy("".join(self.pieces))
-        if text:
+        # A heading with no text under it is no passage of its own (its words are in the next one's path).
+        if text and text != self.heading_only:
             self.sections.append((self.heading, text))
+        elif text:
+            self.bare_headings.append((self.heading, text))
         self.pieces = []
+        self.heading_only = None
 
     def close(self):
         super().close()
         self._flush()
+        if not self.sections:  # a page of headings only still gives its words
+            self.sections = self.bare_headings
 
 
 def _tidy(text):

@@ -49,14 +49,15 @@ def parse(path, limits, budget, report):
     if title:
         yield Title(title)
     path_ = HeadingPath()
-    section, lines, in_code = "", [], False
+    section, lines, in_code, has_body, emitted = "", [], False, False, False
     for line in lines_in:
         if FENCE.match(line):
             in_code = not in_code
             continue
         match = None if in_code else HEADING.match(line)
         if match:
-            if "".join(lines).strip():
+            if has_body:
+                emitted = True
                 yield Unit("\n".join(lines).strip(), section=section)
             heading = heading_text(match.group(2))
             level = len(match.group(1))
@@ -65,9 +66,11 @@ def parse(path, limits, budget, report):
                 yield Title(title)
             path_.enter(level, heading)
             section = path_.label
-            lines = [heading]
+            lines, has_body = [heading], False  # a heading with no text under it is no passage of its own
             continue
         lines.append(line if in_code else tidy(line))
-    if "".join(lines).strip():
+        has_body = has_body or bool(line.strip())
+    # The last section; a file of headings only still gives its words.
+    if has_body or (not emitted and "".join(lines).strip()):
         yield Unit("\n".join(lines).strip(), section=section)
     report(1, 1)

@@ -1,82 +1,106 @@
-"""PDF: one unit per page, with pypdf; the title from the document's metadata.
+"""PDF: one unit per page, read with PDFium (pypdfium2); the title from the document's metadata.
 
 Where the PDF has an outline (bookmarks), each page's section is the heading
 path in force on it ("Handbook › Time off › Sick leave").
+
+PDFium is C++: a file that makes it crash or run away only takes down the
+parser's child process, whose limits (sandbox.py) turn that into a reason.
 """
+
+from itertools import islice
 
 from documents.parsers.base import HeadingPath, ParseError, Title, Unit
 
 MAX_OUTLINE_ENTRIES = 5000
+MAX_OUTLINE_DEPTH = 15
+# PDFium's text: CR LF line ends, U+0002 for a hyphen it found at a line's end, U+FFFE for a soft one.
+TEXT_FIXES = str.maketrans({"\r": None, "\x02": "-", "\ufffe": "-"})
 
 
-def outline_starts(reader):
+def _bookmark_page(pdf, bookmark):
+    """The 0-based page a bookmark opens, from its destination or its go-to action; None if neither."""
+    import pypdfium2.raw as raw
+
+    dest = raw.FPDFBookmark_GetDest(pdf, bookmark)
+    if not dest:
+        action = raw.FPDFBookmark_GetAction(bookmark)
+        if action and raw.FPDFAction_GetType(action) == raw.PDFACTION_GOTO:
+            dest = raw.FPDFAction_GetDest(pdf, action)
+    if not dest:
+        return None
+    index = raw.FPDFDest_GetDestPageIndex(pdf, dest)
+    return index if index >= 0 else None
+
+
+def outline_starts(pdf):
     """{page index: [(level, title), …]} of the outline's entries, in order; {} without an outline."""
-    starts, seen = {}, 0
-
-    def walk(items, level):
-        nonlocal seen
-        for item in items:
-            if seen >= MAX_OUTLINE_ENTRIES:
-                return
-            if isinstance(item, list):
-                walk(item, level + 1)
-                continue
-            seen += 1
-            try:
-                page = reader.get_destination_page_number(item)
-                title = str(item.title or "").strip()
-            except Exception:  # noqa: BLE001 - a broken bookmark only loses its heading
-                continue
-            if page is not None and page >= 0 and title:
-                starts.setdefault(page, []).append((level, title))
-
+    starts = {}
     try:
-        walk(reader.outline, 1)
+        for bookmark in islice(pdf.get_toc(max_depth=MAX_OUTLINE_DEPTH), MAX_OUTLINE_ENTRIES):
+            title = " ".join((bookmark.get_title() or "").split())
+            page = _bookmark_page(pdf, bookmark)
+            if page is not None and title:
+                starts.setdefault(page, []).append((bookmark.level + 1, title))
     except Exception:  # noqa: BLE001 - a damaged outline only loses the headings
-        return {}
+        return starts
     return starts
 
 
-def parse(path, limits, budget, report):
-    import pypdf
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+def _open(path):
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
 
     try:
-        reader = pypdf.PdfReader(path, strict=False)
-        if reader.is_encrypted:
-            # Many PDFs carry only an owner password; they open with an empty one.
-            try:
-                opened = reader.decrypt("")
-            except (FileNotDecryptedError, NotImplementedError, ValueError, KeyError):
-                opened = 0
-            if not opened:
-                raise ParseError("This PDF is protected by a password. Remove the password and upload it again.")
-        total = len(reader.pages)
-    except ParseError:
-        raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, RecursionError):
+        # Many PDFs carry only an owner password (restrictions); PDFium opens them as they are.
+        return pdfium.PdfDocument(path)
+    except pdfium.PdfiumError as exc:
+        if exc.err_code == raw.FPDF_ERR_PASSWORD:
+            raise ParseError("This PDF is protected by a password. Remove the password and upload it again.") from None
+        if exc.err_code == raw.FPDF_ERR_SECURITY:
+            raise ParseError("This PDF uses an encryption this reader does not support.") from None
         raise ParseError("This PDF is damaged and could not be read.") from None
-    if total == 0:
-        raise ParseError("This PDF has no pages.")
-    if total > limits.max_pages:
-        raise ParseError(f"This PDF has {total:,} pages; the limit is {limits.max_pages:,}.")
-    report(0, total)
+
+
+def page_text(pdf, index):
+    """The text of one page ('' for a page PDFium cannot read)."""
+    page = textpage = None
     try:
-        title = ((reader.metadata or {}).get("/Title") or "").strip()
-    except Exception:  # damaged metadata only loses the title
-        title = ""
-    if title and isinstance(title, str):
-        yield Title(title)
-    starts = outline_starts(reader)
-    path = HeadingPath()
-    for number in range(1, total + 1):
+        page = pdf[index]
+        textpage = page.get_textpage()
+        return textpage.get_text_range().translate(TEXT_FIXES)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - one unreadable page should not lose the rest of the document
+        return ""
+    finally:
+        if textpage is not None:
+            textpage.close()
+        if page is not None:
+            page.close()
+
+
+def parse(path, limits, budget, report):
+    pdf = _open(path)
+    try:
+        total = len(pdf)
+        if total == 0:
+            raise ParseError("This PDF has no pages.")
+        if total > limits.max_pages:
+            raise ParseError(f"This PDF has {total:,} pages; the limit is {limits.max_pages:,}.")
+        report(0, total)
         try:
-            text = reader.pages[number - 1].extract_text() or ""
-        except MemoryError:
-            raise
-        except Exception:  # one unreadable page should not lose the rest of the document
-            text = ""
-        for level, heading in starts.get(number - 1, ()):
-            path.enter(level, heading)
-        yield Unit(budget.take(text), page=number, section=path.label)
-        report(number, total)
+            title = " ".join((pdf.get_metadata_value("Title") or "").split())
+        except Exception:  # noqa: BLE001 - damaged metadata only loses the title
+            title = ""
+        if title:
+            yield Title(title)
+        starts = outline_starts(pdf)
+        path = HeadingPath()
+        for number in range(1, total + 1):
+            text = page_text(pdf, number - 1)
+            for level, heading in starts.get(number - 1, ()):
+                path.enter(level, heading)
+            yield Unit(budget.take(text), page=number, section=path.label)
+            report(number, total)
+    finally:
+        pdf.close()

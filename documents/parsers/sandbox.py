@@ -23,11 +23,12 @@ PRELOAD = [
     "documents.parsers.markdown",
     "documents.parsers.html",
     "documents.parsers.csv",
-    "pypdf",
+    "pypdfium2",
     "docx",
     "charset_normalizer",
 ]
 _context = None
+CRASH_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGTRAP, signal.SIGFPE}
 
 
 def _get_context():
@@ -43,6 +44,7 @@ class Extraction:
     units: list = field(default_factory=list)
     pages_total: int = 0
     title: str = ""
+    cpu_seconds: float = 0.0  # the child's processor time (user + system), for logs and benchmarks
 
 
 def _child(conn, path, kind, limits, memory_bytes, cpu_seconds):
@@ -69,7 +71,8 @@ def _child(conn, path, kind, limits, memory_bytes, cpu_seconds):
                 conn.send(("title", unit.text))
             else:
                 conn.send(("unit", unit.text, unit.page, unit.section))
-        conn.send(("done",))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        conn.send(("done", usage.ru_utime + usage.ru_stime))
     except ParseError as exc:
         conn.send(("error", str(exc)))
     except MemoryError:
@@ -121,6 +124,7 @@ def extract(path, kind, *, limits, memory_mb, timeout, on_tick=None, tick_second
                 done, result.pages_total = message[1], message[2]
             elif message[0] == "done":
                 finished = True
+                result.cpu_seconds = message[1]
             elif message[0] == "error":
                 error = message[1]
     finally:
@@ -136,6 +140,12 @@ def extract(path, kind, *, limits, memory_mb, timeout, on_tick=None, tick_second
         code = child.exitcode
         if code is not None and code < 0 and -code == signal.SIGXCPU:
             raise ParseError(f"Reading this file took longer than {timeout:g} seconds, the limit.")
+        if code is not None and -code in CRASH_SIGNALS:
+            # A reader in C/C++ (PDFium) that runs out of its memory limit aborts rather than raising.
+            raise ParseError(
+                f"The reader crashed on this file ({_describe(code)}): it is damaged, or needs more than "
+                f"{memory_mb} MB of memory, the limit."
+            )
         raise ParseError(f"The reader stopped unexpectedly ({_describe(code)}).")
     if on_tick is not None:
         on_tick(result.pages_total or done, result.pages_total)

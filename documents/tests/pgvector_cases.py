@@ -41,4 +41,4 @@ def test_vectors_are_stored_as_pgvector_values(ingest):
             "SELECT vector_dims(embedding), count(*) FROM documents_chunk WHERE document_id = %s GROUP BY 1",
             [document.pk],
         )
-        assert cursor.fetchall() == [(256, 3)]
+        assert cursor.fetchall() == [(256, 2)]  # the title alone is no passage

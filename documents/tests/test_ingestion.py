@@ -36,7 +36,7 @@ def test_markdown_sections(ingest):
     assert document.status == "ready", document.failure_reason
     assert document.kind == "markdown"
     sections = list(document.chunks.values_list("section", flat=True))
-    assert sections == ["IT FAQ", "IT FAQ › VPN", "IT FAQ › Printing"]
+    assert sections == ["IT FAQ › VPN", "IT FAQ › Printing"]  # the title alone is no passage
     vpn = document.chunks.get(section="IT FAQ › VPN").text
     assert "staff account" in vpn and "**" not in vpn
 
@@ -82,3 +82,48 @@ def test_a_title_a_person_gave_is_kept(workspace, member, run_tasks):
         )
     document.refresh_from_db()
     assert document.status == "ready" and document.title == "My own name"
+
+
+def test_a_heading_with_nothing_under_it_is_no_passage_of_its_own(ingest):
+    markdown = ingest(
+        "faq.md", b"# IT FAQ\n\n## VPN\n\nInstall the client.\n\n## Printing\n\n### Floors\n\nEvery floor.\n"
+    )
+    assert list(markdown.chunks.order_by("position").values_list("section", "text")) == [
+        ("IT FAQ › VPN", "VPN\n\nInstall the client."),
+        ("IT FAQ › Printing › Floors", "Floors\n\nEvery floor."),
+    ]
+    html = ingest("faq.html", b"<h1>IT FAQ</h1><h2>VPN</h2><p>Install the client.</p><h2>Empty</h2>")
+    assert list(html.chunks.values_list("section", flat=True)) == ["IT FAQ › VPN"]
+    # A file of one heading still gives its words.
+    assert ingest("title.md", b"# Only a title\n").chunks.get().text == "Only a title"
+
+
+def test_docx_title_from_its_core_properties_else_its_title_style(ingest):
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "Travel and expenses policy 2026"
+    document.add_heading("Booking", level=1)
+    document.add_paragraph("Book flights through the travel desk.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    assert ingest("policy-v3-final.docx", buffer.getvalue()).title == "Travel and expenses policy 2026"
+
+    document = docx.Document()
+    document.add_heading("Security handbook", level=0)  # the Title style
+    document.add_heading("Passwords", level=1)
+    document.add_paragraph("Use the password manager.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    titled = ingest("sec.docx", buffer.getvalue())
+    assert titled.title == "Security handbook"
+    assert list(titled.chunks.values_list("section", flat=True)) == ["Security handbook › Passwords"]
+
+
+def test_pdf_without_a_metadata_title_is_named_after_its_file(ingest):
+    from documents.pdfmake import make_pdf
+
+    document = ingest("quarterly-report.pdf", make_pdf([["Revenue grew by 4 percent."]], title=""))
+    assert document.status == "ready" and document.title == "quarterly-report"

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CASES = [
     "documents/tests/pgvector_cases.py",
     "documents/tests/test_vectors.py",
+    "documents/tests/test_embedding_retries.py",
     "assistants/tests/test_api_and_pages.py::test_chat_turn_queries_do_not_grow_with_the_conversation",
 ]
 

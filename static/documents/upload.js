@@ -39,7 +39,7 @@
       anchor.textContent = "Open";
       view.state.append(anchor);
     }
-    view.item.classList.remove("upload-error", "upload-ready");
+    view.item.classList.remove("upload-error", "upload-ready", "upload-pending");
     if (kind) view.item.classList.add(`upload-${kind}`);
   }
 
@@ -50,7 +50,14 @@
         .then((status) => {
           if (status.status === "ready") {
             view.bar.value = 100;
-            setState(view, `Ready: ${status.chunk_count} passages indexed.`, "ready", doc.url);
+            const passages = `${status.chunk_count} passage${status.chunk_count === 1 ? "" : "s"} indexed.`;
+            if (status.search_by_meaning === "pending") {
+              const why = `Search by meaning is pending: ${status.embedding_error} It is retried; search by words works meanwhile.`;
+              setState(view, `Ready: ${passages} ${why}`, "ready", doc.url);
+              view.item.classList.add("upload-pending");
+            } else {
+              setState(view, `Ready: ${passages}`, "ready", doc.url);
+            }
           } else if (status.status === "failed") {
             setState(view, `Failed: ${status.failure_reason}`, "error", doc.url);
           } else {

@@ -21,6 +21,7 @@ class Command(BaseCommand):
             if not workspaces.exists():
                 raise CommandError(f"No workspace with the slug {slug!r}")
         recovered = ingestion.recover_stalled()
+        retried = ingestion.catch_up_embeddings()
         counts = {workspace.slug: dict.fromkeys(Status.values, 0) for workspace in workspaces}
         rows = Document.objects.filter(workspace__in=workspaces).order_by().values_list("workspace__slug", "status")
         for workspace_slug, status, n in rows.annotate(n=Count("pk")).values_list("workspace__slug", "status", "n"):
@@ -36,3 +37,5 @@ class Command(BaseCommand):
             self.stdout.write(f"{'total':<{width}}  " + "  ".join(f"{totals[s]:>10}" for s in Status.values))
         if recovered:
             self.stdout.write(f"Recovered {recovered} document(s) whose worker had stopped.")
+        if retried:
+            self.stdout.write(f"Queued {retried} overdue embedding retry(ies) (search by meaning).")
