@@ -7,7 +7,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 WIDTH, HEIGHT = 640, 200
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 66, 8, 12, 28  # room for "$0.20" at the larger labels of a phone
 
 
 def _nice_max(value):
