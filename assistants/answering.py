@@ -200,12 +200,18 @@ def retrieve(assistant, question, ids=..., user=None):
     )
 
 
+def location_of(result):
+    """Where in the document the passage is: its heading path or page, unless it only repeats the title."""
+    location = (result.location or "").strip()
+    return "" if location.casefold() == (result.document.title or "").strip().casefold() else location
+
+
 def _citation(number, result):
     return {
         "n": number,
         "document_id": result.document.pk,
         "title": result.document.title,
-        "location": result.location or "",
+        "location": location_of(result),
         "page": result.page,
         "chunk_id": result.chunk_id,
         "snippet": str(result.snippet),
@@ -231,7 +237,7 @@ def build_request(assistant, question, results, history=()):
     """The gateway request for a question and its retrieved passages, and the citations they may become."""
     results = distinct_passages(results)
     passages = [
-        prompting.Passage(i, r.document.pk, r.document.title, r.location or "", r.text)
+        prompting.Passage(i, r.document.pk, r.document.title, location_of(r), r.text)
         for i, r in enumerate(results, start=1)
     ]
     request = {
@@ -413,10 +419,18 @@ def check_assistant(assistant):
     from llmgateway import registry
 
     name = assistant.model_name or settings.LLM_DEFAULT_MODEL
-    if registry.get_spec(assistant.model_name or None) is None:
+    spec = registry.get_spec(assistant.model_name or None)
+    if spec is None:
         raise AnswerError(
             f"The model “{name}” configured for this assistant is no longer available. "
             "Ask a workspace member to choose another model.",
+            field="model",
+            status=409,
+        )
+    if spec.kind == "embedding":
+        raise AnswerError(
+            f"The model “{name}” configured for this assistant is an embedding model: it searches documents "
+            "but cannot write answers. Ask a workspace member to choose a chat model.",
             field="model",
             status=409,
         )

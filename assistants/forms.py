@@ -33,7 +33,12 @@ def model_choices():
 
     from llmgateway.models import ModelConfig
 
-    names = list(ModelConfig.objects.filter(enabled=True).order_by("name").values_list("name", flat=True))
+    names = list(
+        ModelConfig.objects.filter(enabled=True)
+        .exclude(kind="embedding")
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
     choices = [("", f"Default model ({settings.LLM_DEFAULT_MODEL})")]
     choices += [(name, name) for name in names]
     if "offline" not in names and not ModelConfig.objects.filter(name="offline").exists():

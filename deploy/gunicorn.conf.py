@@ -100,9 +100,21 @@ def post_worker_init(worker):
     # long as the worker. Frozen, the garbage collector stops walking them on every collection.
     import gc
 
+    _import_views()
     gc.collect()
     gc.freeze()
     worker.log.info("worker %s started", worker.pid)
+
+
+def _import_views():
+    # Django imports the URL configuration and every view module on the first request; importing them
+    # here puts them among the frozen objects too (otherwise every full collection walks them).
+    try:
+        from django.urls import get_resolver
+
+        get_resolver().url_patterns  # noqa: B018 - the property imports the URL configuration
+    except Exception:  # not a Django application, or its URLs fail: the first request will say so
+        pass
 
 
 def pre_request(worker, req):

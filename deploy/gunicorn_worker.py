@@ -12,8 +12,16 @@ writes. On a small JSON answer (a cached completion) each write is a system
 call that also wakes the client, so `OneWriteResponse` holds the headers
 back and sends them with the first body bytes, or alone when the response
 ends without a body.
+
+Between two requests of a kept-alive connection the worker gives the other
+connections their turn (`_next_turn`). Without it, a connection whose next
+request is already in its socket, and whose answer needs no waiting (a cache
+hit whose Redis reply arrived before it was read), is served again and again
+while the others wait: under load, a low median and a tail of hundreds of
+milliseconds (deploy/tests/test_worker_turns.py).
 """
 
+import gevent
 from gunicorn import util
 from gunicorn.http import wsgi
 from gunicorn.workers.ggevent import GeventWorker
@@ -60,7 +68,30 @@ class OneWriteResponse(wsgi.Response):
             self.sock.sendall(data)
 
 
+def _next_turn(hub):
+    """Let every other connection that is ready have its turn before this greenlet goes on.
+
+    `gevent.sleep(0)` is not enough: it resumes the greenlet from the loop's
+    callbacks, before the loop polls the sockets again, so a connection whose
+    next requests are already buffered would still be served many times in a
+    row. A timer of 0 s fires on the loop's next iteration, after the poll.
+    """
+    with hub.loop.timer(0) as timer:
+        hub.wait(timer)
+
+
 class Worker(GeventWorker):
+    def handle_request(self, listener_name, req, sock, addr):
+        hub = gevent.get_hub()
+        polls = hub.loop.iteration
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            # A request that waited for the loop (Redis, the database, a slow client) let the others
+            # run meanwhile; one that never did takes its turn now (a few microseconds).
+            if hub.loop.iteration == polls:
+                _next_turn(hub)
+
     def patch(self):
         super().patch()  # gevent.monkey.patch_all(), and gevent sockets for the listeners
         from psycogreen.gevent import patch_psycopg

@@ -166,6 +166,20 @@ def test_removed_model_is_a_clear_message(client_for, member, assistant, ask_pag
     assert "no longer available" in events[0][1]["detail"]
 
 
+def test_an_embedding_model_is_a_clear_message_and_not_offered(client_for, member, assistant, ask_page):
+    from assistants.forms import model_choices
+    from llmgateway.models import ModelConfig
+
+    ModelConfig.objects.create(name="vectors", kind="embedding", provider="offline")
+    assert "vectors" not in dict(model_choices())  # the assistant form offers chat models only
+    assistant.model_name = "vectors"
+    assistant.save()
+    events = ask_page(client_for(member), assistant, QUESTION)
+    assert events[0][0] == "refused" and events[0][1]["status"] == 409
+    assert "“vectors”" in events[0][1]["detail"] and "embedding model" in events[0][1]["detail"]
+    assert not Message.objects.filter(role="assistant").exists()
+
+
 def test_upstream_failure_mid_stream_keeps_partial_answer(client_for, member, assistant, ask_page, settings):
     from assistants.tests.cutoff_server import CutoffServer
     from llmgateway.models import ModelConfig

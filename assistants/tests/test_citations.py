@@ -105,3 +105,16 @@ def test_every_sentence_before_a_marker_is_what_it_quotes():
     answer = "Staff get 25 days of paid holiday a year. Unused days expire in March [1]. The office opens at 8 am [2]."
     assert quoted_parts(answer, 1) == ["Staff get 25 days of paid holiday a year.", "Unused days expire in March"]
     assert quoted_parts(answer, 2) == ["The office opens at 8 am"]
+
+
+def test_a_citation_does_not_repeat_the_title_as_its_section():
+    from types import SimpleNamespace
+
+    from assistants.answering import location_of
+
+    document = SimpleNamespace(title="Severance Packages")
+    assert location_of(SimpleNamespace(document=document, location="Severance Packages")) == ""
+    assert location_of(SimpleNamespace(document=document, location="Severance Packages › Health")) == (
+        "Severance Packages › Health"
+    )
+    assert location_of(SimpleNamespace(document=document, location=None)) == ""

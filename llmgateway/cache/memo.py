@@ -1,30 +1,28 @@
-"""A small least-recently-used map of what this process learnt, for the request path."""
+"""Small least-recently-used maps of what this process learnt, for the request path (cachetools' LRUCache)."""
 
-from collections import OrderedDict
 from threading import Lock
+
+from cachetools import LRUCache
 
 
 class BoundedMemo:
-    """A small least-recently-used map (what this process learnt), safe to share between greenlets."""
+    """At most `limit` entries, the least recently used dropped first; safe to share between threads and greenlets.
+
+    cachetools' caches are not thread-safe by themselves: every access holds
+    the lock (nothing inside yields, so under gevent it is never contended).
+    """
 
     def __init__(self, limit=10_000):
-        self.limit = limit
-        self._items = OrderedDict()
+        self._items = LRUCache(maxsize=limit)
         self._lock = Lock()
 
     def get(self, key):
         with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+            return self._items.get(key)
 
     def put(self, key, value):
         with self._lock:
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.limit:
-                self._items.popitem(last=False)
 
     def clear(self):
         with self._lock:

@@ -56,6 +56,15 @@ _NAMES = {
 }
 
 
+def outcome_of(result, looked_up):
+    """What a finished completion counts as: hit, coalesced, miss (looked up, not found) or bypass (not looked up)."""
+    if result.cache_hit:
+        return "hit"
+    if result.coalesced:
+        return "coalesced"
+    return "miss" if looked_up else "bypass"
+
+
 def record(workspace_id, outcome, latency_ms, usage=None, cost=0.0):
     """Count one completion. outcome: hit | miss | coalesced | bypass | error."""
     tokens = 0

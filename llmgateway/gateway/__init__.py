@@ -47,39 +47,17 @@ from llmgateway.gateway.validation import validate_request
 CompletionStream = Completion
 
 
-def complete(
-    workspace,
-    request,
-    *,
-    cache_control=None,
-    stream=False,
-    user=None,
-    cache_extra=None,
-    api_key=None,
-    spec=None,
-    assistant=None,
-    origin="python",
-):
+def complete(workspace, request, *, stream=False, **options):
     """A completion through the cache; a CompletionResult, or a Completion to iterate when stream=True.
 
-    `api_key` and `spec` are for the gateway's own views (an authenticated
-    key's info, a model spec already read from the cache).
+    options: prepare()'s keywords (cache_control, user, cache_extra, api_key,
+    spec, assistant, origin). `api_key` and `spec` are for the gateway's own
+    views (an authenticated key's info, a model spec already read from the cache).
     """
     request = dict(request)
     if stream:
         request["stream"] = True
-    call = prepare(
-        workspace,
-        request,
-        cache_control=cache_control,
-        user=user,
-        cache_extra=cache_extra,
-        api_key=api_key,
-        spec=spec,
-        assistant=assistant,
-        origin=origin,
-    )
-    return execute(call)
+    return execute(prepare(workspace, request, **options))
 
 
 def execute(call, prefetched=None):

@@ -29,7 +29,7 @@ from llmgateway.cache.entries import (
 from llmgateway.cache.store import get_store
 from llmgateway.gateway.controls import CacheControl
 from llmgateway.gateway.errors import GatewayError
-from llmgateway.gateway.validation import validate_request
+from llmgateway.gateway.validation import check_chat_model, validate_request
 from llmgateway.metering import limits
 from llmgateway.providers import resilience
 from llmgateway.providers.base import Deadline, ProviderError, chunks_from_response, response_from_chunks
@@ -124,6 +124,7 @@ def prepare(
         raise GatewayError(
             404, f"The model {name!r} does not exist or is not enabled.", code="model_not_found", param="model"
         )
+    check_chat_model(spec)
     workspace_id = getattr(workspace, "pk", workspace)
     return Call(
         workspace_id=workspace_id,
@@ -453,11 +454,6 @@ class Completion:
             stats.record(call.workspace_id, "error", call.elapsed_ms())
             hook.record(call, None, error or GatewayError(500, "The completion failed."))
             return
-        if result.cache_hit:
-            outcome = "hit"
-        elif result.coalesced:
-            outcome = "coalesced"
-        else:
-            outcome = "miss" if call.lookup else "bypass"
+        outcome = stats.outcome_of(result, call.lookup)
         stats.record(call.workspace_id, outcome, result.latency_ms, result.usage, result.cost)
         hook.record(call, result)

@@ -156,3 +156,14 @@ def validate_request(body):
         if request.get(name) is not None and not isinstance(request[name], kind):
             raise _bad(f"{name} must be {'a list' if kind is list else 'an object'}.", name)
     return request
+
+
+def check_chat_model(spec):
+    """A chat completion needs a chat model: an embedding model is refused, by name, before any call."""
+    if getattr(spec, "kind", "chat") == "embedding":
+        raise _bad(
+            f"The model {spec.name!r} is an embedding model; it makes vectors (POST /v1/embeddings) "
+            "and cannot answer chat completions. Choose a chat model.",
+            param="model",
+            code="model_not_chat",
+        )

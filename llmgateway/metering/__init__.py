@@ -21,7 +21,7 @@ import time
 
 from django.conf import settings
 
-from llmgateway.cache import deferred
+from llmgateway.cache import deferred, stats
 from llmgateway.cache.memo import BoundedMemo
 from llmgateway.gateway.errors import GatewayError
 from llmgateway.metering import alerts, limits, records
@@ -130,12 +130,7 @@ class Meter:
             if ticket is not None:
                 # After the response when in a view (cache/deferred.py): the client does not wait for it.
                 deferred.defer(self._settle, call, ticket, prompt + completion if spent else 0, cost)
-            if result.cache_hit:
-                outcome = "hit"
-            elif result.coalesced:
-                outcome = "coalesced"
-            else:
-                outcome = "miss" if call.lookup else "bypass"
+            outcome = stats.outcome_of(result, call.lookup)
             self._add(call, outcome, 200, result.model, prompt, completion, cost, result.latency_ms)
             return
         # Failed or cancelled: an upstream error costs nothing; a cancelled call keeps its reservation.

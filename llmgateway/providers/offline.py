@@ -34,7 +34,8 @@ _LABEL_RE = re.compile(r"^\s*\[([^\[\]\n]{1,80})\]\s*(.*)$")
 _QUESTION_RE = re.compile(r"(?:^|\n)\s*(?:question|q)\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 # Sentence ends; blank lines; list items; and a line that starts with a capital (a heading,
 # a table or CSV row) — but not a line a PDF wrapped mid-sentence, which goes on in lower case.
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=\s*[-*•]\s)|\n(?=[A-Z])")
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=\s*(?:[-*•+]|\d{1,2}[.)]|#\.)\s)|\n(?=[A-Z])")
+_NUMBERED = re.compile(r"^(\d{1,2}[.)]|#\.)\s+")
 _WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below between
@@ -144,7 +145,8 @@ def split_question_and_passages(messages):
 
 
 def sentences(text):
-    return [s.strip(" \n\t-*•") for s in _SENTENCE_RE.split(text) if s and len(s.strip()) > 2]
+    parts = (_NUMBERED.sub("", s.strip(" \n\t-*•+")) for s in _SENTENCE_RE.split(text) if s)
+    return [s for s in parts if len(s.strip()) > 2]
 
 
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
@@ -170,8 +172,108 @@ def _squash(text):
     return " ".join(re.sub(r"[*_`#]", "", text).lower().split())
 
 
-def passage_parts(body, source=""):
+# Plain-text markup: a line under (or over) a heading in reStructuredText or setext Markdown; a
+# reStructuredText link target, substitution or comment (no text to quote); a directive
+# (".. note::", ".. admonition:: Title"); inline roles, literals and link references.
+_UNDERLINE = re.compile(r"^\s*([=\-~^*#+`\"'.:_])\1{2,}\s*$")
+_RST_TARGET = re.compile(r"^\s*\.\.(\s+(_[^:]*:|\|[^|]+\|).*|\s*)$")
+_RST_DIRECTIVE = re.compile(r"^\s*\.\.\s+([\w-]+)::\s*(.*)$")
+_RST_ROLE = re.compile(r":[\w-]+(?::[\w-]+)?:`~?([^`<]*?)\s*(?:<[^>`]*>)?`")
+_RST_LINK = re.compile(r"`([^`<]+?)\s*(?:<[^>`]*>)?`__?")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+_RST_REFERENCE = re.compile(r"(?<=\w)__?(?=[\s.,;:)!?]|$)")
+_ATX_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
+_LIST_ITEM = re.compile(r"^\s*([-*•+]|\d{1,2}[.)]|#\.)\s")
+_RECORD = re.compile(r"\w: [^;]+; \S")
+WRAP_WIDTH = 100  # characters
+WRAPPED_LINE = 50  # characters: a longer line that does not end a sentence goes on in the next one
+
+
+def plain(text):
+    """Inline markup of reStructuredText (and Markdown bold) as the words a reader sees."""
+    text = _RST_ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if m.group(1).startswith("~") else m.group(1), text)
+    text = _RST_LITERAL.sub(r"\1", text)
+    text = _RST_LINK.sub(r"\1", text)
+    text = _RST_REFERENCE.sub("", text)
+    return text.replace("**", "")
+
+
+def _unwrap(lines):
+    """Lines as a reader sees them: markup lines dropped, headings marked, wrapped lines joined.
+
+    Returns (line, is_heading) pairs; a blank line stays as a paragraph break.
+    """
+    out = []
+    # Hard-wrapped text (plain text, reStructuredText, a PDF's lines) has no line longer than about 100
+    # characters; a record ("Name: value; Other: value") is a line of its own.
+    wrapped = max((len(line) for line in lines), default=0) <= WRAP_WIDTH
+    for line in lines:
+        if _UNDERLINE.match(line) and not _cells(line):
+            if out and out[-1][0].strip() and len(out[-1][0]) < 100 and not out[-1][1]:
+                out[-1] = (out[-1][0].strip(), True)
+            continue
+        if _RST_TARGET.match(line):
+            continue
+        atx = _ATX_HEADING.match(line)
+        if atx:
+            out.append((atx.group(1).strip(), True))
+            continue
+        directive = _RST_DIRECTIVE.match(line)
+        if directive:
+            if directive.group(2).strip():
+                out.append((plain(directive.group(2).strip()), True))
+            continue
+        previous = out[-1][0] if out else ""
+        if (
+            wrapped
+            and out
+            and not out[-1][1]
+            and not _RECORD.search(previous)
+            and line.strip()
+            and len(previous) >= WRAPPED_LINE
+            and not re.search(r"[.!?:;|]\s*$", previous)
+            and not _LIST_ITEM.match(line)
+            and _cells(line) is None
+            and _cells(previous) is None
+        ):
+            out[-1] = (f"{previous.rstrip()} {line.strip()}", False)
+            continue
+        out.append((line, False))
+    return [(plain(line), is_heading) for line, is_heading in out]
+
+
+def _indent(line):
+    return len(line) - len(line.lstrip())
+
+
+def _nest(lines):
+    """A list item that is only a label, with its sub-items, as one line: "High: Remote code execution; SQL injection"."""
+    out, at = [], 0
+    while at < len(lines):
+        line = lines[at]
+        label = _NUMBERED.sub("", line.strip().lstrip("-*•+ ")).strip()
+        items, following = [], at + 1
+        if _LIST_ITEM.match(line) and len(label.split()) <= 6 and not re.search(r"[.!?;,]$", label):
+            while following < len(lines) and (
+                not lines[following].strip()
+                or (_LIST_ITEM.match(lines[following]) and _indent(lines[following]) > _indent(line))
+            ):
+                if lines[following].strip():
+                    items.append(_NUMBERED.sub("", lines[following].strip().lstrip("-*•+ ")).strip())
+                following += 1
+        if items:
+            out.append(f"{line[: _indent(line)]}- {label.rstrip(':')}: {'; '.join(items)}")
+            at = following
+            continue
+        out.append(line)
+        at += 1
+    return out
+
+
+def passage_parts(body, source="", sections=None):
     """(headings, sentences) of a passage, in reading order: context and candidate answers.
+
+    `sections`, a list, receives for each sentence the heading it stands under ("" for none).
 
     The passage's own heading (its first line, when the source's heading path names it) and
     table headers are context; each table row becomes one sentence that names its columns;
@@ -182,14 +284,22 @@ def passage_parts(body, source=""):
     if lines and len(lines[0]) < 200 and _squash(lines[0]) and _squash(lines[0]) in _squash(source):
         headings.append(lines[0].strip())
         lines = lines[1:]
-    parts, prose, header = [], [], None
+    parts, prose, header, under, current = [], [], None, [], (headings[0] if headings else "")
 
     def flush():
         if prose:
-            parts.extend(sentences("\n".join(prose)))
+            found = sentences("\n".join(_nest(prose)))
+            parts.extend(found)
+            under.extend([current] * len(found))
             prose.clear()
 
-    for line in lines:
+    for line, is_heading in _unwrap(lines):
+        if is_heading:
+            flush()
+            header = None
+            headings.append(line)
+            current = line
+            continue
         cells = _cells(line)
         if cells is None:
             if line.strip():  # a blank line does not end a table; text does
@@ -208,13 +318,17 @@ def passage_parts(body, source=""):
             headings.append("; ".join(c for c in cells if c))
             continue
         parts.append(_row_sentence(header, cells))
+        under.append(current)
     flush()
-    merged = []
-    for part in parts:
+    merged, merged_under = [], []
+    for part, heading in zip(parts, under, strict=True):
         if merged and merged[-1].rstrip().endswith("?") and not _is_heading(part):
             merged[-1] = f"{merged[-1]} {part}"
         else:
             merged.append(part)
+            merged_under.append(heading)
+    if sections is not None:
+        sections.extend(merged_under)
     return headings, merged
 
 
@@ -222,6 +336,13 @@ def passage_parts(body, source=""):
 _ASKS_NUMBER = re.compile(
     r"\bhow (many|much|long|often|old|far|big|large|soon|frequently)\b|\bwhat (percentage|percent|share|portion|"
     r"part|proportion|amount|number|fraction|rate)\b|\bhow \w+ (days|weeks|months|years|hours)\b",
+    re.IGNORECASE,
+)
+# "How often …": a sentence saying how many times in a period answers it, not just any number.
+_ASKS_FREQUENCY = re.compile(r"\bhow (often|frequently)\b|\bhow many times\b", re.IGNORECASE)
+_FREQUENCY = re.compile(
+    r"\b(every|each|per|once|twice|daily|weekly|fortnightly|monthly|quarterly|yearly|annually|"
+    r"a (day|week|month|quarter|year))\b|\d+ times",
     re.IGNORECASE,
 )
 _ASKS_TIME = re.compile(r"\bwhen\b|\bwhat (time|date|day)\b|\bwhich (day|date|month|year)\b|\bdeadline\b", re.I)
@@ -240,6 +361,17 @@ _TIME = re.compile(
 )
 _NAME = re.compile(r"(?<=\w[ ,(])[A-Z][\w&'-]+|@|\b[A-Z]{2,}\b")
 _PLACE = re.compile(r"(?<=\w[ ,(])[A-Z][\w'-]+|https?://|\b\d+\b|\b(floor|room|office|street|building|portal|site)\b")
+# "What is the phone number / address / email of …": only a sentence holding one answers it.
+_ASKS_CONTACT = re.compile(
+    r"^\s*(what|where)('s|\s+is|\s+are|\s+can i find)\b.*\b(phone|telephone|fax|postal address|street address|"
+    r"address|e-?mail address|e-?mail|website|url)\b",
+    re.IGNORECASE,
+)
+_CONTACT = re.compile(r"\d{2,}|@|https?://|www\.|\.\w{2,3}/|\b(street|road|avenue|rua|straat|strasse)\b", re.I)
+# A sentence that does not name its subject ("A (very) low-traffic list for …", "This list …"): its heading does.
+_NAMES_NO_SUBJECT = re.compile(
+    r"^(an?|this|these|it|they|here|both)\b|\bthis (list|section|page|team|role|group)\b", re.I
+)
 # "What should I do …", "How do I …": an instruction answers it ("Call the helpdesk …", "You should …").
 _ASKS_ACTION = re.compile(
     r"\bwhat (should|do|must|can|shall) (i|we|you|they|staff|employees)\b.*\bdo\b|\bhow (do|can|should|must) (i|we)\b",
@@ -255,7 +387,8 @@ _ACTION = re.compile(
 # "Can I …?", "Am I allowed to …?": a sentence that says what may or may not be done answers it.
 _ASKS_PERMISSION = re.compile(r"^\s*(can|may|could) (i|we|staff|employees)\b|\b(allowed|permitted|ok|okay)\b", re.I)
 _PERMISSION = re.compile(
-    r"\b(fine|ok|okay|allowed|permitted|welcome to|free to|not allowed|never|must not|prohibited|no problem)\b",
+    r"\b(fine|ok|okay|allowed|permitted|welcome to|free to|not allowed|never|must not|prohibited|no problem|"
+    r"do not|don['’]t|can['’]t|cannot|may not|should not|shouldn['’]t)\b",
     re.IGNORECASE,
 )
 _SEARCHED_RE = re.compile(r"^\s*searched\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
@@ -265,19 +398,28 @@ _SOURCE_RE = re.compile(r"""\bsource\s*=\s*["']([^"']{1,300})["']""", re.IGNOREC
 # set from questions the documents cannot answer (bench/answer_quality.py): below it, the
 # answerer says it found nothing rather than quote the nearest sentence.
 W_MEANING, W_WORDS, W_PASSAGE, W_KIND, W_RANK = 0.5, 0.3, 0.12, 0.15, 0.04
+W_PHRASE = 0.1  # the question's words side by side in the sentence, as in the question
 ANSWER_THRESHOLD = 0.43
 SECOND_SENTENCE = 0.9  # another sentence joins the answer when it scores this share of the best
 MIN_WORDS = 4
+LIST_AFTER_COLON = 4  # sentences that a sentence ending in ":" brings along (the list it announces)
 LONG_SENTENCE = 45  # words
 HEADING_WORD = 0.6  # a question word in the sentence's heading, against one in the sentence
+CONTEXT_MEANING = 0.5  # the weight of the heading path in a sentence's meaning
 
 
-def refusal(scope=""):
-    return f"I couldn't find this in {scope or 'the documents I searched'}."
+def refusal(scope="", nearest=()):
+    """The answer when no sentence answers: what was searched, and where the closest passages were."""
+    text = f"I couldn't find this in {scope or 'the documents I searched'}."
+    if nearest:
+        names = " and ".join(f"“{title}”" for title in nearest)
+        text += f" The closest passages, in {names}, don’t answer it."
+    return text
 
 
 def _question_kind(question):
     for pattern, kind in (
+        (_ASKS_FREQUENCY, _FREQUENCY),
         (_ASKS_NUMBER, _NUMBER),
         (_ASKS_TIME, _TIME),
         (_ASKS_NAME, _NAME),
@@ -339,6 +481,8 @@ class Candidate:
 def rank(question, passages):
     """(every candidate sentence of the passages, best first; all sentences by (passage, order))."""
     wanted = set(terms(question))
+    asked = terms(question)
+    pairs = {(a, b) for a, b in zip(asked, asked[1:], strict=False)}  # "side business", "same role"
     found = []  # (passage index, order in passage, label, sentence, words)
     contexts, heading_terms = [], []
     for index, (label, body, source) in enumerate(passages):
@@ -379,12 +523,15 @@ def rank(question, passages):
         meaning = 0.0
         if vectors is not None:
             question_vector = vectors[0]
-            sentence_vector = vectors[1 + len(contexts) + number] + 0.5 * vectors[1 + index]
+            sentence_vector = vectors[1 + len(contexts) + number] + CONTEXT_MEANING * vectors[1 + index]
             norm = float((sentence_vector**2).sum()) ** 0.5 or 1.0
             meaning = max(0.0, float(question_vector @ sentence_vector) / norm)
         fits = 1.0 if kind is not None and kind.search(sentence) else 0.0
         rank_ = 1.0 / (1 + index)
+        said = terms(text)
+        phrase = len(pairs & set(zip(said, said[1:], strict=False))) / len(pairs) if pairs else 0.0
         score = W_MEANING * meaning + W_WORDS * lexical + W_PASSAGE * around + W_KIND * fits + W_RANK * rank_
+        score += W_PHRASE * phrase
         if vectors is None:
             score = (W_WORDS * lexical + W_PASSAGE * around) / (W_WORDS + W_PASSAGE) * 0.6
         # A long sentence (a wide table row) shares words with any question: it must earn its length.
@@ -410,7 +557,7 @@ def answer(messages):
         return refusal(scope) if scope else NO_MODEL
     scored, by_place = rank(question, passages)
     if not scored or scored[0].score < ANSWER_THRESHOLD:
-        return refusal(scope)
+        return refusal(scope, _nearest(passages, scored))
     best = scored[0].score
     kind = _question_kind(question)
     chosen = [item for item in scored[:MAX_QUOTES] if item.score >= best * SECOND_SENTENCE]
@@ -420,7 +567,7 @@ def answer(messages):
     # A sentence that announces what follows ("Here is how:") brings the next one along; one that
     # lacks what the question asks for (a number, a date, a name) brings the next sentence that has it.
     if top.text.rstrip().endswith(":"):
-        follow.append(top.order + 1)
+        follow += [top.order + n for n in range(1, 1 + LIST_AFTER_COLON)]
     elif kind is not None and not kind.search(top.text):
         follow += [o for o in (top.order + 1, top.order + 2) if kind.search(by_place.get((top.passage, o), ""))][:1]
     for order in follow:
@@ -429,13 +576,42 @@ def answer(messages):
                 (top.passage, order), Candidate(0, top.passage, order, top.label, by_place[(top.passage, order)])
             )
     # In the order of the passages, each passage cited once, after its last sentence.
-    ordered = sorted(picked.values(), key=lambda item: (item.passage, item.order))
+    # The passage of the best sentence first, then the others; within a passage, in reading order.
+    first = {}
+    for item in chosen:
+        first.setdefault(item.passage, len(first))
+    ordered = sorted(picked.values(), key=lambda item: (first.get(item.passage, len(first)), item.order))
+    if _ASKS_CONTACT.search(question) and not any(_CONTACT.search(item.text) for item in ordered):
+        return refusal(scope, _nearest(passages, scored))  # asked for a number or an address: none is here
+    sections = {}
     out = []
     for position, item in enumerate(ordered):
         last_of_passage = position + 1 == len(ordered) or ordered[position + 1].passage != item.passage
         text = " ".join(item.text.split())
+        if _NAMES_NO_SUBJECT.search(text):
+            if item.passage not in sections:
+                sections[item.passage] = []
+                passage_parts(passages[item.passage][1], passages[item.passage][2], sections[item.passage])
+            under = sections[item.passage]
+            heading = (under[item.order : item.order + 1] or [""])[0]
+            opens = item.order == 0 or under[item.order - 1] != heading  # the first sentence of its section
+            if opens and heading and not heading.endswith("?") and _squash(heading) not in _squash(text):
+                text = f"{heading}: {text}"  # "django-announce: A (very) low-traffic list …"
         out.append(_cite(text, item.label) if last_of_passage else text)
     return " ".join(out)
+
+
+def _nearest(passages, scored, limit=2):
+    """The titles of the documents whose sentences came closest, best first."""
+    titles = []
+    for item in scored:
+        source = passages[item.passage][2]
+        title = source.split(", ", 1)[0].strip() if source else ""
+        if title and title not in titles:
+            titles.append(title)
+        if len(titles) == limit:
+            break
+    return titles
 
 
 class OfflineProvider(Provider):

@@ -204,3 +204,30 @@ def test_local_vectors_are_the_mean_of_each_texts_token_vectors_whatever_the_bat
         expected.append(vector / norm if norm else vector)
     for batch_size in (1, 2, 64):
         assert np.allclose(embed_locally(texts, batch_size=batch_size), np.vstack(expected), atol=1e-5)
+
+
+def test_an_embedding_model_is_refused_for_chat_with_a_400_naming_it(client, api_key, upstream):
+    from django.core.management import call_command
+
+    from llmgateway import gateway, registry
+
+    call_command(
+        "add_model", "vectors", "--kind", "embedding", "--base-url", upstream.base_url, "--upstream-model", "e"
+    )
+    registry.forget_all()
+    body = {"model": "vectors", "messages": [{"role": "user", "content": "hello"}]}
+    for stream in (False, True):
+        response = client.post(
+            "/v1/chat/completions",
+            json.dumps({**body, "stream": stream}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {api_key[1]}",
+        )
+        assert response.status_code == 400, response.content
+        error = response.json()["error"]
+        assert error["code"] == "model_not_chat" and error["param"] == "model"
+        assert "vectors" in error["message"] and "embedding model" in error["message"]
+    with pytest.raises(gateway.GatewayError) as raised:
+        gateway.complete(api_key[0].workspace_id, body)
+    assert raised.value.status == 400 and raised.value.code == "model_not_chat"
+    assert upstream.requests == []  # the embedding endpoint was never sent a chat

@@ -1,0 +1,99 @@
+"""The offline answerer on documents as they come: plain text with markup, headings, questions it cannot answer."""
+
+from llmgateway.providers import offline
+
+RST = """Reporting security issues
+=========================
+
+Please report security issues by emailing ``security@djangoproject.com``. Mail
+sent to that address reaches the `security team <https://example.org/teams/>`_.
+
+Once you've submitted an issue via email, you should receive an acknowledgment
+from a member of the :ref:`security team <security-team>` within 3 working days.
+
+.. _security-team: https://example.org/teams/
+
+``django-announce``
+===================
+
+A (very) low-traffic list for announcing upcoming security releases, new
+releases of Django, and security advisories.
+"""
+
+
+def ask(question, *passages):
+    blocks = "\n".join(
+        f'<passage id="{n}" source="{source}">\n{text}\n</passage>' for n, (source, text) in enumerate(passages, 1)
+    )
+    content = f"Searched: the Helpdesk’s documents\nPassages:\n{blocks}\n\nQuestion: {question}"
+    return offline.answer([{"role": "user", "content": content}])
+
+
+def test_plain_text_is_read_without_its_markup_and_line_wraps():
+    text = ask("When will I get an acknowledgment of my report?", ("Security policies", RST))
+    # One sentence across the wrapped lines, the role and its target gone, the heading underline not quoted.
+    assert text == (
+        "Once you've submitted an issue via email, you should receive an acknowledgment from a member of the "
+        "security team within 3 working days [1]."
+    )
+
+
+def test_a_sentence_that_does_not_name_its_subject_gets_its_heading():
+    text = ask("Which mailing list announces new releases?", ("Mailing lists", RST))
+    assert text.startswith("django-announce: A (very) low-traffic list for announcing")
+    assert "=" not in text and "``" not in text
+
+
+def test_asked_for_a_phone_number_a_sentence_without_one_is_no_answer():
+    passages = ("Security policies", RST), ("Organization", "The security team reads every report it receives.")
+    text = ask("What is the phone number of the security team?", *passages)
+    assert text.startswith("I couldn't find this in the Helpdesk’s documents.")
+    # The refusal says where the closest passages were, so the person knows what was searched.
+    assert "“Security policies”" in text or "“Organization”" in text
+    assert "[" not in text
+
+
+def test_a_refusal_names_the_closest_documents():
+    passages = (
+        ("Benefits, Paid time off", "Everyone gets 20 days of vacation a year."),
+        ("Our rituals, Meet-ups", "The entire company gathers in person twice a year."),
+    )
+    text = ask("What brand of coffee machine is in the kitchen?", *passages)
+    assert text.startswith("I couldn't find this in the Helpdesk’s documents. The closest passages, in “")
+    assert text.endswith("don’t answer it.")
+
+
+def test_a_label_in_a_list_answers_with_its_sub_items():
+    levels = (
+        "Severity levels are:\n\n* **High**\n\n  * Remote code execution\n  * SQL injection\n\n"
+        "* **Moderate**\n\n  * Cross site scripting (XSS)\n  * Cross site request forgery (CSRF)\n"
+    )
+    text = ask("Which severity level is SQL injection?", ("Security policies, Severity levels", levels))
+    assert text == "High: Remote code execution; SQL injection [1]."
+
+
+def test_how_often_is_answered_by_a_frequency_not_any_number():
+    council = (
+        "The five candidates with the highest vote totals become the new steering council. "
+        "A new council is elected after each release cycle of Django."
+    )
+    text = ask("How often is a new steering council elected?", ("Organization, Steering council", council))
+    assert text.startswith("A new council is elected after each release cycle of Django")
+
+
+def test_the_questions_words_side_by_side_count_for_more(monkeypatch):
+    passages = [
+        ("1", "A side business that is different from your day job is fine for a few hours a week.", "Moonlighting"),
+        ("2", "On a business trip, keep receipts on the side of your bag for your job's expense report.", "Travel"),
+    ]
+    question = "Can I run a side business next to my job?"  # pairs: run side, side business, business next, next job
+
+    def scores():
+        return {c.passage: c.score for c in offline.rank(question, passages)[0]}
+
+    monkeypatch.setattr(offline, "W_PHRASE", 0.0)
+    without = scores()
+    monkeypatch.setattr(offline, "W_PHRASE", 0.1)
+    with_pairs = scores()
+    assert abs(with_pairs[0] - without[0] - 0.1 / 4) < 1e-6  # "side business" side by side: one pair of four
+    assert with_pairs[1] == without[1]  # the same words, apart: no bonus
