@@ -9,7 +9,10 @@ the figure is the application's own CPU per request, measured with
 `time.process_time` (steadier than the wall clock on a shared machine). The
 upstream is the local fake server in a process of its own, answering at once.
 Misses are new prompts; hits repeat one prompt. With --profile, the cProfile
-listing of that kind of request (by own time) follows the figures.
+listing of that kind of request (by own time) follows the figures. With
+--metering limits (the default) a miss's lookup carries the workspace's
+limit reservation and its coalescing lock takes a round trip of its own;
+with records or off the lock rides on the lookup, as for a key without limits.
 
 CPU time moves with the machine's load. For counts that do not, run it under
 callgrind, which counts the instructions of the measured requests only:

@@ -9,7 +9,9 @@ Two layers, so it holds within a worker and across workers and hosts:
    (SET NX with the flight's id). If another process holds it, the opener
    follows that flight instead, reading its events from a Redis list
    (`<key>:flight:<id>`) with short sleeps, and relays them to its own local
-   followers.
+   followers. The lock is usually asked for with the cache lookup itself
+   (`Prelock`, `Store.lookup`): taken atomically when the entry is missing,
+   so a miss makes one round trip before its upstream call, not two.
 
 The leader publishes each streamed chunk as it arrives and then "done" with
 the full response, so a follower that joins mid-stream gets the chunks so
@@ -23,7 +25,9 @@ The leader's lock lives as long as the leader's deadline (plus a little), and
 the leader ends its flight on every path: answer, failure, or abandon.
 """
 
+import itertools
 import json
+import os
 import secrets
 import threading
 import time
@@ -110,6 +114,22 @@ class Flight:
 
 _flights = {}
 _flights_lock = threading.Lock()
+_ids = (None, "", None)  # (process id, random prefix, counter): flight ids unique across processes
+
+
+def _flight_id():
+    """A new flight's id: this process's random prefix and a count (no system call, unlike a random token)."""
+    global _ids
+    pid, prefix, counter = _ids
+    if pid != os.getpid():  # a forked worker gets a prefix of its own
+        _ids = pid, prefix, counter = os.getpid(), secrets.token_hex(6), itertools.count()
+    return f"{prefix}{next(counter):x}"
+
+
+def _closing_ops(list_key, key, kind, data=None):
+    """The store operations that end a flight led across processes: its last event, and its lock removed."""
+    event = json.dumps({"t": kind, "d": data}, separators=(",", ":"))
+    return [("push", list_key, event, FLIGHT_TTL), ("delete", lock_key(key))]
 
 
 class Participation:
@@ -145,8 +165,7 @@ class Participation:
                     if _flights.get(self.key) is self.flight:
                         del _flights[self.key]
             if self._remote:
-                event = json.dumps({"t": kind, "d": data}, separators=(",", ":"))
-                ops += [("push", self._remote, event, FLIGHT_TTL), ("delete", lock_key(self.key))]
+                ops += _closing_ops(self._remote, self.key, kind, data)
         if ops:
             # In a view, after the response is sent; local followers already have the answer.
             deferred.defer(get_store().batch, ops)
@@ -231,8 +250,65 @@ class RemoteFollower(Participation):
             pause = min(0.05, pause * 1.5)
 
 
-def enter(key, lock_ttl):
-    """This request's Participation for a cache key."""
+class Prelock:
+    """A coalescing lock asked for with the cache lookup (`Store.lookup`), taken there if the entry is missing.
+
+    After the lookup, `holder` is the lock's holder (this flight's id when it
+    was taken here), or None when the entry was there (nothing asked). `enter`
+    then uses it instead of a round trip of its own; a request that does not
+    get that far gives the lock back with `release()`.
+    """
+
+    def __init__(self, key, lock_ttl):
+        self.key = key
+        self.flight_id = _flight_id()
+        self.ttl = max(1, int(lock_ttl))
+        self.holder = None
+
+    def command(self):
+        return (lock_key(self.key), self.flight_id, self.ttl)
+
+    def found(self, holder):
+        self.holder = holder.decode() if isinstance(holder, bytes) else holder
+
+    @property
+    def taken(self):
+        return self.holder == self.flight_id
+
+    def release(self):
+        """Give back a lock taken by the lookup and not used (safe to repeat; nothing when not taken here)."""
+        if self.taken:
+            self.holder = None
+            ops = _closing_ops(f"{flight_key(self.key)}:{self.flight_id}", self.key, "abandon")
+            deferred.defer(get_store().batch, ops)
+
+
+def _enter_locked(prelock):
+    """enter() once the lookup asked for the lock: no round trip."""
+    key, holder = prelock.key, prelock.holder
+    prelock.holder = None  # the lock, if taken, is now the flight's to end
+    with _flights_lock:
+        flight = _flights.get(key)
+        if holder != prelock.flight_id and flight is not None and flight.outcome is None:
+            flight.followers += 1
+            return LocalFollower(key, flight)
+        # A flight of this process that is still open follows the lock's holder, which is now this one.
+        flight = Flight(key)
+        _flights[key] = flight
+    if holder == prelock.flight_id:
+        part = Leader(key, flight)
+        part._remote = f"{flight_key(key)}:{holder}"
+    else:
+        part = RemoteFollower(key, flight, f"{flight_key(key)}:{holder}")
+    # Read and locked in one atomic step: no identical call finished in between.
+    part.rechecked, part.recheck = True, None
+    return part
+
+
+def enter(key, lock_ttl, prelock=None):
+    """This request's Participation for a cache key (prelock: the lock as asked for with the lookup)."""
+    if prelock is not None and prelock.holder is not None and prelock.key == key:
+        return _enter_locked(prelock)
     with _flights_lock:
         flight = _flights.get(key)
         if flight is not None and flight.outcome is None:
@@ -243,7 +319,7 @@ def enter(key, lock_ttl):
     store = get_store()
     if not store.shared:
         return Leader(key, flight)
-    flight_id = secrets.token_hex(8)
+    flight_id = _flight_id()
     try:
         # One round trip: take the lock, re-read the entry, and see who holds the lock.
         acquired, entry, holder = store.batch(

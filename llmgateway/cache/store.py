@@ -45,6 +45,23 @@ class Store:
     def get_many(self, keys):
         raise NotImplementedError
 
+    def lookup(self, keys, lock=None):
+        """get_many(keys); with lock=(lock key, value, ttl), also takes the lock when the last key has no value.
+
+        Then the result has one value more: who holds the lock (`value`, as bytes, when
+        taken here), or None when the last key had a value. With Redis in one round trip,
+        atomically: a cache miss and its coalescing lock (cache/coalesce.py) at once.
+        """
+        values = self.get_many(keys)
+        if lock is None:
+            return values
+        holder = None
+        if values[-1] is None:
+            lock_key, value, ttl = lock
+            holder = value if self.add(lock_key, value, ttl) else self.get_many([lock_key])[0]
+            holder = holder.encode() if isinstance(holder, str) else holder
+        return [*values, holder]
+
     def set(self, key, value, ttl):
         raise NotImplementedError
 
@@ -276,6 +293,7 @@ class RedisStore(Store):
         self._no_script = redis.exceptions.NoScriptError
         # Connections of the store's own (see `_pipe`), made like the client pool's, and the process that made them.
         self._idle, self._idle_pid = [], os.getpid()
+        self._lookup_script = None
 
     @classmethod
     def from_url(cls, url, timeout=None, retry_interval=None, **kwargs):
@@ -378,6 +396,35 @@ class RedisStore(Store):
 
     def get_many(self, keys):
         return self._run([None] * len(keys), lambda r: self._pipe_checked([("MGET", *keys)])[0])
+
+    # KEYS: the keys to read, then the lock's; ARGV: the lock's value and its TTL in seconds.
+    LOOKUP_OR_LOCK = """
+local values = redis.call('MGET', unpack(KEYS, 1, #KEYS - 1))
+if values[#KEYS - 1] then
+  return values
+end
+local lock = KEYS[#KEYS]
+if redis.call('SET', lock, ARGV[1], 'NX', 'EX', ARGV[2]) then
+  values[#KEYS] = ARGV[1]
+else
+  values[#KEYS] = redis.call('GET', lock)
+end
+return values
+"""
+
+    def lookup(self, keys, lock=None):
+        if lock is None:
+            return self.get_many(keys)
+        lock_key, value, ttl = lock
+        width = len(keys) + 1
+        if self._lookup_script is None:
+            self._lookup_script = self.client.register_script(self.LOOKUP_OR_LOCK)
+
+        def run(r):
+            reply = self.run_script(self._lookup_script, [*keys, lock_key], [value, int(ttl)])[1]
+            return [*reply, *[None] * (width - len(reply))]
+
+        return self._run([None] * width, run)
 
     def set(self, key, value, ttl):
         self._run(None, lambda r: self._pipe_checked([("SET", key, value, "EX", int(ttl))]))

@@ -26,7 +26,7 @@ from llmgateway.cache.entries import api_key_key, model_info_key, workspace_info
 from llmgateway.cache.memo import BoundedMemo
 from llmgateway.cache.store import get_store
 from llmgateway.gateway.errors import GatewayError
-from llmgateway.gateway.flight import Call, prepare
+from llmgateway.gateway.flight import Call, prelock, prepare
 from llmgateway.metering import limits
 from llmgateway.usage import hook
 
@@ -95,7 +95,7 @@ def serve(digest, body, cache_control=None, body_error=None, raw=None):
     model_name = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
     name = registry.lookup_name(model_name)
 
-    owner, guess_spec, call, ahead = key_owners.get(digest), model_specs.get(name), None, None
+    owner, guess_spec, call, ahead, lock = key_owners.get(digest), model_specs.get(name), None, None, None
     guess_workspace = owner[0] if owner is not None else None
     keys = [api_key_key(digest), model_info_key(name)]
     if guess_workspace is not None and guess_spec is not None and isinstance(body, dict):
@@ -107,16 +107,27 @@ def serve(digest, body, cache_control=None, body_error=None, raw=None):
     if call is not None:
         # The key's limits, reserved in the same round trip as the lookup (metering.limits.Ahead).
         ahead = hook.ahead(*owner, call.deadline.remaining())
-    raws = limits.lookup_and_admit(keys, ahead) if ahead is not None else get_store().get_many(keys)
+    if ahead is not None:
+        raws = limits.lookup_and_admit(keys, ahead)
+    else:
+        # A miss takes its coalescing lock in the same round trip (flight.prelock).
+        lock = prelock(call) if call is not None else None
+        raws = get_store().lookup(keys, lock.command() if lock is not None else None)
+        if lock is not None:
+            lock.found(raws[4])
     try:
-        return _serve(digest, body, cache_control, body_error, model_name, name, raws, call, guess_spec, ahead, raw)
+        return _serve(
+            digest, body, cache_control, body_error, model_name, name, raws, call, guess_spec, ahead, lock, raw
+        )
     except BaseException:
         if ahead is not None and not ahead.done:
             ahead.undo()  # refused before its limits were checked: the request is given back
+        if lock is not None:
+            lock.release()  # not used: given back (nothing when the completion took it over)
         raise
 
 
-def _serve(digest, body, cache_control, body_error, model_name, name, raws, call, guess_spec, ahead, raw):
+def _serve(digest, body, cache_control, body_error, model_name, name, raws, call, guess_spec, ahead, lock, raw):
     from llmgateway.gateway import execute
 
     info = key_info(digest, raws[0])
@@ -136,8 +147,10 @@ def _serve(digest, body, cache_control, body_error, model_name, name, raws, call
 
     prefetched = None
     if call is not None and spec == guess_spec and info.workspace_id == call.workspace_id:
-        prefetched = (raws[2], raws[3])
+        prefetched = (raws[2], raws[3], lock)
     else:
+        if lock is not None:
+            lock.release()  # taken for a guess that was wrong
         call = _prepare(info.workspace_id, body, cache_control, spec, raw)
     call.user_id, call.api_key_id, call.key_limits, call.origin = info.user_id, info.id, info.limits, "v1"
     call.ahead = ahead

@@ -26,6 +26,7 @@ from llmgateway.cache.entries import (
     workspace_info,
     workspace_info_key,
 )
+from llmgateway.cache.memo import BoundedMemo
 from llmgateway.cache.store import get_store
 from llmgateway.gateway.controls import CacheControl
 from llmgateway.gateway.errors import GatewayError
@@ -37,6 +38,8 @@ from llmgateway.usage import hook
 
 # A leader's coalescing lock outlives its deadline by this much (time to hand over the answer).
 LOCK_MARGIN_SECONDS = 10
+# Each workspace's cache policy as last read: whether to ask for the coalescing lock with the lookup.
+_policies = BoundedMemo()
 
 
 @dataclass
@@ -165,7 +168,7 @@ def _admit(call, prefetched=None):
     if prefetched is None:
         prefetched = _lookup(call)
     try:
-        return _admit_found(call, *prefetched)
+        return _admit_found(call, prefetched[0], prefetched[1])
     except BaseException:
         if call.ahead is not None:
             call.ahead.undo()  # refused before its limits were confirmed: the request is given back
@@ -188,6 +191,8 @@ def _admit_found(call, raw_info, raw_entry):
     if info.archived:
         raise GatewayError(403, "This workspace is archived; completions are off until an admin restores it.")
     policy = info.cache_policy
+    if _policies.get(call.workspace_id) != policy:
+        _policies.put(call.workspace_id, policy)
     cacheable = policy == "all" or (policy == "deterministic" and is_deterministic(call.request))
     call.lookup = cacheable and not call.control.no_cache
     call.store = cacheable and not call.control.no_store
@@ -213,17 +218,35 @@ def _recheck(call, part):
     return _current(call, part.recheck if part.rechecked else get_store().get_many([call.key])[0])
 
 
-def _participate(call):
+def _lock_ttl(call):
+    # The leader is done by its deadline; a lock left by a leader that died lasts no longer.
+    return math.ceil(max(call.deadline.remaining(), 0)) + LOCK_MARGIN_SECONDS
+
+
+def prelock(call):
+    """The coalescing lock to ask for with the call's cache lookup (coalesce.Prelock), or None.
+
+    Asked for when the call would coalesce as far as this process knows (the
+    workspace's policy as last read, the request's cache controls), and only
+    with a shared store; the lookup takes it only if the entry is missing.
+    """
+    if call.control.no_cache or call.control.no_store or not get_store().shared:
+        return None
+    policy = _policies.get(call.workspace_id)
+    if policy != "all" and (policy != "deterministic" or not is_deterministic(call.request)):
+        return None
+    return coalesce.Prelock(call.key, _lock_ttl(call))
+
+
+def _participate(call, lock=None):
     if not (call.lookup and call.store):
         return coalesce.Participation()
-    # The leader is done by its deadline; a lock left by a leader that died lasts no longer.
-    lock_ttl = math.ceil(max(call.deadline.remaining(), 0)) + LOCK_MARGIN_SECONDS
-    return coalesce.enter(call.key, lock_ttl)
+    return coalesce.enter(call.key, _lock_ttl(call), lock)
 
 
-def _open_flight(call):
+def _open_flight(call, lock=None):
     """(participation, cache entry found on re-reading it or None); the flight is left if the re-read fails."""
-    part = _participate(call)
+    part = _participate(call, lock)
     try:
         return part, _recheck(call, part)
     except BaseException:
@@ -251,16 +274,29 @@ class Completion:
     """
 
     def __init__(self, call, prefetched=None):
+        """prefetched: (raw workspace info, raw entry[, coalesce.Prelock]) read with the caller's lookup."""
         self.call = call
         self.result = None
         self._want_chunks = call.streaming
         self._part = None
         self._source = None
         self._recorded = False
+        lock = prefetched[2] if prefetched and len(prefetched) > 2 else None
+        try:
+            self._open(prefetched, lock)
+        finally:
+            if lock is not None:
+                lock.release()  # not used (a hit, an error, no coalescing after all): given back
+        self.cache_hit = self._entry is not None
+        self.coalesced = not self.cache_hit and self._part.role == "follower"
+
+    def _open(self, prefetched, lock):
+        """Admit the call, then (not a hit) take part in its flight; `lock`: the lookup's coalescing lock."""
+        call = self.call
         self._entry = _admit(call, prefetched)
         try:
             if self._entry is None:
-                self._part, self._entry = _open_flight(call)
+                self._part, self._entry = _open_flight(call, lock)
                 if self._entry is not None:
                     entry = self._entry
                     self._part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
@@ -268,8 +304,6 @@ class Completion:
             self._recorded = True
             hook.record(call, None, exc if isinstance(exc, GatewayError) else GatewayError(500, str(exc)))
             raise
-        self.cache_hit = self._entry is not None
-        self.coalesced = not self.cache_hit and self._part.role == "follower"
 
     # The one routine -----------------------------------------------------
 

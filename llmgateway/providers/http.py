@@ -1,30 +1,41 @@
 """The one place the gateway makes HTTP calls to model providers.
 
-A shared httpx client keeps connections to each upstream alive between
-requests (a miss should cost the upstream's time and little more). Tests
+Connections to each upstream stay alive between requests (a miss should
+cost the upstream's time and little more). A whole answer (`post_json`, the
+cache miss's call) goes out on the standard library's `http.client`, on
+connections kept here: the request in one write, the answer read whole, no
+client machinery in between (httpx and its httpcore/h11 layers cost about
+three times its CPU). Streamed answers (`post_stream`) go through a shared
+httpx client. Both raise httpx's exceptions. Neither uses proxies from the
+environment (HTTPS_PROXY and the like): the httpx client is built on a
+transport of its own, which httpx then does not route through them. Tests
 point a model's base URL at a real local server; nothing here is mocked.
 
-Two things happen below httpx, in the network layer every connection goes through:
+Two things happen in the network layer every connection goes through (for
+httpx, below it):
 
 - Time. httpx's timeouts count per connect, per write and per read, so an
   upstream that sends a byte every few seconds never times out. Here every
   call has an end (`until`, a `time.monotonic()` moment) and each socket
   operation inside `bounded(until)` may wait only for what is left of it:
   the whole call, headers and body, is over by then.
-- Addresses. Each new connection resolves the host once, as it would anyway,
+- Addresses. Each new connection (of either kind) resolves the host once, as it would anyway,
   and refuses link-local and metadata addresses (addresses.py) before
   connecting, so a name that comes to resolve there is refused at call time
-  with no extra lookup. Kept-alive connections need neither. (Through a
-  proxy from HTTPS_PROXY and the like, the proxy connects: then only the
-  check made when the model was saved applies.)
+  with no extra lookup. Kept-alive connections need neither.
 """
 
+import http.client
 import json
 import logging
+import select
+import socket
 import threading
 import time
+import zlib
 from contextlib import contextmanager
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -35,6 +46,7 @@ from llmgateway.providers.base import ProviderError
 log = logging.getLogger("llmgateway.providers")
 LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
 
+USER_AGENT = "corporate-ai-gateway/1"
 _client = None
 _lock = threading.Lock()
 # The end of the call in progress on this thread (a greenlet under gevent), or None.
@@ -169,7 +181,7 @@ def client():
                 _client = httpx.Client(
                     transport=_transport(),
                     follow_redirects=False,
-                    headers={"User-Agent": "corporate-ai-gateway/1"},
+                    headers={"User-Agent": USER_AGENT},
                 )
     return _client
 
@@ -179,44 +191,205 @@ def _timeout(until):
     return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
 
-# What httpx's Client.post(json=...) would send, made here: the client's request building
-# (URL merging, cookies, auth, redirects, event hooks) costs more CPU than the rest of a call.
+# The JSON that httpx's Client.post(json=...) would send.
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-_parsed_url = lru_cache(maxsize=256)(httpx.URL)
 
 
 def post_json(url, *, headers, body, until):
     """POST a JSON body and read the whole response, all by `until` (time.monotonic()).
 
-    The client's transport (its connection pool, or a proxy's from the environment) sends it;
-    no redirect is followed, as with the client.
+    Returns a `Reply`; raises httpx's exceptions (a timeout, a connection or protocol error).
+    No redirect is followed.
     """
-    http = client()
-    seconds = max(0.001, until - time.monotonic())
-    request = httpx.Request(
-        "POST",
-        _parsed_url(url),
-        headers={**_base_headers(), "Content-Type": "application/json", **headers},
-        content=_encode_json(body).encode(),
-        extensions={"timeout": {"connect": min(seconds, 10.0), "read": seconds, "write": seconds, "pool": seconds}},
-    )
+    data = _encode_json(body).encode()
     with bounded(until):
-        response = http._transport_for_url(request.url).handle_request(request)
-        response.request = request
+        return _post_direct(_target(url), headers, data)
+
+
+class Reply:
+    """A whole upstream answer: status, headers (looked up by any case) and body."""
+
+    __slots__ = ("status_code", "headers", "content")
+
+    def __init__(self, status_code, headers, content):
+        self.status_code, self.headers, self.content = status_code, headers, content
+
+    @property
+    def text(self):
+        return self.content.decode(errors="replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+# Whole answers: http.client connections kept per upstream -------------------------------------------
+
+KEEP_IDLE = LIMITS.max_keepalive_connections  # per upstream
+_idle = {}  # (scheme, host, port) -> [(connection, time.monotonic() when put back)]
+READ_SIZE = 65536
+
+
+@lru_cache(maxsize=256)
+def _target(url):
+    """(scheme, host, port, path with query, Host header) of a URL."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme, parts.hostname or ""
+    port = parts.port or (443 if scheme == "https" else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        host_header += f":{parts.port}"
+    return scheme, host, port, path, host_header
+
+
+def open_socket(host, port, timeout):
+    """A TCP connection to an allowed address of `host` (addresses.py); AddressRefused or an httpx error."""
+    try:
+        candidates = addresses.addresses_to_connect(host, port)
+    except addresses.Refused as exc:
+        log.warning("refused to connect to a model upstream: %s", exc)
+        raise AddressRefused(str(exc)) from None
+    except (OSError, UnicodeError) as exc:
+        raise httpx.ConnectError(f"cannot resolve {host}: {exc}") from None
+    failure = None
+    for address in candidates:
         try:
-            response.read()
-        finally:
-            response.close()
-    return response
+            sock = socket.create_connection((address, port), _left(timeout, httpx.ConnectTimeout))
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"connecting to {host} timed out") from None
+        except OSError as exc:
+            failure = exc
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise httpx.ConnectError(f"cannot connect to {host}: {failure}")
 
 
-_base = []
+class _Connection(http.client.HTTPConnection):
+    """http.client's connection over `open_socket`, whose request leaves in one write (see `sendall`)."""
+
+    def __init__(self, host, port):
+        super().__init__(host, port, timeout=10.0)
+        self._unsent = []
+
+    def connect(self):
+        self.sock = open_socket(self.host, self.port, min(self.timeout, 10.0))
+
+    def send(self, data):
+        # http.client writes a request's head and its body separately: both wait for `sendall`.
+        self._unsent.append(data)
+
+    def sendall(self):
+        data, self._unsent = b"".join(self._unsent), []
+        self.sock.settimeout(_left(None, httpx.WriteTimeout))
+        self.sock.sendall(data)
 
 
-def _base_headers():
-    if not _base:
-        _base.append(dict(client().headers))
-    return _base[0]
+class _TLSConnection(_Connection):
+    def connect(self):
+        super().connect()
+        self.sock.settimeout(_left(10.0, httpx.ConnectTimeout))
+        self.sock = _ssl_context().wrap_socket(self.sock, server_hostname=self.host)
+
+
+@lru_cache(maxsize=1)
+def _ssl_context():
+    return httpx.create_ssl_context()  # certifi's roots, as the httpx client uses
+
+
+def _readable(sock):
+    """An idle kept-alive socket with something to read has been closed (or spoiled) by the upstream."""
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _checkout(origin):
+    idle = _idle.get(origin)
+    now = time.monotonic()
+    while idle:
+        connection, since = idle.pop()
+        if now - since < LIMITS.keepalive_expiry and not _readable(connection.sock):
+            return connection
+        connection.close()
+    scheme, host, port = origin
+    return (_TLSConnection if scheme == "https" else _Connection)(host, port)
+
+
+def _checkin(origin, connection):
+    idle = _idle.setdefault(origin, [])
+    if len(idle) < KEEP_IDLE:
+        idle.append((connection, time.monotonic()))
+    else:
+        connection.close()
+
+
+def _post_direct(target, headers, data):
+    scheme, host, port, path, host_header = target
+    origin = (scheme, host, port)
+    connection = _checkout(origin)
+    phase = httpx.ConnectTimeout
+    try:
+        if connection.sock is None:
+            connection.connect()
+        phase = httpx.WriteTimeout
+        connection.putrequest("POST", path, skip_host=True, skip_accept_encoding=True)
+        connection.putheader("Host", host_header)
+        for name, value in _request_headers(headers):
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(data)))
+        connection.endheaders(data)
+        connection.sendall()
+        phase = httpx.ReadTimeout
+        connection.sock.settimeout(_left(None, httpx.ReadTimeout))
+        response = connection.getresponse()
+        parts = []
+        while True:
+            # Each read waits at most for what is left of the call: a trickling body times out too.
+            connection.sock.settimeout(_left(None, httpx.ReadTimeout))
+            part = response.read1(READ_SIZE)
+            if not part:
+                break
+            parts.append(part)
+        response.close()  # its reader only: the connection stays open
+    except BaseException as exc:
+        connection.close()
+        if isinstance(exc, TimeoutError):
+            raise phase(f"the upstream call timed out ({phase.__name__})") from None
+        if phase is httpx.ConnectTimeout and isinstance(exc, OSError):  # TLS refused, connection reset
+            raise httpx.ConnectError(f"cannot connect to {host}: {exc!r}") from None
+        if isinstance(exc, http.client.HTTPException | ConnectionError):
+            raise httpx.RemoteProtocolError(f"the upstream broke off the exchange: {exc!r}") from None
+        if isinstance(exc, OSError) and not isinstance(exc, httpx.HTTPError):
+            raise httpx.ReadError(f"the upstream connection failed: {exc!r}") from None
+        raise
+    if response.will_close:
+        connection.close()
+    else:
+        _checkin(origin, connection)
+    try:
+        content = _decoded(response, b"".join(parts))
+    except zlib.error:
+        raise httpx.DecodingError("the upstream's compressed answer is corrupt") from None
+    return Reply(response.status, response.headers, content)
+
+
+def _request_headers(headers):
+    # No Accept-Encoding: the answer comes as it is (small JSON; see `_decoded` for an upstream that compresses anyway).
+    return {"User-Agent": USER_AGENT, "Content-Type": "application/json", **headers}.items()
+
+
+def _decoded(response, content):
+    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompress(content, 16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        try:
+            return zlib.decompress(content)
+        except zlib.error:
+            return zlib.decompress(content, -zlib.MAX_WBITS)
+    return content
 
 
 @contextmanager
@@ -242,3 +415,7 @@ def reset():
         if _client is not None:
             _client.close()
         _client = None
+        _target.cache_clear()
+        for idle in list(_idle.values()):
+            while idle:
+                idle.pop()[0].close()

@@ -316,3 +316,71 @@ def test_a_leader_whose_client_leaves_lets_followers_make_their_own_call(workspa
     assert upstream.calls == 2
     assert follower_result and follower_result[0].text.startswith("Echo:")
     assert not follower_result[0].coalesced
+
+
+# The lock taken with the lookup (/v1) ---------------------------------------------
+
+
+def _count_round_trips(store, monkeypatch):
+    """The commands of each round trip of the store's own connections (the hot path's)."""
+    trips, real = [], store._pipe
+
+    def pipe(commands):
+        trips.append([command[0] for command in commands])
+        return real(commands)
+
+    monkeypatch.setattr(store, "_pipe", pipe)
+    return trips
+
+
+def test_a_v1_miss_takes_its_coalescing_lock_in_the_lookups_round_trip(ready, upstream, redis_store, v1, monkeypatch):
+    assert v1(_request("a first question")).status_code == 200  # the key, the model and the policy are known now
+    trips = _count_round_trips(redis_store, monkeypatch)
+    response = v1(_request("a second question"))
+    assert response.status_code == 200 and response["X-Cache"] == "MISS" and upstream.calls == 2
+    # One round trip before the upstream call (the lookup, which took the lock), one after the answer (store, unlock).
+    assert trips == [["EVALSHA"], ["SET", "RPUSH", "EXPIRE", "DEL"]]
+    trips.clear()
+    assert v1(_request("a second question"))["X-Cache"] == "HIT"
+    assert trips == [["EVALSHA"]]  # a hit takes no lock
+    assert not list(redis_store.client.scan_iter(match="*:lock"))
+
+
+def test_a_v1_miss_whose_lock_another_process_holds_follows_that_flight(workspace, ready, upstream, redis_store, v1):
+    from llmgateway.cache.entries import flight_key, lock_key
+
+    assert v1(_request("a first question")).status_code == 200
+    key = gateway.prepare(workspace.pk, _request("asked elsewhere"), spec=ready).key
+    answer = {
+        "id": "chatcmpl-elsewhere",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "remote",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "From the other worker"}}],
+        "usage": None,
+    }
+    # Another worker leads this flight: its lock, and (already) its answer on the flight's list.
+    redis_store.client.set(lock_key(key), "their-flight", ex=60)
+    payload = {"response": answer, "model": "remote", "cost": 0, "upstream_ms": 5}
+    redis_store.push(f"{flight_key(key)}:their-flight", json.dumps({"t": "done", "d": payload}), 60)
+    response = v1(_request("asked elsewhere"))
+    assert response.status_code == 200 and response["X-Cache-Coalesced"] == "1"
+    assert response.json()["choices"][0]["message"]["content"] == "From the other worker"
+    assert upstream.calls == 1
+    assert redis_store.client.get(lock_key(key)) == b"their-flight"  # theirs to end
+
+
+def test_a_lock_taken_with_the_lookup_is_given_back_when_the_call_does_not_coalesce(
+    workspace, ready, upstream, redis_store, v1
+):
+    from llmgateway.cache.entries import workspace_info_key
+
+    assert v1(_request("a first question")).status_code == 200  # this process saw the policy "all"
+    workspace.cache_policy = "off"
+    workspace.save(update_fields=["cache_policy"])
+    redis_store.invalidate(workspace_info_key(workspace.pk))
+    key = gateway.prepare(workspace.pk, _request("not cached now"), spec=ready).key
+    response = v1(_request("not cached now"))
+    assert response.status_code == 200 and "X-Cache-Coalesced" not in response
+    assert upstream.calls == 2
+    assert not redis_store.exists(key + ":lock")

@@ -62,3 +62,26 @@ def test_connections_of_a_parent_are_not_used_after_a_fork(store, monkeypatch):
     monkeypatch.setattr(os, "getpid", lambda: -1)  # as a forked child sees it
     assert store.get_many(["k"]) == [b"v"]
     assert parent not in store._idle
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+def test_a_lookup_takes_the_lock_only_when_the_entry_is_missing(store, kind):
+    from llmgateway.cache.store import LocalStore
+
+    store = store if kind == "redis" else LocalStore()
+    if kind == "local":
+        store.cache.clear()
+    store.set("info", b"i", 60)
+    # No lock asked: a plain read.
+    assert store.lookup(["info", "entry"]) == [b"i", None]
+    # The entry is missing: the lock is taken, and the holder is this lookup.
+    assert store.lookup(["info", "entry"], ("entry:lock", "mine", 60)) == [b"i", None, b"mine"]
+    # Another lookup finds it held, and by whom.
+    assert store.lookup(["info", "entry"], ("entry:lock", "theirs", 60)) == [b"i", None, b"mine"]
+    # The entry is there: no lock is asked for (a hit leaves no trace).
+    store.set("other", b"answer", 60)
+    assert store.lookup(["info", "other"], ("other:lock", "mine", 60)) == [b"i", b"answer", None]
+    assert store.get_many(["other:lock"]) == [None]
+    if kind == "redis":
+        store.client.script_flush()  # Redis restarted: the script is loaded again
+        assert store.lookup(["info", "entry"], ("entry:lock", "x", 60)) == [b"i", None, b"mine"]
