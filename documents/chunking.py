@@ -19,7 +19,7 @@ SEPARATOR = "\n\n"
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 SENTENCE_END = re.compile(r"(?<=[.!?…。])[\"')\]]*\s+|\n")
 SOFT_BREAK = 0.7  # start a new passage at a paragraph once this full
-TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+TABLE_RULE = re.compile(r"^\s*(?:\|\s*)?:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*(?:\|\s*)?$")  # linear: no two \s* in turn
 LINE = re.compile(r"[^\n]*\n?")
 
 

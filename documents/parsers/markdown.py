@@ -8,12 +8,17 @@ import re
 from documents.parsers.base import HeadingPath, Title, Unit
 from documents.parsers.text import read_text
 
-HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+HEADING = re.compile(r"^(#{1,6})\s+(.+)$")  # linear; closing hashes are stripped in Python
 FENCE = re.compile(r"^\s*(```|~~~)")
 IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)[^)]*\)")
-EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+EMPHASIS = re.compile(r"(\*\*|__)(?=\S)((?:(?!\1).)+?)(?<=\S)\1")  # never across its own marker: linear
 FRONT_MATTER_TITLE = re.compile(r"^title:\s*[\"']?(.+?)[\"']?\s*$", re.IGNORECASE)
+
+
+def closed_heading(text):
+    """A heading's text without its closing hashes ("Title ##" -> "Title")."""
+    return (text.rstrip().rstrip("#").rstrip() or text[:1]).strip()
 
 
 def tidy(line):
@@ -59,7 +64,7 @@ def parse(path, limits, budget, report):
             if has_body:
                 emitted = True
                 yield Unit("\n".join(lines).strip(), section=section)
-            heading = heading_text(match.group(2))
+            heading = heading_text(closed_heading(match.group(2)))
             level = len(match.group(1))
             if level == 1 and not title and heading:
                 title = heading

@@ -31,10 +31,15 @@ MAX_QUOTES = 3
 _TAG_RE = re.compile(r"<(passage|document|source)\b([^>]*)>(.*?)</\1>", re.IGNORECASE | re.DOTALL)
 _ID_RE = re.compile(r"""\b(?:id|name|title|source)\s*=\s*["']([^"']{1,80})["']""", re.IGNORECASE)
 _LABEL_RE = re.compile(r"^\s*\[([^\[\]\n]{1,80})\]\s*(.*)$")
-_QUESTION_RE = re.compile(r"(?:^|\n)\s*(?:question|q)\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
+_QUESTION_RE = re.compile(r"(?:^|\n)[^\S\n]*(?:question|q)[^\S\n]*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 # Sentence ends; blank lines; list items; and a line that starts with a capital (a heading,
 # a table or CSV row) — but not a line a PDF wrapped mid-sentence, which goes on in lower case.
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=\s*(?:[-*•+]|\d{1,2}[.)]|#\.)\s)|\n(?=[A-Z])")
+# Every pattern of this module runs on text a caller supplies: none may hold two quantifiers that
+# can take the same characters in turn (`\s*` after `.+?`, `\s*` before `\s*`), which backtracks
+# in time quadratic or cubic in a line's length; trailing spaces are stripped in Python instead.
+_SENTENCE_RE = re.compile(
+    r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[^\S\n]*(?:[-*•+]|\d{1,2}[.)]|#\.)\s)|\n(?=[A-Z])"
+)
 _NUMBERED = re.compile(r"^(\d{1,2}[.)]|#\.)\s+")
 _WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 STOPWORDS = frozenset(
@@ -149,8 +154,8 @@ def sentences(text):
     return [s for s in parts if len(s.strip()) > 2]
 
 
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
-_URL_RE = re.compile(r"\(?https?://\S+\)?|\S+\.(com|org|net|io|example)\S*")
+_TABLE_RULE = re.compile(r"^\s*(?:\|\s*)?:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*(?:\|\s*)?$")
+_URL_RE = re.compile(r"\(?https?://\S+\)?|(?<!\S)\S+\.(com|org|net|io|example)\S*")
 
 
 def _cells(line):
@@ -178,22 +183,37 @@ def _squash(text):
 _UNDERLINE = re.compile(r"^\s*([=\-~^*#+`\"'.:_])\1{2,}\s*$")
 _RST_TARGET = re.compile(r"^\s*\.\.(\s+(_[^:]*:|\|[^|]+\|).*|\s*)$")
 _RST_DIRECTIVE = re.compile(r"^\s*\.\.\s+([\w-]+)::\s*(.*)$")
-_RST_ROLE = re.compile(r":[\w-]+(?::[\w-]+)?:`~?([^`<]*?)\s*(?:<[^>`]*>)?`")
-_RST_LINK = re.compile(r"`([^`<]+?)\s*(?:<[^>`]*>)?`__?")
+_RST_ROLE = re.compile(r":[\w-]+(?::[\w-]+)?:`~?([^`<]*)(?:<[^>`]*>)?`")
+_RST_LINK = re.compile(r"`([^`<]+)(?:<[^>`]*>)?`__?")
 _RST_LITERAL = re.compile(r"``([^`]+)``")
 _RST_REFERENCE = re.compile(r"(?<=\w)__?(?=[\s.,;:)!?]|$)")
-_ATX_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
+_ATX_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+)$")  # its closing hashes are stripped by _heading
 _LIST_ITEM = re.compile(r"^\s*([-*•+]|\d{1,2}[.)]|#\.)\s")
 _RECORD = re.compile(r"\w: [^;]+; \S")
 WRAP_WIDTH = 100  # characters
 WRAPPED_LINE = 50  # characters: a longer line that does not end a sentence goes on in the next one
+MARKUP_LINE = 1000  # characters: a longer line is no heading, directive or marked-up text; it is taken as it is
+
+
+def _heading(text):
+    """An ATX heading's text without its closing hashes ("Title ##" -> "Title")."""
+    return (text.rstrip().rstrip("#").rstrip() or text[:1]).strip()
+
+
+def _role(match):
+    text = match.group(1).rstrip()
+    return text.rsplit(".", 1)[-1] if text.startswith("~") else text
+
+
+def _link(match):
+    return match.group(1).rstrip() or match.group(1)[:1]
 
 
 def plain(text):
     """Inline markup of reStructuredText (and Markdown bold) as the words a reader sees."""
-    text = _RST_ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if m.group(1).startswith("~") else m.group(1), text)
+    text = _RST_ROLE.sub(_role, text)
     text = _RST_LITERAL.sub(r"\1", text)
-    text = _RST_LINK.sub(r"\1", text)
+    text = _RST_LINK.sub(_link, text)
     text = _RST_REFERENCE.sub("", text)
     return text.replace("**", "")
 
@@ -208,20 +228,23 @@ def _unwrap(lines):
     # characters; a record ("Name: value; Other: value") is a line of its own.
     wrapped = max((len(line) for line in lines), default=0) <= WRAP_WIDTH
     for line in lines:
+        if len(line) > MARKUP_LINE:
+            out.append((line, False, True))
+            continue
         if _UNDERLINE.match(line) and not _cells(line):
             if out and out[-1][0].strip() and len(out[-1][0]) < 100 and not out[-1][1]:
-                out[-1] = (out[-1][0].strip(), True)
+                out[-1] = (out[-1][0].strip(), True, False)
             continue
         if _RST_TARGET.match(line):
             continue
         atx = _ATX_HEADING.match(line)
         if atx:
-            out.append((atx.group(1).strip(), True))
+            out.append((_heading(atx.group(1)), True, False))
             continue
         directive = _RST_DIRECTIVE.match(line)
         if directive:
             if directive.group(2).strip():
-                out.append((plain(directive.group(2).strip()), True))
+                out.append((plain(directive.group(2).strip()), True, False))
             continue
         previous = out[-1][0] if out else ""
         if (
@@ -236,10 +259,10 @@ def _unwrap(lines):
             and _cells(line) is None
             and _cells(previous) is None
         ):
-            out[-1] = (f"{previous.rstrip()} {line.strip()}", False)
+            out[-1] = (f"{previous.rstrip()} {line.strip()}", False, False)
             continue
-        out.append((line, False))
-    return [(plain(line), is_heading) for line, is_heading in out]
+        out.append((line, False, False))
+    return [(line if done else plain(line), is_heading) for line, is_heading, done in out]
 
 
 def _indent(line):
@@ -391,7 +414,7 @@ _PERMISSION = re.compile(
     r"do not|don['’]t|can['’]t|cannot|may not|should not|shouldn['’]t)\b",
     re.IGNORECASE,
 )
-_SEARCHED_RE = re.compile(r"^\s*searched\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_SEARCHED_RE = re.compile(r"^[^\S\n]*searched[^\S\n]*:\s*(.+)", re.IGNORECASE | re.MULTILINE)
 _SOURCE_RE = re.compile(r"""\bsource\s*=\s*["']([^"']{1,300})["']""", re.IGNORECASE)
 
 # Weights of a sentence's score, and the least score that counts as an answer. The threshold is
@@ -454,7 +477,7 @@ def _embed(texts):
 
 def _cite(sentence, label):
     sentence = " ".join(sentence.split())
-    match = re.search(r"[.!?]+[\"')\]]*$", sentence)
+    match = re.search(r"(?<![.!?])[.!?]+[\"')\]]*$", sentence)
     if match:
         return f"{sentence[: match.start()]} [{label}]{sentence[match.start() :]}"
     return f"{sentence} [{label}]."
@@ -465,7 +488,7 @@ def _scope(messages):
     for message in messages:
         found = _SEARCHED_RE.search(_text(message.get("content")))
         if found:
-            scope = found.group(1)
+            scope = found.group(1).strip()
     return scope
 
 
