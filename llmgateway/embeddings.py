@@ -212,14 +212,20 @@ def _remote(spec, texts):
     """One call to an OpenAI-compatible /embeddings endpoint: (vectors in input order, prompt tokens)."""
     from urllib.parse import urlsplit, urlunsplit
 
+    from llmgateway.providers import http
     from llmgateway.providers.openai_compat import OpenAICompatibleProvider
 
     provider = OpenAICompatibleProvider(spec)
     parts = urlsplit(spec.base_url)
     url = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/embeddings"))
     body = {"model": spec.upstream_model or spec.name, "input": texts}
+    # The guarded client of chat completions: every connection's address is checked (no private,
+    # link-local or metadata address unless allowed), no environment proxy, one deadline for the whole call.
+    until = time.monotonic() + min(spec.timeout, 60)
     try:
-        response = httpx.post(url, json=body, headers=provider._headers(), timeout=min(spec.timeout, 60))
+        response = http.post_json(url, headers=provider._headers(), body=body, until=until)
+    except http.AddressRefused as exc:
+        raise EmbeddingError(str(exc), status=502) from None
     except httpx.TimeoutException:
         raise EmbeddingError(f"The embedding model “{spec.name}” did not answer in time.", status=504) from None
     except httpx.HTTPError as exc:

@@ -231,3 +231,32 @@ def test_an_embedding_model_is_refused_for_chat_with_a_400_naming_it(client, api
         gateway.complete(api_key[0].workspace_id, body)
     assert raised.value.status == 400 and raised.value.code == "model_not_chat"
     assert upstream.requests == []  # the embedding endpoint was never sent a chat
+
+
+def test_a_remote_model_goes_through_the_guarded_client(upstream, db, settings, monkeypatch):
+    """Each connection's address is checked as for chat; an environment proxy is not used."""
+    from llmgateway import embeddings, registry
+    from llmgateway.models import ModelConfig
+    from llmgateway.providers import http
+
+    ModelConfig.objects.create(
+        name="vecs", kind="embedding", provider="openai-compatible", base_url=upstream.base_url, upstream_model="e"
+    )
+    # The model was saved while private upstreams were allowed; its address is now refused on connect,
+    # as after a DNS change to a private or metadata address (kept connections of earlier tests closed).
+    for idle in http._idle.values():
+        for connection, _ in idle:
+            connection.close()
+    http._idle.clear()
+    settings.LLM_ALLOW_PRIVATE_UPSTREAMS = False
+    registry.forget_all()
+    with pytest.raises(embeddings.EmbeddingError) as refused:
+        embeddings.embed(["hello"], model="vecs")
+    assert refused.value.status == 502 and "upstream address" in refused.value.message
+    assert upstream.requests == []
+    settings.LLM_ALLOW_PRIVATE_UPSTREAMS = True
+    registry.forget_all()
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    assert len(embeddings.embed(["hello"], model="vecs").vectors[0]) == upstream.embedding_dims
+    assert upstream.requests == [{"model": "e", "input": ["hello"]}]
