@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -478,17 +479,50 @@ def schedule_embedding_retry(document_id, attempt):
     transaction.on_commit(lambda: embed_document.using(run_after=when).enqueue(document_id))
 
 
+# A queued embedding not started this long after it was queued is taken as lost; until then
+# `catch_up_embeddings` leaves it to the queue, however far behind the queue is.
+EMBEDDING_QUEUED_GRACE = 30 * 60
+
+
+def _queued_key(document_id):
+    return f"documents:embedding-queued:{document_id}"
+
+
+def _queued_at(document_id):
+    """When the document's embedding was last queued and has not started since (a timestamp), or None."""
+    try:
+        return cache.get(_queued_key(document_id))
+    except Exception:  # noqa: BLE001 - without the cache, the back-off and its grace alone decide
+        log.warning("cannot read when embedding %s was queued", document_id, exc_info=True)
+        return None
+
+
+def _mark_queued(document_id, when=None):
+    try:
+        if when is None:
+            cache.delete(_queued_key(document_id))
+        else:
+            cache.set(_queued_key(document_id), when, timeout=EMBEDDING_QUEUED_GRACE)
+    except Exception:  # noqa: BLE001 - see _queued_at
+        log.warning("cannot record the embedding queue of %s", document_id, exc_info=True)
+
+
 def _queue_embedding(document_id):
     from documents.tasks import embed_document
 
-    transaction.on_commit(lambda: embed_document.enqueue(document_id))
+    def enqueue():
+        _mark_queued(document_id, timezone.now().timestamp())  # first: an immediate queue runs the task at once
+        embed_document.enqueue(document_id)
+
+    transaction.on_commit(enqueue)
 
 
 def catch_up_embeddings(queryset=None, now=None, *, other_models=True):
     """Queue the embedding of pending documents whose retry is overdue; how many were queued.
 
     A retry is overdue when it has not run `EMBEDDING_RETRY_GRACE` seconds after its back-off:
-    its worker died, or the queue cannot defer tasks. A conditional update of `updated_at`
+    its worker died, or the queue cannot defer tasks. One queued and not yet started is left to
+    the queue for `EMBEDDING_QUEUED_GRACE` seconds. A conditional update of `updated_at`
     claims each document, so two sweeps never queue it twice. Documents embedded by another
     model than the configured one are marked pending first (`reembed_other_models`; not from a
     page, which leaves that sweep to the workers). Runs at the start of every ingestion, from
@@ -506,6 +540,9 @@ def catch_up_embeddings(queryset=None, now=None, *, other_models=True):
     for document in pending.order_by("updated_at")[:CATCH_UP_BATCH]:
         due = next_embedding_retry(document) + timedelta(seconds=EMBEDDING_RETRY_GRACE)
         if due > now:
+            continue
+        queued_at = _queued_at(document.pk)
+        if queued_at is not None and now.timestamp() - queued_at < EMBEDDING_QUEUED_GRACE:
             continue
         claimed = Document.objects.filter(pk=document.pk, status=Status.READY, updated_at=document.updated_at).update(
             updated_at=now
@@ -585,6 +622,7 @@ def embed_document(document_id, *, force=False):
     """
     from llmgateway.embeddings import model_name
 
+    _mark_queued(document_id, None)  # started: a failure from here on is retried after its back-off
     document = Document.objects.filter(pk=document_id, status=Status.READY).first()
     if document is None or not vectors.state().available:
         return "skipped"

@@ -255,3 +255,34 @@ def test_opening_a_pending_document_whose_retry_was_lost_queues_it(
     assert (
         "Search by meaning is pending" not in client_for(viewer).get(f"/documents/acme/{document.pk}/").content.decode()
     )
+
+
+def test_a_queued_embedding_is_not_queued_again_while_the_queue_is_behind(
+    needs_vectors, ingest, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from types import SimpleNamespace
+
+    from deploy.tests.stack import free_port
+    from documents import tasks
+
+    use_remote_model(settings, f"http://127.0.0.1:{free_port()}/v1")
+    document = ingest("benefits.md", HANDBOOK)
+    queued = []
+    monkeypatch.setattr(tasks, "embed_document", SimpleNamespace(enqueue=queued.append))  # a queue kept busy
+    when = overdue(document)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ingestion.catch_up_embeddings(now=when) == 1
+    # The job waits in the queue: later sweeps, past the back-off and its grace again, leave it there.
+    for minutes in (5, 10, 25):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert ingestion.catch_up_embeddings(now=when + timedelta(minutes=minutes)) == 0
+    assert queued == [document.pk]
+    # Not started after the queue's grace: taken as lost, queued again.
+    later = when + timedelta(seconds=ingestion.EMBEDDING_QUEUED_GRACE + 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ingestion.catch_up_embeddings(now=later) == 1
+    assert queued == [document.pk, document.pk]
+    # A job that starts clears the mark: its failure is retried after the back-off alone.
+    monkeypatch.undo()
+    ingestion.embed_document(document.pk)
+    assert ingestion._queued_at(document.pk) is None
