@@ -231,30 +231,39 @@ def period_start(kind, now=None):
 
 # The scripts ------------------------------------------------------------------------------------
 
-# A bucket is one string, a zero byte and three little-endian doubles: level, time (ms) and the
-# limit it was counted under, written with its expiry in one command (a hash and a PEXPIRE cost Redis several times as much per
-# request; the text "level at limit" it was before needed a pattern match and three strtod to read).
+# A bucket is one string, a zero byte and four little-endian doubles: its level, the time (ms) of
+# that level, the limit it was counted under, and when the key expires. The key must live until the
+# bucket is full again; its expiry is set 2 minutes beyond that and only written again when that
+# no longer holds (SET ... PX costs Redis twice a SET ... KEEPTTL), so a bucket in steady use has
+# its expiry written about once in 2 minutes. (It was a hash with a PEXPIRE, then the text "level
+# at limit" written with its expiry every time: a pattern match and three strtod to read it.)
 _LEVEL = """
 local function level_at(v, cap, now)
   if not v then return cap end
-  local level, at, was
+  local level, at, was, expires
   if string.byte(v) == 0 then
     local _
-    _, level, at, was = struct.unpack('<Bddd', v)
+    _, level, at, was, expires = struct.unpack('<Bdddd', v)
   else  -- the text "level at limit" of an earlier version
     level, at, was = string.match(v, '^(%S+) (%S+) (%S+)$')
     level, at, was = tonumber(level), tonumber(at), tonumber(was)
   end
   -- Counted under another limit (it was changed): what was used stays used.
   level = level + cap - was + (now - at) * cap / 60000
-  if level > cap then return cap end
-  return level
+  if level > cap then return cap, expires end
+  return level, expires
 end
 local function level_of(key, cap, now)
   return level_at(redis.call('GET', key), cap, now)
 end
-local function put_level(key, cap, level, now)
-  redis.call('SET', key, struct.pack('<Bddd', 0, level, now, cap), 'PX', math.ceil((cap - level) * 60000 / cap) + 60000)
+local function put_level(key, cap, level, now, expires)
+  local full = now + (cap - level) * 60000 / cap
+  if expires and expires >= full + 1000 then
+    redis.call('SET', key, struct.pack('<Bdddd', 0, level, now, cap, expires), 'KEEPTTL')
+  else
+    local ttl = math.ceil(full - now) + 120000
+    redis.call('SET', key, struct.pack('<Bdddd', 0, level, now, cap, now + ttl), 'PX', ttl)
+  end
 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -375,17 +384,18 @@ HIT_LUA = (
     _LEVEL
     + """
 local rid = ARGV[1]
-local out = {1}
+local out = {1, -1, 0, -1, 0, -1, -1}  -- one scope's room made at once
+local floor, ceil = math.floor, math.ceil
 for i = 0, #KEYS / 3 - 1 do
   local k, a, m = i * 3, 3 + i * 3, i * 6 + 1
   local rpm, tpm, conc = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local req, tok = 0, 0
+  local req, tok, expires = 0, 0, false
   if rpm > 0 or tpm > 0 then
     local v = redis.call('MGET', KEYS[k + 1], KEYS[k + 2])
     if rpm > 0 then
-      req = level_at(v[1], rpm, now)
+      req, expires = level_at(v[1], rpm, now)
       if req < 1 then
-        return {0, i, 'requests', math.ceil((1 - req) * 60000 / rpm), rpm, rpm - math.floor(req)}
+        return {0, i, 'requests', ceil((1 - req) * 60000 / rpm), rpm, rpm - floor(req)}
       end
     end
     if tpm > 0 then tok = level_at(v[2], tpm, now) end
@@ -395,21 +405,21 @@ for i = 0, #KEYS / 3 - 1 do
     local busy = redis.call('ZCARD', KEYS[k + 3])
     if busy >= conc then return {0, i, 'concurrent', 1000, conc, busy} end
   end
-  out[m + 1], out[m + 2], out[m + 3], out[m + 4], out[m + 5], out[m + 6] = req, rpm, tok, tpm, conc, -1
+  out[m + 1], out[m + 2], out[m + 3], out[m + 4], out[m + 5], out[m + 6] = req, rpm, tok, tpm, conc, expires
 end
 for i = 0, #KEYS / 3 - 1 do
   local k, m = i * 3, i * 6 + 1
   local rpm, tpm, conc = out[m + 2], out[m + 4], out[m + 5]
   if rpm > 0 then
     local level = out[m + 1] - 1
-    put_level(KEYS[k + 1], rpm, level, now)
-    out[m + 1], out[m + 2] = math.floor(level), math.ceil((rpm - level) * 60000 / rpm)
+    put_level(KEYS[k + 1], rpm, level, now, out[m + 6])
+    out[m + 1], out[m + 2] = floor(level), ceil((rpm - level) * 60000 / rpm)
   else
     out[m + 1], out[m + 2] = -1, 0
   end
   if tpm > 0 then
     local level = out[m + 3]
-    out[m + 3], out[m + 4] = math.floor(level), math.ceil((tpm - level) * 60000 / tpm)
+    out[m + 3], out[m + 4] = floor(level), ceil((tpm - level) * 60000 / tpm)
   else
     out[m + 3], out[m + 4] = -1, 0
   end
@@ -418,7 +428,7 @@ for i = 0, #KEYS / 3 - 1 do
     redis.call('ZADD', KEYS[k + 3], now + ttl, rid)
     redis.call('PEXPIRE', KEYS[k + 3], ttl)
   end
-  out[m + 5] = -1
+  out[m + 5], out[m + 6] = -1, -1
 end
 return out
 """
@@ -494,8 +504,8 @@ class RedisLimiter:
 
 
 def _bucket(raw):
-    """A bucket's stored string (a zero byte and three doubles, or the text "level at limit") as [level, at, limit]."""
-    return list(struct.unpack("<Bddd", raw)[1:]) if raw[:1] == b"\0" else raw.split()
+    """A bucket's stored string (a zero byte and four doubles, or the text "level at limit") as [level, at, limit]."""
+    return list(struct.unpack("<Bdddd", raw)[1:4]) if raw[:1] == b"\0" else raw.split()
 
 
 def _level_now(state, cap, now):
@@ -840,16 +850,25 @@ def lookup_and_admit(keys, reservation):
     return values
 
 
+_holding = {}  # id(scopes) -> (scopes, whether one of them caps concurrent requests)
+
+
+def holds(scopes):
+    """Whether an admitted request holds a concurrency slot in one of these scopes (to free when settled)."""
+    found = _holding.get(id(scopes))
+    if found is None or found[0] is not scopes:
+        if len(_holding) > 4096:
+            _holding.clear()
+        found = _holding[id(scopes)] = (scopes, any(s.limits.get("max_concurrent") for s in scopes))
+    return found[1]
+
+
 def settle(ticket, tokens, cost):
     """Replace the reservation by what was used: [(scope, "day"|"month", spent now, budget)] in micro-dollars."""
     if ticket is None or ticket.settled:
         return []
     ticket.settled = True
-    if (
-        tokens == ticket.tokens
-        and cost == ticket.cost
-        and not any(s.limits.get("max_concurrent") for s in ticket.scopes)
-    ):
+    if tokens == ticket.tokens and cost == ticket.cost and not holds(ticket.scopes):
         return []  # nothing to change (a hit without a concurrency cap): no round trip
     keys, args = [], [len(ticket.scopes), ticket.tokens, tokens, ticket.cost, cost, ticket.request_id]
     for scope in ticket.scopes:
