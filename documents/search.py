@@ -24,8 +24,10 @@ comparable within one backend only) and `.url` (the document page opened at
 the passage). Queries use web-search syntax on both backends: words are
 ANDed, "quoted phrases", `or`, and `-word` to exclude.
 
-Backends: PostgreSQL uses a generated `tsvector` column with a GIN index
-(websearch_to_tsquery, ts_rank, ts_headline); SQLite an FTS5 table kept in
+Backends: PostgreSQL keeps each passage's `tsvector` in a narrow side table
+with a GIN index, documents_chunk_lexemes, kept in sync with documents_chunk
+by triggers (websearch_to_tsquery, ts_rank, ts_headline; migration 0006 moved
+it there from a generated column of documents_chunk); SQLite an FTS5 table kept in
 sync with documents_chunk by triggers (bm25, snippet). Both are created by
 migration 0002 with the SQL below. On both backends a query that matches
 more than RANK_CANDIDATES passages of the workspace ranks only that many of
@@ -66,43 +68,77 @@ SQLITE_UNINSTALL = [
     "DROP TRIGGER IF EXISTS documents_chunk_fts_ai",
     "DROP TABLE IF EXISTS documents_chunk_fts",
 ]
+# PostgreSQL keeps each passage's tsvector in a narrow side table, documents_chunk_lexemes (one row per
+# passage, kept in sync by triggers). Ranking reads the tsvector of every candidate: in documents_chunk,
+# beside the text and the embedding, a row is over the 2 KB TOAST threshold and the tsvector went out of
+# line (an extra TOAST read per candidate, the larger part of a common word's search at 1,000,000
+# passages); alone with three ids it stays in the row (STORAGE MAIN: compressed in place, rarely moved).
 POSTGRES_INSTALL = [
-    "ALTER TABLE documents_chunk ADD COLUMN IF NOT EXISTS search_vector tsvector "
-    f"GENERATED ALWAYS AS (to_tsvector('{SEARCH_CONFIG}'::regconfig, text)) STORED",
+    "CREATE TABLE IF NOT EXISTS documents_chunk_lexemes ("
+    "chunk_id bigint PRIMARY KEY, workspace_id bigint NOT NULL, document_id bigint NOT NULL, "
+    "search_vector tsvector NOT NULL)",
+    "ALTER TABLE documents_chunk_lexemes ALTER COLUMN search_vector SET STORAGE MAIN",
+    "CREATE OR REPLACE FUNCTION documents_chunk_lexemes_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF TG_OP = 'TRUNCATE' THEN TRUNCATE documents_chunk_lexemes; RETURN NULL; END IF; "
+    "IF TG_OP = 'DELETE' THEN DELETE FROM documents_chunk_lexemes WHERE chunk_id = OLD.id; RETURN NULL; END IF; "
+    "INSERT INTO documents_chunk_lexemes (chunk_id, workspace_id, document_id, search_vector) "
+    f"VALUES (NEW.id, NEW.workspace_id, NEW.document_id, to_tsvector('{SEARCH_CONFIG}'::regconfig, NEW.text)) "
+    "ON CONFLICT (chunk_id) DO UPDATE SET workspace_id = EXCLUDED.workspace_id, "
+    "document_id = EXCLUDED.document_id, search_vector = EXCLUDED.search_vector; "
+    "RETURN NULL; END $$",
+    "CREATE OR REPLACE TRIGGER documents_chunk_lexemes_write AFTER INSERT OR UPDATE OF text, workspace_id, document_id "
+    "ON documents_chunk FOR EACH ROW EXECUTE FUNCTION documents_chunk_lexemes_sync()",
+    "CREATE OR REPLACE TRIGGER documents_chunk_lexemes_delete AFTER DELETE "
+    "ON documents_chunk FOR EACH ROW EXECUTE FUNCTION documents_chunk_lexemes_sync()",
+    "CREATE OR REPLACE TRIGGER documents_chunk_lexemes_truncate AFTER TRUNCATE "
+    "ON documents_chunk FOR EACH STATEMENT EXECUTE FUNCTION documents_chunk_lexemes_sync()",
     # search: matching passages (websearch_to_tsquery @@ search_vector).
-    "CREATE INDEX IF NOT EXISTS documents_chunk_search ON documents_chunk USING GIN (search_vector)",
+    "CREATE INDEX IF NOT EXISTS documents_chunk_search ON documents_chunk_lexemes USING GIN (search_vector)",
 ]
 # search of one workspace (the search page, an assistant's retrieval): its matching passages in one
 # index scan, however common the words are in other workspaces (btree_gin puts workspace_id in a GIN index).
 POSTGRES_WORKSPACE_INDEX = [
     "CREATE EXTENSION IF NOT EXISTS btree_gin",
-    "CREATE INDEX IF NOT EXISTS documents_chunk_ws_search ON documents_chunk USING GIN (workspace_id, search_vector)",
+    "CREATE INDEX IF NOT EXISTS documents_chunk_ws_search ON documents_chunk_lexemes "
+    "USING GIN (workspace_id, search_vector)",
 ]
 POSTGRES_UNINSTALL = [
-    "DROP INDEX IF EXISTS documents_chunk_search",
-    "ALTER TABLE documents_chunk DROP COLUMN IF EXISTS search_vector",
+    "DROP TRIGGER IF EXISTS documents_chunk_lexemes_truncate ON documents_chunk",
+    "DROP TRIGGER IF EXISTS documents_chunk_lexemes_delete ON documents_chunk",
+    "DROP TRIGGER IF EXISTS documents_chunk_lexemes_write ON documents_chunk",
+    "DROP FUNCTION IF EXISTS documents_chunk_lexemes_sync()",
+    "DROP TABLE IF EXISTS documents_chunk_lexemes",
+]
+# The former layout (migrations 0002-0005): a generated tsvector column in documents_chunk.
+POSTGRES_INLINE = [
+    "ALTER TABLE documents_chunk ADD COLUMN IF NOT EXISTS search_vector tsvector "
+    f"GENERATED ALWAYS AS (to_tsvector('{SEARCH_CONFIG}'::regconfig, text)) STORED",
+    "CREATE INDEX IF NOT EXISTS documents_chunk_search ON documents_chunk USING GIN (search_vector)",
 ]
 
 # The passages' highlighted snippets (ts_headline) are made for the first `snippets` rows only: a
 # hybrid search ranks more passages than it shows (the rest are fused with the nearest passages).
+# Only the ranked few are read from documents_chunk; matching and ranking read the side table alone.
 POSTGRES_QUERY = f"""
 WITH q AS (SELECT websearch_to_tsquery('{SEARCH_CONFIG}', %s) AS query)
-SELECT top.id, top.document_id, top.position, top.page, top.section, top.text, top.score,
-       CASE WHEN row_number() OVER (ORDER BY top.score DESC, top.id) <= %s
-            THEN ts_headline('{SEARCH_CONFIG}', top.text, q.query, %s) END
+SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, top.score,
+       CASE WHEN top.n <= %s THEN ts_headline('{SEARCH_CONFIG}', c.text, q.query, %s) END
 FROM (
-    SELECT m.id, m.document_id, m.position, m.page, m.section, m.text,
-           ts_rank(m.search_vector, q.query) AS score
+    SELECT m.chunk_id, m.score, row_number() OVER (ORDER BY m.score DESC, m.chunk_id) AS n
     FROM (
-        SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, c.search_vector
-        FROM documents_chunk c
-        WHERE c.search_vector @@ websearch_to_tsquery('{SEARCH_CONFIG}', %s) AND {{workspaces}} {{documents}}
-        LIMIT {{candidates}}
-    ) m, q
-    ORDER BY score DESC, m.id
+        SELECT l.chunk_id, ts_rank(l.search_vector, q.query) AS score
+        FROM (
+            SELECT c.chunk_id, c.search_vector
+            FROM documents_chunk_lexemes c
+            WHERE c.search_vector @@ websearch_to_tsquery('{SEARCH_CONFIG}', %s) AND {{workspaces}} {{documents}}
+            LIMIT {{candidates}}
+        ) l, q
+    ) m
+    ORDER BY m.score DESC, m.chunk_id
     LIMIT %s
-) top, q
-ORDER BY top.score DESC, top.id
+) top
+JOIN documents_chunk c ON c.id = top.chunk_id, q
+ORDER BY top.n
 """
 HEADLINE_OPTIONS = (
     f'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=" … "'
@@ -377,6 +413,47 @@ def uninstall(schema_editor):
         schema_editor.execute(statement)
 
 
+def install_side_table(schema_editor):
+    """Migration 0006: the tsvector moves from a generated column of documents_chunk to documents_chunk_lexemes.
+
+    The side table is filled from the existing column (no re-parsing), its indexes are built after the
+    fill, then the column and its indexes go. A no-op on SQLite and on a database that has the table already.
+    """
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('documents_chunk') "
+            "AND attname = 'search_vector' AND NOT attisdropped"
+        )
+        inline = cursor.fetchone() is not None
+    if inline:  # the names move to the side table's indexes
+        schema_editor.execute("DROP INDEX IF EXISTS documents_chunk_ws_search")
+        schema_editor.execute("DROP INDEX IF EXISTS documents_chunk_search")
+    index = POSTGRES_INSTALL[-1]
+    for statement in POSTGRES_INSTALL[:-1]:
+        schema_editor.execute(statement)
+    source = "search_vector" if inline else f"to_tsvector('{SEARCH_CONFIG}'::regconfig, text)"
+    schema_editor.execute(
+        "INSERT INTO documents_chunk_lexemes (chunk_id, workspace_id, document_id, search_vector) "
+        f"SELECT id, workspace_id, document_id, {source} FROM documents_chunk ON CONFLICT (chunk_id) DO NOTHING"
+    )
+    schema_editor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    schema_editor.execute(index)
+    install_workspace_index(schema_editor)
+    if inline:
+        schema_editor.execute("ALTER TABLE documents_chunk DROP COLUMN search_vector")
+    schema_editor.execute("ANALYZE documents_chunk_lexemes")
+
+
+def uninstall_side_table(schema_editor):
+    """Back to the generated column (migration 0006 reversed)."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for statement in POSTGRES_UNINSTALL + POSTGRES_INLINE:
+        schema_editor.execute(statement)
+
+
 def rebuild(using=None):
     """Recreate anything missing of the index and rebuild it from documents_chunk (`reindex --rebuild-index`)."""
     from django.db import connections
@@ -389,4 +466,14 @@ def rebuild(using=None):
         if conn.vendor == "sqlite":
             cursor.execute("INSERT INTO documents_chunk_fts(documents_chunk_fts) VALUES ('rebuild')")
         elif conn.vendor == "postgresql":
+            cursor.execute(
+                "INSERT INTO documents_chunk_lexemes (chunk_id, workspace_id, document_id, search_vector) "
+                f"SELECT id, workspace_id, document_id, to_tsvector('{SEARCH_CONFIG}'::regconfig, text) "
+                "FROM documents_chunk ON CONFLICT (chunk_id) DO UPDATE SET workspace_id = EXCLUDED.workspace_id, "
+                "document_id = EXCLUDED.document_id, search_vector = EXCLUDED.search_vector"
+            )
+            cursor.execute(
+                "DELETE FROM documents_chunk_lexemes l "
+                "WHERE NOT EXISTS (SELECT 1 FROM documents_chunk c WHERE c.id = l.chunk_id)"
+            )
             cursor.execute("REINDEX INDEX documents_chunk_search")
