@@ -31,8 +31,10 @@ it there from a generated column of documents_chunk); SQLite an FTS5 table kept 
 sync with documents_chunk by triggers (bm25, snippet). Both are created by
 migration 0002 with the SQL below. On both backends a query that matches
 more than RANK_CANDIDATES passages of the workspace ranks only that many of
-them (a very common word); this bounds latency at the cost of exact ranking
-for such queries.
+them (a very common word), the first in the index's order, and with them, in a
+hybrid search, every one of the passages nearest in meaning that holds the
+words: the cap bounds latency, and the passages most likely to be shown are
+ranked by words whatever their place in the index.
 """
 
 import re
@@ -126,12 +128,12 @@ SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, top.score,
 FROM (
     SELECT m.chunk_id, m.score, row_number() OVER (ORDER BY m.score DESC, m.chunk_id) AS n
     FROM (
-        SELECT l.chunk_id, ts_rank(l.search_vector, q.query) AS score
+        SELECT DISTINCT l.chunk_id, ts_rank(l.search_vector, q.query) AS score
         FROM (
-            SELECT c.chunk_id, c.search_vector
+            (SELECT c.chunk_id, c.search_vector
             FROM documents_chunk_lexemes c
             WHERE c.search_vector @@ websearch_to_tsquery('{SEARCH_CONFIG}', %s) AND {{workspaces}} {{documents}}
-            LIMIT {{candidates}}
+            LIMIT {{candidates}}) {{also}}
         ) l, q
     ) m
     ORDER BY m.score DESC, m.chunk_id
@@ -140,6 +142,12 @@ FROM (
 JOIN documents_chunk c ON c.id = top.chunk_id, q
 ORDER BY top.n
 """
+# Matching passages among given ids (a hybrid search's nearest), ranked even beyond the cap.
+POSTGRES_ALSO = f"""UNION ALL
+            SELECT c.chunk_id, c.search_vector
+            FROM documents_chunk_lexemes c
+            WHERE c.chunk_id = ANY(%s::bigint[])
+              AND c.search_vector @@ websearch_to_tsquery('{SEARCH_CONFIG}', %s) AND {{workspaces}} {{documents}}"""
 HEADLINE_OPTIONS = (
     f'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=" … "'
 )
@@ -157,10 +165,12 @@ SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, top.score,
 FROM (
     SELECT m.id, m.score, row_number() OVER (ORDER BY m.score DESC, m.id) AS n
     FROM (
-        SELECT documents_chunk_fts.rowid AS id, -bm25(documents_chunk_fts) AS score
-        FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
-        WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
-        LIMIT {candidates}
+        SELECT * FROM (
+            SELECT documents_chunk_fts.rowid AS id, -bm25(documents_chunk_fts) AS score
+            FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
+            WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
+            LIMIT {candidates}
+        ) {also}
     ) m
     ORDER BY m.score DESC, m.id
     LIMIT %s
@@ -168,6 +178,12 @@ FROM (
 JOIN documents_chunk c ON c.id = top.id
 ORDER BY top.n
 """
+
+SQLITE_ALSO = """UNION
+        SELECT documents_chunk_fts.rowid, -bm25(documents_chunk_fts)
+        FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
+        WHERE documents_chunk_fts MATCH %s AND documents_chunk_fts.rowid IN ({ids})
+          AND c.workspace_id IN ({workspaces}) {documents}"""
 
 
 @dataclass(frozen=True)
@@ -246,15 +262,14 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
     document_ids = None if document_ids is None else [int(pk) for pk in document_ids]
     hybrid = vector is not None and vector_model
     depth = max(limit * HYBRID_DEPTH, HYBRID_MIN_CANDIDATES) if hybrid else limit
-    rows = []
-    if query:
-        rows = _run(lexical_sql(workspace_ids_, query, document_ids, depth, snippets=limit))
+    rows, near = [], []
     if hybrid:
-        near = [
-            row
-            for row in vectors.nearest(workspace_ids_, vector, vector_model, document_ids, depth)
-            if 1.0 - float(row[6]) >= MIN_SIMILARITY
-        ]
+        near = vectors.nearest(workspace_ids_, vector, vector_model, document_ids, depth)
+    if query:
+        also = [row[0] for row in near]  # the nearest passages that hold the words are ranked by words too
+        rows = _run(lexical_sql(workspace_ids_, query, document_ids, depth, snippets=limit, also=also))
+    if hybrid:
+        near = [row for row in near if 1.0 - float(row[6]) >= MIN_SIMILARITY]
         snippets = {row[0]: row[7] for row in rows}
         rows = [
             (*row[:6], score, snippets.get(row[0]) or _plain_snippet(row[5]))
@@ -283,16 +298,19 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
     return results
 
 
-def lexical_sql(workspace_ids_, query, document_ids, limit, snippets=None, connection=None):
+def lexical_sql(workspace_ids_, query, document_ids, limit, snippets=None, connection=None, also=()):
     """(sql, params) of the full-text ranking for this database, or None when the query has no word.
 
     The first `snippets` rows (all by default) come with a highlighted snippet, the others with None.
+    The passages `also` (ids: the nearest in meaning of a hybrid search) are ranked whenever they
+    match, beyond the RANK_CANDIDATES matches that a very common word's search ranks.
     """
     connection = connection or default_connection
     snippets = limit if snippets is None else snippets
+    also = [int(pk) for pk in also]
     if connection.vendor == "postgresql":
-        return _postgres_sql(workspace_ids_, query, document_ids, limit, snippets)
-    return _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets)
+        return _postgres_sql(workspace_ids_, query, document_ids, limit, snippets, also)
+    return _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets, also)
 
 
 def _run(query):
@@ -303,32 +321,44 @@ def _run(query):
         return cursor.fetchall()
 
 
-def _postgres_sql(workspace_ids_, query, document_ids, limit, snippets):
+def _postgres_sql(workspace_ids_, query, document_ids, limit, snippets, also):
     ids = list(workspace_ids_)
     # One workspace: `=` with the column's type, which the (workspace_id, search_vector) index serves;
     # a GIN index cannot take `= ANY(array)`, so several workspaces use the full-text index alone.
     workspaces = "c.workspace_id = %s::bigint" if len(ids) == 1 else "c.workspace_id = ANY(%s)"
-    params = [query, snippets, HEADLINE_OPTIONS, query, ids[0] if len(ids) == 1 else ids]
+    scope = [ids[0] if len(ids) == 1 else ids]
     documents = ""
     if document_ids is not None:
         documents = "AND c.document_id = ANY(%s)"
-        params.append(document_ids)
+        scope.append(document_ids)
+    params = [query, snippets, HEADLINE_OPTIONS, query, *scope]
+    near = ""
+    if also:
+        near = POSTGRES_ALSO.format(workspaces=workspaces, documents=documents)
+        params += [also, query, *scope]
     params.append(limit)
-    return POSTGRES_QUERY.format(workspaces=workspaces, documents=documents, candidates=int(RANK_CANDIDATES)), params
+    sql = POSTGRES_QUERY.format(workspaces=workspaces, documents=documents, candidates=int(RANK_CANDIDATES), also=near)
+    return sql, params
 
 
-def _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets):
+def _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets, also):
     match = fts5_query(query)
     if not match:
         return None
-    params = [snippets, match, match, *workspace_ids_]
+    scope = list(workspace_ids_)
     documents = ""
     if document_ids is not None:
         documents = "AND c.document_id IN ({})".format(", ".join(["%s"] * len(document_ids)))
-        params += document_ids
-    params.append(limit)
+        scope += document_ids
+    params = [snippets, match, match, *scope]
     marks = ", ".join(["%s"] * len(workspace_ids_))
-    return SQLITE_QUERY.format(workspaces=marks, documents=documents, candidates=int(RANK_CANDIDATES)), params
+    near = ""
+    if also:
+        near = SQLITE_ALSO.format(workspaces=marks, documents=documents, ids=", ".join(["%s"] * len(also)))
+        params += [match, *also, *scope]
+    params.append(limit)
+    sql = SQLITE_QUERY.format(workspaces=marks, documents=documents, candidates=int(RANK_CANDIDATES), also=near)
+    return sql, params
 
 
 TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')

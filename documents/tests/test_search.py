@@ -174,3 +174,30 @@ def test_postgres_migration_moves_the_former_column_to_the_side_table(ingest, wo
         search_module.install_side_table(editor)
     assert [(r.chunk_id, r.score) for r in search_workspace(workspace, "vacation days")] == expected
     assert set(_lexemes(connection)) == set(Chunk.objects.values_list("pk", flat=True))
+
+
+def test_passages_given_beside_the_cap_are_ranked_when_they_hold_the_words(ingest, workspace, monkeypatch):
+    from django.db import connection
+
+    from documents import search as search_module
+    from documents.models import Chunk
+
+    ingest("faq.md", MARKDOWN.encode())
+    ingest("handbook.pdf", pdf_bytes())
+    holding = set(Chunk.objects.filter(text__icontains="staff").values_list("pk", flat=True))
+    other = Chunk.objects.exclude(pk__in=holding).values_list("pk", flat=True).first()
+    assert len(holding) >= 2 and other
+
+    def ranked(also):
+        with connection.cursor() as cursor:
+            cursor.execute(*search_module.lexical_sql([workspace.pk], "staff", None, 10, also=also))
+            return [row[0] for row in cursor.fetchall()]
+
+    monkeypatch.setattr(search_module, "RANK_CANDIDATES", 1)
+    capped = ranked(())
+    assert len(capped) == 1
+    beyond = sorted(holding - set(capped))
+    # e.g. the nearest passages of a hybrid search: ranked by words too, each once, however common the word
+    assert sorted(ranked([*beyond, capped[0]])) == sorted(holding)
+    without = ranked([other])  # a given passage without the words is not ranked by words
+    assert len(without) == 1 and other not in without
