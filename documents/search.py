@@ -157,6 +157,12 @@ HEADLINE_OPTIONS = (
 # RANK_CANDIDATES matching passages of the workspaces (the first ones), and snippets are made for the
 # first `snippets` rows only (one look-up in the full-text index each).
 SQLITE_QUERY = """
+WITH capped AS MATERIALIZED (
+    SELECT documents_chunk_fts.rowid AS id, -bm25(documents_chunk_fts) AS score
+    FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
+    WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
+    LIMIT {candidates}
+)
 SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, top.score,
        CASE WHEN top.n <= %s THEN (
            SELECT snippet(documents_chunk_fts, 0, char(57344), char(57345), ' … ', 40)
@@ -164,25 +170,20 @@ SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, top.score,
        ) END
 FROM (
     SELECT m.id, m.score, row_number() OVER (ORDER BY m.score DESC, m.id) AS n
-    FROM (
-        SELECT * FROM (
-            SELECT documents_chunk_fts.rowid AS id, -bm25(documents_chunk_fts) AS score
-            FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
-            WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
-            LIMIT {candidates}
-        ) {also}
-    ) m
+    FROM (SELECT * FROM capped {also}) m
     ORDER BY m.score DESC, m.id
     LIMIT %s
 ) top
 JOIN documents_chunk c ON c.id = top.id
 ORDER BY top.n
 """
-
+# The passages given (primary-key look-ups), then one full-text look-up each, as for a snippet; only
+# when the cap was reached (a look-up costs about 0.13 ms of CPU, and below the cap every match is ranked).
 SQLITE_ALSO = """UNION
         SELECT documents_chunk_fts.rowid, -bm25(documents_chunk_fts)
-        FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
-        WHERE documents_chunk_fts MATCH %s AND documents_chunk_fts.rowid IN ({ids})
+        FROM documents_chunk c CROSS JOIN documents_chunk_fts ON documents_chunk_fts.rowid = c.id
+        WHERE (SELECT count(*) FROM capped) >= {candidates}
+          AND c.id IN ({ids}) AND documents_chunk_fts MATCH %s
           AND c.workspace_id IN ({workspaces}) {documents}"""
 
 
@@ -350,12 +351,13 @@ def _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets, also):
     if document_ids is not None:
         documents = "AND c.document_id IN ({})".format(", ".join(["%s"] * len(document_ids)))
         scope += document_ids
-    params = [snippets, match, match, *scope]
+    params = [match, *scope, snippets, match]
     marks = ", ".join(["%s"] * len(workspace_ids_))
     near = ""
     if also:
-        near = SQLITE_ALSO.format(workspaces=marks, documents=documents, ids=", ".join(["%s"] * len(also)))
-        params += [match, *also, *scope]
+        ids = ", ".join(["%s"] * len(also))
+        near = SQLITE_ALSO.format(workspaces=marks, documents=documents, ids=ids, candidates=int(RANK_CANDIDATES))
+        params += [*also, match, *scope]
     params.append(limit)
     sql = SQLITE_QUERY.format(workspaces=marks, documents=documents, candidates=int(RANK_CANDIDATES), also=near)
     return sql, params
