@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 
+from llmgateway.metering import embedding as metering_embedding
+
 log = logging.getLogger("llmgateway.embeddings")
 
 LOCAL_NAME = "local"
@@ -51,10 +53,11 @@ _local_lock = threading.Lock()
 class EmbeddingError(Exception):
     """The embedding model failed; `message` is for people, `status` for an HTTP answer."""
 
-    def __init__(self, message, status=502):
+    def __init__(self, message, status=502, refusal=None):
         super().__init__(message)
         self.message = message
         self.status = status
+        self.refusal = refusal  # the metering limits.Refusal behind a 429
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Embedded:
     model: str
     tokens: int
     cached: bool = False  # every vector came from the gateway's cache
+    ratelimit: dict | None = None  # the x-ratelimit-* headers, when limits apply (metering/embedding.py)
 
     @property
     def dims(self):
@@ -323,6 +327,7 @@ def embed_for(
     api_key_id=None,
     assistant_id=None,
     cache=True,
+    key_limits=None,
 ):
     """`embed()` as a gateway call of a workspace: cached per text (unless cache=False) and metered.
 
@@ -357,15 +362,32 @@ def embed_for(
         if len(models) > 1:  # entries of two model versions: trust none of them
             found, models = [None] * len(texts), set()
     missing = [i for i, v in enumerate(found) if v is None]
+    ticket = _admit(
+        workspace_id,
+        label,
+        name,
+        [texts[i] for i in missing],
+        started,
+        user_id,
+        api_key_id,
+        key_limits,
+        assistant_id,
+        origin,
+    )
     tokens = 0
     model_id = next(iter(models), "")
     if missing:
         try:
             fresh = embed([texts[i] for i in missing], model=name)
         except EmbeddingError as exc:
+            metering_embedding.settle(workspace_id, ticket, 0, 0)
             _meter(workspace_id, label, "error", exc.status, 0, 0, started, user_id, api_key_id, assistant_id, origin)
             raise
+        except BaseException:
+            metering_embedding.settle(workspace_id, ticket, 0, 0)
+            raise
         if model_id and fresh.model != model_id:  # the model changed under the cache: all of it afresh
+            metering_embedding.settle(workspace_id, ticket, 0, 0)
             return embed_for(
                 workspace_id,
                 texts,
@@ -375,6 +397,7 @@ def embed_for(
                 api_key_id=api_key_id,
                 assistant_id=assistant_id,
                 cache=False,
+                key_limits=key_limits,
             )
         model_id, tokens = fresh.model, fresh.tokens
         for position, index in enumerate(missing):
@@ -390,8 +413,27 @@ def embed_for(
     vectors = np.vstack(found).astype(np.float32) if found else np.zeros((0, dims), dtype=np.float32)
     outcome = ("miss" if cache else "bypass") if missing else "hit"
     cost = _price(name, tokens)
+    metering_embedding.settle(workspace_id, ticket, tokens, cost)
     _meter(workspace_id, label, outcome, 200, tokens, cost, started, user_id, api_key_id, assistant_id, origin)
-    return Embedded(vectors, model_id or identity_for_empty(name), tokens, cached=bool(texts) and not missing)
+    return Embedded(
+        vectors,
+        model_id or identity_for_empty(name),
+        tokens,
+        cached=bool(texts) and not missing,
+        ratelimit=ticket.headers() if ticket is not None else None,
+    )
+
+
+def _admit(workspace_id, label, name, texts, started, user_id, api_key_id, key_limits, assistant_id, origin):
+    """The call's reservation against its limits (metering/embedding.py), or EmbeddingError(429) naming the limit."""
+    tokens = estimate_tokens(texts)
+    try:
+        return metering_embedding.admit(
+            origin, workspace_id, user_id, api_key_id, key_limits, tokens, _price(name, tokens) if tokens else 0
+        )
+    except metering_embedding.limits.Refusal as refusal:
+        _meter(workspace_id, label, "refused", 429, 0, 0, started, user_id, api_key_id, assistant_id, origin)
+        raise EmbeddingError(refusal.message(), status=429, refusal=refusal) from None
 
 
 def identity_for_empty(name):

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from llmgateway.cache import entries, stats
@@ -168,30 +169,52 @@ def cache_clear(request, slug):
 
 # Usage ------------------------------------------------------------------------------------------------
 
+HOURLY_DAYS = 7  # the range of the page by hour when no start is given
+
 
 def _usage_filters(request):
     form = UsageFilterForm(request.GET or None)
     if request.GET and not form.is_valid():
         return form, None
     data = form.cleaned_data if request.GET else {}
-    return form, {
-        "since": data.get("since"),
-        "until": data.get("until"),
-        "bucket": data.get("bucket") or "day",
-    }
+    bucket = data.get("bucket") or "day"
+    since, until = data.get("since"), data.get("until")
+    if bucket == "hour" and since is None:
+        # By hour, a week unless asked otherwise: 168 bars a chart can show (720 would be a smear).
+        since = (until or timezone.localdate()) - timedelta(days=HOURLY_DAYS - 1)
+    return form, {"since": since, "until": until, "bucket": bucket}
 
 
-def _limit_forms(workspace, bound=None):
-    """The limit forms of the page: the workspace, each member, one person, one key; `bound`: (target, form)."""
-    targets = [
-        ("workspace", "Whole workspace", configure.limit_for(LimitKind.WORKSPACE, workspace)),
-        ("members", "Each member (without limits of their own)", configure.limit_for(LimitKind.USER, workspace)),
-    ]
+def _limit_section(workspace, bound=None):
+    """The limits part of the page from one query: the forms, and the rows of people and keys with limits of their own.
+
+    bound: (target, form) of a form posted with errors, shown instead of a fresh one.
+    """
+    rows = list(
+        Limit.objects.filter(workspace=workspace, kind__in=[LimitKind.WORKSPACE, LimitKind.USER, LimitKind.KEY])
+        .select_related("user", "api_key")
+        .order_by("pk")
+    )
+    own = {LimitKind.WORKSPACE: None, LimitKind.USER: None}
+    people, keys = [], []
+    for row in rows:
+        if row.kind == LimitKind.KEY:
+            keys.append(row)
+        elif row.user_id is not None:
+            people.append(row)
+        elif row.api_key_id is None:
+            own[row.kind] = row
     forms_ = []
-    for target, label, limit in targets:
-        form = bound[1] if bound and bound[0] == target else LimitForm(instance=limit, prefix=target)
+    for target, label, kind in (
+        ("workspace", "Whole workspace", LimitKind.WORKSPACE),
+        ("members", "Each member (without limits of their own)", LimitKind.USER),
+    ):
+        instance = own[kind] or Limit(kind=kind, workspace=workspace)
+        form = bound[1] if bound and bound[0] == target else LimitForm(instance=instance, prefix=target)
         forms_.append({"target": target, "label": label, "form": form})
-    return forms_
+    people.sort(key=lambda row: row.user.email)
+    keys.sort(key=lambda row: (row.api_key.name if row.api_key else "", row.pk))
+    return {"limit_forms": forms_, "member_limits": people, "key_limits": keys}
 
 
 def _usage_page(request, workspace, status=200, bound=None):
@@ -206,15 +229,16 @@ def _usage_page(request, workspace, status=200, bound=None):
     bucket = filters["bucket"]
     context.update(
         totals=reports.total_of(points),
-        charts=[
-            (title, charts.bar_chart(points, field, title, kind, bucket=bucket))
-            for field, title, kind in (
+        charts=charts.bar_charts(
+            points,
+            (
                 ("requests", "Requests", "count"),
                 ("tokens", "Tokens", "count"),
                 ("cost", "Cost (USD)", "money"),
                 ("hit_rate", "Cache hit rate", "percent"),
-            )
-        ],
+            ),
+            bucket=bucket,
+        ),
         breakdowns=[
             (title, reports.breakdown(usage, by))
             for by, title in (
@@ -230,26 +254,12 @@ def _usage_page(request, workspace, status=200, bound=None):
         query=request.GET.urlencode(),
     )
     if permissions.can(request.user, "manage_settings", workspace):
-        from workspaces.models import Membership
-
         context.update(
             can_manage_settings=True,
-            limit_forms=_limit_forms(workspace, bound),
-            members=list(Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__email")),
-            member_limits=list(
-                Limit.objects.filter(kind=LimitKind.USER, workspace=workspace, user__isnull=False)
-                .select_related("user")
-                .order_by("user__email")
-            ),
-            key_limits=list(
-                Limit.objects.filter(kind=LimitKind.KEY, workspace=workspace)
-                .select_related("api_key")
-                .order_by("api_key__name")
-            ),
-            keys=list(ApiKey.objects.in_workspace(workspace).usable().order_by("name")),
+            **_limit_section(workspace, bound),
+            keys=list(ApiKey.objects.in_workspace(workspace).usable().order_by("name").only("pk", "name", "prefix")),
             person_form=bound[1] if bound and bound[0] in ("user", "key") else LimitForm(prefix="one"),
             person_target=bound[0] if bound and bound[0] in ("user", "key") else "user",
-            defaults=entries.limits_in_force(workspace.pk) or {},
         )
     return render(request, "llmgateway/usage.html", _context(request, workspace, "usage", **context), status=status)
 
@@ -273,8 +283,13 @@ def usage_limits(request, slug):
     elif target == "user":
         from django.contrib.auth import get_user_model
 
+        # The form names a person by email (a workspace may have thousands of members); `user` (an id) also works.
+        email = (request.POST.get("email") or "").strip()
+        members = get_user_model().objects.filter(memberships__workspace=workspace)
         user = (
-            get_user_model().objects.filter(memberships__workspace=workspace, pk=_int(request.POST.get("user"))).first()
+            members.filter(email__iexact=email).first()
+            if email
+            else members.filter(pk=_int(request.POST.get("user"))).first()
         )
         form = LimitForm(request.POST, prefix="one")
         if user is None:

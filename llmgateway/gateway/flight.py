@@ -31,6 +31,7 @@ from llmgateway.cache.store import get_store
 from llmgateway.gateway.controls import CacheControl
 from llmgateway.gateway.errors import GatewayError
 from llmgateway.gateway.validation import check_chat_model, validate_request
+from llmgateway.metering import limits
 from llmgateway.providers import resilience
 from llmgateway.providers.base import Deadline, ProviderError, chunks_from_response, response_from_chunks
 from llmgateway.usage import hook
@@ -164,9 +165,24 @@ def _admit(call, prefetched=None):
     The usage hook learns whether the entry answers the call before it is used (a hit
     counts towards request limits only).
     """
-    raw_info, raw_entry = (
-        prefetched[:2] if prefetched else get_store().get_many([workspace_info_key(call.workspace_id), call.key])
-    )
+    if prefetched is None:
+        prefetched = _lookup(call)
+    try:
+        return _admit_found(call, prefetched[0], prefetched[1])
+    except BaseException:
+        if call.ahead is not None:
+            call.ahead.undo()  # refused before its limits were confirmed: the request is given back
+        raise
+
+
+def _lookup(call):
+    """The workspace's policy and the entry, the call's limits reserved in the same round trip when known."""
+    keys = [workspace_info_key(call.workspace_id), call.key]
+    call.ahead = hook.ahead(call.workspace_id, call.user_id, call.api_key_id, call.deadline.remaining())
+    return limits.lookup_and_admit(keys, call.ahead) if call.ahead is not None else get_store().get_many(keys)
+
+
+def _admit_found(call, raw_info, raw_entry):
     found, info = workspace_info.from_cached(raw_info)
     if not found:
         info = workspace_info.load(call.workspace_id)

@@ -11,6 +11,9 @@
 - `record(call, result, error)` settles the reservation with what was used,
   sends a budget alert when a budget passes 80% or 100% (alerts.py), and
   buffers the usage record (records.py).
+
+Embeddings (`/v1/embeddings`, retrieval, ingestion) meet the same limits
+through embedding.py.
 """
 
 import math
@@ -22,6 +25,20 @@ from llmgateway.cache import deferred, stats
 from llmgateway.cache.memo import BoundedMemo
 from llmgateway.gateway.errors import GatewayError
 from llmgateway.metering import alerts, limits, records
+
+
+def refused(refusal):
+    """The 429 GatewayError of a limits.Refusal: OpenAI's shape, naming the limit, with Retry-After."""
+    kind = "insufficient_quota" if refusal.code == "insufficient_quota" else refusal.limit
+    return GatewayError(
+        429,
+        refusal.message(),
+        code=refusal.code,
+        type="requests" if kind == "concurrent" else kind,
+        retry_after=refusal.retry_after,
+        headers=limits.refusal_headers(refusal),
+        limit=refusal,
+    )
 
 
 def estimate(call):
@@ -61,24 +78,30 @@ class Meter:
         """A reservation to make with the cache lookup (limits.Ahead), or None (no limits known for these)."""
         if settings.USAGE_HITS_COUNT_TOWARDS_SPEND:
             return None  # a hit reserves its estimate too: the lookup must be read first
-        scopes = self._scopes.get((workspace_id, user_id, api_key_id))
-        if not scopes:
+        known = self._scopes.get((workspace_id, user_id, api_key_id))
+        if known is None or not known[2]:
             return None
-        return limits.ahead(scopes, records.new_id(), deadline_seconds)
+        return limits.ahead(known[2], records.new_id(), deadline_seconds)
+
+    def _scopes_of(self, call, workspace_limits):
+        """The call's scopes; the same list as last time while its limits are the same (parsed) objects."""
+        memo = (call.workspace_id, call.user_id, call.api_key_id)
+        known = self._scopes.get(memo)
+        # Cached records are parsed once per process (cache/records.py): unchanged limits are the same dicts.
+        if known is not None and known[0] is workspace_limits and known[1] is call.key_limits:
+            return known[2]
+        scopes = limits.scopes_for(call.workspace_id, call.user_id, call.api_key_id, workspace_limits, call.key_limits)
+        if known is not None and known[2] == scopes:
+            scopes = known[2]  # the same scopes: the reservation made ahead with them stands
+        self._scopes.put(memo, (workspace_limits, call.key_limits, scopes))
+        return scopes
 
     def admit(self, call, hit=False, workspace=None):
-        scopes = limits.scopes_for(
-            call.workspace_id,
-            call.user_id,
-            call.api_key_id,
-            getattr(workspace, "limits", None),
-            call.key_limits,
-        )
-        memo = (call.workspace_id, call.user_id, call.api_key_id)
-        if self._scopes.get(memo) != scopes:
-            self._scopes.put(memo, scopes)
+        scopes = self._scopes_of(call, getattr(workspace, "limits", None))
         reserved, call.ahead = call.ahead, None
-        if reserved is not None and (reserved.reply is None or reserved.scopes != scopes):
+        if reserved is not None and (
+            reserved.reply is None or (reserved.scopes is not scopes and reserved.scopes != scopes)
+        ):
             reserved.undo()  # guessed wrong (limits changed): admitted from scratch below
             reserved = None
         call.request_id = reserved.request_id if reserved is not None else records.new_id()
@@ -95,16 +118,7 @@ class Meter:
                     call.ticket = reserved.top_up(tokens, cost, call.deadline.remaining())
         except limits.Refusal as refusal:
             self._add(call, "refused", 429)
-            kind = "insufficient_quota" if refusal.code == "insufficient_quota" else refusal.limit
-            raise GatewayError(
-                429,
-                refusal.message(),
-                code=refusal.code,
-                type="requests" if kind == "concurrent" else kind,
-                retry_after=refusal.retry_after,
-                headers=limits.refusal_headers(refusal),
-                limit=refusal,
-            ) from None
+            raise refused(refusal) from None
         return call.ticket
 
     def record(self, call, result, error=None):

@@ -79,8 +79,8 @@ def _keys(kind, ident, day, month):
     """A scope's five store keys in a period (remembered: built on every admitted request)."""
     base = f"gw:rl:{kind}:{ident}"
     return [
-        make_key(f"{base}:req"),
-        make_key(f"{base}:tok"),
+        make_key(f"{base}:rq"),  # strings "level at limit" (a hash before: new names, no WRONGTYPE)
+        make_key(f"{base}:tk"),
         make_key(f"{base}:conc"),
         make_key(f"{base}:d:{day}"),
         make_key(f"{base}:m:{month}"),
@@ -102,6 +102,12 @@ def scopes_for(workspace_id, user_id, api_key_id, workspace_limits, key_limits):
     return scopes
 
 
+_HEADER_NAMES = tuple(
+    (index, name, tuple(f"x-ratelimit-{part}-{label}" for part in ("limit", "remaining", "reset")))
+    for index, name, label in ((0, "rpm", "requests"), (2, "tpm", "tokens"))
+)
+
+
 @dataclass
 class Ticket:
     """An admitted request's reservation, settled once."""
@@ -118,20 +124,16 @@ class Ticket:
     def headers(self):
         """The OpenAI rate-limit headers, from the scope with the least left of each."""
         out = {}
-        for index, label in ((0, "requests"), (2, "tokens")):
-            name = "rpm" if label == "requests" else "tpm"
+        for index, name, names in _HEADER_NAMES:
             best = None
             for scope, values in zip(self.scopes, self.state, strict=False):
                 limit = scope.limits.get(name)
-                if not limit:
-                    continue
-                remaining, reset = max(values[index], 0), values[index + 1]
-                if best is None or remaining < best[1]:
-                    best = (limit, remaining, reset)
+                if limit and (best is None or values[index] < best[1]):
+                    best = (limit, values[index], values[index + 1])
             if best:
-                out[f"x-ratelimit-limit-{label}"] = str(best[0])
-                out[f"x-ratelimit-remaining-{label}"] = str(best[1])
-                out[f"x-ratelimit-reset-{label}"] = duration(best[2])
+                out[names[0]] = str(best[0])
+                out[names[1]] = str(best[1] if best[1] > 0 else 0)
+                out[names[2]] = duration(best[2])
         return out
 
 
@@ -228,17 +230,20 @@ def period_start(kind, now=None):
 
 # The scripts ------------------------------------------------------------------------------------
 
+# A bucket is one string, "level at limit", written with its expiry in one command (a hash and a
+# PEXPIRE cost Redis several times as much per request). `limit` is the one it was counted under.
 _LEVEL = """
 local function level_of(key, cap, now)
-  local v = redis.call('HMGET', key, 'v', 't')
-  if not v[1] then return cap end
-  local level = tonumber(v[1]) + (now - tonumber(v[2])) * cap / 60000
-  if level > cap then level = cap end
+  local v = redis.call('GET', key)
+  if not v then return cap end
+  local level, at, was = string.match(v, '^(%S+) (%S+) (%S+)$')
+  -- Counted under another limit (it was changed): what was used stays used.
+  level = tonumber(level) + cap - tonumber(was) + (now - tonumber(at)) * cap / 60000
+  if level > cap then return cap end
   return level
 end
 local function put_level(key, cap, level, now)
-  redis.call('HSET', key, 'v', tostring(level), 't', now)
-  redis.call('PEXPIRE', key, math.ceil((cap - level) * 60000 / cap) + 60000)
+  redis.call('SET', key, string.format('%.3f %d %d', level, now, cap), 'PX', math.ceil((cap - level) * 60000 / cap) + 60000)
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -250,10 +255,11 @@ ADMIT_LUA = (
 local n, tokens, cost, rid = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local conc_ttl, day_ttl, month_ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local requests = tonumber(ARGV[8])
-local req, tok = {}, {}
+local req, tok, caps = {}, {}, {}
 for i = 0, n - 1 do
   local k, a = i * 5, 9 + i * 5
   local rpm, tpm, conc = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  caps[i] = {rpm, tpm, conc}  -- read once: each tonumber is a strtod
   if rpm > 0 then
     req[i] = level_of(KEYS[k + 1], rpm, now)
     if requests > 0 and req[i] < 1 then
@@ -272,20 +278,24 @@ for i = 0, n - 1 do
     if busy >= conc then return {0, i, 'concurrent', 1000, conc, busy} end
   end
   if cost > 0 then
-    for j, name in ipairs({'day', 'month'}) do
-      local cap = tonumber(ARGV[a + 2 + j])
-      if cap > 0 then
-        local spent = redis.call('GET', KEYS[k + 3 + j])
-        if not spent then return {-1, i, name} end
-        if tonumber(spent) >= cap then return {0, i, name, 0, cap, tonumber(spent)} end
-      end
+    local cap = tonumber(ARGV[a + 3])
+    if cap > 0 then
+      local spent = redis.call('GET', KEYS[k + 4])
+      if not spent then return {-1, i, 'day'} end
+      if tonumber(spent) >= cap then return {0, i, 'day', 0, cap, tonumber(spent)} end
+    end
+    cap = tonumber(ARGV[a + 4])
+    if cap > 0 then
+      local spent = redis.call('GET', KEYS[k + 5])
+      if not spent then return {-1, i, 'month'} end
+      if tonumber(spent) >= cap then return {0, i, 'month', 0, cap, tonumber(spent)} end
     end
   end
 end
 local out = {1}
 for i = 0, n - 1 do
   local k, a = i * 5, 9 + i * 5
-  local rpm, tpm, conc = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local rpm, tpm, conc = caps[i][1], caps[i][2], caps[i][3]
   local row = {-1, 0, -1, 0, -1, -1}
   if rpm > 0 then
     local level = req[i] - requests
@@ -301,16 +311,13 @@ for i = 0, n - 1 do
     redis.call('ZADD', KEYS[k + 3], now + conc_ttl, rid)
     redis.call('PEXPIRE', KEYS[k + 3], conc_ttl)
   end
-  for j = 1, 2 do
-    if tonumber(ARGV[a + 2 + j]) > 0 then
-      if cost > 0 then
-        row[4 + j] = redis.call('INCRBY', KEYS[k + 3 + j], cost)
-      else
-        row[4 + j] = tonumber(redis.call('GET', KEYS[k + 3 + j]) or '0')
-      end
-    end
+  -- The budgets: reserved (what was spent comes back); left alone (and -1) without a cost.
+  if cost > 0 then
+    if tonumber(ARGV[a + 3]) > 0 then row[5] = redis.call('INCRBY', KEYS[k + 4], cost) end
+    if tonumber(ARGV[a + 4]) > 0 then row[6] = redis.call('INCRBY', KEYS[k + 5], cost) end
   end
-  for _, v in ipairs(row) do table.insert(out, v) end
+  local m = i * 6 + 1
+  for j = 1, 6 do out[m + j] = row[j] end
 end
 return out
 """
@@ -400,15 +407,23 @@ class RedisLimiter:
         def run(r):
             pipe = r.pipeline(transaction=False)
             for key in keys:
-                if key.endswith((":req", ":tok")):
-                    pipe.hmget(key, "v", "t")
-                elif key.endswith(":conc"):
+                if key.endswith(":conc"):
                     pipe.zcount(key, int(time.time() * 1000), "+inf")
                 else:
                     pipe.get(key)
-            return pipe.execute()
+            values = pipe.execute()
+            # A bucket's string "level at limit" as the local limiter keeps it: [level, at, limit].
+            return [v.split() if k.endswith((":rq", ":tk")) and v else v for k, v in zip(keys, values, strict=True)]
 
         return self.store._run([None] * len(keys), run)
+
+
+def _level_now(state, cap, now):
+    """A bucket's level now from its stored (level, at, limit): as the scripts' level_of."""
+    level, at = float(state[0]), float(state[1])
+    if len(state) > 2 and state[2] is not None:
+        level += cap - float(state[2])  # counted under another limit: what was used stays used
+    return min(cap, level + (now - at) * cap / WINDOW_MS)
 
 
 class LocalLimiter:
@@ -421,10 +436,10 @@ class LocalLimiter:
         state = cache.get(key)
         if not state:
             return cap
-        return min(cap, state[0] + (now - state[1]) * cap / WINDOW_MS)
+        return _level_now(state, cap, now)
 
     def _put(self, cache, key, cap, level, now):
-        cache.set(key, (level, now), math.ceil((cap - level) * WINDOW_MS / cap / 1000) + 60)
+        cache.set(key, (level, now, cap), math.ceil((cap - level) * WINDOW_MS / cap / 1000) + 60)
 
     def admit(self, keys, args):
         with self.store._lock():
@@ -522,8 +537,8 @@ class LocalLimiter:
         now = time.time() * 1000
         for key in keys:
             value = self.store.cache.get(key)
-            if key.endswith((":req", ":tok")):
-                out.append(list(value) if value else [None, None])
+            if key.endswith((":rq", ":tk")):
+                out.append(list(value) if value else [None, None, None])
             elif key.endswith(":conc"):
                 out.append(sum(1 for at in (value or {}).values() if at > now))
             else:
@@ -587,16 +602,30 @@ def unchecked():
     return None
 
 
+_layouts = {}  # id(scopes) -> (scopes, day, month, keys, limit arguments): built once per scope list and day
+
+
+def _layout(scopes, day, month):
+    """The script's keys and per-scope limit arguments for these scopes in a period (remembered)."""
+    found = _layouts.get(id(scopes))
+    if found is not None and found[0] is scopes and found[1] == day and found[2] == month:
+        return found[3], found[4]
+    keys, vectors = [], []
+    for scope in scopes:
+        keys += scope.keys(day, month)
+        vectors += scope.vector()
+    if len(_layouts) > 4096:
+        _layouts.clear()
+    _layouts[id(scopes)] = (scopes, day, month, keys, vectors)  # holds the list: its id is not reused meanwhile
+    return keys, vectors
+
+
 def _admission(scopes, request_id, tokens, cost, deadline_seconds, requests=1):
     """The admission script's keys and arguments, and the periods they count in."""
     period = periods()
-    day, month = period[0], period[1]
+    keys, vectors = _layout(scopes, period[0], period[1])
     conc_ttl = int((deadline_seconds + 10) * 1000)
-    keys, args = [], [len(scopes), tokens, cost, request_id, conc_ttl, 3 * 86400, 40 * 86400, requests]
-    for scope in scopes:
-        keys += scope.keys(day, month)
-        args += scope.vector()
-    return keys, args, period
+    return keys, [len(scopes), tokens, cost, request_id, conc_ttl, 3 * 86400, 40 * 86400, requests, *vectors], period
 
 
 def admit(scopes, request_id, tokens, cost, deadline_seconds, requests=1):
@@ -635,7 +664,8 @@ def _ticket(scopes, request_id, tokens, cost, period, reply):
         elif name == "month":
             retry_ms = month_ttl * 1000
         raise Refusal(scopes[index], name, max(1, math.ceil(retry_ms / 1000)), int(reply[4]), int(reply[5]))
-    state = [list(map(int, reply[1 + i * 6 : 7 + i * 6])) for i in range(len(scopes))]
+    # Redis answers integers (the local limiter too): each scope's six, as they are.
+    state = [reply[1 + i * 6 : 7 + i * 6] for i in range(len(scopes))]
     return Ticket(scopes, request_id, tokens, cost, day, month, state)
 
 
@@ -667,7 +697,8 @@ class Ahead:
     def ticket(self):
         """The reservation's Ticket (tokens and cost 0), or its Refusal raised."""
         self.done = True
-        return _ticket(self.scopes, self.request_id, 0, 0, self.period, _decoded(self.reply))
+        reply = self.reply
+        return _ticket(self.scopes, self.request_id, 0, 0, self.period, reply if reply[0] == 1 else _decoded(reply))
 
     def top_up(self, tokens, cost, deadline_seconds):
         """Reserve a miss's tokens and cost on top of the request reserved ahead; the request goes back on a refusal."""
@@ -761,8 +792,7 @@ def state_of(scope, now=None):
             continue
         value = raw[index]
         if isinstance(value, list | tuple) and value and value[0] is not None:
-            level, at = float(value[0]), float(value[1])
-            level = min(cap, level + (now_ms - at) * cap / WINDOW_MS)
+            level = _level_now(value, cap, now_ms)
         else:
             level = cap
         out[name] = {

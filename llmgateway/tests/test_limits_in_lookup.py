@@ -103,3 +103,65 @@ def test_a_request_refused_before_its_limits_gives_its_request_back(
     remote_model.enabled = True
     remote_model.save()
     assert v1(ask("q"))["x-ratelimit-remaining-requests"] == "1"
+
+
+def test_the_python_api_admits_a_hit_in_its_lookup_round_trip(
+    redis_cache, workspace, member, remote_model, round_trips
+):
+    from llmgateway import gateway
+
+    Limit.objects.create(kind="user", workspace=workspace, user=member, rpm=4)
+    gateway.complete(workspace, ask("from a chat page"), user=member, origin="chat")  # the user's limits are learnt
+    round_trips.clear()
+    result = gateway.complete(workspace, ask("from a chat page"), user=member, origin="chat")
+    assert result.cache_hit
+    # The model's spec (its own read), then the lookup and the admission script in one write.
+    assert round_trips == [["MGET"], ["MGET", "EVALSHA"]]
+    assert result.ratelimit["x-ratelimit-remaining-requests"] == "2"
+    result = gateway.complete(workspace, ask("from a chat page"), user=member, origin="chat")
+    assert result.ratelimit["x-ratelimit-remaining-requests"] == "1"
+
+
+def test_the_python_api_counts_a_request_once_and_refuses_the_one_over(
+    redis_cache, workspace, member, remote_model, upstream
+):
+    from llmgateway import gateway
+    from llmgateway.gateway import GatewayError
+
+    Limit.objects.create(kind="user", workspace=workspace, user=member, rpm=3)
+    remaining = [
+        gateway.complete(workspace, ask(f"question {i}"), user=member).ratelimit["x-ratelimit-remaining-requests"]
+        for i in range(3)
+    ]
+    assert remaining == ["2", "1", "0"]
+    with pytest.raises(GatewayError) as refused:
+        gateway.complete(workspace, ask("question 0"), user=member)
+    assert refused.value.status == 429
+    assert upstream.calls == 3
+
+
+def test_the_python_api_gives_back_a_request_refused_before_its_limits(redis_cache, workspace, member, remote_model):
+    from llmgateway import gateway
+    from llmgateway.gateway import GatewayError
+
+    Limit.objects.create(kind="user", workspace=workspace, user=member, rpm=3)
+    assert gateway.complete(workspace, ask("q"), user=member).ratelimit["x-ratelimit-remaining-requests"] == "2"
+    workspace.archived = True
+    workspace.save()
+    with pytest.raises(GatewayError) as refused:
+        gateway.complete(workspace, ask("q"), user=member)
+    assert refused.value.status == 403
+    workspace.archived = False
+    workspace.save()
+    assert gateway.complete(workspace, ask("q"), user=member).ratelimit["x-ratelimit-remaining-requests"] == "1"
+
+
+def test_a_raised_limit_keeps_what_was_used_and_no_more(redis_cache, workspace, member, remote_model):
+    from llmgateway import gateway
+
+    limit = Limit.objects.create(kind="user", workspace=workspace, user=member, rpm=3)
+    assert gateway.complete(workspace, ask("q"), user=member).ratelimit["x-ratelimit-remaining-requests"] == "2"
+    limit.rpm = 60
+    limit.save()
+    # Reserved ahead under the old limit, given back, admitted under the new one: 2 of 60 used, not 58.
+    assert gateway.complete(workspace, ask("q"), user=member).ratelimit["x-ratelimit-remaining-requests"] == "58"

@@ -27,7 +27,7 @@ def test_tokens_per_minute_on_redis(redis_cache, v1, api_key, remote_model, upst
     assert refused.json()["error"]["type"] == "tokens" and refused["x-ratelimit-limit-tokens"] == "50"
     assert int(refused["Retry-After"]) >= 1
     # The refusal is in the store, not in this process: Redis holds the bucket.
-    assert redis_cache.client(9).keys(f"*gw:rl:key:{api_key[0].pk}:tok")
+    assert redis_cache.client(9).keys(f"*gw:rl:key:{api_key[0].pk}:tk")
 
 
 def test_settling_after_an_upstream_error_releases_the_reservation_on_redis(

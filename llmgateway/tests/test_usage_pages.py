@@ -126,7 +126,7 @@ def test_usage_page_in_the_browser(browser, live_server, workspace, admin_user, 
     page.fill("#id_workspace-daily_budget", "25")
     page.locator("form:has(#id_workspace-daily_budget) button[type=submit]").click()
     page.wait_for_selector("text=Limits saved")
-    page.select_option("select[name=user]", str(member.pk))
+    page.fill("input[name=email]", member.email)
     page.fill("#id_one-rpm", "30")
     page.locator("form:has(#id_one-rpm) button[type=submit]").click()
     page.wait_for_selector("text=Limits saved")
@@ -142,3 +142,16 @@ def test_usage_page_in_the_browser(browser, live_server, workspace, admin_user, 
             page.locator(selector).first.scroll_into_view_if_needed()
             page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], f"usage-390-{n}.png"))
     page.close()
+
+
+def test_by_hour_the_page_shows_a_week_unless_asked(workspace, admin_user, client_for):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    week = client_for(admin_user).get("/gateway/acme/usage/?bucket=hour").content.decode()
+    assert f"{(today - timedelta(days=6)):%-d %b %Y} – {today:%-d %b %Y}" in week
+    since = today - timedelta(days=2)
+    asked = client_for(admin_user).get(f"/gateway/acme/usage/?bucket=hour&since={since}").content.decode()
+    assert f"{since:%-d %b %Y} – {today:%-d %b %Y}" in asked

@@ -76,8 +76,12 @@ def _sse(first, rest):
 
 
 def _cache_headers(response, hit, coalesced, result=None, ratelimit=None):
-    for name, value in (ratelimit or {}).items():
-        response[name] = value
+    if ratelimit:
+        # Six headers on every response under limits: names lower-case ASCII and values digits or
+        # durations of our own making, so they skip Django's per-header checks (about 8 µs each).
+        store = response.headers._store
+        for name, value in ratelimit.items():
+            store[name] = (name, value)
     response["X-Cache"] = "HIT" if hit else "MISS"
     if coalesced:
         response["X-Cache-Coalesced"] = "1"
@@ -226,9 +230,17 @@ def _embeddings(request):
         name = ""
     try:
         result = embedding_models.embed_for(
-            key.workspace_id, texts, model=name, origin="embeddings", user_id=key.user_id, api_key_id=key.id
+            key.workspace_id,
+            texts,
+            model=name,
+            origin="embeddings",
+            user_id=key.user_id,
+            api_key_id=key.id,
+            key_limits=key.limits,
         )
     except embedding_models.EmbeddingError as exc:
+        if exc.refusal is not None:
+            raise metering.refused(exc.refusal) from None
         if exc.status == 422:  # a chat model named for embeddings
             raise GatewayError(400, exc.message, code="model_not_embedding", param="model") from None
         code = "model_not_found" if exc.status == 400 else "upstream_error"
@@ -240,4 +252,6 @@ def _embeddings(request):
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
     response = JsonResponse({"object": "list", "data": data, "model": requested or result.model, "usage": usage})
     response["X-Cache"] = "HIT" if result.cached else "MISS"
+    for header, value in (result.ratelimit or {}).items():
+        response[header] = value
     return response
