@@ -204,36 +204,46 @@ def test_interim_responses_are_skipped_and_no_answer_goes_to_the_next_request(v1
 # The whole call's deadline holds on every read -----------------------------------------------------
 
 
-def _trickler(prefix, rest):
-    """A reply that sends `prefix` at once, then `rest` one byte every 0.2 s (several seconds in all)."""
+class Trickler:
+    """A reply that sends `prefix` at once, `slow` a byte every 0.1 s (4 s or more), then `rest`: a whole answer."""
 
-    def reply(conn, head, body, n):
-        conn.sendall(prefix)
-        for byte in rest:
-            time.sleep(0.2)
+    def __init__(self, prefix, slow, rest):
+        self.prefix, self.slow, self.rest = prefix, slow, rest
+        self.done = threading.Event()
+
+    def __call__(self, conn, head, body, n):
+        conn.sendall(self.prefix)
+        for byte in self.slow:
+            time.sleep(0.1)
             conn.sendall(bytes([byte]))
-
-    return reply
+        conn.sendall(self.rest)
+        self.done.set()
 
 
 DATA = answer("slow")
+LENGTH = b"Content-Length: %d\r\n\r\n" % len(DATA)
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 TRICKLED = {
-    "status line": (b"", b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 10 + b"\r\n"),
-    "headers": (b"HTTP/1.1 200 OK\r\n", b"X-Pad: " + b"a" * 30 + b"\r\n"),
+    "status line": (b"", b"HTTP/1.1 200 " + b"O" * 40, b"\r\n" + LENGTH + DATA),
+    "headers": (b"HTTP/1.1 200 OK\r\n", b"X-Pad: " + b"a" * 40, b"\r\n" + LENGTH + DATA),
     "chunk sizes": (
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-        b"".join(b"1\r\n" + bytes([c]) + b"\r\n" for c in DATA[:10]),
+        CHUNKED + b"1\r\n" + DATA[:1] + b"\r\n",
+        b"0" * 40 + b"1\r\n",
+        DATA[1:2] + b"\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(DATA) - 2, DATA[2:]),
     ),
-    "body": (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(DATA), DATA),
+    "body": (b"HTTP/1.1 200 OK\r\n" + LENGTH, DATA[:40], DATA[40:]),
 }
 
 
 @pytest.mark.parametrize("part", TRICKLED)
 def test_a_trickling_upstream_is_cut_off_at_the_calls_end(raw_server, part):
-    # The upstream keeps sending, a byte at a time, for longer than the call may last.
-    server = raw_server(_trickler(*TRICKLED[part]))
+    # The upstream sends a whole answer, a byte at a time for far longer than the call may last:
+    # the call ends with a timeout while the upstream is still sending.
+    trickler = Trickler(*TRICKLED[part])
+    server = raw_server(trickler)
     with pytest.raises(httpx.TimeoutException):
-        http.post_json(server.url + "/chat/completions", headers={}, body={"q": 1}, until=time.monotonic() + 1.0)
+        http.post_json(server.url + "/chat/completions", headers={}, body={"q": 1}, until=time.monotonic() + 0.5)
+    assert not trickler.done.is_set()
 
 
 # Size caps ------------------------------------------------------------------------------------------
