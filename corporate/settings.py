@@ -518,6 +518,8 @@ LLM_ALLOW_PRIVATE_UPSTREAMS = env_bool("LLM_ALLOW_PRIVATE_UPSTREAMS", True)
 # The most one request may send upstream: characters of message content, and messages.
 LLM_MAX_INPUT_CHARS = env_int("LLM_MAX_INPUT_CHARS", 200_000, minimum=1)
 LLM_MAX_MESSAGES = env_int("LLM_MAX_MESSAGES", 500, minimum=1)
+# The most an upstream's whole answer may be, as received and once decompressed (bytes).
+LLM_MAX_RESPONSE_BYTES = env_int("LLM_MAX_RESPONSE_BYTES", 16 * 1024 * 1024, minimum=1024)
 # Circuit breaker: this many failed calls in a row skip a model for the cool-down.
 LLM_BREAKER_FAILURES = env_int("LLM_BREAKER_FAILURES", 5, minimum=1)
 LLM_BREAKER_COOLDOWN = env_int("LLM_BREAKER_COOLDOWN_SECONDS", 30, minimum=1)

@@ -24,13 +24,17 @@ comparable within one backend only) and `.url` (the document page opened at
 the passage). Queries use web-search syntax on both backends: words are
 ANDed, "quoted phrases", `or`, and `-word` to exclude.
 
-Backends: PostgreSQL uses a generated `tsvector` column with a GIN index
-(websearch_to_tsquery, ts_rank, ts_headline); SQLite an FTS5 table kept in
+Backends: PostgreSQL keeps each passage's `tsvector` in a narrow side table
+with a GIN index, documents_chunk_lexemes, kept in sync with documents_chunk
+by triggers (websearch_to_tsquery, ts_rank, ts_headline; migration 0006 moved
+it there from a generated column of documents_chunk); SQLite an FTS5 table kept in
 sync with documents_chunk by triggers (bm25, snippet). Both are created by
 migration 0002 with the SQL below. On both backends a query that matches
 more than RANK_CANDIDATES passages of the workspace ranks only that many of
-them (a very common word); this bounds latency at the cost of exact ranking
-for such queries.
+them (a very common word), the first in the index's order, and with them, in a
+hybrid search, every one of the passages nearest in meaning that holds the
+words: the cap bounds latency, and the passages most likely to be shown are
+ranked by words whatever their place in the index.
 """
 
 import re
@@ -66,44 +70,84 @@ SQLITE_UNINSTALL = [
     "DROP TRIGGER IF EXISTS documents_chunk_fts_ai",
     "DROP TABLE IF EXISTS documents_chunk_fts",
 ]
+# PostgreSQL keeps each passage's tsvector in a narrow side table, documents_chunk_lexemes (one row per
+# passage, kept in sync by triggers). Ranking reads the tsvector of every candidate: in documents_chunk,
+# beside the text and the embedding, a row is over the 2 KB TOAST threshold and the tsvector went out of
+# line (an extra TOAST read per candidate, the larger part of a common word's search at 1,000,000
+# passages); alone with three ids it stays in the row (STORAGE MAIN: compressed in place, rarely moved).
 POSTGRES_INSTALL = [
-    "ALTER TABLE documents_chunk ADD COLUMN IF NOT EXISTS search_vector tsvector "
-    f"GENERATED ALWAYS AS (to_tsvector('{SEARCH_CONFIG}'::regconfig, text)) STORED",
+    "CREATE TABLE IF NOT EXISTS documents_chunk_lexemes ("
+    "chunk_id bigint PRIMARY KEY, workspace_id bigint NOT NULL, document_id bigint NOT NULL, "
+    "search_vector tsvector NOT NULL)",
+    "ALTER TABLE documents_chunk_lexemes ALTER COLUMN search_vector SET STORAGE MAIN",
+    "CREATE OR REPLACE FUNCTION documents_chunk_lexemes_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF TG_OP = 'TRUNCATE' THEN TRUNCATE documents_chunk_lexemes; RETURN NULL; END IF; "
+    "IF TG_OP = 'DELETE' THEN DELETE FROM documents_chunk_lexemes WHERE chunk_id = OLD.id; RETURN NULL; END IF; "
+    "INSERT INTO documents_chunk_lexemes (chunk_id, workspace_id, document_id, search_vector) "
+    f"VALUES (NEW.id, NEW.workspace_id, NEW.document_id, to_tsvector('{SEARCH_CONFIG}'::regconfig, NEW.text)) "
+    "ON CONFLICT (chunk_id) DO UPDATE SET workspace_id = EXCLUDED.workspace_id, "
+    "document_id = EXCLUDED.document_id, search_vector = EXCLUDED.search_vector; "
+    "RETURN NULL; END $$",
+    "CREATE OR REPLACE TRIGGER documents_chunk_lexemes_write AFTER INSERT OR UPDATE OF text, workspace_id, document_id "
+    "ON documents_chunk FOR EACH ROW EXECUTE FUNCTION documents_chunk_lexemes_sync()",
+    "CREATE OR REPLACE TRIGGER documents_chunk_lexemes_delete AFTER DELETE "
+    "ON documents_chunk FOR EACH ROW EXECUTE FUNCTION documents_chunk_lexemes_sync()",
+    "CREATE OR REPLACE TRIGGER documents_chunk_lexemes_truncate AFTER TRUNCATE "
+    "ON documents_chunk FOR EACH STATEMENT EXECUTE FUNCTION documents_chunk_lexemes_sync()",
     # search: matching passages (websearch_to_tsquery @@ search_vector).
-    "CREATE INDEX IF NOT EXISTS documents_chunk_search ON documents_chunk USING GIN (search_vector)",
+    "CREATE INDEX IF NOT EXISTS documents_chunk_search ON documents_chunk_lexemes USING GIN (search_vector)",
 ]
 # search of one workspace (the search page, an assistant's retrieval): its matching passages in one
 # index scan, however common the words are in other workspaces (btree_gin puts workspace_id in a GIN index).
 POSTGRES_WORKSPACE_INDEX = [
     "CREATE EXTENSION IF NOT EXISTS btree_gin",
-    "CREATE INDEX IF NOT EXISTS documents_chunk_ws_search ON documents_chunk USING GIN (workspace_id, search_vector)",
+    "CREATE INDEX IF NOT EXISTS documents_chunk_ws_search ON documents_chunk_lexemes "
+    "USING GIN (workspace_id, search_vector)",
 ]
 POSTGRES_UNINSTALL = [
-    "DROP INDEX IF EXISTS documents_chunk_search",
-    "ALTER TABLE documents_chunk DROP COLUMN IF EXISTS search_vector",
+    "DROP TRIGGER IF EXISTS documents_chunk_lexemes_truncate ON documents_chunk",
+    "DROP TRIGGER IF EXISTS documents_chunk_lexemes_delete ON documents_chunk",
+    "DROP TRIGGER IF EXISTS documents_chunk_lexemes_write ON documents_chunk",
+    "DROP FUNCTION IF EXISTS documents_chunk_lexemes_sync()",
+    "DROP TABLE IF EXISTS documents_chunk_lexemes",
+]
+# The former layout (migrations 0002-0005): a generated tsvector column in documents_chunk.
+POSTGRES_INLINE = [
+    "ALTER TABLE documents_chunk ADD COLUMN IF NOT EXISTS search_vector tsvector "
+    f"GENERATED ALWAYS AS (to_tsvector('{SEARCH_CONFIG}'::regconfig, text)) STORED",
+    "CREATE INDEX IF NOT EXISTS documents_chunk_search ON documents_chunk USING GIN (search_vector)",
 ]
 
 # The passages' highlighted snippets (ts_headline) are made for the first `snippets` rows only: a
 # hybrid search ranks more passages than it shows (the rest are fused with the nearest passages).
+# Only the ranked few are read from documents_chunk; matching and ranking read the side table alone.
 POSTGRES_QUERY = f"""
 WITH q AS (SELECT websearch_to_tsquery('{SEARCH_CONFIG}', %s) AS query)
-SELECT top.id, top.document_id, top.position, top.page, top.section, top.text, top.score,
-       CASE WHEN row_number() OVER (ORDER BY top.score DESC, top.id) <= %s
-            THEN ts_headline('{SEARCH_CONFIG}', top.text, q.query, %s) END
+SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, top.score,
+       CASE WHEN top.n <= %s THEN ts_headline('{SEARCH_CONFIG}', c.text, q.query, %s) END
 FROM (
-    SELECT m.id, m.document_id, m.position, m.page, m.section, m.text,
-           ts_rank(m.search_vector, q.query) AS score
+    SELECT m.chunk_id, m.score, row_number() OVER (ORDER BY m.score DESC, m.chunk_id) AS n
     FROM (
-        SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, c.search_vector
-        FROM documents_chunk c
-        WHERE c.search_vector @@ websearch_to_tsquery('{SEARCH_CONFIG}', %s) AND {{workspaces}} {{documents}}
-        LIMIT {{candidates}}
-    ) m, q
-    ORDER BY score DESC, m.id
+        SELECT DISTINCT l.chunk_id, ts_rank(l.search_vector, q.query) AS score
+        FROM (
+            (SELECT c.chunk_id, c.search_vector
+            FROM documents_chunk_lexemes c
+            WHERE c.search_vector @@ websearch_to_tsquery('{SEARCH_CONFIG}', %s) AND {{workspaces}} {{documents}}
+            LIMIT {{candidates}}) {{also}}
+        ) l, q
+    ) m
+    ORDER BY m.score DESC, m.chunk_id
     LIMIT %s
-) top, q
-ORDER BY top.score DESC, top.id
+) top
+JOIN documents_chunk c ON c.id = top.chunk_id, q
+ORDER BY top.n
 """
+# Matching passages among given ids (a hybrid search's nearest), ranked even beyond the cap.
+POSTGRES_ALSO = f"""UNION ALL
+            SELECT c.chunk_id, c.search_vector
+            FROM documents_chunk_lexemes c
+            WHERE c.chunk_id = ANY(%s::bigint[])
+              AND c.search_vector @@ websearch_to_tsquery('{SEARCH_CONFIG}', %s) AND {{workspaces}} {{documents}}"""
 HEADLINE_OPTIONS = (
     f'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=" … "'
 )
@@ -113,6 +157,12 @@ HEADLINE_OPTIONS = (
 # RANK_CANDIDATES matching passages of the workspaces (the first ones), and snippets are made for the
 # first `snippets` rows only (one look-up in the full-text index each).
 SQLITE_QUERY = """
+WITH capped AS MATERIALIZED (
+    SELECT documents_chunk_fts.rowid AS id, -bm25(documents_chunk_fts) AS score
+    FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
+    WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
+    LIMIT {candidates}
+)
 SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, top.score,
        CASE WHEN top.n <= %s THEN (
            SELECT snippet(documents_chunk_fts, 0, char(57344), char(57345), ' … ', 40)
@@ -120,18 +170,21 @@ SELECT c.id, c.document_id, c.position, c.page, c.section, c.text, top.score,
        ) END
 FROM (
     SELECT m.id, m.score, row_number() OVER (ORDER BY m.score DESC, m.id) AS n
-    FROM (
-        SELECT documents_chunk_fts.rowid AS id, -bm25(documents_chunk_fts) AS score
-        FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
-        WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
-        LIMIT {candidates}
-    ) m
+    FROM (SELECT * FROM capped {also}) m
     ORDER BY m.score DESC, m.id
     LIMIT %s
 ) top
 JOIN documents_chunk c ON c.id = top.id
 ORDER BY top.n
 """
+# The passages given (primary-key look-ups), then one full-text look-up each, as for a snippet; only
+# when the cap was reached (a look-up costs about 0.13 ms of CPU, and below the cap every match is ranked).
+SQLITE_ALSO = """UNION
+        SELECT documents_chunk_fts.rowid, -bm25(documents_chunk_fts)
+        FROM documents_chunk c CROSS JOIN documents_chunk_fts ON documents_chunk_fts.rowid = c.id
+        WHERE (SELECT count(*) FROM capped) >= {candidates}
+          AND c.id IN ({ids}) AND documents_chunk_fts MATCH %s
+          AND c.workspace_id IN ({workspaces}) {documents}"""
 
 
 @dataclass(frozen=True)
@@ -210,15 +263,14 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
     document_ids = None if document_ids is None else [int(pk) for pk in document_ids]
     hybrid = vector is not None and vector_model
     depth = max(limit * HYBRID_DEPTH, HYBRID_MIN_CANDIDATES) if hybrid else limit
-    rows = []
-    if query:
-        rows = _run(lexical_sql(workspace_ids_, query, document_ids, depth, snippets=limit))
+    rows, near = [], []
     if hybrid:
-        near = [
-            row
-            for row in vectors.nearest(workspace_ids_, vector, vector_model, document_ids, depth)
-            if 1.0 - float(row[6]) >= MIN_SIMILARITY
-        ]
+        near = vectors.nearest(workspace_ids_, vector, vector_model, document_ids, depth)
+    if query:
+        also = [row[0] for row in near]  # the nearest passages that hold the words are ranked by words too
+        rows = _run(lexical_sql(workspace_ids_, query, document_ids, depth, snippets=limit, also=also))
+    if hybrid:
+        near = [row for row in near if 1.0 - float(row[6]) >= MIN_SIMILARITY]
         snippets = {row[0]: row[7] for row in rows}
         rows = [
             (*row[:6], score, snippets.get(row[0]) or _plain_snippet(row[5]))
@@ -247,16 +299,19 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
     return results
 
 
-def lexical_sql(workspace_ids_, query, document_ids, limit, snippets=None, connection=None):
+def lexical_sql(workspace_ids_, query, document_ids, limit, snippets=None, connection=None, also=()):
     """(sql, params) of the full-text ranking for this database, or None when the query has no word.
 
     The first `snippets` rows (all by default) come with a highlighted snippet, the others with None.
+    The passages `also` (ids: the nearest in meaning of a hybrid search) are ranked whenever they
+    match, beyond the RANK_CANDIDATES matches that a very common word's search ranks.
     """
     connection = connection or default_connection
     snippets = limit if snippets is None else snippets
+    also = [int(pk) for pk in also]
     if connection.vendor == "postgresql":
-        return _postgres_sql(workspace_ids_, query, document_ids, limit, snippets)
-    return _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets)
+        return _postgres_sql(workspace_ids_, query, document_ids, limit, snippets, also)
+    return _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets, also)
 
 
 def _run(query):
@@ -267,32 +322,45 @@ def _run(query):
         return cursor.fetchall()
 
 
-def _postgres_sql(workspace_ids_, query, document_ids, limit, snippets):
+def _postgres_sql(workspace_ids_, query, document_ids, limit, snippets, also):
     ids = list(workspace_ids_)
     # One workspace: `=` with the column's type, which the (workspace_id, search_vector) index serves;
     # a GIN index cannot take `= ANY(array)`, so several workspaces use the full-text index alone.
     workspaces = "c.workspace_id = %s::bigint" if len(ids) == 1 else "c.workspace_id = ANY(%s)"
-    params = [query, snippets, HEADLINE_OPTIONS, query, ids[0] if len(ids) == 1 else ids]
+    scope = [ids[0] if len(ids) == 1 else ids]
     documents = ""
     if document_ids is not None:
         documents = "AND c.document_id = ANY(%s)"
-        params.append(document_ids)
+        scope.append(document_ids)
+    params = [query, snippets, HEADLINE_OPTIONS, query, *scope]
+    near = ""
+    if also:
+        near = POSTGRES_ALSO.format(workspaces=workspaces, documents=documents)
+        params += [also, query, *scope]
     params.append(limit)
-    return POSTGRES_QUERY.format(workspaces=workspaces, documents=documents, candidates=int(RANK_CANDIDATES)), params
+    sql = POSTGRES_QUERY.format(workspaces=workspaces, documents=documents, candidates=int(RANK_CANDIDATES), also=near)
+    return sql, params
 
 
-def _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets):
+def _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets, also):
     match = fts5_query(query)
     if not match:
         return None
-    params = [snippets, match, match, *workspace_ids_]
+    scope = list(workspace_ids_)
     documents = ""
     if document_ids is not None:
         documents = "AND c.document_id IN ({})".format(", ".join(["%s"] * len(document_ids)))
-        params += document_ids
-    params.append(limit)
+        scope += document_ids
+    params = [match, *scope, snippets, match]
     marks = ", ".join(["%s"] * len(workspace_ids_))
-    return SQLITE_QUERY.format(workspaces=marks, documents=documents, candidates=int(RANK_CANDIDATES)), params
+    near = ""
+    if also:
+        ids = ", ".join(["%s"] * len(also))
+        near = SQLITE_ALSO.format(workspaces=marks, documents=documents, ids=ids, candidates=int(RANK_CANDIDATES))
+        params += [*also, match, *scope]
+    params.append(limit)
+    sql = SQLITE_QUERY.format(workspaces=marks, documents=documents, candidates=int(RANK_CANDIDATES), also=near)
+    return sql, params
 
 
 TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
@@ -377,6 +445,47 @@ def uninstall(schema_editor):
         schema_editor.execute(statement)
 
 
+def install_side_table(schema_editor):
+    """Migration 0006: the tsvector moves from a generated column of documents_chunk to documents_chunk_lexemes.
+
+    The side table is filled from the existing column (no re-parsing), its indexes are built after the
+    fill, then the column and its indexes go. A no-op on SQLite and on a database that has the table already.
+    """
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('documents_chunk') "
+            "AND attname = 'search_vector' AND NOT attisdropped"
+        )
+        inline = cursor.fetchone() is not None
+    if inline:  # the names move to the side table's indexes
+        schema_editor.execute("DROP INDEX IF EXISTS documents_chunk_ws_search")
+        schema_editor.execute("DROP INDEX IF EXISTS documents_chunk_search")
+    index = POSTGRES_INSTALL[-1]
+    for statement in POSTGRES_INSTALL[:-1]:
+        schema_editor.execute(statement)
+    source = "search_vector" if inline else f"to_tsvector('{SEARCH_CONFIG}'::regconfig, text)"
+    schema_editor.execute(
+        "INSERT INTO documents_chunk_lexemes (chunk_id, workspace_id, document_id, search_vector) "
+        f"SELECT id, workspace_id, document_id, {source} FROM documents_chunk ON CONFLICT (chunk_id) DO NOTHING"
+    )
+    schema_editor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    schema_editor.execute(index)
+    install_workspace_index(schema_editor)
+    if inline:
+        schema_editor.execute("ALTER TABLE documents_chunk DROP COLUMN search_vector")
+    schema_editor.execute("ANALYZE documents_chunk_lexemes")
+
+
+def uninstall_side_table(schema_editor):
+    """Back to the generated column (migration 0006 reversed)."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for statement in POSTGRES_UNINSTALL + POSTGRES_INLINE:
+        schema_editor.execute(statement)
+
+
 def rebuild(using=None):
     """Recreate anything missing of the index and rebuild it from documents_chunk (`reindex --rebuild-index`)."""
     from django.db import connections
@@ -389,4 +498,14 @@ def rebuild(using=None):
         if conn.vendor == "sqlite":
             cursor.execute("INSERT INTO documents_chunk_fts(documents_chunk_fts) VALUES ('rebuild')")
         elif conn.vendor == "postgresql":
+            cursor.execute(
+                "INSERT INTO documents_chunk_lexemes (chunk_id, workspace_id, document_id, search_vector) "
+                f"SELECT id, workspace_id, document_id, to_tsvector('{SEARCH_CONFIG}'::regconfig, text) "
+                "FROM documents_chunk ON CONFLICT (chunk_id) DO UPDATE SET workspace_id = EXCLUDED.workspace_id, "
+                "document_id = EXCLUDED.document_id, search_vector = EXCLUDED.search_vector"
+            )
+            cursor.execute(
+                "DELETE FROM documents_chunk_lexemes l "
+                "WHERE NOT EXISTS (SELECT 1 FROM documents_chunk c WHERE c.id = l.chunk_id)"
+            )
             cursor.execute("REINDEX INDEX documents_chunk_search")

@@ -99,3 +99,105 @@ def test_search_costs_two_queries(ingest, workspace, django_assert_num_queries):
     with django_assert_num_queries(2):
         results = search_workspace(workspace, "staff")
         assert [r.document.workspace.slug for r in results] == ["acme", "acme"]
+
+
+def _postgres_only():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL keeps the full-text index in a side table")
+    return connection
+
+
+def _lexemes(connection):
+    """chunk_id -> (workspace_id, document_id, tsvector) of documents_chunk_lexemes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT chunk_id, workspace_id, document_id, search_vector::text FROM documents_chunk_lexemes")
+        return {row[0]: row[1:] for row in cursor.fetchall()}
+
+
+def test_postgres_side_table_follows_inserts_updates_deletes_and_truncates(ingest, workspace):
+    from documents.models import Chunk
+
+    connection = _postgres_only()
+    document = ingest("faq.md", MARKDOWN.encode())
+    chunks = list(Chunk.objects.filter(document=document))
+    rows = _lexemes(connection)
+    assert set(rows) == {c.pk for c in chunks}
+    assert all(rows[c.pk][:2] == (c.workspace_id, c.document_id) for c in chunks)
+    assert not search_workspace(workspace, "zebrafish")
+    chunk = chunks[0]
+    chunk.text = "Zebrafish tanks are cleaned on Fridays."
+    chunk.save()
+    assert [r.chunk_id for r in search_workspace(workspace, "zebrafish")] == [chunk.pk]
+    assert "zebrafish" in _lexemes(connection)[chunk.pk][2]
+    chunk.delete()
+    assert chunk.pk not in _lexemes(connection) and not search_workspace(workspace, "zebrafish")
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the test's pending foreign-key checks first
+        cursor.execute("TRUNCATE documents_chunk CASCADE")
+    assert _lexemes(connection) == {}
+
+
+def test_postgres_ranked_tsvector_stays_in_the_row(ingest):
+    connection = _postgres_only()
+    ingest("faq.md", MARKDOWN.encode())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attstorage FROM pg_attribute WHERE attrelid = 'documents_chunk_lexemes'::regclass "
+            "AND attname = 'search_vector'"
+        )
+        assert cursor.fetchone()[0] == "m"  # compressed in place before any move out of line
+        cursor.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = 'documents_chunk'::regclass "
+            "AND attname = 'search_vector' AND NOT attisdropped"
+        )
+        assert cursor.fetchone() is None  # the passage table no longer carries it
+
+
+def test_postgres_migration_moves_the_former_column_to_the_side_table(ingest, workspace):
+    from django.db import connection as default
+
+    from documents import search as search_module
+    from documents.models import Chunk
+
+    connection = _postgres_only()
+    ingest("handbook.pdf", pdf_bytes())
+    expected = [(r.chunk_id, r.score) for r in search_workspace(workspace, "vacation days")]
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the test's pending foreign-key checks first
+    with default.schema_editor(atomic=False) as editor:
+        search_module.uninstall_side_table(editor)  # the layout of migrations 0002-0005
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM documents_chunk WHERE search_vector @@ to_tsquery('vacation')")
+            assert cursor.fetchone()[0] == len(expected)
+        search_module.install_side_table(editor)
+    assert [(r.chunk_id, r.score) for r in search_workspace(workspace, "vacation days")] == expected
+    assert set(_lexemes(connection)) == set(Chunk.objects.values_list("pk", flat=True))
+
+
+def test_passages_given_beside_the_cap_are_ranked_when_they_hold_the_words(ingest, workspace, monkeypatch):
+    from django.db import connection
+
+    from documents import search as search_module
+    from documents.models import Chunk
+
+    ingest("faq.md", MARKDOWN.encode())
+    ingest("handbook.pdf", pdf_bytes())
+    holding = set(Chunk.objects.filter(text__icontains="staff").values_list("pk", flat=True))
+    other = Chunk.objects.exclude(pk__in=holding).values_list("pk", flat=True).first()
+    assert len(holding) >= 2 and other
+
+    def ranked(also):
+        with connection.cursor() as cursor:
+            cursor.execute(*search_module.lexical_sql([workspace.pk], "staff", None, 10, also=also))
+            return [row[0] for row in cursor.fetchall()]
+
+    monkeypatch.setattr(search_module, "RANK_CANDIDATES", 1)
+    capped = ranked(())
+    assert len(capped) == 1
+    beyond = sorted(holding - set(capped))
+    # e.g. the nearest passages of a hybrid search: ranked by words too, each once, however common the word
+    assert sorted(ranked([*beyond, capped[0]])) == sorted(holding)
+    without = ranked([other])  # a given passage without the words is not ranked by words
+    assert len(without) == 1 and other not in without

@@ -129,7 +129,10 @@ def _flight_id():
 def _closing_ops(list_key, key, kind, data=None):
     """The store operations that end a flight led across processes: its last event, and its lock removed."""
     event = json.dumps({"t": kind, "d": data}, separators=(",", ":"))
-    return [("push", list_key, event, FLIGHT_TTL), ("delete", lock_key(key))]
+    # The lock is removed only while it is still this flight's (its id ends the list key): a lock that
+    # expired under a slow leader may since have been taken by another flight.
+    flight_id = list_key.rsplit(":", 1)[1]
+    return [("push", list_key, event, FLIGHT_TTL), ("delete_if", lock_key(key), flight_id)]
 
 
 class Participation:

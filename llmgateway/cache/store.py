@@ -68,6 +68,16 @@ class Store:
     def delete(self, *keys):
         raise NotImplementedError
 
+    def delete_if(self, key, value):
+        """Delete `key` only while it holds `value` (a str); True when deleted."""
+        current = self.get_many([key])[0]
+        if isinstance(current, bytes):
+            current = current.decode()
+        if current != value:
+            return False
+        self.delete(key)
+        return True
+
     def invalidate(self, *keys):
         """Drop cached records because what they were built from changed."""
         self.delete(*keys)
@@ -112,7 +122,8 @@ class Store:
         """Several operations in one round trip; one result per op.
 
         ops: ("get", key) | ("set", key, value, ttl) | ("add", key, value, ttl)
-        | ("push", key, value, ttl) | ("delete", key).
+        | ("push", key, value, ttl) | ("delete", key) | ("delete_if", key, value): deleted only while it
+        holds `value` (a str).
         """
         results = []
         for name, key, *args in ops:
@@ -120,6 +131,8 @@ class Store:
                 results.append(self.get_many([key])[0])
             elif name == "delete":
                 results.append(self.delete(key))
+            elif name == "delete_if":
+                results.append(self.delete_if(key, args[0]))
             else:
                 results.append(getattr(self, name)(key, *args))
         return results
@@ -433,6 +446,12 @@ return values
         if keys:
             self._run(None, lambda r: r.delete(*keys))
 
+    # Compare and delete, in one step: a lock is removed only by the flight that holds it.
+    DELETE_IF = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+    def delete_if(self, key, value):
+        return bool(self.batch([("delete_if", key, value)])[0])
+
     def add(self, key, value, ttl):
         # On an error nobody holds the lock; the caller then works alone.
         return bool(self._run(True, lambda r: self._pipe_checked([("SET", key, value, "EX", int(ttl), "NX")])[0]))
@@ -496,6 +515,8 @@ return values
                     commands += [("RPUSH", key, args[0]), ("EXPIRE", key, int(args[1]))]
                 elif name == "delete":
                     commands.append(("DEL", key))
+                elif name == "delete_if":
+                    commands.append(("EVAL", self.DELETE_IF, 1, key, args[0]))
                 else:
                     raise ValueError(f"unknown store operation {name!r}")
                 shape.append(2 if name == "push" else 1)

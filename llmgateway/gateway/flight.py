@@ -10,6 +10,7 @@ whole answer instead of a stream. Statistics and the usage hook are told
 once, when the completion ends.
 """
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from llmgateway.metering import limits
 from llmgateway.providers import resilience
 from llmgateway.providers.base import Deadline, ProviderError, chunks_from_response, response_from_chunks
 from llmgateway.usage import hook
+
+log = logging.getLogger("llmgateway.gateway")
 
 # A leader's coalescing lock outlives its deadline by this much (time to hand over the answer).
 LOCK_MARGIN_SECONDS = 10
@@ -318,6 +321,10 @@ class Completion:
         except GatewayError as error:
             self._record("error", error)
             raise
+        except Exception as exc:
+            # Not a cancellation: the reservation is released, as for any failed completion.
+            self._record("error", GatewayError(500, f"The completion failed: {exc.__class__.__name__}."))
+            raise
         finally:
             source.close()
             self._cancelled()
@@ -439,6 +446,15 @@ class Completion:
             part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
         except ProviderError as exc:
             error = GatewayError.from_provider(exc)
+            part.fail(error.as_dict())
+            raise error from None
+        except GatewayError:
+            raise
+        except Exception:
+            # A fault of the gateway's own (not the upstream's answer): logged with its traceback, and the
+            # client and any followers get an error in OpenAI's shape.
+            log.exception("the upstream call for %s failed unexpectedly", call.spec.name)
+            error = GatewayError(502, "The upstream call failed; retry the request.", code="upstream_call_failed")
             part.fail(error.as_dict())
             raise error from None
         finally:

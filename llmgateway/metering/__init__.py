@@ -127,9 +127,11 @@ class Meter:
             prompt, completion = _tokens(result.usage)
             spent = not (result.cache_hit or result.coalesced) or settings.USAGE_HITS_COUNT_TOWARDS_SPEND
             cost = math.ceil(result.cost * 1_000_000) if spent else 0
-            if ticket is not None:
+            tokens = prompt + completion if spent else 0
+            if ticket is not None and (tokens != ticket.tokens or cost != ticket.cost or limits.holds(ticket.scopes)):
                 # After the response when in a view (cache/deferred.py): the client does not wait for it.
-                deferred.defer(self._settle, call, ticket, prompt + completion if spent else 0, cost)
+                # (A hit's reservation, without a concurrency slot, has nothing to settle.)
+                deferred.defer(self._settle, call, ticket, tokens, cost)
             outcome = stats.outcome_of(result, call.lookup)
             self._add(call, outcome, 200, result.model, prompt, completion, cost, result.latency_ms)
             return
@@ -148,23 +150,24 @@ class Meter:
                 alerts.maybe_send(call.workspace_id, scope, kind, spent, budget)
 
     def _add(self, call, outcome, status, model=None, prompt=0, completion=0, cost=0, latency_ms=None):
+        # A tuple in records.FIELDS's order, encoded with the others when they are flushed.
         records.add(
-            {
-                "id": getattr(call, "request_id", None) or records.new_id(),
-                "ws": call.workspace_id,
-                "u": call.user_id,
-                "k": call.api_key_id,
-                "a": call.assistant_id,
-                "o": call.origin,
-                "m": model or call.spec.name,
-                "pt": prompt,
-                "ct": completion,
-                "c": cost,
-                "h": outcome,
-                "s": status,
-                "l": round(call.elapsed_ms() if latency_ms is None else latency_ms, 2),
-                "t": time.time(),
-            }
+            (
+                getattr(call, "request_id", None) or records.new_id(),
+                call.workspace_id,
+                call.user_id,
+                call.api_key_id,
+                call.assistant_id,
+                call.origin,
+                model or call.spec.name,
+                prompt,
+                completion,
+                cost,
+                outcome,
+                status,
+                call.elapsed_ms() if latency_ms is None else latency_ms,
+                time.time(),
+            )
         )
 
 

@@ -38,6 +38,7 @@ again from the usage rows, so what was spent during the outage counts.
 
 import logging
 import math
+import struct
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -230,23 +231,42 @@ def period_start(kind, now=None):
 
 # The scripts ------------------------------------------------------------------------------------
 
-# A bucket is one string, "level at limit", written with its expiry in one command (a hash and a
-# PEXPIRE cost Redis several times as much per request). `limit` is the one it was counted under.
+# A bucket is one string, a zero byte and four little-endian doubles: its level, the time (ms) of
+# that level, the limit it was counted under, and when the key expires. The key must live until the
+# bucket is full again; its expiry is set 2 minutes beyond that and only written again when that
+# no longer holds (SET ... PX costs Redis twice a SET ... KEEPTTL), so a bucket in steady use has
+# its expiry written about once in 2 minutes. (It was a hash with a PEXPIRE, then the text "level
+# at limit" written with its expiry every time: a pattern match and three strtod to read it.)
 _LEVEL = """
-local function level_of(key, cap, now)
-  local v = redis.call('GET', key)
+local function level_at(v, cap, now)
   if not v then return cap end
-  local level, at, was = string.match(v, '^(%S+) (%S+) (%S+)$')
+  local level, at, was, expires
+  if string.byte(v) == 0 then
+    local _
+    _, level, at, was, expires = struct.unpack('<Bdddd', v)
+  else  -- the text "level at limit" of an earlier version
+    level, at, was = string.match(v, '^(%S+) (%S+) (%S+)$')
+    level, at, was = tonumber(level), tonumber(at), tonumber(was)
+  end
   -- Counted under another limit (it was changed): what was used stays used.
-  level = tonumber(level) + cap - tonumber(was) + (now - tonumber(at)) * cap / 60000
-  if level > cap then return cap end
-  return level
+  level = level + cap - was + (now - at) * cap / 60000
+  if level > cap then return cap, expires end
+  return level, expires
 end
-local function put_level(key, cap, level, now)
-  redis.call('SET', key, string.format('%.3f %d %d', level, now, cap), 'PX', math.ceil((cap - level) * 60000 / cap) + 60000)
+local function level_of(key, cap, now)
+  return level_at(redis.call('GET', key), cap, now)
+end
+local function put_level(key, cap, level, now, expires)
+  local full = now + (cap - level) * 60000 / cap
+  if expires and expires >= full + 1000 then
+    redis.call('SET', key, struct.pack('<Bdddd', 0, level, now, cap, expires), 'KEEPTTL')
+  else
+    local ttl = math.ceil(full - now) + 120000
+    redis.call('SET', key, struct.pack('<Bdddd', 0, level, now, cap, now + ttl), 'PX', ttl)
+  end
 end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
 """
 
 ADMIT_LUA = (
@@ -354,6 +374,67 @@ return out
 )
 
 
+# A request without tokens or money: a cache hit, or a request reserved ahead of its lookup (`Ahead`).
+# The same steps as ADMIT_LUA with tokens and cost 0, on the three keys and three limits of each
+# scope only. KEYS: per scope its requests bucket, tokens bucket and concurrency set; ARGV: the
+# request's id, its concurrency slot's lifetime (ms), then per scope rpm, tpm and max_concurrent.
+# The reply has ADMIT_LUA's shape. The first pass checks every scope (a refusal changes nothing)
+# and keeps what the second needs in the reply's own slots: no table of its own.
+HIT_LUA = (
+    _LEVEL
+    + """
+local rid = ARGV[1]
+local out = {1, -1, 0, -1, 0, -1, -1}  -- one scope's room made at once
+local floor, ceil = math.floor, math.ceil
+for i = 0, #KEYS / 3 - 1 do
+  local k, a, m = i * 3, 3 + i * 3, i * 6 + 1
+  local rpm, tpm, conc = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local req, tok, expires = 0, 0, false
+  if rpm > 0 or tpm > 0 then
+    local v = redis.call('MGET', KEYS[k + 1], KEYS[k + 2])
+    if rpm > 0 then
+      req, expires = level_at(v[1], rpm, now)
+      if req < 1 then
+        return {0, i, 'requests', ceil((1 - req) * 60000 / rpm), rpm, rpm - floor(req)}
+      end
+    end
+    if tpm > 0 then tok = level_at(v[2], tpm, now) end
+  end
+  if conc > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
+    local busy = redis.call('ZCARD', KEYS[k + 3])
+    if busy >= conc then return {0, i, 'concurrent', 1000, conc, busy} end
+  end
+  out[m + 1], out[m + 2], out[m + 3], out[m + 4], out[m + 5], out[m + 6] = req, rpm, tok, tpm, conc, expires
+end
+for i = 0, #KEYS / 3 - 1 do
+  local k, m = i * 3, i * 6 + 1
+  local rpm, tpm, conc = out[m + 2], out[m + 4], out[m + 5]
+  if rpm > 0 then
+    local level = out[m + 1] - 1
+    put_level(KEYS[k + 1], rpm, level, now, out[m + 6])
+    out[m + 1], out[m + 2] = floor(level), ceil((rpm - level) * 60000 / rpm)
+  else
+    out[m + 1], out[m + 2] = -1, 0
+  end
+  if tpm > 0 then
+    local level = out[m + 3]
+    out[m + 3], out[m + 4] = floor(level), ceil((tpm - level) * 60000 / tpm)
+  else
+    out[m + 3], out[m + 4] = -1, 0
+  end
+  if conc > 0 then
+    local ttl = tonumber(ARGV[2])
+    redis.call('ZADD', KEYS[k + 3], now + ttl, rid)
+    redis.call('PEXPIRE', KEYS[k + 3], ttl)
+  end
+  out[m + 5], out[m + 6] = -1, -1
+end
+return out
+"""
+)
+
+
 # Gives back a request reserved ahead that is not going ahead as reserved (see `Ahead`).
 UNDO_LUA = (
     _LEVEL
@@ -379,12 +460,16 @@ class RedisLimiter:
         self._admit = store.client.register_script(ADMIT_LUA)
         self._settle = store.client.register_script(SETTLE_LUA)
         self._undo = store.client.register_script(UNDO_LUA)
+        self._hit = store.client.register_script(HIT_LUA)
+        # Loaded at once, not on a request's first use of each (a NOSCRIPT answer costs 2 more round trips).
+        scripts = (self._admit, self._settle, self._undo, self._hit)
+        store._run(None, lambda r: store._pipe_checked([("SCRIPT", "LOAD", s.script) for s in scripts]))
 
     def lookup_and_admit(self, keys, admit_keys, admit_args):
         """The values of `keys` and the admission script's reply, in one round trip (None: no answer)."""
 
         def run(r):
-            (values,), reply = self.store.run_script(self._admit, admit_keys, admit_args, also=[("MGET", *keys)])
+            (values,), reply = self.store.run_script(self._hit, admit_keys, admit_args, also=[("MGET", *keys)])
             return values, reply
 
         return self.store._run(([None] * len(keys), None), run)
@@ -412,10 +497,15 @@ class RedisLimiter:
                 else:
                     pipe.get(key)
             values = pipe.execute()
-            # A bucket's string "level at limit" as the local limiter keeps it: [level, at, limit].
-            return [v.split() if k.endswith((":rq", ":tk")) and v else v for k, v in zip(keys, values, strict=True)]
+            # A bucket as the local limiter keeps it: [level, at, limit].
+            return [_bucket(v) if k.endswith((":rq", ":tk")) and v else v for k, v in zip(keys, values, strict=True)]
 
         return self.store._run([None] * len(keys), run)
+
+
+def _bucket(raw):
+    """A bucket's stored string (a zero byte and four doubles, or the text "level at limit") as [level, at, limit]."""
+    return list(struct.unpack("<Bdddd", raw)[1:4]) if raw[:1] == b"\0" else raw.split()
 
 
 def _level_now(state, cap, now):
@@ -620,6 +710,24 @@ def _layout(scopes, day, month):
     return keys, vectors
 
 
+_hit_layouts = {}  # id(scopes) -> (scopes, keys, limit arguments) for HIT_LUA
+
+
+def _hit_layout(scopes):
+    """HIT_LUA's keys and per-scope limit arguments for these scopes (remembered)."""
+    found = _hit_layouts.get(id(scopes))
+    if found is not None and found[0] is scopes:
+        return found[1], found[2]
+    keys, vectors = [], []
+    for scope in scopes:
+        keys += _keys(scope.kind, scope.ident, "", "")[:3]  # requests, tokens, concurrency: no period
+        vectors += scope.vector()[:3]
+    if len(_hit_layouts) > 4096:
+        _hit_layouts.clear()
+    _hit_layouts[id(scopes)] = (scopes, keys, vectors)  # holds the list: its id is not reused meanwhile
+    return keys, vectors
+
+
 def _admission(scopes, request_id, tokens, cost, deadline_seconds, requests=1):
     """The admission script's keys and arguments, and the periods they count in."""
     period = periods()
@@ -690,7 +798,10 @@ class Ahead:
 
     def __init__(self, scopes, request_id, deadline_seconds):
         self.scopes, self.request_id = scopes, request_id
-        self.keys, self.args, self.period = _admission(scopes, request_id, 0, 0, deadline_seconds)
+        self.period = periods()
+        # HIT_LUA's keys and arguments: three of each per scope, none of them in a period.
+        self.keys, limits_args = _hit_layout(scopes)
+        self.args = [request_id, int((deadline_seconds + 10) * 1000), *limits_args]
         self.reply = None  # the script's reply, once the round trip is made
         self.done = False  # confirmed (became a ticket or a refusal) or given back
 
@@ -718,7 +829,7 @@ class Ahead:
             return
         keys, args = [], [len(self.scopes), self.request_id]
         for index, scope in enumerate(self.scopes):
-            keys += self.keys[index * 5 : index * 5 + 3 : 2]  # requests, concurrency
+            keys += self.keys[index * 3 : index * 3 + 3 : 2]  # requests, concurrency
             args += [int(scope.limits.get("rpm") or 0), int(scope.limits.get("max_concurrent") or 0)]
         found = limiter()
         if isinstance(found, RedisLimiter):
@@ -739,16 +850,25 @@ def lookup_and_admit(keys, reservation):
     return values
 
 
+_holding = {}  # id(scopes) -> (scopes, whether one of them caps concurrent requests)
+
+
+def holds(scopes):
+    """Whether an admitted request holds a concurrency slot in one of these scopes (to free when settled)."""
+    found = _holding.get(id(scopes))
+    if found is None or found[0] is not scopes:
+        if len(_holding) > 4096:
+            _holding.clear()
+        found = _holding[id(scopes)] = (scopes, any(s.limits.get("max_concurrent") for s in scopes))
+    return found[1]
+
+
 def settle(ticket, tokens, cost):
     """Replace the reservation by what was used: [(scope, "day"|"month", spent now, budget)] in micro-dollars."""
     if ticket is None or ticket.settled:
         return []
     ticket.settled = True
-    if (
-        tokens == ticket.tokens
-        and cost == ticket.cost
-        and not any(s.limits.get("max_concurrent") for s in ticket.scopes)
-    ):
+    if tokens == ticket.tokens and cost == ticket.cost and not holds(ticket.scopes):
         return []  # nothing to change (a hit without a concurrency cap): no round trip
     keys, args = [], [len(ticket.scopes), ticket.tokens, tokens, ticket.cost, cost, ticket.request_id]
     for scope in ticket.scopes:

@@ -69,12 +69,15 @@ def drain_lock_key():
     return make_key("gw:usage:drain")
 
 
+# A record's fields in the order of the tuple Meter buffers (a dict with these names is taken too).
+FIELDS = ("id", "ws", "u", "k", "a", "o", "m", "pt", "ct", "c", "h", "s", "l", "t")
+
+
 def add(record):
-    """Buffer one record (a dict, see `_decode`)."""
+    """Buffer one record: a tuple of FIELDS, or a dict of them (see `_decode`); encoded when flushed."""
     global _scheduled
-    raw = _encode(record).encode()
     with _lock:
-        _pending.append(raw)
+        _pending.append(record)
         due = not _scheduled and (len(_pending) >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)
         if due:
             _scheduled = True  # one request writes the batch; the others carry on
@@ -89,7 +92,11 @@ def flush():
     global _pending, _last_flush, _scheduled
     with _lock:
         taken, _pending, _last_flush, _scheduled = _pending, [], time.monotonic(), False
-    if taken and not get_store().append(queue_key(), taken):
+    if not taken:
+        return
+    # Encoded here, after the responses, rather than on each request (bytes: kept from a failed try).
+    taken = [r if type(r) is bytes else _encode(r).encode() for r in taken]
+    if not get_store().append(queue_key(), taken):
         # The store did not answer: keep them for the next try.
         with _lock:
             _pending[:0] = taken
@@ -130,6 +137,8 @@ atexit.register(flush)
 
 def _decode(raw):
     data = json.loads(raw)
+    if isinstance(data, list):  # a tuple of FIELDS
+        data = dict(zip(FIELDS, data, strict=True))
     return {
         "request_id": data["id"],
         "workspace_id": data["ws"],
@@ -143,7 +152,7 @@ def _decode(raw):
         "cost": Decimal(int(data.get("c") or 0)) / 1_000_000,
         "cache": data.get("h") or "miss",
         "status": int(data.get("s") or 200),
-        "latency_ms": float(data.get("l") or 0),
+        "latency_ms": round(float(data.get("l") or 0), 2),
         "created_at": datetime.fromtimestamp(data["t"], tz=UTC),
     }
 

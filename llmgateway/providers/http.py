@@ -1,44 +1,44 @@
 """The one place the gateway makes HTTP calls to model providers.
 
-Connections to each upstream stay alive between requests (a miss should
-cost the upstream's time and little more). A whole answer (`post_json`, the
-cache miss's call) goes out on the standard library's `http.client`, on
-connections kept here: the request in one write, the answer read whole, no
-client machinery in between (httpx and its httpcore/h11 layers cost about
-three times its CPU). Streamed answers (`post_stream`) go through a shared
-httpx client. Both raise httpx's exceptions. Neither uses proxies from the
-environment (HTTPS_PROXY and the like): the httpx client is built on a
-transport of its own, which httpx then does not route through them. Tests
-point a model's base URL at a real local server; nothing here is mocked.
+A shared httpx client keeps connections to each upstream alive between
+requests (a miss should cost the upstream's time and little more): a whole
+answer (`post_json`, the cache miss's call) goes out on the client's
+transport without its request building, a streamed one (`post_stream`)
+through the client. Both raise httpx's exceptions. Neither uses proxies from
+the environment (HTTPS_PROXY and the like): the client is built on a
+transport of its own, which httpx then does not route through them; an
+upstream reached through an egress proxy is not supported. A base URL with a
+user name or password is refused (the model's API key is the credential);
+a path with spaces or other characters is percent-encoded, as httpx does.
+Tests point a model's base URL at a real local server; nothing here is mocked.
 
-Two things happen in the network layer every connection goes through (for
-httpx, below it):
+Two things happen below httpx, in the network layer every connection goes through:
 
 - Time. httpx's timeouts count per connect, per write and per read, so an
   upstream that sends a byte every few seconds never times out. Here every
   call has an end (`until`, a `time.monotonic()` moment) and each socket
   operation inside `bounded(until)` may wait only for what is left of it:
-  the whole call, headers and body, is over by then.
-- Addresses. Each new connection (of either kind) resolves the host once, as it would anyway,
+  the whole call, status line, headers and body, is over by then.
+- Addresses. Each new connection resolves the host once, as it would anyway,
   and refuses link-local and metadata addresses (addresses.py) before
   connecting, so a name that comes to resolve there is refused at call time
   with no extra lookup. Kept-alive connections need neither.
+
+A whole answer is at most settings.LLM_MAX_RESPONSE_BYTES, as received and
+once decompressed.
 """
 
-import http.client
 import json
 import logging
-import select
-import socket
 import threading
 import time
 import zlib
 from contextlib import contextmanager
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 import httpcore
 import httpx
+from django.conf import settings
 
 from llmgateway.providers import addresses
 from llmgateway.providers.base import ProviderError
@@ -191,19 +191,77 @@ def _timeout(until):
     return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
 
-# The JSON that httpx's Client.post(json=...) would send.
+# The JSON that httpx's Client.post(json=...) would send, made here: the client's request building
+# (URL merging, cookies, auth, redirects, event hooks) costs more CPU than the rest of a call.
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+@lru_cache(maxsize=256)
+def _parsed_url(url):
+    """The httpx URL of a model's endpoint; a ProviderError for one the gateway will not call."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ProviderError(
+            "The model's base URL is not a valid http(s) URL; an administrator must correct it.",
+            status=502,
+            code="upstream_url_invalid",
+        )
+    if parsed.userinfo:
+        raise ProviderError(
+            "The model's base URL carries a user name or password, which the gateway does not send; "
+            "an administrator must put the credential in the model's API key.",
+            status=502,
+            code="upstream_url_invalid",
+        )
+    return parsed
+
+
+# The answer as it is: a compressed one (from an upstream that compresses anyway) is decoded by `_decoded`.
+_WHOLE_HEADERS = {"Accept-Encoding": "identity", "Content-Type": "application/json"}
 
 
 def post_json(url, *, headers, body, until):
     """POST a JSON body and read the whole response, all by `until` (time.monotonic()).
 
-    Returns a `Reply`; raises httpx's exceptions (a timeout, a connection or protocol error).
-    No redirect is followed.
+    The client's transport (its connection pool, with the checks above) sends it. Returns a `Reply`
+    with the body decoded; raises httpx's exceptions (a timeout, a connection or protocol error, an
+    answer over settings.LLM_MAX_RESPONSE_BYTES read or decoded). No redirect is followed.
     """
-    data = _encode_json(body).encode()
+    http = client()
+    seconds = max(0.001, until - time.monotonic())
+    request = httpx.Request(
+        "POST",
+        _parsed_url(url),
+        headers={**_base_headers(), **_WHOLE_HEADERS, **headers},
+        content=_encode_json(body).encode(),
+        extensions={"timeout": {"connect": min(seconds, 10.0), "read": seconds, "write": seconds, "pool": seconds}},
+    )
+    limit = settings.LLM_MAX_RESPONSE_BYTES
     with bounded(until):
-        return _post_direct(_target(url), headers, data)
+        response = http._transport_for_url(request.url).handle_request(request)
+        try:
+            parts, size = [], 0
+            for part in response.stream:
+                size += len(part)
+                if size > limit:
+                    raise httpx.RemoteProtocolError(f"the upstream's answer is over {limit} bytes")
+                parts.append(part)
+        finally:
+            response.close()
+    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+    return Reply(response.status_code, response.headers, _decoded(encoding, b"".join(parts), limit))
+
+
+_base = []
+
+
+def _base_headers():
+    if not _base:
+        _base.append(dict(client().headers))
+    return _base[0]
 
 
 class Reply:
@@ -222,174 +280,30 @@ class Reply:
         return json.loads(self.content)
 
 
-# Whole answers: http.client connections kept per upstream -------------------------------------------
-
-KEEP_IDLE = LIMITS.max_keepalive_connections  # per upstream
-_idle = {}  # (scheme, host, port) -> [(connection, time.monotonic() when put back)]
-READ_SIZE = 65536
-
-
-@lru_cache(maxsize=256)
-def _target(url):
-    """(scheme, host, port, path with query, Host header) of a URL."""
-    parts = urlsplit(url)
-    scheme, host = parts.scheme, parts.hostname or ""
-    port = parts.port or (443 if scheme == "https" else 80)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    host_header = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        host_header += f":{parts.port}"
-    return scheme, host, port, path, host_header
-
-
-def open_socket(host, port, timeout):
-    """A TCP connection to an allowed address of `host` (addresses.py); AddressRefused or an httpx error."""
-    try:
-        candidates = addresses.addresses_to_connect(host, port)
-    except addresses.Refused as exc:
-        log.warning("refused to connect to a model upstream: %s", exc)
-        raise AddressRefused(str(exc)) from None
-    except (OSError, UnicodeError) as exc:
-        raise httpx.ConnectError(f"cannot resolve {host}: {exc}") from None
+def _decoded(encoding, content, limit):
+    """The body without its Content-Encoding (gzip or deflate), at most `limit` bytes once decoded."""
+    if encoding in ("identity", ""):
+        return content
+    if encoding in ("gzip", "x-gzip"):
+        windows = (16 + zlib.MAX_WBITS,)
+    elif encoding == "deflate":
+        windows = (zlib.MAX_WBITS, -zlib.MAX_WBITS)  # zlib-wrapped, or raw as some servers send
+    else:
+        raise httpx.DecodingError(f"the upstream's answer has an unknown Content-Encoding {encoding[:40]!r}")
     failure = None
-    for address in candidates:
+    for window in windows:
+        decoder = zlib.decompressobj(window)
         try:
-            sock = socket.create_connection((address, port), _left(timeout, httpx.ConnectTimeout))
-        except TimeoutError:
-            raise httpx.ConnectTimeout(f"connecting to {host} timed out") from None
-        except OSError as exc:
+            data = decoder.decompress(content, limit + 1)
+        except zlib.error as exc:
             failure = exc
             continue
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-    raise httpx.ConnectError(f"cannot connect to {host}: {failure}")
-
-
-class _Connection(http.client.HTTPConnection):
-    """http.client's connection over `open_socket`, whose request leaves in one write (see `sendall`)."""
-
-    def __init__(self, host, port):
-        super().__init__(host, port, timeout=10.0)
-        self._unsent = []
-
-    def connect(self):
-        self.sock = open_socket(self.host, self.port, min(self.timeout, 10.0))
-
-    def send(self, data):
-        # http.client writes a request's head and its body separately: both wait for `sendall`.
-        self._unsent.append(data)
-
-    def sendall(self):
-        data, self._unsent = b"".join(self._unsent), []
-        self.sock.settimeout(_left(None, httpx.WriteTimeout))
-        self.sock.sendall(data)
-
-
-class _TLSConnection(_Connection):
-    def connect(self):
-        super().connect()
-        self.sock.settimeout(_left(10.0, httpx.ConnectTimeout))
-        self.sock = _ssl_context().wrap_socket(self.sock, server_hostname=self.host)
-
-
-@lru_cache(maxsize=1)
-def _ssl_context():
-    return httpx.create_ssl_context()  # certifi's roots, as the httpx client uses
-
-
-def _readable(sock):
-    """An idle kept-alive socket with something to read has been closed (or spoiled) by the upstream."""
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True
-
-
-def _checkout(origin):
-    idle = _idle.get(origin)
-    now = time.monotonic()
-    while idle:
-        connection, since = idle.pop()
-        if now - since < LIMITS.keepalive_expiry and not _readable(connection.sock):
-            return connection
-        connection.close()
-    scheme, host, port = origin
-    return (_TLSConnection if scheme == "https" else _Connection)(host, port)
-
-
-def _checkin(origin, connection):
-    idle = _idle.setdefault(origin, [])
-    if len(idle) < KEEP_IDLE:
-        idle.append((connection, time.monotonic()))
-    else:
-        connection.close()
-
-
-def _post_direct(target, headers, data):
-    scheme, host, port, path, host_header = target
-    origin = (scheme, host, port)
-    connection = _checkout(origin)
-    phase = httpx.ConnectTimeout
-    try:
-        if connection.sock is None:
-            connection.connect()
-        phase = httpx.WriteTimeout
-        connection.putrequest("POST", path, skip_host=True, skip_accept_encoding=True)
-        connection.putheader("Host", host_header)
-        for name, value in _request_headers(headers):
-            connection.putheader(name, value)
-        connection.putheader("Content-Length", str(len(data)))
-        connection.endheaders(data)
-        connection.sendall()
-        phase = httpx.ReadTimeout
-        connection.sock.settimeout(_left(None, httpx.ReadTimeout))
-        response = connection.getresponse()
-        parts = []
-        while True:
-            # Each read waits at most for what is left of the call: a trickling body times out too.
-            connection.sock.settimeout(_left(None, httpx.ReadTimeout))
-            part = response.read1(READ_SIZE)
-            if not part:
-                break
-            parts.append(part)
-        response.close()  # its reader only: the connection stays open
-    except BaseException as exc:
-        connection.close()
-        if isinstance(exc, TimeoutError):
-            raise phase(f"the upstream call timed out ({phase.__name__})") from None
-        if phase is httpx.ConnectTimeout and isinstance(exc, OSError):  # TLS refused, connection reset
-            raise httpx.ConnectError(f"cannot connect to {host}: {exc!r}") from None
-        if isinstance(exc, http.client.HTTPException | ConnectionError):
-            raise httpx.RemoteProtocolError(f"the upstream broke off the exchange: {exc!r}") from None
-        if isinstance(exc, OSError) and not isinstance(exc, httpx.HTTPError):
-            raise httpx.ReadError(f"the upstream connection failed: {exc!r}") from None
-        raise
-    if response.will_close:
-        connection.close()
-    else:
-        _checkin(origin, connection)
-    try:
-        content = _decoded(response, b"".join(parts))
-    except zlib.error:
-        raise httpx.DecodingError("the upstream's compressed answer is corrupt") from None
-    return Reply(response.status, response.headers, content)
-
-
-def _request_headers(headers):
-    # No Accept-Encoding: the answer comes as it is (small JSON; see `_decoded` for an upstream that compresses anyway).
-    return {"User-Agent": USER_AGENT, "Content-Type": "application/json", **headers}.items()
-
-
-def _decoded(response, content):
-    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompress(content, 16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        try:
-            return zlib.decompress(content)
-        except zlib.error:
-            return zlib.decompress(content, -zlib.MAX_WBITS)
-    return content
+        if len(data) > limit:
+            raise httpx.RemoteProtocolError(f"the upstream's answer is over {limit} bytes once decompressed")
+        if not decoder.eof:
+            raise httpx.DecodingError("the upstream's compressed answer is cut short")
+        return data
+    raise httpx.DecodingError(f"the upstream's compressed answer is corrupt: {failure}")
 
 
 @contextmanager
@@ -399,7 +313,7 @@ def post_stream(url, *, headers, body, until):
     Read the body inside `bounded(...)` (each read ends by the bound in force).
     """
     http = client()
-    request = http.build_request("POST", url, headers=headers, json=body, timeout=_timeout(until))
+    request = http.build_request("POST", _parsed_url(url), headers=headers, json=body, timeout=_timeout(until))
     with bounded(until):
         response = http.send(request, stream=True)
     try:
@@ -415,7 +329,4 @@ def reset():
         if _client is not None:
             _client.close()
         _client = None
-        _target.cache_clear()
-        for idle in list(_idle.values()):
-            while idle:
-                idle.pop()[0].close()
+        _parsed_url.cache_clear()

@@ -304,14 +304,6 @@ class _CountingStream:
         type(self).writes += 1
         return self._stream.write(buffer, timeout)
 
-    def send(self, data, *args):  # a socket (whole answers), not an httpcore stream (streamed ones)
-        type(self).writes += 1
-        return self._stream.send(data, *args)
-
-    def sendall(self, data, *args):
-        type(self).writes += 1
-        return self._stream.sendall(data, *args)
-
     def __getattr__(self, name):
         return getattr(self._stream, name)
 
@@ -321,11 +313,10 @@ def test_a_request_leaves_in_one_write_and_is_answered(workspace, remote_model, 
 
     from llmgateway.providers import http
 
-    real_connect, real_open = httpcore.SyncBackend.connect_tcp, http.open_socket
+    real_connect = httpcore.SyncBackend.connect_tcp
     monkeypatch.setattr(
         httpcore.SyncBackend, "connect_tcp", lambda self, *a, **k: _CountingStream(real_connect(self, *a, **k))
     )
-    monkeypatch.setattr(http, "open_socket", lambda *a: _CountingStream(real_open(*a)))
     monkeypatch.setattr(_CountingStream, "writes", 0)
     http.reset()
     try:

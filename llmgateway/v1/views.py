@@ -75,6 +75,18 @@ def _sse(first, rest):
     return events()
 
 
+class _Answer(HttpResponse):
+    """A completion's response; its headers are handed to the server as they are stored.
+
+    Django's `items()` walks a case-insensitive view that looks each header up
+    again by its lower-case name (four Python calls a header); with the six
+    rate-limit headers a limited key's answer has a dozen headers.
+    """
+
+    def items(self):
+        return self.headers._store.values()
+
+
 def _cache_headers(response, hit, coalesced, result=None, ratelimit=None):
     if ratelimit:
         # Six headers on every response under limits: names lower-case ASCII and values digits or
@@ -142,7 +154,7 @@ def _chat_completions(request):
     except GatewayError as error:
         return error_response(error)
     body = outcome.body if outcome.body is not None else _encode(outcome.response).encode()
-    response = HttpResponse(body, content_type="application/json")
+    response = _Answer(body, content_type="application/json")
     return _cache_headers(response, outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit)
 
 
