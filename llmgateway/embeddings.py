@@ -224,8 +224,8 @@ def _remote(spec, texts):
     until = time.monotonic() + min(spec.timeout, 60)
     try:
         response = http.post_json(url, headers=provider._headers(), body=body, until=until)
-    except http.AddressRefused as exc:
-        raise EmbeddingError(str(exc), status=502) from None
+    except http.ProviderError as exc:  # the address refused
+        raise EmbeddingError(str(exc), status=exc.status or 502) from None
     except httpx.TimeoutException:
         raise EmbeddingError(f"The embedding model “{spec.name}” did not answer in time.", status=504) from None
     except httpx.HTTPError as exc:

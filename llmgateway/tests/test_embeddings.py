@@ -244,10 +244,7 @@ def test_a_remote_model_goes_through_the_guarded_client(upstream, db, settings, 
     )
     # The model was saved while private upstreams were allowed; its address is now refused on connect,
     # as after a DNS change to a private or metadata address (kept connections of earlier tests closed).
-    for idle in http._idle.values():
-        for connection, _ in idle:
-            connection.close()
-    http._idle.clear()
+    http.reset()
     settings.LLM_ALLOW_PRIVATE_UPSTREAMS = False
     registry.forget_all()
     with pytest.raises(embeddings.EmbeddingError) as refused:
