@@ -367,6 +367,9 @@ def feedback(request, slug, mid):
     message.feedback = form.cleaned_data["feedback"]
     message.feedback_comment = form.cleaned_data["comment"]
     message.save(update_fields=["feedback", "feedback_comment"])
+    if not request.headers.get("HX-Request"):
+        # A plain form post (no script, or pressed before the page wired the button): back to the conversation.
+        return redirect(message.conversation)
     return render(request, "assistants/_feedback.html", {"message": message, "workspace": workspace})
 
 

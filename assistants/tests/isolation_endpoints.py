@@ -111,6 +111,7 @@ ENDPOINTS = [
         lambda ctx: f"/assistants/{ctx.workspace.slug}/messages/{ctx.conversations[ctx.persona][1].pk}/feedback/",
         "viewer",
         data=lambda ctx: {"feedback": "up"},
+        redirect=lambda ctx: ctx.conversations[ctx.persona][1].conversation.get_absolute_url(),
     ),
     Endpoint(
         "show an answer's version",

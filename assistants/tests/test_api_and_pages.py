@@ -267,12 +267,25 @@ def test_thumbs_down_with_a_comment_on_the_page(client_for, member, assistant, a
     events = ask_page(client, assistant, QUESTION)
     answer_id = events[-1][1]["answer_id"]
     url = f"/assistants/acme/messages/{answer_id}/feedback/"
-    response = client.post(url, {"feedback": "down"})
+    response = client.post(url, {"feedback": "down"}, headers={"HX-Request": "true"})
     assert b"What was wrong?" in response.content
-    client.post(url, {"feedback": "down", "comment": "Missing the part-time rule"})
+    client.post(url, {"feedback": "down", "comment": "Missing the part-time rule"}, headers={"HX-Request": "true"})
     message = Message.objects.get(pk=answer_id)
     assert (message.feedback, message.feedback_comment) == ("down", "Missing the part-time rule")
     assert client.post(url, {"feedback": "sideways"}).status_code == 400
+
+
+def test_feedback_posted_without_script_returns_to_the_conversation(client_for, member, assistant, ask_page):
+    client = client_for(member)
+    events = ask_page(client, assistant, QUESTION)
+    answer_id = events[-1][1]["answer_id"]
+    message = Message.objects.select_related("conversation").get(pk=answer_id)
+    page = client.get(message.conversation.get_absolute_url())
+    form = f'method="post" action="/assistants/acme/messages/{answer_id}/feedback/"'
+    assert form.encode() in page.content  # the buttons post without a script too
+    response = client.post(f"/assistants/acme/messages/{answer_id}/feedback/", {"feedback": "up"})
+    assert response.status_code == 302 and response["Location"] == message.conversation.get_absolute_url()
+    assert Message.objects.get(pk=answer_id).feedback == "up"
 
 
 def test_admin_edit_bumps_the_version_and_content_is_superuser_only(client_for, make_user, workspace, assistant):

@@ -98,7 +98,8 @@ def test_chat_with_the_keyboard_alone(browser, live_server, member, assistant):
     focus_moves_to(page, "[data-version=prev]")
     press_until(page, "#messages [data-regenerate]", key="Shift+Tab", limit=1)
 
-    # "Helpful" is swapped for its pressed state; the focus stays on it.
+    # "Helpful" is swapped for its pressed state; the focus stays on it (once htmx has wired the new version).
+    page.wait_for_selector("#messages .htmx-added, #messages .htmx-settling", state="detached")
     press_until(page, "#messages .feedback button[title=Helpful]")
     page.keyboard.press("Enter")
     page.wait_for_selector("#messages .feedback button[title=Helpful][aria-pressed=true]")
