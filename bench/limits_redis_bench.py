@@ -13,42 +13,18 @@ of each and their difference: what the limits cost Redis on a hit.
 
 import argparse
 import os
-import re
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+from callgrind_redis import redis_instructions
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def measure(calls, scopes_count, mode):
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        server = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--toggle-collect=processInputBuffer", f"--callgrind-out-file={out}",
-             "redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            code = f"""
+    code = f"""
 import os, sys
 sys.path.insert(0, {str(ROOT)!r})
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "corporate.settings")
@@ -71,21 +47,13 @@ for _ in range({calls}):
     else:
         store.get_many(entry)
 """
-            env = {
-                **os.environ,
-                "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-                "REDIS_SOCKET_TIMEOUT_MS": "30000",
-                "DATABASE_URL": "sqlite:///:memory:",
-            }
-            subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT)
-            subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], stdout=subprocess.DEVNULL)
-            server.wait(60)
-        finally:
-            if server.poll() is None:
-                server.kill()
-        if os.environ.get("LIMITS_REDIS_KEEP"):  # the profile, for callgrind_annotate
-            Path(os.environ["LIMITS_REDIS_KEEP"]).write_text(out.read_text())
-        return int(re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M).group(1))
+
+    def run(url):
+        env = {**os.environ, "REDIS_URL": url, "REDIS_SOCKET_TIMEOUT_MS": "30000", "DATABASE_URL": "sqlite:///:memory:"}
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT)
+
+    # LIMITS_REDIS_KEEP: a copy of the profile, for callgrind_annotate
+    return redis_instructions(run, keep=os.environ.get("LIMITS_REDIS_KEEP"))
 
 
 def main():
