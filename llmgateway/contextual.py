@@ -138,6 +138,15 @@ class Encoder:
         """Unit sentence vectors (n, dims) of tokenized texts: BERT, mean pooling over the tokens, L2."""
         import numpy as np
 
+        x, mask = self.hidden(ids_list)
+        pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def hidden(self, ids_list):
+        """The last layer's token states (n, length, dims) of tokenized texts, and their mask (n, length)."""
+        import numpy as np
+
         n, length = len(ids_list), max(len(ids) for ids in ids_list)
         ids = np.zeros((n, length), dtype=np.int64)
         mask = np.zeros((n, length), dtype=np.float32)
@@ -161,9 +170,7 @@ class Encoder:
             context = (scores @ v).transpose(0, 2, 1, 3).reshape(n, length, self.dims)
             x = _layer_norm(context @ out_w + out_b + x, *norm1, self.eps)
             x = _layer_norm(_gelu(x @ up_w + up_b) @ down_w + down_b + x, *norm2, self.eps)
-        pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return x, mask
 
 
 def _load():
