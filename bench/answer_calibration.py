@@ -8,7 +8,9 @@ chat page's request for every question (retrieval, passages, prompt) and stores 
 the passage numbers' files. `replay` runs the offline answerer on the stored requests in this
 process and prints, per set and in total, what answer_quality.py prints (document cited, fact in
 the answer, refusals) - in seconds rather than minutes, so thresholds and weights can be compared
-side by side on every set at once. `--judge static` replays without the contextual model.
+side by side on every set at once. `--judge static` replays without the contextual model;
+`sweep` prints, for weights and thresholds of the contextual judge, how many questions of the
+files are answered or refused as they should be.
 """
 
 import argparse
@@ -114,8 +116,10 @@ def replay(files, judge, verbose):
     report(sets, verbose)
 
 
-def sweep(files, include, dump=None):
-    """Refusals only: for weights and thresholds of the contextual judge, right answers plus right refusals."""
+def sweep(files, include):
+    """Refusals only: for each weight of the contextual judge and each threshold on the combined score
+    (besides offline.ANSWER_THRESHOLD on the static one), answerable questions answered plus
+    unanswerable ones refused, best first."""
     from llmgateway.providers import offline
 
     rows = [row for path in files for row in json.loads(Path(path).read_text())]
@@ -126,32 +130,28 @@ def sweep(files, include, dump=None):
         question, passages = offline.split_question_and_passages(row["messages"])
         scored, _ = offline.rank(question, passages)
         cosines = offline.contextual_scores(question, scored, passages) or []
-        features.append((row, [item.score for item in scored[: len(cosines)]], cosines))
+        features.append((bool(row["phrases"]), [item.score for item in scored[: len(cosines)]], cosines))
     print(f"{len(rows)} questions scored in {time.perf_counter() - started:.1f} s")
-    if dump:
-        Path(dump).write_text(
-            json.dumps([[row["set"], row["question"], bool(row["phrases"]), s, c] for row, s, c in features])
-        )
-    answerable = sum(1 for row in rows if row["phrases"])
+    answerable = sum(1 for found, _, _ in features if found)
     results = []
-    for weight in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5):
-        for centre in (0.0, 0.2, 0.3, 0.4, 0.5):
-            best = [
-                max((s + weight * (c - centre) for s, c in zip(scores, cosines, strict=True)), default=0.0)
-                for _, scores, cosines in features
-            ]
-            values = sorted(set(round(b, 3) for b in best))
-            for threshold in values:
-                ans = sum(1 for (row, _, _), b in zip(features, best, strict=True) if row["phrases"] and b >= threshold)
-                ref = sum(
-                    1 for (row, _, _), b in zip(features, best, strict=True) if not row["phrases"] and b < threshold
-                )
-                results.append((ans + ref, ans, ref, weight, centre, threshold))
+    for weight in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0):
+        combined = [
+            (
+                found,
+                scores[0] if scores else 0.0,
+                max((s + weight * c for s, c in zip(scores, cosines, strict=True)), default=0.0),
+            )
+            for found, scores, cosines in features
+        ]
+        for threshold in sorted({round(value, 2) for _, _, value in combined}):
+            answers = [static >= offline.ANSWER_THRESHOLD and value >= threshold for _, static, value in combined]
+            ans = sum(1 for (found, _, _), a in zip(combined, answers, strict=True) if found and a)
+            ref = sum(1 for (found, _, _), a in zip(combined, answers, strict=True) if not found and not a)
+            results.append((ans + ref, ans, ref, weight, threshold))
     results.sort(reverse=True)
     print(f"answerable {answerable}, unanswerable {len(rows) - answerable}")
-    for total, ans, ref, weight, centre, threshold in results[:25]:
-        print(f"right {total}  answered {ans}  refused {ref}  W={weight} centre={centre} threshold={threshold}")
-    return features
+    for total, ans, ref, weight, threshold in results[:20]:
+        print(f"right {total}  answered {ans}  refused {ref}  W_CONTEXTUAL={weight} CONTEXTUAL_THRESHOLD={threshold}")
 
 
 def main():
@@ -168,7 +168,6 @@ def main():
     swp = sub.add_parser("sweep")
     swp.add_argument("files", nargs="+")
     swp.add_argument("--sets", default="", help="comma-separated set names (default: all)")
-    swp.add_argument("--dump", default="", help="write each question's scores and cosines to this JSON file")
     args = parser.parse_args()
     if args.command == "record":
         record(args.corpus, args.out, args.questions)
@@ -180,7 +179,7 @@ def main():
 
         django.setup()
         if args.command == "sweep":
-            sweep(args.files, [name for name in args.sets.split(",") if name], args.dump)
+            sweep(args.files, [name for name in args.sets.split(",") if name])
         else:
             replay(args.files, args.judge, args.verbose)
 
