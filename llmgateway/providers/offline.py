@@ -591,10 +591,18 @@ def answer(messages):
     judged, threshold = judge(question, scored, passages)
     if not scored or scored[0].score < ANSWER_THRESHOLD or judged[0].score < threshold:
         return refusal(scope, _nearest(passages, scored))
-    scored = judged
+    contextual, scored = judged is not scored, judged
     best = scored[0].score
     kind = _question_kind(question)
-    chosen = [item for item in scored[:MAX_QUOTES] if item.score >= best * SECOND_SENTENCE]
+    # Another sentence joins when it scores nearly as well and, with the contextual judge (whose scores
+    # lie closer together), holds what the question asks for (a number, a date, what is allowed) when
+    # the best one does.
+    fits = contextual and kind is not None and kind.search(scored[0].text)
+    chosen = [
+        item
+        for item in scored[:MAX_QUOTES]
+        if item.score >= best * SECOND_SENTENCE and (not fits or item is scored[0] or kind.search(item.text))
+    ]
     picked = {(item.passage, item.order): item for item in chosen}
     top = chosen[0]
     follow = []
