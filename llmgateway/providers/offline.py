@@ -438,6 +438,11 @@ JUDGE_CANDIDATES = 8  # sentences the contextual model reads per question (its c
 JUDGE_WORDS = 48  # of each: the rest of a long sentence (a wide table row) costs more than it tells
 W_CONTEXTUAL = 1.0
 CONTEXTUAL_THRESHOLD = 0.8  # besides ANSWER_THRESHOLD on the static score, the least combined score
+# An answer stands out: the closest sentence by the contextual model is closer to the question than the
+# other candidates are on average by this much. When the documents lack the question's topic, the
+# retrieved sentences are all about equally near it (same words, neighbouring topics).
+STANDOUT = 0.1
+STANDOUT_CANDIDATES = 4  # with fewer candidates (a short document) there is nothing to stand out from
 
 
 def refusal(scope="", nearest=()):
@@ -680,6 +685,9 @@ def judge(question, scored, passages):
     cosines = contextual_scores(question, scored, passages)
     if cosines is None:
         return scored, ANSWER_THRESHOLD
+    ordered = sorted(cosines, reverse=True)
+    if len(ordered) >= STANDOUT_CANDIDATES and ordered[0] - sum(ordered[1:]) / (len(ordered) - 1) < STANDOUT:
+        return scored, math.inf  # nothing stands out: refused
     judged = [
         Candidate(item.score + W_CONTEXTUAL * cosine, item.passage, item.order, item.label, item.text)
         for item, cosine in zip(scored, cosines, strict=False)

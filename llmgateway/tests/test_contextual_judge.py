@@ -130,3 +130,28 @@ def test_health_names_the_judge(client, db, monkeypatch):
     monkeypatch.setattr(contextual, "_failed", None)
     judge = client.get("/health").json()["search"]["answer_judge"]
     assert judge == "static (the no_such_model_package package is not installed)"
+
+
+RITUALS = """Meet-ups
+The entire company gathers in person twice a year. We meet up in a different city every time. In 2022, we traveled
+to Miami and Amsterdam. Most of the planning is taken care of for you; you just need to book your flights. Lodging,
+meeting space, agenda, and social outings will be planned and communicated well in advance.
+
+There are some scheduled talks at every meet-up, like the All Hands session on Monday morning, lightning talks, and
+peer appreciation. Other than that, the meet-up is intentionally loosely structured.
+
+Meet-ups are 1 week long. Most people arrive Sunday, we meet Monday through Thursday, then travel home on Friday.
+Everyone should come to every meet-up, but skipping one here and there is okay if you have an engagement you can't
+cancel.
+"""
+
+
+def test_when_no_sentence_stands_out_the_topic_is_missing():
+    # Every sentence is about meet-ups, none about partners: all about equally near the question.
+    text = ask("Can I bring my partner to the meet-up?", ("Our rituals, Meet-ups", RITUALS))
+    assert text.startswith("I couldn't find this in the Helpdesk’s documents.")
+    # The static judge quoted the attendance sentence as if it answered.
+    assert ask_static("Can I bring my partner to the meet-up?", ("Our rituals, Meet-ups", RITUALS)).endswith("[1].")
+    # A question the passage answers is answered from the same sentences.
+    text = ask("How long does a company meet-up last?", ("Our rituals, Meet-ups", RITUALS))
+    assert "Meet-ups are 1 week long" in text and "[1]" in text
