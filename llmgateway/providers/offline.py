@@ -1,9 +1,11 @@
 """The embedded default: extractive answers from the passages in the messages.
 
-No weights, no network. It finds the question (the last user message, or
-the text after "Question:" in it) and the passages supplied with it, scores
-every sentence of every passage by the question words it contains (rarer
-words count more), and quotes the best few with their labels. It says
+No network. It finds the question (the last user message, or the text
+after "Question:" in it) and the passages supplied with it, scores every
+sentence of every passage by meaning (the static embedding model) and the
+question words it contains (rarer words count more), has the best few read
+by a contextual sentence model when its package is installed
+(llmgateway/contextual.py), and quotes the best with their labels. It says
 plainly when no passage answers the question, and when there are no
 passages at all (no generative model is configured).
 
