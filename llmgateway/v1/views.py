@@ -18,6 +18,7 @@ from corporate.views import database_unavailable
 from llmgateway import auth, metering, registry
 from llmgateway.cache import deferred
 from llmgateway.gateway import Completion, GatewayError, entry
+from llmgateway.gateway.validation import is_model_name
 
 log = logging.getLogger("llmgateway")
 # One encoder for every answer and streamed chunk: json.dumps with separators builds a new one per call.
@@ -237,6 +238,13 @@ def _embeddings(request):
     requested = body.get("model")
     if requested is not None and not isinstance(requested, str):
         raise GatewayError(400, "model must be a string.", param="model")
+    if requested and not is_model_name(requested):
+        raise GatewayError(400, "model must be a model name.", param="model")
+    try:
+        for text in texts:
+            text.encode()
+    except UnicodeEncodeError:
+        raise GatewayError(400, "The input is not valid Unicode (it holds a lone surrogate).", param="input") from None
     name = embedding_models.model_name(None) if requested in (None, "") else requested
     if name == embedding_models.LOCAL_NAME:
         name = ""
