@@ -143,6 +143,29 @@ class TestRestApi:
         assert "not with an API key" in minted.json()["detail"]
         assert not ApiKey.objects.filter(name="x").exists()
 
+    def test_a_write_key_cannot_change_who_has_access(self, workspace, owner, viewer, api_client_for):
+        from workspaces.models import Invitation
+
+        _, writer = ApiKey.create(workspace, "writer", owner, scopes=["read", "write"])
+        client = self._client(writer)
+        base = f"/api/workspaces/{workspace.slug}"
+        invited = client.post(f"{base}/invitations/", {"email": "new@evil.example", "role": "admin"}, format="json")
+        assert invited.status_code == 403, invited.content
+        assert "API key" in invited.json()["detail"]
+        membership = Membership.objects.get(workspace=workspace, user=viewer)
+        promoted = client.patch(f"{base}/members/{membership.pk}/", {"role": "owner"}, format="json")
+        assert promoted.status_code == 403
+        assert client.delete(f"{base}/members/{membership.pk}/").status_code == 403
+        assert client.delete(f"{base}/").status_code == 403
+        assert not Invitation.objects.exists()
+        membership.refresh_from_db()
+        assert membership.role == "viewer"
+        # The key still reads and writes what the owner may, and the owner's own token still invites.
+        assert client.get(f"{base}/members/").status_code == 200
+        assert client.patch(f"{base}/", {"description": "Changed with a key"}, format="json").status_code == 200
+        by_person = api_client_for(owner).post(f"{base}/invitations/", {"email": "new@acme.example"}, format="json")
+        assert by_person.status_code == 201
+
     def test_bad_bearer_token_on_the_rest_api(self, workspace):
         response = self._client("' OR 1=1 --").get(f"/api/gateway/{workspace.slug}/keys/")
         assert response.status_code in (401, 403)
