@@ -108,6 +108,19 @@ def test_archived_workspace_refuses_completions(client, api_key, workspace):
     assert _post(client, f"Bearer {api_key[1]}").status_code == 403
 
 
+def test_archived_workspace_refuses_embeddings(client, api_key, workspace):
+    key = f"Bearer {api_key[1]}"
+    body = json.dumps({"input": "hello"})
+    assert (
+        client.post("/v1/embeddings", body, content_type="application/json", HTTP_AUTHORIZATION=key).status_code == 200
+    )
+    workspace.archived = True
+    workspace.save()
+    refused = client.post("/v1/embeddings", body, content_type="application/json", HTTP_AUTHORIZATION=key)
+    assert refused.status_code == 403
+    assert "archived" in refused.json()["error"]["message"]
+
+
 def test_models_endpoint(client, api_key, remote_model):
     response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {api_key[1]}")
     assert response.status_code == 200

@@ -210,6 +210,17 @@ def embeddings(request):
         return error_response(GatewayError(500, "The gateway failed to answer; try again.", code="server_error"))
 
 
+def _check_workspace_open(workspace_id):
+    """GatewayError(403) for an archived workspace: its keys make no model calls, as for completions (flight.py)."""
+    from llmgateway.cache.entries import workspace_info
+
+    info = workspace_info.get(workspace_id)
+    if info is None:
+        raise GatewayError(404, "No such workspace.", code="workspace_not_found")
+    if info.archived:
+        raise GatewayError(403, "This workspace is archived; embeddings are off until an admin restores it.")
+
+
 def _embeddings(request):
     import base64
 
@@ -218,6 +229,7 @@ def _embeddings(request):
     from llmgateway import embeddings as embedding_models
 
     key = entry.authenticate(_digest(request))
+    _check_workspace_open(key.workspace_id)
     body = _read_json(request)
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.")
