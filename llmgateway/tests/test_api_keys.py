@@ -179,6 +179,29 @@ class TestRestApi:
         by_person = api_client_for(owner).post(f"{base}/invitations/", {"email": "new@acme.example"}, format="json")
         assert by_person.status_code == 201
 
+    def test_a_write_key_cannot_lift_its_own_limits(self, workspace, admin_user, api_client_for):
+        from llmgateway.models import Limit
+
+        key, writer = ApiKey.create(workspace, "ci", admin_user, scopes=["completions", "read", "write"])
+        Limit.objects.create(kind="key", workspace=workspace, api_key=key, daily_budget=5)
+        Limit.objects.create(kind="workspace", workspace=workspace, daily_budget=50)
+        client = self._client(writer)
+        own = f"/api/gateway/{workspace.slug}/limits/keys/{key.pk}/"
+        assert client.get(own).json()["daily_budget"] == "5.0000"
+        for method, path in [
+            ("delete", own),
+            ("patch", own),
+            ("put", own),
+            ("delete", f"/api/gateway/{workspace.slug}/limits/workspace/"),
+            ("patch", f"/api/gateway/{workspace.slug}/limits/workspace/"),
+        ]:
+            response = getattr(client, method)(path, {"daily_budget": None}, format="json")
+            assert response.status_code == 403, (method, path, response.content)
+        assert Limit.objects.get(api_key=key).daily_budget == 5
+        assert Limit.objects.get(kind="workspace").daily_budget == 50
+        # The admin, signed in or with a user token, still changes them.
+        assert api_client_for(admin_user).patch(own, {"daily_budget": "7"}, format="json").status_code == 200
+
     def test_bad_bearer_token_on_the_rest_api(self, workspace):
         response = self._client("' OR 1=1 --").get(f"/api/gateway/{workspace.slug}/keys/")
         assert response.status_code in (401, 403)
