@@ -202,6 +202,16 @@ class TestRestApi:
         # The admin, signed in or with a user token, still changes them.
         assert api_client_for(admin_user).patch(own, {"daily_budget": "7"}, format="json").status_code == 200
 
+    def test_a_write_key_cannot_restore_its_archived_workspace(self, workspace, owner):
+        _, writer = ApiKey.create(workspace, "ci", owner, scopes=["completions", "read", "write"])
+        workspace.archived = True
+        workspace.save()
+        response = self._client(writer).patch(f"/api/workspaces/{workspace.slug}/", {"archived": False}, format="json")
+        assert response.status_code == 403
+        workspace.refresh_from_db()
+        assert workspace.archived
+        assert _post(self._client(writer), f"Bearer {writer}").status_code == 403  # completions stay off
+
     def test_bad_bearer_token_on_the_rest_api(self, workspace):
         response = self._client("' OR 1=1 --").get(f"/api/gateway/{workspace.slug}/keys/")
         assert response.status_code in (401, 403)
