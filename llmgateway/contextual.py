@@ -35,7 +35,33 @@ class Unavailable(RuntimeError):
     pass
 
 
-_lock = threading.Lock()
+def _native_lock():
+    """A lock of the operating system's threads: the model is loaded and run on native threads
+    (see `_off_the_loop`), also in a gevent worker whose `threading` is patched."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return threading.Lock()
+    return monkey.get_original("threading", "Lock")()
+
+
+def _off_the_loop(function, *args):
+    """Calls function on a native thread in a gevent worker, else here.
+
+    Loading the model takes seconds and a forward pass up to a second of CPU; numpy releases
+    the GIL while it multiplies, so the worker's other requests go on meanwhile instead of
+    waiting behind one answer.
+    """
+    try:
+        from gevent import get_hub, monkey
+    except ImportError:
+        return function(*args)
+    if not monkey.is_module_patched("threading"):
+        return function(*args)
+    return get_hub().threadpool.apply(function, args)
+
+
+_lock = _native_lock()
 _model = None
 _failed = None  # why the model could not load, once it failed
 _cache = OrderedDict()
@@ -193,7 +219,9 @@ def _load():
 
 def available():
     """Whether the contextual model can be used (loads it on first call)."""
-    return _load() is not None
+    if _model is not None:
+        return True
+    return _off_the_loop(_load) is not None
 
 
 def state():
@@ -209,6 +237,10 @@ def state():
 
 def encode(texts):
     """Unit vectors (n, 384) of the texts, float32; remembered per process by text."""
+    return _off_the_loop(_encode, list(texts))
+
+
+def _encode(texts):
     import numpy as np
 
     model = _load()

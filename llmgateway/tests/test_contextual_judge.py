@@ -155,3 +155,46 @@ def test_when_no_sentence_stands_out_the_topic_is_missing():
     # A question the passage answers is answered from the same sentences.
     text = ask("How long does a company meet-up last?", ("Our rituals, Meet-ups", RITUALS))
     assert "Meet-ups are 1 week long" in text and "[1]" in text
+
+
+GEVENT_PROBE = """
+from gevent import monkey
+
+monkey.patch_all()
+import gevent
+
+from llmgateway import contextual
+
+done = False
+turns = 0
+
+
+def other_request():
+    global turns
+    while not done:
+        turns += 1
+        gevent.sleep(0)
+
+
+gevent.spawn(other_request)
+gevent.sleep(0)
+before = turns
+contextual.available()
+contextual.encode([f"Sentence number {i} about the travel policy and its limits." for i in range(40)])
+during = turns - before
+done = True
+print(during)
+"""
+
+
+def test_a_gevent_worker_goes_on_serving_while_the_model_loads_and_reads():
+    """In a gevent worker the model runs on a native thread: the worker's other greenlets get
+    turns meanwhile (on the calling greenlet they would get none until it finished)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", GEVENT_PROBE], cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split()[-1]) > 0
