@@ -505,13 +505,17 @@ def miss_overhead(stack, count):
     }
 
 
-def concurrent_miss(stack, connections, per_connection):
-    """p50 of new prompts at `connections` at once, straight to the upstream and through the gateway."""
+def concurrent_miss(stack, connections, per_connection, rounds=3):
+    """p50 of new prompts at `connections` at once, straight to the upstream and through the gateway.
+
+    The two alternate, `rounds` times each (the median of the rounds' p50s), so a burst of other work on
+    the machine meets both alike.
+    """
     import http.client
 
     run = uuid.uuid4().hex[:8]
 
-    def measure(port, path, model, headers):
+    def measure(port, path, model, headers, round_):
         latencies, lock = [], threading.Lock()
         barrier = threading.Barrier(connections)
 
@@ -519,7 +523,7 @@ def concurrent_miss(stack, connections, per_connection):
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             barrier.wait()
             for i in range(-1, per_connection):  # one warm-up request per connection
-                messages = [{"role": "user", "content": f"concurrent miss {run} {path} {index} {i} {model}"}]
+                messages = [{"role": "user", "content": f"concurrent miss {run} {round_} {index} {i} {model}"}]
                 started = time.perf_counter()
                 status, cache, data, _ = _post(connection, path, {"model": model, "messages": messages}, headers)
                 elapsed = (time.perf_counter() - started) * 1000
@@ -536,20 +540,26 @@ def concurrent_miss(stack, connections, per_connection):
             thread.join()
         return latencies
 
-    count = connections * (per_connection + 1)
-    upstream_cpu = stack.upstream.cpu_seconds()
-    direct = measure(stack.upstream.port, "/v1/chat/completions", "fake-model", {})
-    upstream_cpu, direct_upstream_cpu = stack.upstream.cpu_seconds(), stack.upstream.cpu_seconds() - upstream_cpu
-    worker_cpu = worker_cpu_seconds(stack.gateway_process)
-    through = measure(stack.port, "/v1/chat/completions", MODEL, {"Authorization": f"Bearer {stack.key}"})
-    worker_cpu = worker_cpu_seconds(stack.gateway_process) - worker_cpu
+    count = connections * (per_connection + 1) * rounds
+    direct, through = [], []
+    worker_cpu = upstream_cpu_direct = upstream_cpu_through = 0.0
+    for round_ in range(rounds):
+        started = stack.upstream.cpu_seconds()
+        direct.append(statistics.median(measure(stack.upstream.port, "/v1/chat/completions", "fake-model", {}, round_)))
+        upstream_cpu_direct += stack.upstream.cpu_seconds() - started
+        started, workers = stack.upstream.cpu_seconds(), worker_cpu_seconds(stack.gateway_process)
+        headers = {"Authorization": f"Bearer {stack.key}"}
+        through.append(statistics.median(measure(stack.port, "/v1/chat/completions", MODEL, headers, round_)))
+        worker_cpu += worker_cpu_seconds(stack.gateway_process) - workers
+        upstream_cpu_through += stack.upstream.cpu_seconds() - started
     return {
         "direct": statistics.median(direct),
         "through": statistics.median(through),
+        "added": [round(b - a, 1) for a, b in zip(direct, through, strict=True)],
         # CPU per request (warm-ups included): the gateway's workers, the upstream's process in each run.
         "worker_cpu": worker_cpu / count,
-        "upstream_cpu_direct": direct_upstream_cpu / count,
-        "upstream_cpu_through": (stack.upstream.cpu_seconds() - upstream_cpu) / count,
+        "upstream_cpu_direct": upstream_cpu_direct / count,
+        "upstream_cpu_through": upstream_cpu_through / count,
     }
 
 
@@ -665,8 +675,9 @@ def miss_report(stack, count):
     print(f"    the gateway's upstream call as it timed it (Server-Timing: upstream): p50 {miss['called']:.2f} ms")
     wide = concurrent_miss(stack, connections=64, per_connection=5)
     print(
-        f"  64 connections, 320 requests: upstream directly p50 {wide['direct']:.2f} ms, "
-        f"through the gateway p50 {wide['through']:.2f} ms: adds {wide['through'] - wide['direct']:.2f} ms"
+        f"  64 connections, 320 requests a round, 3 rounds alternating: upstream directly p50 {wide['direct']:.2f} ms, "
+        f"through the gateway p50 {wide['through']:.2f} ms: adds {wide['through'] - wide['direct']:.2f} ms "
+        f"(rounds: {', '.join(str(added) for added in wide['added'])} ms)"
     )
     print(
         f"    CPU per miss: gateway workers {wide['worker_cpu'] * 1e6:.0f} µs; the upstream's process "

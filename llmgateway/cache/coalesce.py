@@ -135,6 +135,13 @@ def _closing_ops(list_key, key, kind, data=None):
     return [("push", list_key, event, FLIGHT_TTL), ("delete_if", lock_key(key), flight_id)]
 
 
+def _write_end(key, remote, kind, data, also):
+    ops = also() if also is not None else []
+    if remote:
+        ops += _closing_ops(remote, key, kind, data)
+    get_store().batch(ops)
+
+
 class Participation:
     """This request's part in a flight: leader, follower, or solo (no coalescing)."""
 
@@ -157,9 +164,9 @@ class Participation:
         if self._remote:
             get_store().push(self._remote, json.dumps({"t": "c", "d": chunk}, separators=(",", ":")), FLIGHT_TTL)
 
-    def _end(self, kind, data=None, also=()):
-        """Close the flight; `also`: store operations to run in the same round trip (the cache entry)."""
-        ops = list(also)
+    def _end(self, kind, data=None, also=None):
+        """Close the flight; `also`: a function giving store operations to run in the same round trip (the entry)."""
+        remote = None
         if not self._closed:
             self._closed = True
             if self.flight is not None:
@@ -167,13 +174,13 @@ class Participation:
                 with _flights_lock:
                     if _flights.get(self.key) is self.flight:
                         del _flights[self.key]
-            if self._remote:
-                ops += _closing_ops(self._remote, self.key, kind, data)
-        if ops:
-            # In a view, after the response is sent; local followers already have the answer.
-            deferred.defer(get_store().batch, ops)
+            remote = self._remote
+        if also is not None or remote:
+            # In a view, after the response is sent (the entry and the event encoded then too); local
+            # followers already have the answer.
+            deferred.defer(_write_end, self.key, remote, kind, data, also)
 
-    def finish(self, payload, also=()):
+    def finish(self, payload, also=None):
         self._end("done", payload, also)
 
     def fail(self, error):

@@ -442,8 +442,8 @@ class Completion:
                 response["model"] = used.name
             upstream_ms = (time.perf_counter() - started) * 1000
             cost = used.cost(response.get("usage"))
-            ops = self._store_ops(response, used, cost, upstream_ms, collected)
-            part.finish(_payload(response, used.name, cost, upstream_ms), also=ops)
+            storing = self._storing(response, used, cost, upstream_ms, collected)
+            part.finish(_payload(response, used.name, cost, upstream_ms), also=storing)
         except ProviderError as exc:
             error = GatewayError.from_provider(exc)
             part.fail(error.as_dict())
@@ -461,14 +461,14 @@ class Completion:
             if chunks is not None:
                 chunks.close()
             part.leave()
-        self._finish(response, used, upstream_ms, stored=bool(ops))
+        self._finish(response, used, upstream_ms, stored=storing is not None)
 
-    def _store_ops(self, response, used, cost, upstream_ms, chunks):
-        """The store operation that caches the answer (run with the flight's end), or none."""
+    def _storing(self, response, used, cost, upstream_ms, chunks):
+        """A function giving the store operation that caches the answer (run with the flight's end), or None."""
         call = self.call
         if not call.store or used.name != call.spec.name:
             # Answers from a fallback model are not kept under the requested model's key.
-            return []
+            return None
         entry = CachedCompletion(
             response=response,
             generation=call.generation,
@@ -477,7 +477,7 @@ class Completion:
             upstream_ms=round(upstream_ms, 1),
             chunks=tuple(chunks) if chunks is not None else None,
         )
-        return [("set", call.key, entry.dumps(), call.ttl())]
+        return lambda: [("set", call.key, entry.dumps(), call.ttl())]
 
     def _finish(self, response, used, upstream_ms, *, coalesced=False, stored=False):
         usage = response.get("usage")

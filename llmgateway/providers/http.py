@@ -1,10 +1,13 @@
 """The one place the gateway makes HTTP calls to model providers.
 
-A shared httpx client keeps connections to each upstream alive between
-requests (a miss should cost the upstream's time and little more): a whole
-answer (`post_json`, the cache miss's call) goes out on the client's
-transport without its request building, a streamed one (`post_stream`)
-through the client. Both raise httpx's exceptions. Neither uses proxies from
+Connections to each upstream stay alive between requests (a miss should
+cost the upstream's time and little more). A streamed answer (`post_stream`)
+goes through a shared httpx client. A whole answer (`post_json`, the cache
+miss's call) goes out on connections kept here, opened by the same network
+layer, its request in one write and its answer read by http.client's parser
+(httpx's transport, httpcore and h11 take about three times the
+instructions for the same call, and httpcore's pool more the more calls are
+in flight). Both raise httpx's exceptions. Neither uses proxies from
 the environment (HTTPS_PROXY and the like): the client is built on a
 transport of its own, which httpx then does not route through them; an
 upstream reached through an egress proxy is not supported. A base URL with a
@@ -12,7 +15,7 @@ user name or password is refused (the model's API key is the credential);
 a path with spaces or other characters is percent-encoded, as httpx does.
 Tests point a model's base URL at a real local server; nothing here is mocked.
 
-Two things happen below httpx, in the network layer every connection goes through:
+Two things happen in the network layer every connection goes through:
 
 - Time. httpx's timeouts count per connect, per write and per read, so an
   upstream that sends a byte every few seconds never times out. Here every
@@ -28,8 +31,11 @@ A whole answer is at most settings.LLM_MAX_RESPONSE_BYTES, as received and
 once decompressed.
 """
 
+import http.client as http_client
+import io
 import json
 import logging
+import re
 import threading
 import time
 import zlib
@@ -39,6 +45,7 @@ from functools import lru_cache
 import httpcore
 import httpx
 from django.conf import settings
+from httpx._transports.default import map_httpcore_exceptions
 
 from llmgateway.providers import addresses
 from llmgateway.providers.base import ProviderError
@@ -219,49 +226,176 @@ def _parsed_url(url):
     return parsed
 
 
-# The answer as it is: a compressed one (from an upstream that compresses anyway) is decoded by `_decoded`.
-_WHOLE_HEADERS = {"Accept-Encoding": "identity", "Content-Type": "application/json"}
-
-
 def post_json(url, *, headers, body, until):
     """POST a JSON body and read the whole response, all by `until` (time.monotonic()).
 
-    The client's transport (its connection pool, with the checks above) sends it. Returns a `Reply`
-    with the body decoded; raises httpx's exceptions (a timeout, a connection or protocol error, an
-    answer over settings.LLM_MAX_RESPONSE_BYTES read or decoded). No redirect is followed.
+    Sent on a kept-alive connection of this module's own (`_Kept`), opened by
+    the same network layer as the client's (the checks above). Returns a `Reply`
+    with the body decoded; raises httpx's exceptions (a timeout, a connection
+    or protocol error, an answer over settings.LLM_MAX_RESPONSE_BYTES read or
+    decoded). No redirect is followed.
     """
-    http = client()
-    seconds = max(0.001, until - time.monotonic())
-    request = httpx.Request(
-        "POST",
-        _parsed_url(url),
-        headers={**_base_headers(), **_WHOLE_HEADERS, **headers},
-        content=_encode_json(body).encode(),
-        extensions={"timeout": {"connect": min(seconds, 10.0), "read": seconds, "write": seconds, "pool": seconds}},
-    )
+    target = _parsed_url(url)
+    data = _encode_json(body).encode()
+    head = _request_head(target, headers, len(data))
     limit = settings.LLM_MAX_RESPONSE_BYTES
-    with bounded(until):
-        response = http._transport_for_url(request.url).handle_request(request)
+    with bounded(until), map_httpcore_exceptions():
+        status, answer_headers, content = _exchange(target, head + data, limit)
+    encoding = (answer_headers.get("Content-Encoding") or "identity").strip().lower()
+    return Reply(status, answer_headers, _decoded(encoding, content, limit))
+
+
+# Whole answers: connections kept here, answers read by http.client's parser -------------------------
+#
+# httpx's transport (httpcore and h11 under it) takes about three times the instructions of this path for the
+# same call, and its pool walks every connection, for each connection, on every request and every response
+# handed back. A whole answer needs none of it: the request leaves in one write, and http.client's parser reads the
+# answer from the connection's buffered reader, which every read of the call goes through (`_Kept`), so:
+# - every read, of the status line, headers, chunk sizes or body, waits at most for what is left of the call
+#   (the stream is a `_BoundedStream`);
+# - interim 1xx answers are read and skipped on the same buffer, with nothing lost between them;
+# - a connection goes back to the idle list only once its answer was read to the end and the upstream did
+#   not ask to close it (`Connection: close`, HTTP/1.0): no answer is left for the next request to find.
+
+# The answer as it is: a compressed one (from an upstream that compresses anyway) is decoded by `_decoded`.
+_WHOLE_HEADERS = {"Accept-Encoding": "identity", "Content-Type": "application/json"}
+READ_SIZE = 65536
+_idle = {}  # (scheme, host, port) -> [_Kept, ...], the most recently used last
+# At most this many whole-answer calls at once per process, as the client's pool allows for its connections.
+_slots = threading.BoundedSemaphore(LIMITS.max_connections)
+_ssl_context = lru_cache(maxsize=1)(httpx.create_ssl_context)
+
+
+def _request_head(target, headers, length):
+    """The request's head in bytes: the client's headers, then the whole answer's, then the call's (by any case)."""
+    merged = _fixed_headers().copy()
+    for name, value in headers.items():
+        merged[name.lower()] = (name, value)
+    lines = [b"POST %s HTTP/1.1\r\nHost: %s\r\n" % (target.raw_path, target.netloc)]
+    try:
+        for name, value in merged.values():
+            if _FORBIDDEN.search(name) or _FORBIDDEN.search(value):
+                raise httpx.LocalProtocolError(f"the header {name!r} has a line break or a NUL character")
+            lines.append(b"%s: %s\r\n" % (name.encode("ascii"), value.encode("ascii")))
+    except UnicodeEncodeError:
+        raise httpx.LocalProtocolError("a header of the call is not ASCII") from None
+    lines.append(b"Content-Length: %d\r\n\r\n" % length)
+    return b"".join(lines)
+
+
+_FORBIDDEN = re.compile(r"[\r\n\0]")
+
+
+@lru_cache(maxsize=1)
+def _fixed_headers():
+    """{lower-case name: (name, value)} of the client's headers and the whole answer's."""
+    return {name.lower(): (name, value) for name, value in [*client().headers.items(), *_WHOLE_HEADERS.items()]}
+
+
+class _Unclosed(io.BufferedReader):
+    """The connection's read buffer: an answer that is done with it (http.client closes it) leaves it open."""
+
+    def close(self):
+        pass
+
+
+class _Kept(io.RawIOBase):
+    """A connection for whole answers: a `_BoundedStream` and the buffer its answers are parsed from."""
+
+    def __init__(self, origin, stream):
+        self.origin, self.stream, self.since = origin, stream, 0.0
+        self.reader = _Unclosed(self, READ_SIZE)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self.stream.read(len(buffer))  # bounded by what is left of the call
+        buffer[: len(data)] = data
+        return len(data)
+
+    def makefile(self, mode):
+        """For http.client.HTTPResponse, which reads an answer from its socket's file."""
+        return self.reader
+
+    def close(self):
+        super().close()
+        self.stream.close()
+
+
+def _checkout(origin):
+    """An idle connection to `origin` still good to use, or a new one (address checks and the call's time apply)."""
+    idle, now = _idle.get(origin), time.monotonic()
+    while idle:
         try:
-            parts, size = [], 0
-            for part in response.stream:
-                size += len(part)
-                if size > limit:
-                    raise httpx.RemoteProtocolError(f"the upstream's answer is over {limit} bytes")
-                parts.append(part)
-        finally:
-            response.close()
-    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
-    return Reply(response.status_code, response.headers, _decoded(encoding, b"".join(parts), limit))
+            kept = idle.pop()
+        except IndexError:  # taken by another thread meanwhile
+            break
+        # An idle connection with something to read was closed (or spoiled) by the upstream.
+        if now - kept.since < LIMITS.keepalive_expiry and not kept.stream.get_extra_info("is_readable"):
+            return kept
+        kept.close()
+    scheme, host, port = origin
+    stream = _GuardedBackend().connect_tcp(host, port, timeout=10.0)
+    if scheme == "https":
+        try:
+            stream = stream.start_tls(_ssl_context(), server_hostname=host, timeout=10.0)
+        except BaseException:
+            stream.close()
+            raise
+    return _Kept(origin, stream)
 
 
-_base = []
+def _checkin(kept):
+    idle = _idle.setdefault(kept.origin, [])
+    if len(idle) < LIMITS.max_keepalive_connections:
+        kept.since = time.monotonic()
+        idle.append(kept)
+    else:
+        kept.close()
 
 
-def _base_headers():
-    if not _base:
-        _base.append(dict(client().headers))
-    return _base[0]
+def _exchange(target, request, limit):
+    """(status, headers, body) of the answer to `request` (bytes) at `target`; httpcore's or httpx's errors."""
+    scheme = target.scheme
+    origin = (scheme, target.host, target.port or (443 if scheme == "https" else 80))
+    if not _slots.acquire(timeout=_left(None, httpcore.PoolTimeout)):
+        raise httpcore.PoolTimeout("no connection came free in the call's time")
+    try:
+        return _exchange_on(_checkout(origin), request, limit)
+    finally:
+        _slots.release()
+
+
+def _exchange_on(kept, request, limit):
+    try:
+        kept.stream.write(request)  # leaves with the first read
+        response = http_client.HTTPResponse(kept, method="POST")
+        response.begin()
+        while 100 <= response.status < 200:  # interim answers (102, 103...): the real one follows
+            if response.status == 101:
+                raise httpx.RemoteProtocolError("the upstream switched protocols")
+            response = http_client.HTTPResponse(kept, method="POST")
+            response.begin()
+        parts, size = [], 0
+        while part := response.read1(READ_SIZE):
+            size += len(part)
+            if size > limit:
+                raise httpx.RemoteProtocolError(f"the upstream's answer is over {limit} bytes")
+            parts.append(part)
+        if response.length:
+            raise http_client.IncompleteRead(b"".join(parts), response.length)
+    except http_client.HTTPException as exc:
+        kept.close()
+        raise httpx.RemoteProtocolError(f"the upstream broke off the exchange: {exc!r}") from None
+    except BaseException:
+        kept.close()
+        raise
+    if response.will_close:
+        kept.close()
+    else:
+        _checkin(kept)
+    return response.status, response.headers, b"".join(parts)
 
 
 class Reply:
@@ -330,3 +464,7 @@ def reset():
             _client.close()
         _client = None
         _parsed_url.cache_clear()
+        _fixed_headers.cache_clear()
+        for idle in list(_idle.values()):
+            while idle:
+                idle.pop().close()

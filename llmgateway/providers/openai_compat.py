@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import time
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -42,10 +43,17 @@ def parse_retry_after(value):
     return max(0.0, when.timestamp() - time.time())
 
 
+@lru_cache(maxsize=256)
+def _endpoint(base_url):
+    """(the chat-completions URL under a base URL, whether its key goes in Azure's `api-key` header)."""
+    parts = urlsplit(base_url)
+    url = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))
+    return url, (parts.hostname or "").endswith(".azure.com")
+
+
 class OpenAICompatibleProvider(Provider):
     def _url(self):
-        parts = urlsplit(self.spec.base_url)
-        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))
+        return _endpoint(self.spec.base_url)[0]
 
     def _key(self):
         try:
@@ -62,8 +70,7 @@ class OpenAICompatibleProvider(Provider):
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = self._key()
         if key:
-            host = urlsplit(self.spec.base_url).hostname or ""
-            if host.endswith(".azure.com"):
+            if _endpoint(self.spec.base_url)[1]:
                 headers["api-key"] = key
             else:
                 headers["Authorization"] = f"Bearer {key}"

@@ -156,6 +156,22 @@ def test_connection_close_answers_are_read_and_the_next_call_reconnects(v1, raw_
     assert server.connections == 2
 
 
+def test_a_kept_connection_the_upstream_closed_while_idle_is_not_used_again(v1, raw_server, raw_model):
+    def reply(conn, head, body, n):
+        data = answer(f"answer {n}")
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data)
+        )
+        return False  # closes the connection after the answer, without saying so (an idle timeout)
+
+    server = raw_server(reply)
+    raw_model(server.url)
+    assert _text(_ask(v1, 1)) == "answer 1"
+    time.sleep(0.1)  # the upstream's close has arrived
+    assert _text(_ask(v1, 2)) == "answer 2"
+    assert server.connections == 2
+
+
 def test_http_1_0_without_a_length_is_read_to_the_close(v1, raw_server, raw_model):
     def reply(conn, head, body, n):
         conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + answer(f"old {n}"))

@@ -66,6 +66,17 @@ def test_v1_skips_the_page_middleware(app, bearer):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_completion_answer_carries_its_length(app, bearer):
+    # With a length the server sends the answer in one piece, not chunked with a last chunk of its own.
+    for _ in range(2):  # a miss, then a hit
+        status, headers, content = call(
+            app, "POST", "/v1/chat/completions", json.dumps(QUESTION).encode(), authorization=bearer
+        )
+        assert status == 200, content
+        assert headers["content-length"] == str(len(content))
+
+
+@pytest.mark.django_db(transaction=True)
 def test_pages_keep_the_full_middleware(app):
     status, headers, _ = call(app, "GET", "/accounts/login/")
     assert status == 200

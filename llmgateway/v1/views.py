@@ -81,8 +81,15 @@ class _Answer(HttpResponse):
 
     Django's `items()` walks a case-insensitive view that looks each header up
     again by its lower-case name (four Python calls a header); with the six
-    rate-limit headers a limited key's answer has a dozen headers.
+    rate-limit headers a limited key's answer has a dozen headers. It carries
+    its Content-Length (the /v1 middleware does not add one): without it the
+    server sends the answer chunked, its last chunk in a write of its own
+    that the client waits for.
     """
+
+    def __init__(self, body):
+        super().__init__(body, content_type="application/json")
+        self.headers._store["content-length"] = ("Content-Length", str(len(body)))
 
     def items(self):
         return self.headers._store.values()
@@ -155,7 +162,7 @@ def _chat_completions(request):
     except GatewayError as error:
         return error_response(error)
     body = outcome.body if outcome.body is not None else _encode(outcome.response).encode()
-    response = _Answer(body, content_type="application/json")
+    response = _Answer(body)
     return _cache_headers(response, outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit)
 
 
