@@ -1,5 +1,7 @@
 """The official `openai` client against a live server, unchanged except for base_url and api_key."""
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,3 +86,69 @@ def test_errors_map_to_the_clients_exceptions(live_server, openai_client, remote
     upstream.script((429, {"Retry-After": "300"}))
     with pytest.raises(openai.RateLimitError):
         openai_client.chat.completions.create(model="remote", messages=[{"role": "user", "content": "limited"}])
+
+
+WEATHER = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+ANSWER_SHAPES = {
+    "tool_calls": {"tools": WEATHER, "tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+    "n": {"n": 2},
+    "logprobs": {"logprobs": True, "top_logprobs": 1},
+}
+
+
+def _essentials(completion):
+    """What a client reads of a chat.completion, in plain data."""
+    return {
+        "fingerprint": completion.system_fingerprint,
+        "usage": completion.usage.total_tokens,
+        "choices": [
+            {
+                "index": choice.index,
+                "finish": choice.finish_reason,
+                "content": choice.message.content,
+                "tool_calls": [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls or []],
+                "logprobs": [t.token for t in choice.logprobs.content] if choice.logprobs else None,
+            }
+            for choice in completion.choices
+        ],
+    }
+
+
+@pytest.mark.parametrize("shape", ANSWER_SHAPES)
+@pytest.mark.parametrize("first", ["stream", "whole"])
+def test_tool_calls_choices_and_logprobs_survive_the_cache_between_stream_and_whole(
+    openai_client, remote_model, upstream, shape, first
+):
+    """A streamed answer served again whole (and the other way round) tells the client the same things."""
+    options = dict(ANSWER_SHAPES[shape], model="remote", messages=[{"role": "user", "content": f"{shape} {first}"}])
+
+    def streamed():
+        with openai_client.chat.completions.stream(**options, stream_options={"include_usage": True}) as stream:
+            return _essentials(stream.get_final_completion())
+
+    def whole():
+        return _essentials(openai_client.chat.completions.create(**options))
+
+    one, two = (streamed, whole) if first == "stream" else (whole, streamed)
+    answer, replayed = one(), two()
+    assert upstream.calls == 1
+    assert replayed == answer
+    assert answer["fingerprint"] == "fp_fake"
+    choices = answer["choices"]
+    if shape == "tool_calls":
+        assert choices[0]["finish"] == "tool_calls" and choices[0]["content"] is None
+        (call_id, name, arguments) = choices[0]["tool_calls"][0]
+        assert (call_id, name) == ("call_1_0", "get_weather")
+        assert json.loads(arguments)["text"].startswith("Echo: tool_calls")
+    if shape == "n":
+        assert [c["index"] for c in choices] == [0, 1]
+    if shape == "logprobs":
+        assert "".join(choices[0]["logprobs"]).strip() == choices[0]["content"].strip()
