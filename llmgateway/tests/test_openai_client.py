@@ -152,3 +152,38 @@ def test_tool_calls_choices_and_logprobs_survive_the_cache_between_stream_and_wh
         assert [c["index"] for c in choices] == [0, 1]
     if shape == "logprobs":
         assert "".join(choices[0]["logprobs"]).strip() == choices[0]["content"].strip()
+
+
+def test_every_answer_names_its_usage_record_in_x_request_id(openai_client, remote_model, upstream):
+    from llmgateway.metering import records
+    from llmgateway.models import UsageRecord
+
+    miss = openai_client.chat.completions.with_raw_response.create(model="remote", messages=QUESTION)
+    hit = openai_client.chat.completions.with_raw_response.create(model="remote", messages=QUESTION)
+    stream = openai_client.chat.completions.with_raw_response.create(model="remote", messages=QUESTION, stream=True)
+    list(stream.parse())
+    ids = [response.headers.get("x-request-id") for response in (miss, hit, stream)]
+    assert miss.parse()._request_id == ids[0]
+    assert None not in ids and len(set(ids)) == 3
+    records.drain()
+    stored = {record.request_id.hex: record.cache for record in UsageRecord.objects.all()}
+    assert [stored.get(request_id) for request_id in ids] == ["miss", "hit", "hit"]
+
+
+def test_model_retrieval_and_endpoints_the_gateway_does_not_serve(openai_client, remote_model):
+    import openai
+
+    model = openai_client.models.retrieve("remote")
+    assert (model.id, model.object, model.owned_by) == ("remote", "model", "gateway")
+    assert openai_client.models.retrieve("offline").id == "offline"
+    with pytest.raises(openai.NotFoundError) as caught:
+        openai_client.models.retrieve("org/missing")
+    assert (caught.value.code, caught.value.body["param"]) == ("model_not_found", "model")
+    # Endpoints the gateway does not serve: OpenAI's 404, naming the call and what is served.
+    with pytest.raises(openai.NotFoundError) as caught:
+        openai_client.responses.create(model="remote", input="hello")
+    assert caught.value.body["message"].startswith("Invalid URL (POST /v1/responses)")
+    assert "/v1/chat/completions" in caught.value.body["message"]
+    assert caught.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.NotFoundError):
+        openai_client.completions.create(model="remote", prompt="hello")
