@@ -173,7 +173,7 @@ class OpenAICompatibleProvider(Provider):
         for it, and all of them by the deadline.
         """
         until = deadline.attempt_until(self.spec.timeout)
-        started = False
+        started = finished = False
         try:
             with http.post_stream(
                 self._url(), headers=self._headers(), body=self._body(request, True), until=until
@@ -190,13 +190,31 @@ class OpenAICompatibleProvider(Provider):
                         chunk = self._next_chunk(lines)
                     if chunk is None:
                         return
+                    if chunk is _ENDED:
+                        if finished:
+                            return  # a server that ends its streams without [DONE], after the finish
+                        raise self._unfinished(response, started)
                     started = True
+                    finished = finished or any(c.get("finish_reason") for c in chunk.get("choices") or ())
                     yield chunk
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, deadline, idle=started) from None
 
+    def _unfinished(self, response, started):
+        """The error for a stream that ended with neither [DONE] nor a finish: a partial answer, or none at all."""
+        if started:
+            log.warning("upstream %s: the stream ended before the answer was complete", self.spec.name)
+            return ProviderError("The upstream stream ended before the answer was complete.", status=502)
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        log.warning("upstream %s answered %s without an event stream (%s)", self.spec.name, response.status_code, kind)
+        return ProviderError(
+            f"The upstream answered HTTP {response.status_code} without an event stream ({kind}).",
+            status=502,
+            retryable=True,
+        )
+
     def _next_chunk(self, lines):
-        """The next chunk of the event stream; None at its end."""
+        """The next chunk of the event stream; None at its [DONE], _ENDED when the body ends without one."""
         for line in lines:
             if not line.startswith("data:"):
                 continue
@@ -215,7 +233,11 @@ class OpenAICompatibleProvider(Provider):
                 raise ProviderError(_summary("The upstream stream failed", error), status=502)
             self._check_usage(chunk)
             return chunk
-        return None
+        return _ENDED
+
+
+# The event stream's body ended without [DONE].
+_ENDED = object()
 
 
 def _is_usage(usage):

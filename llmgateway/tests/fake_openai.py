@@ -13,7 +13,10 @@ in its own process; `GET /_calls` then tells how many completions it answered).
                                             # "hang" answers nothing until release() or the client leaves;
                                             # "trickle" sends the answer one byte per trickle_interval;
                                             # "stall" streams the first chunk, then hangs;
-                                            # "drop" streams a word, then closes the connection
+                                            # "drop" streams a word (or sends half the answer), then
+                                            # closes the connection; "cut" streams two words, then ends
+                                            # the stream cleanly without a finish or [DONE];
+                                            # "html" answers 200 with an HTML page
     server.trickle_interval, server.trickle_for  # 0.5 s per byte, for 10 s (then the rest at once)
     server.usage_reply = "lots"             # answered as "usage" in place of the token counts
     server.release()                        # end every hang now
@@ -130,7 +133,15 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(planned, dict):
             self._send_json(planned["status"], {"error": planned["error"]}, planned.get("headers"))
             return
-        if planned is not None and planned not in ("hang", "trickle", "stall"):
+        if planned == "html":  # a proxy's error page with a 200 (a captive portal, a misrouted base URL)
+            page = b"<html><body>Service temporarily unavailable</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self._write(page)
+            return
+        if planned is not None and planned not in ("hang", "trickle", "stall", "drop", "cut"):
             status, headers = planned if isinstance(planned, tuple) else (planned, {})
             self._send_json(
                 status, {"error": {"message": f"scripted failure {status}", "type": "server_error"}}, headers
@@ -199,6 +210,15 @@ class _Handler(BaseHTTPRequestHandler):
                 answer["system_fingerprint"] = "fp_fake"
             if planned == "trickle":
                 self._trickle(json.dumps(answer).encode())
+            elif planned == "drop":  # half the answer, then the connection closes
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self._write(data[: len(data) // 2])
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
             else:
                 self._send_json(200, answer)
             return
@@ -234,6 +254,11 @@ class _Handler(BaseHTTPRequestHandler):
             chunk({"content": text.split(" ")[0] + " "})
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if planned == "cut":  # a few words, then the stream ends cleanly: no finish_reason, no [DONE]
+            for word in text.split(" ")[:2]:
+                chunk({"content": word + " "})
+            self._write(b"0\r\n\r\n")
             return
         for index in range(choices):
             if tool is not None:
