@@ -135,6 +135,9 @@ class OpenAICompatibleProvider(Provider):
             return ProviderError(
                 "The upstream model did not answer in time.", status=504, retryable=True, code="upstream_timeout"
             )
+        if idle:
+            log.warning("upstream %s broke off its stream: %s", self.spec.name, exc.__class__.__name__)
+            return ProviderError("The upstream closed the connection before the answer was complete.", status=502)
         log.warning("upstream %s unreachable: %s", self.spec.name, exc.__class__.__name__)
         return ProviderError("The upstream model could not be reached.", status=502, retryable=True)
 

@@ -427,6 +427,7 @@ def test_a_stream_the_upstream_breaks_off_ends_with_an_error_event_and_is_not_ca
     assert events[0]["object"] == "chat.completion.chunk"
     assert "[DONE]" not in events
     assert events[-1]["error"]["type"] == "api_error" and events[-1]["error"]["code"] == "upstream_error"
+    assert "before the answer was complete" in events[-1]["error"]["message"]
     # The partial answer was not kept: the same question is asked again, and answered whole.
     again = v1(request)
     assert again["X-Cache"] == "MISS"
