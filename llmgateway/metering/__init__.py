@@ -54,6 +54,9 @@ def estimate(call):
     answer = call.request.get("max_completion_tokens") or call.request.get("max_tokens")
     if not isinstance(answer, int) or answer <= 0:
         answer = settings.USAGE_ESTIMATE_MAX_TOKENS
+    choices = call.request.get("n")
+    if isinstance(choices, int) and choices > 1:
+        answer *= choices  # each of the n answers may be that long
     cost = call.spec.cost({"prompt_tokens": prompt, "completion_tokens": answer})
     return prompt + answer, math.ceil(cost * 1_000_000)
 
