@@ -183,9 +183,9 @@ class OpenAICompatibleProvider(Provider):
             ) as response:
                 if response.status_code >= 400:
                     with http.bounded(until):
-                        body_text = response.read().decode(errors="replace")
+                        body_text = _error_text(response)
                     raise self._error_from_response(response, body_text)
-                lines = response.iter_lines()
+                lines = _lines(response, settings.LLM_MAX_RESPONSE_BYTES)
                 while True:
                     if started:
                         until = min(deadline.at, time.monotonic() + settings.LLM_STREAM_IDLE_SECONDS)
@@ -241,6 +241,37 @@ class OpenAICompatibleProvider(Provider):
 
 # The event stream's body ended without [DONE].
 _ENDED = object()
+# Of an error's body, only this much is read (its type and code are at its start).
+ERROR_BODY_BYTES = 64 * 1024
+
+
+def _lines(response, limit):
+    """The lines of a streamed body, at most `limit` bytes in all (decoded): an upstream that sends
+    without end, or one line without end, fails rather than filling the worker's memory."""
+    pending, total = b"", 0
+    for data in response.iter_bytes():
+        total += len(data)
+        if total > limit:
+            raise ProviderError(f"The upstream's stream is over {limit} bytes.", status=502)
+        pending += data
+        if b"\n" not in data:
+            continue
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r").decode(errors="replace")
+    if pending:
+        yield pending.rstrip(b"\r").decode(errors="replace")
+
+
+def _error_text(response):
+    """The start of an error's streamed body (ERROR_BODY_BYTES at most)."""
+    parts, size = [], 0
+    for data in response.iter_bytes():
+        parts.append(data)
+        size += len(data)
+        if size >= ERROR_BODY_BYTES:
+            break
+    return b"".join(parts)[:ERROR_BODY_BYTES].decode(errors="replace")
 
 
 def _is_usage(usage):
