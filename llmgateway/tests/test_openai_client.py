@@ -187,3 +187,15 @@ def test_model_retrieval_and_endpoints_the_gateway_does_not_serve(openai_client,
     assert caught.value.body["type"] == "invalid_request_error"
     with pytest.raises(openai.NotFoundError):
         openai_client.completions.create(model="remote", prompt="hello")
+
+
+def test_the_clients_own_retry_waits_for_the_retry_after_it_is_given(live_server, api_key, remote_model, upstream):
+    import openai
+
+    remote_model.max_retries = 0  # the gateway passes the upstream's 503 on, with its Retry-After
+    remote_model.save()
+    upstream.script((503, {"Retry-After": "1"}))
+    client = openai.OpenAI(base_url=live_server.url + "/v1", api_key=api_key[1], max_retries=1, timeout=20)
+    raw = client.chat.completions.with_raw_response.create(model="remote", messages=QUESTION)
+    assert raw.retries_taken == 1 and upstream.calls == 2
+    assert raw.parse().choices[0].message.content.startswith("Echo:")
