@@ -160,9 +160,7 @@ class Meter:
                     call.ticket = reserved.top_up(tokens, cost, call.deadline.remaining())
         except limits.Refusal as refusal:
             self._add(call, "refused", 429)
-            error = refused(refusal)
-            error.headers["x-request-id"] = call.request_id  # the refusal's usage record
-            raise error from None
+            raise refused(refusal) from None
         return call.ticket
 
     def record(self, call, result, error=None):

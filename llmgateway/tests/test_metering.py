@@ -350,9 +350,6 @@ def test_refusal_body_is_openai_shaped(v1, api_key, remote_model, upstream):
     refused = v1(BASE)
     body = json.loads(refused.content)
     assert set(body["error"]) == {"message", "type", "param", "code"}
-    # Named by its usage record, as an answer is.
-    records.drain()
-    assert UsageRecord.objects.get(cache="refused").request_id.hex == refused["x-request-id"]
 
 
 def test_budget_alerts_mail_the_admins_once_at_80_and_once_at_100_percent(
