@@ -120,10 +120,9 @@ MIDDLEWARE = [
 V1_MIDDLEWARE = [
     # Queries and database time per request: Server-Timing, the access log, the metrics.
     "corporate.observability.middleware.RequestStatsMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "corporate.middleware.DatabaseUnavailableMiddleware",
-    "corporate.middleware.ValidateHostMiddleware",
-    "corporate.middleware.RejectNulInQueryMiddleware",
+    # SecurityMiddleware, DatabaseUnavailableMiddleware, ValidateHostMiddleware and
+    # RejectNulInQueryMiddleware in one layer (a layer of calls less each on every cache hit).
+    "corporate.middleware.ApiGuardMiddleware",
 ]
 
 ROOT_URLCONF = "corporate.urls"

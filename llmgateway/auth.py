@@ -7,8 +7,11 @@ on every request against the cached info. A record counts for API_KEY_TTL
 (5 s) after it was read, so whatever happened meanwhile (a revocation while
 Redis was paused or down, a queryset `update()` that sent no signal, a
 membership deleted in SQL) a key that lost its rights fails within 5 s.
-Each key in use thus costs one query per 5 s for the whole deployment (the
-record is shared in Redis), and a hit between two checks none. Revoking a
+Each key in use thus costs about one query per 4 s per worker process: in
+its last second a record is read again after a response, once per process
+(`KeyInfo.nearly_due`), so the requests that arrive together when it falls
+due do not all query the database; the new record is shared in Redis, and a
+hit between two checks makes no query. Revoking a
 key, deactivating its creator, changing the creator's membership or editing
 the key also deletes the cached info, so with Redis answering the very next
 request already fails. Records read before this process last saw Redis fail
@@ -47,6 +50,10 @@ class KeyInfo:
     def current(self, unreliable_before=0.0):
         """Still good to use without asking the database again?"""
         return self.checked_at > unreliable_before and time.time() - self.checked_at < API_KEY_TTL
+
+    def nearly_due(self):
+        """Within a second of its next check: read again early, while it still counts (records.ReadThrough)."""
+        return time.time() - self.checked_at >= API_KEY_TTL - 1
 
     def expired(self):
         return self.expires_at is not None and self.expires_at <= time.time()
@@ -123,12 +130,16 @@ key_records = ReadThrough(
     _key_from_database,
     API_KEY_TTL,
     fresh=lambda info: info.current(get_store().unreliable_before()),
+    renew=KeyInfo.nearly_due,
 )
 
 
-def info_from_cached(raw):
-    """(found, info): (False, None) when not cached or due for a check; (True, None) for a key known to be unusable."""
-    return key_records.from_cached(raw)
+def info_from_cached(raw, digest=None):
+    """(found, info): (False, None) when not cached or due for a check; (True, None) for a key known to be unusable.
+
+    digest: the key's, so that a record nearly due is read again after the response (once per process).
+    """
+    return key_records.from_cached(raw, digest)
 
 
 def load_key(digest):
@@ -151,7 +162,7 @@ def resolve(token, scope=None):
     digest = token_hash(token)
     if digest is None:
         raise KeyRejected("Invalid API key.")
-    found, info = info_from_cached(get_store().get_many([api_key_key(digest)])[0])
+    found, info = info_from_cached(get_store().get_many([api_key_key(digest)])[0], digest)
     if not found:
         info = load_key(digest)
     return check(info, scope)

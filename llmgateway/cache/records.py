@@ -11,27 +11,40 @@ name or token does not reach the database on every request. Cached bytes are
 parsed once per process: the parse is memoised by the bytes themselves
 (content-addressed, so never stale), least recently used first out.
 `fresh(value)` may say a parsed record is due for a new database read (an
-API key's record counts for a few seconds only).
+API key's record counts for a few seconds only). `renew(value)` may say a
+record still good is close to that: given its identity, `from_cached` then
+has it read again after the response (`cache.deferred`), once per process
+and per RENEW_GAP, so the requests that arrive together at a due record do
+not all query the database at once (a herd every few seconds on a busy key).
 """
 
+import time
 from functools import lru_cache
 
+from llmgateway.cache.deferred import defer
+from llmgateway.cache.memo import BoundedMemo
 from llmgateway.cache.store import get_store
 
 MISSING = b"-"
 NEGATIVE_TTL = 30  # "no such key / model / workspace", so junk does not reach the database each time
+RENEW_GAP = 1.0  # seconds between two early reads of one record by one process (one that failed included)
 
 
 class ReadThrough:
-    def __init__(self, key, parse, load, ttl, *, fresh=None, parsed=4096):
+    def __init__(self, key, parse, load, ttl, *, fresh=None, renew=None, parsed=4096):
         self.key = key  # identity -> store key
         self._parse = lru_cache(maxsize=parsed)(parse)
         self._load = load  # identity -> value (with .dumps()) or None, from the database
         self.ttl = ttl
         self.fresh = fresh
+        self.renew = renew
+        self._renewed = BoundedMemo()  # identity -> time.monotonic() of this process's last early read
 
-    def from_cached(self, raw):
-        """(found, value): (False, None) when not cached or due for a read; (True, None) for "no such row"."""
+    def from_cached(self, raw, identity=None):
+        """(found, value): (False, None) when not cached or due for a read; (True, None) for "no such row".
+
+        identity: the record's, to have it read again early when `renew` says it is nearly due.
+        """
         if raw is None:
             return False, None
         if raw == MISSING:
@@ -39,7 +52,16 @@ class ReadThrough:
         value = self._parse(raw)
         if self.fresh is not None and not self.fresh(value):
             return False, None
+        if identity is not None and self.renew is not None and self.renew(value):
+            self._renew_soon(identity)
         return True, value
+
+    def _renew_soon(self, identity):
+        now = time.monotonic()
+        last = self._renewed.get(identity)
+        if last is None or now - last >= RENEW_GAP:
+            self._renewed.put(identity, now)
+            defer(self.load, identity)
 
     def load(self, identity):
         """The value from the database (None: no such row), kept in the store for the next request."""

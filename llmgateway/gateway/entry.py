@@ -105,7 +105,7 @@ def _prepare(workspace_id, body, cache_control, spec, raw):
 
 def key_info(digest, raw, scope="completions"):
     """The KeyInfo behind a token's digest, from its cached record (raw) or the database; GatewayError(401)."""
-    found, info = auth.info_from_cached(raw)
+    found, info = auth.info_from_cached(raw, digest)
     if not found:
         info = auth.load_key(digest)
     try:

@@ -153,3 +153,20 @@ def test_a_hit_rechecks_its_key_once_per_5_seconds(v1, api_key, django_assert_nu
         assert v1(REQUEST)["X-Cache"] == "HIT"
     with django_assert_num_queries(0):
         assert v1(REQUEST)["X-Cache"] == "HIT"
+
+
+def test_a_record_nearly_due_is_read_again_once_after_the_response(v1, api_key, django_assert_num_queries):
+    # Requests that arrive together when a busy key's record falls due would each query the database;
+    # in its last second the record is read again by the first request (after its response), not by all.
+    _, full = api_key
+    assert v1(REQUEST).status_code == 200
+    store, key = get_store(), api_key_key(hash_key(full))
+    info = KeyInfo.loads(store.get_many([key])[0])
+    store.set(key, dataclasses.replace(info, checked_at=time.time() - 4.5).dumps(), 60)
+    with django_assert_num_queries(1):
+        assert v1(REQUEST)["X-Cache"] == "HIT"
+    renewed = KeyInfo.loads(store.get_many([key])[0])
+    assert time.time() - renewed.checked_at < 1
+    with django_assert_num_queries(0):
+        assert v1(REQUEST)["X-Cache"] == "HIT"
+        assert v1(REQUEST)["X-Cache"] == "HIT"

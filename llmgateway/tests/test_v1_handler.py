@@ -132,3 +132,30 @@ def test_building_the_lean_handler_leaves_the_site_middleware_alone(settings):
     handler = LeanWSGIHandler(["corporate.middleware.ValidateHostMiddleware"])
     assert list(settings.MIDDLEWARE) == before
     assert handler._middleware_chain is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_v1_refusals_carry_the_security_headers(app, bearer):
+    # As when SecurityMiddleware ran outside the host and query checks: their 400s get its headers too.
+    for extra in ({"host": "evil.example"}, {"query": "q=%00"}):
+        query = extra.pop("query", "")
+        status, headers, _ = call(app, "GET", "/v1/models", query=query, authorization=bearer, **extra)
+        assert status == 400
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "same-origin"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_v1_security_headers_match_the_security_middleware(app, bearer, settings):
+    from django.http import HttpResponse
+    from django.middleware.security import SecurityMiddleware
+    from django.test import RequestFactory
+
+    expected = SecurityMiddleware(lambda request: HttpResponse()).process_response(
+        RequestFactory().get("/v1/models"), HttpResponse()
+    )
+    status, headers, _ = call(app, "GET", "/v1/models", authorization=bearer)
+    assert status == 200
+    for name, value in expected.items():
+        if name.lower() != "content-type":
+            assert headers[name.lower()] == value, name
