@@ -182,6 +182,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Seconds a request waits for a free pooled connection before failing.
     DATABASES["default"]["POOL_TIMEOUT"] = env_int("DB_POOL_TIMEOUT", 10, minimum=1)
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
+# Seconds a gevent worker waits for the database's answer to a query before giving up with
+# OperationalError (503): a database that stops answering without closing its connections
+# (paused, frozen, cut off) holds no request longer (corporate/backends/postgresql/green.py).
+DB_QUERY_TIMEOUT = env_int("DB_QUERY_TIMEOUT", 30, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Every query at least this slow is logged once, with its origin and its SQL

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from corporate.auth import cooloff_words, password_reset_limit
 from corporate.dashboard import panels_for
-from corporate.errors import BODY_LIMIT_ERRORS, body_limit, error_response
+from corporate.errors import BODY_LIMIT_ERRORS, OPENAI, body_limit, error_response, style_for
 from corporate.forms import SignInForm
 from corporate.models import ColorScheme
 from corporate.navigation import areas_for
@@ -269,7 +269,15 @@ def permission_denied(request, exception=None):
     return error_response(request, 403, "Not allowed", message, "permission_denied")
 
 
+# What an OpenAI client that calls an endpoint the gateway does not serve is told.
+OPENAI_ENDPOINTS = "POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and GET /v1/models/{model}"
+
+
 def page_not_found(request, exception=None):
+    if style_for(request) == OPENAI:
+        # An OpenAI client calling an endpoint the gateway does not serve (/v1/responses, /v1/completions...).
+        detail = f"Invalid URL ({request.method} {request.path}): this gateway serves {OPENAI_ENDPOINTS}."
+        return error_response(request, 404, "Page not found", detail, "not_found")
     return error_response(
         request,
         404,

@@ -94,7 +94,8 @@ class Worker(GeventWorker):
 
     def patch(self):
         super().patch()  # gevent.monkey.patch_all(), and gevent sockets for the listeners
-        from psycogreen.gevent import patch_psycopg
+        # psycopg2 cooperative, each wait for the database bounded (DB_CONNECT_TIMEOUT, DB_QUERY_TIMEOUT).
+        from corporate.backends.postgresql.green import patch_psycopg
 
         patch_psycopg()
         # gunicorn.http.wsgi.create() builds its responses from this module-level name.

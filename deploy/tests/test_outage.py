@@ -42,6 +42,10 @@ class AppStack(Stack):
         self._start_app()
         return self
 
+    def app_env(self):
+        # A paused database is given up on after this long (the production default is 30 s).
+        return {**super().app_env(), "DB_QUERY_TIMEOUT": "5"}
+
     @property
     def log_path(self):
         return self.logs / "start_production.log"
@@ -318,3 +322,67 @@ def test_the_task_worker_waits_out_a_database_restart_and_processes_the_next_doc
     assert log.count("database unavailable (") == 1, log
     assert log.count("database available again") == 1, log
     assert "stopped (exit" not in log
+
+
+def _cluster_processes(cluster):
+    """The postmaster's pid and its children's (the sessions, the background processes)."""
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if parent == postmaster:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_a_paused_database_is_a_503_by_the_query_timeout_and_no_request_hangs(stack, cluster, api_token):
+    """Frozen, not down: connections stay open and nothing answers. Each wait ends by DB_QUERY_TIMEOUT."""
+    script = (
+        "from django.contrib.auth import get_user_model; from llmgateway.models import ApiKey; "
+        "from workspaces.models import Workspace; "
+        "user = get_user_model().objects.get(email='outage@example.com'); "
+        "print(ApiKey.create(Workspace.objects.get(slug='outage'), 'paused', user)[1])"
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=stack.app_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    bearer = {"Authorization": f"Bearer {done.stdout.split()[-1]}", "Content-Type": "application/json"}
+    cookies = sign_in(stack)
+    question = {"model": "offline", "messages": [{"role": "user", "content": "Hello?"}]}
+    # Several pooled connections, each idle when the database freezes.
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        warm = list(pool.map(lambda _: request(stack, "GET", "/", headers={"Cookie": cookies})[0], range(8)))
+    assert warm == [200] * 8
+    assert request(stack, "POST", "/v1/chat/completions", bearer, json.dumps(question).encode())[0] == 200
+    time.sleep(5.5)  # the key's cached record is older than 5 s: the next request checks it in the database
+    paused = _cluster_processes(cluster)
+    for pid in paused:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        # The client's own timeout (30 s) is the bound: without one of its own, each of these waited forever.
+        status, _, body = request(stack, "GET", "/v1/models", headers=bearer, timeout=30)
+        assert status == 503, body[:300]
+        assert json.loads(body)["error"]["code"] == "service_unavailable"
+        other = dict(question, messages=[{"role": "user", "content": "Anyone?"}])
+        status, _, body = request(stack, "POST", "/v1/chat/completions", bearer, json.dumps(other).encode(), 30)
+        assert status == 503, body[:300]
+        status, _, body = request(stack, "GET", "/", headers={"Cookie": cookies}, timeout=30)
+        assert status == 503 and b"database is not answering" in body
+    finally:
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
+    # Thawed: the connections that timed out were closed, not pooled again; pages answer at once.
+    statuses = [request(stack, "GET", "/", headers={"Cookie": cookies})[0] for _ in range(4)]
+    assert statuses == [200] * 4

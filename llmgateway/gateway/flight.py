@@ -101,6 +101,7 @@ class CompletionResult:
     upstream_ms: float | None = None  # this request's own upstream call, when it made one
     ratelimit: dict | None = None  # the x-ratelimit-* headers, when limits apply
     body: bytes | None = None  # `response` as compact JSON, when it was at hand (a hit)
+    request_id: str | None = None  # the usage record's id (the x-request-id header)
 
     @property
     def text(self):
@@ -383,6 +384,7 @@ class Completion:
             stored=True,
             ratelimit=self._ratelimit(),
             body=None if self._want_chunks else entry.response_json(),
+            request_id=self.call.request_id,
         )
 
     def _ratelimit(self):
@@ -492,6 +494,7 @@ class Completion:
             fallback=used.name != self.call.spec.name,
             upstream_ms=None if coalesced else round(upstream_ms, 2),
             ratelimit=self._ratelimit(),
+            request_id=self.call.request_id,
         )
 
     def _record(self, outcome=None, error=None):

@@ -64,7 +64,7 @@ def estimate(call):
         answer = settings.USAGE_ESTIMATE_MAX_TOKENS
     choices = call.request.get("n")
     if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
-        answer *= choices
+        answer *= choices  # each of the n answers may be that long
     cost = call.spec.cost({"prompt_tokens": prompt, "completion_tokens": answer})
     return prompt + answer, math.ceil(cost * 1_000_000)
 

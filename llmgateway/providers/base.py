@@ -116,43 +116,81 @@ def chunk_dict(id_, created, model, delta, finish_reason=None, usage=None, choic
     return chunk
 
 
+# Fields of a completion that its chunks carry too (OpenAI repeats them on every chunk).
+SHARED_FIELDS = ("system_fingerprint", "service_tier")
+
+
 def chunks_from_response(response):
-    """A complete response as a stream: role, content, finish, then usage (how a cached answer is replayed)."""
+    """A complete response as a stream: role, content, finish, then usage (how a cached answer is replayed).
+
+    Each choice's tool calls, refusal and log probabilities come with its content, so a client reading
+    the stream gets what it would have read in the whole response.
+    """
     id_, created, model = response.get("id"), response.get("created"), response.get("model")
+    shared = {name: response[name] for name in SHARED_FIELDS if response.get(name) is not None}
     chunks = []
     for choice in response.get("choices", []):
         index = choice.get("index", 0)
         message = choice.get("message") or {}
         delta = {"role": "assistant", "content": message.get("content") or ""}
         if message.get("tool_calls"):
+            delta["content"] = message.get("content")
             delta["tool_calls"] = [dict(call, index=i) for i, call in enumerate(message["tool_calls"])]
+        if message.get("refusal") is not None:
+            delta["refusal"] = message["refusal"]
         first = chunk_dict(id_, created, model, delta)
         first["choices"][0]["index"] = index
+        if choice.get("logprobs") is not None:
+            first["choices"][0]["logprobs"] = choice["logprobs"]
         last = chunk_dict(id_, created, model, {}, finish_reason=choice.get("finish_reason") or "stop")
         last["choices"][0]["index"] = index
         chunks += [first, last]
     if response.get("usage"):
         chunks.append(chunk_dict(id_, created, model, {}, usage=response["usage"], choices=False))
+    if shared:
+        for chunk in chunks:
+            chunk.update(shared)
     return chunks
 
 
+def _merge_logprobs(slot, logprobs):
+    """A chunk's log probabilities added to its choice's: the token lists of `content` and `refusal` grow."""
+    if not isinstance(logprobs, dict):
+        return
+    merged = slot["logprobs"]
+    if merged is None:
+        merged = slot["logprobs"] = {"content": None, "refusal": None}
+    for part in ("content", "refusal"):
+        tokens = logprobs.get(part)
+        if isinstance(tokens, list):
+            merged[part] = (merged[part] or []) + tokens
+
+
 def response_from_chunks(chunks, model):
-    """Assemble streamed chunks into one chat.completion (content, tool calls, finish reason, usage)."""
+    """Assemble streamed chunks into one chat.completion (content, tool calls, refusal, log probabilities,
+    finish reason, usage and the fields every chunk repeats)."""
     choices = {}
     usage = None
     id_, created = None, None
+    shared = {}
     for chunk in chunks:
         id_ = id_ or chunk.get("id")
         created = created or chunk.get("created")
         if chunk.get("usage"):
             usage = chunk["usage"]
+        for name in SHARED_FIELDS:
+            if chunk.get(name) is not None:
+                shared[name] = chunk[name]
         for choice in chunk.get("choices") or []:
             slot = choices.setdefault(
-                choice.get("index", 0), {"content": [], "tool_calls": {}, "finish_reason": None, "role": "assistant"}
+                choice.get("index", 0),
+                {"content": [], "refusal": [], "tool_calls": {}, "finish_reason": None, "logprobs": None},
             )
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 slot["content"].append(delta["content"])
+            if delta.get("refusal"):
+                slot["refusal"].append(delta["refusal"])
             for call in delta.get("tool_calls") or []:
                 merged = slot["tool_calls"].setdefault(
                     call.get("index", 0), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
@@ -164,6 +202,7 @@ def response_from_chunks(chunks, model):
                 function = call.get("function") or {}
                 merged["function"]["name"] += function.get("name") or ""
                 merged["function"]["arguments"] += function.get("arguments") or ""
+            _merge_logprobs(slot, choice.get("logprobs"))
             if choice.get("finish_reason"):
                 slot["finish_reason"] = choice["finish_reason"]
     out_choices = []
@@ -173,10 +212,17 @@ def response_from_chunks(chunks, model):
             "role": "assistant",
             "content": "".join(slot["content"]) if slot["content"] or not slot["tool_calls"] else None,
         }
+        if slot["refusal"]:
+            message["refusal"] = "".join(slot["refusal"])
         if slot["tool_calls"]:
             message["tool_calls"] = [slot["tool_calls"][i] for i in sorted(slot["tool_calls"])]
         out_choices.append(
-            {"index": index, "message": message, "logprobs": None, "finish_reason": slot["finish_reason"] or "stop"}
+            {
+                "index": index,
+                "message": message,
+                "logprobs": slot["logprobs"],
+                "finish_reason": slot["finish_reason"] or "stop",
+            }
         )
     return {
         "id": id_ or completion_id(),
@@ -185,4 +231,5 @@ def response_from_chunks(chunks, model):
         "model": model,
         "choices": out_choices,
         "usage": usage,
+        **shared,
     }

@@ -142,6 +142,9 @@ class OpenAICompatibleProvider(Provider):
             return ProviderError(
                 "The upstream model did not answer in time.", status=504, retryable=True, code="upstream_timeout"
             )
+        if idle:
+            log.warning("upstream %s broke off its stream: %s", self.spec.name, exc.__class__.__name__)
+            return ProviderError("The upstream closed the connection before the answer was complete.", status=502)
         log.warning("upstream %s unreachable: %s", self.spec.name, exc.__class__.__name__)
         return ProviderError("The upstream model could not be reached.", status=502, retryable=True)
 
@@ -180,16 +183,16 @@ class OpenAICompatibleProvider(Provider):
         for it, and all of them by the deadline.
         """
         until = deadline.attempt_until(self.spec.timeout)
-        started = False
+        started = finished = False
         try:
             with http.post_stream(
                 self._url(), headers=self._headers(), body=self._body(request, True), until=until
             ) as response:
                 if response.status_code >= 400:
                     with http.bounded(until):
-                        body_text = response.read().decode(errors="replace")
+                        body_text = _error_text(response)
                     raise self._error_from_response(response, body_text)
-                lines = response.iter_lines()
+                lines = _lines(response, settings.LLM_MAX_RESPONSE_BYTES)
                 while True:
                     if started:
                         until = min(deadline.at, time.monotonic() + settings.LLM_STREAM_IDLE_SECONDS)
@@ -197,13 +200,31 @@ class OpenAICompatibleProvider(Provider):
                         chunk = self._next_chunk(lines)
                     if chunk is None:
                         return
+                    if chunk is _ENDED:
+                        if finished:
+                            return  # a server that ends its streams without [DONE], after the finish
+                        raise self._unfinished(response, started)
                     started = True
+                    finished = finished or any(c.get("finish_reason") for c in chunk.get("choices") or ())
                     yield chunk
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, deadline, idle=started) from None
 
+    def _unfinished(self, response, started):
+        """The error for a stream that ended with neither [DONE] nor a finish: a partial answer, or none at all."""
+        if started:
+            log.warning("upstream %s: the stream ended before the answer was complete", self.spec.name)
+            return ProviderError("The upstream stream ended before the answer was complete.", status=502)
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        log.warning("upstream %s answered %s without an event stream (%s)", self.spec.name, response.status_code, kind)
+        return ProviderError(
+            f"The upstream answered HTTP {response.status_code} without an event stream ({kind}).",
+            status=502,
+            retryable=True,
+        )
+
     def _next_chunk(self, lines):
-        """The next chunk of the event stream; None at its end."""
+        """The next chunk of the event stream; None at its [DONE], _ENDED when the body ends without one."""
         for line in lines:
             if not line.startswith("data:"):
                 continue
@@ -222,7 +243,42 @@ class OpenAICompatibleProvider(Provider):
                 raise ProviderError(_summary("The upstream stream failed", error), status=502)
             self._check_usage(chunk)
             return chunk
-        return None
+        return _ENDED
+
+
+# The event stream's body ended without [DONE].
+_ENDED = object()
+# Of an error's body, only this much is read (its type and code are at its start).
+ERROR_BODY_BYTES = 64 * 1024
+
+
+def _lines(response, limit):
+    """The lines of a streamed body, at most `limit` bytes in all (decoded): an upstream that sends
+    without end, or one line without end, fails rather than filling the worker's memory."""
+    pending, total = b"", 0
+    for data in response.iter_bytes():
+        total += len(data)
+        if total > limit:
+            raise ProviderError(f"The upstream's stream is over {limit} bytes.", status=502)
+        pending += data
+        if b"\n" not in data:
+            continue
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r").decode(errors="replace")
+    if pending:
+        yield pending.rstrip(b"\r").decode(errors="replace")
+
+
+def _error_text(response):
+    """The start of an error's streamed body (ERROR_BODY_BYTES at most)."""
+    parts, size = [], 0
+    for data in response.iter_bytes():
+        parts.append(data)
+        size += len(data)
+        if size >= ERROR_BODY_BYTES:
+            break
+    return b"".join(parts)[:ERROR_BODY_BYTES].decode(errors="replace")
 
 
 def _is_usage(usage):

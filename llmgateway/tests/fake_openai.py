@@ -12,7 +12,11 @@ in its own process; `GET /_calls` then tells how many completions it answered).
                                             # {"status": 400, "error": {...}} answers that error body;
                                             # "hang" answers nothing until release() or the client leaves;
                                             # "trickle" sends the answer one byte per trickle_interval;
-                                            # "stall" streams the first chunk, then hangs
+                                            # "stall" streams the first chunk, then hangs;
+                                            # "drop" streams a word (or sends half the answer), then
+                                            # closes the connection; "cut" streams two words, then ends
+                                            # the stream cleanly without a finish or [DONE];
+                                            # "html" answers 200 with an HTML page
     server.trickle_interval, server.trickle_for  # 0.5 s per byte, for 10 s (then the rest at once)
     server.usage_reply = "lots"             # answered as "usage" in place of the token counts
     server.release()                        # end every hang now
@@ -22,7 +26,10 @@ in its own process; `GET /_calls` then tells how many completions it answered).
     server.stop()
 
 The answer is "Echo: <last user message>" and, unless `stable` is set, the
-call number, so tests can tell whose answer a request received.
+call number, so tests can tell whose answer a request received. A request
+with `n` gets that many choices; with `tools`, a call of the named (or
+first) function whose arguments are {"text": <the answer>}; with
+`logprobs`, a log probability per word.
 """
 
 import argparse
@@ -126,7 +133,15 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(planned, dict):
             self._send_json(planned["status"], {"error": planned["error"]}, planned.get("headers"))
             return
-        if planned is not None and planned not in ("hang", "trickle", "stall"):
+        if planned == "html":  # a proxy's error page with a 200 (a captive portal, a misrouted base URL)
+            page = b"<html><body>Service temporarily unavailable</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self._write(page)
+            return
+        if planned is not None and planned not in ("hang", "trickle", "stall", "drop", "cut"):
             status, headers = planned if isinstance(planned, tuple) else (planned, {})
             self._send_json(
                 status, {"error": {"message": f"scripted failure {status}", "type": "server_error"}}, headers
@@ -167,18 +182,43 @@ class _Handler(BaseHTTPRequestHandler):
         usage = {"prompt_tokens": 11, "completion_tokens": len(text.split()), "total_tokens": 11 + len(text.split())}
         created = int(time.time())
         id_ = f"chatcmpl-fake{number}"
+        choices = max(1, int(body.get("n") or 1))
+        tool = _tool_called(body)
+        want_logprobs = bool(body.get("logprobs"))
+        fingerprint = choices > 1 or tool is not None or want_logprobs
         if not body.get("stream"):
-            message = {"role": "assistant", "content": text}
             answer = {
                 "id": id_,
                 "object": "chat.completion",
                 "created": created,
                 "model": body.get("model"),
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+                "choices": [],
                 "usage": usage if fake.usage_reply is None else fake.usage_reply,
             }
+            for index in range(choices):
+                choice = {"index": index, "finish_reason": "stop", "logprobs": None}
+                if tool is not None:
+                    call = {"id": f"call_{number}_{index}", "type": "function", "function": _function(tool, text)}
+                    choice["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+                    choice["finish_reason"] = "tool_calls"
+                else:
+                    choice["message"] = {"role": "assistant", "content": text}
+                    if want_logprobs:
+                        choice["logprobs"] = {"content": [_logprob(w + " ") for w in text.split(" ")], "refusal": None}
+                answer["choices"].append(choice)
+            if fingerprint:
+                answer["system_fingerprint"] = "fp_fake"
             if planned == "trickle":
                 self._trickle(json.dumps(answer).encode())
+            elif planned == "drop":  # half the answer, then the connection closes
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self._write(data[: len(data) // 2])
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
             else:
                 self._send_json(200, answer)
             return
@@ -188,31 +228,79 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
-        def chunk(delta, finish=None, with_usage=False):
+        def chunk(delta, finish=None, with_usage=False, index=0, logprobs=None):
             data = {
                 "id": id_,
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": body.get("model"),
-                "choices": [] if with_usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+                "choices": [] if with_usage else [{"index": index, "delta": delta, "finish_reason": finish}],
             }
+            if logprobs is not None:
+                data["choices"][0]["logprobs"] = logprobs
+            if fingerprint:
+                data["system_fingerprint"] = "fp_fake"
             if with_usage:
                 data["usage"] = usage if fake.usage_reply is None else fake.usage_reply
             payload = b"data: " + json.dumps(data).encode() + b"\n\n"
             self._write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
 
-        chunk({"role": "assistant", "content": ""})
+        for index in range(choices):
+            # OpenAI's first chunk of a tool call has no content (null), of an answer an empty one.
+            chunk({"role": "assistant", "content": None if tool is not None else ""}, index=index)
         if planned == "stall" and not self._hang(released):
             return
-        for word in text.split(" "):
-            if fake.chunk_delay:
-                time.sleep(fake.chunk_delay)
-            chunk({"content": word + " "})
-        chunk({}, finish="stop")
+        if planned == "drop":  # the upstream closes the connection mid-answer, without ending the stream
+            chunk({"content": text.split(" ")[0] + " "})
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if planned == "cut":  # a few words, then the stream ends cleanly: no finish_reason, no [DONE]
+            for word in text.split(" ")[:2]:
+                chunk({"content": word + " "})
+            self._write(b"0\r\n\r\n")
+            return
+        for index in range(choices):
+            if tool is not None:
+                # A tool call streams as OpenAI's does: its id and name first, then the arguments in pieces.
+                function = _function(tool, text)
+                head = {"index": 0, "id": f"call_{number}_{index}", "type": "function"}
+                chunk({"tool_calls": [dict(head, function={"name": function["name"], "arguments": ""})]}, index=index)
+                arguments = function["arguments"]
+                for start in range(0, len(arguments), 8):
+                    piece = {"index": 0, "function": {"arguments": arguments[start : start + 8]}}
+                    chunk({"tool_calls": [piece]}, index=index)
+                continue
+            for word in text.split(" "):
+                if fake.chunk_delay:
+                    time.sleep(fake.chunk_delay)
+                logprobs = {"content": [_logprob(word + " ")], "refusal": None} if want_logprobs else None
+                chunk({"content": word + " "}, index=index, logprobs=logprobs)
+        for index in range(choices):
+            chunk({}, finish="tool_calls" if tool is not None else "stop", index=index)
         if (body.get("stream_options") or {}).get("include_usage"):
             chunk({}, with_usage=True)
         done = b"data: [DONE]\n\n"
         self._write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
+
+
+def _tool_called(body):
+    """The function a request with tools gets called (the named one, or the first), or None."""
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice")
+    if not tools or choice == "none":
+        return None
+    if isinstance(choice, dict):
+        return (choice.get("function") or {}).get("name")
+    return ((tools[0] or {}).get("function") or {}).get("name")
+
+
+def _function(name, text):
+    return {"name": name, "arguments": json.dumps({"text": text})}
+
+
+def _logprob(token):
+    return {"token": token, "logprob": -0.25, "bytes": list(token.encode()), "top_logprobs": []}
 
 
 class _Server(ThreadingHTTPServer):

@@ -257,3 +257,30 @@ def test_a_remote_model_goes_through_the_guarded_client(upstream, db, settings, 
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
     assert len(embeddings.embed(["hello"], model="vecs").vectors[0]) == upstream.embedding_dims
     assert upstream.requests == [{"model": "e", "input": ["hello"]}]
+
+
+def test_dimensions_shorten_the_vectors_to_unit_length_and_more_than_the_model_has_is_a_400(openai_client):
+    import openai
+
+    full = openai_client.embeddings.create(model="local", input="sabbatical", encoding_format="float")
+    short = openai_client.embeddings.create(model="local", input="sabbatical", encoding_format="float", dimensions=64)
+    vector = short.data[0].embedding
+    assert len(vector) == 64
+    assert abs(sum(x * x for x in vector) - 1) < 1e-3
+    scale = full.data[0].embedding[0] / vector[0]
+    assert [x * scale for x in vector] == pytest.approx(full.data[0].embedding[:64], abs=1e-5)
+    base64 = openai_client.embeddings.create(model="local", input="sabbatical", dimensions=64)
+    assert base64.data[0].embedding == pytest.approx(vector, abs=1e-6)
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client.embeddings.create(model="local", input="sabbatical", dimensions=LOCAL_DIMENSIONS + 1)
+    assert caught.value.body["param"] == "dimensions"
+
+
+@pytest.mark.parametrize("tokens", [[101, 2023, 102], [[101, 2023], [7592]]])
+def test_token_ids_are_refused_with_a_400_that_says_to_send_text(openai_client, tokens):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client.embeddings.create(model="local", input=tokens)
+    assert (caught.value.body["param"], caught.value.code) == ("input", "token_input_unsupported")
+    assert "check_embedding_ctx_length=False" in caught.value.message

@@ -117,6 +117,16 @@ def test_tokens_per_minute(v1, api_key, remote_model, upstream):
     assert refused["x-ratelimit-limit-tokens"] == "50"
 
 
+def test_n_answers_reserve_n_times_the_answer_tokens(workspace, remote_model):
+    from llmgateway.metering import estimate
+
+    one = estimate(gateway.prepare(workspace, ask("answers", max_tokens=30)))
+    four = estimate(gateway.prepare(workspace, ask("answers", max_tokens=30, n=4)))
+    # The same input; each of the four answers may be 30 tokens long, and is priced so.
+    assert four[0] - one[0] == 3 * 30
+    assert four[1] - one[1] == 3 * 30 * 1.5 / 1000 * 1_000_000
+
+
 def test_hits_count_towards_requests_not_tokens(v1, api_key, remote_model, upstream):
     key_limits(api_key, tpm=30)
     codes = [v1(ask(f"q{i}", max_tokens=40)).status_code for i in range(5)]

@@ -391,3 +391,70 @@ def test_offline_can_i_prefers_the_sentence_that_says_what_is_allowed():
     assert (
         text == "A side business that differs from your job is fine, as long as it takes only a few hours a week [1]."
     )
+
+
+# An upstream that breaks off ---------------------------------------------------------------------
+
+
+def _events(response):
+    """The server-sent events of a streamed response: parsed JSON, or the string "[DONE]"."""
+    import json
+
+    events = []
+    for part in response.streaming_content:
+        for line in part.decode().splitlines():
+            if line.startswith("data: "):
+                events.append(line[6:] if line[6:] == "[DONE]" else json.loads(line[6:]))
+    response.close()
+    return events
+
+
+def _statuses():
+    from llmgateway.metering import records
+    from llmgateway.models import UsageRecord
+
+    records.drain()
+    return list(UsageRecord.objects.order_by("created_at").values_list("status", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fault", ["drop", "cut"])
+def test_a_stream_the_upstream_breaks_off_ends_with_an_error_event_and_is_not_cached(v1, remote_model, upstream, fault):
+    """Closed mid-answer ("drop"), or ended cleanly with neither a finish nor [DONE] ("cut"): the answer is partial."""
+    request = dict(REQUEST, stream=True)
+    upstream.script(fault)
+    events = _events(v1(request))
+    assert events[0]["object"] == "chat.completion.chunk"
+    assert "[DONE]" not in events
+    assert events[-1]["error"]["type"] == "api_error" and events[-1]["error"]["code"] == "upstream_error"
+    assert "before the answer was complete" in events[-1]["error"]["message"]
+    # The partial answer was not kept: the same question is asked again, and answered whole.
+    again = v1(request)
+    assert again["X-Cache"] == "MISS"
+    assert _events(again)[-1] == "[DONE]"
+    assert upstream.calls == 2
+    assert _statuses() == [502, 200]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_whole_answer_the_upstream_breaks_off_is_a_502_and_not_cached(v1, remote_model, upstream):
+    remote_model.max_retries = 0
+    remote_model.save()
+    upstream.script("drop")
+    response = v1(REQUEST)
+    assert response.status_code == 502 and response.json()["error"]["type"] == "api_error"
+    assert v1(REQUEST)["X-Cache"] == "MISS"
+    assert _statuses() == [502, 200]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_html_page_with_a_200_is_a_502_not_an_empty_answer(v1, remote_model, upstream, stream):
+    remote_model.max_retries = 0
+    remote_model.save()
+    upstream.script("html")
+    response = v1(dict(REQUEST, stream=stream))
+    assert response.status_code == 502
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "upstream_error"
+    assert v1(REQUEST)["X-Cache"] == "MISS"
+    assert upstream.calls == 2

@@ -387,3 +387,60 @@ def test_a_flight_removes_only_its_own_lock():
     assert store.get_many([lock])[0] in ("otherflight", b"otherflight")
     store.batch(coalesce._closing_ops(f"{coalesce.flight_key('k-own-lock')}:otherflight", "k-own-lock", "done"))
     assert store.get_many([lock])[0] is None
+
+
+# Streams without end ------------------------------------------------------------------------------
+
+
+def _endless(first, piece, sent):
+    """A reply: `first` (the status line and headers), then chunks of `piece` as fast as the gateway reads them.
+
+    sent["all"] tells whether the gateway read them all (40 MB and more) rather than hanging up.
+    """
+
+    def reply(conn, head, body, n):
+        conn.sendall(first)
+        try:
+            for _ in range(10_000):
+                conn.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            sent["all"] = True
+        except OSError:
+            sent["all"] = False
+        return False
+
+    return reply
+
+
+def _wait(condition, seconds=10.0):
+    until = time.monotonic() + seconds
+    while time.monotonic() < until and not condition():
+        time.sleep(0.02)
+    return condition()
+
+
+STREAM_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+EVENT = b"data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "choices": []}).encode() + b"\n\n"
+ENDLESS = {
+    "events": (STREAM_HEAD, EVENT * 50),
+    "one-line": (STREAM_HEAD, b"a" * 4096),
+    "error-body": (
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"<p>" + b"a" * 4093,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", ENDLESS)
+def test_a_stream_without_end_is_cut_at_the_size_bound(v1, raw_server, raw_model, settings, kind):
+    settings.LLM_MAX_RESPONSE_BYTES = 256 * 1024
+    sent = {}
+    raw_model(raw_server(_endless(*ENDLESS[kind], sent)).url)
+    response = v1({**REQUEST, "stream": True})
+    if response.status_code == 200:  # events had started: the stream ends with an error event
+        events = b"".join(response.streaming_content)
+        assert b'"error"' in events and events.count(b"data: ") * 60 < 256 * 1024 + 4096
+        assert b"over 262144 bytes" in events
+    else:
+        assert response.status_code == 502 and response.json()["error"]["type"] == "api_error"
+    # The gateway hung up past the bound, rather than reading (and holding) all of it.
+    assert _wait(lambda: "all" in sent) and sent["all"] is False

@@ -267,3 +267,82 @@ def test_fifty_concurrent_requests_under_a_budget_for_ten_make_at_most_ten_calls
     # Both workers took part in it.
     served = {pid: n - served_before.get(pid, 0) for pid, n in site.served_by().items()}
     assert len([pid for pid, n in served.items() if n > 0]) == 2, served
+
+
+# Faults in the middle of a stream, under gunicorn --------------------------------------------------
+
+
+def _open_stream(site, text):
+    """A streamed completion on a raw socket, once its first events have arrived: (socket, bytes so far)."""
+    import json
+    import socket
+
+    body = json.dumps({"model": "remote", "stream": True, "messages": [{"role": "user", "content": text}]}).encode()
+    sock = socket.create_connection(("127.0.0.1", site.port), timeout=30)
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {site.keys['load']}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body)
+    got = b""
+    while got.count(b"data: ") < 2:
+        got += sock.recv(65536)
+    return sock, got
+
+
+def _read_to_the_end(sock, got):
+    while b"[DONE]" not in got and b'"error"' not in got:
+        part = sock.recv(65536)
+        if not part:
+            break
+        got += part
+    sock.close()
+    return got
+
+
+LONG_QUESTION = " ".join(f"word{i}" for i in range(30))
+
+
+def test_a_client_that_leaves_mid_stream_hangs_up_on_the_upstream_and_its_follower_is_told(site):
+    site.upstream.chunk_delay = 0.2
+    calls, disconnects = site.upstream.calls, site.upstream.disconnects
+    follower = {}
+
+    def follow():
+        wait_until(lambda: site.upstream.calls > calls, 30, "the leader's upstream call")
+        with httpx.stream(
+            "POST",
+            f"http://127.0.0.1:{site.port}/v1/chat/completions",
+            json={"model": "remote", "stream": True, "messages": [{"role": "user", "content": LONG_QUESTION}]},
+            headers={"Authorization": f"Bearer {site.keys['load']}"},
+            timeout=30,
+        ) as response:
+            follower["status"], follower["body"] = response.status_code, response.read()
+
+    try:
+        thread = threading.Thread(target=follow)
+        thread.start()
+        sock, _ = _open_stream(site, LONG_QUESTION)
+        time.sleep(1.0)  # the follower joins the flight meanwhile
+        sock.close()  # the leader's client leaves
+        thread.join(40)
+        wait_until(lambda: site.upstream.disconnects > disconnects, 15, "the upstream call hung up on")
+    finally:
+        site.upstream.chunk_delay = 0.0
+    # The follower got a whole answer, or (it had chunks of the shared one) an error event: never a hang.
+    assert follower["status"] == 200
+    assert follower["body"].rstrip().endswith(b"data: [DONE]") or b'"error"' in follower["body"]
+
+
+def test_redis_paused_mid_stream_the_stream_goes_on_to_its_end(site):
+    site.upstream.chunk_delay = 0.1
+    try:
+        sock, got = _open_stream(site, LONG_QUESTION + " paused")
+        site.redis.pause()
+        try:
+            got = _read_to_the_end(sock, got)
+        finally:
+            site.redis.resume()
+    finally:
+        site.upstream.chunk_delay = 0.0
+    assert b"[DONE]" in got and b'"error"' not in got

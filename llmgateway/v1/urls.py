@@ -8,4 +8,6 @@ urlpatterns = [
     path("chat/completions", views.chat_completions, name="openai-chat-completions"),
     path("embeddings", views.embeddings, name="openai-embeddings"),
     path("models", views.models, name="openai-models"),
+    # A model's name may hold slashes ("org/model"), as the client sends it.
+    path("models/<path:model>", views.model_detail, name="openai-model"),
 ]

@@ -95,11 +95,15 @@ class _Answer(HttpResponse):
         return self.headers._store.values()
 
 
-def _cache_headers(response, hit, coalesced, result=None, ratelimit=None):
+def _cache_headers(response, hit, coalesced, result=None, ratelimit=None, request_id=None):
+    # Headers of our own making (lower-case ASCII names, values of hex digits, digits or durations)
+    # skip Django's per-header checks (about 8 µs each).
+    store = response.headers._store
+    if request_id:
+        # The usage record's id, as OpenAI's clients read it (`_request_id`).
+        store["x-request-id"] = ("x-request-id", request_id)
     if ratelimit:
-        # Six headers on every response under limits: names lower-case ASCII and values digits or
-        # durations of our own making, so they skip Django's per-header checks (about 8 µs each).
-        store = response.headers._store
+        # Six headers on every response under limits.
         for name, value in ratelimit.items():
             store[name] = (name, value)
     response["X-Cache"] = "HIT" if hit else "MISS"
@@ -156,14 +160,21 @@ def _chat_completions(request):
             response = StreamingHttpResponse(_sse(first, chunks), content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
+            call = outcome.call
             return _cache_headers(
-                response, outcome.cache_hit, outcome.coalesced, ratelimit=metering.headers(outcome.call)
+                response,
+                outcome.cache_hit,
+                outcome.coalesced,
+                ratelimit=metering.headers(call),
+                request_id=call.request_id,
             )
     except GatewayError as error:
         return error_response(error)
     body = outcome.body if outcome.body is not None else _encode(outcome.response).encode()
     response = _Answer(body)
-    return _cache_headers(response, outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit)
+    return _cache_headers(
+        response, outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit, outcome.request_id
+    )
 
 
 @csrf_exempt
@@ -175,6 +186,23 @@ def models(request):
     except GatewayError as error:
         return error_response(error)
     return JsonResponse({"object": "list", "data": model_list()})
+
+
+@csrf_exempt
+def model_detail(request, model):
+    """GET /v1/models/<name>: one model of the list, or 404 `model_not_found`."""
+    if request.method != "GET":
+        return error_response(GatewayError(405, "Use GET.", code="method_not_allowed"))
+    try:
+        entry.authenticate(_digest(request))
+        for item in model_list():
+            if item["id"] == model:
+                return JsonResponse(item)
+        raise GatewayError(
+            404, f"The model {model!r} does not exist or is not enabled.", code="model_not_found", param="model"
+        )
+    except GatewayError as error:
+        return error_response(error)
 
 
 def model_list():
@@ -243,6 +271,14 @@ def _embeddings(request):
     texts = body.get("input")
     if isinstance(texts, str):
         texts = [texts]
+    if _token_ids(texts):
+        raise GatewayError(
+            400,
+            "`input` holds token ids; the gateway embeds text: send a string or a list of strings "
+            "(with LangChain's OpenAIEmbeddings, set check_embedding_ctx_length=False).",
+            code="token_input_unsupported",
+            param="input",
+        )
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise GatewayError(400, "Give `input`: a string or a non-empty list of strings.", param="input")
     if len(texts) > EMBEDDING_MAX_INPUTS:
@@ -254,6 +290,9 @@ def _embeddings(request):
     encoding = body.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise GatewayError(400, "encoding_format must be float or base64.", param="encoding_format")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1):
+        raise GatewayError(400, "dimensions must be a whole number of at least 1.", param="dimensions")
     requested = body.get("model")
     if requested is not None and not isinstance(requested, str):
         raise GatewayError(400, "model must be a string.", param="model")
@@ -284,8 +323,11 @@ def _embeddings(request):
             raise GatewayError(400, exc.message, code="model_not_embedding", param="model") from None
         code = "model_not_found" if exc.status == 400 else "upstream_error"
         raise GatewayError(404 if exc.status == 400 else exc.status, exc.message, code=code, param="model") from None
+    vectors = result.vectors
+    if dimensions is not None:
+        vectors = _shortened(vectors, dimensions)
     data = []
-    for index, vector in enumerate(result.vectors):
+    for index, vector in enumerate(vectors):
         value = base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector.tolist()
         data.append({"object": "embedding", "index": index, "embedding": value})
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
@@ -294,3 +336,31 @@ def _embeddings(request):
     for header, value in (result.ratelimit or {}).items():
         response[header] = value
     return response
+
+
+def _token_ids(texts):
+    """Whether an embeddings `input` is token ids (a list of integers, or a list of such lists)."""
+    if not isinstance(texts, list) or not texts:
+        return False
+    rows = texts if all(isinstance(t, list) for t in texts) else [texts]
+    return all(row and all(isinstance(i, int) and not isinstance(i, bool) for i in row) for row in rows)
+
+
+def _shortened(vectors, dimensions):
+    """Unit vectors cut to their first `dimensions` numbers and made unit length again (OpenAI's `dimensions`).
+
+    What OpenAI does for its text-embedding-3 models; the local model is trained the same way (Matryoshka).
+    GatewayError(400) when the model's vectors are shorter.
+    """
+    import numpy
+
+    available = int(vectors.shape[1]) if len(vectors.shape) == 2 else 0
+    if dimensions > available:
+        raise GatewayError(
+            400, f"dimensions must be at most {available} for this model.", param="dimensions", code="invalid_value"
+        )
+    if dimensions == available:
+        return vectors
+    cut = vectors[:, :dimensions]
+    norms = numpy.linalg.norm(cut, axis=1, keepdims=True)
+    return cut / numpy.where(norms == 0, 1, norms)

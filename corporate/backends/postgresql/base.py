@@ -34,6 +34,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base
 from django.db.backends.postgresql.psycopg_any import IsolationLevel
 
+from .green import DatabaseTimeout
 from .pool import ConnectionPool, PoolTimeout
 
 log = logging.getLogger(__name__)
@@ -122,9 +123,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 raise self.Database.OperationalError(str(exc)) from None
             # A reused connection is checked before the request's first query
             # (after a database restart every idle one is dead): a dead one is
-            # dropped and the next taken, so no request fails for it.
-            if not reused or not self.settings_dict["CONN_HEALTH_CHECKS"] or self._alive(conn):
-                break
+            # dropped and the next taken, so no request fails for it. One that
+            # does not answer in time says the database is not answering: the
+            # request fails at once rather than waiting on every idle connection.
+            try:
+                if not reused or not self.settings_dict["CONN_HEALTH_CHECKS"] or self._alive(conn):
+                    break
+            except DatabaseTimeout:
+                pool.release(conn, reusable=False, broken=True)
+                raise
             log.info("dropping a pooled database connection that no longer answers")
             pool.release(conn, reusable=False, broken=True)
         if reused:
@@ -144,6 +151,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 cursor.execute("SELECT 1")
             if conn.get_transaction_status() != self.Database.extensions.TRANSACTION_STATUS_IDLE:
                 conn.rollback()
+        except DatabaseTimeout:
+            raise
         except self.Database.Error:
             return False
         return True
