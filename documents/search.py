@@ -52,17 +52,24 @@ SEARCH_CONFIG = "english"
 # Full-text search ranks at most this many matching passages; a query matching more (a very common
 # word) ranks a sample of them, which keeps its latency bounded (2,000: about 3 ms of bm25 on SQLite, 6 ms at 4,000).
 RANK_CANDIDATES = 2000
+# A passage's heading path is searched with its text (a passage under "Steering council › Membership"
+# answers "how many sit on the steering council" without naming the council): on SQLite a column of
+# its own, weighted like the text; on PostgreSQL the path's words open the tsvector.
+SECTION_WEIGHT = 1.0
+POSTGRES_LEXEMES = "to_tsvector('{config}'::regconfig, coalesce({row}section, '') || ' ' || {row}text)"
 
 SQLITE_INSTALL = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS documents_chunk_fts USING fts5("
-    "text, content='documents_chunk', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+    "text, section, content='documents_chunk', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
     "CREATE TRIGGER IF NOT EXISTS documents_chunk_fts_ai AFTER INSERT ON documents_chunk BEGIN "
-    "INSERT INTO documents_chunk_fts(rowid, text) VALUES (new.id, new.text); END",
+    "INSERT INTO documents_chunk_fts(rowid, text, section) VALUES (new.id, new.text, new.section); END",
     "CREATE TRIGGER IF NOT EXISTS documents_chunk_fts_ad AFTER DELETE ON documents_chunk BEGIN "
-    "INSERT INTO documents_chunk_fts(documents_chunk_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
-    "CREATE TRIGGER IF NOT EXISTS documents_chunk_fts_au AFTER UPDATE OF text ON documents_chunk BEGIN "
-    "INSERT INTO documents_chunk_fts(documents_chunk_fts, rowid, text) VALUES ('delete', old.id, old.text); "
-    "INSERT INTO documents_chunk_fts(rowid, text) VALUES (new.id, new.text); END",
+    "INSERT INTO documents_chunk_fts(documents_chunk_fts, rowid, text, section) "
+    "VALUES ('delete', old.id, old.text, old.section); END",
+    "CREATE TRIGGER IF NOT EXISTS documents_chunk_fts_au AFTER UPDATE OF text, section ON documents_chunk BEGIN "
+    "INSERT INTO documents_chunk_fts(documents_chunk_fts, rowid, text, section) "
+    "VALUES ('delete', old.id, old.text, old.section); "
+    "INSERT INTO documents_chunk_fts(rowid, text, section) VALUES (new.id, new.text, new.section); END",
 ]
 SQLITE_UNINSTALL = [
     "DROP TRIGGER IF EXISTS documents_chunk_fts_au",
@@ -84,11 +91,11 @@ POSTGRES_INSTALL = [
     "IF TG_OP = 'TRUNCATE' THEN TRUNCATE documents_chunk_lexemes; RETURN NULL; END IF; "
     "IF TG_OP = 'DELETE' THEN DELETE FROM documents_chunk_lexemes WHERE chunk_id = OLD.id; RETURN NULL; END IF; "
     "INSERT INTO documents_chunk_lexemes (chunk_id, workspace_id, document_id, search_vector) "
-    f"VALUES (NEW.id, NEW.workspace_id, NEW.document_id, to_tsvector('{SEARCH_CONFIG}'::regconfig, NEW.text)) "
+    f"VALUES (NEW.id, NEW.workspace_id, NEW.document_id, {POSTGRES_LEXEMES.format(config=SEARCH_CONFIG, row='NEW.')}) "
     "ON CONFLICT (chunk_id) DO UPDATE SET workspace_id = EXCLUDED.workspace_id, "
     "document_id = EXCLUDED.document_id, search_vector = EXCLUDED.search_vector; "
     "RETURN NULL; END $$",
-    "CREATE OR REPLACE TRIGGER documents_chunk_lexemes_write AFTER INSERT OR UPDATE OF text, workspace_id, document_id "
+    "CREATE OR REPLACE TRIGGER documents_chunk_lexemes_write AFTER INSERT OR UPDATE OF text, section, workspace_id, document_id "
     "ON documents_chunk FOR EACH ROW EXECUTE FUNCTION documents_chunk_lexemes_sync()",
     "CREATE OR REPLACE TRIGGER documents_chunk_lexemes_delete AFTER DELETE "
     "ON documents_chunk FOR EACH ROW EXECUTE FUNCTION documents_chunk_lexemes_sync()",
@@ -158,7 +165,7 @@ HEADLINE_OPTIONS = (
 # first `snippets` rows only (one look-up in the full-text index each).
 SQLITE_QUERY = """
 WITH capped AS MATERIALIZED (
-    SELECT documents_chunk_fts.rowid AS id, -bm25(documents_chunk_fts) AS score
+    SELECT documents_chunk_fts.rowid AS id, -bm25(documents_chunk_fts, 1.0, {section_weight}) AS score
     FROM documents_chunk_fts CROSS JOIN documents_chunk c ON c.id = documents_chunk_fts.rowid
     WHERE documents_chunk_fts MATCH %s AND c.workspace_id IN ({workspaces}) {documents}
     LIMIT {candidates}
@@ -180,7 +187,7 @@ ORDER BY top.n
 # The passages given (primary-key look-ups), then one full-text look-up each, as for a snippet; only
 # when the cap was reached (a look-up costs about 0.13 ms of CPU, and below the cap every match is ranked).
 SQLITE_ALSO = """UNION
-        SELECT documents_chunk_fts.rowid, -bm25(documents_chunk_fts)
+        SELECT documents_chunk_fts.rowid, -bm25(documents_chunk_fts, 1.0, {section_weight})
         FROM documents_chunk c CROSS JOIN documents_chunk_fts ON documents_chunk_fts.rowid = c.id
         WHERE (SELECT count(*) FROM capped) >= {candidates}
           AND c.id IN ({ids}) AND documents_chunk_fts MATCH %s
@@ -231,8 +238,14 @@ def search_workspace(workspace, query, *, document_ids=None, limit=10, vector=No
     return _search([getattr(workspace, "pk", workspace)], query, document_ids, limit, vector, vector_model)
 
 
-# Reciprocal rank fusion: a passage's score is the sum of 1 / (RRF_K + rank) over the rankings.
-RRF_K = 60
+# Reciprocal rank fusion: a passage's score is the sum of weight / (RRF_K + rank) over the rankings.
+# A small k lets the top of each ranking count: a passage that one ranking puts first is not outranked
+# by passages both rankings put halfway down. The full-text ranking weighs twice the nearest passages:
+# the built-in embedding model is a static word-vector model, which connects paraphrases but also
+# puts unrelated passages of the same vocabulary close (k and weight measured on the answer-quality
+# sets of bench/README.md).
+RRF_K = 5
+LEXICAL_WEIGHT = 2.0
 # Each ranking contributes this many candidates per wanted result (at least HYBRID_MIN_CANDIDATES).
 HYBRID_DEPTH = 4
 HYBRID_MIN_CANDIDATES = 20
@@ -241,12 +254,13 @@ HYBRID_MIN_CANDIDATES = 20
 MIN_SIMILARITY = 0.25
 
 
-def fuse(*rankings, limit):
+def fuse(*rankings, limit, weights=()):
     """Rows of several rankings (each best first, id in column 0) in reciprocal-rank-fusion order."""
     scores, rows = {}, {}
-    for ranking in rankings:
+    for number, ranking in enumerate(rankings):
+        weight = weights[number] if number < len(weights) else 1.0
         for rank, row in enumerate(ranking):
-            scores[row[0]] = scores.get(row[0], 0.0) + 1.0 / (RRF_K + rank + 1)
+            scores[row[0]] = scores.get(row[0], 0.0) + weight / (RRF_K + rank + 1)
             rows.setdefault(row[0], row)
     order = sorted(scores, key=lambda pk: (-scores[pk], pk))[:limit]
     return [(rows[pk], scores[pk]) for pk in order]
@@ -274,7 +288,7 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
         snippets = {row[0]: row[7] for row in rows}
         rows = [
             (*row[:6], score, snippets.get(row[0]) or _plain_snippet(row[5]))
-            for row, score in fuse(rows, near, limit=limit)
+            for row, score in fuse(rows, near, limit=limit, weights=(LEXICAL_WEIGHT, 1.0))
         ]
     if not rows:
         return []
@@ -356,10 +370,22 @@ def _sqlite_sql(workspace_ids_, query, document_ids, limit, snippets, also):
     near = ""
     if also:
         ids = ", ".join(["%s"] * len(also))
-        near = SQLITE_ALSO.format(workspaces=marks, documents=documents, ids=ids, candidates=int(RANK_CANDIDATES))
+        near = SQLITE_ALSO.format(
+            workspaces=marks,
+            documents=documents,
+            ids=ids,
+            candidates=int(RANK_CANDIDATES),
+            section_weight=float(SECTION_WEIGHT),
+        )
         params += [*also, match, *scope]
     params.append(limit)
-    sql = SQLITE_QUERY.format(workspaces=marks, documents=documents, candidates=int(RANK_CANDIDATES), also=near)
+    sql = SQLITE_QUERY.format(
+        workspaces=marks,
+        documents=documents,
+        candidates=int(RANK_CANDIDATES),
+        also=near,
+        section_weight=float(SECTION_WEIGHT),
+    )
     return sql, params
 
 
@@ -465,7 +491,7 @@ def install_side_table(schema_editor):
     index = POSTGRES_INSTALL[-1]
     for statement in POSTGRES_INSTALL[:-1]:
         schema_editor.execute(statement)
-    source = "search_vector" if inline else f"to_tsvector('{SEARCH_CONFIG}'::regconfig, text)"
+    source = "search_vector" if inline else POSTGRES_LEXEMES.format(config=SEARCH_CONFIG, row="")
     schema_editor.execute(
         "INSERT INTO documents_chunk_lexemes (chunk_id, workspace_id, document_id, search_vector) "
         f"SELECT id, workspace_id, document_id, {source} FROM documents_chunk ON CONFLICT (chunk_id) DO NOTHING"
@@ -500,7 +526,7 @@ def rebuild(using=None):
         elif conn.vendor == "postgresql":
             cursor.execute(
                 "INSERT INTO documents_chunk_lexemes (chunk_id, workspace_id, document_id, search_vector) "
-                f"SELECT id, workspace_id, document_id, to_tsvector('{SEARCH_CONFIG}'::regconfig, text) "
+                f"SELECT id, workspace_id, document_id, {POSTGRES_LEXEMES.format(config=SEARCH_CONFIG, row='')} "
                 "FROM documents_chunk ON CONFLICT (chunk_id) DO UPDATE SET workspace_id = EXCLUDED.workspace_id, "
                 "document_id = EXCLUDED.document_id, search_vector = EXCLUDED.search_vector"
             )
@@ -509,3 +535,25 @@ def rebuild(using=None):
                 "WHERE NOT EXISTS (SELECT 1 FROM documents_chunk c WHERE c.id = l.chunk_id)"
             )
             cursor.execute("REINDEX INDEX documents_chunk_search")
+
+
+def index_sections(schema_editor):
+    """Migration 0007: the heading path is searched with the text (SQLite: a second FTS5 column; PostgreSQL:
+    the trigger's tsvector). Existing passages are indexed again; a no-op where the index has it already."""
+    vendor = schema_editor.connection.vendor
+    if vendor == "sqlite":
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'documents_chunk_fts'")
+            row = cursor.fetchone()
+        if row and "section" in row[0]:
+            return
+        for statement in SQLITE_UNINSTALL + SQLITE_INSTALL:
+            schema_editor.execute(statement)
+        schema_editor.execute("INSERT INTO documents_chunk_fts(documents_chunk_fts) VALUES ('rebuild')")
+    elif vendor == "postgresql":
+        for statement in POSTGRES_INSTALL[:-1]:  # the trigger's function and the trigger (the index stays)
+            schema_editor.execute(statement)
+        schema_editor.execute(
+            f"UPDATE documents_chunk_lexemes l SET search_vector = {POSTGRES_LEXEMES.format(config=SEARCH_CONFIG, row='c.')} "
+            "FROM documents_chunk c WHERE c.id = l.chunk_id AND c.section <> ''"
+        )
