@@ -18,8 +18,9 @@ The interface the rest of the platform calls (keep it stable):
 
 Each `SearchResult` has `.document` (a Document, with `.id` and `.title`),
 `.chunk_id`, `.position`, `.page` (PDF page or None), `.section`,
-`.location` ("page 3" or the section), `.snippet` (HTML-safe, matches in
-<mark>), `.text` (the passage's plain text), `.score` (higher is better;
+`.location` ("page 3" or the section), `.snippet` (the passage as plain text
+around the first match: no heading line, Markdown marks or table pipes;
+HTML-safe, the matched words in <mark>), `.text` (the passage's plain text), `.score` (higher is better;
 comparable within one backend only) and `.url` (the document page opened at
 the passage). Queries use web-search syntax on both backends: words are
 ANDed, "quoted phrases", `or`, and `-word` to exclude.
@@ -238,14 +239,12 @@ def search_workspace(workspace, query, *, document_ids=None, limit=10, vector=No
     return _search([getattr(workspace, "pk", workspace)], query, document_ids, limit, vector, vector_model)
 
 
-# Reciprocal rank fusion: a passage's score is the sum of weight / (RRF_K + rank) over the rankings.
-# A small k lets the top of each ranking count: a passage that one ranking puts first is not outranked
-# by passages both rankings put halfway down. The full-text ranking weighs twice the nearest passages:
-# the built-in embedding model is a static word-vector model, which connects paraphrases but also
-# puts unrelated passages of the same vocabulary close (k and weight measured on the answer-quality
-# sets of bench/README.md).
-RRF_K = 5
-LEXICAL_WEIGHT = 2.0
+# Reciprocal rank fusion: a passage's score is the sum of 1 / (RRF_K + rank) over the rankings.
+# A small k lets the top of each ranking count: a passage that one ranking puts first (the only one
+# naming "board", or the nearest by meaning) is not outranked by passages both rankings put halfway
+# down, as with the usual k = 60 (measured on the answer-quality sets of bench/README.md: every k
+# from 2 to 5 retrieves the answer for all of them, 60 misses three).
+RRF_K = 3
 # Each ranking contributes this many candidates per wanted result (at least HYBRID_MIN_CANDIDATES).
 HYBRID_DEPTH = 4
 HYBRID_MIN_CANDIDATES = 20
@@ -254,13 +253,12 @@ HYBRID_MIN_CANDIDATES = 20
 MIN_SIMILARITY = 0.25
 
 
-def fuse(*rankings, limit, weights=()):
+def fuse(*rankings, limit):
     """Rows of several rankings (each best first, id in column 0) in reciprocal-rank-fusion order."""
     scores, rows = {}, {}
-    for number, ranking in enumerate(rankings):
-        weight = weights[number] if number < len(weights) else 1.0
+    for ranking in rankings:
         for rank, row in enumerate(ranking):
-            scores[row[0]] = scores.get(row[0], 0.0) + weight / (RRF_K + rank + 1)
+            scores[row[0]] = scores.get(row[0], 0.0) + 1.0 / (RRF_K + rank + 1)
             rows.setdefault(row[0], row)
     order = sorted(scores, key=lambda pk: (-scores[pk], pk))[:limit]
     return [(rows[pk], scores[pk]) for pk in order]
@@ -288,7 +286,7 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
         snippets = {row[0]: row[7] for row in rows}
         rows = [
             (*row[:6], score, snippets.get(row[0]) or _plain_snippet(row[5]))
-            for row, score in fuse(rows, near, limit=limit, weights=(LEXICAL_WEIGHT, 1.0))
+            for row, score in fuse(rows, near, limit=limit)
         ]
     if not rows:
         return []
@@ -305,7 +303,7 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
                 position=position,
                 page=page,
                 section=section,
-                snippet=highlight(snippet),
+                snippet=render_snippet(text, section, snippet),
                 text=text,
                 score=float(score),
             )
@@ -435,6 +433,76 @@ def highlight(snippet):
     text = " ".join((snippet or "").split())
     text = escape(text).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
     return mark_safe(text)  # noqa: S308 - escaped above; only our own markers become tags
+
+
+SNIPPET_WORDS = 40
+SNIPPET_LEAD = 8  # words shown before the first match
+MARKED = re.compile(f"{MARK_START}([^{MARK_START}{MARK_END}]*){MARK_END}")
+MD_HEADING = re.compile(r"^#{1,6}[ \t]+")
+MD_BULLET = re.compile(r"^[-*+•][ \t]+")
+MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+MD_LINK = re.compile(r"\[([^\]]+)\]\([^)\s]*\)")
+MD_URL_AFTER_LINK = re.compile(
+    r" \((?:https?|mailto):[^)\s]*\)"
+)  # "guide (https://…)", as the Markdown reader writes a link
+MD_EMPHASIS = re.compile(r"\*\*|__|`+")
+WORD_PARTS = re.compile(r"(\w+)")
+
+
+def plain_text(text, section=""):
+    """A passage as a reader sees it on one line: no heading line (the section shows it), no Markdown marks,
+    table rows as their cells ("Lisbon · 180 euros") and no table rules."""
+    from documents.chunking import TABLE_RULE
+
+    lines = (text or "").splitlines()
+    heading = section.rsplit("›", 1)[-1].strip()
+    if heading and lines and " ".join(lines[0].split()) == " ".join(heading.split()):
+        lines = lines[1:]
+    out = []
+    for line in lines:
+        line = line.strip()
+        if len(line) > 2000:  # a huge line is shown as it is, never run through the patterns
+            out.append(line)
+            continue
+        if not line or TABLE_RULE.match(line):
+            continue
+        if line.startswith("|") or " | " in line:
+            line = " · ".join(cell.strip() for cell in line.strip("|").split("|") if cell.strip())
+        line = MD_BULLET.sub("", MD_HEADING.sub("", line))
+        line = MD_URL_AFTER_LINK.sub("", MD_LINK.sub(r"\1", MD_IMAGE.sub(r"\1", line)))
+        out.append(MD_EMPHASIS.sub("", line))
+    return " ".join(" ".join(out).split())
+
+
+def render_snippet(text, section, snippet):
+    """The snippet of a passage as safe HTML: its plain text (see plain_text) around the first matched word,
+    the words the backend marked in its own snippet marked again, everything else escaped."""
+    matched = {m.strip().casefold() for m in MARKED.findall(snippet or "") if m.strip()}
+    words = plain_text(text, section).split()
+    if not words:
+        return highlight(snippet)
+
+    def is_match(word):
+        return any(part.casefold() in matched for part in WORD_PARTS.findall(word))
+
+    first = next((i for i, word in enumerate(words) if is_match(word)), 0)
+    start = max(0, first - SNIPPET_LEAD)
+    shown = words[start : start + SNIPPET_WORDS]
+    html = []
+    for word in shown:
+        html.append(
+            "".join(
+                f"<mark>{escape(part)}</mark>" if part.casefold() in matched else escape(part)
+                for part in WORD_PARTS.split(word)
+                if part
+            )
+        )
+    out = " ".join(html)
+    if start > 0:
+        out = "… " + out
+    if start + SNIPPET_WORDS < len(words):
+        out += " …"
+    return mark_safe(out)  # noqa: S308 - every part escaped above; only <mark> is ours
 
 
 def install(schema_editor):

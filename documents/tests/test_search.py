@@ -229,5 +229,5 @@ def test_fusion_keeps_the_passage_the_words_rank_first_ahead_of_middling_passage
 
     words = [row("answer")] + [row(f"m{i}") for i in range(10)]  # the answer first by its words
     meaning = [row(f"n{i}") for i in range(5)] + [row(f"m{i}") for i in range(10)]  # absent by meaning
-    fused = search_module.fuse(words, meaning, limit=5, weights=(search_module.LEXICAL_WEIGHT, 1.0))
+    fused = search_module.fuse(words, meaning, limit=5)
     assert "answer" in [r[0] for r, _ in fused[:3]]
