@@ -242,9 +242,9 @@ def search_workspace(workspace, query, *, document_ids=None, limit=10, vector=No
 # Reciprocal rank fusion: a passage's score is the sum of 1 / (RRF_K + rank) over the rankings.
 # A small k lets the top of each ranking count: a passage that one ranking puts first (the only one
 # naming "board", or the nearest by meaning) is not outranked by passages both rankings put halfway
-# down, as with the usual k = 60 (measured on the answer-quality sets of bench/README.md: every k
-# from 2 to 5 retrieves the answer for all of them, 60 misses three).
-RRF_K = 3
+# down, as with the usual k = 60. Measured on the answer-quality sets of bench/README.md: every k from
+# 2 to 5 retrieves the answer for all of their questions (60 misses three); 2 cites best.
+RRF_K = 2
 # Each ranking contributes this many candidates per wanted result (at least HYBRID_MIN_CANDIDATES).
 HYBRID_DEPTH = 4
 HYBRID_MIN_CANDIDATES = 20
