@@ -38,6 +38,7 @@ words: the cap bounds latency, and the passages most likely to be shown are
 ranked by words whatever their place in the index.
 """
 
+import html
 import re
 from dataclasses import dataclass
 
@@ -446,7 +447,7 @@ MD_URL_AFTER_LINK = re.compile(
     r" \((?:https?|mailto):[^)\s]*\)"
 )  # "guide (https://…)", as the Markdown reader writes a link
 MD_EMPHASIS = re.compile(r"\*\*|__|`+")
-WORD_PARTS = re.compile(r"(\w+)")
+ESCAPED_WORD = re.compile(r"&(?:amp|lt|gt);|(\w+)")
 
 
 def plain_text(text, section=""):
@@ -482,27 +483,22 @@ def render_snippet(text, section, snippet):
     if not words:
         return highlight(snippet)
 
-    def is_match(word):
-        return any(part.casefold() in matched for part in WORD_PARTS.findall(word))
-
-    first = next((i for i, word in enumerate(words) if is_match(word)), 0)
+    first = 0
+    if matched:
+        first = next((i for i, word in enumerate(words) if any(p.casefold() in matched for p in WORD.findall(word))), 0)
     start = max(0, first - SNIPPET_LEAD)
-    shown = words[start : start + SNIPPET_WORDS]
-    html = []
-    for word in shown:
-        html.append(
-            "".join(
-                f"<mark>{escape(part)}</mark>" if part.casefold() in matched else escape(part)
-                for part in WORD_PARTS.split(word)
-                if part
-            )
-        )
-    out = " ".join(html)
+    shown = html.escape(" ".join(words[start : start + SNIPPET_WORDS]), quote=False)
+
+    def mark(match):  # an entity of the escaping ("&amp;") is left whole
+        word = match.group(1)
+        return f"<mark>{word}</mark>" if word is not None and word.casefold() in matched else match.group(0)
+
+    out = ESCAPED_WORD.sub(mark, shown) if matched else shown
     if start > 0:
         out = "… " + out
     if start + SNIPPET_WORDS < len(words):
         out += " …"
-    return mark_safe(out)  # noqa: S308 - every part escaped above; only <mark> is ours
+    return mark_safe(out)  # noqa: S308 - escaped above; only <mark> is ours
 
 
 def install(schema_editor):
