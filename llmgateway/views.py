@@ -336,7 +336,7 @@ def usage_csv(request, slug):
 
     from django.http import HttpResponse
 
-    from llmgateway.management.commands.usage_report import COLUMNS, table_rows
+    from llmgateway.management.commands.usage_report import COLUMNS, csv_rows
 
     workspace = _workspace(request, slug, "view")
     form, filters = _usage_filters(request)
@@ -355,5 +355,5 @@ def usage_csv(request, slug):
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     writer = csv.DictWriter(response, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(table_rows(reports.breakdown(usage, by)))
+    writer.writerows(csv_rows(reports.breakdown(usage, by)))
     return response

@@ -81,6 +81,17 @@ def creator_id(obj):
     return getattr(obj, f"{field}_id")
 
 
+# Who has access, and whether the workspace exists, are changed by people (signed in, or with their own
+# token), never with a workspace API key: a key that leaked, or one meant to be short-lived, must not
+# leave behind invitations, roles or owners that outlive it (as it cannot mint keys, llmgateway/api.py).
+NOT_WITH_A_KEY = frozenset({"manage_members", "manage_owners", "transfer", "delete_workspace"})
+
+
+def acts_through_a_key(user):
+    """Is this request's user acting through a workspace API key (restrict_to_workspace)?"""
+    return getattr(user, _RESTRICT_ATTR, None) is not None
+
+
 def why_not(user, action, workspace, obj=None):
     """None when the user may do the action (on obj, if given); otherwise a message a person can read."""
     if action not in ACTIONS:
@@ -88,6 +99,8 @@ def why_not(user, action, workspace, obj=None):
     role = role_in(user, workspace)
     if role is None:
         return "You are not a member of this workspace."
+    if action in NOT_WITH_A_KEY and acts_through_a_key(user):
+        return f"An API key cannot {DESCRIPTIONS[action]}; sign in, or use your own API token."
     needed = ACTIONS[action]
     if getattr(workspace, "archived", False) and action not in ARCHIVED_ACTIONS:
         return f"This workspace is archived; nobody can {DESCRIPTIONS[action]} until an admin restores it."

@@ -102,6 +102,15 @@ def leave(user, workspace):
 
 def update_workspace(actor, workspace, **fields):
     permissions.check(actor, "manage_settings", workspace)
+    if (
+        "archived" in fields
+        and bool(fields["archived"]) != workspace.archived
+        and permissions.acts_through_a_key(actor)
+    ):
+        # Archiving stops the workspace's completions: a key must not switch itself back on.
+        raise PermissionDenied(
+            "An API key cannot archive or restore its workspace; sign in, or use your own API token."
+        )
     for name, value in fields.items():
         setattr(workspace, name, value)
     workspace.save(update_fields=list(fields))

@@ -244,3 +244,12 @@ def test_the_lean_v1_handler_answers_errors_in_openai_shape():
         assert headers["content-type"].startswith("application/json"), content
         body = json.loads(content)
         assert set(body) == {"error"} and set(body["error"]) == OPENAI_KEYS, body
+
+
+def test_a_json_body_nested_too_deeply_is_a_400_under_the_api(api_client_for, member, workspace):
+    client = api_client_for(member)
+    body = '{"name": "Deep", "workspace": "acme", "description": ' + "[" * 5000 + "]" * 5000 + "}"
+    for path in ("/api/assistants/", f"/api/documents/?workspace={workspace.slug}"):
+        response = client.generic("POST", path, body, content_type="application/json")
+        assert response.status_code == 400, (path, response.content[:200])
+        assert "nested too deeply" in response.json()["detail"]

@@ -25,8 +25,9 @@ from llmgateway import auth, registry
 from llmgateway.cache.entries import api_key_key, model_info_key, workspace_info_key
 from llmgateway.cache.memo import BoundedMemo
 from llmgateway.cache.store import get_store
-from llmgateway.gateway.errors import GatewayError
+from llmgateway.gateway.errors import GatewayError, bad_request
 from llmgateway.gateway.flight import Call, prelock, prepare
+from llmgateway.gateway.validation import is_model_name
 from llmgateway.metering import limits
 from llmgateway.usage import hook
 
@@ -36,6 +37,10 @@ model_specs = BoundedMemo()  # model name as asked -> ModelSpec
 # Request bodies repeat (that is what the cache is for): a body seen before is neither parsed
 # nor validated nor hashed again. Keyed by its bytes, so never stale; small bodies only.
 MEMO_BODY_MAX = 16 * 1024
+# Deepest nesting of arrays and objects a body may have. Python's JSON parser stops near 1,000
+# levels, but what walks the body afterwards (the cache key, the upstream call's encoder) recurses
+# with a deeper stack; real requests (tool schemas included) stay far below this.
+MAX_BODY_DEPTH = 64
 parsed_bodies = BoundedMemo(limit=256)  # raw body -> parsed JSON
 prepared_calls = BoundedMemo(limit=256)  # (raw body, Cache-Control, workspace, spec) -> (request, key, control)
 
@@ -51,10 +56,37 @@ def read_body(raw):
     except (ValueError, UnicodeDecodeError):
         return None, GatewayError(400, "The request body is not valid JSON.")
     except RecursionError:
-        return None, GatewayError(400, "The request body is nested too deeply.")
+        return None, _nested_too_deeply()
+    if isinstance(body, dict | list) and _too_deep(raw, body):
+        return None, _nested_too_deeply()
     if memo and isinstance(body, dict):
         parsed_bodies.put(raw, body)
     return body, None
+
+
+def _nested_too_deeply():
+    return GatewayError(400, f"The request body is nested too deeply (at most {MAX_BODY_DEPTH} levels).")
+
+
+def _too_deep(raw, body):
+    """Does the parsed body nest arrays and objects deeper than MAX_BODY_DEPTH?"""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_BODY_DEPTH:
+        return False  # not enough brackets to nest that deep (the common case: no walk)
+    level = [body]
+    for _ in range(MAX_BODY_DEPTH):
+        below = []
+        for value in level:
+            # json.loads makes plain dicts and lists only: exact type tests are the cheapest here.
+            for child in value.values() if type(value) is dict else value:
+                if type(child) in _CONTAINERS:
+                    below.append(child)
+        if not below:
+            return False
+        level = below
+    return True
+
+
+_CONTAINERS = (dict, list)
 
 
 def _prepare(workspace_id, body, cache_control, spec, raw):
@@ -93,6 +125,10 @@ def serve(digest, body, cache_control=None, body_error=None, raw=None):
     raw: the body's bytes when `body` was parsed from them (`read_body`): a body seen before is not prepared again.
     """
     model_name = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
+    if model_name is not None and not is_model_name(model_name):
+        # Not a name any model can have (NUL, a lone surrogate): never looked up; refused once the key is checked.
+        body_error = body_error or bad_request("model must be a model name.", "model")
+        model_name = None
     name = registry.lookup_name(model_name)
 
     owner, guess_spec, call, ahead, lock = key_owners.get(digest), model_specs.get(name), None, None, None

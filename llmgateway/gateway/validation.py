@@ -63,6 +63,17 @@ KNOWN_FIELDS = frozenset(
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
+def is_model_name(name):
+    """Could this be a model's name? A string of 1 to 200 characters, no NUL, valid Unicode (no lone surrogate)."""
+    if not isinstance(name, str) or not 0 < len(name) <= 200 or "\x00" in name:
+        return False
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _number(request, name, low, high, integer=False):
     value = request.get(name)
     if value is None:
@@ -118,7 +129,7 @@ def validate_request(body):
             raise _bad(f"Unrecognized request argument supplied: {name}", name, code="unknown_parameter")
     request = dict(body)
     model = request.get("model")
-    if model is not None and (not isinstance(model, str) or not 0 < len(model) <= 200):
+    if model is not None and not is_model_name(model):
         raise _bad("model must be a model name.", "model")
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -127,7 +138,8 @@ def validate_request(body):
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _bad("Each message must be an object.", f"messages[{index}]")
-        if message.get("role") not in ROLES:
+        role = message.get("role")
+        if not isinstance(role, str) or role not in ROLES:
             raise _bad(f"messages[{index}].role must be one of {', '.join(sorted(ROLES))}.", f"messages[{index}].role")
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):

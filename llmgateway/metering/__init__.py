@@ -41,8 +41,8 @@ def refused(refusal):
     )
 
 
-def estimate(call):
-    """(tokens, micro-dollars) reserved before the upstream call: the input, and the answer at its longest."""
+def _prompt_tokens(call):
+    """About how many tokens the request's messages are (4 characters a token, 8 more a message)."""
     chars = 0
     for message in call.request.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
@@ -50,12 +50,54 @@ def estimate(call):
             chars += len(content)
         elif isinstance(content, list):
             chars += sum(len(part.get("text") or "") for part in content if isinstance(part, dict))
-    prompt = math.ceil(chars / 4) + 8 * len(call.request.get("messages") or ())
+    return math.ceil(chars / 4) + 8 * len(call.request.get("messages") or ())
+
+
+def estimate(call):
+    """(tokens, micro-dollars) reserved before the upstream call: the input, and the answers at their longest.
+
+    With `n` the upstream writes n answers, each up to max_tokens.
+    """
+    prompt = _prompt_tokens(call)
     answer = call.request.get("max_completion_tokens") or call.request.get("max_tokens")
     if not isinstance(answer, int) or answer <= 0:
         answer = settings.USAGE_ESTIMATE_MAX_TOKENS
+    choices = call.request.get("n")
+    if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
+        answer *= choices
     cost = call.spec.cost({"prompt_tokens": prompt, "completion_tokens": answer})
     return prompt + answer, math.ceil(cost * 1_000_000)
+
+
+def _answer_chars(response):
+    chars = 0
+    choices = response.get("choices") if isinstance(response, dict) else None
+    for choice in choices if isinstance(choices, list) else ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        if isinstance(message.get("content"), str):
+            chars += len(message["content"])
+        for tool_call in message.get("tool_calls") or ():
+            function = tool_call.get("function") if isinstance(tool_call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                chars += len(function["arguments"])
+    return chars
+
+
+def counted_usage(call, result):
+    """(prompt tokens, completion tokens, cost in dollars) of an answer.
+
+    As the upstream reported them; an upstream that reported no token counts
+    (a server that ignores `stream_options.include_usage`, or sends none)
+    is counted from the request and the answer's text, 4 characters a token,
+    so its answers still spend the budgets and limits.
+    """
+    prompt, completion = _tokens(result.usage)
+    if prompt or completion:
+        return prompt, completion, result.cost
+    prompt, completion = _prompt_tokens(call), math.ceil(_answer_chars(result.response) / 4)
+    return prompt, completion, call.spec.cost({"prompt_tokens": prompt, "completion_tokens": completion})
 
 
 def _tokens(usage):
@@ -124,9 +166,12 @@ class Meter:
     def record(self, call, result, error=None):
         ticket = getattr(call, "ticket", None)
         if result is not None:
-            prompt, completion = _tokens(result.usage)
             spent = not (result.cache_hit or result.coalesced) or settings.USAGE_HITS_COUNT_TOWARDS_SPEND
-            cost = math.ceil(result.cost * 1_000_000) if spent else 0
+            if spent:
+                prompt, completion, dollars = counted_usage(call, result)
+            else:
+                (prompt, completion), dollars = _tokens(result.usage), 0
+            cost = math.ceil(dollars * 1_000_000) if spent else 0
             tokens = prompt + completion if spent else 0
             if ticket is not None and (tokens != ticket.tokens or cost != ticket.cost or limits.holds(ticket.scopes)):
                 # After the response when in a view (cache/deferred.py): the client does not wait for it.

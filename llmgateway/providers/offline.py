@@ -1,9 +1,11 @@
 """The embedded default: extractive answers from the passages in the messages.
 
-No weights, no network. It finds the question (the last user message, or
-the text after "Question:" in it) and the passages supplied with it, scores
-every sentence of every passage by the question words it contains (rarer
-words count more), and quotes the best few with their labels. It says
+No network. It finds the question (the last user message, or the text
+after "Question:" in it) and the passages supplied with it, scores every
+sentence of every passage by meaning (the static embedding model) and the
+question words it contains (rarer words count more), has the best few read
+by a contextual sentence model when its package is installed
+(llmgateway/contextual.py), and quotes the best with their labels. It says
 plainly when no passage answers the question, and when there are no
 passages at all (no generative model is configured).
 
@@ -429,6 +431,20 @@ LIST_AFTER_COLON = 4  # sentences that a sentence ending in ":" brings along (th
 LONG_SENTENCE = 45  # words
 HEADING_WORD = 0.6  # a question word in the sentence's heading, against one in the sentence
 CONTEXT_MEANING = 0.5  # the weight of the heading path in a sentence's meaning
+# The contextual judge (llmgateway/contextual.py, all-MiniLM-L6-v2): it reads the question and the
+# best few sentences (each with its heading) as sentences, not as bags of words, and so tells a
+# paraphrase of what a sentence says from a question whose topic the passages lack. Its cosine
+# joins the score of those sentences; the threshold then applies to the combined score.
+CONTEXTUAL = True  # False: judge with the static model alone (as when the model is not installed)
+JUDGE_CANDIDATES = 8  # sentences the contextual model reads per question (its cost is per token)
+JUDGE_WORDS = 48  # of each: the rest of a long sentence (a wide table row) costs more than it tells
+W_CONTEXTUAL = 1.0
+CONTEXTUAL_THRESHOLD = 0.8  # besides ANSWER_THRESHOLD on the static score, the least combined score
+# An answer stands out: the closest sentence by the contextual model is closer to the question than the
+# other candidates are on average by this much. When the documents lack the question's topic, the
+# retrieved sentences are all about equally near it (same words, neighbouring topics).
+STANDOUT = 0.1
+STANDOUT_CANDIDATES = 4  # with fewer candidates (a short document) there is nothing to stand out from
 
 
 def refusal(scope="", nearest=()):
@@ -579,11 +595,21 @@ def answer(messages):
     if not passages:
         return refusal(scope) if scope else NO_MODEL
     scored, by_place = rank(question, passages)
-    if not scored or scored[0].score < ANSWER_THRESHOLD:
+    judged, threshold = judge(question, scored, passages)
+    if not scored or scored[0].score < ANSWER_THRESHOLD or judged[0].score < threshold:
         return refusal(scope, _nearest(passages, scored))
+    contextual, scored = judged is not scored, judged
     best = scored[0].score
     kind = _question_kind(question)
-    chosen = [item for item in scored[:MAX_QUOTES] if item.score >= best * SECOND_SENTENCE]
+    # Another sentence joins when it scores nearly as well and, with the contextual judge (whose scores
+    # lie closer together), holds what the question asks for (a number, a date, what is allowed) when
+    # the best one does.
+    fits = contextual and kind is not None and kind.search(scored[0].text)
+    chosen = [
+        item
+        for item in scored[:MAX_QUOTES]
+        if item.score >= best * SECOND_SENTENCE and (not fits or item is scored[0] or kind.search(item.text))
+    ]
     picked = {(item.passage, item.order): item for item in chosen}
     top = chosen[0]
     follow = []
@@ -622,6 +648,54 @@ def answer(messages):
                 text = f"{heading}: {text}"  # "django-announce: A (very) low-traffic list …"
         out.append(_cite(text, item.label) if last_of_passage else text)
     return " ".join(out)
+
+
+def judge_texts(scored, passages):
+    """What the contextual model reads for each of the best candidates: the sentence under its heading."""
+    sections = {}
+    texts = []
+    for item in scored[:JUDGE_CANDIDATES]:
+        if item.passage not in sections:
+            sections[item.passage] = []
+            passage_parts(passages[item.passage][1], passages[item.passage][2], sections[item.passage])
+        under = sections[item.passage]
+        heading = (under[item.order : item.order + 1] or [""])[0].strip()
+        text = " ".join(item.text.split())
+        if heading and _squash(heading) not in _squash(text):
+            text = f"{heading}: {text}"
+        texts.append(" ".join(text.split()[:JUDGE_WORDS]))
+    return texts
+
+
+def contextual_scores(question, scored, passages):
+    """Cosines of the question and the best candidates by the contextual model; None without it."""
+    if not CONTEXTUAL or not scored:
+        return None
+    from llmgateway import contextual
+
+    if not contextual.available():
+        return None
+    vectors = contextual.encode([question, *judge_texts(scored, passages)])
+    return [float(v) for v in vectors[1:] @ vectors[0]]
+
+
+def judge(question, scored, passages):
+    """(the candidates re-scored by the contextual model, best first; the threshold that applies).
+
+    Without the model: the candidates as they are and ANSWER_THRESHOLD.
+    """
+    cosines = contextual_scores(question, scored, passages)
+    if cosines is None:
+        return scored, ANSWER_THRESHOLD
+    ordered = sorted(cosines, reverse=True)
+    if len(ordered) >= STANDOUT_CANDIDATES and ordered[0] - sum(ordered[1:]) / (len(ordered) - 1) < STANDOUT:
+        return scored, math.inf  # nothing stands out: refused
+    judged = [
+        Candidate(item.score + W_CONTEXTUAL * cosine, item.passage, item.order, item.label, item.text)
+        for item, cosine in zip(scored, cosines, strict=False)
+    ]
+    judged.sort(key=lambda c: (c.score, -c.passage, -c.order), reverse=True)
+    return judged + list(scored[len(judged) :]), CONTEXTUAL_THRESHOLD
 
 
 def _nearest(passages, scored, limit=2):

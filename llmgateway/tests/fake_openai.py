@@ -197,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": [] if with_usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
             if with_usage:
-                data["usage"] = usage
+                data["usage"] = usage if fake.usage_reply is None else fake.usage_reply
             payload = b"data: " + json.dumps(data).encode() + b"\n\n"
             self._write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
 

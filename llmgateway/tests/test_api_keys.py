@@ -108,6 +108,19 @@ def test_archived_workspace_refuses_completions(client, api_key, workspace):
     assert _post(client, f"Bearer {api_key[1]}").status_code == 403
 
 
+def test_archived_workspace_refuses_embeddings(client, api_key, workspace):
+    key = f"Bearer {api_key[1]}"
+    body = json.dumps({"input": "hello"})
+    assert (
+        client.post("/v1/embeddings", body, content_type="application/json", HTTP_AUTHORIZATION=key).status_code == 200
+    )
+    workspace.archived = True
+    workspace.save()
+    refused = client.post("/v1/embeddings", body, content_type="application/json", HTTP_AUTHORIZATION=key)
+    assert refused.status_code == 403
+    assert "archived" in refused.json()["error"]["message"]
+
+
 def test_models_endpoint(client, api_key, remote_model):
     response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {api_key[1]}")
     assert response.status_code == 200
@@ -142,6 +155,62 @@ class TestRestApi:
         assert minted.status_code == 403
         assert "not with an API key" in minted.json()["detail"]
         assert not ApiKey.objects.filter(name="x").exists()
+
+    def test_a_write_key_cannot_change_who_has_access(self, workspace, owner, viewer, api_client_for):
+        from workspaces.models import Invitation
+
+        _, writer = ApiKey.create(workspace, "writer", owner, scopes=["read", "write"])
+        client = self._client(writer)
+        base = f"/api/workspaces/{workspace.slug}"
+        invited = client.post(f"{base}/invitations/", {"email": "new@evil.example", "role": "admin"}, format="json")
+        assert invited.status_code == 403, invited.content
+        assert "API key" in invited.json()["detail"]
+        membership = Membership.objects.get(workspace=workspace, user=viewer)
+        promoted = client.patch(f"{base}/members/{membership.pk}/", {"role": "owner"}, format="json")
+        assert promoted.status_code == 403
+        assert client.delete(f"{base}/members/{membership.pk}/").status_code == 403
+        assert client.delete(f"{base}/").status_code == 403
+        assert not Invitation.objects.exists()
+        membership.refresh_from_db()
+        assert membership.role == "viewer"
+        # The key still reads and writes what the owner may, and the owner's own token still invites.
+        assert client.get(f"{base}/members/").status_code == 200
+        assert client.patch(f"{base}/", {"description": "Changed with a key"}, format="json").status_code == 200
+        by_person = api_client_for(owner).post(f"{base}/invitations/", {"email": "new@acme.example"}, format="json")
+        assert by_person.status_code == 201
+
+    def test_a_write_key_cannot_lift_its_own_limits(self, workspace, admin_user, api_client_for):
+        from llmgateway.models import Limit
+
+        key, writer = ApiKey.create(workspace, "ci", admin_user, scopes=["completions", "read", "write"])
+        Limit.objects.create(kind="key", workspace=workspace, api_key=key, daily_budget=5)
+        Limit.objects.create(kind="workspace", workspace=workspace, daily_budget=50)
+        client = self._client(writer)
+        own = f"/api/gateway/{workspace.slug}/limits/keys/{key.pk}/"
+        assert client.get(own).json()["daily_budget"] == "5.0000"
+        for method, path in [
+            ("delete", own),
+            ("patch", own),
+            ("put", own),
+            ("delete", f"/api/gateway/{workspace.slug}/limits/workspace/"),
+            ("patch", f"/api/gateway/{workspace.slug}/limits/workspace/"),
+        ]:
+            response = getattr(client, method)(path, {"daily_budget": None}, format="json")
+            assert response.status_code == 403, (method, path, response.content)
+        assert Limit.objects.get(api_key=key).daily_budget == 5
+        assert Limit.objects.get(kind="workspace").daily_budget == 50
+        # The admin, signed in or with a user token, still changes them.
+        assert api_client_for(admin_user).patch(own, {"daily_budget": "7"}, format="json").status_code == 200
+
+    def test_a_write_key_cannot_restore_its_archived_workspace(self, workspace, owner):
+        _, writer = ApiKey.create(workspace, "ci", owner, scopes=["completions", "read", "write"])
+        workspace.archived = True
+        workspace.save()
+        response = self._client(writer).patch(f"/api/workspaces/{workspace.slug}/", {"archived": False}, format="json")
+        assert response.status_code == 403
+        workspace.refresh_from_db()
+        assert workspace.archived
+        assert _post(self._client(writer), f"Bearer {writer}").status_code == 403  # completions stay off
 
     def test_bad_bearer_token_on_the_rest_api(self, workspace):
         response = self._client("' OR 1=1 --").get(f"/api/gateway/{workspace.slug}/keys/")

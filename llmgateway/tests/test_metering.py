@@ -165,6 +165,39 @@ def test_a_daily_budget_refuses_with_insufficient_quota_until_midnight(workspace
     assert Decimal("0.10") - Decimal("0.0195") <= total <= Decimal("0.10") + Decimal("0.0195")
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_that_reports_no_usage_still_spends_the_budget(workspace, remote_model, upstream, stream):
+    # Servers that ignore stream_options.include_usage (or send no counts) must not make answers free.
+    upstream.usage_reply = "unknown"
+    Limit.objects.create(kind="workspace", workspace=workspace, daily_budget=Decimal("0.05"))
+    answered = 0
+    for i in range(40):
+        try:
+            completion = gateway.stream(workspace, ask(f"question {i}")) if stream else None
+            if stream:
+                list(completion)
+            else:
+                gateway.complete(workspace, ask(f"question {i}"))
+        except gateway.GatewayError as exc:
+            assert exc.status == 429 and exc.code == "insufficient_quota"
+            break
+        answered += 1
+    assert answered < 40, "answers without token counts were never charged"
+    records.drain()
+    row = UsageRecord.objects.filter(status=200).first()
+    # Counted from the text: "question 0" is 3 tokens and 8 for the message; the answer's words.
+    assert row.prompt_tokens == 11 and row.completion_tokens > 0 and row.cost > 0
+
+
+def test_the_estimate_covers_every_answer_asked_for_with_n(workspace, remote_model):
+    from llmgateway import metering
+
+    one = gateway.prepare(workspace, ask("hello", max_tokens=100))
+    four = gateway.prepare(workspace, ask("hello", max_tokens=100, n=4))
+    assert metering.estimate(four)[0] - metering.estimate(one)[0] == 300
+    assert metering.estimate(four)[1] > 3 * metering.estimate(one)[1]
+
+
 def test_a_budget_counter_lost_is_seeded_from_the_rows(workspace, remote_model, upstream):
     from django.core.cache import cache
 

