@@ -303,6 +303,15 @@ def _fill_postgres(ws, count, seed, generator, model, document_ids):
             loaded += len(texts)
             print(f"    copied {loaded:,}", end="\r", flush=True)
         cursor.execute("SET session_replication_role = DEFAULT")
+        # Triggers do not fire in replica mode: the passages' tsvectors go to the side table in one statement.
+        from documents import search
+
+        cursor.execute(
+            "INSERT INTO documents_chunk_lexemes (chunk_id, workspace_id, document_id, search_vector) "
+            f"SELECT id, workspace_id, document_id, {search.POSTGRES_LEXEMES.format(config=search.SEARCH_CONFIG, row='')} "
+            "FROM documents_chunk WHERE workspace_id = %s ON CONFLICT (chunk_id) DO NOTHING",
+            [ws.pk],
+        )
 
 
 def build_indexes(model, dims):

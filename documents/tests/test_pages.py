@@ -238,3 +238,51 @@ def test_rename_through_the_api(api_client_for, member, workspace):
     assert response.status_code == 200 and response.json()["title"] == "Handbook 2026"
     response = client.patch(f"/api/documents/{document.pk}/", {"title": "   "}, format="json")
     assert response.status_code == 400 and "title" in response.json()
+
+
+SNIPPET_MARKDOWN = """# Travel policy
+
+## Hotel limits
+
+Book through the **travel desk**; see the [booking guide](https://travel.example/guide).
+
+| City | Hotel limit per night |
+| --- | --- |
+| Lisbon | 180 euros |
+| Porto | 120 euros |
+"""
+
+
+def test_search_snippets_are_plain_text_with_the_heading_path_apart(
+    client_for, viewer, ingest, django_assert_num_queries
+):
+    from documents.search import search
+
+    ingest("travel.md", SNIPPET_MARKDOWN.encode())
+    (result,) = search(viewer, "Lisbon hotel")
+    snippet = str(result.snippet)
+    for markup in ("**", "|", "](", "# ", "---"):
+        assert markup not in snippet, markup
+    assert not snippet.startswith("Hotel limits")  # the heading is shown apart, as the location
+    assert result.location == "Hotel limits"
+    assert "<mark>Lisbon</mark>" in snippet and "180 euros" in snippet
+    (prose,) = search(viewer, "desk")
+    assert str(prose.snippet).startswith("Book through the travel <mark>desk</mark>; see the booking guide")
+    client = client_for(viewer)
+    client.get("/documents/acme/search/", {"q": "Lisbon"})
+    with django_assert_num_queries(5) as captured:
+        page = client.get("/documents/acme/search/", {"q": "Lisbon hotel"}).content.decode()
+    assert len(captured) == 5
+    assert '<span class="badge">Hotel limits</span>' in page
+    assert "**" not in page.split('class="snippet"')[1].split("</p>")[0]
+
+
+def test_search_snippets_escape_everything_but_the_marks(ingest, viewer):
+    from documents.search import search
+
+    ingest("xss.md", b"# Notes\n\nThe <img src=x onerror=alert(1)> budget & <b>plan</b> for **travel**.\n")
+    (result,) = search(viewer, "budget")
+    snippet = str(result.snippet)
+    assert "<img" not in snippet and "<b>" not in snippet
+    assert "&lt;img" in snippet or "img" not in snippet
+    assert "<mark>budget</mark>" in snippet and "&amp;" in snippet

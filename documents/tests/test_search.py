@@ -201,3 +201,33 @@ def test_passages_given_beside_the_cap_are_ranked_when_they_hold_the_words(inges
     assert sorted(ranked([*beyond, capped[0]])) == sorted(holding)
     without = ranked([other])  # a given passage without the words is not ranked by words
     assert len(without) == 1 and other not in without
+
+
+def test_a_passage_is_found_by_the_words_of_its_heading_path(ingest, viewer, workspace):
+    from documents.models import Chunk
+
+    text = (
+        "# Governance\n\n## Steering council\n\n### Membership\n\n"
+        "Five people are elected for each release cycle.\n\n## Fellows\n\nFellows are paid contractors.\n"
+    )
+    document = ingest("governance.md", text.encode())
+    results = search(viewer, "steering", workspace=workspace)
+    assert [r.section for r in results] == ["Governance › Steering council › Membership"]
+    assert "Five people are elected" in results[0].text
+    # A renamed section is searched by its new words (the index follows updates of the path).
+    chunk = Chunk.objects.get(document=document, section="Governance › Fellows")
+    chunk.section = "Governance › Paid staff"
+    chunk.save(update_fields=["section"])
+    assert [r.chunk_id for r in search(viewer, "staff", workspace=workspace)] == [chunk.pk]
+
+
+def test_fusion_keeps_the_passage_the_words_rank_first_ahead_of_middling_passages():
+    from documents import search as search_module
+
+    def row(pk):
+        return (pk, 1, 0, None, "", f"passage {pk}", 0.0, "")
+
+    words = [row("answer")] + [row(f"m{i}") for i in range(10)]  # the answer first by its words
+    meaning = [row(f"n{i}") for i in range(5)] + [row(f"m{i}") for i in range(10)]  # absent by meaning
+    fused = search_module.fuse(words, meaning, limit=5)
+    assert "answer" in [r[0] for r, _ in fused[:3]]

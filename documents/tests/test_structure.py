@@ -92,3 +92,103 @@ def test_pdf_outline_gives_each_page_its_heading_path(ingest):
 def test_pdf_without_an_outline_has_pages_only(ingest):
     document = ingest("plain.pdf", pdf_bytes())
     assert set(document.chunks.values_list("section", flat=True)) == {""}
+
+
+RST_POLICY = """\
+==========================
+Security policies
+==========================
+
+Our team is committed to responsible disclosure of security issues.
+
+.. _reporting:
+
+Reporting security issues
+=========================
+
+Send a description of the issue to security@example.com. You should
+receive an acknowledgment within 3 working days.
+
+Encrypted reports
+-----------------
+
+The public key ID is 0xABCDEF.
+
+Supported versions
+==================
+
+Only the two latest feature releases get security fixes.
+"""
+
+MEMO = """\
+TRAVEL POLICY
+
+This policy applies to every trip paid by the company.
+
+1. Booking
+
+Book flights at least 14 days ahead through the travel desk.
+
+1.1 Hotels
+
+Hotels may cost up to 180 euros a night in capital cities.
+
+Things to bring
+
+- your badge
+- a charger
+
+2. Expenses
+
+Submit receipts within 30 days:
+1. Scan the receipt.
+2. Upload it to the expense tool.
+"""
+
+
+def _sections(document):
+    sections = {}
+    for chunk in document.chunks.order_by("position"):
+        sections.setdefault(chunk.section, chunk.text)
+    return sections
+
+
+def test_underlined_plain_text_headings_give_passages_a_section_path(ingest):
+    document = ingest("policy.txt", RST_POLICY.encode())
+    assert document.status == "ready", document.failure_reason
+    assert document.title == "Security policies"
+    sections = _sections(document)
+    assert list(sections) == [
+        "Security policies",
+        "Security policies › Reporting security issues",
+        "Security policies › Reporting security issues › Encrypted reports",
+        "Security policies › Supported versions",
+    ]
+    # The heading leads its passage's text, without its underline.
+    encrypted = sections["Security policies › Reporting security issues › Encrypted reports"]
+    assert encrypted == "Encrypted reports\n\nThe public key ID is 0xABCDEF."
+    assert "===" not in " ".join(sections.values())
+
+
+def test_capitals_numbered_and_short_plain_text_headings(ingest):
+    document = ingest("travel.txt", MEMO.encode())
+    assert document.status == "ready", document.failure_reason
+    assert document.title == "TRAVEL POLICY"
+    sections = _sections(document)
+    assert list(sections) == [
+        "TRAVEL POLICY",
+        "TRAVEL POLICY › 1. Booking",
+        "TRAVEL POLICY › 1. Booking › 1.1 Hotels",
+        "TRAVEL POLICY › 1. Booking › 1.1 Hotels › Things to bring",
+        "TRAVEL POLICY › 2. Expenses",
+    ]
+    # A numbered list and a list under a short heading stay text.
+    assert sections["TRAVEL POLICY › 1. Booking › 1.1 Hotels › Things to bring"].endswith("- your badge\n- a charger")
+    assert "1. Scan the receipt.\n2. Upload it to the expense tool." in sections["TRAVEL POLICY › 2. Expenses"]
+
+
+def test_plain_text_without_headings_stays_one_section(ingest):
+    text = "Dear team,\n\nthe office is closed on Friday.\nPlease work from home.\n\nThanks,\nAna\n"
+    document = ingest("note.txt", text.encode())
+    assert set(document.chunks.values_list("section", flat=True)) == {""}
+    assert document.title == "note"

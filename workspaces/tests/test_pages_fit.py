@@ -357,3 +357,35 @@ def test_menu_button_opens_the_site_menu_on_a_phone(browser, live_server, worksp
     finally:
         page.close()
         browser.clear_cookies()
+
+
+PLACEHOLDER_FITS = """() => {
+    const input = document.querySelector('.header-search input');
+    const style = getComputedStyle(input);
+    const context = document.createElement('canvas').getContext('2d');
+    context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    return {text: context.measureText(input.placeholder).width, room};
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_header_search_shows_its_whole_placeholder_at_1280(browser, live_server, workspace, member):
+    page = browser.new_page()
+    try:
+        page.set_viewport_size(DESKTOP)
+        for staff in (False, True):  # staff see two more links in the header
+            member.is_staff = staff
+            member.save(update_fields=["is_staff"])
+            _sign_in(browser, live_server.url, member)
+            page.goto(live_server.url + f"/documents/{workspace.slug}/")
+            fit = page.evaluate(PLACEHOLDER_FITS)
+            assert fit["text"] <= fit["room"], (staff, fit)
+            menu = page.locator(".user-menu summary").bounding_box()
+            assert menu["x"] + menu["width"] <= DESKTOP["width"], staff
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            shot(page, f"1280-header-search{'-staff' if staff else ''}.png")
+    finally:
+        page.close()
+        browser.clear_cookies()
