@@ -375,7 +375,7 @@ def main():
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--recall-queries", type=int, default=30)
     parser.add_argument("--ef-search", default="40,80,200,400", help="PostgreSQL: hnsw.ef_search values to compare")
-    parser.add_argument("--rank-candidates", default="500,1000,2000,4000", help="full-text candidate caps to compare")
+    parser.add_argument("--rank-candidates", default="2000,1000,500", help="full-text candidate caps to compare")
     parser.add_argument("--reuse", action="store_true", help="keep the filled database under var/search-bench/")
     parser.add_argument("--fill-only", action="store_true", help="fill (or check the fill) and stop")
     args = parser.parse_args()
@@ -453,7 +453,7 @@ def run(args):
     print(
         f"  recall@20 of the nearest passages against an exact search: {recall(ws, pairs, questions.model, args):.3f}"
     )
-    caps(ws, pairs, args)
+    caps(ws, pairs, args, questions.model)
     if connection.vendor == "postgresql":
         server_side(ws, pairs, questions.model)
         sweep(ws, pairs, questions.model, args)
@@ -476,27 +476,49 @@ def recall(ws, pairs, model, args):
     return found / max(total, 1)
 
 
-def caps(ws, pairs, args):
-    """Latency of the hybrid search's full-text half (20 ranked, 5 with snippets) for several candidate caps."""
+def caps(ws, pairs, args, model):
+    """The hybrid search (5 passages) and its full-text half on the server (20 ranked, 5 snippets, the
+    nearest passages given) for several candidate caps, the caps alternating query by query in this one
+    process so that a change of load hits them alike: wall time of the whole search, and on PostgreSQL
+    the execution time and buffers of the full-text query from EXPLAIN (ANALYZE, BUFFERS)."""
+    import json
+
     from django.db import connection
 
-    from documents import search
+    from documents import search, vectors
 
+    values = [int(value) for value in args.rank_candidates.split(",") if value]
+    wall, server, buffers = ({cap: [] for cap in values} for _ in range(3))
     kept = search.RANK_CANDIDATES
     try:
-        for cap in [int(value) for value in args.rank_candidates.split(",") if value]:
-            search.RANK_CANDIDATES = cap
-            timings = []
-            for query, _vector in pairs[:100]:
-                started = time.perf_counter()
-                sql = search.lexical_sql([ws.pk], query, None, 20, snippets=5)
-                with connection.cursor() as cursor:
-                    cursor.execute(*sql)
-                    cursor.fetchall()
-                timings.append((time.perf_counter() - started) * 1000)
-            print(f"    full-text half, {cap:,} candidates ranked at most: " + figures("", timings)[2:])
+        for round_ in range(2):
+            for query, vector in pairs[:100]:
+                also = [row[0] for row in vectors.nearest([ws.pk], vector, model, None, 20)]
+                for cap in values if round_ % 2 == 0 else values[::-1]:
+                    search.RANK_CANDIDATES = cap
+                    started = time.perf_counter()
+                    search.search_workspace(ws, query, limit=5, vector=vector, vector_model=model)
+                    wall[cap].append((time.perf_counter() - started) * 1000)
+                    if connection.vendor != "postgresql":
+                        continue
+                    sql, params = search.lexical_sql([ws.pk], query, None, 20, snippets=5, also=also)
+                    with connection.cursor() as cursor:
+                        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
+                        plan = cursor.fetchone()[0]
+                    plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
+                    server[cap].append(plan["Execution Time"])
+                    buffers[cap].append(
+                        plan["Plan"].get("Shared Hit Blocks", 0) + plan["Plan"].get("Shared Read Blocks", 0)
+                    )
     finally:
         search.RANK_CANDIDATES = kept
+    for cap in values:
+        print(f"    {cap:,} candidates ranked at most: " + figures("hybrid search (wall)", wall[cap]))
+        if server[cap]:
+            print(
+                "      " + figures("full-text half on the server, execution", server[cap]) + "; buffers "
+                f"p50 {statistics.median(buffers[cap]):.0f}, p95 {percentile(buffers[cap], 0.95):.0f}"
+            )
 
 
 def server_side(ws, pairs, model):

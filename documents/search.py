@@ -52,8 +52,11 @@ MAX_LIMIT = 100
 MARK_START, MARK_END = "\ue000", "\ue001"
 SEARCH_CONFIG = "english"
 # Full-text search ranks at most this many matching passages; a query matching more (a very common
-# word) ranks a sample of them, which keeps its latency bounded (2,000: about 3 ms of bm25 on SQLite, 6 ms at 4,000).
-RANK_CANDIDATES = 2000
+# word) ranks a sample of them, which keeps its latency bounded. The cost is per candidate: on PostgreSQL
+# a heap page read and a decompressed tsvector each (100,000 passages, queries matching 500-8,000 of
+# them: p50 / p95 13.2 / 63.3 ms of execution at 2,000, 8.3 / 15.8 ms at 1,000); on SQLite about 1.7 ms
+# of bm25 at 1,000, 3.4 ms at 2,000. A hybrid search ranks the nearest passages that hold the words too.
+RANK_CANDIDATES = 1000
 # A passage's heading path is searched with its text (a passage under "Steering council › Membership"
 # answers "how many sit on the steering council" without naming the council): on SQLite a column of
 # its own, weighted like the text; on PostgreSQL the path's words open the tsvector.
