@@ -129,7 +129,8 @@ def sweep(files, include):
     for row in rows:
         question, passages = offline.split_question_and_passages(row["messages"])
         scored, _ = offline.rank(question, passages)
-        cosines = offline.contextual_scores(question, scored, passages) or []
+        headed, alone = offline.contextual_scores(question, scored, passages) or ([], [])
+        cosines = [max(a, b) for a, b in zip(headed, alone, strict=True)]
         features.append((bool(row["phrases"]), [item.score for item in scored[: len(cosines)]], cosines))
     print(f"{len(rows)} questions scored in {time.perf_counter() - started:.1f} s")
     answerable = sum(1 for found, _, _ in features if found)

@@ -650,49 +650,59 @@ def answer(messages):
     return " ".join(out)
 
 
-def judge_texts(scored, passages):
-    """What the contextual model reads for each of the best candidates: the sentence under its heading."""
+def judge_texts(scored, passages, headed=True):
+    """What the contextual model reads for each of the best candidates: the sentence, under its heading
+    when `headed`."""
     sections = {}
     texts = []
     for item in scored[:JUDGE_CANDIDATES]:
-        if item.passage not in sections:
-            sections[item.passage] = []
-            passage_parts(passages[item.passage][1], passages[item.passage][2], sections[item.passage])
-        under = sections[item.passage]
-        heading = (under[item.order : item.order + 1] or [""])[0].strip()
         text = " ".join(item.text.split())
-        if heading and _squash(heading) not in _squash(text):
-            text = f"{heading}: {text}"
+        if headed:
+            if item.passage not in sections:
+                sections[item.passage] = []
+                passage_parts(passages[item.passage][1], passages[item.passage][2], sections[item.passage])
+            under = sections[item.passage]
+            heading = (under[item.order : item.order + 1] or [""])[0].strip()
+            if heading and _squash(heading) not in _squash(text):
+                text = f"{heading}: {text}"
         texts.append(" ".join(text.split()[:JUDGE_WORDS]))
     return texts
 
 
 def contextual_scores(question, scored, passages):
-    """Cosines of the question and the best candidates by the contextual model; None without it."""
+    """(cosines of the question and the best candidates under their headings, and of the question and
+    the same sentences alone) by the contextual model; None without it."""
     if not CONTEXTUAL or not scored:
         return None
     from llmgateway import contextual
 
     if not contextual.available():
         return None
-    vectors = contextual.encode([question, *judge_texts(scored, passages)])
-    return [float(v) for v in vectors[1:] @ vectors[0]]
+    headed, alone = judge_texts(scored, passages), judge_texts(scored, passages, headed=False)
+    vectors = contextual.encode([question, *headed, *alone])  # a sentence with no heading is encoded once
+    cosines = [float(v) for v in vectors[1:] @ vectors[0]]
+    return cosines[: len(headed)], cosines[len(headed) :]
 
 
 def judge(question, scored, passages):
     """(the candidates re-scored by the contextual model, best first; the threshold that applies).
 
     Without the model: the candidates as they are and ANSWER_THRESHOLD.
+    Whether an answer stands out is read on the sentences under their headings (the heading says what
+    a sentence is about); a sentence's score gains the better of its two cosines, with or without its
+    heading, since a heading shared by the passage's sentences ("Membership: …") draws them all
+    towards the question's topic and can hide the one that holds what it asks.
     """
-    cosines = contextual_scores(question, scored, passages)
-    if cosines is None:
+    found = contextual_scores(question, scored, passages)
+    if found is None:
         return scored, ANSWER_THRESHOLD
-    ordered = sorted(cosines, reverse=True)
+    headed, alone = found
+    ordered = sorted(headed, reverse=True)
     if len(ordered) >= STANDOUT_CANDIDATES and ordered[0] - sum(ordered[1:]) / (len(ordered) - 1) < STANDOUT:
         return scored, math.inf  # nothing stands out: refused
     judged = [
-        Candidate(item.score + W_CONTEXTUAL * cosine, item.passage, item.order, item.label, item.text)
-        for item, cosine in zip(scored, cosines, strict=False)
+        Candidate(item.score + W_CONTEXTUAL * max(a, b), item.passage, item.order, item.label, item.text)
+        for item, a, b in zip(scored, headed, alone, strict=False)
     ]
     judged.sort(key=lambda c: (c.score, -c.passage, -c.order), reverse=True)
     return judged + list(scored[len(judged) :]), CONTEXTUAL_THRESHOLD

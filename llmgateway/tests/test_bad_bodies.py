@@ -70,6 +70,8 @@ def test_a_body_past_the_depth_limit_says_so(client, api_key):
         ('{"model": "a\\u0000b", "input": "hi"}', "model"),
         ('{"model": "\\ud800", "input": "hi"}', "model"),
         ('{"input": ["fine", "lone \\udc00 surrogate"]}', "input"),
+        ('{"input": ""}', "input"),
+        ('{"input": ["fine", ""]}', "input"),
         ('{"input": "hi", "extra": ' + "[" * 900 + "]" * 900 + "}", None),
     ],
 )

@@ -198,3 +198,46 @@ def test_a_gevent_worker_goes_on_serving_while_the_model_loads_and_reads():
     result = subprocess.run([sys.executable, "-c", GEVENT_PROBE], cwd=root, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout.split()[-1]) > 0
+
+
+HELPDESK_PASSAGES = (
+    (
+        "Office guide",
+        "Office guide\n\nBrightwater has two offices. Both are open to staff from 07:00 to 20:00 on working days; "
+        "your badge opens the doors.\n",
+    ),
+    (
+        "Brightwater IT FAQ",
+        "Brightwater IT FAQ\n\nAnswers to the questions the IT helpdesk hears most. Still stuck? Call the\n"
+        "helpdesk on extension 4357 (H-E-L-P) or write to helpdesk@brightwater.example.\n"
+        "The helpdesk is staffed Monday to Friday, 08:00–18:00 CET.\n",
+    ),
+    (
+        "Brightwater IT FAQ, How do I get new software?",
+        "How do I get new software?\n\nMost tools are in the Self Service app "
+        "or Company Portal and install without approval. For anything else,\nopen a request at https://help.brightwater.example "
+        "with the name of the software and what you need it for.\nPaid software needs your manager's approval; the helpdesk "
+        "aims to answer within two working days.\n",
+    ),
+    (
+        "Brightwater employee handbook 2026, page 2",
+        "Working hours\nA full-time week is 38 hours. Core hours are 10:00 to 16:00 "
+        "(CET) on working days: be\nreachable for meetings then. Outside core hours, plan your day as suits you and your\nteam.\n"
+        "Meetings are not scheduled on Friday afternoons, and nobody is expected to answer\nmessages between 19:00 and 08:00 or "
+        "at weekends unless they are on call.\n",
+    ),
+    (
+        "Brightwater IT FAQ, My laptop was lost or stolen. What do I do?",
+        "My laptop was lost or stolen. What do I do?\n\nCall "
+        "the helpdesk on extension 4357 (or +31 20 555 4357 from outside) within one hour. They will lock and\nwipe the laptop "
+        "remotely. If it was stolen, also file a police report and send the report number to the helpdesk.\n",
+    ),
+)
+
+
+def test_a_sentence_is_judged_with_and_without_its_heading():
+    # Under their headings, the offices' opening hours ("Office guide: Both are open … 07:00 to 20:00")
+    # read closer to the question than the helpdesk's hours; read alone, the sentence that names the
+    # helpdesk is the nearest, and its score takes the better of the two readings.
+    text = ask("What hours is the helpdesk open?", *HELPDESK_PASSAGES)
+    assert text.startswith("The helpdesk is staffed Monday to Friday, 08:00–18:00 CET [2].")

@@ -281,6 +281,8 @@ def _embeddings(request):
         )
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise GatewayError(400, "Give `input`: a string or a non-empty list of strings.", param="input")
+    if not all(texts):
+        raise GatewayError(400, "`input` cannot be an empty string.", param="input")
     if len(texts) > EMBEDDING_MAX_INPUTS:
         raise GatewayError(400, f"At most {EMBEDDING_MAX_INPUTS} inputs per request.", param="input")
     if sum(len(t) for t in texts) > settings.LLM_MAX_INPUT_CHARS:
