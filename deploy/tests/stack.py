@@ -138,6 +138,19 @@ class Stack:
         )
         return env
 
+    def shell(self, script):
+        """Runs `manage.py shell -c script` against the stack's database; the last line it printed."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", script],
+            cwd=ROOT,
+            env=self.app_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
     def _make_cert(self):
         subprocess.run(
             ["bash", str(DEPLOY / "make_self_signed_cert.sh"), str(self.cert.parent), "localhost"],

@@ -13,8 +13,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from http.client import HTTPConnection
 from http.cookies import SimpleCookie
@@ -24,7 +22,7 @@ import pytest
 
 from conftest import require_service
 from deploy.tests.pgcluster import Cluster, missing_reason
-from deploy.tests.stack import ROOT, Stack
+from deploy.tests.stack import Stack
 
 pytestmark = pytest.mark.stack
 
@@ -92,16 +90,7 @@ def api_token(stack):
         "services.create_workspace(user, name='Outage', slug='outage'); "
         "print(Token.objects.create(user=user).key)"
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=ROOT,
-        env=stack.app_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    return stack.shell(script)
 
 
 def request(stack, method, path, headers=None, body=None, timeout=20):
@@ -347,16 +336,7 @@ def test_a_paused_database_is_a_503_by_the_query_timeout_and_no_request_hangs(st
         "user = get_user_model().objects.get(email='outage@example.com'); "
         "print(ApiKey.create(Workspace.objects.get(slug='outage'), 'paused', user)[1])"
     )
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=ROOT,
-        env=stack.app_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    bearer = {"Authorization": f"Bearer {done.stdout.split()[-1]}", "Content-Type": "application/json"}
+    bearer = {"Authorization": f"Bearer {stack.shell(script)}", "Content-Type": "application/json"}
     cookies = sign_in(stack)
     question = {"model": "offline", "messages": [{"role": "user", "content": "Hello?"}]}
     # Several pooled connections, each idle when the database freezes.

@@ -9,7 +9,6 @@ import re
 import shutil
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from conftest import require_service
-from deploy.tests.stack import METRICS_TOKEN, ROOT, Stack
+from deploy.tests.stack import METRICS_TOKEN, Stack
 
 pytestmark = pytest.mark.stack
 
@@ -251,16 +250,7 @@ def api_token(stack):
         "services.create_workspace(user, name='Stack', slug='stack'); "
         "print(Token.objects.create(user=user).key)"
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=ROOT,
-        env=stack.app_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    return stack.shell(script)
 
 
 def test_real_upload_is_ingested_by_the_worker_and_downloaded_through_nginx(stack, https, api_token):
