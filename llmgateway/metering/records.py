@@ -40,14 +40,18 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
 _pending = []
 _last_flush = time.monotonic()
 _lock = threading.Lock()
+# Held for a whole flush, so that a flush (drain's first step) returns only once what another thread
+# had already taken from the list is in the store's queue.
+_flush_lock = threading.Lock()
 _flusher_started = False  # in this process (a forked worker starts its own: see _forked)
 _scheduled = False  # a flush is on its way
 _ids = None
 
 
 def _forked():
-    global _flusher_started, _pending, _scheduled, _ids
+    global _flusher_started, _pending, _scheduled, _ids, _lock, _flush_lock
     _flusher_started, _pending, _scheduled, _ids = False, [], False, None
+    _lock, _flush_lock = threading.Lock(), threading.Lock()  # a thread of the parent may have held them
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -90,17 +94,18 @@ def add(record):
 def flush():
     """Append this process's buffered records to the store's queue."""
     global _pending, _last_flush, _scheduled
-    with _lock:
-        taken, _pending, _last_flush, _scheduled = _pending, [], time.monotonic(), False
-    if not taken:
-        return
-    # Encoded here, after the responses, rather than on each request (bytes: kept from a failed try).
-    taken = [r if type(r) is bytes else _encode(r).encode() for r in taken]
-    if not get_store().append(queue_key(), taken):
-        # The store did not answer: keep them for the next try.
+    with _flush_lock:
         with _lock:
-            _pending[:0] = taken
-        log.warning("usage records kept in memory: the store did not take %d of them", len(taken))
+            taken, _pending, _last_flush, _scheduled = _pending, [], time.monotonic(), False
+        if not taken:
+            return
+        # Encoded here, after the responses, rather than on each request (bytes: kept from a failed try).
+        taken = [r if type(r) is bytes else _encode(r).encode() for r in taken]
+        if not get_store().append(queue_key(), taken):
+            # The store did not answer: keep them for the next try.
+            with _lock:
+                _pending[:0] = taken
+            log.warning("usage records kept in memory: the store did not take %d of them", len(taken))
 
 
 def pending():

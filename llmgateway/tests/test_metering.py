@@ -78,6 +78,33 @@ def test_records_of_a_deleted_key_keep_their_workspace(v1, api_key, remote_model
     assert UsageRecord.objects.get().api_key_id is None
 
 
+def test_a_drain_waits_for_a_flush_already_under_way(workspace, monkeypatch):
+    """Records another thread has taken from the list but not yet put in the queue are drained too."""
+    from llmgateway.cache.store import get_store
+
+    store = get_store()
+    appending, go_on = threading.Event(), threading.Event()
+    real_append = store.append
+
+    def slow_append(key, values):
+        appending.set()
+        go_on.wait(5)
+        return real_append(key, values)
+
+    record = (records.new_id(), workspace.pk, None, None, None, "python", "m", 1, 1, 0, "miss", 200, 1.0, time.time())
+    with records._lock:
+        records._pending.append(record)  # buffered, no flush scheduled yet
+    monkeypatch.setattr(store, "append", slow_append)
+    flusher = threading.Thread(target=records.flush)
+    flusher.start()
+    assert appending.wait(5)  # the flusher holds the record, on its way to the queue
+    monkeypatch.setattr(store, "append", real_append)
+    threading.Timer(0.2, go_on.set).start()
+    assert records.drain() == 1
+    flusher.join(5)
+    assert UsageRecord.objects.count() == 1
+
+
 # Limits --------------------------------------------------------------------------------------------
 
 
