@@ -7,12 +7,13 @@ database. The built-in `offline` model exists even before any row does.
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from django.conf import settings
 
 from llmgateway.cache.entries import MODEL_INFO_TTL, model_info_key
-from llmgateway.cache.records import ReadThrough
+from llmgateway.cache.records import ReadThrough, nearly_due
 
 DEFAULT_ALIAS = "__default__"
 
@@ -33,6 +34,8 @@ class ModelSpec:
     fallback: str | None = None
     deadline_seconds: int | None = None  # None: LLM_DEADLINE_SECONDS
     kind: str = "chat"  # or "embedding"
+    # time.time() of the database read (0: not known): renewed before its TTL ends (records.nearly_due).
+    loaded_at: float = field(default=0.0, compare=False)
 
     @property
     def identity(self):
@@ -101,6 +104,7 @@ def _spec_from_database(alias):
     """The spec for a name as looked up (DEFAULT_ALIAS: the default model), or None."""
     from llmgateway.models import ModelConfig
 
+    loaded_at = time.time()  # before the query: a change after this is seen on the next read
     name = None if alias == DEFAULT_ALIAS else alias
     queryset = ModelConfig.objects.filter(enabled=True).select_related("fallback")
     if name:
@@ -108,20 +112,25 @@ def _spec_from_database(alias):
     else:
         config = queryset.filter(is_default=True).first() or queryset.filter(name=settings.LLM_DEFAULT_MODEL).first()
     if config is not None:
-        return ModelSpec.from_config(config)
+        return replace(ModelSpec.from_config(config), loaded_at=loaded_at)
     if (name or settings.LLM_DEFAULT_MODEL) == BUILTIN_OFFLINE.name and not ModelConfig.objects.filter(
         name=BUILTIN_OFFLINE.name
     ).exists():
-        return BUILTIN_OFFLINE
+        return replace(BUILTIN_OFFLINE, loaded_at=loaded_at)
     return None
 
 
-specs = ReadThrough(model_info_key, ModelSpec.loads, _spec_from_database, MODEL_INFO_TTL)
+specs = ReadThrough(
+    model_info_key, ModelSpec.loads, _spec_from_database, MODEL_INFO_TTL, renew=nearly_due(MODEL_INFO_TTL)
+)
 
 
-def spec_from_cached(raw):
-    """(found, spec) from a cached value: (False, None) when not cached, (True, None) for "no such model"."""
-    return specs.from_cached(raw)
+def spec_from_cached(raw, alias=None):
+    """(found, spec) from a cached value: (False, None) when not cached, (True, None) for "no such model".
+
+    alias: the name it was looked up by (`lookup_name`), to have a record nearly due read again after the response.
+    """
+    return specs.from_cached(raw, alias)
 
 
 def load(name):

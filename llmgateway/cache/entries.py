@@ -17,13 +17,13 @@ increment, with no scan of Redis.
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 
 from django.conf import settings
 
 import audit
-from llmgateway.cache.records import ReadThrough
+from llmgateway.cache.records import ReadThrough, nearly_due
 from llmgateway.cache.store import make_key
 
 # TTLs (seconds).
@@ -91,7 +91,8 @@ def lock_key(completion_key_):
 
 
 def workspace_info_key(workspace_id):
-    return make_key(f"gw:ws:{workspace_id}")
+    # "wsinfo", not the earlier "ws": a process of an earlier version cannot read a record with loaded_at.
+    return make_key(f"gw:wsinfo:{workspace_id}")
 
 
 def model_info_key(name):
@@ -176,13 +177,19 @@ class WorkspaceInfo:
     # {"workspace": {name: n}, "member": {name: n}, "users": {"user id": {name: n}}}: the limits
     # in force (staff defaults filled in), budgets in micro-dollars; see metering/limits.py.
     limits: dict | None = None
+    # time.time() of the database read (0: not known): renewed before its TTL ends (records.nearly_due).
+    loaded_at: float = field(default=0.0, compare=False)
 
     def dumps(self):
         return json.dumps(asdict(self)).encode()
 
     @classmethod
     def loads(cls, raw):
-        return cls(**json.loads(raw))
+        # Fields this version does not know (written by a newer one) are left out.
+        return cls(**{k: v for k, v in json.loads(raw).items() if k in _WORKSPACE_FIELDS})
+
+
+_WORKSPACE_FIELDS = frozenset(f.name for f in fields(WorkspaceInfo))
 
 
 def limits_in_force(workspace_id):
@@ -211,6 +218,7 @@ def _workspace_from_database(workspace_id):
     from llmgateway.models import CacheGeneration
     from workspaces.models import Workspace
 
+    loaded_at = time.time()  # before the queries: a change after this is seen on the next read
     row = Workspace.objects.filter(pk=workspace_id).values("cache_policy", "archived").first()
     if row is None:
         return None
@@ -221,11 +229,18 @@ def _workspace_from_database(workspace_id):
         generation=generation or 0,
         archived=row["archived"],
         limits=limits_in_force(workspace_id),
+        loaded_at=loaded_at,
     )
 
 
 # Each workspace's policy and generation, read by every completion (a hit reads it with the entry).
-workspace_info = ReadThrough(workspace_info_key, WorkspaceInfo.loads, _workspace_from_database, WORKSPACE_INFO_TTL)
+workspace_info = ReadThrough(
+    workspace_info_key,
+    WorkspaceInfo.loads,
+    _workspace_from_database,
+    WORKSPACE_INFO_TTL,
+    renew=nearly_due(WORKSPACE_INFO_TTL),
+)
 
 
 def load_workspace_info(workspace_id):

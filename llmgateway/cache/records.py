@@ -16,6 +16,11 @@ record still good is close to that: given its identity, `from_cached` then
 has it read again after the response (`cache.deferred`), once per process
 and per RENEW_GAP, so the requests that arrive together at a due record do
 not all query the database at once (a herd every few seconds on a busy key).
+Records that know when they were read (`loaded_at`) get the same with
+`renew=nearly_due(ttl)`: read again in the last RENEW_BEFORE seconds of
+their TTL, so a busy workspace's or model's record never falls out of the
+store while it is in use and the requests of a busy moment do not all query
+the database when it would have.
 """
 
 import time
@@ -28,6 +33,17 @@ from llmgateway.cache.store import get_store
 MISSING = b"-"
 NEGATIVE_TTL = 30  # "no such key / model / workspace", so junk does not reach the database each time
 RENEW_GAP = 1.0  # seconds between two early reads of one record by one process (one that failed included)
+RENEW_BEFORE = 60  # seconds before a long-lived record's TTL ends when it is read again early
+
+
+def nearly_due(ttl, before=RENEW_BEFORE):
+    """`renew` for records with a `loaded_at` (time.time() of their database read): in the last `before` s of `ttl`."""
+    due = ttl - before
+
+    def renew(value):
+        return time.time() - value.loaded_at >= due
+
+    return renew
 
 
 class ReadThrough:

@@ -146,7 +146,7 @@ class Store:
 
 
 # Keys of records that every process must drop together (see LocalStore).
-RECORD_MARKERS = (":gw:key:", ":gw:ws:", ":gw:model:")
+RECORD_MARKERS = (":gw:key:", ":gw:wsinfo:", ":gw:ws:", ":gw:model:")
 
 
 def default_stamp():

@@ -172,7 +172,7 @@ def _serve(digest, body, cache_control, body_error, model_name, name, raws, call
         raise body_error
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.")
-    found, spec = registry.spec_from_cached(raws[1])
+    found, spec = registry.spec_from_cached(raws[1], name)
     if not found:
         spec = registry.load(model_name)
     if spec is None:

@@ -187,7 +187,7 @@ def _lookup(call):
 
 
 def _admit_found(call, raw_info, raw_entry):
-    found, info = workspace_info.from_cached(raw_info)
+    found, info = workspace_info.from_cached(raw_info, call.workspace_id)
     if not found:
         info = workspace_info.load(call.workspace_id)
     if info is None:
