@@ -633,26 +633,27 @@ def index_sections(schema_editor):
         )
 
 
+def _search_gin_indexes(schema_editor):
+    """The full-text GIN indexes this PostgreSQL database has (the one-workspace one needs btree_gin)."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL",
+            [list(SEARCH_GIN_INDEXES)],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
 def bound_pending_lists(schema_editor):
     """Migration 0008: existing search indexes get the small pending list (GIN_PENDING_KB), and what is
     pending now is merged into the index. A no-op on SQLite and for an index that does not exist."""
     if schema_editor.connection.vendor != "postgresql":
         return
-    for name in SEARCH_GIN_INDEXES:
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
-            exists = cursor.fetchone()[0]
-        if exists:
-            schema_editor.execute(f"ALTER INDEX {name} SET (gin_pending_list_limit = {int(GIN_PENDING_KB)})")
-            schema_editor.execute(f"SELECT gin_clean_pending_list('{name}'::regclass)")
+    for name in _search_gin_indexes(schema_editor):
+        schema_editor.execute(f"ALTER INDEX {name} SET (gin_pending_list_limit = {int(GIN_PENDING_KB)})")
+        schema_editor.execute(f"SELECT gin_clean_pending_list('{name}'::regclass)")
 
 
 def unbound_pending_lists(schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for name in SEARCH_GIN_INDEXES:
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
-            exists = cursor.fetchone()[0]
-        if exists:
+    if schema_editor.connection.vendor == "postgresql":
+        for name in _search_gin_indexes(schema_editor):
             schema_editor.execute(f"ALTER INDEX {name} RESET (gin_pending_list_limit)")
