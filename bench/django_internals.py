@@ -3,6 +3,7 @@
     .venv/bin/python bench/django_internals.py [--sdist PATH] [--out var/corpora/django-internals]
     .venv/bin/python bench/answer_quality.py var/corpora/django-internals bench/django_internals_questions.tsv
     .venv/bin/python bench/django_internals.py --corpus faq   # the FAQ, into var/corpora/django-faq
+    .venv/bin/python bench/django_internals.py --corpus deploy   # deployment and security pages
 
 The Django source distribution (BSD licence) holds the project's governance,
 security, release and contribution policies as reStructuredText: a handbook
@@ -39,7 +40,15 @@ FAQ_FILES = [
     *(f"docs/misc/{name}.txt" for name in ("api-stability", "design-philosophies", "distributions")),
     "LICENSE",
 ]
-CORPORA = {"internals": FILES, "faq": FAQ_FILES}
+# A third: deployment and security pages (bench/django_deploy_questions.tsv).
+DEPLOY_FILES = [
+    "docs/howto/deployment/checklist.txt",
+    "docs/topics/security.txt",
+    "docs/ref/clickjacking.txt",
+    "docs/topics/pagination.txt",
+    "LICENSE",
+]
+CORPORA = {"internals": FILES, "faq": FAQ_FILES, "deploy": DEPLOY_FILES}
 
 
 def fetch_sdist(folder):
