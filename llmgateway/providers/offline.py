@@ -677,25 +677,34 @@ def _key_facts(sentence, question):
 
 
 def _also_stated(question, top, ranked, passages, cited):
-    """Labels of other passages with a sentence that states the answer's fact too: one of its figures
-    (or its name) and one of the question's words that the answer holds, in a sentence that ranks
-    nearly as well for the question."""
+    """Labels of passages of other documents with a sentence that states the answer's fact too: one of
+    its figures (or its name) and one of the question's words that the answer holds, in a sentence that
+    ranks nearly as well for the question."""
     facts = _key_facts(top.text, question)
     shared = set(terms(question)) & set(terms(top.text))
     if not facts or not shared:
         return []
     best = max((item.score for item in ranked), default=0.0)
+    documents = {_document(passages[index]) for index in cited} - {""}
     labels = []
     for item in ranked:
         if item.score < SUPPORT_SHARE * best:
             break
-        if item.passage in cited or passages[item.passage][0] in labels:
-            continue
+        document = _document(passages[item.passage])
+        if item.passage in cited or passages[item.passage][0] in labels or document in documents:
+            continue  # another passage of a document already cited adds nothing
         states = set(_FIGURE.findall(item.text)) | set(_PROPER.findall(item.text))
         if facts & states and shared & set(terms(item.text)):
             labels.append(passages[item.passage][0])
             cited = cited | {item.passage}
+            documents.add(document)
     return labels
+
+
+def _document(passage):
+    """The title of a passage's document, from its source ("Title, Section"); "" when unknown."""
+    source = passage[2]
+    return source.split(", ", 1)[0].strip() if source else ""
 
 
 def judge_texts(scored, passages, headed=True):
@@ -760,8 +769,7 @@ def _nearest(passages, scored, limit=2):
     """The titles of the documents whose sentences came closest, best first."""
     titles = []
     for item in scored:
-        source = passages[item.passage][2]
-        title = source.split(", ", 1)[0].strip() if source else ""
+        title = _document(passages[item.passage])
         if title and title not in titles:
             titles.append(title)
         if len(titles) == limit:
