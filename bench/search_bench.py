@@ -265,7 +265,8 @@ def _copy_value(kind, value):
 
 
 def _fill_postgres(ws, count, seed, generator, model, document_ids):
-    """Binary COPY without the search indexes, which are built after the load (much faster than row by row)."""
+    """Binary COPY without the search indexes (the side table's too: rows added under a GIN index go through its
+    pending list), which are built after the load (much faster than row by row)."""
     from django.db import connection
 
     columns = [
@@ -278,7 +279,7 @@ def _fill_postgres(ws, count, seed, generator, model, document_ids):
         )
         types = {name: ("vector" if udt == "vector" else kind) for name, kind, udt in cursor.fetchall()}
         cursor.execute(
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'documents_chunk' AND "
+            "SELECT indexname FROM pg_indexes WHERE tablename IN ('documents_chunk', 'documents_chunk_lexemes') AND "
             "(indexdef ILIKE '%%USING gin%%' OR indexdef ILIKE '%%USING hnsw%%')"
         )
         for (name,) in cursor.fetchall():

@@ -61,6 +61,12 @@ RANK_CANDIDATES = 1000
 # answers "how many sit on the steering council" without naming the council): on SQLite a column of
 # its own, weighted like the text; on PostgreSQL the path's words open the tsvector.
 SECTION_WEIGHT = 1.0
+# PostgreSQL adds new passages' words to a GIN index through its pending list, which every search
+# then reads whole (pages of unsorted entries, up to `gin_pending_list_limit`: 4 MB by default, about
+# 500 pages per query). The search indexes keep it small: each search reads at most this many kB of it,
+# and inserting flushes the list into the index more often (the same total work, in smaller batches).
+GIN_PENDING_KB = 256
+SEARCH_GIN_INDEXES = ("documents_chunk_search", "documents_chunk_ws_search")
 POSTGRES_LEXEMES = "to_tsvector('{config}'::regconfig, coalesce({row}section, '') || ' ' || {row}text)"
 
 SQLITE_INSTALL = [
@@ -107,14 +113,15 @@ POSTGRES_INSTALL = [
     "CREATE OR REPLACE TRIGGER documents_chunk_lexemes_truncate AFTER TRUNCATE "
     "ON documents_chunk FOR EACH STATEMENT EXECUTE FUNCTION documents_chunk_lexemes_sync()",
     # search: matching passages (websearch_to_tsquery @@ search_vector).
-    "CREATE INDEX IF NOT EXISTS documents_chunk_search ON documents_chunk_lexemes USING GIN (search_vector)",
+    "CREATE INDEX IF NOT EXISTS documents_chunk_search ON documents_chunk_lexemes USING GIN (search_vector) "
+    f"WITH (gin_pending_list_limit = {GIN_PENDING_KB})",
 ]
 # search of one workspace (the search page, an assistant's retrieval): its matching passages in one
 # index scan, however common the words are in other workspaces (btree_gin puts workspace_id in a GIN index).
 POSTGRES_WORKSPACE_INDEX = [
     "CREATE EXTENSION IF NOT EXISTS btree_gin",
     "CREATE INDEX IF NOT EXISTS documents_chunk_ws_search ON documents_chunk_lexemes "
-    "USING GIN (workspace_id, search_vector)",
+    f"USING GIN (workspace_id, search_vector) WITH (gin_pending_list_limit = {GIN_PENDING_KB})",
 ]
 POSTGRES_UNINSTALL = [
     "DROP TRIGGER IF EXISTS documents_chunk_lexemes_truncate ON documents_chunk",
@@ -624,3 +631,29 @@ def index_sections(schema_editor):
             f"UPDATE documents_chunk_lexemes l SET search_vector = {POSTGRES_LEXEMES.format(config=SEARCH_CONFIG, row='c.')} "
             "FROM documents_chunk c WHERE c.id = l.chunk_id AND c.section <> ''"
         )
+
+
+def _search_gin_indexes(schema_editor):
+    """The full-text GIN indexes this PostgreSQL database has (the one-workspace one needs btree_gin)."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL",
+            [list(SEARCH_GIN_INDEXES)],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def bound_pending_lists(schema_editor):
+    """Migration 0008: existing search indexes get the small pending list (GIN_PENDING_KB), and what is
+    pending now is merged into the index. A no-op on SQLite and for an index that does not exist."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name in _search_gin_indexes(schema_editor):
+        schema_editor.execute(f"ALTER INDEX {name} SET (gin_pending_list_limit = {int(GIN_PENDING_KB)})")
+        schema_editor.execute(f"SELECT gin_clean_pending_list('{name}'::regclass)")
+
+
+def unbound_pending_lists(schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for name in _search_gin_indexes(schema_editor):
+            schema_editor.execute(f"ALTER INDEX {name} RESET (gin_pending_list_limit)")

@@ -231,3 +231,62 @@ def test_fusion_keeps_the_passage_the_words_rank_first_ahead_of_middling_passage
     meaning = [row(f"n{i}") for i in range(5)] + [row(f"m{i}") for i in range(10)]  # absent by meaning
     fused = search_module.fuse(words, meaning, limit=5)
     assert "answer" in [r[0] for r, _ in fused[:3]]
+
+
+def _pending_pages(connection, index):
+    """Merge the index's pending list into it; returns how many pages it held."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT gin_clean_pending_list(%s::regclass)", [index])
+        return cursor.fetchone()[0]
+
+
+def _add_passages(document, start, count):
+    import random
+
+    from documents.models import Chunk
+
+    rng = random.Random(start)
+    words = [f"w{n:05d}x" for n in range(20_000)]  # distinct lexemes: each passage adds 150 index entries
+    Chunk.objects.bulk_create(
+        Chunk(
+            document=document,
+            workspace=document.workspace,
+            position=start + n,
+            text=" ".join(rng.sample(words, 150)),
+            start=0,
+            end=1000,
+            token_estimate=250,
+        )  # fmt: skip
+        for n in range(count)
+    )
+
+
+def test_postgres_search_index_pending_list_stays_small_and_migration_bounds_an_old_one(ingest, workspace):
+    from django.db import connection as default
+
+    from documents import search as search_module
+
+    connection = _postgres_only()
+    document = ingest("faq.md", MARKDOWN.encode())
+    index = "documents_chunk_search"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [index])
+        assert f"gin_pending_list_limit={search_module.GIN_PENDING_KB}" in cursor.fetchone()[0]
+    limit_pages = search_module.GIN_PENDING_KB * 1024 // 8192
+    _pending_pages(connection, index)
+    _add_passages(document, 1000, 600)  # about 2 MB of index entries, inserted one passage at a time
+    assert 0 < _pending_pages(connection, index) <= limit_pages + 2  # flushed as it grew: what a search reads
+
+    with connection.cursor() as cursor:  # an index made before: the default pending list (4 MB)
+        cursor.execute(f"ALTER INDEX {index} RESET (gin_pending_list_limit)")
+    _add_passages(document, 2000, 600)
+    with default.schema_editor(atomic=False) as editor:
+        search_module.bound_pending_lists(editor)  # migration 0008
+    assert _pending_pages(connection, index) == 0  # what was pending is in the index now
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [index])
+        assert f"gin_pending_list_limit={search_module.GIN_PENDING_KB}" in cursor.fetchone()[0]
+    _add_passages(document, 3000, 600)
+    assert 0 < _pending_pages(connection, index) <= limit_pages + 2
+    found = search_workspace(workspace, "w00042x", limit=100)
+    assert found and all("w00042x" in r.text for r in found)

@@ -370,6 +370,10 @@ _FREQUENCY = re.compile(
     r"a (day|week|month|quarter|year))\b|\d+ times",
     re.IGNORECASE,
 )
+# An amount stated without a figure ("as long as you need", "there is no limit").
+_NO_LIMIT = re.compile(
+    r"\b(unlimited|no (upper )?limit|no cap|as (long|much|many|often) as|free of charge|at no cost)\b", re.I
+)
 _ASKS_TIME = re.compile(r"\bwhen\b|\bwhat (time|date|day)\b|\bwhich (day|date|month|year)\b|\bdeadline\b", re.I)
 _ASKS_NAME = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|provider|vendor|tool|service|app)\b", re.I)
 _ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
@@ -444,6 +448,8 @@ CONTEXTUAL_THRESHOLD = 0.8  # besides ANSWER_THRESHOLD on the static score, the 
 # other candidates are on average by this much. When the documents lack the question's topic, the
 # retrieved sentences are all about equally near it (same words, neighbouring topics).
 STANDOUT = 0.1
+SUPPORT = True  # cite other passages that state the answer's fact too
+SUPPORT_SHARE = 0.7  # of the best static score
 STANDOUT_CANDIDATES = 4  # with fewer candidates (a short document) there is nothing to stand out from
 
 
@@ -491,12 +497,13 @@ def _embed(texts):
         return None
 
 
-def _cite(sentence, label):
+def _cite(sentence, *labels):
     sentence = " ".join(sentence.split())
+    marks = "".join(f"[{label}]" for label in labels)
     match = re.search(r"(?<![.!?])[.!?]+[\"')\]]*$", sentence)
     if match:
-        return f"{sentence[: match.start()]} [{label}]{sentence[match.start() :]}"
-    return f"{sentence} [{label}]."
+        return f"{sentence[: match.start()]} {marks}{sentence[match.start() :]}"
+    return f"{sentence} {marks}."
 
 
 def _scope(messages):
@@ -598,7 +605,7 @@ def answer(messages):
     judged, threshold = judge(question, scored, passages)
     if not scored or scored[0].score < ANSWER_THRESHOLD or judged[0].score < threshold:
         return refusal(scope, _nearest(passages, scored))
-    contextual, scored = judged is not scored, judged
+    contextual, ranked, scored = judged is not scored, scored, judged
     best = scored[0].score
     kind = _question_kind(question)
     # Another sentence joins when it scores nearly as well and, with the contextual judge (whose scores
@@ -632,6 +639,9 @@ def answer(messages):
     ordered = sorted(picked.values(), key=lambda item: (first.get(item.passage, len(first)), item.order))
     if _ASKS_CONTACT.search(question) and not any(_CONTACT.search(item.text) for item in ordered):
         return refusal(scope, _nearest(passages, scored))  # asked for a number or an address: none is here
+    if kind in (_NUMBER, _FREQUENCY) and not any(kind.search(i.text) or _NO_LIMIT.search(i.text) for i in ordered):
+        return refusal(scope, _nearest(passages, scored))  # "how many / how long / how often": no amount here
+    also = _also_stated(question, top, ranked, passages, {item.passage for item in ordered}) if SUPPORT else []
     sections = {}
     out = []
     for position, item in enumerate(ordered):
@@ -646,8 +656,55 @@ def answer(messages):
             opens = item.order == 0 or under[item.order - 1] != heading  # the first sentence of its section
             if opens and heading and not heading.endswith("?") and _squash(heading) not in _squash(text):
                 text = f"{heading}: {text}"  # "django-announce: A (very) low-traffic list …"
-        out.append(_cite(text, item.label) if last_of_passage else text)
+        labels = [item.label, *also] if item.passage == top.passage else [item.label]
+        out.append(_cite(text, *labels) if last_of_passage else text)
     return " ".join(out)
+
+
+_FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")
+_PROPER = re.compile(r"\b[A-Z][\w&'-]+")  # one quantifier: linear on a line of any length
+
+
+def _key_facts(sentence, question):
+    """What a sentence states that the question does not hold: its figures, else its first name."""
+    text = _URL_RE.sub(" ", sentence)
+    figures = set(_FIGURE.findall(text))
+    if figures:
+        return figures
+    asked = set(terms(question))
+    names = [w for w in _PROPER.findall(text) if w.lower() not in STOPWORDS and _stem(w) not in asked]
+    return set(names[:1])
+
+
+def _also_stated(question, top, ranked, passages, cited):
+    """Labels of passages of other documents with a sentence that states the answer's fact too: one of
+    its figures (or its name) and one of the question's words that the answer holds, in a sentence that
+    ranks nearly as well for the question."""
+    facts = _key_facts(top.text, question)
+    shared = set(terms(question)) & set(terms(top.text))
+    if not facts or not shared:
+        return []
+    best = max((item.score for item in ranked), default=0.0)
+    documents = {_document(passages[index]) for index in cited} - {""}
+    labels = []
+    for item in ranked:
+        if item.score < SUPPORT_SHARE * best:
+            break
+        document = _document(passages[item.passage])
+        if item.passage in cited or passages[item.passage][0] in labels or document in documents:
+            continue  # another passage of a document already cited adds nothing
+        states = set(_FIGURE.findall(item.text)) | set(_PROPER.findall(item.text))
+        if facts & states and shared & set(terms(item.text)):
+            labels.append(passages[item.passage][0])
+            cited = cited | {item.passage}
+            documents.add(document)
+    return labels
+
+
+def _document(passage):
+    """The title of a passage's document, from its source ("Title, Section"); "" when unknown."""
+    source = passage[2]
+    return source.split(", ", 1)[0].strip() if source else ""
 
 
 def judge_texts(scored, passages, headed=True):
@@ -712,8 +769,7 @@ def _nearest(passages, scored, limit=2):
     """The titles of the documents whose sentences came closest, best first."""
     titles = []
     for item in scored:
-        source = passages[item.passage][2]
-        title = source.split(", ", 1)[0].strip() if source else ""
+        title = _document(passages[item.passage])
         if title and title not in titles:
             titles.append(title)
         if len(titles) == limit:

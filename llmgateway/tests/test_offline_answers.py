@@ -100,3 +100,54 @@ def test_the_questions_words_side_by_side_count_for_more(monkeypatch):
     with_pairs = scores()
     assert abs(with_pairs[0] - without[0] - 0.1 / 4) < 1e-6  # "side business" side by side: one pair of four
     assert with_pairs[1] == without[1]  # the same words, apart: no bonus
+
+
+def test_how_long_is_no_answer_without_an_amount():
+    sessions = (
+        "The admin keeps you signed in while you work in it. "
+        "Sign out of the admin on a shared computer. "
+        "Staff accounts need a strong password."
+    )
+    text = ask("How long does the admin keep me signed in?", ("Admin guide, Sessions", sessions))
+    assert text.startswith("I couldn't find this in the Helpdesk’s documents.")
+    assert "[" not in text
+    # The same passage with the amount answers; so does one that says there is no limit.
+    stated = sessions.replace("while you work in it", "for two weeks")
+    assert "for two weeks [1]" in ask("How long does the admin keep me signed in?", ("Admin guide, Sessions", stated))
+    unlimited = sessions.replace("while you work in it", "with no limit")
+    assert "[1]" in ask("How long does the admin keep me signed in?", ("Admin guide, Sessions", unlimited))
+
+
+def test_a_fact_stated_in_two_documents_cites_both():
+    passages = (
+        ("Employee handbook, Expenses", "Daily limits while travelling: meals up to 60 euros a day."),
+        ("Travel policy, Meals", "Meals are reimbursed up to 60 euros a day, on receipts."),
+        ("Travel policy, Hotels", "Hotels are booked through the travel desk for every trip."),
+    )
+    text = ask("How much can I spend on meals a day when travelling?", *passages)
+    # The best sentence is quoted once, with both documents that state its figure; the hotel passage,
+    # which states nothing of it, is not cited.
+    assert text.count("60 euros") == 1
+    assert "[1][2]" in text or "[2][1]" in text
+    assert "[3]" not in text
+
+
+def test_a_passage_with_the_same_words_but_not_the_fact_is_not_cited():
+    passages = (
+        ("Employee handbook, Expenses", "Daily limits while travelling: meals up to 60 euros a day."),
+        ("Travel policy, Meals", "Meals while travelling are paid with the company card."),
+    )
+    text = ask("How much can I spend on meals a day when travelling?", *passages)
+    assert "[1]" in text and "[2]" not in text
+
+
+def test_a_second_passage_of_a_document_already_cited_is_not_cited_again():
+    passages = [
+        ("1", "Meals are reimbursed up to 60 euros a day while travelling.", "Travel policy, Meals"),
+        ("2", "While travelling, meals up to 60 euros a day are paid on receipts.", "Travel policy, Allowances"),
+        ("3", "Daily limits while travelling: meals up to 60 euros a day.", "Employee handbook, Expenses"),
+    ]
+    ranked = [offline.Candidate(0.7 - n / 100, n, 0, label, text) for n, (label, text, _) in enumerate(passages)]
+    question = "How much can I spend on meals a day when travelling?"
+    # The answer quotes passage 1: the other travel policy passage adds nothing, the handbook does.
+    assert offline._also_stated(question, ranked[0], ranked, passages, {0}) == ["3"]
