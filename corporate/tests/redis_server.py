@@ -13,11 +13,7 @@ import time
 
 import pytest
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from corporate.tests.ports import free_port
 
 
 class RedisServer:
@@ -36,14 +32,18 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:  # e.g. the port was taken meanwhile: never use another's server
+                raise RuntimeError(f"redis-server exited with {self.process.returncode} (port {self.port})")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+                continue
+            if self.process.poll() is None:
+                return self
+        raise RuntimeError(f"redis-server did not start within 30 s (port {self.port})")
 
     def pause(self):
         """SIGSTOP: connections are still accepted by the kernel, but nothing answers."""
