@@ -2,6 +2,7 @@
 
 import os
 import socket
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -87,6 +88,21 @@ def _fresh_cache():
     cache.clear()
     records.discard_pending()  # usage records buffered by an earlier test
     yield
+
+
+@pytest.fixture(autouse=True)
+def _not_across_midnight():
+    """No test starts in the last minute of a day (in TIME_ZONE): it waits for the next one.
+
+    Budgets, usage totals and date ranges are per day and per month, read from the clock at several
+    moments of a test: one that straddles midnight would spend in one day and check in the next.
+    """
+    from django.utils import timezone
+
+    now = timezone.localtime()
+    left = 86400 - (now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6)
+    if left < 60:
+        time.sleep(left + 0.5)
 
 
 @pytest.fixture
