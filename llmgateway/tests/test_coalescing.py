@@ -295,6 +295,7 @@ def test_slow_redis_costs_at_most_the_socket_timeout(workspace, ready, upstream,
             return allowed
 
         monkeypatch.setattr(store.circuit, "allow", spied_allow)
+
         def spied_failed(exc):
             if threading.current_thread() is threading.main_thread():  # not the usage flusher's own timeout
                 failures.append(exc)
