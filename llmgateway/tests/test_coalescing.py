@@ -122,7 +122,7 @@ def _lead_stream(workspace, spec, extra, collected, started):
 
 
 def _follow_mid_stream(workspace, spec, upstream, extra=None, forget_local=False):
-    upstream.chunk_delay = 0.15
+    upstream.chunk_delay = 0.3  # the rest of the stream lasts long enough for a busy host to join it
     leader_chunks, started = [], threading.Event()
     leader = threading.Thread(target=_lead_stream, args=(workspace, spec, extra, leader_chunks, started))
     leader.start()
@@ -151,7 +151,7 @@ def test_streaming_follower_in_another_worker_through_redis(workspace, ready, up
 
 
 def test_plain_follower_of_a_stream(workspace, ready, upstream):
-    upstream.chunk_delay = 0.1
+    upstream.chunk_delay = 0.3  # the rest of the stream lasts long enough for a busy host to join it
     leader_chunks, started = [], threading.Event()
     leader = threading.Thread(target=_lead_stream, args=(workspace, ready, None, leader_chunks, started))
     leader.start()
@@ -163,7 +163,7 @@ def test_plain_follower_of_a_stream(workspace, ready, upstream):
 
 
 def test_followers_share_the_leaders_error(workspace, ready, upstream, settings):
-    upstream.latency = 0.4
+    upstream.latency = 1.5  # time for every thread to join the flight on a busy host (a late one would call again)
     upstream.script(400)
     outcomes = _in_threads(5, lambda: _status(workspace, ready))
     assert outcomes == [400] * 5
