@@ -83,10 +83,12 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _fresh_cache():
     from django.core.cache import cache
 
+    from documents import ingestion
     from llmgateway.metering import records
 
     cache.clear()
     records.discard_pending()  # usage records buffered by an earlier test
+    ingestion._models_checked.clear()  # embedding models this process compared with documents of earlier tests
     yield
 
 
