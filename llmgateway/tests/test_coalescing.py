@@ -260,7 +260,7 @@ def test_redis_stopped_mid_run(workspace, ready, upstream, own_redis, caplog, v1
                 started = time.monotonic()
                 result = gateway.complete(workspace.pk, _request(), spec=ready)
                 assert not result.cache_hit and result.text.startswith("Echo:")
-                assert time.monotonic() - started < 1.0
+                assert time.monotonic() - started < 2  # no socket timeout waited (refused at once, then skipped)
             # The API too: the key is checked in the database, the answer comes uncached.
             response = v1(_request())
             assert response.status_code == 200 and response["X-Cache"] == "MISS"
