@@ -129,9 +129,13 @@ def redis_cache(own_redis, settings):
     from corporate.redis_circuit import circuit
     from llmgateway.cache import store
 
+    # The session's store, built now if no test built it yet: never None, or a thread that looks the store
+    # up while this test ends (the usage or statistics flusher), before CACHES is put back, would build
+    # one on this server and keep it for the rest of the run, long after the server has stopped.
+    previous = store.get_store()
     settings.CACHES = redis_caches(own_redis.url(9))
     circuit.reset()
-    previous = store.set_store(store._build_default())
+    store.set_store(store._build_default())
     yield own_redis
     store.set_store(previous)
     circuit.reset()
