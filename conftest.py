@@ -2,6 +2,7 @@
 
 import os
 import socket
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -82,11 +83,28 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _fresh_cache():
     from django.core.cache import cache
 
+    from documents import ingestion
     from llmgateway.metering import records
 
     cache.clear()
     records.discard_pending()  # usage records buffered by an earlier test
+    ingestion._models_checked.clear()  # embedding models this process compared with documents of earlier tests
     yield
+
+
+@pytest.fixture(autouse=True)
+def _not_across_midnight():
+    """No test starts in the last minute of a day (in TIME_ZONE): it waits for the next one.
+
+    Budgets, usage totals and date ranges are per day and per month, read from the clock at several
+    moments of a test: one that straddles midnight would spend in one day and check in the next.
+    """
+    from django.utils import timezone
+
+    now = timezone.localtime()
+    left = 86400 - (now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6)
+    if left < 60:
+        time.sleep(left + 0.5)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def focused(page, selector):
 
 def focus_moves_to(page, selector):
     """The focus lands on `selector` (moved by the page's script as the swapped content arrives)."""
-    page.wait_for_function(FOCUSED, arg=selector, timeout=5000)
+    page.wait_for_function(FOCUSED, arg=selector, timeout=30_000)  # a busy host may take seconds to swap it
 
 
 def press_until(page, selector, key="Tab", limit=60):

@@ -13,11 +13,7 @@ import time
 
 import pytest
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from corporate.tests.ports import free_port
 
 
 class RedisServer:
@@ -36,14 +32,18 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:  # e.g. the port was taken meanwhile: never use another's server
+                raise RuntimeError(f"redis-server exited with {self.process.returncode} (port {self.port})")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+                continue
+            if self.process.poll() is None:
+                return self
+        raise RuntimeError(f"redis-server did not start within 30 s (port {self.port})")
 
     def pause(self):
         """SIGSTOP: connections are still accepted by the kernel, but nothing answers."""
@@ -65,6 +65,15 @@ class RedisServer:
         self.stop()
         return self.start()
 
+    def used_again(self, timeout=30):
+        """After start(): wait until this process uses Redis again (see `until_closed`); the server."""
+        from django.core.cache import cache
+
+        from corporate.redis_circuit import circuit
+
+        until_closed(circuit, lambda: cache.get("redis-server-used-again"), timeout)
+        return self
+
     def client(self, db=0):
         import redis
 
@@ -76,6 +85,22 @@ class RedisServer:
     def connections_received(self):
         """Connections the server has accepted since it started (INFO stats)."""
         return int(self.client().info("stats")["total_connections_received"])
+
+
+def until_closed(circuit, probe, timeout=30):
+    """Wait until `circuit` is closed again after an outage, calling `probe` (a use of Redis) meanwhile.
+
+    A circuit tries Redis again REDIS_RETRY_SECONDS after the last failure, in whichever thread comes
+    first: often the usage flusher. While that try is under way, every other caller is answered
+    "unavailable" (by design), so a test that only sleeps out the interval may send its request in the
+    middle of the flusher's try and see the outage behaviour instead of the recovery.
+    """
+    deadline = time.monotonic() + timeout
+    while circuit._open_until:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Redis was not used again within {timeout} s")
+        probe()  # tries Redis once the pause is over (unless another thread is trying)
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -104,9 +129,13 @@ def redis_cache(own_redis, settings):
     from corporate.redis_circuit import circuit
     from llmgateway.cache import store
 
+    # The session's store, built now if no test built it yet: never None, or a thread that looks the store
+    # up while this test ends (the usage or statistics flusher), before CACHES is put back, would build
+    # one on this server and keep it for the rest of the run, long after the server has stopped.
+    previous = store.get_store()
     settings.CACHES = redis_caches(own_redis.url(9))
     circuit.reset()
-    previous = store.set_store(store._build_default())
+    store.set_store(store._build_default())
     yield own_redis
     store.set_store(previous)
     circuit.reset()

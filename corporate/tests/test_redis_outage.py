@@ -79,13 +79,14 @@ def test_a_stopped_redis_logs_one_warning_per_interval_and_comes_back(site, redi
         while time.monotonic() - started < 2.5:
             _use_the_site(signed_in, key, member, requests=5)
     records = _redis_records(caplog)
-    # Tried again once a second: at most one warning each time, never a traceback.
+    # Tried again once a second: at most one warning each time, never a traceback. (The interval is
+    # measured on the monotonic clock before the warning is written; a record's wall-clock time comes
+    # later, by however long that thread then waited for the CPU: hence the margin.)
     assert len(records) >= 2, [r.getMessage() for r in records]
-    assert all(later.created - earlier.created >= 1 for earlier, later in zip(records, records[1:], strict=False))
+    assert all(later.created - earlier.created >= 0.9 for earlier, later in zip(records, records[1:], strict=False))
     assert all(r.exc_info is None for r in records)
 
-    redis_cache.start()
-    time.sleep(1.1)
+    redis_cache.start().used_again()
     sessions = redis_cache.client(db=9).keys("*sessions.cached_db*")
     assert sessions == []
     assert signed_in.get("/").status_code == 200

@@ -23,14 +23,10 @@ sys.path.insert(0, str(DEPLOY))
 
 from render_nginx import render  # noqa: E402
 
+from corporate.tests.ports import free_port  # noqa: E402  (the stack tests take it from here)
+
 WEB_APPNAME = "corporate-web"
 METRICS_TOKEN = "stack-metrics-token-0123456789"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port, timeout, process=None, what="server"):

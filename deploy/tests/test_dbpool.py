@@ -67,6 +67,23 @@ def test_never_more_open_than_the_size_and_waiters_get_a_connection():
     assert pool.stats()["in_use"] == 0
 
 
+def test_the_last_idle_connection_taken_by_another_thread_meanwhile_opens_a_new_one():
+    """Tests (and threaded servers) share a pool between threads: another may take the last idle one first."""
+
+    class TakenMeanwhile(list):
+        def __bool__(self):
+            had = len(self) > 0
+            self.clear()  # another thread took it just after this one looked
+            return had
+
+    pool = ConnectionPool(size=2, timeout=1, max_age=60)
+    first, _ = pool.acquire(FakeConnection)
+    pool.release(first)
+    pool._idle = TakenMeanwhile(pool._idle)
+    conn, _ = pool.acquire(FakeConnection)  # the last idle one, or a new one: never an error
+    assert not conn.closed and pool.stats()["in_use"] == 1
+
+
 def test_waiting_longer_than_the_timeout_fails_clearly():
     pool = ConnectionPool(size=1, timeout=0.1, max_age=60)
     pool.acquire(FakeConnection)

@@ -19,13 +19,6 @@ from llmgateway.embeddings import embed
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def forget_checked_models():
-    ingestion._models_checked.clear()
-    yield
-    ingestion._models_checked.clear()
-
-
 @pytest.fixture
 def needs_vectors():
     state = vectors.state()

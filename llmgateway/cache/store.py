@@ -351,16 +351,18 @@ class RedisStore(Store):
     # into one write, the replies read in order. Connections are made by the
     # client pool's own class, so the Redis circuit (corporate/redis_circuit.py)
     # and the socket timeouts apply; a connection that fails or is interrupted
-    # mid-reply is dropped, never reused. Under gevent the list needs no lock:
-    # nothing between pop and append yields to another greenlet.
+    # mid-reply is dropped, never reused. The list needs no lock: pop and append
+    # are atomic, and an empty list on pop (another thread was first) means a new one.
 
     IDLE_KEPT = 64
 
     def _connection(self):
         if self._idle_pid != os.getpid():  # a forked child must not use its parent's sockets
             self._idle, self._idle_pid = [], os.getpid()
-        if self._idle:
+        try:
             return self._idle.pop()
+        except IndexError:  # none idle, or the last one taken by another thread (not greenlet) just now
+            pass
         pool = self.client.connection_pool
         return pool.connection_class(**pool.connection_kwargs)
 

@@ -5,7 +5,6 @@ which the test stops and starts; never the machine's shared Redis.
 """
 
 import logging
-import time
 
 import pytest
 from prometheus_client import REGISTRY
@@ -48,8 +47,7 @@ def test_limits_fail_open_with_a_metric_and_one_warning_then_hold_again(limited,
     assert len(warnings(caplog)) == 1  # once a minute, not once a request
     assert warnings(caplog)[0].levelno == logging.WARNING and warnings(caplog)[0].exc_info is None
 
-    limited.start()
-    time.sleep(1.1)  # the circuit tries Redis again after REDIS_RETRY_SECONDS
+    limited.start().used_again()  # the circuit tries Redis again after REDIS_RETRY_SECONDS
     # Back: the bucket starts full on the fresh server, and holds.
     assert [v1(BODY).status_code for _ in range(3)] == [200, 200, 429]
     assert unchecked() - before == 5
@@ -74,8 +72,7 @@ def test_a_budget_counts_what_was_spent_during_the_outage(redis_cache, workspace
             workspace, {"model": "remote", "max_tokens": 10, "messages": [{"role": "user", "content": f"q{i}"}]}
         )
     assert upstream.calls == 5
-    redis_cache.start()
-    time.sleep(1.1)
+    redis_cache.start().used_again()
     # The counter is gone with the old server: seeded again from the rows (the buffered records are
     # written first), so the next paid request is refused.
     with pytest.raises(gateway.GatewayError) as refused:

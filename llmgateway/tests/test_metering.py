@@ -186,8 +186,7 @@ def test_a_daily_budget_refuses_with_insufficient_quota_until_midnight(workspace
     Limit.objects.create(kind="workspace", workspace=workspace, daily_budget=Decimal("0.10"))
     # A call reserves its estimate (9 input tokens at $0.5/1k, max_tokens 10 at $1.5/1k: $0.0195)
     # and spends about $0.0115 (11 input, 4 answer tokens).
-    spent = 0
-    while True:
+    for spent in range(50):  # bounded: a budget that never refuses fails here, it does not hang the run
         try:
             gateway.complete(workspace, ask(f"q{spent}", max_tokens=10))
         except gateway.GatewayError as exc:
@@ -195,7 +194,8 @@ def test_a_daily_budget_refuses_with_insufficient_quota_until_midnight(workspace
             assert 1 <= exc.retry_after <= 86400
             assert "daily budget" in exc.message
             break
-        spent += 1
+    else:
+        pytest.fail("50 calls and the daily budget never refused one")
     records.drain()
     total = sum(UsageRecord.objects.values_list("cost", flat=True))
     assert 5 <= spent <= 9

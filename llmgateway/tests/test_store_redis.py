@@ -64,6 +64,20 @@ def test_connections_of_a_parent_are_not_used_after_a_fork(store, monkeypatch):
     assert parent not in store._idle
 
 
+def test_a_connection_taken_by_another_thread_meanwhile_is_not_an_error(store):
+    """Threads share the idle list (the usage flusher, a threaded server): the last one may go between look and take."""
+    store.set("k", b"v", 60)
+
+    class TakenMeanwhile(list):
+        def __bool__(self):
+            had = len(self) > 0
+            self.clear()  # another thread took the last connection just after this one looked
+            return had
+
+    store._idle = TakenMeanwhile(store._idle)
+    assert store.get_many(["k"]) == [b"v"]  # on a new connection
+
+
 @pytest.mark.parametrize("kind", ["redis", "local"])
 def test_a_lookup_takes_the_lock_only_when_the_entry_is_missing(store, kind):
     from llmgateway.cache.store import LocalStore

@@ -58,7 +58,7 @@ class RawServer:
 
     def __init__(self, reply, keep=True):
         self.reply, self.keep = reply, keep
-        self.heads, self.connections = [], 0
+        self.heads, self.connections, self.closed = [], 0, 0
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -87,6 +87,7 @@ class RawServer:
             return
         finally:
             conn.close()
+            self.closed += 1
 
     def close(self):
         self.sock.close()
@@ -167,7 +168,7 @@ def test_a_kept_connection_the_upstream_closed_while_idle_is_not_used_again(v1, 
     server = raw_server(reply)
     raw_model(server.url)
     assert _text(_ask(v1, 1)) == "answer 1"
-    time.sleep(0.1)  # the upstream's close has arrived
+    assert _wait(lambda: server.closed == 1)  # the upstream's close has arrived (its thread may come late)
     assert _text(_ask(v1, 2)) == "answer 2"
     assert server.connections == 2
 

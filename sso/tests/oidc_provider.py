@@ -2,7 +2,6 @@
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from corporate.tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "corporate-test"
 CLIENT_SECRET = "a-client-secret-for-tests"
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rsa_pem():
@@ -78,7 +73,7 @@ def oidc_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("idp")
     key_file = folder / "rsa.pem"
     key_file.write_text(_rsa_pem())
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     token = secrets.token_urlsafe(16)
     env = {

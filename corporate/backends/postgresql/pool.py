@@ -56,8 +56,11 @@ class ConnectionPool:
                 "(raise DB_POOL_SIZE, or keep long waits such as model calls outside database work)"
             )
         try:
-            while self._idle:
-                conn, opened_at = self._idle.pop()
+            while True:
+                try:
+                    conn, opened_at = self._idle.pop()
+                except IndexError:  # none idle, or the last one taken by another thread just now
+                    break
                 if conn.closed or self._expired(opened_at):
                     self.broken_total += conn.closed != 0
                     self._close(conn)
@@ -118,8 +121,11 @@ class ConnectionPool:
             self._slots.release()
 
     def close_idle(self):
-        while self._idle:
-            conn, _ = self._idle.pop()
+        while True:
+            try:
+                conn, _ = self._idle.pop()
+            except IndexError:
+                return
             self._close(conn)
 
     def _close(self, conn):
