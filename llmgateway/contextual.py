@@ -14,11 +14,14 @@ raises `Unavailable`: the answerer then judges with the static model alone.
 """
 
 import importlib.util
+import io
 import json
 import logging
 import math
+import struct
 import threading
 import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -106,6 +109,36 @@ def _layer_norm(x, weight, bias, eps):
     return centred / np.sqrt(variance + eps) * weight + bias
 
 
+def _unzip(path, names):
+    """The named members of a zip archive, each read and inflated in one call.
+
+    zipfile reads and inflates a member 4 kB at a time, taking the GIL back after each piece: on a
+    native thread beside a busy event loop (which keeps the GIL for its switch interval each time)
+    the model's 83 MB took minutes. One read of the file and one inflate per member release it once.
+    """
+    data = Path(path).read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = {name: archive.getinfo(name) for name in names}
+    files = {}
+    for name, info in infos.items():
+        header = info.header_offset
+        if data[header : header + 4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"{name}: no local header")
+        name_length, extra_length = struct.unpack("<HH", data[header + 26 : header + 30])
+        start = header + 30 + name_length + extra_length
+        raw = data[start : start + info.compress_size]
+        if info.compress_type == zipfile.ZIP_STORED:
+            content = raw
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            content = zlib.decompress(raw, -15, info.file_size or 1)
+        else:
+            raise zipfile.BadZipFile(f"{name}: compression {info.compress_type} is not read here")
+        if len(content) != info.file_size or zlib.crc32(content) != info.CRC:
+            raise zipfile.BadZipFile(f"{name}: damaged")
+        files[name] = content
+    return files
+
+
 class Encoder:
     """The model's weights and tokenizer, loaded once per process from the package's zip."""
 
@@ -114,10 +147,10 @@ class Encoder:
         from safetensors.numpy import load
         from tokenizers import Tokenizer
 
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-            tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode("utf-8"))
-            weights = load(archive.read("model.safetensors"))
+        files = _unzip(path, ("config.json", "tokenizer.json", "model.safetensors"))
+        config = json.loads(files["config.json"])
+        tokenizer = Tokenizer.from_str(files["tokenizer.json"].decode("utf-8"))
+        weights = load(files["model.safetensors"])
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.no_padding()
         self.tokenizer = tokenizer
@@ -217,10 +250,25 @@ def _load():
     return _model
 
 
+def _import_libraries():
+    """The libraries the model needs, imported on the calling thread before any work goes to a native
+    one: an import reads hundreds of files and takes the GIL back after each read, so on a native thread
+    beside a busy event loop (which holds the GIL for its switch interval each time) it took minutes."""
+    try:
+        import numpy  # noqa: F401
+        import safetensors.numpy  # noqa: F401
+        import threadpoolctl  # noqa: F401
+        import tokenizers  # noqa: F401
+    except ImportError:  # the load says what is missing, and the static judge answers
+        pass
+
+
 def available():
     """Whether the contextual model can be used (loads it on first call)."""
     if _model is not None:
         return True
+    if _failed is None and model_zip() is not None:
+        _import_libraries()
     return _off_the_loop(_load) is not None
 
 
@@ -237,6 +285,8 @@ def state():
 
 def encode(texts):
     """Unit vectors (n, 384) of the texts, float32; remembered per process by text."""
+    if _model is None and _failed is None and model_zip() is not None:
+        _import_libraries()
     return _off_the_loop(_encode, list(texts))
 
 

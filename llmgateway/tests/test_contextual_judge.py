@@ -170,10 +170,12 @@ turns = 0
 
 
 def other_request():
+    # Another request of the worker: short turns between waits, as for a socket (a loop that never
+    # waits would hold the GIL against the model's thread, which no serving worker does).
     global turns
     while not done:
         turns += 1
-        gevent.sleep(0)
+        gevent.sleep(0.001)
 
 
 gevent.spawn(other_request)
