@@ -267,8 +267,7 @@ def available():
     """Whether the contextual model can be used (loads it on first call)."""
     if _model is not None:
         return True
-    if _failed is None and model_zip() is not None:
-        _import_libraries()
+    _import_libraries()
     return _off_the_loop(_load) is not None
 
 
@@ -285,7 +284,7 @@ def state():
 
 def encode(texts):
     """Unit vectors (n, 384) of the texts, float32; remembered per process by text."""
-    if _model is None and _failed is None and model_zip() is not None:
+    if _model is None:
         _import_libraries()
     return _off_the_loop(_encode, list(texts))
 

@@ -448,8 +448,7 @@ CONTEXTUAL_THRESHOLD = 0.8  # besides ANSWER_THRESHOLD on the static score, the 
 # other candidates are on average by this much. When the documents lack the question's topic, the
 # retrieved sentences are all about equally near it (same words, neighbouring topics).
 STANDOUT = 0.1
-SUPPORT = True  # cite other passages that state the answer's fact too
-SUPPORT_SHARE = 0.7  # of the best static score
+SUPPORT_SHARE = 0.7  # another passage stating the answer's fact is cited from this share of the best static score
 STANDOUT_CANDIDATES = 4  # with fewer candidates (a short document) there is nothing to stand out from
 
 
@@ -641,7 +640,7 @@ def answer(messages):
         return refusal(scope, _nearest(passages, scored))  # asked for a number or an address: none is here
     if kind in (_NUMBER, _FREQUENCY) and not any(kind.search(i.text) or _NO_LIMIT.search(i.text) for i in ordered):
         return refusal(scope, _nearest(passages, scored))  # "how many / how long / how often": no amount here
-    also = _also_stated(question, top, ranked, passages, {item.passage for item in ordered}) if SUPPORT else []
+    also = _also_stated(question, top, ranked, passages, {item.passage for item in ordered})
     sections = {}
     out = []
     for position, item in enumerate(ordered):
