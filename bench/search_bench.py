@@ -430,19 +430,21 @@ def run(args):
     pairs = list(zip(samples, questions.vectors, strict=True))
     for query, vector in pairs:  # one pass first: pages in the cache, as on a server that has been answering
         search_workspace(ws, query, limit=5, vector=vector, vector_model=questions.model)
-    hybrid, lexical, nearest, cpu, hits = [], [], [], [], 0
+    hybrid, lexical, nearest, cpu, lexical_cpu, nearest_cpu, hits = [], [], [], [], [], [], 0
     for query, vector in pairs:  # the three measured in turn, so load changes hit them alike
         started, used = time.perf_counter(), time.process_time()
         results = search_workspace(ws, query, limit=5, vector=vector, vector_model=questions.model)
         hybrid.append((time.perf_counter() - started) * 1000)
         cpu.append((time.process_time() - used) * 1000)
         hits += bool(results)
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.process_time()
         search_workspace(ws, query, limit=20)
         lexical.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
+        lexical_cpu.append((time.process_time() - used) * 1000)
+        started, used = time.perf_counter(), time.process_time()
         vectors.nearest([ws.pk], vector, questions.model, None, 20)
         nearest.append((time.perf_counter() - started) * 1000)
+        nearest_cpu.append((time.process_time() - used) * 1000)
     print(
         f"Hybrid search over {args.chunks:,} passages ({connection.vendor}), {args.queries} queries, {hits} with results"
     )
@@ -451,6 +453,10 @@ def run(args):
     print("  " + figures("  nearest-passages half alone (20)", nearest))
     where = "this process: SQLite runs in it" if connection.vendor == "sqlite" else "the client only"
     print("  " + figures(f"CPU time of the hybrid search ({where})", cpu))
+    print("  " + figures("  CPU time of the full-text half alone", lexical_cpu))
+    print("  " + figures("  CPU time of the nearest-passages half alone", nearest_cpu))
+    if connection.vendor == "sqlite":
+        sqlite_scans(ws, pairs, questions.model)
     print(
         f"  recall@20 of the nearest passages against an exact search: {recall(ws, pairs, questions.model, args):.3f}"
     )
@@ -460,6 +466,52 @@ def run(args):
         sweep(ws, pairs, questions.model, args)
     print(f"  load average after: {os.getloadavg()[0]:.1f}")
     print_plans(ws, samples[0], questions.vectors[0], questions.model)
+
+
+def sqlite_scans(ws, pairs, model):
+    """The nearest passages as search reads them (numpy over sqlite-vec's chunks) against sqlite-vec's own
+    k-nearest query, alternating query by query in this one process: processor time and agreement."""
+    from django.db import connection
+
+    from documents import vectors
+
+    read, own, same = [], [], 0
+    for _query, vector in pairs:
+        used = time.process_time()
+        mine = vectors.nearest([ws.pk], vector, model, None, 20)
+        read.append((time.process_time() - used) * 1000)
+        used = time.process_time()
+        with connection.cursor() as cursor:
+            cursor.execute(*vectors.nearest_sql([ws.pk], vector, model, None, 20))
+            theirs = cursor.fetchall()
+        own.append((time.process_time() - used) * 1000)
+        same += [row[0] for row in mine] == [row[0] for row in theirs]
+    print("  nearest passages (20), processor time, the two ways alternating:")
+    print("    " + figures("read with numpy from sqlite-vec's chunks (in use)", read))
+    print("    " + figures("sqlite-vec's own k-nearest query", own))
+    print(f"    the same 20 passages in the same order: {same} of {len(pairs)} questions")
+
+    from documents.search import search_workspace
+
+    in_use = vectors._sqlite_nearest
+    timings = {"numpy": ([], []), "sqlite-vec": ([], [])}
+    same = 0
+    for query, vector in pairs:
+        answers = []
+        for way, (cpu, wall) in timings.items():
+            vectors._sqlite_nearest = in_use if way == "numpy" else (lambda *args: None)
+            try:
+                started, used = time.perf_counter(), time.process_time()
+                answers.append(search_workspace(ws, query, limit=5, vector=vector, vector_model=model))
+                cpu.append((time.process_time() - used) * 1000)
+                wall.append((time.perf_counter() - started) * 1000)
+            finally:
+                vectors._sqlite_nearest = in_use
+        same += [(r.chunk_id, r.snippet) for r in answers[0]] == [(r.chunk_id, r.snippet) for r in answers[1]]
+    print("  hybrid search (5 passages), the nearest passages read the two ways, alternating:")
+    for way, (cpu, wall) in timings.items():
+        print(f"    {way}: " + figures("processor", cpu) + "; " + figures("wall", wall))
+    print(f"    the same 5 passages and snippets: {same} of {len(pairs)} questions")
 
 
 def recall(ws, pairs, model, args):
@@ -582,7 +634,11 @@ def print_plans(ws, query, vector, model):
         else:
             cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
         plan = "\n".join(" | ".join(str(c) for c in row) for row in cursor.fetchall())
-        print("Plan of the nearest-passages query:")
+        print(
+            "Plan of the nearest-passages query:"
+            if connection.vendor == "postgresql"
+            else "Plan of sqlite-vec's own k-nearest query (asked when its chunks are laid out otherwise):"
+        )
         print("\n".join("  " + line for line in plan.splitlines()))
         if connection.vendor == "postgresql":
             print(f"HNSW index used: {'yes' if 'documents_chunk_vec_' in plan else 'NO'}")
