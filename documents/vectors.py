@@ -40,8 +40,11 @@ only ever compares vectors of the query's own model. Where neither extension
 is available the state names the reason and search stays lexical.
 """
 
+import contextlib
 import hashlib
 import logging
+import os
+import threading
 from dataclasses import dataclass
 
 from django.db import DatabaseError, OperationalError, transaction
@@ -401,18 +404,21 @@ def _sqlite_nearest(connection, workspace_ids, vector, model, document_ids, k):
     k = int(k)
     query = np.ascontiguousarray(vector, dtype=np.float32)
     dims = query.shape[0]
-    table = _sqlite_table(model)
+    sql = SQLITE_CHUNKS.format(table=_sqlite_table(model), workspaces=", ".join(["%s"] * len(workspace_ids)))
+    params = [int(pk) for pk in workspace_ids]
     scores, ids = [], []
-    with connection.cursor() as cursor:
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(_sqlite_reader(connection))
         try:
-            cursor.execute(
-                SQLITE_CHUNKS.format(table=table, workspaces=", ".join(["%s"] * len(workspace_ids))),
-                [int(pk) for pk in workspace_ids],
-            )
-        except OperationalError:  # no vectors of this model yet, or another layout: sqlite-vec decides
-            return None
+            if reader is not None:
+                chunks = reader.execute(sql.replace("%s", "?"), params)
+            else:
+                chunks = stack.enter_context(connection.cursor())
+                chunks.execute(sql, params)
+        except (OperationalError, connection.Database.OperationalError):
+            return None  # no vectors of this model yet, or another layout: sqlite-vec decides
         with _one_blas_thread():
-            for size, validity, rowids, vectors_blob in cursor:
+            for size, validity, rowids, vectors_blob in chunks:
                 if len(vectors_blob) != size * dims * 4 or len(rowids) != size * 8 or len(validity) * 8 < size:
                     return None  # other dimensions or element type: sqlite-vec's query says what is wrong
                 chunk_scores = np.frombuffer(vectors_blob, dtype=np.float32).reshape(size, dims) @ query
@@ -445,6 +451,64 @@ def _sqlite_nearest(connection, workspace_ids, vector, model, document_ids, k):
         )
         rows = cursor.fetchall()
     return sorted(((*row, distance[row[0]]) for row in rows), key=lambda row: (row[6], row[0]))
+
+
+# Connections of this process's own that read vectors outside transactions, kept between requests.
+# A request's connection is new (SQLite's CONN_MAX_AGE is 0, and each gevent request has its own),
+# and the first read of 100 MB of vectors through a new connection's memory map costs about
+# 1,700 page faults, 10 ms of processor time, as much again as the read itself (bench/README.md).
+SQLITE_READERS_KEPT = 4
+_readers = {}
+_readers_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _sqlite_reader(connection):
+    """A kept connection to the same database file (read only), or None where the query must see the
+    connection's own transaction (inside one, or a database in memory): then the caller uses it."""
+    if connection.in_atomic_block or not connection.get_autocommit() or connection.is_in_memory_db():
+        yield None
+        return
+    name = str(connection.settings_dict["NAME"])
+    try:
+        stat = os.stat(name)
+    except OSError:
+        yield None
+        return
+    place = (os.getpid(), connection.alias, name)  # a forked process, or the file made anew: new readers
+    key = (*place, stat.st_dev, stat.st_ino)
+    with _readers_lock:
+        for old in [other for other in _readers if other[:3] == place and other != key]:
+            for reader in _readers.pop(old):
+                reader.close()
+        idle = _readers.get(key)
+        reader = idle.pop() if idle else None
+    if reader is None:
+        from django.db.backends.sqlite3.base import DatabaseWrapper
+
+        reader = DatabaseWrapper.get_new_connection(connection, connection.get_connection_params())
+        _load_sqlite_vec(reader)  # not needed to read the chunks, but the schema names vec0 tables
+        reader.isolation_level = None  # autocommit: every read sees the last commit
+        reader.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
+        reader.execute("PRAGMA query_only = 1")
+    try:
+        yield reader
+    except BaseException:
+        reader.close()
+        raise
+    with _readers_lock:
+        idle = _readers.setdefault(key, [])
+        if len(idle) < SQLITE_READERS_KEPT:
+            idle.append(reader)
+            reader = None
+    if reader is not None:
+        reader.close()
+
+
+def _load_sqlite_vec(conn):
+    from corporate.backends.sqlite3.base import load_sqlite_vec
+
+    return load_sqlite_vec(conn)
 
 
 _blas = None

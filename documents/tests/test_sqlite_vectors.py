@@ -98,3 +98,30 @@ def test_sqlite_nearest_passages_are_sqlite_vec_own_k_nearest(
     assert [row[0] for row in vectors.nearest([workspace.pk], vector, model, None, 5)] == [
         row[0] for row in own([workspace.pk], vector, None, 5)
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_vectors_are_read_through_a_kept_connection(ingest, workspace):
+    """A request's connection is new each time: outside transactions the vectors are read through a
+    connection kept by the process (its memory map already in place), which sees every commit."""
+    needs_sqlite_vec()
+    from django.db import connection, transaction
+
+    vectors._readers.clear()
+    first = ingest("policies.md", b"# Policies\n\n" + _sections("policy", 12))
+    question = embed(["How often is the laptop reviewed?"])
+    vector, model = question.vectors[0], question.model
+    with transaction.atomic():  # inside a transaction: the connection's own view, nothing kept
+        inside = vectors.nearest([workspace.pk], vector, model, k=5)
+    assert inside and not vectors._readers
+    outside = vectors.nearest([workspace.pk], vector, model, k=5)
+    assert outside == inside
+    kept = [reader for idle in vectors._readers.values() for reader in idle]
+    assert len(kept) == 1
+    connection.close()  # the end of a request
+    later = ingest("laptops.md", b"# Laptops\n\nThe laptop is reviewed by the IT desk every spring and autumn.")
+    found = vectors.nearest([workspace.pk], vector, model, k=40)
+    assert {row[1] for row in found} == {first.pk, later.pk}  # the commit after the first read is seen
+    assert [reader for idle in vectors._readers.values() for reader in idle] == kept  # the same connection
+    with pytest.raises(Exception, match="readonly|read-only|query_only"):
+        kept[0].execute("DELETE FROM documents_chunk")
