@@ -513,6 +513,28 @@ def sqlite_scans(ws, pairs, model):
         print(f"    {way}: " + figures("processor", cpu) + "; " + figures("wall", wall))
     print(f"    the same 5 passages and snippets: {same} of {len(pairs)} questions")
 
+    # As in a request: a new connection for each search (SQLite's CONN_MAX_AGE is 0). The vectors read
+    # through a kept connection, or through the request's own (mapping the file anew each time).
+    import contextlib
+
+    kept_reader = vectors._sqlite_reader
+    timings = {"kept reader": ([], []), "request's own connection": ([], [])}
+    for query, vector in pairs[:100]:
+        for way, (cpu, wall) in timings.items():
+            if way != "kept reader":
+                vectors._sqlite_reader = lambda connection: contextlib.nullcontext(None)
+            try:
+                connection.close()
+                started, used = time.perf_counter(), time.process_time()
+                search_workspace(ws, query, limit=5, vector=vector, vector_model=model)
+                cpu.append((time.process_time() - used) * 1000)
+                wall.append((time.perf_counter() - started) * 1000)
+            finally:
+                vectors._sqlite_reader = kept_reader
+    print("  hybrid search (5 passages) on a new connection each time, as a request, alternating:")
+    for way, (cpu, wall) in timings.items():
+        print(f"    {way}: " + figures("processor", cpu) + "; " + figures("wall", wall))
+
 
 def recall(ws, pairs, model, args):
     """Share of the exact 20 nearest passages that the index's 20 nearest hold."""
