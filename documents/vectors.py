@@ -23,10 +23,13 @@ from the table's own chunks (1,024 vectors a row): one BLAS product a chunk,
 half the processor time of sqlite-vec's k-nearest query, whose distance loop
 (as built on PyPI) adds each vector's squares one after the other; the same
 passages, and sqlite-vec's query answers whenever the chunks are laid out
-otherwise. The table still uses Euclidean distance (vectors are unit length, so
+otherwise. Outside transactions they are read through a connection kept by the
+process (a request's new connection would map the file anew: 10 ms of page
+faults). The table still uses Euclidean distance (vectors are unit length, so
 the order is the cosine order; sqlite-vec's own query computes it a quarter
 faster than its cosine), and the database file is memory-mapped (the vectors
-are copied from the mapped file instead of page by page through SQLite's cache). Quantized coarse passes (bit or int8 vectors, then an exact
+are copied from the mapped file instead of page by page through SQLite's
+cache). Quantized coarse passes (bit or int8 vectors, then an exact
 re-ranking) were measured and not kept (bench/vector_prefilter_bench.py): on
 passages whose vectors lie close together bit codes lose most of the true
 nearest passages unless hundreds of candidates are kept, and sqlite-vec 0.1.9
