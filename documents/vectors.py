@@ -44,6 +44,7 @@ is available the state names the reason and search stays lexical.
 """
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -410,20 +411,12 @@ def _sqlite_nearest(connection, workspace_ids, vector, model, document_ids, k):
     sql = SQLITE_CHUNKS.format(table=_sqlite_table(model), workspaces=", ".join(["%s"] * len(workspace_ids)))
     params = [int(pk) for pk in workspace_ids]
     scores, ids = [], []
-    with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(_sqlite_reader(connection))
-        try:
-            if reader is not None:
-                chunks = reader.execute(sql.replace("%s", "?"), params)
-            else:
-                chunks = stack.enter_context(connection.cursor())
-                chunks.execute(sql, params)
-        except (OperationalError, connection.Database.OperationalError):
-            return None  # no vectors of this model yet, or another layout: sqlite-vec decides
+
+    def scan(chunks):
         with _one_blas_thread():
             for size, validity, rowids, vectors_blob in chunks:
                 if len(vectors_blob) != size * dims * 4 or len(rowids) != size * 8 or len(validity) * 8 < size:
-                    return None  # other dimensions or element type: sqlite-vec's query says what is wrong
+                    return False  # other dimensions or element type: sqlite-vec's query says what is wrong
                 chunk_scores = np.frombuffer(vectors_blob, dtype=np.float32).reshape(size, dims) @ query
                 chunk_ids = np.frombuffer(rowids, dtype=np.int64)
                 used = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=size, bitorder="little")
@@ -432,6 +425,26 @@ def _sqlite_nearest(connection, workspace_ids, vector, model, document_ids, k):
                     chunk_scores, chunk_ids = chunk_scores[used], chunk_ids[used]
                 scores.append(chunk_scores)
                 ids.append(chunk_ids)
+        return True
+
+    try:
+        with _sqlite_reader(connection) as reader:
+            if reader is not None:
+                # Timed, counted and logged when slow like the connection's own queries (the whole read).
+                def execute(sql, params, many, context):
+                    return scan(reader.execute(sql.replace("%s", "?"), params))
+
+                for wrapper in reversed(connection.execute_wrappers):
+                    execute = functools.partial(wrapper, execute)
+                laid_out = execute(sql, params, False, {"connection": connection, "cursor": None})
+            else:
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    laid_out = scan(cursor)
+    except (OperationalError, connection.Database.OperationalError):
+        return None  # no vectors of this model yet, or another layout: sqlite-vec decides
+    if not laid_out:
+        return None
     if k <= 0 or not scores:
         return []
     scores, ids = np.concatenate(scores), np.concatenate(ids)

@@ -101,7 +101,7 @@ def test_sqlite_nearest_passages_are_sqlite_vec_own_k_nearest(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_vectors_are_read_through_a_kept_connection(ingest, workspace):
+def test_outside_a_transaction_vectors_are_read_through_a_kept_connection(ingest, workspace, settings, caplog):
     """A request's connection is new each time: outside transactions the vectors are read through a
     connection kept by the process (its memory map already in place), which sees every commit."""
     needs_sqlite_vec()
@@ -114,8 +114,11 @@ def test_outside_a_transaction_vectors_are_read_through_a_kept_connection(ingest
     with transaction.atomic():  # inside a transaction: the connection's own view, nothing kept
         inside = vectors.nearest([workspace.pk], vector, model, k=5)
     assert inside and not vectors._readers
-    outside = vectors.nearest([workspace.pk], vector, model, k=5)
+    settings.DB_SLOW_QUERY_MS = 0  # every query logged: the read through the kept connection too
+    with caplog.at_level("WARNING", logger="corporate.slow_queries"):
+        outside = vectors.nearest([workspace.pk], vector, model, k=5)
     assert outside == inside
+    assert any(f"{vectors._sqlite_table(model)}_chunks" in record.getMessage() for record in caplog.records)
     kept = [reader for idle in vectors._readers.values() for reader in idle]
     assert len(kept) == 1
     connection.close()  # the end of a request
