@@ -10,8 +10,12 @@ another) with their vectors from the built-in local model, then runs
 --queries searches of one to three words through
 `documents.search.search_workspace` with the question's vector (full-text
 ranking and nearest passages fused: an assistant's retrieval). Prints p50/p95/max
-of the hybrid search and of its two halves, the recall of the nearest-passages
-query against an exact search, and the query plans.
+of the hybrid search and of its two halves (and their processor time), the recall
+of the nearest-passages query against an exact search, and the query plans. On
+SQLite also, alternating question by question: the nearest passages read with
+numpy from sqlite-vec's chunks (in use) against sqlite-vec's own k-nearest query,
+and the hybrid search on a new connection each time (as a request) with the
+vectors read through the kept connection or through the request's own.
 
 The fill is fast and reusable: passages are drawn with numpy, their vectors
 computed in bulk from the same local model (checked against the model's own
