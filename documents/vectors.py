@@ -427,8 +427,8 @@ def _sqlite_nearest(connection, workspace_ids, vector, model, document_ids, k):
                 ids.append(chunk_ids)
         return True
 
-    try:
-        with _sqlite_reader(connection) as reader:
+    with _sqlite_reader(connection) as reader:
+        try:
             if reader is not None:
                 # Timed, counted and logged when slow like the connection's own queries (the whole read).
                 def execute(sql, params, many, context):
@@ -441,8 +441,8 @@ def _sqlite_nearest(connection, workspace_ids, vector, model, document_ids, k):
                 with connection.cursor() as cursor:
                     cursor.execute(sql, params)
                     laid_out = scan(cursor)
-    except (OperationalError, connection.Database.OperationalError):
-        return None  # no vectors of this model yet, or another layout: sqlite-vec decides
+        except (OperationalError, connection.Database.OperationalError):
+            laid_out = False  # no vectors of this model yet, or another layout: sqlite-vec decides
     if not laid_out:
         return None
     if k <= 0 or not scores:
@@ -542,8 +542,6 @@ def _one_blas_thread():
             _blas = ThreadpoolController()
         return _blas.limit(limits=1, user_api="blas")
     except ImportError:  # pragma: no cover - installed with requirements.txt
-        import contextlib
-
         return contextlib.nullcontext()
 
 

@@ -126,5 +126,8 @@ def test_outside_a_transaction_vectors_are_read_through_a_kept_connection(ingest
     found = vectors.nearest([workspace.pk], vector, model, k=40)
     assert {row[1] for row in found} == {first.pk, later.pk}  # the commit after the first read is seen
     assert [reader for idle in vectors._readers.values() for reader in idle] == kept  # the same connection
+    # A model without vectors yet (no table): nothing found, and the kept connection stays.
+    assert vectors.nearest([workspace.pk], vector, "model-without-vectors") == []
+    assert [reader for idle in vectors._readers.values() for reader in idle] == kept
     with pytest.raises(Exception, match="readonly|read-only|query_only"):
         kept[0].execute("DELETE FROM documents_chunk")
