@@ -388,6 +388,8 @@ _AMOUNT = re.compile(
     r"twelve|twenty|thirty|forty|fifty|hundred|once|twice|half|double|percent|dozen)\b",
     re.IGNORECASE,
 )
+# "one" before a modal verb is no amount: "in the same way one would review a change".
+_PRONOUN_ONE = re.compile(r"\bone (?=(would|can|could|should|may|might|must|will|needs?|has|is)\b)", re.I)
 _ASKS_TIME = re.compile(r"\bwhen\b|\bwhat (time|date|day)\b|\bwhich (day|date|month|year)\b|\bdeadline\b", re.I)
 _ASKS_NAME = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|provider|vendor|tool|service|app)\b", re.I)
 _ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
@@ -650,9 +652,12 @@ def answer(messages):
     contextual, ranked, scored = judged is not scored, scored, judged
     best = scored[0].score
     tied = [item for item in scored[:MAX_QUOTES] if item.score >= best * SECOND_SENTENCE]
-    if contextual and len(tied) == MAX_QUOTES and len({i.passage for i in tied}) > 1 and standout < SCATTERED_STANDOUT:
-        return refusal(scope, _nearest(passages, scored))  # several half-answers in several passages
     kind = _answer_kind(question)
+    # One of them alone holding the amount asked for ("how long …": "after one week") answers; no tie.
+    amounts = [i for i in tied if kind in (_NUMBER, _FREQUENCY) and kind.search(_PRONOUN_ONE.sub("", i.text))]
+    scattered = len(tied) == MAX_QUOTES and len({i.passage for i in tied}) > 1 and len(amounts) != 1
+    if contextual and scattered and standout < SCATTERED_STANDOUT:
+        return refusal(scope, _nearest(passages, scored))  # several half-answers in several passages
     # Another sentence joins when it scores nearly as well and, with the contextual judge (whose scores
     # lie closer together), holds what the question asks for (a number, a date, what is allowed) when
     # the best one does.

@@ -241,3 +241,25 @@ def test_markdown_link_definitions_are_not_sentences():
     ]
     # A label with a colon and words after it is a sentence, not a link's target.
     assert offline.passage_parts("[Note]: this is important.", "Onboarding")[1] == ["[Note]: this is important."]
+
+
+NOMINATIONS = (
+    ("Governance, Reviewing a nomination", "A nomination can be reviewed in the same way one would review a change."),
+    ("Governance, Nominating", "The nomination passes if no collaborators oppose it after one week."),
+    ("Governance, Opposing", "People can object in the private discussion."),
+    ("Governance, Onboarding", "New collaborators are onboarded after their nomination."),
+)
+
+
+def test_among_tied_half_answers_the_one_holding_the_amount_asked_for_answers(monkeypatch):
+    question = "How long do people have to object to a nomination?"
+    # Three sentences of three passages tie, and the closest stands out by 0.10 only; but "how long" asks
+    # for an amount, and one of them alone states one ("one would review" is no amount): answered.
+    cosines = {"A nomination": 0.6, "The nomination": 0.62, "People": 0.66, "New": 0.45}
+    judged_as(monkeypatch, cosines)
+    assert "after one week [2]" in ask(question, *NOMINATIONS)
+    # Where none of them states one, the same tie is several half-answers: refused.
+    vague = ("Governance, Nominating", "The nomination passes if no collaborators oppose it after a while.")
+    judged_as(monkeypatch, {**cosines, "The nomination": 0.72, "New": 0.5})
+    text = ask(question, NOMINATIONS[0], vague, *NOMINATIONS[2:])
+    assert text.startswith("I couldn't find this in the Helpdesk’s documents.")
