@@ -501,7 +501,7 @@ def _question_kind(question):
 
 
 class _NewName:
-    """A name or place that the question does not already say: "Who looks after the Facebook page?" is
+    """A name that the question does not already say: "Who looks after the Facebook page?" is
     not answered by a sentence whose only name is "Facebook"."""
 
     def __init__(self, pattern, question):
@@ -518,7 +518,7 @@ class _NewName:
 def _answer_kind(question):
     """What a sentence must hold to answer the question (an object with `search`), or None."""
     kind = _question_kind(question)
-    return _NewName(kind, question) if kind in (_NAME, _PLACE) else kind
+    return _NewName(kind, question) if kind is _NAME else kind
 
 
 def _is_heading(sentence):
