@@ -4,6 +4,10 @@
 page or section) and returns `Piece`s: passages of at most about `size`
 characters that never cross a page or section, each repeating up to
 `overlap` characters of whole sentences from the end of the one before.
+What is left of a section after a passage, when it is short (a quarter of
+`size` at most), ends that passage: a passage of its own would hold its
+closing lines after repeating the lines before them, and outrank the
+passage that holds the whole fact.
 `start`/`end` are offsets into the document's extracted text, which is the
 units' texts joined by a blank line (`joined_text`).
 
@@ -19,6 +23,9 @@ SEPARATOR = "\n\n"
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 SENTENCE_END = re.compile(r"(?<=[.!?…。])[\"')\]]*\s+|\n")
 SOFT_BREAK = 0.7  # start a new passage at a paragraph once this full
+# What is left of a section after a passage, up to this share of the size, ends that passage instead of
+# starting one that would be mostly a repeat of its last lines.
+TAIL = 0.25
 TABLE_RULE = re.compile(r"^\s*(?:\|\s*)?:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*(?:\|\s*)?$")  # linear: no two \s* in turn
 LINE = re.compile(r"[^\n]*\n?")
 
@@ -79,6 +86,8 @@ def _chunk_text(text, size, overlap):
             next_start, next_end, new_paragraph = sentences[j + 1]
             length = next_end - start
             if length > size:
+                if sentences[-1][1] - sentences[j][1] <= size * TAIL:
+                    j = len(sentences) - 1
                 break
             if new_paragraph and sentences[j][1] - start >= size * SOFT_BREAK:
                 break

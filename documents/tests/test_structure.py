@@ -49,6 +49,37 @@ def test_prose_with_pipes_is_not_a_table():
     assert len(pieces) > 3 and all(len(p.text) <= 400 for p in pieces)
 
 
+def _wrapped(words, width=72):
+    lines, line = [], ""
+    for word in words.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join([*lines, line])
+
+
+def test_the_last_lines_of_a_section_end_its_passage_rather_than_start_one_of_their_own():
+    # Hard-wrapped Markdown: the section's closing paragraph reaches a little past the passage size.
+    examples = "\n".join(f"* Example {n}: pull requests and issues opened in repository {n}" for n in range(12))
+    rule = _wrapped(
+        "The nomination passes if no collaborators oppose it after one week. In the case of an objection, "
+        "the committee works with the people involved to find a resolution. The committee may advance a "
+        "nomination that has not reached consensus even if there are outstanding objections. The "
+        "committee may also choose to prevent a nomination from advancing if it determines that any "
+        "objections have not been adequately addressed. Every discussion is visible to the nominee."
+    )
+    text = f"Example of contributions:\n\n{examples}\n\n{rule}"
+    assert 1200 < len(text) <= 1200 * 1.25
+    pieces = chunk_units([Unit(text, section="Nominations")], size=1200, overlap=200)
+    # One passage, not a second one holding the last line again after 200 characters it repeats.
+    assert [p.text for p in pieces] == [text]
+    # Further on, the size holds: the rest of a long section is a passage of its own.
+    longer = f"{text}\n\n{rule}"
+    assert len(chunk_units([Unit(longer, section="Nominations")], size=1200, overlap=200)) == 2
+
+
 def test_docx_and_html_tables_are_split_under_their_header(ingest, settings):
     import docx
 

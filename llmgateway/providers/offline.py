@@ -189,6 +189,8 @@ _RST_ROLE = re.compile(r":[\w-]+(?::[\w-]+)?:`~?([^`<]*)(?:<[^>`]*>)?`")
 _RST_LINK = re.compile(r"`([^`<]+)(?:<[^>`]*>)?`__?")
 _RST_LITERAL = re.compile(r"``([^`]+)``")
 _RST_REFERENCE = re.compile(r"(?<=\w)__?(?=[\s.,;:)!?]|$)")
+# A Markdown link reference definition ("[Code of Conduct]: https://…"): where a link goes, not a sentence.
+_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]{1,200}\]:[ \t]*<?[^\s>]+>?[ \t]*(?:[\"'(][^\n]*)?$")
 _ATX_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+)$")  # its closing hashes are stripped by _heading
 _LIST_ITEM = re.compile(r"^\s*([-*•+]|\d{1,2}[.)]|#\.)\s")
 _RECORD = re.compile(r"\w: [^;]+; \S")
@@ -237,7 +239,7 @@ def _unwrap(lines):
             if out and out[-1][0].strip() and len(out[-1][0]) < 100 and not out[-1][1]:
                 out[-1] = (out[-1][0].strip(), True, False)
             continue
-        if _RST_TARGET.match(line):
+        if _RST_TARGET.match(line) or _LINK_DEFINITION.match(line):
             continue
         atx = _ATX_HEADING.match(line)
         if atx:
@@ -386,6 +388,8 @@ _AMOUNT = re.compile(
     r"twelve|twenty|thirty|forty|fifty|hundred|once|twice|half|double|percent|dozen)\b",
     re.IGNORECASE,
 )
+# "one" before a modal verb is no amount: "in the same way one would review a change".
+_PRONOUN_ONE = re.compile(r"\bone (?=(would|can|could|should|may|might|must|will|needs?|has|is)\b)", re.I)
 _ASKS_TIME = re.compile(r"\bwhen\b|\bwhat (time|date|day)\b|\bwhich (day|date|month|year)\b|\bdeadline\b", re.I)
 _ASKS_NAME = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|provider|vendor|tool|service|app)\b", re.I)
 _ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
@@ -496,6 +500,27 @@ def _question_kind(question):
     return None
 
 
+class _NewName:
+    """A name that the question does not already say: "Who looks after the Facebook page?" is
+    not answered by a sentence whose only name is "Facebook"."""
+
+    def __init__(self, pattern, question):
+        self.pattern = pattern
+        self.said = {w.lower().removesuffix("'s") for w in _WORD_RE.findall(question)}
+
+    def search(self, text):
+        for match in self.pattern.finditer(text):
+            if match.group().lower().removesuffix("'s") not in self.said:
+                return match
+        return None
+
+
+def _answer_kind(question):
+    """What a sentence must hold to answer the question (an object with `search`), or None."""
+    kind = _question_kind(question)
+    return _NewName(kind, question) if kind is _NAME else kind
+
+
 def _is_heading(sentence):
     """A short line with no sentence end and no figure: a heading or label, context rather than an answer."""
     words = _URL_RE.sub(" ", sentence).split()  # a bare link is a pointer, not an answer
@@ -575,7 +600,7 @@ def rank(question, passages):
         if "? " in c[3]
     ]
     vectors = _embed([question, *contexts, *[p[1] for p in probes]])
-    kind = _question_kind(question)
+    kind = _answer_kind(question)
     best = {}
     for number, (position, text, words) in enumerate(probes):
         index, sentence = found[position][0], found[position][3]
@@ -627,9 +652,12 @@ def answer(messages):
     contextual, ranked, scored = judged is not scored, scored, judged
     best = scored[0].score
     tied = [item for item in scored[:MAX_QUOTES] if item.score >= best * SECOND_SENTENCE]
-    if contextual and len(tied) == MAX_QUOTES and len({i.passage for i in tied}) > 1 and standout < SCATTERED_STANDOUT:
+    kind = _answer_kind(question)
+    # One of them alone holding the amount asked for ("how long …": "after one week") answers; no tie.
+    amounts = [i for i in tied if kind in (_NUMBER, _FREQUENCY) and kind.search(_PRONOUN_ONE.sub("", i.text))]
+    scattered = len(tied) == MAX_QUOTES and len({i.passage for i in tied}) > 1 and len(amounts) != 1
+    if contextual and scattered and standout < SCATTERED_STANDOUT:
         return refusal(scope, _nearest(passages, scored))  # several half-answers in several passages
-    kind = _question_kind(question)
     # Another sentence joins when it scores nearly as well and, with the contextual judge (whose scores
     # lie closer together), holds what the question asks for (a number, a date, what is allowed) when
     # the best one does.

@@ -214,3 +214,52 @@ def test_a_quantity_asked_for_by_its_name_needs_a_figure():
     assert text.startswith("I couldn't find this in the Helpdesk’s documents.")  # "37signals" is no amount
     stated = ("Benefits, Leaving", "If you resign, the notice period is one month.")
     assert "one month [1]" in ask("What is the notice period when I resign?", stated)
+
+
+def test_who_is_answered_by_a_name_the_question_does_not_already_say():
+    social = (
+        "Social media accounts, Facebook",
+        "No project members have access to the Facebook account. "
+        "Day to day management of the Facebook account has been delegated to the Foundation Staff.",
+    )
+    # "Facebook" is the question's own word, not the name it asks for: the sentence naming who does it comes along.
+    text = ask("Who looks after the project's Facebook page?", social)
+    assert "delegated to the Foundation Staff [1]." in text
+
+
+def test_markdown_link_definitions_are_not_sentences():
+    body = (
+        "If you are not yet a member of the organization, turn on two-factor authentication for your account.\n"
+        "\n"
+        "[Code of Conduct]: https://github.com/nodejs/admin/blob/HEAD/CODE_OF_CONDUCT.md\n"
+        "[Labels]: doc/contributing/collaborator-guide.md#labels\n"
+        '  [two-factor authentication]: <https://help.github.com/articles/2fa/> "Two-factor"\n'
+    )
+    headings, parts = offline.passage_parts(body, "Onboarding")
+    assert parts == [
+        "If you are not yet a member of the organization, turn on two-factor authentication for your account."
+    ]
+    # A label with a colon and words after it is a sentence, not a link's target.
+    assert offline.passage_parts("[Note]: this is important.", "Onboarding")[1] == ["[Note]: this is important."]
+
+
+NOMINATIONS = (
+    ("Governance, Reviewing a nomination", "A nomination can be reviewed in the same way one would review a change."),
+    ("Governance, Nominating", "The nomination passes if no collaborators oppose it after one week."),
+    ("Governance, Opposing", "People can object in the private discussion."),
+    ("Governance, Onboarding", "New collaborators are onboarded after their nomination."),
+)
+
+
+def test_among_tied_half_answers_the_one_holding_the_amount_asked_for_answers(monkeypatch):
+    question = "How long do people have to object to a nomination?"
+    # Three sentences of three passages tie, and the closest stands out by 0.10 only; but "how long" asks
+    # for an amount, and one of them alone states one ("one would review" is no amount): answered.
+    cosines = {"A nomination": 0.6, "The nomination": 0.62, "People": 0.66, "New": 0.45}
+    judged_as(monkeypatch, cosines)
+    assert "after one week [2]" in ask(question, *NOMINATIONS)
+    # Where none of them states one, the same tie is several half-answers: refused.
+    vague = ("Governance, Nominating", "The nomination passes if no collaborators oppose it after a while.")
+    judged_as(monkeypatch, {**cosines, "The nomination": 0.72, "New": 0.5})
+    text = ask(question, NOMINATIONS[0], vague, *NOMINATIONS[2:])
+    assert text.startswith("I couldn't find this in the Helpdesk’s documents.")
