@@ -25,11 +25,11 @@ os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
 def _start_flusher():
-    """A daemon thread (a greenlet under gevent) that writes what requests left pending once traffic stops.
+    """A daemon thread (a greenlet under gevent) that writes the metrics requests left pending once traffic stops.
 
-    Requests write their figures after they end, at most once a second
-    (metrics) or every few seconds (timeline); the last ones before a quiet
-    spell would wait for the next request without this.
+    Requests write their metrics after they end, at most once a second; the
+    last ones before a quiet spell would wait for the next request without
+    this. (The per-minute figures have a thread of their own: timeline.py.)
     """
     _flusher_pid[0] = _pid[0]
 
@@ -38,7 +38,6 @@ def _start_flusher():
             time.sleep(metrics.FLUSH_SECONDS)
             try:
                 metrics.flush_when_due()
-                timeline.flush_when_due()
             except Exception:  # never let statistics end the thread
                 pass
 
