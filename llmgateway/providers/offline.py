@@ -374,6 +374,18 @@ _FREQUENCY = re.compile(
 _NO_LIMIT = re.compile(
     r"\b(unlimited|no (upper )?limit|no cap|as (long|much|many|often) as|free of charge|at no cost)\b", re.I
 )
+# "What is the notice period / the default number / the fee …": a quantity named rather than asked with "how",
+# which only a figure answers (a standalone one: "37signals" or "3-clause" is no amount).
+_ASKS_AMOUNT_NOUN = re.compile(
+    r"\b(what|which)('s|\s+is|\s+are|\s+was)?\s+(the\s+)?(\w+\s+){0,2}(number|amount|rate|percentage|period|"
+    r"duration|length|limit|cost|price|fee|size|age|count|maximum|minimum)\b",
+    re.IGNORECASE,
+)
+_AMOUNT = re.compile(
+    r"(?<!\w)\d+(?:[.,:]\d+)*(?!\d|[A-Za-z]{3})|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+    r"twelve|twenty|thirty|forty|fifty|hundred|once|twice|half|double|percent|dozen)\b",
+    re.IGNORECASE,
+)
 _ASKS_TIME = re.compile(r"\bwhen\b|\bwhat (time|date|day)\b|\bwhich (day|date|month|year)\b|\bdeadline\b", re.I)
 _ASKS_NAME = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|provider|vendor|tool|service|app)\b", re.I)
 _ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
@@ -450,6 +462,14 @@ CONTEXTUAL_THRESHOLD = 0.8  # besides ANSWER_THRESHOLD on the static score, the 
 STANDOUT = 0.1
 SUPPORT_SHARE = 0.7  # another passage stating the answer's fact is cited from this share of the best static score
 STANDOUT_CANDIDATES = 4  # with fewer candidates (a short document) there is nothing to stand out from
+# A strong verdict of the contextual model (its closest sentence this near the question and standing out
+# by this much) lets a sentence through whose static score (shared words, static meaning) is as low as
+# STRONG_FLOOR: a paraphrase shares few words with its answer, which the contextual model still reads.
+STRONG_COSINE, STRONG_STANDOUT, STRONG_FLOOR = 0.65, 0.15, 0.30
+# Scattered evidence: when MAX_QUOTES sentences of more than one passage score within SECOND_SENTENCE of
+# the best, the passages hold several half-answers rather than one answer, and the closest sentence must
+# stand out by this much (rather than STANDOUT).
+SCATTERED_STANDOUT = 0.14
 
 
 def refusal(scope="", nearest=()):
@@ -601,11 +621,14 @@ def answer(messages):
     if not passages:
         return refusal(scope) if scope else NO_MODEL
     scored, by_place = rank(question, passages)
-    judged, threshold = judge(question, scored, passages)
-    if not scored or scored[0].score < ANSWER_THRESHOLD or judged[0].score < threshold:
+    judged, threshold, floor, standout = judge(question, scored, passages)
+    if not scored or scored[0].score < floor or judged[0].score < threshold:
         return refusal(scope, _nearest(passages, scored))
     contextual, ranked, scored = judged is not scored, scored, judged
     best = scored[0].score
+    tied = [item for item in scored[:MAX_QUOTES] if item.score >= best * SECOND_SENTENCE]
+    if contextual and len(tied) == MAX_QUOTES and len({i.passage for i in tied}) > 1 and standout < SCATTERED_STANDOUT:
+        return refusal(scope, _nearest(passages, scored))  # several half-answers in several passages
     kind = _question_kind(question)
     # Another sentence joins when it scores nearly as well and, with the contextual judge (whose scores
     # lie closer together), holds what the question asks for (a number, a date, what is allowed) when
@@ -640,6 +663,10 @@ def answer(messages):
         return refusal(scope, _nearest(passages, scored))  # asked for a number or an address: none is here
     if kind in (_NUMBER, _FREQUENCY) and not any(kind.search(i.text) or _NO_LIMIT.search(i.text) for i in ordered):
         return refusal(scope, _nearest(passages, scored))  # "how many / how long / how often": no amount here
+    if _ASKS_AMOUNT_NOUN.search(question) and not any(
+        _AMOUNT.search(i.text) or _NO_LIMIT.search(i.text) for i in ordered
+    ):
+        return refusal(scope, _nearest(passages, scored))  # "what is the notice period / the fee": no figure here
     also = _also_stated(question, top, ranked, passages, {item.passage for item in ordered})
     sections = {}
     out = []
@@ -741,9 +768,11 @@ def contextual_scores(question, scored, passages):
 
 
 def judge(question, scored, passages):
-    """(the candidates re-scored by the contextual model, best first; the threshold that applies).
+    """(the candidates re-scored by the contextual model, best first; the threshold that applies to
+    their combined score; the floor that applies to the best static score; how far the closest sentence
+    stands out from the other candidates).
 
-    Without the model: the candidates as they are and ANSWER_THRESHOLD.
+    Without the model: the candidates as they are, ANSWER_THRESHOLD, ANSWER_THRESHOLD and 0.
     Whether an answer stands out is read on the sentences under their headings (the heading says what
     a sentence is about); a sentence's score gains the better of its two cosines, with or without its
     heading, since a heading shared by the passage's sentences ("Membership: …") draws them all
@@ -751,17 +780,21 @@ def judge(question, scored, passages):
     """
     found = contextual_scores(question, scored, passages)
     if found is None:
-        return scored, ANSWER_THRESHOLD
+        return scored, ANSWER_THRESHOLD, ANSWER_THRESHOLD, 0.0
     headed, alone = found
     ordered = sorted(headed, reverse=True)
-    if len(ordered) >= STANDOUT_CANDIDATES and ordered[0] - sum(ordered[1:]) / (len(ordered) - 1) < STANDOUT:
-        return scored, math.inf  # nothing stands out: refused
+    counted = len(ordered) >= STANDOUT_CANDIDATES
+    margin = ordered[0] - sum(ordered[1:]) / (len(ordered) - 1) if counted else 0.0
+    if counted and margin < STANDOUT:
+        return scored, math.inf, ANSWER_THRESHOLD, margin  # nothing stands out: refused
+    strong = counted and ordered[0] >= STRONG_COSINE and margin >= STRONG_STANDOUT
+    floor = STRONG_FLOOR if strong else ANSWER_THRESHOLD
     judged = [
         Candidate(item.score + W_CONTEXTUAL * max(a, b), item.passage, item.order, item.label, item.text)
         for item, a, b in zip(scored, headed, alone, strict=False)
     ]
     judged.sort(key=lambda c: (c.score, -c.passage, -c.order), reverse=True)
-    return judged + list(scored[len(judged) :]), CONTEXTUAL_THRESHOLD
+    return judged + list(scored[len(judged) :]), CONTEXTUAL_THRESHOLD, floor, margin if counted else math.inf
 
 
 def _nearest(passages, scored, limit=2):

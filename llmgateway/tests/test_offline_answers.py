@@ -151,3 +151,66 @@ def test_a_second_passage_of_a_document_already_cited_is_not_cited_again():
     question = "How much can I spend on meals a day when travelling?"
     # The answer quotes passage 1: the other travel policy passage adds nothing, the handbook does.
     assert offline._also_stated(question, ranked[0], ranked, passages, {0}) == ["3"]
+
+
+def judged_as(monkeypatch, cosines):
+    """The contextual model's verdict fixed: each candidate's cosine by the start of its sentence."""
+
+    def scores(question, scored, passages):
+        found = [next(c for start, c in cosines.items() if item.text.startswith(start)) for item in scored[:8]]
+        return found, found
+
+    monkeypatch.setattr(offline, "contextual_scores", scores)
+
+
+REPORTING = (
+    "Security, Reporting",
+    "Once you have submitted an issue by email, you should receive an acknowledgment within three working days. "
+    "Reports are read by the security team. Include the version you use. Encrypt sensitive details with our key. "
+    "Do not post the issue in public.",
+)
+
+
+def test_a_strong_contextual_verdict_lets_a_paraphrase_with_few_shared_words_through(monkeypatch):
+    question = "How soon will someone get back to me about a vulnerability?"
+    scored, _ = offline.rank(question, [("1", REPORTING[1], REPORTING[0])])
+    assert offline.STRONG_FLOOR <= scored[0].score < offline.ANSWER_THRESHOLD  # few words in common
+    others = {"Reports": 0.35, "Include": 0.3, "Encrypt": 0.3, "Do not": 0.35}
+    # The contextual model finds the sentence close (0.72) and far nearer than the rest: answered.
+    judged_as(monkeypatch, {"Once": 0.72, **others})
+    assert "within three working days [1]." in ask(question, REPORTING)
+    # Near, but not that near (0.6): the static score's floor applies, and the question is refused.
+    judged_as(monkeypatch, {"Once": 0.6, **others})
+    assert ask(question, REPORTING).startswith("I couldn't find this in the Helpdesk’s documents.")
+
+
+LISTS = (
+    ("Lists, Announcements", "The announcements list carries security advisories and release notes."),
+    ("Lists, Developers", "The developers list discusses how the code changes between releases."),
+    ("Lists, Users", "The users list answers questions about using each release."),
+    ("Lists, Archive", "Old lists are archived and read only."),
+)
+
+
+def test_half_answers_in_several_passages_need_a_clearer_verdict(monkeypatch):
+    question = "Which mailing list carries release news?"
+    # Three sentences of three passages score within a tenth of each other, and the closest one stands out
+    # from the rest by 0.11 only: no passage answers, several half do. Refused.
+    judged_as(monkeypatch, {"The announcements": 0.46, "The users": 0.66, "The developers": 0.64, "Old": 0.54})
+    text = ask(question, *LISTS)
+    assert text.startswith("I couldn't find this in the Helpdesk’s documents.")
+    assert "[" not in text
+    # The same three, with the closest standing out by 0.16 (the archive sentence is farther): answered.
+    judged_as(monkeypatch, {"The announcements": 0.46, "The users": 0.66, "The developers": 0.64, "Old": 0.4})
+    assert "[" in ask(question, *LISTS)
+
+
+def test_a_quantity_asked_for_by_its_name_needs_a_figure():
+    leaving = (
+        "Benefits, Leaving",
+        "If you resign from 37signals with vacation days left, you are paid for those unused days.",
+    )
+    text = ask("What is the notice period when I resign?", leaving)
+    assert text.startswith("I couldn't find this in the Helpdesk’s documents.")  # "37signals" is no amount
+    stated = ("Benefits, Leaving", "If you resign, the notice period is one month.")
+    assert "one month [1]" in ask("What is the notice period when I resign?", stated)
