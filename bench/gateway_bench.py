@@ -4,6 +4,7 @@
     .venv/bin/python bench/gateway_bench.py --litellm       # also the LiteLLM proxy (first run installs it)
     .venv/bin/python bench/gateway_bench.py --duration 10 --rounds 5 --workers 2
     .venv/bin/python bench/gateway_bench.py --litellm --hits-only   # (a) and (d) only
+    .venv/bin/python bench/gateway_bench.py --hits-only --compare var/before   # and the hit of another checkout
 
 Starts everything it needs on 127.0.0.1 and stops it afterwards: a
 redis-server of its own on a free port, the local OpenAI-compatible upstream
@@ -256,9 +257,23 @@ class Stack:
         self.bare.process = self.bare_process
         self.floor = Target("floor", f"http://127.0.0.1:{floor_port}", self.key)
         self.floor.process = floor_process
+        self.compare = None
+        if getattr(self.args, "compare", None):
+            # The same site from another checkout (the code before a change), on the same database and Redis.
+            compare_port = free_port()
+            process = self._spawn(
+                _gunicorn_command("corporate.wsgi:application", compare_port, workers, self.tmp / "compare.log"),
+                "compare.out",
+                env=self.env,
+                cwd=self.args.compare,
+            )
+            self.compare = Target("gateway", f"http://127.0.0.1:{compare_port}", self.key)
+            self.compare.process = process
         if self.args.litellm:
             self.litellm = self._start_litellm(workers)
         wait_until_ok(self.base + "/health", 60, what="gunicorn (gateway)")
+        if self.compare:
+            wait_until_ok(self.compare.base + "/health", 60, what="gunicorn (gateway, --compare)")
         wait_until_ok(self.bare.base + "/health", 60, what="gunicorn (gateway, usage hook off)")
         wait_for_port(floor_port)
         if self.litellm:
@@ -316,9 +331,9 @@ class Stack:
                 pass
         return sizes
 
-    def _spawn(self, command, log, env=None):
+    def _spawn(self, command, log, env=None, cwd=ROOT):
         handle = open(self.tmp / log, "w")  # noqa: SIM115 - closed when the process ends
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT)
         self.processes.append(process)
         return process
 
@@ -416,11 +431,13 @@ def throughput(stack, duration, rounds):
     runs.append(("gateway stream hit", stack.gateway, stream_body))
     runs.append(("hit, limits+usage on", stack.limited, HIT_BODY))
     runs.append(("hit, usage hook off", stack.bare, HIT_BODY))
+    if stack.compare:
+        runs.append(("hit, --compare checkout", stack.compare, HIT_BODY))
     if stack.litellm:
         runs.append(("litellm hit", stack.litellm, HIT_BODY))
     for _name, target, body in runs:
         response = _warm(target, body)
-        if target is stack.gateway:
+        if target is stack.gateway or target is stack.compare:
             assert response.headers["x-cache"] == "HIT", response.headers
         if target is stack.litellm:
             assert response.headers.get("x-litellm-cache-key"), (
@@ -704,6 +721,12 @@ def main():
     parser.add_argument("--database-url", help="PostgreSQL instead of a throw-away SQLite file")
     parser.add_argument("--hits-only", action="store_true", help="only (a) and (d): the cached hits and memory")
     parser.add_argument("--only", choices=["miss"], help="only part (b), the miss (about a minute)")
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="also the gateway's hit served from another checkout of the site (e.g. the code before a change: "
+        "git archive <commit> | tar -x -C DIR; DIR/.venv may be a link to .venv), alternating with the rest",
+    )
     args = parser.parse_args()
 
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores; other work skews latency)")
@@ -750,6 +773,12 @@ def main():
                 f"    limits and usage records on: {on[0] / off[0]:.0%} of the req/s with the usage hook off "
                 f"(worker CPU per hit {on[4] * 1000:.0f} µs against {off[4] * 1000:.0f} µs)"
             )
+            if stack.compare:
+                other = rows[("hit, --compare checkout", connections)]
+                print(
+                    f"    --compare checkout: hit {other[0] / floor[0]:.0%} of the floor's req/s "
+                    f"(p99 {other[2] / floor[2]:.2f}x, worker CPU per hit {other[4] * 1000:.0f} µs)"
+                )
 
         miss_checks = []
         if not args.hits_only:

@@ -2,8 +2,10 @@
 
 Each process adds up its counts in memory (`count`, `observe_request`) and
 writes them to the shared `workers` cache (Redis, else files under VAR_DIR)
-at most every FLUSH_SECONDS, at the end of a request, as one counter per
-minute and field (`cache.incr`). Reading (`minutes`) flushes this process's
+at most every FLUSH_SECONDS, as one counter per minute and field
+(`cache.incr`), from a background thread of its own (corporate.background):
+the write is a few round trips per field, and the request that finds it due
+only wakes the thread instead of holding its connection through them. Reading (`minutes`) flushes this process's
 counts first; other processes' last few seconds may be missing.
 
 The same flush publishes this process's connection-pool statistics, so the
@@ -14,6 +16,8 @@ import os
 import sys
 import threading
 import time
+
+from corporate.background import Flusher
 
 FLUSH_SECONDS = 5.0
 KEEP_SECONDS = 2 * 3600
@@ -35,6 +39,8 @@ UPSTREAM_KEY = "observe:upstream"
 POOL_STALE_SECONDS = 60
 
 _lock = threading.Lock()
+# Held for a whole flush, so that reading (`minutes`) waits for what the background thread has taken.
+_flush_lock = threading.Lock()
 _pending = {}  # (minute, field) -> amount
 _last_flush = [time.monotonic()]
 _upstream = {}  # model name -> {"ok_at", "latency_ms"} / {"error_at", "error"}
@@ -83,13 +89,24 @@ def _take_minute():
 
 
 def flush_when_due(sender=None, **kwargs):
-    """`request_finished` receiver: a flush every FLUSH_SECONDS, after the request gave back its connection."""
+    """`request_finished` receiver: every FLUSH_SECONDS, wakes the background thread that writes the counts."""
     with _lock:
         due = time.monotonic() - _last_flush[0] >= FLUSH_SECONDS
         if due:
             _last_flush[0] = time.monotonic()
     if due:
+        _flusher.wake()
+    else:
+        _flusher.start()
+
+
+def _write(woken):
+    if woken or time.monotonic() - _last_flush[0] >= FLUSH_SECONDS:
+        _last_flush[0] = time.monotonic()
         flush()
+
+
+_flusher = Flusher("observability-timeline", _write, FLUSH_SECONDS)
 
 
 def _key(minute, field):
@@ -98,6 +115,11 @@ def _key(minute, field):
 
 def flush():
     """Write this process's counts and its pool statistics to the shared cache; never raises."""
+    with _flush_lock:
+        _flush()
+
+
+def _flush():
     global _pending
     with _lock:
         _take_minute()

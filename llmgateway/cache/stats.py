@@ -7,21 +7,20 @@ histograms for hits and misses (percentiles are read from the histogram
 buckets).
 
 So that a cache hit costs no extra round trip, each process adds up its
-counts in memory and writes them in one batch every FLUSH_INTERVAL seconds
-(or FLUSH_EVENTS completions, or at exit), after the response has been sent
-when it is in a view, and a background thread writes what is left when
-traffic stops; reading the figures flushes this process's counts first.
-Other processes' last second may be missing.
+counts in memory and its background thread (corporate.background) writes
+them in one batch every FLUSH_INTERVAL seconds (or FLUSH_EVENTS completions,
+or at exit): the request that finds the batch due only wakes the thread, so
+no request's connection waits for the write. Reading the figures flushes
+this process's counts first. Other processes' last second may be missing.
 """
 
 import atexit
-import os
 import threading
 import time
 from bisect import bisect_left
 
+from corporate.background import Flusher
 from corporate.observability import metrics, timeline
-from llmgateway.cache import deferred
 from llmgateway.cache.entries import stats_key
 from llmgateway.cache.store import get_store
 
@@ -31,6 +30,9 @@ _pending = {}
 _pending_events = 0
 _last_flush = time.monotonic()
 _lock = threading.Lock()
+# Held for a whole flush, so that a flush (reading the figures' first step) returns only once what the
+# background thread had already taken is in the store.
+_flush_lock = threading.Lock()
 _scheduled = False  # a flush is on its way
 
 BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 120000)
@@ -91,52 +93,30 @@ def record(workspace_id, outcome, latency_ms, usage=None, cost=0.0):
         _pending_events += 1
         due = not _scheduled and (_pending_events >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)
         if due:
-            _scheduled = True  # one request writes the batch, not every request until it is written
-    if _flusher_pid != _pid:
-        _start_flusher()
+            _scheduled = True  # one request wakes the writer, not every request until it has written
     if due:
-        deferred.defer(flush)
-
-
-_flusher_pid = None
-_pid = os.getpid()  # this process's id, kept current across forks (os.getpid is a system call)
-
-
-def _forked():
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
-
-
-def _start_flusher():
-    """A daemon thread (a greenlet under gevent) that writes what is left once traffic stops."""
-    global _flusher_pid
-    with _lock:
-        if _flusher_pid == _pid:
-            return
-        _flusher_pid = _pid
-
-    def loop():
-        while True:
-            time.sleep(FLUSH_INTERVAL * 2)
-            if _pending and time.monotonic() - _last_flush >= FLUSH_INTERVAL:
-                try:
-                    flush()
-                except Exception:  # never let statistics kill the thread
-                    pass
-
-    threading.Thread(target=loop, name="gateway-stats-flush", daemon=True).start()
+        _flusher.wake()
+    else:
+        _flusher.start()
 
 
 def flush():
     """Write this process's pending counts to the store."""
     global _pending, _pending_events, _last_flush, _scheduled
-    with _lock:
-        taken, _pending, _pending_events, _last_flush, _scheduled = _pending, {}, 0, time.monotonic(), False
-    if taken:
-        get_store().incr_hashes(taken)
+    with _flush_lock:
+        with _lock:
+            taken, _pending, _pending_events, _last_flush, _scheduled = _pending, {}, 0, time.monotonic(), False
+        if taken:
+            get_store().incr_hashes(taken)
+
+
+def _write(woken):
+    """The background thread's job: the batch when a request found it due, or what is left after a quiet spell."""
+    if _pending and (woken or time.monotonic() - _last_flush >= FLUSH_INTERVAL):
+        flush()
+
+
+_flusher = Flusher("gateway-stats-flush", _write, FLUSH_INTERVAL * 2)
 
 
 def discard_pending():

@@ -2,10 +2,12 @@
 
 A web process adds each record to a list in memory and appends the list to
 a queue in the store (Redis, or the host's shared cache) in one operation
-every FLUSH_INTERVAL seconds or FLUSH_EVENTS records, after the response has
-been sent; a background thread writes what is left when traffic stops, and
-the process writes its list when it exits (gunicorn's graceful restart). So
-a cache hit still makes no database query and no extra round trip of its own.
+every FLUSH_INTERVAL seconds or FLUSH_EVENTS records, from a background
+thread of its own (corporate.background: the request that finds the list due
+only wakes it, so no request's connection waits for the write); the thread
+also writes what is left when traffic stops, and the process writes its list
+when it exits (gunicorn's graceful restart). So a cache hit still makes no
+database query and no extra round trip of its own.
 
 `drain()` moves the queue into UsageRecord rows in batches, under a lock so
 that one process drains at a time: the task worker does it every
@@ -25,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from llmgateway.cache import deferred
+from corporate.background import Flusher
 from llmgateway.cache.store import get_store, make_key
 
 log = logging.getLogger("llmgateway.metering")
@@ -43,14 +45,13 @@ _lock = threading.Lock()
 # Held for a whole flush, so that a flush (drain's first step) returns only once what another thread
 # had already taken from the list is in the store's queue.
 _flush_lock = threading.Lock()
-_flusher_started = False  # in this process (a forked worker starts its own: see _forked)
 _scheduled = False  # a flush is on its way
 _ids = None
 
 
 def _forked():
-    global _flusher_started, _pending, _scheduled, _ids, _lock, _flush_lock
-    _flusher_started, _pending, _scheduled, _ids = False, [], False, None
+    global _pending, _scheduled, _ids, _lock, _flush_lock
+    _pending, _scheduled, _ids = [], False, None
     _lock, _flush_lock = threading.Lock(), threading.Lock()  # a thread of the parent may have held them
 
 
@@ -84,11 +85,11 @@ def add(record):
         _pending.append(record)
         due = not _scheduled and (len(_pending) >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)
         if due:
-            _scheduled = True  # one request writes the batch; the others carry on
-    if not _flusher_started:
-        _start_flusher()
+            _scheduled = True  # one request wakes the writer; the others carry on
     if due:
-        deferred.defer(flush)
+        _flusher.wake()
+    else:
+        _flusher.start()
 
 
 def flush():
@@ -118,23 +119,13 @@ def discard_pending():
         _pending, _scheduled = [], False
 
 
-def _start_flusher():
-    global _flusher_started
-    with _lock:
-        if _flusher_started:
-            return
-        _flusher_started = True
+def _write(woken):
+    """The background thread's job: the list when a request found it due, or what is left after a quiet spell."""
+    if _pending and (woken or time.monotonic() - _last_flush >= FLUSH_INTERVAL):
+        flush()
 
-    def loop():
-        while True:
-            time.sleep(FLUSH_INTERVAL)
-            if _pending and time.monotonic() - _last_flush >= FLUSH_INTERVAL:
-                try:
-                    flush()
-                except Exception:  # never let the flusher die
-                    log.exception("usage flush failed")
 
-    threading.Thread(target=loop, name="usage-flush", daemon=True).start()
+_flusher = Flusher("usage-flush", _write, FLUSH_INTERVAL)
 
 
 atexit.register(flush)

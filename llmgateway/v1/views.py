@@ -106,15 +106,15 @@ def _cache_headers(response, hit, coalesced, result=None, ratelimit=None, reques
         # Six headers on every response under limits.
         for name, value in ratelimit.items():
             store[name] = (name, value)
-    response["X-Cache"] = "HIT" if hit else "MISS"
+    store["x-cache"] = ("X-Cache", "HIT" if hit else "MISS")
     if coalesced:
-        response["X-Cache-Coalesced"] = "1"
+        store["x-cache-coalesced"] = ("X-Cache-Coalesced", "1")
     if result is not None:
         # Where the time went, for clients and benchmarks (W3C Server-Timing).
         timing = f"gateway;dur={result.latency_ms:.2f}"
         if result.upstream_ms is not None:
             timing = f"upstream;dur={result.upstream_ms:.2f}, " + timing
-        response["Server-Timing"] = timing
+        store["server-timing"] = ("Server-Timing", timing)
     return response
 
 
