@@ -1,6 +1,10 @@
 """HTML: the visible text only (scripts, styles and the like dropped), one unit per heading's section.
 
 Each section is labelled with its heading path; the first <h1> (else <title>) is the document's title.
+A page's navigation (`<nav>`, or an element marked `role="navigation"` or `role="search"`: menus,
+sidebars of links to other pages, breadcrumbs, a search box) is left out: saved from a wiki or an
+intranet, it repeats the site's menu in every page, and its links' titles would be searched and cited
+as if they were what the page says.
 """
 
 from html.parser import HTMLParser
@@ -35,6 +39,16 @@ BLOCK = {
     "address",
 }
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+NAVIGATION_ROLES = {"navigation", "search"}
+# Elements whose end tag HTML requires: a role on one of these has a known end (an <li> or a <p> may be
+# left open, and would take the rest of the page with it).
+CLOSED = {"nav", "div", "section", "header", "footer", "aside", "ul", "ol", "form", "table", "span", "menu"}
+
+
+def _is_navigation(tag, attrs):
+    return tag == "nav" or (
+        tag in CLOSED and any(k == "role" and (v or "").strip().lower() in NAVIGATION_ROLES for k, v in attrs)
+    )
 
 
 class _TextParser(HTMLParser):
@@ -51,10 +65,31 @@ class _TextParser(HTMLParser):
         self.first_h1 = ""
         self.heading_only = None
         self.bare_headings = []
+        self.navigation = None  # [tag, how many of it are open] while inside a page's navigation
+
+    def _in_navigation(self, tag, attrs, start):
+        """True while inside a navigation element (its own start and end tags included)."""
+        if self.navigation is None:
+            if start and _is_navigation(tag, attrs):
+                self.navigation = [tag, 1]
+                return True
+            return False
+        if tag == self.navigation[0]:
+            self.navigation[1] += 1 if start else -1
+            if self.navigation[1] == 0:
+                self.navigation = None
+        return True
+
+    def handle_startendtag(self, tag, attrs):
+        if self.navigation is None and not _is_navigation(tag, attrs):  # an empty one (<nav/>) holds nothing
+            self.handle_starttag(tag, attrs)
+            self.handle_endtag(tag)
 
     def handle_starttag(self, tag, attrs):
         if tag == "title":
             self.in_title = True
+        if self._in_navigation(tag, attrs, True):
+            return
         if tag in SKIP:
             self.skip_depth += 1
             return
@@ -77,6 +112,8 @@ class _TextParser(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "title":
             self.in_title = False
+        if self.navigation is not None and self._in_navigation(tag, (), False):
+            return
         if tag in SKIP:
             self.skip_depth = max(0, self.skip_depth - 1)
             return
@@ -97,7 +134,7 @@ class _TextParser(HTMLParser):
     def handle_data(self, data):
         if self.in_title:
             self.title.append(data)
-        if self.skip_depth:
+        if self.skip_depth or self.navigation is not None:
             return
         if self.in_heading:
             self.heading_text.append(data)

@@ -223,3 +223,28 @@ def test_plain_text_without_headings_stays_one_section(ingest):
     document = ingest("note.txt", text.encode())
     assert set(document.chunks.values_list("section", flat=True)) == {""}
     assert document.title == "note"
+
+
+def test_a_pages_navigation_is_not_searched_or_cited(ingest):
+    """Menus, sidebars of links and a search box (a wiki page saved as HTML) are left out; the page's own
+    text, lists and footer stay, and a role on an element that may be left open (<li>) is not followed."""
+    page = (
+        "<html><head><title>Intranet: Travel</title></head><body>"
+        "<nav><ul><li><a href='/leave'>Parental leave policy</a><li><a href='/bonus'>Bonus schedule</a></ul></nav>"
+        "<div class='sidebar' role='navigation'><div><h3>Related pages</h3><ul><li>Sabbatical rules</ul></div></div>"
+        "<div role='main'><h1>Travel</h1><p>Book trains early.<br/>Hotels cost up to 120 euros a night.</p>"
+        "<form role='search'><input name=q placeholder='Search the wiki'><button>Search the wiki</button></form>"
+        "<ul><li>Keep every receipt.</li><li role='navigation'>Claims are paid monthly.</ul>"
+        "<div role='search'/><p>Ask the travel desk.</p></div>"
+        "<footer>Owned by the finance team.</footer></body></html>"
+    )
+    ingested = ingest("travel.html", page.encode())
+    assert ingested.status == "ready", ingested.failure_reason
+    assert ingested.title == "Travel"
+    text = "\n".join(c.text for c in ingested.chunks.all())
+    for gone in ("Parental leave policy", "Bonus schedule", "Related pages", "Sabbatical rules", "Search the wiki"):
+        assert gone not in text
+    for kept in ("120 euros a night", "Keep every receipt.", "Claims are paid monthly.", "Ask the travel desk."):
+        assert kept in text
+    assert "Owned by the finance team." in text
+    assert all(c.section.startswith("Travel") for c in ingested.chunks.all())
