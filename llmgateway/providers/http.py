@@ -31,6 +31,7 @@ A whole answer is at most settings.LLM_MAX_RESPONSE_BYTES, as received and
 once decompressed.
 """
 
+import email.parser
 import http.client as http_client
 import io
 import json
@@ -38,6 +39,7 @@ import logging
 import re
 import threading
 import time
+import types
 import zlib
 from contextlib import contextmanager
 from functools import lru_cache
@@ -237,7 +239,7 @@ def post_json(url, *, headers, body, until):
     """
     target = _parsed_url(url)
     data = _encode_json(body).encode()
-    head = _request_head(target, headers, len(data))
+    head = _request_head(url, tuple(headers.items())) + b"Content-Length: %d\r\n\r\n" % len(data)
     limit = settings.LLM_MAX_RESPONSE_BYTES
     with bounded(until), map_httpcore_exceptions():
         status, answer_headers, content = _exchange(target, head + data, limit)
@@ -266,10 +268,16 @@ _slots = threading.BoundedSemaphore(LIMITS.max_connections)
 _ssl_context = lru_cache(maxsize=1)(httpx.create_ssl_context)
 
 
-def _request_head(target, headers, length):
-    """The request's head in bytes: the client's headers, then the whole answer's, then the call's (by any case)."""
+@lru_cache(maxsize=256)
+def _request_head(url, headers):
+    """The request's head in bytes up to its Content-Length: the client's headers, then the whole answer's, then the
+    call's (by any case). Made once per endpoint and headers (a model's calls all send the same ones).
+
+    headers: the call's (name, value) pairs.
+    """
+    target = _parsed_url(url)
     merged = _fixed_headers().copy()
-    for name, value in headers.items():
+    for name, value in headers:
         merged[name.lower()] = (name, value)
     lines = [b"POST %s HTTP/1.1\r\nHost: %s\r\n" % (target.raw_path, target.netloc)]
     try:
@@ -279,7 +287,6 @@ def _request_head(target, headers, length):
             lines.append(b"%s: %s\r\n" % (name.encode("ascii"), value.encode("ascii")))
     except UnicodeEncodeError:
         raise httpx.LocalProtocolError("a header of the call is not ASCII") from None
-    lines.append(b"Content-Length: %d\r\n\r\n" % length)
     return b"".join(lines)
 
 
@@ -367,15 +374,55 @@ def _exchange(target, request, limit):
         _slots.release()
 
 
+# http.client reads an answer's headers into an HTTPMessage through the email package's parser, which costs
+# more than the rest of reading the answer. A plain header block (a "Name: value" a line, no folded lines,
+# no line breaks other than CRLF or LF, not a multipart or message type) gives the same HTTPMessage, built
+# here directly; anything else goes through the email parser as before.
+_PLAIN_HEADERS = re.compile(r"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n\x0b\x0c\x1c-\x1e\x85]*\r?\n)*\r?\n")
+_PLAIN_HEADER = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n\x0b\x0c\x1c-\x1e\x85]*)\r?\n")
+
+
+def _parse_headers(fp, _class=http_client.HTTPMessage):
+    """http.client.parse_headers: the same HTTPMessage, without the email parser for a plain header block."""
+    text = b"".join(http_client._read_headers(fp)).decode("iso-8859-1")
+    if _PLAIN_HEADERS.fullmatch(text):
+        headers = _PLAIN_HEADER.findall(text)
+        if not any(
+            name.lower() == "content-type" and ("multipart" in value.lower() or "message" in value.lower())
+            for name, value in headers
+        ):
+            message = _class()
+            message._headers = headers
+            message.set_payload("")
+            return message
+    return email.parser.Parser(_class=_class).parsestr(text)
+
+
+class _Response(http_client.HTTPResponse):
+    """http.client's response, its headers read by `_parse_headers`.
+
+    `begin` is http.client's own code (this Python's), run with `_parse_headers` in place of the module's
+    parse_headers: the status line, interim answers, chunked and Content-Length handling are unchanged.
+    """
+
+    begin = types.FunctionType(
+        http_client.HTTPResponse.begin.__code__,
+        {**vars(http_client), "parse_headers": _parse_headers},
+        "begin",
+        http_client.HTTPResponse.begin.__defaults__,
+        http_client.HTTPResponse.begin.__closure__,
+    )
+
+
 def _exchange_on(kept, request, limit):
     try:
         kept.stream.write(request)  # leaves with the first read
-        response = http_client.HTTPResponse(kept, method="POST")
+        response = _Response(kept, method="POST")
         response.begin()
         while 100 <= response.status < 200:  # interim answers (102, 103...): the real one follows
             if response.status == 101:
                 raise httpx.RemoteProtocolError("the upstream switched protocols")
-            response = http_client.HTTPResponse(kept, method="POST")
+            response = _Response(kept, method="POST")
             response.begin()
         parts, size = [], 0
         while part := response.read1(READ_SIZE):
@@ -465,6 +512,7 @@ def reset():
         _client = None
         _parsed_url.cache_clear()
         _fixed_headers.cache_clear()
+        _request_head.cache_clear()
         for idle in list(_idle.values()):
             while idle:
                 idle.pop().close()

@@ -6,6 +6,8 @@ trickled slower than the call's deadline, oversized and compressed bodies.
 """
 
 import gzip
+import http.client as http_client
+import io
 import json
 import socket
 import threading
@@ -445,3 +447,39 @@ def test_a_stream_without_end_is_cut_at_the_size_bound(v1, raw_server, raw_model
         assert response.status_code == 502 and response.json()["error"]["type"] == "api_error"
     # The gateway hung up past the bound, rather than reading (and holding) all of it.
     assert _wait(lambda: "all" in sent) and sent["all"] is False
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"Content-Type: application/json\r\nContent-Length: 3\r\n\r\n",
+        b"Server: x\r\nX-Spaces:   kept at the end  \r\nX-Empty:\r\nX-Tab:\tv\r\nset-cookie: a\r\nSet-Cookie: b\r\n\r\n",
+        b"Content-Length: 3\nConnection: close\n\n",  # bare LF line ends
+        b"X-Latin: caf\xe9\r\n\r\n",
+        b"\r\n",
+        # Not plain: the email parser's own reading is kept (folded lines, stray breaks, no colon, multipart).
+        b"X-Folded: a\r\n b\r\nContent-Length: 1\r\n\r\n",
+        b"X-Odd: a\rb\r\nContent-Length: 1\r\n\r\n",
+        b"X-Odd: a\x85b\r\n\r\n",
+        b"X-Odd: a\x0bb\r\n\r\n",
+        b"not a header\r\nContent-Length: 1\r\n\r\n",
+        b": empty name\r\nContent-Length: 1\r\n\r\n",
+        b"From somebody\r\nContent-Length: 1\r\n\r\n",
+        b"Content-Type: multipart/mixed; boundary=x\r\n\r\n",
+        b"Content-Type: message/rfc822\r\n\r\n",
+    ],
+)
+def test_answer_headers_are_read_as_http_clients_parser_reads_them(block):
+    ours = http._parse_headers(io.BytesIO(block + b"body"))
+    theirs = http_client.parse_headers(io.BytesIO(block + b"body"))
+    assert type(ours) is type(theirs) is http_client.HTTPMessage
+    # Defects and parts are objects without equality of their own: compared by kind and by text.
+    plain = ("defects", "_payload")
+    assert {k: v for k, v in vars(ours).items() if k not in plain} == {
+        k: v for k, v in vars(theirs).items() if k not in plain
+    }
+    assert [type(d) for d in ours.defects] == [type(d) for d in theirs.defects]
+    assert type(ours.get_payload()) is type(theirs.get_payload())
+    assert ours.as_string() == theirs.as_string()
+    assert ours.items() == theirs.items()
+    assert ours.get("content-length") == theirs.get("content-length")
