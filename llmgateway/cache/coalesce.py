@@ -126,19 +126,34 @@ def _flight_id():
     return f"{prefix}{next(counter):x}"
 
 
-def _closing_ops(list_key, key, kind, data=None):
-    """The store operations that end a flight led across processes: its last event, and its lock removed."""
-    event = json.dumps({"t": kind, "d": data}, separators=(",", ":"))
+def _closing_ops(list_key, key, kind, data=None, response_json=None):
+    """The store operations that end a flight led across processes: its last event, and its lock removed.
+
+    response_json: `data["response"]` already encoded as compact JSON (bytes), put into the event as it is.
+    """
+    event = _event_json(kind, data, response_json)
     # The lock is removed only while it is still this flight's (its id ends the list key): a lock that
     # expired under a slow leader may since have been taken by another flight.
     flight_id = list_key.rsplit(":", 1)[1]
     return [("push", list_key, event, FLIGHT_TTL), ("delete_if", lock_key(key), flight_id)]
 
 
-def _write_end(key, remote, kind, data, also):
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _event_json(kind, data, response_json=None):
+    """The event {"t": kind, "d": data} as compact JSON; the same text when `response_json` (its response) is given."""
+    if response_json is None or not isinstance(data, dict) or next(iter(data), None) != "response":
+        return _compact({"t": kind, "d": data})
+    rest = {name: value for name, value in data.items() if name != "response"}
+    tail = _compact(rest)[1:] if rest else "}"
+    return f'{{"t":{_compact(kind)},"d":{{"response":{response_json.decode()}{"," if rest else ""}{tail}}}'
+
+
+def _write_end(key, remote, kind, data, also, response_json=None):
     ops = also() if also is not None else []
     if remote:
-        ops += _closing_ops(remote, key, kind, data)
+        ops += _closing_ops(remote, key, kind, data, response_json)
     get_store().batch(ops)
 
 
@@ -162,10 +177,13 @@ class Participation:
         if self.flight is not None:
             self.flight.publish(chunk)
         if self._remote:
-            get_store().push(self._remote, json.dumps({"t": "c", "d": chunk}, separators=(",", ":")), FLIGHT_TTL)
+            get_store().push(self._remote, _compact({"t": "c", "d": chunk}), FLIGHT_TTL)
 
-    def _end(self, kind, data=None, also=None):
-        """Close the flight; `also`: a function giving store operations to run in the same round trip (the entry)."""
+    def _end(self, kind, data=None, also=None, response_json=None):
+        """Close the flight; `also`: a function giving store operations to run in the same round trip (the entry).
+
+        response_json: the answer's response already encoded (`_closing_ops`).
+        """
         remote = None
         if not self._closed:
             self._closed = True
@@ -178,10 +196,10 @@ class Participation:
         if also is not None or remote:
             # In a view, after the response is sent (the entry and the event encoded then too); local
             # followers already have the answer.
-            deferred.defer(_write_end, self.key, remote, kind, data, also)
+            deferred.defer(_write_end, self.key, remote, kind, data, also, response_json)
 
-    def finish(self, payload, also=None):
-        self._end("done", payload, also)
+    def finish(self, payload, also=None, response_json=None):
+        self._end("done", payload, also, response_json)
 
     def fail(self, error):
         self._end("fail", error)

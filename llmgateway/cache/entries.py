@@ -34,6 +34,8 @@ MODEL_INFO_TTL = 5 * 60  # model configuration; dropped on every change
 API_KEY_TTL = 5
 FLIGHT_TTL = 120  # chunks of an in-flight completion, kept after the last one for late followers
 
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
 # Request fields that never change the answer.
 NOT_IN_KEY = frozenset({"stream", "stream_options", "user", "metadata", "store", "cache", "service_tier"})
 # Defaults that mean the same as leaving the field out.
@@ -111,6 +113,11 @@ def is_deterministic(request):
     return request.get("temperature") in (0, 0.0) or request.get("seed") is not None
 
 
+def response_json(response):
+    """A response as compact JSON bytes, as a cache entry, the flight's last event and /v1's answer hold it."""
+    return _compact(response).encode()
+
+
 @dataclass(frozen=True)
 class CachedCompletion:
     """What a cache entry holds: the response, and the chunks when it was streamed."""
@@ -125,8 +132,7 @@ class CachedCompletion:
 
     def dumps(self):
         # Not dataclasses.asdict: it would deep-copy the whole response first.
-        data = {
-            "response": self.response,
+        rest = {
             "generation": self.generation,
             "model": self.model,
             "cost": self.cost,
@@ -134,7 +140,8 @@ class CachedCompletion:
             "stored_at": self.stored_at,
             "chunks": list(self.chunks) if self.chunks is not None else None,
         }
-        return json.dumps(data, separators=(",", ":")).encode()
+        # The response's JSON when it is already made (`response_json`), the rest around it: the same bytes.
+        return b'{"response":' + self.response_json() + b"," + _compact(rest)[1:].encode()
 
     @classmethod
     def loads(cls, raw):
@@ -146,9 +153,14 @@ class CachedCompletion:
         """The response as compact JSON bytes, made once per entry (a remembered entry answers many hits)."""
         body = self.__dict__.get("_response_json")
         if body is None:
-            body = json.dumps(self.response, separators=(",", ":")).encode()
+            body = response_json(self.response)
             object.__setattr__(self, "_response_json", body)
         return body
+
+    def with_response_json(self, body):
+        """This entry, its response's JSON (`response_json`) already made by the caller (compact, as bytes)."""
+        object.__setattr__(self, "_response_json", body)
+        return self
 
 
 # Parsed entries, by their bytes (never stale): a popular answer is parsed once per process, not once per hit.

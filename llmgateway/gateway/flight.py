@@ -24,6 +24,7 @@ from llmgateway.cache.entries import (
     completion_key,
     is_deterministic,
     parsed_entry,
+    response_json,
     workspace_info,
     workspace_info_key,
 )
@@ -100,7 +101,7 @@ class CompletionResult:
     fallback: bool = False
     upstream_ms: float | None = None  # this request's own upstream call, when it made one
     ratelimit: dict | None = None  # the x-ratelimit-* headers, when limits apply
-    body: bytes | None = None  # `response` as compact JSON, when it was at hand (a hit)
+    body: bytes | None = None  # `response` as compact JSON, when it was at hand (a hit, a whole answer's call)
     request_id: str | None = None  # the usage record's id (the x-request-id header)
 
     @property
@@ -444,8 +445,10 @@ class Completion:
                 response["model"] = used.name
             upstream_ms = (time.perf_counter() - started) * 1000
             cost = used.cost(response.get("usage"))
-            storing = self._storing(response, used, cost, upstream_ms, collected)
-            part.finish(_payload(response, used.name, cost, upstream_ms), also=storing)
+            # A whole answer's JSON is made once: the client's body, the cache entry and the flight's last event.
+            body = None if self._want_chunks else response_json(response)
+            storing = self._storing(response, used, cost, upstream_ms, collected, body)
+            part.finish(_payload(response, used.name, cost, upstream_ms), also=storing, response_json=body)
         except ProviderError as exc:
             error = GatewayError.from_provider(exc)
             part.fail(error.as_dict())
@@ -463,9 +466,9 @@ class Completion:
             if chunks is not None:
                 chunks.close()
             part.leave()
-        self._finish(response, used, upstream_ms, stored=storing is not None)
+        self._finish(response, used, upstream_ms, stored=storing is not None, body=body)
 
-    def _storing(self, response, used, cost, upstream_ms, chunks):
+    def _storing(self, response, used, cost, upstream_ms, chunks, body=None):
         """A function giving the store operation that caches the answer (run with the flight's end), or None."""
         call = self.call
         if not call.store or used.name != call.spec.name:
@@ -479,9 +482,11 @@ class Completion:
             upstream_ms=round(upstream_ms, 1),
             chunks=tuple(chunks) if chunks is not None else None,
         )
+        if body is not None:
+            entry.with_response_json(body)
         return lambda: [("set", call.key, entry.dumps(), call.ttl())]
 
-    def _finish(self, response, used, upstream_ms, *, coalesced=False, stored=False):
+    def _finish(self, response, used, upstream_ms, *, coalesced=False, stored=False, body=None):
         usage = response.get("usage")
         self.result = CompletionResult(
             response=response,
@@ -494,6 +499,7 @@ class Completion:
             fallback=used.name != self.call.spec.name,
             upstream_ms=None if coalesced else round(upstream_ms, 2),
             ratelimit=self._ratelimit(),
+            body=body,
             request_id=self.call.request_id,
         )
 

@@ -367,3 +367,34 @@ def test_the_usage_hook_sees_every_completion_and_can_refuse(v1, workspace, api_
     response = v1(body)
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "budget_exceeded"
+
+
+RESPONSES = [
+    {"id": "x", "choices": [{"message": {"role": "assistant", "content": 'café ✓ \u2028 "q"'}}], "usage": None},
+    {"choices": [], "n": 1.5, "big": 10**30, "nan": float("nan"), "nested": {"a": [1, {"b": None}]}},
+]
+
+
+@pytest.mark.parametrize("response", RESPONSES)
+@pytest.mark.parametrize("chunks", [None, ({"choices": [{"delta": {"content": "é"}}]},)])
+def test_an_entry_made_with_its_responses_json_is_the_same_bytes(response, chunks):
+    from llmgateway.cache.entries import CachedCompletion, response_json
+
+    fields = {"response": response, "generation": 3, "model": "m", "cost": 0.25, "upstream_ms": 12.5}
+    fields["chunks"] = chunks
+    plain = CachedCompletion(**fields)
+    given = CachedCompletion(**fields, stored_at=plain.stored_at).with_response_json(response_json(response))
+    expected = json.dumps(
+        {
+            "response": response,
+            "generation": 3,
+            "model": "m",
+            "cost": 0.25,
+            "upstream_ms": 12.5,
+            "stored_at": plain.stored_at,
+            "chunks": list(chunks) if chunks else None,
+        },
+        separators=(",", ":"),
+    ).encode()
+    assert plain.dumps() == given.dumps() == expected
+    assert CachedCompletion.loads(given.dumps()).model == "m"

@@ -410,3 +410,23 @@ def test_a_lock_taken_with_the_lookup_is_given_back_when_the_call_does_not_coale
     assert response.status_code == 200 and "X-Cache-Coalesced" not in response
     assert upstream.calls == 2
     assert not redis_store.exists(key + ":lock")
+
+
+@pytest.mark.parametrize(
+    "kind, data",
+    [
+        ("done", {"response": {"choices": [{"message": {"content": "café ✓"}}]}, "model": "m", "cost": 0.5}),
+        ("done", {"response": {"choices": []}}),
+        ("done", {"model": "m", "response": {"choices": []}}),  # the response not first: encoded whole
+        ("fail", {"error": {"message": "no"}}),
+        ("abandon", None),
+    ],
+)
+def test_a_flights_last_event_made_with_its_responses_json_is_the_same_text(kind, data):
+    from llmgateway.cache.entries import response_json
+
+    given = response_json(data["response"]) if data and "response" in data else None
+    expected = json.dumps({"t": kind, "d": data}, separators=(",", ":"))
+    assert coalesce._event_json(kind, data, given) == coalesce._event_json(kind, data) == expected
+    ops = coalesce._closing_ops("k:flight:abc", "k", kind, data, given)
+    assert ops[0] == ("push", "k:flight:abc", expected, coalesce.FLIGHT_TTL)
