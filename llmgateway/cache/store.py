@@ -284,6 +284,45 @@ except ImportError:  # redis-py's own packer
     _pack_command = None
 
 
+def _gevent_wait():
+    """Under gevent: a function that waits for a connection's reply through the event loop, else None.
+
+    A request of a gevent worker whose Redis reply is already in its socket when it reads it would go
+    on without letting the loop run; one whose reply is not there yet waits a whole turn of the loop,
+    every other connection's work. So one hit of two waited a turn and the other did not, and the
+    waiting ones made the tail of a cache hit (p99 1.3-1.5x the bare floor's at 64 connections, whose
+    django-redis read always waits). Waiting for every reply through the loop serves them all alike
+    (p99 1.08x in the same run, with no fewer requests a second). The wait is bounded by the
+    connection's own socket timeout and ends as redis-py's read would (TimeoutError); a TLS connection
+    is read as it is (its decrypted bytes may wait in the TLS layer where the loop cannot see them).
+    """
+    try:
+        from gevent import monkey
+    except ImportError:
+        return None
+    if not monkey.is_module_patched("socket"):
+        return None
+    import ssl
+
+    import redis
+    from gevent.socket import wait_read
+
+    def wait(connection):
+        sock = connection._sock
+        if sock is None or isinstance(sock, ssl.SSLSocket):
+            return
+        wait_read(
+            sock.fileno(),
+            timeout=connection.socket_timeout,
+            timeout_exc=redis.exceptions.TimeoutError("Timeout reading from socket"),
+        )
+
+    return wait
+
+
+_green_wait = _gevent_wait()  # modules are imported after the worker has patched the standard library
+
+
 class RedisStore(Store):
     """Redis, with every failure turned into "nothing there" and a pause (the circuit's) before the next try."""
 
@@ -371,6 +410,8 @@ class RedisStore(Store):
         connection = self._connection()
         try:
             connection.send_packed_command(_packed(connection, commands))
+            if _green_wait is not None:
+                _green_wait(connection)
             replies = []
             for _ in commands:
                 try:
