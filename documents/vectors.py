@@ -358,13 +358,13 @@ def nearest_sql(workspace_ids, vector, model, document_ids, k, connection=None):
 def nearest(workspace_ids, vector, model, document_ids=None, k=20, connection=None):
     """The k passages nearest to the vector: (id, document_id, position, page, section, text, distance) rows."""
     connection = connection or default_connection
-    query = nearest_sql(workspace_ids, vector, model, document_ids, k, connection)
-    if query is None:
+    if not state(connection).available:
         return []
     if connection.vendor == "sqlite":
         rows = _sqlite_nearest(connection, workspace_ids, vector, model, document_ids, k)
         if rows is not None:
             return rows
+    query = nearest_sql(workspace_ids, vector, model, document_ids, k, connection)
     with connection.cursor() as cursor:
         try:
             cursor.execute(*query)

@@ -13,35 +13,22 @@ and on the way out:
   request metrics by route (the URL name, never the path).
 """
 
-import os
-import threading
 import time
 
+from corporate.background import Flusher
 from corporate.observability import metrics, queries, timeline
 
-_flusher_pid = [None]
-_pid = [os.getpid()]  # this process's id, kept current across forks (os.getpid is a system call)
-os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+def _write_metrics(woken):
+    try:
+        metrics.flush_when_due()
+    except Exception:  # never let statistics end the thread, nor fill the log once a second
+        pass
 
 
-def _start_flusher():
-    """A daemon thread (a greenlet under gevent) that writes the metrics requests left pending once traffic stops.
-
-    Requests write their metrics after they end, at most once a second; the
-    last ones before a quiet spell would wait for the next request without
-    this. (The per-minute figures have a thread of their own: timeline.py.)
-    """
-    _flusher_pid[0] = _pid[0]
-
-    def loop():
-        while True:
-            time.sleep(metrics.FLUSH_SECONDS)
-            try:
-                metrics.flush_when_due()
-            except Exception:  # never let statistics end the thread
-                pass
-
-    threading.Thread(target=loop, name="observability-flush", daemon=True).start()
+# Requests write their metrics after they end, at most once a second; the last ones before a quiet spell
+# would wait for the next request without this thread. (The per-minute figures have their own: timeline.py.)
+_flusher = Flusher("observability-flush", _write_metrics, metrics.FLUSH_SECONDS)
 
 
 _NO_QUERIES = 'db;dur=0.0;desc="0 queries"'
@@ -52,8 +39,7 @@ class RequestStatsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if _flusher_pid[0] != _pid[0]:
-            _start_flusher()
+        _flusher.start()
         started = time.perf_counter()
         scope = queries.begin(request=request)
         try:

@@ -82,3 +82,18 @@ def ingest(workspace, member, run_tasks):
         return document
 
     return make
+
+
+def remake_vec_table(table, options):
+    """Make a SQLite vec0 table anew with other options (`float[256] …`), its rows copied over."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT chunk_id, workspace_id, document_id, embedding FROM {table}")
+        rows = cursor.fetchall()
+        cursor.execute(f"DROP TABLE {table}")
+        cursor.execute(
+            f"CREATE VIRTUAL TABLE {table} USING vec0(chunk_id integer primary key, workspace_id integer "
+            f"partition key, document_id integer, embedding {options})"
+        )
+        cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s)", rows)

@@ -9,6 +9,7 @@ import pytest
 
 from documents import vectors
 from documents.models import Chunk
+from documents.tests.conftest import remake_vec_table
 from llmgateway.embeddings import embed
 
 pytestmark = pytest.mark.django_db
@@ -49,15 +50,7 @@ def test_sqlite_nearest_passages_are_sqlite_vec_own_k_nearest(
     table = vectors._sqlite_table(model)
     first = ingest("policies.md", b"# Policies\n\n" + _sections("policy", 30))
     # Chunks of 8 vectors: several chunks per workspace, the last one partly filled.
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT chunk_id, workspace_id, document_id, embedding FROM {table}")
-        rows = cursor.fetchall()
-        cursor.execute(f"DROP TABLE {table}")
-        cursor.execute(
-            f"CREATE VIRTUAL TABLE {table} USING vec0(chunk_id integer primary key, workspace_id integer "
-            "partition key, document_id integer, embedding float[256], chunk_size=8)"
-        )
-        cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s)", rows)
+    remake_vec_table(table, "float[256], chunk_size=8")
     second = ingest("travel.md", b"# Travel\n\n" + _sections("travel", 12))
     theirs = ingest("theirs.md", b"# Theirs\n\n" + _sections("policy", 20), ws=other_workspace, user=outsider)
     # Freed slots, in full chunks and in the last one; a new passage may then reuse a slot.

@@ -13,6 +13,7 @@ from django.urls import reverse
 from documents import ingestion, vectors
 from documents.models import Chunk, Document
 from documents.search import search_workspace
+from documents.tests.conftest import remake_vec_table
 from llmgateway.embeddings import embed
 
 pytestmark = pytest.mark.django_db
@@ -282,15 +283,7 @@ def test_a_vector_table_made_with_the_cosine_metric_still_searches_and_is_rebuil
     before = vectors.nearest([workspace.pk], question.vectors[0], question.model, k=5)
     table = vectors._sqlite_table(question.model)
     if connection.vendor == "sqlite":  # as tables were made before the Euclidean metric
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT chunk_id, workspace_id, document_id, embedding FROM {table}")
-            rows = cursor.fetchall()
-            cursor.execute(f"DROP TABLE {table}")
-            cursor.execute(
-                f"CREATE VIRTUAL TABLE {table} USING vec0(chunk_id integer primary key, workspace_id integer "
-                "partition key, document_id integer, embedding float[256] distance_metric=cosine)"
-            )
-            cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s)", rows)
+        remake_vec_table(table, "float[256] distance_metric=cosine")
     for attempt in ("as made", "after the rebuild"):
         after = vectors.nearest([workspace.pk], question.vectors[0], question.model, k=5)
         assert [row[0] for row in after] == [row[0] for row in before], attempt

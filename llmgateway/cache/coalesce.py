@@ -35,7 +35,7 @@ import time
 from django.conf import settings
 
 from llmgateway.cache import deferred
-from llmgateway.cache.entries import FLIGHT_TTL, flight_key, lock_key
+from llmgateway.cache.entries import FLIGHT_TTL, compact_json, flight_key, lock_key
 from llmgateway.cache.store import get_store
 
 
@@ -138,16 +138,13 @@ def _closing_ops(list_key, key, kind, data=None, response_json=None):
     return [("push", list_key, event, FLIGHT_TTL), ("delete_if", lock_key(key), flight_id)]
 
 
-_compact = json.JSONEncoder(separators=(",", ":")).encode
-
-
 def _event_json(kind, data, response_json=None):
     """The event {"t": kind, "d": data} as compact JSON; the same text when `response_json` (its response) is given."""
     if response_json is None or not isinstance(data, dict) or next(iter(data), None) != "response":
-        return _compact({"t": kind, "d": data})
+        return compact_json({"t": kind, "d": data})
     rest = {name: value for name, value in data.items() if name != "response"}
-    tail = _compact(rest)[1:] if rest else "}"
-    return f'{{"t":{_compact(kind)},"d":{{"response":{response_json.decode()}{"," if rest else ""}{tail}}}'
+    tail = compact_json(rest)[1:] if rest else "}"
+    return f'{{"t":{compact_json(kind)},"d":{{"response":{response_json.decode()}{"," if rest else ""}{tail}}}'
 
 
 def _write_end(key, remote, kind, data, also, response_json=None):
@@ -177,7 +174,7 @@ class Participation:
         if self.flight is not None:
             self.flight.publish(chunk)
         if self._remote:
-            get_store().push(self._remote, _compact({"t": "c", "d": chunk}), FLIGHT_TTL)
+            get_store().push(self._remote, compact_json({"t": "c", "d": chunk}), FLIGHT_TTL)
 
     def _end(self, kind, data=None, also=None, response_json=None):
         """Close the flight; `also`: a function giving store operations to run in the same round trip (the entry).

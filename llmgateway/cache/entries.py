@@ -34,7 +34,8 @@ MODEL_INFO_TTL = 5 * 60  # model configuration; dropped on every change
 API_KEY_TTL = 5
 FLIGHT_TTL = 120  # chunks of an in-flight completion, kept after the last one for late followers
 
-_compact = json.JSONEncoder(separators=(",", ":")).encode
+# Compact JSON text, as entries, flight events and /v1 answers are written (one encoder, made once).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 # Request fields that never change the answer.
 NOT_IN_KEY = frozenset({"stream", "stream_options", "user", "metadata", "store", "cache", "service_tier"})
@@ -115,7 +116,7 @@ def is_deterministic(request):
 
 def response_json(response):
     """A response as compact JSON bytes, as a cache entry, the flight's last event and /v1's answer hold it."""
-    return _compact(response).encode()
+    return compact_json(response).encode()
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class CachedCompletion:
             "chunks": list(self.chunks) if self.chunks is not None else None,
         }
         # The response's JSON when it is already made (`response_json`), the rest around it: the same bytes.
-        return b'{"response":' + self.response_json() + b"," + _compact(rest)[1:].encode()
+        return b'{"response":' + self.response_json() + b"," + compact_json(rest)[1:].encode()
 
     @classmethod
     def loads(cls, raw):

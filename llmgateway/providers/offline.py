@@ -383,21 +383,18 @@ _ASKS_AMOUNT_NOUN = re.compile(
     r"duration|length|limit|cost|price|fee|size|age|count|maximum|minimum)\b",
     re.IGNORECASE,
 )
-_AMOUNT = re.compile(
-    r"(?<!\w)\d+(?:[.,:]\d+)*(?!\d|[A-Za-z]{3})|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
-    r"twelve|twenty|thirty|forty|fifty|hundred|once|twice|half|double|percent|dozen)\b",
-    re.IGNORECASE,
+# Words that state an amount without a figure.
+_NUMBER_WORDS = (
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
+    r"once|twice|half|double|percent|dozen)\b"
 )
+_AMOUNT = re.compile(r"(?<!\w)\d+(?:[.,:]\d+)*(?!\d|[A-Za-z]{3})|" + _NUMBER_WORDS, re.IGNORECASE)
 # "one" before a modal verb is no amount: "in the same way one would review a change".
 _PRONOUN_ONE = re.compile(r"\bone (?=(would|can|could|should|may|might|must|will|needs?|has|is)\b)", re.I)
 _ASKS_TIME = re.compile(r"\bwhen\b|\bwhat (time|date|day)\b|\bwhich (day|date|month|year)\b|\bdeadline\b", re.I)
 _ASKS_NAME = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|provider|vendor|tool|service|app)\b", re.I)
 _ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
-_NUMBER = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
-    r"once|twice|half|double|percent|dozen)\b",
-    re.IGNORECASE,
-)
+_NUMBER = re.compile(r"\d|" + _NUMBER_WORDS, re.IGNORECASE)
 _TIME = re.compile(
     r"\d|\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|april|may|june|july|"
     r"august|september|october|november|december|daily|weekly|monthly|yearly|annually|every|after|before|until|"
