@@ -488,9 +488,10 @@ def miss_overhead(stack, count):
     import http.client
 
     run = uuid.uuid4().hex[:8]
-    direct, through, inside, called = [], [], [], []
+    direct, through, inside, called, compared = [], [], [], [], []
     upstream = http.client.HTTPConnection("127.0.0.1", stack.upstream.port, timeout=10)
     gateway = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    other = _compare_connection(stack)
     headers = {"Authorization": f"Bearer {stack.key}"}
     for i in range(-2, count):  # two warm-up rounds
         messages = [{"role": "user", "content": f"miss probe {run} {i}"}]
@@ -504,6 +505,13 @@ def miss_overhead(stack, count):
         )
         elapsed_gateway = (time.perf_counter() - started) * 1000
         assert status == 200 and cache == "MISS", data
+        if other is not None:
+            body = {"model": MODEL, "messages": [{"role": "user", "content": f"miss probe {run} {i} (compare)"}]}
+            started = time.perf_counter()
+            status, cache, data, _ = _post(other, "/v1/chat/completions", body, headers)
+            assert status == 200 and cache == "MISS", data
+            if i >= 0:
+                compared.append((time.perf_counter() - started) * 1000)
         if i >= 0:
             direct.append(elapsed_direct)
             through.append(elapsed_gateway)
@@ -512,14 +520,27 @@ def miss_overhead(stack, count):
             called.append(parts["upstream"])
     upstream.close()
     gateway.close()
+    if other is not None:
+        other.close()
     return {
         "direct": statistics.median(direct),
         "through": statistics.median(through),
+        "compare": statistics.median(compared) if compared else None,
         "direct_p90": percentile(direct, 0.9),
         "through_p90": percentile(through, 0.9),
         "inside": statistics.median(inside),
         "called": statistics.median(called),
     }
+
+
+def _compare_connection(stack):
+    """A connection to the --compare checkout's gateway, or None."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    if stack.compare is None:
+        return None
+    return http.client.HTTPConnection("127.0.0.1", urlsplit(stack.compare.base).port, timeout=10)
 
 
 def concurrent_miss(stack, connections, per_connection, rounds=3):
@@ -558,9 +579,15 @@ def concurrent_miss(stack, connections, per_connection, rounds=3):
         return latencies
 
     count = connections * (per_connection + 1) * rounds
-    direct, through = [], []
+    direct, through, compared = [], [], []
     worker_cpu = upstream_cpu_direct = upstream_cpu_through = 0.0
     for round_ in range(rounds):
+        if stack.compare is not None:
+            from urllib.parse import urlsplit
+
+            headers = {"Authorization": f"Bearer {stack.key}"}
+            port = urlsplit(stack.compare.base).port
+            compared.append(statistics.median(measure(port, "/v1/chat/completions", MODEL, headers, f"{round_}c")))
         started = stack.upstream.cpu_seconds()
         direct.append(statistics.median(measure(stack.upstream.port, "/v1/chat/completions", "fake-model", {}, round_)))
         upstream_cpu_direct += stack.upstream.cpu_seconds() - started
@@ -573,6 +600,7 @@ def concurrent_miss(stack, connections, per_connection, rounds=3):
         "direct": statistics.median(direct),
         "through": statistics.median(through),
         "added": [round(b - a, 1) for a, b in zip(direct, through, strict=True)],
+        "compare_added": [round(c - a, 1) for a, c in zip(direct, compared, strict=False)],
         # CPU per request (warm-ups included): the gateway's workers, the upstream's process in each run.
         "worker_cpu": worker_cpu / count,
         "upstream_cpu_direct": upstream_cpu_direct / count,
@@ -689,6 +717,10 @@ def miss_report(stack, count):
         f"through the gateway p50 {through:.2f} ms: adds {through - direct:.2f} ms"
     )
     print(f"    of which the gateway's own code (Server-Timing: gateway minus upstream): p50 {miss['inside']:.2f} ms")
+    if miss["compare"] is not None:
+        print(
+            f"    --compare checkout, alternating: p50 {miss['compare']:.2f} ms: adds {miss['compare'] - direct:.2f} ms"
+        )
     print(f"    the gateway's upstream call as it timed it (Server-Timing: upstream): p50 {miss['called']:.2f} ms")
     wide = concurrent_miss(stack, connections=64, per_connection=5)
     print(
@@ -696,6 +728,10 @@ def miss_report(stack, count):
         f"through the gateway p50 {wide['through']:.2f} ms: adds {wide['through'] - wide['direct']:.2f} ms "
         f"(rounds: {', '.join(str(added) for added in wide['added'])} ms)"
     )
+    if wide["compare_added"]:
+        print(
+            f"    --compare checkout, alternating: adds (rounds) {', '.join(str(a) for a in wide['compare_added'])} ms"
+        )
     print(
         f"    CPU per miss: gateway workers {wide['worker_cpu'] * 1e6:.0f} µs; the upstream's process "
         f"{wide['upstream_cpu_direct'] * 1e6:.0f} µs called directly, {wide['upstream_cpu_through'] * 1e6:.0f} µs "
@@ -724,7 +760,7 @@ def main():
     parser.add_argument(
         "--compare",
         metavar="DIR",
-        help="also the gateway's hit served from another checkout of the site (e.g. the code before a change: "
+        help="also the gateway's hit and miss served from another checkout of the site (e.g. the code before a change: "
         "git archive <commit> | tar -x -C DIR; DIR/.venv may be a link to .venv), alternating with the rest",
     )
     args = parser.parse_args()

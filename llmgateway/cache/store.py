@@ -45,12 +45,13 @@ class Store:
     def get_many(self, keys):
         raise NotImplementedError
 
-    def lookup(self, keys, lock=None):
+    def lookup(self, keys, lock=None, settle=True):
         """get_many(keys); with lock=(lock key, value, ttl), also takes the lock when the last key has no value.
 
         Then the result has one value more: who holds the lock (`value`, as bytes, when
         taken here), or None when the last key had a value. With Redis in one round trip,
         atomically: a cache miss and its coalescing lock (cache/coalesce.py) at once.
+        settle=False: a likely miss, whose reply is read as soon as it is there (RedisStore._pipe).
         """
         values = self.get_many(keys)
         if lock is None:
@@ -292,10 +293,11 @@ def _gevent_wait():
     every other connection's work. So one hit of two waited a turn and the other did not, and the
     waiting ones made the tail of a cache hit (p99 1.3-1.5x the bare floor's at 64 connections, whose
     django-redis read always waits). Waiting for every reply through the loop serves them all alike
-    (p99 1.04-1.08x in the same runs, with no fewer requests a second). A miss pays the same turn
-    before its upstream call (its added latency at 64 connections 9-11 -> 18-22 ms on 2 cores, against
-    an upstream's hundreds of milliseconds); waiting only after a hit's reply was read did not give the
-    hits the same tail (1.56x), so the wait stays before the read. The wait is bounded by the
+    (p99 1.04-1.08x in the same runs, with no fewer requests a second); waiting only after a hit's
+    reply was read did not give the hits the same tail (1.56x), so the wait comes before the read.
+    A likely miss (a request body the process has not prepared before) skips the wait: it would pay a
+    whole turn before its upstream call (its added latency at 64 connections 9-11 -> 18-22 ms on 2
+    cores) for a fairness among hits it takes no part in. The wait is bounded by the
     connection's own socket timeout and ends as redis-py's read would (TimeoutError); a TLS connection
     is read as it is (its decrypted bytes may wait in the TLS layer where the loop cannot see them).
     """
@@ -408,12 +410,16 @@ class RedisStore(Store):
         pool = self.client.connection_pool
         return pool.connection_class(**pool.connection_kwargs)
 
-    def _pipe(self, commands):
-        """Run commands in one round trip: their replies, in order (a ResponseError instance for a refused one)."""
+    def _pipe(self, commands, settle=True):
+        """Run commands in one round trip: their replies, in order (a ResponseError instance for a refused one).
+
+        settle=False: under gevent, the reply is read without first letting the event loop run
+        (`_gevent_wait`), for a lookup that is likely a miss and goes on to the upstream.
+        """
         connection = self._connection()
         try:
             connection.send_packed_command(_packed(connection, commands))
-            if _green_wait is not None:
+            if settle and _green_wait is not None:
                 _green_wait(connection)
             replies = []
             for _ in commands:
@@ -430,21 +436,21 @@ class RedisStore(Store):
             connection.disconnect()
         return replies
 
-    def _pipe_checked(self, commands):
-        replies = self._pipe(commands)
+    def _pipe_checked(self, commands, settle=True):
+        replies = self._pipe(commands, settle)
         for reply in replies:
             if isinstance(reply, self._response_error):
                 raise reply
         return replies
 
-    def run_script(self, script, keys, args, also=()):
+    def run_script(self, script, keys, args, also=(), settle=True):
         """A registered Lua script (redis-py's Script) after the commands `also`, in one round trip.
 
         Returns (replies of `also`, the script's reply); raises what Redis answered.
-        Loads the script once when Redis does not know it (a restart).
+        Loads the script once when Redis does not know it (a restart). settle: as for `_pipe`.
         """
         commands = [*also, ("EVALSHA", script.sha, len(keys), *keys, *args)]
-        replies = self._pipe(commands)
+        replies = self._pipe(commands, settle)
         if isinstance(replies[-1], self._no_script):
             self._pipe_checked([("SCRIPT", "LOAD", script.script)])
             replies[-1] = self._pipe([commands[-1]])[0]
@@ -471,16 +477,16 @@ end
 return values
 """
 
-    def lookup(self, keys, lock=None):
+    def lookup(self, keys, lock=None, settle=True):
         if lock is None:
-            return self.get_many(keys)
+            return self._run([None] * len(keys), lambda r: self._pipe_checked([("MGET", *keys)], settle)[0])
         lock_key, value, ttl = lock
         width = len(keys) + 1
         if self._lookup_script is None:
             self._lookup_script = self.client.register_script(self.LOOKUP_OR_LOCK)
 
         def run(r):
-            reply = self.run_script(self._lookup_script, [*keys, lock_key], [value, int(ttl)])[1]
+            reply = self.run_script(self._lookup_script, [*keys, lock_key], [value, int(ttl)], settle=settle)[1]
             return [*reply, *[None] * (width - len(reply))]
 
         return self._run([None] * width, run)

@@ -90,17 +90,19 @@ _CONTAINERS = (dict, list)
 
 
 def _prepare(workspace_id, body, cache_control, spec, raw):
-    """prepare(), remembered for a body seen before (the validated request and its cache key are shared, unchanged)."""
+    """(call, seen): prepare(), remembered for a body seen before (the validated request and its cache key are
+    shared, unchanged); seen tells whether this process had prepared the same call before (a likely hit).
+    """
     if raw is None or len(raw) > MEMO_BODY_MAX:
-        return prepare(workspace_id, body, cache_control=cache_control, spec=spec)
+        return prepare(workspace_id, body, cache_control=cache_control, spec=spec), False
     memo_key = (raw, cache_control, workspace_id, spec)
     found = prepared_calls.get(memo_key)
     if found is None:
         call = prepare(workspace_id, body, cache_control=cache_control, spec=spec)
         prepared_calls.put(memo_key, (call.request, call.key, call.control))
-        return call
+        return call, False
     request, key, control = found
-    return Call(workspace_id=workspace_id, request=request, spec=spec, key=key, control=control)
+    return Call(workspace_id=workspace_id, request=request, spec=spec, key=key, control=control), True
 
 
 def key_info(digest, raw, scope="completions"):
@@ -134,9 +136,12 @@ def serve(digest, body, cache_control=None, body_error=None, raw=None):
     owner, guess_spec, call, ahead, lock = key_owners.get(digest), model_specs.get(name), None, None, None
     guess_workspace = owner[0] if owner is not None else None
     keys = [api_key_key(digest), model_info_key(name)]
+    # A call this process has prepared before is likely a hit: its reply is waited for through the event loop,
+    # like every hit's (RedisStore._pipe). A new one is likely a miss, which goes on to the upstream at once.
+    seen = True
     if guess_workspace is not None and guess_spec is not None and isinstance(body, dict):
         try:
-            call = _prepare(guess_workspace, body, cache_control, guess_spec, raw)
+            call, seen = _prepare(guess_workspace, body, cache_control, guess_spec, raw)
             keys += [workspace_info_key(guess_workspace), call.key]
         except GatewayError:
             call = None  # reported below, after the key is checked
@@ -144,11 +149,11 @@ def serve(digest, body, cache_control=None, body_error=None, raw=None):
         # The key's limits, reserved in the same round trip as the lookup (metering.limits.Ahead).
         ahead = hook.ahead(*owner, call.deadline.remaining())
     if ahead is not None:
-        raws = limits.lookup_and_admit(keys, ahead)
+        raws = limits.lookup_and_admit(keys, ahead, settle=seen)
     else:
         # A miss takes its coalescing lock in the same round trip (flight.prelock).
         lock = prelock(call) if call is not None else None
-        raws = get_store().lookup(keys, lock.command() if lock is not None else None)
+        raws = get_store().lookup(keys, lock.command() if lock is not None else None, settle=seen)
         if lock is not None:
             lock.found(raws[4])
     try:
@@ -187,7 +192,7 @@ def _serve(digest, body, cache_control, body_error, model_name, name, raws, call
     else:
         if lock is not None:
             lock.release()  # taken for a guess that was wrong
-        call = _prepare(info.workspace_id, body, cache_control, spec, raw)
+        call = _prepare(info.workspace_id, body, cache_control, spec, raw)[0]
     call.user_id, call.api_key_id, call.key_limits, call.origin = info.user_id, info.id, info.limits, "v1"
     call.ahead = ahead
     return execute(call, prefetched)

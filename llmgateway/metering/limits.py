@@ -465,11 +465,13 @@ class RedisLimiter:
         scripts = (self._admit, self._settle, self._undo, self._hit)
         store._run(None, lambda r: store._pipe_checked([("SCRIPT", "LOAD", s.script) for s in scripts]))
 
-    def lookup_and_admit(self, keys, admit_keys, admit_args):
+    def lookup_and_admit(self, keys, admit_keys, admit_args, settle=True):
         """The values of `keys` and the admission script's reply, in one round trip (None: no answer)."""
 
         def run(r):
-            (values,), reply = self.store.run_script(self._hit, admit_keys, admit_args, also=[("MGET", *keys)])
+            (values,), reply = self.store.run_script(
+                self._hit, admit_keys, admit_args, also=[("MGET", *keys)], settle=settle
+            )
             return values, reply
 
         return self.store._run(([None] * len(keys), None), run)
@@ -843,9 +845,9 @@ def ahead(scopes, request_id, deadline_seconds):
     return Ahead(scopes, request_id, deadline_seconds)
 
 
-def lookup_and_admit(keys, reservation):
+def lookup_and_admit(keys, reservation, settle=True):
     """The store values of `keys`, reading them and running `reservation` (an Ahead) in one round trip."""
-    values, reply = limiter().lookup_and_admit(keys, reservation.keys, reservation.args)
+    values, reply = limiter().lookup_and_admit(keys, reservation.keys, reservation.args, settle)
     reservation.reply = reply
     return values
 

@@ -348,27 +348,33 @@ def test_a_leader_whose_client_leaves_lets_followers_make_their_own_call(workspa
 
 
 def _count_round_trips(store, monkeypatch):
-    """The commands of each round trip of the store's own connections (the hot path's)."""
-    trips, real = [], store._pipe
+    """The commands of each round trip of the store's own connections (the hot path's), and whether each
+    reply was waited for through the event loop (settle)."""
+    trips, settled, real = [], [], store._pipe
 
-    def pipe(commands):
+    def pipe(commands, settle=True):
         trips.append([command[0] for command in commands])
-        return real(commands)
+        settled.append(settle)
+        return real(commands, settle)
 
     monkeypatch.setattr(store, "_pipe", pipe)
-    return trips
+    return trips, settled
 
 
 def test_a_v1_miss_takes_its_coalescing_lock_in_the_lookups_round_trip(ready, upstream, redis_store, v1, monkeypatch):
     assert v1(_request("a first question")).status_code == 200  # the key, the model and the policy are known now
-    trips = _count_round_trips(redis_store, monkeypatch)
-    response = v1(_request("a second question"))
+    trips, settled = _count_round_trips(redis_store, monkeypatch)
+    second = f"a second question {uuid.uuid4()}"  # never prepared by this process before
+    response = v1(_request(second))
     assert response.status_code == 200 and response["X-Cache"] == "MISS" and upstream.calls == 2
     # One round trip before the upstream call (the lookup, which took the lock), one after the answer (store, unlock if still ours).
     assert trips == [["EVALSHA"], ["SET", "RPUSH", "EXPIRE", "EVAL"]]
-    trips.clear()
-    assert v1(_request("a second question"))["X-Cache"] == "HIT"
+    # A body this process had not prepared before is likely a miss: its lookup goes on without a loop turn.
+    assert settled[0] is False
+    trips.clear(), settled.clear()
+    assert v1(_request(second))["X-Cache"] == "HIT"
     assert trips == [["EVALSHA"]]  # a hit takes no lock
+    assert settled == [True]  # a body prepared before is likely a hit: it waits like every hit
     assert not list(redis_store.client.scan_iter(match="*:lock"))
 
 

@@ -21,9 +21,9 @@ def round_trips(monkeypatch):
     counted = []
     real = RedisStore._pipe
 
-    def counting(self, commands):
+    def counting(self, commands, settle=True):
         counted.append([command[0] for command in commands])
-        return real(self, commands)
+        return real(self, commands, settle)
 
     monkeypatch.setattr(RedisStore, "_pipe", counting)
     return counted
