@@ -28,7 +28,8 @@ Measures, and prints:
     HTTP/1.1 (package nghttp2-client); the servers' runs alternate and the
     median of each is reported, so a burst of other load hits all alike;
 (b) what the gateway adds to a miss: p50 through the gateway minus p50 of the
-    same requests sent straight to the upstream, at 1 and at 64 connections;
+    same requests sent straight to the upstream, at 1 and at 64 connections
+    (and, alternating, what LiteLLM and the --compare checkout add);
 (c) the hit rate of a replayed workload with repeats (and how many upstream
     calls it caused), 20 concurrent identical requests spread over the
     workers (cross-worker coalescing) and 8 identical streaming requests (the
@@ -236,7 +237,11 @@ class Stack:
             "gunicorn.out",
             env=self.env,
         )
-        floor_env = {**self.env, "DJANGO_SETTINGS_MODULE": "bench.floor_settings"}
+        floor_env = {
+            **self.env,
+            "DJANGO_SETTINGS_MODULE": "bench.floor_settings",
+            "FLOOR_UPSTREAM": f"http://127.0.0.1:{self.upstream.port}",
+        }
         floor_process = self._spawn(
             _gunicorn_command("bench.floor_wsgi:application", floor_port, workers, self.tmp / "floor.log"),
             "floor.out",
@@ -257,6 +262,8 @@ class Stack:
         self.bare.process = self.bare_process
         self.floor = Target("floor", f"http://127.0.0.1:{floor_port}", self.key)
         self.floor.process = floor_process
+        # The floor of a miss: the same floor process, forwarding to the upstream (bench/floor_urls.py, proxy).
+        self.floor_proxy = Target("floor", f"http://127.0.0.1:{floor_port}", self.key, model="fake-model")
         self.compare = None
         if getattr(self.args, "compare", None):
             # The same site from another checkout (the code before a change), on the same database and Redis.
@@ -488,10 +495,11 @@ def miss_overhead(stack, count):
     import http.client
 
     run = uuid.uuid4().hex[:8]
-    direct, through, inside, called, compared = [], [], [], [], []
+    direct, through, inside, called = [], [], [], []
     upstream = http.client.HTTPConnection("127.0.0.1", stack.upstream.port, timeout=10)
     gateway = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
-    other = _compare_connection(stack)
+    peers = [(label, target, path, _connection(target)) for label, target, path in _miss_peers(stack)]
+    peer_times = {label: [] for label, *_ in peers}
     headers = {"Authorization": f"Bearer {stack.key}"}
     for i in range(-2, count):  # two warm-up rounds
         messages = [{"role": "user", "content": f"miss probe {run} {i}"}]
@@ -505,27 +513,25 @@ def miss_overhead(stack, count):
         )
         elapsed_gateway = (time.perf_counter() - started) * 1000
         assert status == 200 and cache == "MISS", data
-        if other is not None:
-            body = {"model": MODEL, "messages": [{"role": "user", "content": f"miss probe {run} {i} (compare)"}]}
+        for label, target, path, connection in peers:
+            body = {"model": target.model, "messages": [{"role": "user", "content": f"miss probe {run} {i} {label}"}]}
             started = time.perf_counter()
-            status, cache, data, _ = _post(other, "/v1/chat/completions", body, headers)
-            assert status == 200 and cache == "MISS", data
+            status, cache, data, _ = _post(connection, path, body, {"Authorization": f"Bearer {target.key}"})
+            assert status == 200 and cache in (None, "MISS"), data
             if i >= 0:
-                compared.append((time.perf_counter() - started) * 1000)
+                peer_times[label].append((time.perf_counter() - started) * 1000)
         if i >= 0:
             direct.append(elapsed_direct)
             through.append(elapsed_gateway)
             parts = _timing(timing)
             inside.append(parts["gateway"] - parts["upstream"])
             called.append(parts["upstream"])
-    upstream.close()
-    gateway.close()
-    if other is not None:
-        other.close()
+    for connection in [upstream, gateway, *(peer[-1] for peer in peers)]:
+        connection.close()
     return {
         "direct": statistics.median(direct),
         "through": statistics.median(through),
-        "compare": statistics.median(compared) if compared else None,
+        "peers": {label: statistics.median(times) for label, times in peer_times.items()},
         "direct_p90": percentile(direct, 0.9),
         "through_p90": percentile(through, 0.9),
         "inside": statistics.median(inside),
@@ -533,14 +539,23 @@ def miss_overhead(stack, count):
     }
 
 
-def _compare_connection(stack):
-    """A connection to the --compare checkout's gateway, or None."""
+def _miss_peers(stack):
+    """(label, Target, path) of what else serves misses side by side: the floor's thinnest proxy (what an
+    extra HTTP hop through Django costs here), the --compare checkout, LiteLLM."""
+    path = "/v1/chat/completions"
+    peers = [("floor proxy (Django, no middleware)", stack.floor_proxy, "/proxy" + path)]
+    if stack.compare is not None:
+        peers.append(("--compare checkout", stack.compare, path))
+    if stack.litellm is not None:
+        peers.append(("LiteLLM", stack.litellm, path))
+    return peers
+
+
+def _connection(target):
     import http.client
     from urllib.parse import urlsplit
 
-    if stack.compare is None:
-        return None
-    return http.client.HTTPConnection("127.0.0.1", urlsplit(stack.compare.base).port, timeout=10)
+    return http.client.HTTPConnection("127.0.0.1", urlsplit(target.base).port, timeout=10)
 
 
 def concurrent_miss(stack, connections, per_connection, rounds=3):
@@ -579,15 +594,18 @@ def concurrent_miss(stack, connections, per_connection, rounds=3):
         return latencies
 
     count = connections * (per_connection + 1) * rounds
-    direct, through, compared = [], [], []
+    direct, through = [], []
+    peers = _miss_peers(stack)
+    peer_p50 = {label: [] for label, *_ in peers}
     worker_cpu = upstream_cpu_direct = upstream_cpu_through = 0.0
     for round_ in range(rounds):
-        if stack.compare is not None:
+        for label, target, path in peers:
             from urllib.parse import urlsplit
 
-            headers = {"Authorization": f"Bearer {stack.key}"}
-            port = urlsplit(stack.compare.base).port
-            compared.append(statistics.median(measure(port, "/v1/chat/completions", MODEL, headers, f"{round_}c")))
+            headers = {"Authorization": f"Bearer {target.key}"}
+            port = urlsplit(target.base).port
+            latencies = measure(port, path, target.model, headers, f"{round_} {label}")
+            peer_p50[label].append(statistics.median(latencies))
         started = stack.upstream.cpu_seconds()
         direct.append(statistics.median(measure(stack.upstream.port, "/v1/chat/completions", "fake-model", {}, round_)))
         upstream_cpu_direct += stack.upstream.cpu_seconds() - started
@@ -600,7 +618,9 @@ def concurrent_miss(stack, connections, per_connection, rounds=3):
         "direct": statistics.median(direct),
         "through": statistics.median(through),
         "added": [round(b - a, 1) for a, b in zip(direct, through, strict=True)],
-        "compare_added": [round(c - a, 1) for a, c in zip(direct, compared, strict=False)],
+        "peers_added": {
+            label: [round(p - a, 1) for a, p in zip(direct, p50s, strict=True)] for label, p50s in peer_p50.items()
+        },
         # CPU per request (warm-ups included): the gateway's workers, the upstream's process in each run.
         "worker_cpu": worker_cpu / count,
         "upstream_cpu_direct": upstream_cpu_direct / count,
@@ -717,10 +737,8 @@ def miss_report(stack, count):
         f"through the gateway p50 {through:.2f} ms: adds {through - direct:.2f} ms"
     )
     print(f"    of which the gateway's own code (Server-Timing: gateway minus upstream): p50 {miss['inside']:.2f} ms")
-    if miss["compare"] is not None:
-        print(
-            f"    --compare checkout, alternating: p50 {miss['compare']:.2f} ms: adds {miss['compare'] - direct:.2f} ms"
-        )
+    for label, p50 in miss["peers"].items():
+        print(f"    {label}, alternating: p50 {p50:.2f} ms: adds {p50 - direct:.2f} ms")
     print(f"    the gateway's upstream call as it timed it (Server-Timing: upstream): p50 {miss['called']:.2f} ms")
     wide = concurrent_miss(stack, connections=64, per_connection=5)
     print(
@@ -728,9 +746,10 @@ def miss_report(stack, count):
         f"through the gateway p50 {wide['through']:.2f} ms: adds {wide['through'] - wide['direct']:.2f} ms "
         f"(rounds: {', '.join(str(added) for added in wide['added'])} ms)"
     )
-    if wide["compare_added"]:
+    for label, added in wide["peers_added"].items():
         print(
-            f"    --compare checkout, alternating: adds (rounds) {', '.join(str(a) for a in wide['compare_added'])} ms"
+            f"    {label}, alternating: adds {statistics.median(added):.2f} ms "
+            f"(rounds: {', '.join(str(a) for a in added)} ms)"
         )
     print(
         f"    CPU per miss: gateway workers {wide['worker_cpu'] * 1e6:.0f} µs; the upstream's process "
