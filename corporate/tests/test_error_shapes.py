@@ -253,3 +253,28 @@ def test_a_json_body_nested_too_deeply_is_a_400_under_the_api(api_client_for, me
         response = client.generic("POST", path, body, content_type="application/json")
         assert response.status_code == 400, (path, response.content[:200])
         assert "nested too deeply" in response.json()["detail"]
+
+
+def test_the_token_endpoint_refuses_a_body_nested_too_deeply(db):
+    body = '{"username": ' + "[" * 5000 + "]" * 5000 + ', "password": "x"}'
+    response = Client().post("/api/auth/token/", body, content_type="application/json")
+    assert "nested too deeply" in drf_detail(response, 400)
+
+
+def test_the_token_endpoint_refuses_an_overlong_email_by_name(db):
+    # Longer than any address: never looked up (SQLite refuses so long a LIKE pattern).
+    response = Client().post("/api/auth/token/", {"username": "a" * 60_000, "password": "x"})
+    assert response.status_code == 400, response.content[:200]
+    assert "username" in response.json()
+
+
+def test_a_choice_echoing_a_lone_surrogate_is_a_400_naming_the_field(api_client_for, member, workspace):
+    # JSON may spell a lone surrogate ("\ud800"); an error message that quotes it still renders.
+    client = api_client_for(member)
+    body = '{"email": "new@example.com", "role": "\\ud800"}'
+    response = client.generic("POST", f"/api/workspaces/{workspace.slug}/invitations/", body, "application/json")
+    assert response.status_code in (400, 403), response.content[:200]
+    client = api_client_for(workspace.memberships.get(role="owner").user)
+    response = client.generic("POST", f"/api/workspaces/{workspace.slug}/invitations/", body, "application/json")
+    assert response.status_code == 400, response.content[:200]
+    assert "\\ud800" in response.json()["role"][0]
