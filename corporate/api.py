@@ -14,6 +14,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from corporate.auth import cooloff_words
 from corporate.errors import BODY_LIMIT_ERRORS, body_limit
 
+# The largest id a row can have (a signed 64-bit integer): SQLite refuses to bind a bigger number at all.
+MAX_ID = 2**63 - 1
+
 
 class StrictCharField(serializers.CharField):
     """Only a JSON string: a number or a list is refused, not turned into text."""
