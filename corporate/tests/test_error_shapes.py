@@ -278,3 +278,12 @@ def test_a_choice_echoing_a_lone_surrogate_is_a_400_naming_the_field(api_client_
     response = client.generic("POST", f"/api/workspaces/{workspace.slug}/invitations/", body, "application/json")
     assert response.status_code == 400, response.content[:200]
     assert "\\ud800" in response.json()["role"][0]
+
+
+def test_a_visit_to_an_address_that_takes_a_form_is_the_styled_405_page(signed_in, workspace):
+    # A bookmark, a reload or a typed address of a button's target: a page that says so, not a blank answer.
+    for path in ("/accounts/logout/", f"/workspaces/{workspace.slug}/archive/"):
+        response = signed_in.get(path)
+        page = styled_page(response, 405)
+        assert "POST" in response["Allow"] and "button" in page, path
+    assert "not allowed" in drf_detail(signed_in.get("/api/auth/token/"), 405)
