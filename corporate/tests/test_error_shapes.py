@@ -287,3 +287,8 @@ def test_a_visit_to_an_address_that_takes_a_form_is_the_styled_405_page(signed_i
         page = styled_page(response, 405)
         assert "POST" in response["Allow"] and "button" in page, path
     assert "not allowed" in drf_detail(signed_in.get("/api/auth/token/"), 405)
+
+
+def test_the_v1_address_itself_answers_in_openai_shape(db):
+    # What a client configured with ".../v1" and no path finds there.
+    assert openai_error(Client().get("/v1"), 404)["code"] == "not_found"
