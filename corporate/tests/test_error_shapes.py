@@ -149,8 +149,10 @@ def test_unknown_paths_and_wrong_methods(api_client_for, member, workspace):
     assert "Page not found" in styled_page(client.get("/no-such-page/"), 404)
     api = api_client_for(member)
     assert "not allowed" in drf_detail(api.put("/api/documents/search/"), 405)
-    assert openai_error(client.put("/v1/chat/completions"), 405)["code"] == "method_not_allowed"
-    assert openai_error(client.post("/v1/models"), 405)["code"] == "method_not_allowed"
+    for method, path, allowed in [("put", "/v1/chat/completions", "POST"), ("post", "/v1/models", "GET")]:
+        response = getattr(client, method)(path)
+        assert openai_error(response, 405)["code"] == "method_not_allowed"
+        assert response["Allow"] == allowed  # a 405 names the methods the address takes
 
 
 def test_errors_of_views_that_render_other_formats_are_json(api_client_for, member):
