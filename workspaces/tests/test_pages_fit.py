@@ -391,6 +391,11 @@ def test_header_search_shows_its_whole_placeholder_at_1280(browser, live_server,
         browser.clear_cookies()
 
 
+BROKEN_BADGES = """[...document.querySelectorAll('.badge')]
+    .filter(b => b.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(b).fontSize))
+    .map(b => b.textContent.trim())"""
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_long_names_and_many_documents_never_widen_a_page(browser, live_server, workspace, owner):
@@ -429,6 +434,19 @@ def test_long_names_and_many_documents_never_widen_a_page(browser, live_server, 
                 width, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
                 if width > inner:
                     too_wide.append(f"{path}: {width}px wide on a {inner}px screen; {page.evaluate(WIDE_ELEMENTS)}")
+        # Without the staff links the header shows the person's name: a long one is cut short, not the header.
+        owner.is_staff = False
+        owner.save(update_fields=["is_staff"])
+        for size in (PHONE, DESKTOP):
+            page.set_viewport_size(size)
+            page.goto(live_server.url + "/workspaces/")
+            width, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            if width > inner:
+                too_wide.append(f"header at {inner}px: {width}px wide; {page.evaluate(WIDE_ELEMENTS)}")
+            # Beside a long name, a role badge keeps its word whole.
+            broken = page.evaluate(BROKEN_BADGES)
+            if broken:
+                too_wide.append(f"badges broken over lines at {inner}px: {broken}")
         # The document picker lists its documents one under another, not in one row.
         page.goto(live_server.url + f"/assistants/{workspace.slug}/{assistant.pk}/edit/")
         tops = page.evaluate(
