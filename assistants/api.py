@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from assistants import answering
 from assistants.forms import model_choices
 from assistants.models import MAX_STARTER_CHARS, MAX_STARTERS, Assistant, Conversation, Message, Role
-from corporate.api import StrictBooleanField, StrictCharField
+from corporate.api import MAX_ID, StrictBooleanField, StrictCharField
 from workspaces import permissions
 from workspaces.models import Workspace
 
@@ -286,7 +286,7 @@ class ConversationViewSet(
         qs = Conversation.objects.of_user(self.request.user).select_related("assistant__workspace")
         assistant = self.request.query_params.get("assistant")
         if assistant and assistant.isdigit():
-            qs = qs.filter(assistant_id=int(assistant))
+            qs = qs.filter(assistant_id=int(assistant)) if int(assistant) <= MAX_ID else qs.none()
         query = self.request.query_params.get("q", "").strip()[:200]
         if query:
             in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)

@@ -1,6 +1,23 @@
 from django import forms
 
 from assistants.models import MAX_QUESTION_CHARS, MAX_STARTERS, Assistant, validate_starter_questions
+from corporate.api import MAX_ID
+
+
+class DocumentsField(forms.ModelMultipleChoiceField):
+    """Django's, refusing an id no row can have as no valid choice before the database sees it."""
+
+    def _check_values(self, value):
+        for pk in value:
+            try:
+                too_big = abs(int(pk)) > MAX_ID
+            except (TypeError, ValueError):
+                continue  # Django's own check names it
+            if too_big:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"], code="invalid_choice", params={"value": pk}
+                )
+        return super()._check_values(value)
 
 
 class StarterQuestionsField(forms.CharField):
@@ -69,6 +86,7 @@ class AssistantForm(forms.ModelForm):
             "all_documents",
             "documents",
         ]
+        field_classes = {"documents": DocumentsField}
         widgets = {
             "instructions": forms.Textarea(attrs={"rows": 6}),
             "documents": forms.CheckboxSelectMultiple,

@@ -49,11 +49,12 @@ class AuditFilterForm(forms.Form):
             queryset = queryset.filter(workspace_slug=data["workspace"].strip().lower())
         if data.get("since"):
             queryset = queryset.filter(created_at__gte=_start_of(data["since"]))
-        if data.get("until"):
+        if data.get("until") and data["until"] < datetime.date.max:  # the last day a date can be: no end
             queryset = queryset.filter(created_at__lt=_start_of(data["until"] + datetime.timedelta(days=1)))
         return queryset
 
 
 def _start_of(day):
-    """Midnight at the start of `day`, in the site's time zone."""
+    """Midnight at the start of `day`, in the site's time zone (from 0001-01-02: every zone can hold it)."""
+    day = max(day, datetime.date.min + datetime.timedelta(days=1))
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))

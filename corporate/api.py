@@ -3,14 +3,19 @@
 from django.conf import settings
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import APIException, Throttled
+from rest_framework.exceptions import APIException, ErrorDetail, Throttled
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from corporate.auth import cooloff_words
 from corporate.errors import BODY_LIMIT_ERRORS, body_limit
+
+# The largest id a row can have (a signed 64-bit integer): SQLite refuses to bind a bigger number at all.
+MAX_ID = 2**63 - 1
 
 
 class StrictCharField(serializers.CharField):
@@ -49,14 +54,40 @@ def exception_handler(exc, context):
         return None
     if isinstance(response.data, list):
         response.data = {"detail": " ".join(str(item) for item in response.data)}
+    response.data = _encodable(response.data)
     request = context.get("request")
     if request is not None:
         request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
     return response
 
 
+def _encodable(data):
+    """Error data that encodes as UTF-8: a message quoting a lone surrogate from the body (JSON allows "\\ud800") gets it escaped."""
+    if isinstance(data, str):
+        try:
+            data.encode()
+        except UnicodeEncodeError:
+            return ErrorDetail(data.encode("utf-8", "backslashreplace").decode(), getattr(data, "code", None))
+        return data
+    if isinstance(data, dict):
+        return {key: _encodable(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_encodable(item) for item in data]
+    return data
+
+
+class TokenSerializer(AuthTokenSerializer):
+    """DRF's, with `username` no longer than an email address can be: a longer one is never looked up."""
+
+    username = serializers.CharField(label="Username", max_length=254, write_only=True)
+
+
 class ObtainTokenView(ObtainAuthToken):
     """POST email (as `username`) and password for an API token; a locked-out account gets 429 with the reason."""
+
+    # The API's parsers (a body nested too deeply is a 400), not DRF's defaults that ObtainAuthToken names.
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
+    serializer_class = TokenSerializer
 
     def post(self, request, *args, **kwargs):
         try:

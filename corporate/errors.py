@@ -32,7 +32,7 @@ OPENAI_ERROR_TYPES = {
 def style_for(request):
     """API, OPENAI or PAGE, from the request's path."""
     path = request.path_info
-    if path.startswith("/v1/"):
+    if path.startswith("/v1/") or path == "/v1":
         return OPENAI
     if path.startswith("/api/"):
         return API

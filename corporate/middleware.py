@@ -7,7 +7,7 @@ from django.core.handlers.exception import response_for_exception
 from django.http import HttpResponse
 from django.middleware.security import SecurityMiddleware
 
-from corporate.errors import error_response
+from corporate.errors import PAGE, error_response, style_for
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,27 @@ class RejectNulInQueryMiddleware:
     def __call__(self, request):
         refused = refuse_nul_in_query(request)
         return refused if refused is not None else self.get_response(request)
+
+
+class MethodNotAllowedPageMiddleware:
+    """A page address visited with a method it does not take (require_POST's empty 405) answers the styled page.
+
+    A bookmark, a reload or a typed address of what a form's button posts to
+    (signing out, archiving) would otherwise show the browser's blank error.
+    The API's and /v1/'s 405s are JSON already and pass through.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code != 405 or response.content or style_for(request) != PAGE:
+            return response
+        message = "This address is what a button on a page sends its form to; go back and use the button."
+        page = error_response(request, 405, "Not a page to visit", message, "method_not_allowed")
+        page["Allow"] = response.get("Allow", "")
+        return page
 
 
 def refuse_nul_in_query(request):

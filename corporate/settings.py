@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "sso.middleware.ProviderFormActionMiddleware",
     # AxesMiddleware turns a locked-out sign-in into the styled lockout page.
     "axes.middleware.AxesMiddleware",
+    # A page address visited with a method it does not take answers the styled 405 page, not a blank one.
+    "corporate.middleware.MethodNotAllowedPageMiddleware",
 ]
 
 # The OpenAI-compatible API (/v1/) is served by programs with a bearer key and

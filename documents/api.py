@@ -16,6 +16,7 @@ from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from corporate.api import MAX_ID
 from corporate.parsers import JSONParser
 from documents import ingestion
 from documents import search as search_module
@@ -339,6 +340,8 @@ class DocumentViewSet(
             document_ids = [int(value) for value in params.getlist("document")] or None
         except ValueError:
             raise ValidationError({"limit": ["Whole numbers only."], "document": ["Whole numbers only."]}) from None
+        if any(not 1 <= pk <= MAX_ID for pk in document_ids or ()):
+            raise ValidationError({"document": ["No such document."]})
         if not 1 <= limit <= search_module.MAX_LIMIT:
             raise ValidationError({"limit": [f"Between 1 and {search_module.MAX_LIMIT}."]})
         results = search_module.search(request.user, query, workspace=workspace, document_ids=document_ids, limit=limit)

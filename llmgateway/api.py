@@ -13,6 +13,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from corporate.api import MAX_ID
 from llmgateway.auth import KeyInfo
 from llmgateway.cache import stats
 from llmgateway.metering import configure, quota, reports
@@ -213,9 +214,9 @@ class UsageRecordSerializer(serializers.ModelSerializer):
 class UsageFilter(serializers.Serializer):
     since = serializers.DateField(required=False, help_text="first day (YYYY-MM-DD); default: 29 days before until")
     until = serializers.DateField(required=False, help_text="last day (YYYY-MM-DD); default: today")
-    user = serializers.IntegerField(required=False, min_value=1)
-    api_key = serializers.IntegerField(required=False, min_value=1)
-    assistant = serializers.IntegerField(required=False, min_value=1)
+    user = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    api_key = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    assistant = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     model = serializers.CharField(required=False, max_length=100)
     cache = serializers.ChoiceField(required=False, choices=CacheOutcome.choices)
 

@@ -7,7 +7,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from llmgateway.cache import entries, stats
@@ -181,7 +180,7 @@ def _usage_filters(request):
     since, until = data.get("since"), data.get("until")
     if bucket == "hour" and since is None:
         # By hour, a week unless asked otherwise: 168 bars a chart can show (720 would be a smear).
-        since = (until or timezone.localdate()) - timedelta(days=HOURLY_DAYS - 1)
+        since = reports.date_range(None, until, default_days=HOURLY_DAYS)[0].date()
     return form, {"since": since, "until": until, "bucket": bucket}
 
 

@@ -195,3 +195,14 @@ def test_staff_page_and_export_queries_do_not_grow_with_rows(
     with django_assert_num_queries(2):
         lines = body(client.get("/audit/export/")).splitlines()
         assert len(lines) == 1 + total >= 1 + 202
+
+
+def test_the_first_and_last_days_a_date_can_be_are_filters_like_any(client_for, staff, admin_user, workspace):
+    everything = AuditEvent.objects.filter(workspace_id=workspace.pk).count()
+    fill(workspace, 2, admin_user)
+    for query in ({"until": "9999-12-31"}, {"since": "0001-01-01"}, {"since": "9999-12-31", "until": "9999-12-31"}):
+        for path in ("/audit/", "/audit/export/", "/workspaces/acme/audit/"):
+            response = client_for(staff if path.startswith("/audit/") else admin_user).get(path, query)
+            assert response.status_code == 200, (path, query)
+    response = client_for(admin_user).get("/workspaces/acme/audit/", {"since": "0001-01-01", "until": "9999-12-31"})
+    assert len(response.context["events"]) == everything + 2

@@ -149,8 +149,10 @@ def test_unknown_paths_and_wrong_methods(api_client_for, member, workspace):
     assert "Page not found" in styled_page(client.get("/no-such-page/"), 404)
     api = api_client_for(member)
     assert "not allowed" in drf_detail(api.put("/api/documents/search/"), 405)
-    assert openai_error(client.put("/v1/chat/completions"), 405)["code"] == "method_not_allowed"
-    assert openai_error(client.post("/v1/models"), 405)["code"] == "method_not_allowed"
+    for method, path, allowed in [("put", "/v1/chat/completions", "POST"), ("post", "/v1/models", "GET")]:
+        response = getattr(client, method)(path)
+        assert openai_error(response, 405)["code"] == "method_not_allowed"
+        assert response["Allow"] == allowed  # a 405 names the methods the address takes
 
 
 def test_errors_of_views_that_render_other_formats_are_json(api_client_for, member):
@@ -253,3 +255,42 @@ def test_a_json_body_nested_too_deeply_is_a_400_under_the_api(api_client_for, me
         response = client.generic("POST", path, body, content_type="application/json")
         assert response.status_code == 400, (path, response.content[:200])
         assert "nested too deeply" in response.json()["detail"]
+
+
+def test_the_token_endpoint_refuses_a_body_nested_too_deeply(db):
+    body = '{"username": ' + "[" * 5000 + "]" * 5000 + ', "password": "x"}'
+    response = Client().post("/api/auth/token/", body, content_type="application/json")
+    assert "nested too deeply" in drf_detail(response, 400)
+
+
+def test_the_token_endpoint_refuses_an_overlong_email_by_name(db):
+    # Longer than any address: never looked up (SQLite refuses so long a LIKE pattern).
+    response = Client().post("/api/auth/token/", {"username": "a" * 60_000, "password": "x"})
+    assert response.status_code == 400, response.content[:200]
+    assert "username" in response.json()
+
+
+def test_a_choice_echoing_a_lone_surrogate_is_a_400_naming_the_field(api_client_for, member, workspace):
+    # JSON may spell a lone surrogate ("\ud800"); an error message that quotes it still renders.
+    client = api_client_for(member)
+    body = '{"email": "new@example.com", "role": "\\ud800"}'
+    response = client.generic("POST", f"/api/workspaces/{workspace.slug}/invitations/", body, "application/json")
+    assert response.status_code in (400, 403), response.content[:200]
+    client = api_client_for(workspace.memberships.get(role="owner").user)
+    response = client.generic("POST", f"/api/workspaces/{workspace.slug}/invitations/", body, "application/json")
+    assert response.status_code == 400, response.content[:200]
+    assert "\\ud800" in response.json()["role"][0]
+
+
+def test_a_visit_to_an_address_that_takes_a_form_is_the_styled_405_page(signed_in, workspace):
+    # A bookmark, a reload or a typed address of a button's target: a page that says so, not a blank answer.
+    for path in ("/accounts/logout/", f"/workspaces/{workspace.slug}/archive/"):
+        response = signed_in.get(path)
+        page = styled_page(response, 405)
+        assert "POST" in response["Allow"] and "button" in page, path
+    assert "not allowed" in drf_detail(signed_in.get("/api/auth/token/"), 405)
+
+
+def test_the_v1_address_itself_answers_in_openai_shape(db):
+    # What a client configured with ".../v1" and no path finds there.
+    assert openai_error(Client().get("/v1"), 404)["code"] == "not_found"

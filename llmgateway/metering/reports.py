@@ -14,7 +14,7 @@ The records stay for the paginated list (`usage_for(...).records`).
 """
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db.models import F, Q, Sum
@@ -30,10 +30,14 @@ FILTERS = {"user": "user_id", "api_key": "api_key_id", "assistant": "assistant_i
 
 
 def date_range(since=None, until=None, default_days=30):
-    """(start, end) datetimes for dates (inclusive), in the server's time zone; defaults: the last 30 days."""
-    today = timezone.localdate()
-    until = until or today
-    since = since or until - timedelta(days=default_days - 1)
+    """(start, end) datetimes for dates (inclusive), in the server's time zone; defaults: the last 30 days.
+
+    The first and last days a date can be (0001-01-01, 9999-12-31) are taken a day in, so the day after
+    `until`, the days before it and the datetimes in any time zone all exist.
+    """
+    first, last = date.min + timedelta(days=1), date.max - timedelta(days=1)
+    until = min(max(until or timezone.localdate(), first), last)
+    since = min(max(since or until - timedelta(days=min(default_days - 1, (until - first).days)), first), last)
     zone = timezone.get_current_timezone()
     start = timezone.make_aware(datetime.combine(since, time.min), zone)
     end = timezone.make_aware(datetime.combine(until + timedelta(days=1), time.min), zone)

@@ -173,3 +173,15 @@ def test_names_in_the_csv_never_start_a_spreadsheet_formula(workspace, admin_use
     assert page_csv == out.getvalue()
     labels = [row["label"] for row in csv.DictReader(io.StringIO(page_csv))]
     assert labels == ["'" + trap.name]
+
+
+def test_the_first_and_last_days_a_date_can_be_are_a_range_like_any(workspace, admin_user, client_for, api_client_for):
+    add_history(workspace, [admin_user], days=3)
+    queries = ("until=9999-12-31", "since=9999-12-01&until=9999-12-31", "until=0001-01-01", "since=0001-01-01")
+    for query in (*queries, "until=0001-01-03&bucket=hour"):
+        for path in ("/gateway/acme/usage/", "/gateway/acme/usage.csv", "/assistants/acme/usage/"):
+            assert client_for(admin_user).get(f"{path}?{query}").status_code == 200, (path, query)
+        for path in ("/api/gateway/acme/usage/", "/api/gateway/acme/usage/summary/"):
+            assert api_client_for(admin_user).get(f"{path}?{query}").status_code == 200, (path, query)
+    summary = api_client_for(admin_user).get("/api/gateway/acme/usage/summary/?until=9999-12-31").json()
+    assert summary["totals"]["requests"] == 0 and summary["until"] == "9999-12-31"

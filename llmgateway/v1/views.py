@@ -126,7 +126,7 @@ def chat_completions(request):
     (gateway/entry.py), which reads all a hit needs in one round trip.
     """
     if request.method != "POST":
-        return error_response(GatewayError(405, "Use POST.", code="method_not_allowed"))
+        return error_response(GatewayError(405, "Use POST.", code="method_not_allowed", headers={"Allow": "POST"}))
     # Storing the answer and writing statistics wait until the client has its response.
     with deferred.collecting() as after_response:
         try:
@@ -180,7 +180,7 @@ def _chat_completions(request):
 @csrf_exempt
 def models(request):
     if request.method != "GET":
-        return error_response(GatewayError(405, "Use GET.", code="method_not_allowed"))
+        return error_response(GatewayError(405, "Use GET.", code="method_not_allowed", headers={"Allow": "GET"}))
     try:
         entry.authenticate(_digest(request))
     except GatewayError as error:
@@ -192,7 +192,7 @@ def models(request):
 def model_detail(request, model):
     """GET /v1/models/<name>: one model of the list, or 404 `model_not_found`."""
     if request.method != "GET":
-        return error_response(GatewayError(405, "Use GET.", code="method_not_allowed"))
+        return error_response(GatewayError(405, "Use GET.", code="method_not_allowed", headers={"Allow": "GET"}))
     try:
         entry.authenticate(_digest(request))
         for item in model_list():
@@ -233,7 +233,7 @@ def embeddings(request):
     string or a list of strings; `encoding_format` "float" or "base64".
     """
     if request.method != "POST":
-        return error_response(GatewayError(405, "Use POST.", code="method_not_allowed"))
+        return error_response(GatewayError(405, "Use POST.", code="method_not_allowed", headers={"Allow": "POST"}))
     try:
         return _embeddings(request)
     except GatewayError as error:

@@ -389,3 +389,71 @@ def test_header_search_shows_its_whole_placeholder_at_1280(browser, live_server,
     finally:
         page.close()
         browser.clear_cookies()
+
+
+BROKEN_BADGES = """[...document.querySelectorAll('.badge')]
+    .filter(b => b.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(b).fontSize))
+    .map(b => b.textContent.trim())"""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_long_names_and_many_documents_never_widen_a_page(browser, live_server, workspace, owner):
+    """Names are what people type: one long word in a name, or a workspace with many documents, still fits."""
+    from assistants.models import Assistant
+    from documents.tests.isolation_endpoints import _document
+
+    word = "Quarterly_financial_report_for_the_board_of_directors_final_version_approved"
+    workspace.name = word[:100]
+    workspace.save(update_fields=["name"])
+    owner.full_name = word
+    owner.save(update_fields=["full_name"])
+    owner.is_staff = True
+    owner.save(update_fields=["is_staff"])
+    assistant = Assistant.objects.create(workspace=workspace, name=word[:100], created_by=owner)
+    document = _document(workspace, word, "ready", uploaded_by=owner)
+    for n in range(12):
+        _document(workspace, f"Policy handbook chapter {n}", "ready", uploaded_by=owner)
+    paths = [
+        "/workspaces/",
+        f"/workspaces/{workspace.slug}/",
+        f"/workspaces/{workspace.slug}/settings/",
+        f"/assistants/{workspace.slug}/",
+        f"/assistants/{workspace.slug}/{assistant.pk}/edit/",
+        f"/documents/{workspace.slug}/{document.pk}/",
+        f"/people/{owner.pk}/",
+    ]
+    page = browser.new_page()
+    too_wide = []
+    try:
+        _sign_in(browser, live_server.url, owner)
+        for size in (PHONE, DESKTOP):
+            page.set_viewport_size(size)
+            for path in paths:
+                assert page.goto(live_server.url + path).status == 200, path
+                width, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+                if width > inner:
+                    too_wide.append(f"{path}: {width}px wide on a {inner}px screen; {page.evaluate(WIDE_ELEMENTS)}")
+        # Without the staff links the header shows the person's name: a long one is cut short, not the header.
+        owner.is_staff = False
+        owner.save(update_fields=["is_staff"])
+        for size in (PHONE, DESKTOP):
+            page.set_viewport_size(size)
+            page.goto(live_server.url + "/workspaces/")
+            width, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            if width > inner:
+                too_wide.append(f"header at {inner}px: {width}px wide; {page.evaluate(WIDE_ELEMENTS)}")
+            # Beside a long name, a role badge keeps its word whole.
+            broken = page.evaluate(BROKEN_BADGES)
+            if broken:
+                too_wide.append(f"badges broken over lines at {inner}px: {broken}")
+        # The document picker lists its documents one under another, not in one row.
+        page.goto(live_server.url + f"/assistants/{workspace.slug}/{assistant.pk}/edit/")
+        tops = page.evaluate(
+            "[...document.querySelectorAll('#id_documents label')].map(l => l.getBoundingClientRect().top)"
+        )
+    finally:
+        page.close()
+        browser.clear_cookies()
+    assert not too_wide, "\n".join(too_wide)
+    assert len(set(tops)) == len(tops) > 10, tops
