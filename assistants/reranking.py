@@ -13,13 +13,19 @@ office in Chicago?" → the summer four-day weeks, found by words alone). The or
 the search's: re-ordering them all by this reading, or adding it to the fused score with any
 weight, lost as many answers as it gained on the measured sets (bench/README.md).
 
-Cost: the candidates' texts are short (a heading and PREVIEW_WORDS words, about 45 tokens) and
-their vectors are remembered per process by text, so a passage is read once per process and content
-(a changed passage is a new text); a first reading of 10 candidates is about 0.5 s of one core.
-Without the model (not installed, or failing) the search's order is kept.
+Cost: the candidates' texts are short (a heading and PREVIEW_WORDS words, about 45 tokens), and
+their vectors are kept in the shared cache under a digest of the model and the text (the Redis of
+production; a changed passage is a new text, so nothing is invalidated) as well as per process by
+the model itself: a passage is read once, by whichever process first retrieves it. A first reading
+of 10 candidates costs up to about 0.5 s of one core. Without the model (not installed, or failing)
+the search's order is kept.
 """
 
+import hashlib
 import logging
+
+import numpy as np
+from django.core.cache import cache
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,7 @@ CANDIDATES_PER_PASSAGE = 2
 # kept passage's by this much (0.03 also promoted a passage over a kept answer; 0.10 missed one).
 PROMOTE_MARGIN = 0.06
 PREVIEW_WORDS = 32
+READING_SECONDS = 30 * 24 * 3600  # a reading in the shared cache; it never goes stale, only unused
 
 
 def preview(result):
@@ -49,13 +56,44 @@ def promote(question, results, limit):
     if not contextual.available():
         return kept
     try:
-        vectors = contextual.encode([question, *(preview(r) for r in kept + rest)])
+        question_vector = contextual.encode([question])[0]
+        vectors = readings([preview(r) for r in kept + rest])
     except contextual.Unavailable:
         return kept
-    cosines = vectors[1:] @ vectors[0]
+    cosines = vectors @ question_vector
     best_kept = float(cosines[: len(kept)].max())
     best = max(range(len(kept), len(cosines)), key=lambda i: cosines[i])
     candidate = rest[best - len(kept)]
     if float(cosines[best]) <= best_kept + PROMOTE_MARGIN or not (candidate.by_words and candidate.by_meaning):
         return kept
     return [*kept[:-1], candidate]
+
+
+def _key(text):
+    from llmgateway import contextual
+
+    return "passage-reading:" + hashlib.sha256(f"{contextual.NAME}\n{text}".encode()).hexdigest()
+
+
+def readings(texts):
+    """The contextual model's unit vectors of the texts (n, dims): from the shared cache, else computed
+    and stored there (a cache outage costs the computation, never the answer)."""
+    from llmgateway import contextual
+
+    keys = [_key(text) for text in texts]
+    try:
+        found = cache.get_many(keys)
+    except Exception:
+        log.warning("passage readings: cache unavailable", exc_info=True)
+        found = {}
+    missing = [i for i, key in enumerate(keys) if not isinstance(found.get(key), bytes)]
+    fresh = {}
+    if missing:
+        computed = contextual.encode([texts[i] for i in missing])
+        for i, vector in zip(missing, computed, strict=True):
+            found[keys[i]] = fresh[keys[i]] = vector.astype(np.float32).tobytes()
+        try:
+            cache.set_many(fresh, READING_SECONDS)
+        except Exception:
+            log.warning("passage readings: cache unavailable", exc_info=True)
+    return np.stack([np.frombuffer(found[key], dtype=np.float32) for key in keys])

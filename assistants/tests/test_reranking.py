@@ -20,15 +20,23 @@ def read_as(monkeypatch, cosines):
     """The contextual model's reading fixed: each passage's cosine with the question by its heading."""
 
     def encode(texts):
-        question, *previews = texts
-        rows = [[1.0, 0.0]]
-        for text in previews:
-            c = cosines[text.split(":")[0]]
+        rows = []
+        for text in texts:
+            c = cosines.get(text.split(":")[0], 1.0)  # the question itself: 1.0
             rows.append([c, (1 - c * c) ** 0.5])
         return np.array(rows, dtype=np.float32)
 
     monkeypatch.setattr(contextual, "available", lambda: True)
     monkeypatch.setattr(contextual, "encode", encode)
+    monkeypatch.setattr(reranking, "cache", locmem())
+
+
+def locmem():
+    import uuid
+
+    from django.core.cache.backends.locmem import LocMemCache
+
+    return LocMemCache(f"reranking-{uuid.uuid4()}", {})  # caches of one name share their entries
 
 
 RESULTS = [
@@ -73,3 +81,31 @@ def test_the_real_model_promotes_a_paraphrased_answer():
     ]
     promoted = reranking.promote("How do I wipe out every wheel pip has cached?", results, 2)
     assert [r.chunk_id for r in promoted] == [1, 3]
+
+
+def test_a_passage_is_read_once_and_its_reading_shared_through_the_cache(monkeypatch):
+    monkeypatch.setattr(reranking, "cache", locmem())
+    read = []
+
+    def encode(texts):
+        read.extend(texts)
+        return np.array([[1.0, 0.0] if "purge" in t else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+    monkeypatch.setattr(contextual, "encode", encode)
+    first = reranking.readings(["Removing: pip cache purge", "Listing: pip cache list"])
+    assert read == ["Removing: pip cache purge", "Listing: pip cache list"]
+    again = reranking.readings(["Listing: pip cache list", "Removing: pip cache purge", "Where: ~/.cache/pip"])
+    assert read[2:] == ["Where: ~/.cache/pip"]  # only the new text is read (another process would share them)
+    assert again.tolist() == [first[1].tolist(), first[0].tolist(), [0.0, 1.0]]
+
+
+def test_a_cache_outage_costs_the_reading_never_the_answer(monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    cache = locmem()
+    monkeypatch.setattr(cache, "get_many", down)
+    monkeypatch.setattr(cache, "set_many", down)
+    monkeypatch.setattr(reranking, "cache", cache)
+    monkeypatch.setattr(contextual, "encode", lambda texts: np.ones((len(texts), 2), dtype=np.float32))
+    assert reranking.readings(["a", "b"]).shape == (2, 2)
