@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from assistants import prompting
+from assistants import prompting, reranking
 from assistants.models import (
     MAX_QUESTION_CHARS,
     Assistant,
@@ -190,14 +190,16 @@ def retrieve(assistant, question, ids=..., user=None):
     if ids == []:
         return []
     vector, model = question_vector(question, assistant, user)
-    return search_workspace(
+    results = search_workspace(
         assistant.workspace_id,
         retrieval_query(question),
         document_ids=ids,
         limit=assistant.passages,
         vector=vector,
         vector_model=model,
+        candidates=assistant.passages * reranking.CANDIDATES_PER_PASSAGE,
     )
+    return reranking.promote(question, results, assistant.passages)
 
 
 def location_of(result):

@@ -8,13 +8,16 @@ The interface the rest of the platform calls (keep it stable):
         outsiders, PermissionDenied for too low a role). `document_ids`
         narrows the search to those documents.
 
-    search_workspace(workspace, query, *, document_ids=None, limit=10, vector=None, vector_model="")
+    search_workspace(workspace, query, *, document_ids=None, limit=10, vector=None, vector_model="", candidates=0)
         The same for server-side code that has already checked permissions.
         With a query `vector` (from llmgateway.embeddings, of `vector_model`)
         the search is hybrid: the full-text ranking and the passages nearest
         in meaning (documents/vectors.py) are fused by reciprocal rank, so a
         passage that says the same thing in other words is found too. Where
-        the database has no vector search, it is lexical only.
+        the database has no vector search, it is lexical only. `candidates`
+        (more than `limit`) returns that many of the fused passages, best
+        first, for a caller that re-ranks them: the two rankings are read as
+        deep as for `limit` (the same queries), the fusion keeps more of them.
 
 Each `SearchResult` has `.document` (a Document, with `.id` and `.title`),
 `.chunk_id`, `.position`, `.page` (PDF page or None), `.section`,
@@ -216,6 +219,9 @@ class SearchResult:
     snippet: str
     text: str
     score: float
+    # Which rankings found the passage: the full-text one, the one by meaning (a hybrid search), or both.
+    by_words: bool = True
+    by_meaning: bool = False
 
     @property
     def location(self):
@@ -245,9 +251,9 @@ def search(user, query, *, workspace=None, document_ids=None, limit=10):
     return _search(ids, query, document_ids, limit)
 
 
-def search_workspace(workspace, query, *, document_ids=None, limit=10, vector=None, vector_model=""):
+def search_workspace(workspace, query, *, document_ids=None, limit=10, vector=None, vector_model="", candidates=0):
     """Passages matching the query in one workspace; the caller has checked permissions."""
-    return _search([getattr(workspace, "pk", workspace)], query, document_ids, limit, vector, vector_model)
+    return _search([getattr(workspace, "pk", workspace)], query, document_ids, limit, vector, vector_model, candidates)
 
 
 # Reciprocal rank fusion: a passage's score is the sum of 1 / (RRF_K + rank) over the rankings.
@@ -275,7 +281,7 @@ def fuse(*rankings, limit):
     return [(rows[pk], scores[pk]) for pk in order]
 
 
-def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_model=""):
+def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_model="", candidates=0):
     from documents import vectors
     from documents.models import Document
 
@@ -285,8 +291,9 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
         return []
     document_ids = None if document_ids is None else [int(pk) for pk in document_ids]
     hybrid = vector is not None and vector_model
-    depth = max(limit * HYBRID_DEPTH, HYBRID_MIN_CANDIDATES) if hybrid else limit
-    rows, near = [], []
+    kept = max(limit, min(int(candidates or 0), MAX_LIMIT))
+    depth = max(limit * HYBRID_DEPTH, HYBRID_MIN_CANDIDATES) if hybrid else kept
+    rows, near, by_words, by_meaning = [], [], None, set()
     if hybrid:
         near = vectors.nearest(workspace_ids_, vector, vector_model, document_ids, depth)
     if query:
@@ -294,10 +301,11 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
         rows = _run(lexical_sql(workspace_ids_, query, document_ids, depth, snippets=limit, also=also))
     if hybrid:
         near = [row for row in near if 1.0 - float(row[6]) >= MIN_SIMILARITY]
+        by_words, by_meaning = {row[0] for row in rows}, {row[0] for row in near}
         snippets = {row[0]: row[7] for row in rows}
         rows = [
             (*row[:6], score, snippets.get(row[0]) or _plain_snippet(row[5]))
-            for row, score in fuse(rows, near, limit=limit)
+            for row, score in fuse(rows, near, limit=kept)
         ]
     if not rows:
         return []
@@ -317,6 +325,8 @@ def _search(workspace_ids_, query, document_ids, limit, vector=None, vector_mode
                 snippet=render_snippet(text, section, snippet),
                 text=text,
                 score=float(score),
+                by_words=by_words is None or chunk_id in by_words,
+                by_meaning=chunk_id in by_meaning,
             )
         )
     return results

@@ -315,3 +315,22 @@ def test_hybrid_search_highlights_what_it_returns_and_ranks_a_bounded_number_of_
     # A query matching more passages than RANK_CANDIDATES ranks only that many of them.
     monkeypatch.setattr(search, "RANK_CANDIDATES", 1)
     assert len(search_workspace(workspace, "every or laptop or sabbatical", limit=10)) == 1
+
+
+def test_a_hybrid_search_returns_more_fused_candidates_from_the_same_rankings(ingest, workspace, monkeypatch):
+    needs_vectors()
+    from documents import search
+
+    ingest("benefits.md", HANDBOOK)
+    question = embed(["How often can I take a sabbatical?"])
+    depths = []
+    nearest = vectors.nearest
+    monkeypatch.setattr(vectors, "nearest", lambda *args: depths.append(args[4]) or nearest(*args))
+    kwargs = {"vector": question.vectors[0], "vector_model": question.model}
+    one = search_workspace(workspace, "often or sabbatical or laptop", limit=1, **kwargs)
+    more = search_workspace(workspace, "often or sabbatical or laptop", limit=1, candidates=3, **kwargs)
+    assert depths == [search.HYBRID_MIN_CANDIDATES] * 2  # the rankings are read as deep for both
+    assert len(one) == 1 and len(more) == 2 and more[0].chunk_id == one[0].chunk_id
+    # Which rankings found each passage: the sabbatical passage by its words and its meaning.
+    assert more[0].section == "Benefits › Sabbatical" and more[0].by_words and more[0].by_meaning
+    assert not search_workspace(workspace, "sabbatical", limit=1)[0].by_meaning  # words only

@@ -471,6 +471,12 @@ STRONG_COSINE, STRONG_STANDOUT, STRONG_FLOOR = 0.65, 0.15, 0.30
 # the best, the passages hold several half-answers rather than one answer, and the closest sentence must
 # stand out by this much (rather than STANDOUT).
 SCATTERED_STANDOUT = 0.14
+# Common words: a word of the question that every retrieved passage holds (the product's name, the topic
+# all of them share) tells nothing about which sentence answers. An answer that shares with the question
+# only such words needs a static score of COMMON_WORDS_FLOOR rather than ANSWER_THRESHOLD; counted from
+# COMMON_MIN_PASSAGES passages (with fewer, every word of a short document would be common).
+COMMON_WORDS_FLOOR = 0.53
+COMMON_MIN_PASSAGES = 3
 
 
 def refusal(scope="", nearest=()):
@@ -709,7 +715,18 @@ def answer(messages):
                 text = f"{heading}: {text}"  # "django-announce: A (very) low-traffic list …"
         labels = [item.label, *also] if item.passage == top.passage else [item.label]
         out.append(_cite(text, *labels) if last_of_passage else text)
+    if ranked[0].score < COMMON_WORDS_FLOOR and _only_common_words(question, passages, " ".join(out)):
+        return refusal(scope, _nearest(passages, scored))  # what it shares with the question, every passage has
     return " ".join(out)
+
+
+def _only_common_words(question, passages, text):
+    """Whether the answer `text` shares with the question only words that every passage holds."""
+    if len(passages) < COMMON_MIN_PASSAGES:
+        return False
+    common = set.intersection(*(set(terms(f"{body} {source}")) for _, body, source in passages))
+    shared = set(terms(question)) & set(terms(text))
+    return not shared - common
 
 
 _FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")

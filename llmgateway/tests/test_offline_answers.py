@@ -263,3 +263,34 @@ def test_among_tied_half_answers_the_one_holding_the_amount_asked_for_answers(mo
     judged_as(monkeypatch, {**cosines, "The nomination": 0.72, "New": 0.5})
     text = ask(question, NOMINATIONS[0], vague, *NOMINATIONS[2:])
     assert text.startswith("I couldn't find this in the Helpdesk’s documents.")
+
+
+ACME = (
+    ("Acme, Releases", "Acme publishes a new release every three months. Each Acme release is announced on the list."),
+    ("Acme, Support", "Acme supports only the latest release. Bugs in older Acme releases are closed."),
+    ("Acme, Installing", "Acme installs with one command on Linux and macOS. Acme needs Python 3.9 or newer."),
+    ("Acme, Security", "Report Acme security issues by email to the maintainers. Acme fixes them in the next release."),
+)
+
+
+def test_an_answer_sharing_only_words_every_passage_holds_needs_stronger_evidence(monkeypatch):
+    # Every passage names Acme; the closest sentence shares nothing else with the question. The
+    # contextual model is made to find it standing out, so only the common-words rule refuses it.
+    question = "Who designed the Acme logo?"
+    scored, _ = offline.rank(question, [(str(n), text, source) for n, (source, text) in enumerate(ACME, 1)])
+    assert offline.ANSWER_THRESHOLD <= scored[0].score < offline.COMMON_WORDS_FLOOR
+    judged_as(monkeypatch, {"Acme installs": 0.7, "Acme": 0.3, "Each": 0.3, "Bugs": 0.3, "Report": 0.3})
+    assert ask(question, *ACME).startswith("I couldn't find this in the Helpdesk’s documents.")
+    monkeypatch.setattr(offline, "COMMON_WORDS_FLOOR", offline.ANSWER_THRESHOLD)
+    assert ask(question, *ACME).startswith("Acme installs with one command")
+    # A word that only some passages hold ("install") is evidence: answered at the same static score.
+    monkeypatch.undo()
+    judged_as(monkeypatch, {"Acme installs": 0.7, "Acme": 0.3, "Each": 0.3, "Bugs": 0.3, "Report": 0.3})
+    question = "Which operating systems can Acme be installed on?"
+    scored, _ = offline.rank(question, [(str(n), text, source) for n, (source, text) in enumerate(ACME, 1)])
+    assert scored[0].score < offline.COMMON_WORDS_FLOOR
+    assert ask(question, *ACME) == "Acme installs with one command on Linux and macOS [3]."
+    # With fewer passages than COMMON_MIN_PASSAGES, no word counts as common.
+    assert not offline._only_common_words(
+        "Who designed the Acme logo?", [("1", ACME[2][1], ""), ("2", ACME[0][1], "")], ACME[2][1]
+    )
