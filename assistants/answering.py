@@ -199,7 +199,7 @@ def retrieve(assistant, question, ids=..., user=None):
         vector_model=model,
         candidates=assistant.passages * reranking.CANDIDATES_PER_PASSAGE,
     )
-    return reranking.promote(question, results, assistant.passages)
+    return reranking.promote(question, results, assistant.passages, assistant.workspace_id)
 
 
 def location_of(result):

@@ -26,6 +26,8 @@ import logging
 
 from django.core.cache import cache
 
+from workspaces.permissions import scoped_cache_key
+
 log = logging.getLogger(__name__)
 
 # Candidates read per wanted passage (10 for the default 5): measured with 10, 15, 20 and 30
@@ -45,8 +47,11 @@ def preview(result):
     return f"{heading}: {words}" if heading else words
 
 
-def promote(question, results, limit):
-    """The first `limit` results, with the last replaced by a clearly nearer candidate from the rest."""
+def promote(question, results, limit, workspace):
+    """The first `limit` results, with the last replaced by a clearly nearer candidate from the rest.
+
+    workspace: whose passages these are (the readings are kept in that workspace's cache entries).
+    """
     kept, rest = list(results[:limit]), list(results[limit:])
     if not kept or not rest:
         return kept
@@ -56,7 +61,7 @@ def promote(question, results, limit):
         return kept
     try:
         question_vector = contextual.encode([question])[0]
-        vectors = readings([preview(r) for r in kept + rest])
+        vectors = readings(workspace, [preview(r) for r in kept + rest])
     except contextual.Unavailable:
         return kept
     cosines = vectors @ question_vector
@@ -68,20 +73,22 @@ def promote(question, results, limit):
     return [*kept[:-1], candidate]
 
 
-def _key(text):
+def _key(workspace, text):
     from llmgateway import contextual
 
-    return "passage-reading:" + hashlib.sha256(f"{contextual.NAME}\n{text}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{contextual.NAME}\n{text}".encode()).hexdigest()
+    return scoped_cache_key(workspace, "passage-reading", digest)
 
 
-def readings(texts):
-    """The contextual model's unit vectors of the texts (n, dims): from the shared cache, else computed
-    and stored there (a cache outage costs the computation, never the answer)."""
+def readings(workspace, texts):
+    """The contextual model's unit vectors of the texts (n, dims): from the workspace's shared cache
+    entries, else computed and stored there (a cache outage costs the computation, never the answer).
+    Kept per workspace, so no workspace can learn by timing which texts another one holds."""
     import numpy as np
 
     from llmgateway import contextual
 
-    keys = [_key(text) for text in texts]
+    keys = [_key(workspace, text) for text in texts]
     try:
         found = cache.get_many(keys)
     except Exception:

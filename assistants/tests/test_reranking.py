@@ -48,22 +48,22 @@ RESULTS = [
 
 def test_a_clearly_nearer_candidate_takes_the_last_place(monkeypatch):
     read_as(monkeypatch, {"Listing": 0.5, "Where": 0.4, "Removing": 0.6})
-    assert [r.chunk_id for r in reranking.promote("How do I wipe every cached wheel?", RESULTS, 2)] == [1, 3]
+    assert [r.chunk_id for r in reranking.promote("How do I wipe every cached wheel?", RESULTS, 2, 1)] == [1, 3]
     # Not clearly nearer (by less than the margin): the search's order stays.
     read_as(monkeypatch, {"Listing": 0.5, "Where": 0.4, "Removing": 0.55})
-    assert [r.chunk_id for r in reranking.promote("How do I wipe every cached wheel?", RESULTS, 2)] == [1, 2]
+    assert [r.chunk_id for r in reranking.promote("How do I wipe every cached wheel?", RESULTS, 2, 1)] == [1, 2]
 
 
 def test_a_candidate_that_only_one_ranking_found_is_not_promoted(monkeypatch):
     read_as(monkeypatch, {"Listing": 0.5, "Where": 0.4, "Removing": 0.9})
     words_only = [*RESULTS[:2], _result(3, "Removing", RESULTS[2].text, by_meaning=False)]
-    assert [r.chunk_id for r in reranking.promote("How do I wipe every cached wheel?", words_only, 2)] == [1, 2]
+    assert [r.chunk_id for r in reranking.promote("How do I wipe every cached wheel?", words_only, 2, 1)] == [1, 2]
 
 
 def test_without_the_model_the_search_order_is_kept(monkeypatch):
     monkeypatch.setattr(contextual, "available", lambda: False)
-    assert [r.chunk_id for r in reranking.promote("How do I wipe every cached wheel?", RESULTS, 2)] == [1, 2]
-    assert reranking.promote("anything", RESULTS[:2], 2) == RESULTS[:2]  # nothing below the cut
+    assert [r.chunk_id for r in reranking.promote("How do I wipe every cached wheel?", RESULTS, 2, 1)] == [1, 2]
+    assert reranking.promote("anything", RESULTS[:2], 2, 1) == RESULTS[:2]  # nothing below the cut
 
 
 def test_the_model_reads_the_heading_and_the_first_words():
@@ -79,7 +79,7 @@ def test_the_real_model_promotes_a_paraphrased_answer():
         _result(2, "HTTP responses", "This cache functions like a web browser cache for HTTP requests."),
         _result(3, "Removing the cache", "`pip cache purge` will clear all wheel files from pip's cache."),
     ]
-    promoted = reranking.promote("How do I wipe out every wheel pip has cached?", results, 2)
+    promoted = reranking.promote("How do I wipe out every wheel pip has cached?", results, 2, 1)
     assert [r.chunk_id for r in promoted] == [1, 3]
 
 
@@ -92,11 +92,13 @@ def test_a_passage_is_read_once_and_its_reading_shared_through_the_cache(monkeyp
         return np.array([[1.0, 0.0] if "purge" in t else [0.0, 1.0] for t in texts], dtype=np.float32)
 
     monkeypatch.setattr(contextual, "encode", encode)
-    first = reranking.readings(["Removing: pip cache purge", "Listing: pip cache list"])
+    first = reranking.readings(1, ["Removing: pip cache purge", "Listing: pip cache list"])
     assert read == ["Removing: pip cache purge", "Listing: pip cache list"]
-    again = reranking.readings(["Listing: pip cache list", "Removing: pip cache purge", "Where: ~/.cache/pip"])
+    again = reranking.readings(1, ["Listing: pip cache list", "Removing: pip cache purge", "Where: ~/.cache/pip"])
     assert read[2:] == ["Where: ~/.cache/pip"]  # only the new text is read (another process would share them)
     assert again.tolist() == [first[1].tolist(), first[0].tolist(), [0.0, 1.0]]
+    reranking.readings(2, ["Removing: pip cache purge"])
+    assert read[3:] == ["Removing: pip cache purge"]  # another workspace's entries are its own
 
 
 def test_a_cache_outage_costs_the_reading_never_the_answer(monkeypatch):
@@ -108,4 +110,4 @@ def test_a_cache_outage_costs_the_reading_never_the_answer(monkeypatch):
     monkeypatch.setattr(cache, "set_many", down)
     monkeypatch.setattr(reranking, "cache", cache)
     monkeypatch.setattr(contextual, "encode", lambda texts: np.ones((len(texts), 2), dtype=np.float32))
-    assert reranking.readings(["a", "b"]).shape == (2, 2)
+    assert reranking.readings(1, ["a", "b"]).shape == (2, 2)
