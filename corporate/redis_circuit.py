@@ -44,6 +44,8 @@ class Circuit:
         self._warned_at = None
         self._lock = threading.Lock()
         self.failed_at = 0.0  # time.time() of the last failure
+        # Failures so far: a connection made before the last one may hold a dead socket (Redis restarted).
+        self.generation = 0
 
     @property
     def retry_seconds(self):
@@ -79,6 +81,7 @@ class Circuit:
             self._open_until = now + retry
             self._prober = None
             self.failed_at = time.time()
+            self.generation += 1
             warn = self._warned_at is None or now - self._warned_at >= retry
             if warn:
                 self._warned_at = now
@@ -114,15 +117,23 @@ class CircuitConnectionMixin:
     """A redis-py connection that asks its circuit before using the network and reports failures."""
 
     circuit = None  # set by bind()
+    generation = 0  # the circuit's generation when this connection's socket was made
 
     def _check(self):
-        if not self.circuit.allow():
+        circuit = self.circuit
+        if not circuit.allow():
             raise CircuitOpen("Redis is paused after a failure")
+        if self.generation != circuit.generation and self._sock is not None:
+            # Made before Redis last failed: after a restart its socket is dead, and trying it would cost
+            # another whole interval (connections held outside a pool, like the gateway store's, are not
+            # checked on the way out of one). A new socket is a millisecond.
+            self.disconnect()
 
     def connect_check_health(self, *args, **kwargs):
         if self._sock:
             return super().connect_check_health(*args, **kwargs)
         self._check()
+        self.generation = self.circuit.generation  # before connecting: the handshake sends commands
         try:
             return super().connect_check_health(*args, **kwargs)
         except UNAVAILABLE as exc:

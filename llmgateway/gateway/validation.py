@@ -1,4 +1,13 @@
-"""Checking an OpenAI chat-completions request before anything else sees it."""
+"""Checking an OpenAI request (chat completions, embeddings) before anything else sees it.
+
+What OpenAI's API refuses is refused here with a 400 naming the parameter as
+OpenAI names it (`response_format.type`, `tools[0].function.name`): a client
+that works against OpenAI works here, and one that would fail there learns
+why before any model is called. The checks run once per distinct body (the
+/v1 entry point remembers bodies it has prepared, gateway/entry.py).
+"""
+
+import re
 
 from django.conf import settings
 
@@ -61,6 +70,14 @@ KNOWN_FIELDS = frozenset(
     }
 )
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+EMBEDDING_FIELDS = frozenset({"input", "model", "encoding_format", "dimensions", "user"})
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+TOOL_TYPES = ("function", "custom")
+TOOL_CHOICES = ("none", "auto", "required")
+MAX_TOOLS = 128
+TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"})
+# A function's, tool's or JSON schema's name, as OpenAI takes it.
+NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 def is_model_name(name):
@@ -114,10 +131,7 @@ def _check_input_chars(messages):
         )
 
 
-def validate_request(body):
-    """A checked copy of an OpenAI chat-completions request; GatewayError(400) names the bad field."""
-    if not isinstance(body, dict):
-        raise _bad("The request body must be a JSON object.")
+def _check_fields(body, known):
     for name in body:
         if name in FORBIDDEN_FIELDS:
             raise _bad(
@@ -125,8 +139,173 @@ def validate_request(body):
                 name,
                 code="forbidden_parameter",
             )
-        if name not in KNOWN_FIELDS:
+        if name not in known:
             raise _bad(f"Unrecognized request argument supplied: {name}", name, code="unknown_parameter")
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise _bad("Invalid type for 'user': expected a string.", "user", code="invalid_type")
+
+
+def _invalid_type(param, expected):
+    return _bad(f"Invalid type for '{param}': expected {expected}.", param, code="invalid_type")
+
+
+def _missing(param):
+    return _bad(f"Missing required parameter: '{param}'.", param, code="missing_required_parameter")
+
+
+def _check_name(value, param):
+    """A function's, tool's or schema's name: a string of 1 to 64 letters, digits, underscores and dashes."""
+    if value is None:
+        raise _missing(param)
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise _bad(
+            f"Invalid '{param}': expected 1 to 64 letters, digits, underscores or dashes.",
+            param,
+            code="invalid_value",
+        )
+    return value
+
+
+def _one_of(value, allowed, param):
+    if not isinstance(value, str) or value not in allowed:
+        listed = ", ".join(repr(v) for v in sorted(allowed))
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise _bad(
+            f"Invalid value for '{param}': {shown}. Supported values are: {listed}.", param, code="invalid_value"
+        )
+    return value
+
+
+def _check_response_format(value):
+    if value.get("type") is None:
+        raise _missing("response_format.type")
+    if _one_of(value["type"], RESPONSE_FORMATS, "response_format.type") != "json_schema":
+        return
+    schema = value.get("json_schema")
+    if schema is None:
+        raise _missing("response_format.json_schema")
+    if not isinstance(schema, dict):
+        raise _invalid_type("response_format.json_schema", "an object")
+    _check_name(schema.get("name"), "response_format.json_schema.name")
+    if schema.get("schema") is not None and not isinstance(schema["schema"], dict):
+        raise _invalid_type("response_format.json_schema.schema", "an object")
+    if schema.get("strict") is not None and not isinstance(schema["strict"], bool):
+        raise _invalid_type("response_format.json_schema.strict", "a boolean")
+
+
+def _check_stream_options(request):
+    options = request["stream_options"]
+    if request.get("stream") is not True:
+        raise _bad("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
+    for name in ("include_usage", "include_obfuscation"):
+        if options.get(name) is not None and not isinstance(options[name], bool):
+            raise _invalid_type(f"stream_options.{name}", "a boolean")
+
+
+def _check_function(function, param):
+    """A function's definition (in `tools` or the older `functions`): its name, and its parts' types."""
+    if function is None:
+        raise _missing(param)
+    if not isinstance(function, dict):
+        raise _invalid_type(param, "an object")
+    name = _check_name(function.get("name"), f"{param}.name")
+    if function.get("description") is not None and not isinstance(function["description"], str):
+        raise _invalid_type(f"{param}.description", "a string")
+    if function.get("parameters") is not None and not isinstance(function["parameters"], dict):
+        raise _invalid_type(f"{param}.parameters", "an object")
+    if function.get("strict") is not None and not isinstance(function["strict"], bool):
+        raise _invalid_type(f"{param}.strict", "a boolean")
+    return name
+
+
+def _check_tools(tools, param="tools"):
+    """The names of a non-empty list of tools, each {"type": "function", "function": {"name": ...}} (or custom)."""
+    if not tools:
+        raise _bad(f"Invalid '{param}': empty array. Expected at least one item.", param, code="empty_array")
+    if len(tools) > MAX_TOOLS:
+        raise _bad(f"Invalid '{param}': at most {MAX_TOOLS} items.", param, code="array_above_max_length")
+    names = set()
+    for index, tool in enumerate(tools):
+        where = f"{param}[{index}]"
+        if param == "functions":  # the older form: the function itself
+            names.add(("function", _check_function(tool, where)))
+            continue
+        if not isinstance(tool, dict):
+            raise _invalid_type(where, "an object")
+        if tool.get("type") is None:
+            raise _missing(f"{where}.type")
+        kind = _one_of(tool["type"], TOOL_TYPES, f"{where}.type")
+        names.add((kind, _check_function(tool.get(kind), f"{where}.{kind}")))
+    return names
+
+
+def _check_tool_choice(choice, names, param="tool_choice", tools="tools"):
+    """`tool_choice` (or the older `function_call`): a mode, or a tool of `tools` by name."""
+    if names is None:
+        raise _bad(f"Invalid value for '{param}': '{param}' is only allowed when '{tools}' are specified.", param)
+    modes = TOOL_CHOICES if param == "tool_choice" else TOOL_CHOICES[:2]
+    if isinstance(choice, str):
+        _one_of(choice, modes, param)
+        return
+    if not isinstance(choice, dict):
+        raise _invalid_type(param, "a string or an object")
+    if param == "function_call":
+        kind, name = "function", _check_name(choice.get("name"), f"{param}.name")
+    elif choice.get("type") is None:
+        raise _missing(f"{param}.type")
+    elif choice["type"] == "allowed_tools":
+        allowed = choice.get("allowed_tools")
+        if not isinstance(allowed, dict) or not isinstance(allowed.get("tools"), list):
+            raise _invalid_type(f"{param}.allowed_tools", "an object with a list of tools")
+        _one_of(allowed.get("mode"), ("auto", "required"), f"{param}.allowed_tools.mode")
+        return
+    else:
+        kind = _one_of(choice["type"], TOOL_TYPES, f"{param}.type")
+        named = choice.get(kind)
+        if named is None:
+            raise _missing(f"{param}.{kind}")
+        if not isinstance(named, dict):
+            raise _invalid_type(f"{param}.{kind}", "an object")
+        name = _check_name(named.get("name"), f"{param}.{kind}.name")
+    if (kind, name) not in names:
+        raise _bad(f"Invalid value for '{param}': no {kind} named {name!r} in '{tools}'.", param, code="invalid_value")
+
+
+def _check_tool_fields(request):
+    """`tools`, `tool_choice`, `parallel_tool_calls` and the older `functions` and `function_call`, together."""
+    tools = request.get("tools")
+    names = _check_tools(tools) if tools is not None else None
+    if request.get("tool_choice") is not None:
+        _check_tool_choice(request["tool_choice"], names)
+    parallel = request.get("parallel_tool_calls")
+    if parallel is not None:
+        if names is None:
+            raise _bad(
+                "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed when 'tools' "
+                "are specified.",
+                "parallel_tool_calls",
+            )
+        if not isinstance(parallel, bool):
+            raise _invalid_type("parallel_tool_calls", "a boolean")
+    functions = request.get("functions")
+    if functions is not None and not isinstance(functions, list):
+        raise _invalid_type("functions", "an array")
+    names = _check_tools(functions, "functions") if functions is not None else None
+    if request.get("function_call") is not None:
+        _check_tool_choice(request["function_call"], names, "function_call", "functions")
+
+
+def validate_embedding_fields(body):
+    """An OpenAI embeddings request's fields: only those OpenAI documents, as for chat completions."""
+    _check_fields(body, EMBEDDING_FIELDS)
+
+
+def validate_request(body):
+    """A checked copy of an OpenAI chat-completions request; GatewayError(400) names the bad field."""
+    if not isinstance(body, dict):
+        raise _bad("The request body must be a JSON object.")
+    _check_fields(body, KNOWN_FIELDS)
     request = dict(body)
     model = request.get("model")
     if model is not None and not is_model_name(model):
@@ -167,6 +346,12 @@ def validate_request(body):
     for name, kind in (("tools", list), ("response_format", dict), ("stream_options", dict), ("metadata", dict)):
         if request.get(name) is not None and not isinstance(request[name], kind):
             raise _bad(f"{name} must be {'a list' if kind is list else 'an object'}.", name)
+    if request.get("response_format") is not None:
+        _check_response_format(request["response_format"])
+    if request.get("stream_options") is not None:
+        _check_stream_options(request)
+    if not TOOL_FIELDS.isdisjoint(request):
+        _check_tool_fields(request)
     return request
 
 

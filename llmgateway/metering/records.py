@@ -46,12 +46,15 @@ _lock = threading.Lock()
 # had already taken from the list is in the store's queue.
 _flush_lock = threading.Lock()
 _scheduled = False  # a flush is on its way
+_failing_since = None  # time.monotonic() when the store stopped taking records; None while it takes them
+_warned_at = None
+WARN_EVERY = 60  # seconds between warnings while the store takes no records
 _ids = None
 
 
 def _forked():
-    global _pending, _scheduled, _ids, _lock, _flush_lock
-    _pending, _scheduled, _ids = [], False, None
+    global _pending, _scheduled, _ids, _lock, _flush_lock, _failing_since, _warned_at
+    _pending, _scheduled, _ids, _failing_since, _warned_at = [], False, None, None, None
     _lock, _flush_lock = threading.Lock(), threading.Lock()  # a thread of the parent may have held them
 
 
@@ -83,7 +86,11 @@ def add(record):
     global _scheduled
     with _lock:
         _pending.append(record)
-        due = not _scheduled and (len(_pending) >= FLUSH_EVENTS or time.monotonic() - _last_flush >= FLUSH_INTERVAL)
+        # While the store takes nothing, a full batch is no reason to try again before the interval is over.
+        due = not _scheduled and (
+            (len(_pending) >= FLUSH_EVENTS and _failing_since is None)
+            or time.monotonic() - _last_flush >= FLUSH_INTERVAL
+        )
         if due:
             _scheduled = True  # one request wakes the writer; the others carry on
     if due:
@@ -102,11 +109,33 @@ def flush():
             return
         # Encoded here, after the responses, rather than on each request (bytes: kept from a failed try).
         taken = [r if type(r) is bytes else _encode(r).encode() for r in taken]
-        if not get_store().append(queue_key(), taken):
-            # The store did not answer: keep them for the next try.
-            with _lock:
-                _pending[:0] = taken
-            log.warning("usage records kept in memory: the store did not take %d of them", len(taken))
+        if get_store().append(queue_key(), taken):
+            _taken_again(len(taken))
+            return
+        # The store did not answer: keep them for the next try.
+        with _lock:
+            _pending[:0] = taken
+        _not_taken(len(taken))
+
+
+def _not_taken(count):
+    """One warning when the store stops taking records, then one a minute while it still does not."""
+    global _failing_since, _warned_at
+    now = time.monotonic()
+    if _failing_since is None:
+        _failing_since = now
+    if _warned_at is None or now - _warned_at >= WARN_EVERY:
+        _warned_at = now
+        log.warning("usage records kept in memory: the store did not take %d of them; trying again", count)
+
+
+def _taken_again(count):
+    global _failing_since, _warned_at
+    if _failing_since is None:
+        return
+    seconds = time.monotonic() - _failing_since
+    _failing_since = _warned_at = None
+    log.info("usage records taken again: %d kept in memory for %.0f s are in the queue", count, seconds)
 
 
 def pending():
@@ -114,9 +143,9 @@ def pending():
 
 
 def discard_pending():
-    global _pending, _scheduled
+    global _pending, _scheduled, _failing_since, _warned_at
     with _lock:
-        _pending, _scheduled = [], False
+        _pending, _scheduled, _failing_since, _warned_at = [], False, None, None
 
 
 def _write(woken):

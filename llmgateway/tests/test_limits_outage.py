@@ -5,6 +5,7 @@ which the test stops and starts; never the machine's shared Redis.
 """
 
 import logging
+import time
 
 import pytest
 from prometheus_client import REGISTRY
@@ -100,3 +101,37 @@ def test_refuse_instead_when_so_configured(limited, v1, api_key, upstream, setti
     assert [r.getMessage() for r in caplog.records if "cannot be checked" in r.getMessage()]
     # A key without limits has nothing to check: served as usual.
     assert v1(BODY, key=unlimited).status_code == 200
+
+
+def test_usage_records_wait_out_an_outage_with_one_warning_and_none_is_lost(redis_cache, workspace, settings, caplog):
+    """While Redis is down the records stay in the process: tried again every flush interval (not on every record
+    once a batch is due), one warning when the store stops taking them, a note when it takes them again."""
+    settings.REDIS_RETRY_SECONDS = 0.2
+    redis_cache.stop()
+    tries = []
+    real_flush = records.flush
+    records.flush = lambda: (tries.append(1), real_flush())[1]
+    try:
+        with caplog.at_level(logging.INFO, logger="llmgateway.metering"):
+            started = time.monotonic()
+            for n in range(1000):  # a second of traffic, 1,000 completions
+                records.add(
+                    (records.new_id(), workspace.pk, None, None, None, "v1", "m", 1, 1, 0, "hit", 200, 1.0, time.time())
+                )
+                time.sleep(max(0, started + n / 1000 - time.monotonic()))
+            time.sleep(0.3)
+            assert records.pending() == 1000
+            redis_cache.start().used_again()
+            deadline = time.monotonic() + 10
+            while records.pending() and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        records.flush = real_flush
+    # One try per flush interval (0.25 s) while the store is down: a handful, never one per record.
+    assert len(tries) <= 15, len(tries)
+    messages = [r.getMessage() for r in caplog.records if r.name == "llmgateway.metering"]
+    warnings = [r for r in caplog.records if r.name == "llmgateway.metering" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, messages
+    assert any("1000" in m and "again" in m for m in messages), messages
+    assert records.drain() == 1000
+    assert UsageRecord.objects.filter(workspace=workspace).count() == 1000

@@ -99,3 +99,23 @@ def test_a_lookup_takes_the_lock_only_when_the_entry_is_missing(store, kind):
     if kind == "redis":
         store.client.script_flush()  # Redis restarted: the script is loaded again
         assert store.lookup(["info", "entry"], ("entry:lock", "x", 60)) == [b"i", None, b"mine"]
+
+
+def test_after_a_restart_the_connections_from_before_cost_no_further_interval(store, own_redis):
+    """Redis killed and started again: the first use after the restart fails (its socket is dead), and so the circuit
+    opens for one interval; then the next try makes a fresh connection rather than spend an interval on each idle one
+    from before (the store keeps up to IDLE_KEPT of them after a busy spell)."""
+    import time
+
+    store.set("k", b"v", 60)
+    connections = [store._connection() for _ in range(5)]  # five round trips at once, as under load
+    for connection in connections:
+        connection.connect()
+    store._idle.extend(connections)
+    own_redis.restart()
+    assert store.get_many(["k"]) == [None]  # a dead socket: Redis is unavailable for one interval
+    assert not store.available()
+    time.sleep(store.circuit.retry_seconds + 0.05)
+    assert store.add("k", b"again", 60)  # the try after the interval reaches the new (empty) server
+    assert store.available()
+    assert store.get_many(["k"]) == [b"again"]

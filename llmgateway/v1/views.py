@@ -8,6 +8,7 @@ against the database once it is 5 seconds old (one query, see auth.py).
 
 import json
 import logging
+from functools import wraps
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
@@ -18,7 +19,7 @@ from corporate.views import database_unavailable
 from llmgateway import auth, metering, registry
 from llmgateway.cache import deferred
 from llmgateway.gateway import Completion, GatewayError, entry
-from llmgateway.gateway.validation import is_model_name
+from llmgateway.gateway.validation import is_model_name, validate_embedding_fields
 
 log = logging.getLogger("llmgateway")
 # One encoder for every answer and streamed chunk: json.dumps with separators builds a new one per call.
@@ -177,10 +178,27 @@ def _chat_completions(request):
     )
 
 
-@csrf_exempt
+def _readable(view):
+    """A GET address: HEAD answers as GET does, headers and Content-Length, without the body; others get 405."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            return error_response(
+                GatewayError(405, "Use GET.", code="method_not_allowed", headers={"Allow": "GET, HEAD"})
+            )
+        response = view(request, *args, **kwargs)
+        if request.method == "HEAD":
+            length = len(response.content)
+            response.content = b""
+            response["Content-Length"] = str(length)
+        return response
+
+    return csrf_exempt(wrapped)
+
+
+@_readable
 def models(request):
-    if request.method != "GET":
-        return error_response(GatewayError(405, "Use GET.", code="method_not_allowed", headers={"Allow": "GET"}))
     try:
         entry.authenticate(_digest(request))
     except GatewayError as error:
@@ -188,11 +206,9 @@ def models(request):
     return JsonResponse({"object": "list", "data": model_list()})
 
 
-@csrf_exempt
+@_readable
 def model_detail(request, model):
     """GET /v1/models/<name>: one model of the list, or 404 `model_not_found`."""
-    if request.method != "GET":
-        return error_response(GatewayError(405, "Use GET.", code="method_not_allowed", headers={"Allow": "GET"}))
     try:
         entry.authenticate(_digest(request))
         for item in model_list():
@@ -268,6 +284,7 @@ def _embeddings(request):
     body = _read_json(request)
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.")
+    validate_embedding_fields(body)
     texts = body.get("input")
     if isinstance(texts, str):
         texts = [texts]
