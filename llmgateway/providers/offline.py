@@ -467,6 +467,12 @@ STANDOUT_CANDIDATES = 4  # with fewer candidates (a short document) there is not
 # by this much) lets a sentence through whose static score (shared words, static meaning) is as low as
 # STRONG_FLOOR: a paraphrase shares few words with its answer, which the contextual model still reads.
 STRONG_COSINE, STRONG_STANDOUT, STRONG_FLOOR = 0.65, 0.15, 0.30
+# Corroborated evidence: the closest sentence standing out by STRONG_STANDOUT, at least CORROBORATED_COSINE near
+# the question, with another sentence of the same passage within CORROBORATED_GAP of it, lets a sentence through
+# from STRONG_FLOOR as well. A passage about what was asked says it more than once ("… can never be reused. In
+# order to publish the package again, you must use a new version number."); where the documents lack it, the
+# nearest sentences are near-misses of different passages, or one sentence well ahead of its neighbours.
+CORROBORATED_COSINE, CORROBORATED_GAP = 0.5, 0.02
 # Scattered evidence: when MAX_QUOTES sentences of more than one passage score within SECOND_SENTENCE of
 # the best, the passages hold several half-answers rather than one answer, and the closest sentence must
 # stand out by this much (rather than STANDOUT).
@@ -830,6 +836,7 @@ def judge(question, scored, passages):
     if counted and margin < STANDOUT:
         return scored, math.inf, ANSWER_THRESHOLD, margin  # nothing stands out: refused
     strong = counted and ordered[0] >= STRONG_COSINE and margin >= STRONG_STANDOUT
+    strong = strong or (counted and margin >= STRONG_STANDOUT and _corroborated(scored, headed))
     floor = STRONG_FLOOR if strong else ANSWER_THRESHOLD
     judged = [
         Candidate(item.score + W_CONTEXTUAL * max(a, b), item.passage, item.order, item.label, item.text)
@@ -837,6 +844,17 @@ def judge(question, scored, passages):
     ]
     judged.sort(key=lambda c: (c.score, -c.passage, -c.order), reverse=True)
     return judged + list(scored[len(judged) :]), CONTEXTUAL_THRESHOLD, floor, margin if counted else math.inf
+
+
+def _corroborated(scored, headed):
+    """Whether the closest sentence (by the contextual model, under its heading) is at least
+    CORROBORATED_COSINE near the question and another sentence of its passage is as near, within
+    CORROBORATED_GAP: the passage says it twice (a rule and its consequence)."""
+    best = max(range(len(headed)), key=headed.__getitem__)
+    return headed[best] >= CORROBORATED_COSINE and any(
+        i != best and scored[i].passage == scored[best].passage and headed[best] - headed[i] <= CORROBORATED_GAP
+        for i in range(len(headed))
+    )
 
 
 def _nearest(passages, scored, limit=2):
