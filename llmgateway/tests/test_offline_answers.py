@@ -184,6 +184,23 @@ def test_a_strong_contextual_verdict_lets_a_paraphrase_with_few_shared_words_thr
     assert ask(question, REPORTING).startswith("I couldn't find this in the Helpdesk’s documents.")
 
 
+def test_a_passage_saying_the_answer_twice_lets_a_paraphrase_through(monkeypatch):
+    question = "How soon will someone get back to me about a vulnerability?"
+    others = {"Include": 0.3, "Encrypt": 0.3, "Do not": 0.35}
+    # Two sentences of the passage about equally near (0.6, 0.59), well ahead of the rest: answered, though
+    # neither verdict alone is strong.
+    judged_as(monkeypatch, {"Once": 0.6, "Reports": 0.59, **others})
+    assert "within three working days [1]." in ask(question, REPORTING)
+    # The second one clearly farther (0.5): one near sentence alone, under the static floor: refused.
+    judged_as(monkeypatch, {"Once": 0.6, "Reports": 0.5, **others})
+    assert ask(question, REPORTING).startswith("I couldn't find this")
+    # As near, but in another passage (another document's near-miss): no corroboration, refused.
+    elsewhere = ("Security, Advisories", "Reports of fixed issues are published as advisories.")
+    judged_as(monkeypatch, {"Once": 0.6, "Reports": 0.59, **others})
+    split = ("Security, Reporting", REPORTING[1].replace(" Reports are read by the security team.", ""))
+    assert ask(question, split, elsewhere).startswith("I couldn't find this")
+
+
 LISTS = (
     ("Lists, Announcements", "The announcements list carries security advisories and release notes."),
     ("Lists, Developers", "The developers list discusses how the code changes between releases."),
