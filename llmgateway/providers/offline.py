@@ -231,7 +231,7 @@ def _unwrap(lines):
     # Hard-wrapped text (plain text, reStructuredText, a PDF's lines) has no line longer than about 100
     # characters; a record ("Name: value; Other: value") is a line of its own.
     wrapped = max((len(line) for line in lines), default=0) <= WRAP_WIDTH
-    for line in lines:
+    for at, line in enumerate(lines):
         if len(line) > MARKUP_LINE:
             out.append((line, False, True))
             continue
@@ -244,6 +244,9 @@ def _unwrap(lines):
         atx = _ATX_HEADING.match(line)
         if atx:
             out.append((_heading(atx.group(1)), True, False))
+            continue
+        if _labels_list(lines, at):
+            out.append((line.strip(), True, False))
             continue
         directive = _RST_DIRECTIVE.match(line)
         if directive:
@@ -267,6 +270,21 @@ def _unwrap(lines):
             continue
         out.append((line, False, False))
     return [(line if done else plain(line), is_heading) for line, is_heading, done in out]
+
+
+def _labels_list(lines, at):
+    """Whether lines[at] is a label over a list: a short line of its own after a blank line (or first),
+    not a sentence, not a list item or table row itself, with a list item right below it."""
+    line = lines[at].strip()
+    return (
+        0 < len(line.split()) <= LABEL_WORDS
+        and (at == 0 or not lines[at - 1].strip())
+        and at + 1 < len(lines)
+        and _LIST_ITEM.match(lines[at + 1]) is not None
+        and not _LABEL_END.search(line)
+        and not _LIST_ITEM.match(lines[at])
+        and _cells(line) is None
+    )
 
 
 def _indent(line):
@@ -414,6 +432,19 @@ _CONTACT = re.compile(r"\d{2,}|@|https?://|www\.|\.\w{2,3}/|\b(street|road|avenu
 _NAMES_NO_SUBJECT = re.compile(
     r"^(an?|this|these|it|they|here|both)\b|\bthis (list|section|page|team|role|group)\b", re.I
 )
+# A sentence that opens with its verb ("Runs before the package is packed.", "Does not run during publish."),
+# as the items under a term do: the term, its heading, is its subject. Not a plural subject ("Scopes have …").
+_OPENS_WITH_VERB = re.compile(
+    r"^(does|do not|is|are|has|can|will|must|may|should)\b|^[A-Z][a-z]{2,}s (?!(are|were|have|had|can|could|will|"
+    r"would|may|might|must|should|need|do|don't|of|in|on|for|to|the|and|or|that|which|with|by|from|as|at)\b)"
+)
+# A line that is all bold ("**prepublishOnly**"): a term heading what follows, as Markdown pages without
+# heading levels for each item write it.
+# A label over a list: a short line of its own, no sentence, right above list items ("prepublishOnly" over
+# "* Runs BEFORE the package is packed, ONLY on npm publish."), as pages whose items have no heading level
+# write a term and what it does. A bold sentence ("You must never enable debug.") is no label.
+LABEL_WORDS = 4
+_LABEL_END = re.compile(r"[.!?:;,]\**$")
 # "What should I do …", "How do I …": an instruction answers it ("Call the helpdesk …", "You should …").
 _ASKS_ACTION = re.compile(
     r"\bwhat (should|do|must|can|shall) (i|we|you|they|staff|employees)\b.*\bdo\b|\bhow (do|can|should|must) (i|we)\b",
@@ -710,7 +741,7 @@ def answer(messages):
     for position, item in enumerate(ordered):
         last_of_passage = position + 1 == len(ordered) or ordered[position + 1].passage != item.passage
         text = " ".join(item.text.split())
-        if _NAMES_NO_SUBJECT.search(text):
+        if _NAMES_NO_SUBJECT.search(text) or _OPENS_WITH_VERB.search(text):
             if item.passage not in sections:
                 sections[item.passage] = []
                 passage_parts(passages[item.passage][1], passages[item.passage][2], sections[item.passage])

@@ -311,3 +311,44 @@ def test_an_answer_sharing_only_words_every_passage_holds_needs_stronger_evidenc
     assert not offline._only_common_words(
         "Who designed the Acme logo?", [("1", ACME[2][1], ""), ("2", ACME[0][1], "")], ACME[2][1]
     )
+
+
+HOOKS = """Life cycle scripts
+
+Scripts run at these points of a package's life.
+
+prepare
+* Runs before the package is packed and on a local install.
+
+prepublishOnly
+* Runs before the package is prepared and packed, only on publish.
+
+prepack
+* Runs before a tarball is packed, on pack and on publish.
+"""
+
+
+def test_a_label_over_a_list_names_the_items_it_heads():
+    sections = []
+    _, parts = offline.passage_parts(HOOKS, "Scripts", sections)
+    # The short lines above the lists head their items; they are no candidate answers.
+    assert "prepublishOnly" not in parts
+    assert sections[parts.index("Runs before the package is prepared and packed, only on publish.")] == "prepublishOnly"
+    # An item that opens with its verb is quoted with its label, the subject it lacks.
+    text = ask("Which script runs only when I publish?", ("Scripts", HOOKS))
+    assert "prepublishOnly: Runs before the package is prepared and packed, only on publish" in text
+
+
+def test_a_short_line_that_is_a_sentence_or_has_no_list_below_is_no_label():
+    body = "Notes\n\nAll done.\n* Runs nightly.\n\nprepack\nRuns before a tarball is packed."
+    sections = []
+    _, parts = offline.passage_parts(body, "Scripts", sections)
+    assert "All done." in parts  # a sentence, though short and over a list
+    assert sections[parts.index("Runs before a tarball is packed.")] == ""  # no list item below "prepack"
+
+
+def test_a_sentence_opening_with_its_verb_is_told_from_one_with_a_plural_subject():
+    assert offline._OPENS_WITH_VERB.search("Runs before a tarball is packed.")
+    assert offline._OPENS_WITH_VERB.search("Does not run during publish.")
+    assert not offline._OPENS_WITH_VERB.search("Scopes have a many-to-one relationship with registries.")
+    assert not offline._OPENS_WITH_VERB.search("Packages can be published under a scope.")
