@@ -693,8 +693,9 @@ def answer(messages):
     best = scored[0].score
     tied = [item for item in scored[:MAX_QUOTES] if item.score >= best * SECOND_SENTENCE]
     kind = _answer_kind(question)
-    # One of them alone holding the amount asked for ("how long …": "after one week") answers; no tie.
-    amounts = [i for i in tied if kind in (_NUMBER, _FREQUENCY) and kind.search(_PRONOUN_ONE.sub("", i.text))]
+    # One of them alone holding what the question asks for (the amount of "how long …": "after one week";
+    # what may be done for "Can I …": "should not be placed") answers; no tie.
+    amounts = [i for i in tied if kind is not None and kind.search(_PRONOUN_ONE.sub("", i.text))]
     scattered = len(tied) == MAX_QUOTES and len({i.passage for i in tied}) > 1 and len(amounts) != 1
     if contextual and scattered and standout < SCATTERED_STANDOUT:
         return refusal(scope, _nearest(passages, scored))  # several half-answers in several passages

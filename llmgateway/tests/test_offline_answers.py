@@ -282,6 +282,32 @@ def test_among_tied_half_answers_the_one_holding_the_amount_asked_for_answers(mo
     assert text.startswith("I couldn't find this in the Helpdesk’s documents.")
 
 
+SETTINGS = (
+    ("Config, Custom keys", "Settings for other tools should not be placed in your config file."),
+    ("Config, Files", "Settings for other tools are read from your config file by those tools."),
+    ("Config, Tools", "Settings for other tools also live in environment variables beside your config file."),
+    ("Config, Builtin", "The builtin config file is kept across updates."),
+)
+
+
+def test_among_tied_half_answers_the_one_saying_what_is_allowed_answers(monkeypatch):
+    question = "Can I keep settings for other tools in my config file?"
+    # Three sentences of three passages tie, the closest standing out by 0.10 only; "Can I" asks what is
+    # allowed, and one of them alone says it ("should not be placed"): answered.
+    cosines = {
+        "Settings for other tools should": 0.6,
+        "Settings for other tools are": 0.62,
+        "Settings for other tools also": 0.66,
+        "The builtin": 0.45,
+    }
+    judged_as(monkeypatch, cosines)
+    assert "should not be placed in your config file [1]" in ask(question, *SETTINGS)
+    # Where none of them says it, the same tie is several half-answers: refused.
+    vague = ("Config, Custom keys", "Settings for other tools are placed in your config file.")
+    judged_as(monkeypatch, {**cosines, "Settings for other tools are placed": 0.6})
+    assert ask(question, vague, *SETTINGS[1:]).startswith("I couldn't find this")
+
+
 ACME = (
     ("Acme, Releases", "Acme publishes a new release every three months. Each Acme release is announced on the list."),
     ("Acme, Support", "Acme supports only the latest release. Bugs in older Acme releases are closed."),
