@@ -231,7 +231,7 @@ def _unwrap(lines):
     # Hard-wrapped text (plain text, reStructuredText, a PDF's lines) has no line longer than about 100
     # characters; a record ("Name: value; Other: value") is a line of its own.
     wrapped = max((len(line) for line in lines), default=0) <= WRAP_WIDTH
-    for line in lines:
+    for at, line in enumerate(lines):
         if len(line) > MARKUP_LINE:
             out.append((line, False, True))
             continue
@@ -244,6 +244,9 @@ def _unwrap(lines):
         atx = _ATX_HEADING.match(line)
         if atx:
             out.append((_heading(atx.group(1)), True, False))
+            continue
+        if _labels_list(lines, at):
+            out.append((line.strip(), True, False))
             continue
         directive = _RST_DIRECTIVE.match(line)
         if directive:
@@ -267,6 +270,21 @@ def _unwrap(lines):
             continue
         out.append((line, False, False))
     return [(line if done else plain(line), is_heading) for line, is_heading, done in out]
+
+
+def _labels_list(lines, at):
+    """Whether lines[at] is a label over a list: a short line of its own after a blank line (or first),
+    not a sentence, not a list item or table row itself, with a list item right below it."""
+    line = lines[at].strip()
+    return (
+        0 < len(line.split()) <= LABEL_WORDS
+        and (at == 0 or not lines[at - 1].strip())
+        and at + 1 < len(lines)
+        and _LIST_ITEM.match(lines[at + 1]) is not None
+        and not _LABEL_END.search(line)
+        and not _LIST_ITEM.match(lines[at])
+        and _cells(line) is None
+    )
 
 
 def _indent(line):
@@ -414,6 +432,19 @@ _CONTACT = re.compile(r"\d{2,}|@|https?://|www\.|\.\w{2,3}/|\b(street|road|avenu
 _NAMES_NO_SUBJECT = re.compile(
     r"^(an?|this|these|it|they|here|both)\b|\bthis (list|section|page|team|role|group)\b", re.I
 )
+# A sentence that opens with its verb ("Runs before the package is packed.", "Does not run during publish."),
+# as the items under a term do: the term, its heading, is its subject. Not a plural subject ("Scopes have …").
+_OPENS_WITH_VERB = re.compile(
+    r"^(does|do not|is|are|has|can|will|must|may|should)\b|^[A-Z][a-z]{2,}s (?!(are|were|have|had|can|could|will|"
+    r"would|may|might|must|should|need|do|don't|of|in|on|for|to|the|and|or|that|which|with|by|from|as|at)\b)"
+)
+# A line that is all bold ("**prepublishOnly**"): a term heading what follows, as Markdown pages without
+# heading levels for each item write it.
+# A label over a list: a short line of its own, no sentence, right above list items ("prepublishOnly" over
+# "* Runs BEFORE the package is packed, ONLY on npm publish."), as pages whose items have no heading level
+# write a term and what it does. A bold sentence ("You must never enable debug.") is no label.
+LABEL_WORDS = 4
+_LABEL_END = re.compile(r"[.!?:;,]\**$")
 # "What should I do …", "How do I …": an instruction answers it ("Call the helpdesk …", "You should …").
 _ASKS_ACTION = re.compile(
     r"\bwhat (should|do|must|can|shall) (i|we|you|they|staff|employees)\b.*\bdo\b|\bhow (do|can|should|must) (i|we)\b",
@@ -467,6 +498,12 @@ STANDOUT_CANDIDATES = 4  # with fewer candidates (a short document) there is not
 # by this much) lets a sentence through whose static score (shared words, static meaning) is as low as
 # STRONG_FLOOR: a paraphrase shares few words with its answer, which the contextual model still reads.
 STRONG_COSINE, STRONG_STANDOUT, STRONG_FLOOR = 0.65, 0.15, 0.30
+# Corroborated evidence: the closest sentence standing out by STRONG_STANDOUT, at least CORROBORATED_COSINE near
+# the question, with another sentence of the same passage within CORROBORATED_GAP of it, lets a sentence through
+# from STRONG_FLOOR as well. A passage about what was asked says it more than once ("… can never be reused. In
+# order to publish the package again, you must use a new version number."); where the documents lack it, the
+# nearest sentences are near-misses of different passages, or one sentence well ahead of its neighbours.
+CORROBORATED_COSINE, CORROBORATED_GAP = 0.5, 0.02
 # Scattered evidence: when MAX_QUOTES sentences of more than one passage score within SECOND_SENTENCE of
 # the best, the passages hold several half-answers rather than one answer, and the closest sentence must
 # stand out by this much (rather than STANDOUT).
@@ -656,8 +693,9 @@ def answer(messages):
     best = scored[0].score
     tied = [item for item in scored[:MAX_QUOTES] if item.score >= best * SECOND_SENTENCE]
     kind = _answer_kind(question)
-    # One of them alone holding the amount asked for ("how long …": "after one week") answers; no tie.
-    amounts = [i for i in tied if kind in (_NUMBER, _FREQUENCY) and kind.search(_PRONOUN_ONE.sub("", i.text))]
+    # One of them alone holding what the question asks for (the amount of "how long …": "after one week";
+    # what may be done for "Can I …": "should not be placed") answers; no tie.
+    amounts = [i for i in tied if kind is not None and kind.search(_PRONOUN_ONE.sub("", i.text))]
     scattered = len(tied) == MAX_QUOTES and len({i.passage for i in tied}) > 1 and len(amounts) != 1
     if contextual and scattered and standout < SCATTERED_STANDOUT:
         return refusal(scope, _nearest(passages, scored))  # several half-answers in several passages
@@ -704,7 +742,7 @@ def answer(messages):
     for position, item in enumerate(ordered):
         last_of_passage = position + 1 == len(ordered) or ordered[position + 1].passage != item.passage
         text = " ".join(item.text.split())
-        if _NAMES_NO_SUBJECT.search(text):
+        if _NAMES_NO_SUBJECT.search(text) or _OPENS_WITH_VERB.search(text):
             if item.passage not in sections:
                 sections[item.passage] = []
                 passage_parts(passages[item.passage][1], passages[item.passage][2], sections[item.passage])
@@ -830,6 +868,7 @@ def judge(question, scored, passages):
     if counted and margin < STANDOUT:
         return scored, math.inf, ANSWER_THRESHOLD, margin  # nothing stands out: refused
     strong = counted and ordered[0] >= STRONG_COSINE and margin >= STRONG_STANDOUT
+    strong = strong or (counted and margin >= STRONG_STANDOUT and _corroborated(scored, headed))
     floor = STRONG_FLOOR if strong else ANSWER_THRESHOLD
     judged = [
         Candidate(item.score + W_CONTEXTUAL * max(a, b), item.passage, item.order, item.label, item.text)
@@ -837,6 +876,17 @@ def judge(question, scored, passages):
     ]
     judged.sort(key=lambda c: (c.score, -c.passage, -c.order), reverse=True)
     return judged + list(scored[len(judged) :]), CONTEXTUAL_THRESHOLD, floor, margin if counted else math.inf
+
+
+def _corroborated(scored, headed):
+    """Whether the closest sentence (by the contextual model, under its heading) is at least
+    CORROBORATED_COSINE near the question and another sentence of its passage is as near, within
+    CORROBORATED_GAP: the passage says it twice (a rule and its consequence)."""
+    best = max(range(len(headed)), key=headed.__getitem__)
+    return headed[best] >= CORROBORATED_COSINE and any(
+        i != best and scored[i].passage == scored[best].passage and headed[best] - headed[i] <= CORROBORATED_GAP
+        for i in range(len(headed))
+    )
 
 
 def _nearest(passages, scored, limit=2):

@@ -184,6 +184,23 @@ def test_a_strong_contextual_verdict_lets_a_paraphrase_with_few_shared_words_thr
     assert ask(question, REPORTING).startswith("I couldn't find this in the Helpdesk’s documents.")
 
 
+def test_a_passage_saying_the_answer_twice_lets_a_paraphrase_through(monkeypatch):
+    question = "How soon will someone get back to me about a vulnerability?"
+    others = {"Include": 0.3, "Encrypt": 0.3, "Do not": 0.35}
+    # Two sentences of the passage about equally near (0.6, 0.59), well ahead of the rest: answered, though
+    # neither verdict alone is strong.
+    judged_as(monkeypatch, {"Once": 0.6, "Reports": 0.59, **others})
+    assert "within three working days [1]." in ask(question, REPORTING)
+    # The second one clearly farther (0.5): one near sentence alone, under the static floor: refused.
+    judged_as(monkeypatch, {"Once": 0.6, "Reports": 0.5, **others})
+    assert ask(question, REPORTING).startswith("I couldn't find this")
+    # As near, but in another passage (another document's near-miss): no corroboration, refused.
+    elsewhere = ("Security, Advisories", "Reports of fixed issues are published as advisories.")
+    judged_as(monkeypatch, {"Once": 0.6, "Reports": 0.59, **others})
+    split = ("Security, Reporting", REPORTING[1].replace(" Reports are read by the security team.", ""))
+    assert ask(question, split, elsewhere).startswith("I couldn't find this")
+
+
 LISTS = (
     ("Lists, Announcements", "The announcements list carries security advisories and release notes."),
     ("Lists, Developers", "The developers list discusses how the code changes between releases."),
@@ -265,6 +282,32 @@ def test_among_tied_half_answers_the_one_holding_the_amount_asked_for_answers(mo
     assert text.startswith("I couldn't find this in the Helpdesk’s documents.")
 
 
+SETTINGS = (
+    ("Config, Custom keys", "Settings for other tools should not be placed in your config file."),
+    ("Config, Files", "Settings for other tools are read from your config file by those tools."),
+    ("Config, Tools", "Settings for other tools also live in environment variables beside your config file."),
+    ("Config, Builtin", "The builtin config file is kept across updates."),
+)
+
+
+def test_among_tied_half_answers_the_one_saying_what_is_allowed_answers(monkeypatch):
+    question = "Can I keep settings for other tools in my config file?"
+    # Three sentences of three passages tie, the closest standing out by 0.10 only; "Can I" asks what is
+    # allowed, and one of them alone says it ("should not be placed"): answered.
+    cosines = {
+        "Settings for other tools should": 0.6,
+        "Settings for other tools are": 0.62,
+        "Settings for other tools also": 0.66,
+        "The builtin": 0.45,
+    }
+    judged_as(monkeypatch, cosines)
+    assert "should not be placed in your config file [1]" in ask(question, *SETTINGS)
+    # Where none of them says it, the same tie is several half-answers: refused.
+    vague = ("Config, Custom keys", "Settings for other tools are placed in your config file.")
+    judged_as(monkeypatch, {**cosines, "Settings for other tools are placed": 0.6})
+    assert ask(question, vague, *SETTINGS[1:]).startswith("I couldn't find this")
+
+
 ACME = (
     ("Acme, Releases", "Acme publishes a new release every three months. Each Acme release is announced on the list."),
     ("Acme, Support", "Acme supports only the latest release. Bugs in older Acme releases are closed."),
@@ -294,3 +337,44 @@ def test_an_answer_sharing_only_words_every_passage_holds_needs_stronger_evidenc
     assert not offline._only_common_words(
         "Who designed the Acme logo?", [("1", ACME[2][1], ""), ("2", ACME[0][1], "")], ACME[2][1]
     )
+
+
+HOOKS = """Life cycle scripts
+
+Scripts run at these points of a package's life.
+
+prepare
+* Runs before the package is packed and on a local install.
+
+prepublishOnly
+* Runs before the package is prepared and packed, only on publish.
+
+prepack
+* Runs before a tarball is packed, on pack and on publish.
+"""
+
+
+def test_a_label_over_a_list_names_the_items_it_heads():
+    sections = []
+    _, parts = offline.passage_parts(HOOKS, "Scripts", sections)
+    # The short lines above the lists head their items; they are no candidate answers.
+    assert "prepublishOnly" not in parts
+    assert sections[parts.index("Runs before the package is prepared and packed, only on publish.")] == "prepublishOnly"
+    # An item that opens with its verb is quoted with its label, the subject it lacks.
+    text = ask("Which script runs only when I publish?", ("Scripts", HOOKS))
+    assert "prepublishOnly: Runs before the package is prepared and packed, only on publish" in text
+
+
+def test_a_short_line_that_is_a_sentence_or_has_no_list_below_is_no_label():
+    body = "Notes\n\nAll done.\n* Runs nightly.\n\nprepack\nRuns before a tarball is packed."
+    sections = []
+    _, parts = offline.passage_parts(body, "Scripts", sections)
+    assert "All done." in parts  # a sentence, though short and over a list
+    assert sections[parts.index("Runs before a tarball is packed.")] == ""  # no list item below "prepack"
+
+
+def test_a_sentence_opening_with_its_verb_is_told_from_one_with_a_plural_subject():
+    assert offline._OPENS_WITH_VERB.search("Runs before a tarball is packed.")
+    assert offline._OPENS_WITH_VERB.search("Does not run during publish.")
+    assert not offline._OPENS_WITH_VERB.search("Scopes have a many-to-one relationship with registries.")
+    assert not offline._OPENS_WITH_VERB.search("Packages can be published under a scope.")
