@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from llmgateway.providers.base import Provider, chunk_dict, completion_id, response_dict
+from llmgateway.providers.base import Provider, chunk_dict, chunks_from_response, completion_id, response_dict
 
 NO_MODEL = (
     "No generative model is configured, and no passages were supplied to answer from. "
@@ -902,16 +902,23 @@ def _nearest(passages, scored, limit=2):
 
 
 class OfflineProvider(Provider):
-    def _usage(self, request, text):
+    def _usage(self, request, text, choices=1):
         prompt = sum(estimate_tokens(_text(m.get("content"))) + 4 for m in request.get("messages", []))
-        completion = estimate_tokens(text)
+        completion = estimate_tokens(text) * choices
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def complete(self, request, deadline=None):
-        text = answer(request.get("messages") or [])
-        return response_dict(self.spec.name, text, self._usage(request, text))
+        """The answer; with n above 1, n choices (the answerer is deterministic: the same text in each)."""
+        text, choices = answer(request.get("messages") or []), request.get("n") or 1
+        response = response_dict(self.spec.name, text, self._usage(request, text, choices))
+        first = response["choices"][0]
+        response["choices"] = [{**first, "index": i, "message": dict(first["message"])} for i in range(choices)]
+        return response
 
     def stream(self, request, deadline=None):
+        if (request.get("n") or 1) > 1:
+            yield from chunks_from_response(self.complete(request, deadline))  # each choice's chunks by index
+            return
         text = answer(request.get("messages") or [])
         id_, created, model = completion_id(), int(time.time()), self.spec.name
         yield chunk_dict(id_, created, model, {"role": "assistant", "content": ""})

@@ -378,3 +378,22 @@ def test_a_sentence_opening_with_its_verb_is_told_from_one_with_a_plural_subject
     assert offline._OPENS_WITH_VERB.search("Does not run during publish.")
     assert not offline._OPENS_WITH_VERB.search("Scopes have a many-to-one relationship with registries.")
     assert not offline._OPENS_WITH_VERB.search("Packages can be published under a scope.")
+
+
+def test_n_choices_whole_and_streamed():
+    """An OpenAI client asking for n answers gets n choices, each with its index, whole or streamed."""
+    from llmgateway.providers.offline import OfflineProvider
+    from llmgateway.registry import ModelSpec
+
+    provider = OfflineProvider(ModelSpec(name="offline", provider="offline"))
+    request = {"messages": [{"role": "user", "content": "hello"}], "n": 3}
+    one = provider.complete({"messages": request["messages"]})
+    three = provider.complete(request)
+    assert [c["index"] for c in three["choices"]] == [0, 1, 2]
+    assert {c["message"]["content"] for c in three["choices"]} == {one["choices"][0]["message"]["content"]}
+    assert three["usage"]["completion_tokens"] == 3 * one["usage"]["completion_tokens"]
+    texts = {}
+    for chunk in provider.stream({**request, "n": 2}):
+        for choice in chunk["choices"]:
+            texts[choice["index"]] = texts.get(choice["index"], "") + (choice["delta"].get("content") or "")
+    assert texts == {0: one["choices"][0]["message"]["content"], 1: one["choices"][0]["message"]["content"]}
