@@ -11,11 +11,13 @@ removal, scopes, scripts, folders, installation, `.npmrc`, and the `unpublish`,
 each is uploaded under its own name, YAML front matter and all, as npm ships it.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from installed_docs import main  # noqa: E402
+
 FILES = [
     "using-npm/developers.md",
     "using-npm/logging.md",
@@ -33,19 +35,11 @@ FILES = [
 ]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", type=Path, default=Path("/usr/lib/node_modules/npm/docs/content"))
-    parser.add_argument("--out", type=Path, default=ROOT / "var" / "corpora" / "npm-docs")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        path = args.source / name
-        if not path.exists():
-            sys.exit(f"missing {path} (install npm, e.g. with NodeSource's nodejs package)")
-        (args.out / Path(name).name).write_bytes(path.read_bytes())
-    print(f"{len(FILES)} files in {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    main(
+        __doc__,
+        FILES,
+        "/usr/lib/node_modules/npm/docs/content",
+        "npm-docs",
+        "install npm, e.g. with NodeSource's nodejs package",
+    )

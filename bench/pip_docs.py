@@ -10,12 +10,13 @@ issue triage, the user guide) are a handbook that nobody here wrote, about softw
 than people; each is uploaded under its own name (`.rst` as plain text).
 """
 
-import argparse
-import gzip
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from installed_docs import main  # noqa: E402
+
 FILES = [
     "installation.md",
     "user_guide.rst",
@@ -33,23 +34,5 @@ FILES = [
 ]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", type=Path, default=Path("/usr/share/doc/python3-pip/html"))
-    parser.add_argument("--out", type=Path, default=ROOT / "var" / "corpora" / "pip-docs")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        plain, packed = args.source / name, args.source / f"{name}.gz"
-        if plain.exists():
-            data = plain.read_bytes()
-        elif packed.exists():
-            data = gzip.decompress(packed.read_bytes())
-        else:
-            sys.exit(f"missing {plain} (install Debian's python3-pip package)")
-        (args.out / Path(name).name).write_bytes(data)
-    print(f"{len(FILES)} files in {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, FILES, "/usr/share/doc/python3-pip/html", "pip-docs", "install Debian's python3-pip package")

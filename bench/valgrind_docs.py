@@ -10,11 +10,13 @@ packagers) are reference pages for software that nobody here wrote; each is uplo
 its own name as Debian ships it, navigation links and all.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from installed_docs import main  # noqa: E402
+
 FILES = [
     "quick-start.html",
     "faq.html",
@@ -23,19 +25,5 @@ FILES = [
 ]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", type=Path, default=Path("/usr/share/doc/valgrind/html"))
-    parser.add_argument("--out", type=Path, default=ROOT / "var" / "corpora" / "valgrind-docs")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        path = args.source / name
-        if not path.exists():
-            sys.exit(f"missing {path} (install Debian's valgrind package)")
-        (args.out / name).write_bytes(path.read_bytes())
-    print(f"{len(FILES)} files in {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, FILES, "/usr/share/doc/valgrind/html", "valgrind-docs", "install Debian's valgrind package")

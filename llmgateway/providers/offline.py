@@ -438,8 +438,6 @@ _OPENS_WITH_VERB = re.compile(
     r"^(does|do not|is|are|has|can|will|must|may|should)\b|^[A-Z][a-z]{2,}s (?!(are|were|have|had|can|could|will|"
     r"would|may|might|must|should|need|do|don't|of|in|on|for|to|the|and|or|that|which|with|by|from|as|at)\b)"
 )
-# A line that is all bold ("**prepublishOnly**"): a term heading what follows, as Markdown pages without
-# heading levels for each item write it.
 # A label over a list: a short line of its own, no sentence, right above list items ("prepublishOnly" over
 # "* Runs BEFORE the package is packed, ONLY on npm publish."), as pages whose items have no heading level
 # write a term and what it does. A bold sentence ("You must never enable debug.") is no label.
