@@ -43,7 +43,28 @@ def _use_the_site(signed_in, key, member, requests=20):
 
 
 @pytest.fixture
-def site(redis_cache, client_for, member, workspace, settings):
+def one_thread(monkeypatch):
+    """The processes' periodic writes (usage records, statistics, metrics) run in the request's thread.
+
+    Their background threads would otherwise write while a request waits out the first timeout, each
+    on a connection of its own, and what Redis counts would depend on the threads' timing.
+    """
+    from corporate.background import Flusher
+    from corporate.observability import middleware, timeline
+    from llmgateway.cache import stats
+    from llmgateway.metering import records
+
+    for module in (middleware, timeline, stats, records):
+        flusher = module._flusher
+        assert isinstance(flusher, Flusher)
+        job = flusher.job
+        monkeypatch.setattr(flusher, "job", lambda woken: None)  # a running thread's next turns do nothing
+        monkeypatch.setattr(flusher, "wake", lambda job=job: job(True))
+        monkeypatch.setattr(flusher, "start", lambda: None)
+
+
+@pytest.fixture
+def site(one_thread, redis_cache, client_for, member, workspace, settings):
     from llmgateway.models import ApiKey
 
     settings.REDIS_RETRY_SECONDS = 30  # the whole test is one interval
