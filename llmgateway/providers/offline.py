@@ -35,14 +35,18 @@ _ID_RE = re.compile(r"""\b(?:id|name|title|source)\s*=\s*["']([^"']{1,80})["']""
 _LABEL_RE = re.compile(r"^\s*\[([^\[\]\n]{1,80})\]\s*(.*)$")
 _QUESTION_RE = re.compile(r"(?:^|\n)[^\S\n]*(?:question|q)[^\S\n]*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 # Sentence ends; blank lines; list items; and a line that starts with a capital (a heading,
-# a table or CSV row) — but not a line a PDF wrapped mid-sentence, which goes on in lower case.
+# a table or CSV row) — but not a line a PDF wrapped mid-sentence, which goes on in lower case, and not after
+# an abbreviation ("ie.", "e.g.", "cf.", "vs.") that a capital or a quotation follows.
 # Every pattern of this module runs on text a caller supplies: none may hold two quantifiers that
 # can take the same characters in turn (`\s*` after `.+?`, `\s*` before `\s*`), which backtracks
 # in time quadratic or cubic in a line's length; trailing spaces are stripped in Python instead.
 _SENTENCE_RE = re.compile(
-    r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[^\S\n]*(?:[-*•+]|\d{1,2}[.)]|#\.)\s)|\n(?=[A-Z])"
+    r"(?<=[.!?])(?<!\bie\.)(?<!\beg\.)(?<!\bi\.e\.)(?<!\be\.g\.)(?<!\bcf\.)(?<!\bvs\.)\s+(?=[A-Z0-9\"'(\[])"
+    r"|\n{2,}|\n(?=[^\S\n]*(?:[-*•+]|\d{1,2}[.)]|#\.)\s)|\n(?=[A-Z])"
 )
 _NUMBERED = re.compile(r"^(\d{1,2}[.)]|#\.)\s+")
+_LETTER = re.compile(r"[^\W\d_]")
+_ENDS = re.compile(r"[.!?][\"')\]”’]*\s*$")  # a sentence's end, after any closing quote or bracket
 _WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below between
@@ -153,7 +157,7 @@ def split_question_and_passages(messages):
 
 def sentences(text):
     parts = (_NUMBERED.sub("", s.strip(" \n\t-*•+")) for s in _SENTENCE_RE.split(text) if s)
-    return [s for s in parts if len(s.strip()) > 2]
+    return [s for s in parts if len(s.strip()) > 2 and _LETTER.search(s)]  # not a bare number ("3.1.")
 
 
 _TABLE_RULE = re.compile(r"^\s*(?:\|\s*)?:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*(?:\|\s*)?$")
@@ -350,8 +354,9 @@ def passage_parts(body, source="", sections=None):
             if line.strip():  # a blank line does not end a table; text does
                 header = None
             if line.strip().endswith("?") and len(line.split()) < 20 and (not prose or not prose[-1].strip()):
-                headings.append(line.strip())  # a question on a line of its own heads its answer (an FAQ)
                 flush()
+                headings.append(line.strip())  # a question on a line of its own heads its answer (an FAQ)
+                current = line.strip()
                 continue
             prose.append(line)
             continue
@@ -473,6 +478,7 @@ W_PHRASE = 0.1  # the question's words side by side in the sentence, as in the q
 ANSWER_THRESHOLD = 0.43
 SECOND_SENTENCE = 0.9  # another sentence joins the answer when it scores this share of the best
 MIN_WORDS = 4
+SHORT_ANSWER = 15  # words: a shorter answer brings the next sentence of its passage along
 LIST_AFTER_COLON = 4  # sentences that a sentence ending in ":" brings along (the list it announces)
 LONG_SENTENCE = 45  # words
 HEADING_WORD = 0.6  # a question word in the sentence's heading, against one in the sentence
@@ -715,6 +721,19 @@ def answer(messages):
         follow += [top.order + n for n in range(1, 1 + LIST_AFTER_COLON)]
     elif kind is not None and not kind.search(top.text):
         follow += [o for o in (top.order + 1, top.order + 2) if kind.search(by_place.get((top.passage, o), ""))][:1]
+    elif kind is None and len(top.text.split()) < SHORT_ANSWER and len(chosen) == 1 and _ENDS.search(top.text):
+        # A short sentence brings the next sentence of its section along: "The "Val" as in the word
+        # "value"." says half of how Valgrind is pronounced; the sentence after it says the rest. (Not a
+        # list item or a label, which ends without a full stop: the next item is another fact.)
+        following = by_place.get((top.passage, top.order + 1), "")
+        under = []
+        passage_parts(passages[top.passage][1], passages[top.passage][2], under)
+        if (
+            following
+            and not following.rstrip().endswith("?")
+            and under[top.order : top.order + 2].count(under[top.order]) == 2
+        ):
+            follow.append(top.order + 1)
     for order in follow:
         if (top.passage, order) in by_place:
             picked.setdefault(

@@ -332,7 +332,8 @@ def test_an_answer_sharing_only_words_every_passage_holds_needs_stronger_evidenc
     question = "Which operating systems can Acme be installed on?"
     scored, _ = offline.rank(question, [(str(n), text, source) for n, (source, text) in enumerate(ACME, 1)])
     assert scored[0].score < offline.COMMON_WORDS_FLOOR
-    assert ask(question, *ACME) == "Acme installs with one command on Linux and macOS [3]."
+    text = ask(question, *ACME)
+    assert text.startswith("Acme installs with one command on Linux and macOS") and text.endswith("[3]."), text
     # With fewer passages than COMMON_MIN_PASSAGES, no word counts as common.
     assert not offline._only_common_words(
         "Who designed the Acme logo?", [("1", ACME[2][1], ""), ("2", ACME[0][1], "")], ACME[2][1]
@@ -397,3 +398,65 @@ def test_n_choices_whole_and_streamed():
         for choice in chunk["choices"]:
             texts[choice["index"]] = texts.get(choice["index"], "") + (choice["delta"].get("content") or "")
     assert texts == {0: one["choices"][0]["message"]["content"], 1: one["choices"][0]["message"]["content"]}
+
+
+FAQ = """Questions and answers
+
+1. Background
+
+1.1.
+
+How do you pronounce "Quillet"?
+
+The "Quill" as in a feather pen. The "et" is said with a short "e" -- ie. "Quill-et" (as in "bet")
+rather than "Quill-ay" (as in "day").
+
+1.2.
+
+Where does the name "Quillet" come from?
+
+From the old tales of the north. Before its first release the project was called Ravenhall, after the
+keeper of the tales, who could hear the grass grow and see a ship at sea from a day away. That would have
+been a fine name, but another tool had it already. Quillet is the gate of the hall in the same tales:
+only those found worthy may pass it. It is not short for "quality linter", though that is a fair guess.
+
+2.
+
+Can Quillet check a file while my editor is still writing it?
+
+No. It reads each file once, from start to end, and a file that changes meanwhile is read again on the next run.
+"""
+
+
+QUILLET_GUIDE = (
+    "Quillet runs on Linux, macOS and Windows and needs Python 3.10 or newer. Install it with pip into the "
+    "environment of the project it checks. Its settings live in the project's pyproject.toml, under a table "
+    "of its own. Every rule can be switched off for one line with a comment that names the rule."
+)
+
+
+def test_an_faq_question_heads_its_answer_and_a_short_answer_goes_on_to_its_next_sentence(monkeypatch):
+    monkeypatch.setattr(offline, "SECOND_SENTENCE", 1.0)  # no other sentence joins the best one for its score
+    text = ask("How do you actually say the word Quillet?", ("Quillet FAQ", FAQ), ("Quillet guide", QUILLET_GUIDE))
+    # The answer's first sentence alone says half of it; the next sentence of the same answer says the rest,
+    # and "ie." inside it does not end the sentence.
+    assert text.startswith('The "Quill" as in a feather pen. The "et" is said with a short "e" -- ie. "Quill-et"'), text
+    assert text.endswith("[1].")
+    assert "tales" not in text  # the next question's answer is not part of this one
+
+
+def test_an_faq_question_is_the_heading_of_the_sentences_that_answer_it():
+    under = []
+    parts = offline.passage_parts(FAQ, "Quillet FAQ", under)[1]
+    assert under[parts.index("No.")] == "Can Quillet check a file while my editor is still writing it?"
+    assert under[parts.index('The "Quill" as in a feather pen.')] == 'How do you pronounce "Quillet"?'
+
+
+def test_a_bare_section_number_is_not_a_sentence():
+    assert offline.sentences("Can Quillet check a file while it changes? 2.1.\n\nNo.") == [
+        "Can Quillet check a file while it changes?",
+        "No.",
+    ]
+    parts = offline.passage_parts(FAQ)[1]
+    assert not any(part.rstrip(".").replace(".", "").isdigit() for part in parts), parts
+    assert not any(part.endswith(("? 1.2.", "? 2.")) for part in parts), parts
