@@ -417,6 +417,16 @@ _PRONOUN_ONE = re.compile(r"\bone (?=(would|can|could|should|may|might|must|will
 _ASKS_TIME = re.compile(r"\bwhen\b|\bwhat (time|date|day)\b|\bwhich (day|date|month|year)\b|\bdeadline\b", re.I)
 _ASKS_NAME = re.compile(r"\bwho(m|se)?\b|\bwhich (company|person|team|provider|vendor|tool|service|app)\b", re.I)
 _ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
+# "Which version / release / port …": a figure answers it ("pip 20.3", "port 9418").
+_ASKS_VERSION = re.compile(r"\bwhich (\S+ ){0,2}?(versions?|releases?|ports?)\b", re.IGNORECASE)
+# "Which airline / command / hook …": a name, a term or a figure answers it, not a sentence of common words
+# ("you just need to book your flights" does not say which airline).
+_ASKS_WHICH = re.compile(r"^\W*which \w+ (\w+ )?(do|does|did|is|are|was|should|can|will|would|must)\b", re.I)
+_CITATION = re.compile(r"\[\w{1,8}\]")
+_TERM = re.compile(
+    r"(?<=\w[ ,(:;/])[A-Z][\w&'-]*|\b[A-Za-z]+\d|\d+\.\d|`|[\"“‘][^\"”’]{1,40}[\"”’]|\b\w+[._]\w+|\b[a-z]+[A-Z]\w*|"
+    r"(?<!\w)--?[a-z]|\b[A-Z][\w&'-]*(?=: )"
+)
 _NUMBER = re.compile(r"\d|" + _NUMBER_WORDS, re.IGNORECASE)
 _TIME = re.compile(
     r"\d|\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|april|may|june|july|"
@@ -753,6 +763,8 @@ def answer(messages):
         _AMOUNT.search(i.text) or _NO_LIMIT.search(i.text) for i in ordered
     ):
         return refusal(scope, _nearest(passages, scored))  # "what is the notice period / the fee": no figure here
+    if _ASKS_VERSION.search(question) and not any(_FIGURE.search(_URL_RE.sub(" ", i.text)) for i in ordered):
+        return refusal(scope, _nearest(passages, scored))  # "which version / release / port": no figure here
     also = _also_stated(question, top, ranked, passages, {item.passage for item in ordered})
     sections = {}
     out = []
@@ -770,9 +782,36 @@ def answer(messages):
                 text = f"{heading}: {text}"  # "django-announce: A (very) low-traffic list …"
         labels = [item.label, *also] if item.passage == top.passage else [item.label]
         out.append(_cite(text, *labels) if last_of_passage else text)
+    if _ASKS_WHICH.search(question) and not _specific(" ".join([*out, *_subjects(ordered, passages)]), question):
+        return refusal(scope, _nearest(passages, scored))  # "which airline": no name, term or figure here
     if ranked[0].score < COMMON_WORDS_FLOOR and _only_common_words(question, passages, " ".join(out)):
         return refusal(scope, _nearest(passages, scored))  # what it shares with the question, every passage has
     return " ".join(out)
+
+
+def _subjects(items, passages):
+    """The headings of those sentences `items` that do not name their subject ("Here you can …" under
+    "Queenbee"): the heading names it, each as "in HEADING"."""
+    found = {}
+    items = [item for item in items if _NAMES_NO_SUBJECT.search(item.text) or _OPENS_WITH_VERB.search(item.text)]
+    for item in items:
+        if item.passage not in found:
+            found[item.passage] = []
+            passage_parts(passages[item.passage][1], passages[item.passage][2], found[item.passage])
+    return [
+        f"in {heading}" for item in items for heading in found[item.passage][item.order : item.order + 1] if heading
+    ]
+
+
+def _specific(text, question):
+    """Whether a sentence holds a name, a term or a figure that the question does not: a capitalised word
+    within the sentence, a version, code, a quotation, an identifier (dotted, camel-case, with a digit: "sha256"),
+    an option ("-O2", "--prefix"), a label ("High: …"). A bare number ("1:1s") is no name."""
+    said = {w.lower() for w in _WORD_RE.findall(question)}
+    return any(
+        match.group().lower().strip('`"“”‘’-') not in said
+        for match in _TERM.finditer(_URL_RE.sub(" ", _CITATION.sub("", text)))
+    )
 
 
 def _only_common_words(question, passages, text):

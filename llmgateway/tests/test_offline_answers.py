@@ -1,5 +1,7 @@
 """The offline answerer on documents as they come: plain text with markup, headings, questions it cannot answer."""
 
+import re
+
 from llmgateway.providers import offline
 
 RST = """Reporting security issues
@@ -460,3 +462,48 @@ def test_a_bare_section_number_is_not_a_sentence():
     parts = offline.passage_parts(FAQ)[1]
     assert not any(part.rstrip(".").replace(".", "").isdigit() for part in parts), parts
     assert not any(part.endswith(("? 1.2.", "? 2.")) for part in parts), parts
+
+
+MEETUPS = (
+    (
+        "Handbook, Our Rituals › Meet-ups",
+        "Meet-ups\n\nTwice a year the whole company meets in a different city for a week. Most of the planning of a "
+        "meet-up is taken care of for you; you just need to book your flights. Lodging, meeting space and the agenda are "
+        "planned and shared well in advance.",
+    ),
+    (
+        "Handbook, Travel › Booking travel",
+        "Booking travel\n\nBook flights and trains yourself and expense them afterwards. Choose economy class for "
+        "trips under six hours. Keep the receipts of every booking you make for a trip.",
+    ),
+    (
+        "Handbook, Our Internal Systems › Queenbee",
+        "Queenbee\n\nQueenbee is our invoice, accounting and identity system. Here you can look up any customer "
+        "account, refund an invoice, or sign in as a customer.",
+    ),
+)
+
+
+def test_a_which_question_needs_a_name_term_or_version_the_question_does_not_hold(monkeypatch):
+    # The meet-up sentence is about booking flights, but it names no airline: "which airline" is not answered.
+    others = {"Twice": 0.3, "Lodging": 0.3, "Book flights": 0.3, "Choose": 0.3, "Keep": 0.3, "Queenbee": 0.3}
+    judged_as(monkeypatch, {**others, "Most of the planning": 0.75, "Here you can": 0.3})
+    refused = ask("Which airline do we fly to meet-ups?", *MEETUPS)
+    assert refused.startswith("I couldn't find this in the Helpdesk’s documents."), refused
+    monkeypatch.setattr(offline, "_ASKS_WHICH", re.compile("(?!)"))
+    assert ask("Which airline do we fly to meet-ups?", *MEETUPS).startswith("Most of the planning")
+    monkeypatch.undo()
+    # A sentence that does not name its subject ("Here you can …") is named by its heading.
+    judged_as(monkeypatch, {**others, "Most of the planning": 0.3, "Here you can": 0.75})
+    assert "refund an invoice" in ask("Which system do I use to refund a customer's invoice?", *MEETUPS)
+
+
+def test_a_which_version_question_needs_a_figure():
+    assert offline._specific("Use pip 20.3 or later.", "Which pip release supports it?")
+    assert offline._specific("Pass the --prefix option.", "Which option do I pass?")
+    assert offline._specific("Put a sha256 hash next to each package.", "Which hash do I use?")
+    assert not offline._specific("You just need to book your flights [1].", "Which airline do we fly?")
+    assert not offline._specific("Managers meet 1:1s with employees.", "Which airline do we fly?")
+    assert offline._specific("High: Remote code execution; SQL injection", "Which severity level is SQL injection?")
+    assert offline._ASKS_VERSION.search("Which Python version does the script need?")
+    assert offline._ASKS_VERSION.search("Which release first added it?")
