@@ -60,3 +60,57 @@ def test_over_long_question_is_refused_and_stays_in_the_box(browser, live_server
     assert not Conversation.objects.exists()
     screenshot(page, "chat-too-long.png")
     page.close()
+
+
+NORTHWIND = """# Northwind Employee Handbook
+
+Welcome to Northwind. This handbook says how we work, what we offer and whom to ask.
+
+## Time off
+
+### Vacation
+
+You get 25 vacation days a year, plus the public holidays of the country you live in. Plan longer
+holidays with your team at least a month ahead.
+
+### Sabbatical
+
+Every three years you can take a paid sabbatical of up to six weeks. Tell your manager three months
+before it starts, so that your work can be handed over.
+
+## Equipment
+
+### Home office
+
+You can spend up to 1,500 euros on a desk, a chair and a screen for working from home. Keep the
+receipts and file them as an expense.
+"""
+
+
+def test_a_new_user_uploads_a_handbook_and_gets_the_fact_with_its_section(browser, live_server, member, workspace):
+    """The whole way a newcomer takes: upload a handbook on the page, ask in their own words, get the fact
+    and the section it came from."""
+    from assistants.models import Assistant
+
+    Assistant.objects.create(workspace=workspace, name="People desk", created_by=member)
+    page = browser.new_page()
+    sign_in(page, live_server.url, member.email, "correct horse battery")
+    page.wait_for_selector("text=Welcome")
+    page.goto(f"{live_server.url}/documents/acme/upload/")
+    page.wait_for_load_state("load")
+    page.set_input_files(
+        "input[type=file]", files=[{"name": "handbook.md", "mimeType": "text/markdown", "buffer": NORTHWIND.encode()}]
+    )
+    page.wait_for_selector(".upload-ready", timeout=90000)
+
+    page.goto(f"{live_server.url}/assistants/acme/")
+    page.click("text=People desk")
+    page.wait_for_load_state("load")
+    page.fill("textarea[name=question]", "How often can I take a long paid break of several weeks?")
+    page.click("button[data-send]")
+    answer = page.wait_for_selector(".msg-assistant:not(.pending) .answer")
+    assert "Every three years" in answer.inner_text(), answer.inner_text()
+    source = page.locator(".citations a").first.inner_text()
+    assert "Northwind Employee Handbook" in source and "Sabbatical" in source, source  # its title and section
+    screenshot(page, "handbook-answer.png")
+    page.close()
