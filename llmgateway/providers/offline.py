@@ -447,6 +447,8 @@ _CONTACT = re.compile(r"\d{2,}|@|https?://|www\.|\.\w{2,3}/|\b(street|road|avenu
 _NAMES_NO_SUBJECT = re.compile(
     r"^(an?|this|these|it|they|here|both)\b|\bthis (list|section|page|team|role|group)\b", re.I
 )
+# A sentence that refers back to the one before it for what it is about.
+_REFERS_BACK = re.compile(r"^(it|its|this|these|they|their|here|that|those|such)\b", re.IGNORECASE)
 # A sentence that opens with its verb ("Runs before the package is packed.", "Does not run during publish."),
 # as the items under a term do: the term, its heading, is its subject. Not a plural subject ("Scopes have …").
 _OPENS_WITH_VERB = re.compile(
@@ -744,6 +746,13 @@ def answer(messages):
             and under[top.order : top.order + 2].count(under[top.order]) == 2
         ):
             follow.append(top.order + 1)
+    if _REFERS_BACK.search(top.text) and (top.passage, top.order - 1) in by_place:
+        # "It helps you use less memory." / "Here you can refund an invoice.": the sentence before says what
+        # "it" or "here" is ("Massif is a heap profiler."), when both stand under the same heading.
+        under = []
+        passage_parts(passages[top.passage][1], passages[top.passage][2], under)
+        if top.order >= 1 and under[top.order - 1] == under[top.order]:
+            follow.append(top.order - 1)
     for order in follow:
         if (top.passage, order) in by_place:
             picked.setdefault(

@@ -507,3 +507,31 @@ def test_a_which_version_question_needs_a_figure():
     assert offline._specific("High: Remote code execution; SQL injection", "Which severity level is SQL injection?")
     assert offline._ASKS_VERSION.search("Which Python version does the script need?")
     assert offline._ASKS_VERSION.search("Which release first added it?")
+
+
+TOOLS = (
+    (
+        "Valgrind manual, The tools › Massif",
+        "Massif\n\nMassif is a heap profiler. It helps you make your programs use less memory. It measures how "
+        "much heap memory your program uses, including the space the allocator wastes.",
+    ),
+    (
+        "Valgrind manual, The tools › Cachegrind",
+        "Cachegrind\n\nCachegrind is a cache and branch-prediction profiler. It helps you make your programs run "
+        "faster. Use it with the cg_annotate script to read its output.",
+    ),
+    (
+        "Valgrind manual, The tools › Helgrind",
+        "Helgrind\n\nHelgrind is a thread error detector. It finds data races in programs that use POSIX threads. "
+        "Lock order problems are reported too.",
+    ),
+)
+
+
+def test_a_sentence_that_refers_back_brings_the_one_it_refers_to(monkeypatch):
+    cosines = {"Massif is": 0.5, "It helps you make your programs use": 0.8, "It measures": 0.45}
+    others = {"Cachegrind": 0.3, "It helps you make your programs run": 0.35, "Use": 0.2, "Helgrind": 0.2}
+    judged_as(monkeypatch, {**cosines, **others, "It finds": 0.2, "Lock": 0.2})
+    text = ask("Which tool helps me make my program use less memory?", *TOOLS)
+    # "It" is Massif: the sentence before says so.
+    assert text.startswith("Massif is a heap profiler. It helps you make your programs use less memory"), text
