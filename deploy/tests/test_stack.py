@@ -179,6 +179,51 @@ def test_upload_within_the_limit_passes_and_over_it_gets_a_readable_413(stack, h
     assert "This upload is too large" in page
 
 
+def test_an_over_large_v1_body_gets_a_json_413_in_openais_shape(stack, https, tmp_path):
+    over = b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * (stack.max_body_mb << 20) + b'"}]}'
+    response = https.post("/v1/chat/completions", content=over, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"]["code"] == "request_too_large"
+    body = tmp_path / "over.json"
+    body.write_bytes(over)
+    out = curl(
+        stack,
+        "--http2",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        f"@{body}",
+        "-w",
+        "\n%{http_code} %{http_version}",
+        f"{stack.https}/v1/chat/completions",
+    )
+    answer, status = out.rsplit("\n", 1)
+    assert status == "413 2"
+    assert json.loads(answer)["error"]["type"] == "invalid_request_error"
+
+
+def test_with_the_app_down_apis_get_json_and_pages_the_styled_page(tmp_path, postgres_url, redis_url):
+    """nginx in front of a port where nothing listens: its 502 is JSON under /v1/ and /api/, a page elsewhere."""
+    proxy = Stack(tmp_path, postgres_url, redis_url)
+    proxy.logs.mkdir(parents=True)
+    proxy._make_cert()
+    try:
+        proxy._start_nginx()  # proxy.web_port: a free port, nothing started on it
+        trust = ssl.create_default_context(cafile=str(proxy.cert))
+        with httpx.Client(base_url=proxy.https, verify=trust, timeout=10) as client:
+            v1 = client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+            assert v1.status_code == 502 and v1.headers["content-type"].startswith("application/json")
+            assert v1.json()["error"]["code"] == "service_unavailable"
+            api = client.get("/api/documents/")
+            assert api.status_code == 502 and api.json()["code"] == "service_unavailable"
+            page = client.get("/")
+            assert page.status_code == 502 and page.headers["content-type"].startswith("text/html")
+            assert "/static/css/app.css" in page.text
+    finally:
+        proxy.stop()
+
+
 def test_slow_query_does_not_hold_up_other_requests(stack):
     """pg_sleep(3) in one request; /health in the same (only) worker answers while that query still runs."""
     slow = {}
@@ -297,6 +342,8 @@ def test_real_upload_is_ingested_by_the_worker_and_downloaded_through_nginx(stac
     over = b"x" * (stack.max_body_mb * 1024 * 1024 + 1024)
     refused = https.post("/api/documents/?workspace=stack", files={"files": ("big.md", over)}, headers=auth)
     assert refused.status_code == 413
+    assert refused.headers["content-type"].startswith("application/json")  # nginx's refusal, in the API's shape
+    assert refused.json()["code"] == "request_too_large"
 
 
 def client_from(stack, address):
