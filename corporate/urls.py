@@ -42,10 +42,13 @@ urlpatterns = [
     path("api/", include("llmgateway.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI: its start-up script is a separate file (no inline script);
-    # the UI sets style attributes, so only this page allows inline styles.
+    # the UI sets style attributes, so only this page allows inline styles. It answers
+    # only GET and HEAD: DRF's OPTIONS metadata has no template to render into.
     path(
         "api/docs/",
-        csp_update({"style-src": ["'unsafe-inline'"]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        csp_update({"style-src": ["'unsafe-inline'"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema", http_method_names=["get", "head"])
+        ),
         name="api-docs",
     ),
 ]

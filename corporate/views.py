@@ -126,7 +126,7 @@ def color_scheme(request):
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, {request.get_host()}, require_https=request.is_secure()):
         back = reverse("dashboard")
-    return redirect(back)
+    return HttpResponseRedirect(back)  # a URL, never a view name as redirect() would try
 
 
 @login_required

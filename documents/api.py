@@ -7,6 +7,8 @@ workspace (`?workspace=<slug>`) which `get_workspace_for` checks before the
 request body is read.
 """
 
+from collections.abc import Mapping
+
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -244,7 +246,8 @@ class DocumentViewSet(
         if slug:
             workspace = get_workspace_for(request.user, slug, "upload")
         else:
-            slug = request.data.get("workspace")
+            # A JSON body may be a list or a number: it names no workspace then.
+            slug = request.data.get("workspace") if isinstance(request.data, Mapping) else None
             if not slug:
                 raise ValidationError({"workspace": ["Name the workspace: ?workspace=<slug> or a workspace field."]})
             workspace = get_workspace_for(request.user, slug, "upload")

@@ -13,7 +13,8 @@ import logging
 from django.conf import settings
 from django.contrib.auth import login
 from django.db import transaction
-from django.shortcuts import render
+from django.http import HttpResponseRedirect
+from django.shortcuts import render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from corporate.auth import client_address
@@ -151,10 +152,9 @@ def complete_sign_in(request, sociallogin):
     if not next_url or not url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        next_url = settings.LOGIN_REDIRECT_URL
-    from django.shortcuts import redirect
-
-    return redirect(next_url)
+        next_url = resolve_url(settings.LOGIN_REDIRECT_URL)
+    # A URL, never a view name as redirect() would try on what the sign-in was given.
+    return HttpResponseRedirect(next_url)
 
 
 def _stored_claims(claims):

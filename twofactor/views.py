@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.signals import user_login_failed
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -55,7 +56,7 @@ def verify(request):
             if device.persistent_id.startswith("otp_static"):
                 left = policy.remaining_recovery_codes(user)
                 messages.warning(request, f"You used a recovery code; {left} left. Make new ones on the security page.")
-            return redirect(_safe_next(request, pending.get("next")))
+            return HttpResponseRedirect(_safe_next(request, pending.get("next")))
         log.warning("two-factor: a wrong code for %s from %s", user.email, client_address(request))
         user_login_failed.send(sender=__name__, credentials=credentials, request=request)
         if getattr(request, "axes_locked_out", False):

@@ -3,6 +3,7 @@
 import json
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from assistants.conversations import grouped
@@ -175,3 +176,12 @@ def test_conversation_list_queries_are_constant(client_for, member, assistant, d
     with django_assert_num_queries(5):
         assert client.get(url).status_code == 200
     assert count(url) == few and count(url + "?q=hello") == few_search
+
+
+@pytest.mark.parametrize("back", ["-1", "assistants", "é"])
+def test_next_that_is_no_path_still_pins(client_for, member, assistant, back):
+    c = conversation(member, assistant, "Untitled")
+    response = client_for(member).post(f"/assistants/acme/{assistant.pk}/c/{c.pk}/pin/", {"pinned": "1", "next": back})
+    assert response.status_code == 302
+    c.refresh_from_db()
+    assert c.pinned

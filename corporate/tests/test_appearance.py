@@ -71,3 +71,11 @@ def test_favicon(client):
     assert "/static/img/favicon" in response["Location"]
     assert finders.find("img/favicon.svg")
     assert b'rel="icon"' in client.get(reverse("login")).content
+
+
+@pytest.mark.parametrize("back", ["-1", "workspaces", "é"])
+def test_next_that_is_no_path_still_saves_the_choice(client_for, member, back):
+    response = client_for(member).post(URL, {"color_scheme": "dark", "next": back})
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert member.color_scheme == "dark"

@@ -162,6 +162,15 @@ def test_errors_of_views_that_render_other_formats_are_json(api_client_for, memb
     assert drf_detail(Client().get("/api/workspaces/", HTTP_ACCEPT="text/html"), 401)
 
 
+def test_options_on_the_swagger_page_is_a_405_not_a_500(api_client_for, member):
+    # The page renders only its template; DRF's OPTIONS metadata has none to render into.
+    for client in (Client(), api_client_for(member)):
+        for path in ("/api/docs/", "/api/docs/?script="):
+            response = client.options(path)
+            assert "not allowed" in drf_detail(response, 405)
+            assert response["Allow"] == "GET, HEAD"
+
+
 # 429.
 
 

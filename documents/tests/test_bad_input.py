@@ -242,3 +242,13 @@ def test_no_file_chosen(client_for, api_client_for, member, workspace):
     assert response.status_code == 400 and "file" in response.json()
     response = api_client_for(member).post("/api/documents/", {}, format="multipart")
     assert response.status_code == 400 and "workspace" in response.json()
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", "5", "null", '"acme"'])
+def test_json_body_that_is_not_an_object(api_client_for, member, workspace, body):
+    client = api_client_for(member)
+    response = client.post("/api/documents/", body, content_type="application/json")
+    assert response.status_code == 400 and "workspace" in response.json()
+    response = client.post("/api/documents/?workspace=acme", body, content_type="application/json")
+    assert response.status_code == 400 and "file" in response.json()
+    assert not Document.objects.exists()

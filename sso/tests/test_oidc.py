@@ -371,3 +371,14 @@ def test_discovery_naming_another_issuer_is_refused(client, idp, settings, caplo
     assert response.status_code == 502
     assert "configuration could not be verified" in response.content.decode()
     assert "names the issuer" in caplog.text
+
+
+@pytest.mark.parametrize("next_url", ["-1", "workspaces"])
+def test_a_next_that_is_no_path_still_signs_in(journey, make_user, next_url):
+    user = make_user("jane@acme.example")
+    journey.provider.add_user("jane@acme.example", name="Jane Roe")
+    journey.start(next_url=next_url)
+    journey.at_provider("jane@acme.example")
+    response = journey.back()
+    assert response.status_code == 302
+    assert signed_in_as(journey.client) == str(user.pk)

@@ -237,3 +237,13 @@ def test_overview_and_verify_page_queries(client, make_user, django_assert_num_q
     # 1 the user (the session comes from the cache), 2 enrolled?, 3 the policy, 4 recovery codes left
     with django_assert_num_queries(4):
         assert client.get("/accounts/2fa/").status_code == 200
+
+
+@pytest.mark.parametrize("next_url", ["-1", "workspaces"])
+def test_second_step_with_a_next_that_is_no_path(client, make_user, next_url):
+    user = make_user("jane@example.com", password=PASSWORD)
+    device, _ = enrol(user)
+    assert password_step(client, "jane@example.com", next_url=next_url)["Location"] == "/accounts/2fa/verify/"
+    response = client.post("/accounts/2fa/verify/", {"code": code_for(device)})
+    assert response.status_code == 302
+    assert signed_in(client)
