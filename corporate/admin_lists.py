@@ -14,11 +14,20 @@ same number of queries whatever its size:
   reaches the first ten thousand and the count stops there ("10,001").
 
 Every large list also orders by an indexed column and joins what it shows.
+
+Every change list, ours and the installed apps', is a `CheckedChangeList`
+(`install`, from the app's `ready`): a filter in the address whose value the
+database cannot take (`?pk__in=99999999999999999999999`, `?created_at__year=-1`)
+gets Django's own answer to a bad lookup (the list without its filters, "?e=1")
+instead of a server error. Django checks the filters when it builds them, but
+such values only fail when the query runs.
 """
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import DataError, connections
 from django.utils.functional import cached_property
 
 EXACT_UP_TO = 10_000
@@ -52,3 +61,22 @@ class LargeTableAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
+
+
+class CheckedChangeList(ChangeList):
+    """A change list whose filters the database cannot run is a bad lookup (see the module's docstring)."""
+
+    def get_results(self, request):
+        try:
+            super().get_results(request)
+        except (OverflowError, ValueError, DataError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+def _checked_changelist(model_admin, request, **kwargs):
+    return CheckedChangeList
+
+
+def install():
+    """Every ModelAdmin's change list is a CheckedChangeList (one that names its own class keeps it)."""
+    admin.ModelAdmin.get_changelist = _checked_changelist

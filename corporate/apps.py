@@ -10,7 +10,7 @@ class CorporateConfig(AppConfig):
         from django.db.backends.signals import connection_created
         from django_tasks.signals import task_finished, task_started
 
-        from corporate import signals  # noqa: F401
+        from corporate import admin_lists, signals  # noqa: F401
         from corporate.observability import metrics, queries, timeline
 
         # Every query timed (the slow-query log, per-request counts); tasks are their queries' origin.
@@ -20,3 +20,4 @@ class CorporateConfig(AppConfig):
         # Per-minute figures and pool statistics are written after the request has given its connection back.
         request_finished.connect(timeline.flush_when_due, dispatch_uid="corporate.observability.timeline")
         request_finished.connect(metrics.flush_when_due, dispatch_uid="corporate.observability.metrics")
+        admin_lists.install()  # a filter value the database cannot take is a bad lookup, not a 500

@@ -120,3 +120,21 @@ def test_the_count_is_exact_when_small_and_bounded_or_estimated_when_large(works
         cursor.execute("ANALYZE assistants_message")
     Message.objects.create(conversation=Message.objects.first().conversation, role="user", content="Not counted")
     assert paginator(Message.objects.all(), 50).count == 6
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/workspaces/workspace/?pk__in=99999999999999999999999",
+        "/admin/workspaces/workspace/?created_at__year=-1",
+        "/admin/workspaces/workspace/?created_at__year=99999999999999999999",
+        "/admin/documents/document/?pk__in=99999999999999999999999",
+        "/admin/llmgateway/usagerecord/?pk__in=99999999999999999999999",
+        "/admin/auth/group/?pk__in=99999999999999999999999",
+    ],
+)
+def test_a_filter_value_the_database_cannot_take_is_a_bad_lookup_not_a_500(client, staff, workspace, path):
+    client.force_login(staff)
+    response = client.get(path)
+    assert response.status_code == 302 and response["Location"].endswith("?e=1"), response.status_code
+    assert client.get(response["Location"]).status_code == 200  # Django's page for a bad lookup
