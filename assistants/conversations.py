@@ -12,14 +12,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
 from assistants.models import Conversation, Role
+from corporate.redirects import redirect_next
 from workspaces import permissions
 
 EXPORT_FORMATS = {"md": "text/markdown; charset=utf-8", "json": "application/json"}
@@ -58,10 +58,7 @@ def grouped(conversations, now=None):
 
 def _back(request, conversation):
     """Where to go after a change: the page the user came from on this site, else the conversation."""
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return HttpResponseRedirect(target)  # a URL, never a view name as redirect() would try
-    return redirect(conversation)
+    return redirect_next(request, request.POST.get("next"), conversation)
 
 
 class RenameForm(forms.Form):

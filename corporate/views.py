@@ -8,7 +8,6 @@ from django.db import connection
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -18,6 +17,7 @@ from corporate.errors import BODY_LIMIT_ERRORS, OPENAI, body_limit, error_respon
 from corporate.forms import SignInForm
 from corporate.models import ColorScheme
 from corporate.navigation import areas_for
+from corporate.redirects import redirect_next
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ class SignInView(auth_views.LoginView):
 def admin_login(request):
     """The admin's own sign-in page would skip the second step: the admin signs in through the site's."""
     from django.contrib.auth import REDIRECT_FIELD_NAME
-    from django.urls import reverse
     from django.utils.http import urlencode
 
     if request.user.is_authenticated:
@@ -123,10 +122,7 @@ def color_scheme(request):
     request.user.save(update_fields=["color_scheme"])
     if wants_json:
         return JsonResponse({"color_scheme": scheme})
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, require_https=request.is_secure()):
-        back = reverse("dashboard")
-    return HttpResponseRedirect(back)  # a URL, never a view name as redirect() would try
+    return redirect_next(request, request.POST.get("next", ""))
 
 
 @login_required

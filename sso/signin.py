@@ -13,11 +13,10 @@ import logging
 from django.conf import settings
 from django.contrib.auth import login
 from django.db import transaction
-from django.http import HttpResponseRedirect
-from django.shortcuts import render, resolve_url
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.shortcuts import render
 
 from corporate.auth import client_address
+from corporate.redirects import redirect_next
 from sso.provider import merged_claims
 
 log = logging.getLogger(__name__)
@@ -148,13 +147,7 @@ def complete_sign_in(request, sociallogin):
     from sso import events
 
     events.sso_sign_in(request, user, slug, created=created, memberships=summary)
-    next_url = sociallogin.get_redirect_url(request)
-    if not next_url or not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = resolve_url(settings.LOGIN_REDIRECT_URL)
-    # A URL, never a view name as redirect() would try on what the sign-in was given.
-    return HttpResponseRedirect(next_url)
+    return redirect_next(request, sociallogin.get_redirect_url(request), settings.LOGIN_REDIRECT_URL)
 
 
 def _stored_claims(claims):

@@ -6,9 +6,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.signals import user_login_failed
-from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -16,6 +14,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from corporate.auth import client_address
+from corporate.redirects import redirect_next, safe_next
 from corporate.views import locked_out
 from twofactor import events, flow, policy
 from twofactor.forms import CodeForm
@@ -23,16 +22,6 @@ from twofactor.forms import CodeForm
 log = logging.getLogger(__name__)
 
 WRONG_CODE = "That code is not right. Check the time on your phone, or use one of your recovery codes."
-
-
-def _safe_next(request, url, default="dashboard"):
-    if url and url_has_allowed_host_and_scheme(
-        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return url
-    from django.urls import reverse
-
-    return reverse(default)
 
 
 @never_cache
@@ -56,7 +45,7 @@ def verify(request):
             if device.persistent_id.startswith("otp_static"):
                 left = policy.remaining_recovery_codes(user)
                 messages.warning(request, f"You used a recovery code; {left} left. Make new ones on the security page.")
-            return HttpResponseRedirect(_safe_next(request, pending.get("next")))
+            return redirect_next(request, pending.get("next"))
         log.warning("two-factor: a wrong code for %s from %s", user.email, client_address(request))
         user_login_failed.send(sender=__name__, credentials=credentials, request=request)
         if getattr(request, "axes_locked_out", False):
@@ -111,7 +100,7 @@ def setup(request):
             request.session.pop(flow.MUST_ENROL, None)
             events.enrolled(request, user)
             return render(
-                request, "twofactor/recovery_codes.html", {"codes": codes, "next": _safe_next(request, next_url)}
+                request, "twofactor/recovery_codes.html", {"codes": codes, "next": safe_next(request, next_url)}
             )
         form.errors.clear()
         form.add_error("code", "That code is not right. Scan the QR code again and enter the code the app shows now.")
@@ -143,7 +132,7 @@ def recovery_codes(request):
         return redirect("twofactor:overview")
     codes = policy.new_recovery_codes(request.user)
     events.recovery_codes_renewed(request, request.user)
-    return render(request, "twofactor/recovery_codes.html", {"codes": codes, "next": _safe_next(request, "")})
+    return render(request, "twofactor/recovery_codes.html", {"codes": codes, "next": safe_next(request, "")})
 
 
 @login_required
