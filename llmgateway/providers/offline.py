@@ -382,6 +382,23 @@ def passage_parts(body, source="", sections=None):
     return headings, merged
 
 
+class _Headings:
+    """The heading each sentence of the passages stands under (`passage_parts`' sections), read once a passage.
+
+    `headings(passage, order)`: the heading of sentence `order` of passage `passage`, "" for none.
+    """
+
+    def __init__(self, passages):
+        self.passages, self.found = passages, {}
+
+    def __call__(self, passage, order):
+        if passage not in self.found:
+            self.found[passage] = []
+            passage_parts(self.passages[passage][1], self.passages[passage][2], self.found[passage])
+        under = self.found[passage]
+        return under[order] if 0 <= order < len(under) else ""
+
+
 # Question kinds and what a sentence that answers them holds (language patterns, not topics).
 _ASKS_NUMBER = re.compile(
     r"\bhow (many|much|long|often|old|far|big|large|soon|frequently)\b|\bwhat (percentage|percent|share|portion|"
@@ -727,6 +744,7 @@ def answer(messages):
     picked = {(item.passage, item.order): item for item in chosen}
     top = chosen[0]
     follow = []
+    headings = _Headings(passages)
     # A sentence that announces what follows ("Here is how:") brings the next one along; one that
     # lacks what the question asks for (a number, a date, a name) brings the next sentence that has it.
     if top.text.rstrip().endswith(":"):
@@ -738,21 +756,20 @@ def answer(messages):
         # "value"." says half of how Valgrind is pronounced; the sentence after it says the rest. (Not a
         # list item or a label, which ends without a full stop: the next item is another fact.)
         following = by_place.get((top.passage, top.order + 1), "")
-        under = []
-        passage_parts(passages[top.passage][1], passages[top.passage][2], under)
         if (
             following
             and not following.rstrip().endswith("?")
-            and under[top.order : top.order + 2].count(under[top.order]) == 2
+            and headings(top.passage, top.order + 1) == headings(top.passage, top.order)
         ):
             follow.append(top.order + 1)
-    if _REFERS_BACK.search(top.text) and (top.passage, top.order - 1) in by_place:
-        # "It helps you use less memory." / "Here you can refund an invoice.": the sentence before says what
-        # "it" or "here" is ("Massif is a heap profiler."), when both stand under the same heading.
-        under = []
-        passage_parts(passages[top.passage][1], passages[top.passage][2], under)
-        if top.order >= 1 and under[top.order - 1] == under[top.order]:
-            follow.append(top.order - 1)
+    # "It helps you use less memory." / "Here you can refund an invoice.": the sentence before says what
+    # "it" or "here" is ("Massif is a heap profiler."), when both stand under the same heading.
+    if (
+        _REFERS_BACK.search(top.text)
+        and (top.passage, top.order - 1) in by_place
+        and headings(top.passage, top.order - 1) == headings(top.passage, top.order)
+    ):
+        follow.append(top.order - 1)
     for order in follow:
         if (top.passage, order) in by_place:
             picked.setdefault(
@@ -775,41 +792,34 @@ def answer(messages):
     if _ASKS_VERSION.search(question) and not any(_FIGURE.search(_URL_RE.sub(" ", i.text)) for i in ordered):
         return refusal(scope, _nearest(passages, scored))  # "which version / release / port": no figure here
     also = _also_stated(question, top, ranked, passages, {item.passage for item in ordered})
-    sections = {}
     out = []
     for position, item in enumerate(ordered):
         last_of_passage = position + 1 == len(ordered) or ordered[position + 1].passage != item.passage
         text = " ".join(item.text.split())
-        if _NAMES_NO_SUBJECT.search(text) or _OPENS_WITH_VERB.search(text):
-            if item.passage not in sections:
-                sections[item.passage] = []
-                passage_parts(passages[item.passage][1], passages[item.passage][2], sections[item.passage])
-            under = sections[item.passage]
-            heading = (under[item.order : item.order + 1] or [""])[0]
-            opens = item.order == 0 or under[item.order - 1] != heading  # the first sentence of its section
+        if _no_subject(text):
+            heading = headings(item.passage, item.order)
+            opens = item.order == 0 or headings(item.passage, item.order - 1) != heading  # first of its section
             if opens and heading and not heading.endswith("?") and _squash(heading) not in _squash(text):
                 text = f"{heading}: {text}"  # "django-announce: A (very) low-traffic list …"
         labels = [item.label, *also] if item.passage == top.passage else [item.label]
         out.append(_cite(text, *labels) if last_of_passage else text)
-    if _ASKS_WHICH.search(question) and not _specific(" ".join([*out, *_subjects(ordered, passages)]), question):
+    if _ASKS_WHICH.search(question) and not _specific(" ".join([*out, *_subjects(ordered, headings)]), question):
         return refusal(scope, _nearest(passages, scored))  # "which airline": no name, term or figure here
     if ranked[0].score < COMMON_WORDS_FLOOR and _only_common_words(question, passages, " ".join(out)):
         return refusal(scope, _nearest(passages, scored))  # what it shares with the question, every passage has
     return " ".join(out)
 
 
-def _subjects(items, passages):
+def _no_subject(text):
+    """Whether a sentence leaves its subject to its heading ("This list …", "Runs before the package is packed.")."""
+    return bool(_NAMES_NO_SUBJECT.search(text) or _OPENS_WITH_VERB.search(text))
+
+
+def _subjects(items, headings):
     """The headings of those sentences `items` that do not name their subject ("Here you can …" under
     "Queenbee"): the heading names it, each as "in HEADING"."""
-    found = {}
-    items = [item for item in items if _NAMES_NO_SUBJECT.search(item.text) or _OPENS_WITH_VERB.search(item.text)]
-    for item in items:
-        if item.passage not in found:
-            found[item.passage] = []
-            passage_parts(passages[item.passage][1], passages[item.passage][2], found[item.passage])
-    return [
-        f"in {heading}" for item in items for heading in found[item.passage][item.order : item.order + 1] if heading
-    ]
+    named = (headings(item.passage, item.order) for item in items if _no_subject(item.text))
+    return [f"in {heading}" for heading in named if heading]
 
 
 def _specific(text, question):
@@ -881,16 +891,12 @@ def _document(passage):
 def judge_texts(scored, passages, headed=True):
     """What the contextual model reads for each of the best candidates: the sentence, under its heading
     when `headed`."""
-    sections = {}
+    headings = _Headings(passages)
     texts = []
     for item in scored[:JUDGE_CANDIDATES]:
         text = " ".join(item.text.split())
         if headed:
-            if item.passage not in sections:
-                sections[item.passage] = []
-                passage_parts(passages[item.passage][1], passages[item.passage][2], sections[item.passage])
-            under = sections[item.passage]
-            heading = (under[item.order : item.order + 1] or [""])[0].strip()
+            heading = headings(item.passage, item.order).strip()
             if heading and _squash(heading) not in _squash(text):
                 text = f"{heading}: {text}"
         texts.append(" ".join(text.split()[:JUDGE_WORDS]))
