@@ -125,6 +125,7 @@ def test_usage_records_wait_out_an_outage_with_one_warning_and_none_is_lost(redi
             deadline = time.monotonic() + 10
             while records.pending() and time.monotonic() < deadline:
                 time.sleep(0.05)
+            real_flush()  # waits out a flush the writer thread has under way (its lock): its note is logged by now
     finally:
         records.flush = real_flush
     # One try per flush interval (0.25 s) while the store is down: a handful, never one per record.
