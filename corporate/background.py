@@ -25,6 +25,11 @@ _pid = [os.getpid()]  # this process's id, kept current across forks (os.getpid 
 os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
+def current_pid():
+    """This process's id, without a system call."""
+    return _pid[0]
+
+
 class Flusher:
     """Runs `job(woken)` in a daemon thread every `interval` seconds, and as soon as it can when woken.
 
@@ -40,7 +45,7 @@ class Flusher:
 
     def wake(self):
         """Ask for a run now (a request found the write due); starts the thread in this process if needed."""
-        if self._pid != _pid[0]:
+        if self._pid != current_pid():
             self.start()
         self._event.set()
 

@@ -151,6 +151,13 @@ def child_exit(server, worker):
 
 
 def worker_exit(server, worker):
+    # Work handed over by the last responses (cache entries, flights' ends) waits for an idle moment: now.
+    deferred = sys.modules.get("llmgateway.cache.deferred")
+    try:
+        if deferred is not None:
+            deferred.drain()
+    except Exception as exc:  # the worker is leaving either way
+        server.log.warning("worker %s: writing the last responses' work failed: %s", worker.pid, exc)
     # Close pooled PostgreSQL connections cleanly instead of dropping them.
     backend = sys.modules.get("corporate.backends.postgresql.base")
     try:

@@ -31,6 +31,7 @@ import os
 import secrets
 import threading
 import time
+from functools import partial
 
 from django.conf import settings
 
@@ -147,11 +148,12 @@ def _event_json(kind, data, response_json=None):
     return f'{{"t":{compact_json(kind)},"d":{{"response":{response_json.decode()}{"," if rest else ""}{tail}}}'
 
 
-def _write_end(key, remote, kind, data, also, response_json=None):
+def _end_ops(key, remote, kind, data, also, response_json=None):
+    """The store operations that end a flight: `also()`'s (the cache entry), then the flight's closing ones."""
     ops = also() if also is not None else []
     if remote:
         ops += _closing_ops(remote, key, kind, data, response_json)
-    get_store().batch(ops)
+    return ops
 
 
 class Participation:
@@ -176,10 +178,10 @@ class Participation:
         if self._remote:
             get_store().push(self._remote, compact_json({"t": "c", "d": chunk}), FLIGHT_TTL)
 
-    def _end(self, kind, data=None, also=None, response_json=None):
+    def _end(self, kind, data=None, also=None, response_json=None, written=None):
         """Close the flight; `also`: a function giving store operations to run in the same round trip (the entry).
 
-        response_json: the answer's response already encoded (`_closing_ops`).
+        response_json: the answer's response already encoded (`_closing_ops`); written: called once they were sent.
         """
         remote = None
         if not self._closed:
@@ -193,10 +195,12 @@ class Participation:
         if also is not None or remote:
             # In a view, after the response is sent (the entry and the event encoded then too); local
             # followers already have the answer.
-            deferred.defer(_write_end, self.key, remote, kind, data, also, response_json)
+            deferred.defer_write(partial(_end_ops, self.key, remote, kind, data, also, response_json), written)
+        elif written is not None:
+            written()
 
-    def finish(self, payload, also=None, response_json=None):
-        self._end("done", payload, also, response_json)
+    def finish(self, payload, also=None, response_json=None, written=None):
+        self._end("done", payload, also, response_json, written)
 
     def fail(self, error):
         self._end("fail", error)
@@ -305,7 +309,7 @@ class Prelock:
         if self.taken:
             self.holder = None
             ops = _closing_ops(f"{flight_key(self.key)}:{self.flight_id}", self.key, "abandon")
-            deferred.defer(get_store().batch, ops)
+            deferred.defer_write(lambda: ops)
 
 
 def _enter_locked(prelock):

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.conf import settings
 
@@ -208,12 +209,24 @@ def _admit_found(call, raw_info, raw_entry):
 
 
 def _current(call, raw):
-    """The cached entry in raw bytes, if it belongs to the workspace's current generation."""
-    if raw:
-        entry = parsed_entry(raw)
-        if entry.generation == call.generation:
-            return entry
+    """The cached entry in raw bytes (or not yet written), if it belongs to the workspace's current generation."""
+    entry = parsed_entry(raw) if raw else unwritten.get(call.key)
+    if entry is not None and entry.generation == call.generation:
+        return entry
     return None
+
+
+# Cache entries stored by this process whose write has not been sent yet: key -> CachedCompletion.
+unwritten = {}
+
+
+def _entry_write(key, entry, ttl):
+    return [("set", key, entry.dumps(), ttl)]
+
+
+def _written(key, entry):
+    if unwritten.get(key) is entry:
+        unwritten.pop(key, None)
 
 
 def _recheck(call, part):
@@ -447,8 +460,15 @@ class Completion:
             cost = used.cost(response.get("usage"))
             # A whole answer's JSON is made once: the client's body, the cache entry and the flight's last event.
             body = None if self._want_chunks else response_json(response)
-            storing = self._storing(response, used, cost, upstream_ms, collected, body)
-            part.finish(_payload(response, used.name, cost, upstream_ms), also=storing, response_json=body)
+            entry = self._storing(response, used, cost, upstream_ms, collected, body)
+            payload = _payload(response, used.name, cost, upstream_ms)
+            if entry is None:
+                part.finish(payload, response_json=body)
+            else:
+                # Kept here until its write is sent (after the response: cache/deferred.py).
+                unwritten[call.key] = entry
+                also = partial(_entry_write, call.key, entry, call.ttl())
+                part.finish(payload, also=also, response_json=body, written=partial(_written, call.key, entry))
         except ProviderError as exc:
             error = GatewayError.from_provider(exc)
             part.fail(error.as_dict())
@@ -466,10 +486,10 @@ class Completion:
             if chunks is not None:
                 chunks.close()
             part.leave()
-        self._finish(response, used, upstream_ms, stored=storing is not None, body=body)
+        self._finish(response, used, upstream_ms, stored=entry is not None, body=body)
 
     def _storing(self, response, used, cost, upstream_ms, chunks, body=None):
-        """A function giving the store operation that caches the answer (run with the flight's end), or None."""
+        """The cache entry to store for the answer (written with the flight's end), or None."""
         call = self.call
         if not call.store or used.name != call.spec.name:
             # Answers from a fallback model are not kept under the requested model's key.
@@ -484,7 +504,7 @@ class Completion:
         )
         if body is not None:
             entry.with_response_json(body)
-        return lambda: [("set", call.key, entry.dumps(), call.ttl())]
+        return entry
 
     def _finish(self, response, used, upstream_ms, *, coalesced=False, stored=False, body=None):
         usage = response.get("usage")
