@@ -166,8 +166,10 @@ class _Idle:
     def drain(self):
         while self._queue and self._pid == current_pid():
             waiting, self._queue = self._queue, []
-            _run([task for tasks in waiting for task in tasks])
-            _release_database()
+            tasks = [task for tasks in waiting for task in tasks]
+            _run(tasks)
+            if any(function is not _WRITE for function, _args in tasks):
+                _release_database()  # store writes never read the database; other work may have
 
 
 def _release_database():

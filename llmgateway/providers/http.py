@@ -37,6 +37,8 @@ import io
 import json
 import logging
 import re
+import select
+import sys
 import threading
 import time
 import types
@@ -330,6 +332,29 @@ class _Kept(io.RawIOBase):
         self.stream.close()
 
 
+def _readable_now(stream):
+    """Has an idle connection something to read (it was closed or spoiled by the upstream)? Asked of the system.
+
+    httpcore's own check (`get_extra_info("is_readable")`) polls through `select.poll`, which in a gevent
+    worker waits for a whole turn of the event loop, every other connection's work, before the upstream call.
+    """
+    sock = stream.get_extra_info("socket")
+    if sock is None:
+        return True  # not a socket we can ask: not used again
+    poll = _system_poll()()
+    poll.register(sock.fileno(), select.POLLIN)
+    return bool(poll.poll(0))
+
+
+@lru_cache(maxsize=1)
+def _system_poll():
+    """`select.poll` as the system gives it, also where gevent has made it cooperative."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("select"):
+        return monkey.get_original("select", "poll")
+    return select.poll
+
+
 def _checkout(origin):
     """An idle connection to `origin` still good to use, or a new one (address checks and the call's time apply)."""
     idle, now = _idle.get(origin), time.monotonic()
@@ -339,7 +364,7 @@ def _checkout(origin):
         except IndexError:  # taken by another thread meanwhile
             break
         # An idle connection with something to read was closed (or spoiled) by the upstream.
-        if now - kept.since < LIMITS.keepalive_expiry and not kept.stream.get_extra_info("is_readable"):
+        if now - kept.since < LIMITS.keepalive_expiry and not _readable_now(kept.stream):
             return kept
         kept.close()
     scheme, host, port = origin

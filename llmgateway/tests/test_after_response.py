@@ -84,11 +84,31 @@ waited = time.monotonic() - started
 busy[0] = False
 spinner.join()
 
+# Work that read the database leaves no connection open in the runner.
+from django.db import connections
+
+opened = []
+
+
+def read_database():
+    wrapper = connections["default"]  # the runner's own (connections are per greenlet)
+    wrapper.ensure_connection()
+    opened.append(wrapper)
+
+
+response = HttpResponse(b"{}")
+with deferred.collecting() as after_response:
+    deferred.defer(read_database)
+    deferred.attach(response, after_response)
+response.close()
+gevent.sleep(0.2)
+database = {"read": len(opened), "left_open": [c.connection is not None for c in opened]}
+
 # Work still waiting when the worker leaves is done by drain() (gunicorn's worker_exit).
 order.clear()
 respond("e")
 deferred.drain()
-print(json.dumps({**burst, "waited": waited, "latest": deferred.LATEST, "exit": list(order)}))
+print(json.dumps({**burst, "waited": waited, "latest": deferred.LATEST, "exit": list(order), "database": database}))
 """
 
 
@@ -188,3 +208,7 @@ def test_the_writes_handed_over_together_leave_in_one_round_trip(workspace, remo
         gateway.complete(workspace, {**BASE, "messages": [{"role": "user", "content": f"question {n}"}]}).cache_hit
         for n in range(3)
     )
+
+
+def test_work_that_read_the_database_leaves_no_connection_open(report):
+    assert report["database"] == {"read": 1, "left_open": [False]}, report

@@ -9,10 +9,12 @@ import gzip
 import http.client as http_client
 import io
 import json
+import os
 import socket
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -483,3 +485,59 @@ def test_answer_headers_are_read_as_http_clients_parser_reads_them(block):
     assert ours.as_string() == theirs.as_string()
     assert ours.items() == theirs.items()
     assert ours.get("content-length") == theirs.get("content-length")
+
+
+CHECKOUT_SCRIPT = """
+from gevent import monkey; monkey.patch_all()
+import json, socket, time, django
+django.setup()
+import gevent, httpcore
+from httpcore._backends.sync import SyncStream
+from llmgateway.providers import http
+
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+origin = ("http", "127.0.0.1", listener.getsockname()[1])
+
+
+def kept_connection():
+    client = socket.create_connection(origin[1:])
+    server, _ = listener.accept()
+    kept = http._Kept(origin, http._BoundedStream(SyncStream(client)))
+    kept.since = time.monotonic()
+    return kept, server
+
+
+hub = gevent.get_hub()
+idle, server = kept_connection()
+http._idle[origin] = [idle]
+before = hub.loop.iteration
+reused = http._checkout(origin) is idle
+turns = hub.loop.iteration - before
+closed, peer = kept_connection()
+peer.close()  # the upstream closed it while it was idle
+time.sleep(0.05)
+print(json.dumps({"reused": reused, "turns": turns, "closed_reused": not http._readable_now(closed.stream)}))
+"""
+
+
+def test_a_kept_connection_is_checked_without_a_turn_of_a_gevent_workers_event_loop(tmp_path):
+    """The check that an idle connection is still good asks the system at once: through gevent's `select.poll`
+    it waited for a whole turn of the loop (every other connection's work) before each upstream call."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "REDIS_URL", "DATABASE_URL"}}
+    env.update(DJANGO_SETTINGS_MODULE="corporate.settings", VAR_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-c", CHECKOUT_SCRIPT],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"reused": True, "turns": 0, "closed_reused": False}, report
