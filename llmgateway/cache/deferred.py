@@ -161,7 +161,10 @@ class _Idle:
             # Every connection with something to do goes first; a loop that is never idle waits no longer than this.
             with gevent.Timeout(LATEST, False):
                 gevent.idle()
-            self.drain()
+            try:
+                self.drain()
+            except Exception:  # the runner must outlive any one run: the next responses' work waits on it
+                log.exception("deferred gateway work failed")
 
     def drain(self):
         while self._queue and self._pid == current_pid():
@@ -178,7 +181,10 @@ def _release_database():
 
     for connection in connections.all(initialized_only=True):
         if connection.connection is not None and not connection.in_atomic_block:
-            connection.close()
+            try:
+                connection.close()
+            except Exception:  # a broken connection is dropped all the same
+                log.warning("closing the database connection of deferred work failed", exc_info=True)
 
 
 _idle = _Idle()
