@@ -152,17 +152,19 @@ def child_exit(server, worker):
 
 def worker_exit(server, worker):
     # Work handed over by the last responses (cache entries, flights' ends) waits for an idle moment: now.
-    deferred = sys.modules.get("llmgateway.cache.deferred")
-    try:
-        if deferred is not None:
-            deferred.drain()
-    except Exception as exc:  # the worker is leaving either way
-        server.log.warning("worker %s: writing the last responses' work failed: %s", worker.pid, exc)
+    _on_exit(server, worker, "llmgateway.cache.deferred", "drain", "writing the last responses' work")
     # Close pooled PostgreSQL connections cleanly instead of dropping them.
-    backend = sys.modules.get("corporate.backends.postgresql.base")
-    try:
-        if backend is not None:
-            backend.close_idle_connections()
-    except Exception as exc:  # the worker is leaving either way
-        server.log.warning("worker %s: closing database connections failed: %s", worker.pid, exc)
+    _on_exit(
+        server, worker, "corporate.backends.postgresql.base", "close_idle_connections", "closing database connections"
+    )
     server.log.info("worker %s exited", worker.pid)
+
+
+def _on_exit(server, worker, module, function, what):
+    """Call `module.function()` if the worker imported the module; a failure is logged (the worker is leaving)."""
+    loaded = sys.modules.get(module)
+    try:
+        if loaded is not None:
+            getattr(loaded, function)()
+    except Exception as exc:
+        server.log.warning("worker %s: %s failed: %s", worker.pid, what, exc)

@@ -176,3 +176,33 @@ def test_systemd_units_are_valid(tmp_path):
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     assert "start_production.sh web" in (DEPLOY / "systemd" / "corporate-web.service").read_text()
     assert "start_production.sh worker" in (DEPLOY / "systemd" / "corporate-worker@.service").read_text()
+
+
+def test_a_leaving_worker_runs_the_work_its_last_responses_handed_over_and_logs_a_failure(monkeypatch):
+    import runpy
+
+    from llmgateway.cache import deferred
+
+    class Log:
+        def __init__(self):
+            self.lines = []
+
+        def warning(self, message, *args):
+            self.lines.append(message % args)
+
+        info = warning
+
+    server, worker = type("Server", (), {"log": Log()})(), type("Worker", (), {"pid": 7})()
+    hooks = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))
+    ran = []
+    monkeypatch.setattr(deferred, "drain", lambda: ran.append("drain"))
+    hooks["worker_exit"](server, worker)
+    assert ran == ["drain"]
+
+    def broken():
+        raise ConnectionError("Redis is gone")
+
+    monkeypatch.setattr(deferred, "drain", broken)
+    hooks["worker_exit"](server, worker)
+    assert "worker 7: writing the last responses' work failed: Redis is gone" in server.log.lines
+    assert server.log.lines[-1] == "worker 7 exited"
