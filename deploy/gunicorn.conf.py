@@ -153,6 +153,8 @@ def child_exit(server, worker):
 def worker_exit(server, worker):
     # Work handed over by the last responses (cache entries, flights' ends) waits for an idle moment: now.
     _on_exit(server, worker, "llmgateway.cache.deferred", "drain", "writing the last responses' work")
+    # Usage records to the store, or to a file under VAR_DIR while it is down (sent later, none lost).
+    _on_exit(server, worker, "llmgateway.metering.records", "exit_flush", "keeping the usage records")
     # Close pooled PostgreSQL connections cleanly instead of dropping them.
     _on_exit(
         server, worker, "corporate.backends.postgresql.base", "close_idle_connections", "closing database connections"

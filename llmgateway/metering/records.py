@@ -26,6 +26,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 from corporate.background import Flusher
 from llmgateway.cache.store import get_store, make_key
@@ -56,6 +57,7 @@ def _forked():
     global _pending, _scheduled, _ids, _lock, _flush_lock, _failing_since, _warned_at
     _pending, _scheduled, _ids, _failing_since, _warned_at = [], False, None, None, None
     _lock, _flush_lock = threading.Lock(), threading.Lock()  # a thread of the parent may have held them
+    _unsent_checked[0] = None
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -111,11 +113,71 @@ def flush():
         taken = [r if type(r) is bytes else _encode(r).encode() for r in taken]
         if get_store().append(queue_key(), taken):
             _taken_again(len(taken))
+            _send_unsent()
             return
         # The store did not answer: keep them for the next try.
         with _lock:
             _pending[:0] = taken
         _not_taken(len(taken))
+
+
+def exit_flush():
+    """At the process's exit: its records to the store, or to a file under VAR_DIR while the store takes none.
+
+    The file's records are sent by the next process that writes records (`_send_unsent`): a worker
+    restarted during a Redis outage loses none of the completions it served.
+    """
+    global _pending
+    flush()
+    with _lock:
+        taken, _pending = _pending, []
+    if not taken:
+        return
+    lines = [r if type(r) is bytes else _encode(r).encode() for r in taken]
+    path = _unsent_dir() / f"{UNSENT_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.jsonl"
+    try:
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(b"\n".join(lines) + b"\n")
+        os.replace(partial, path)
+    except OSError as exc:
+        log.error("usage records: %d the store did not take are lost: %s", len(lines), exc)
+        return
+    log.warning("usage records: the store took none of the last %d; kept in %s until it does", len(lines), path)
+
+
+UNSENT_PREFIX = "usage-unsent-"
+UNSENT_CHECK_EVERY = 60  # seconds between two looks for files of records, in a process that writes records
+_unsent_checked = [None]  # time.monotonic() of this process's last look
+
+
+def _unsent_dir():
+    from django.conf import settings
+
+    return Path(settings.VAR_DIR)
+
+
+def _send_unsent(force=False):
+    """Records that processes kept in files when they exited during an outage: into the store's queue."""
+    now = time.monotonic()
+    if not force and _unsent_checked[0] is not None and now - _unsent_checked[0] < UNSENT_CHECK_EVERY:
+        return
+    _unsent_checked[0] = now
+    try:
+        paths = sorted(_unsent_dir().glob(f"{UNSENT_PREFIX}*.jsonl"))
+    except OSError:
+        return
+    for path in paths:
+        claimed = path.with_name(f"{path.name}.sending-{os.getpid()}")
+        try:
+            os.rename(path, claimed)  # one process sends a file
+            lines = [line for line in claimed.read_bytes().splitlines() if line]
+        except OSError:
+            continue  # taken by another process meanwhile
+        if lines and not get_store().append(queue_key(), lines):
+            os.rename(claimed, path)  # the store stopped taking records: for a later try
+            return
+        claimed.unlink()
+        log.info("usage records: %d kept in %s are in the queue", len(lines), path.name)
 
 
 def _not_taken(count):
@@ -157,7 +219,7 @@ def _write(woken):
 _flusher = Flusher("usage-flush", _write, FLUSH_INTERVAL)
 
 
-atexit.register(flush)
+atexit.register(exit_flush)
 
 
 def _decode(raw):
@@ -219,6 +281,7 @@ def _write(raws):
 def drain(limit=None):
     """Write queued records to the database; how many were written (0 when another process is draining)."""
     flush()
+    _send_unsent(force=True)
     store = get_store()
     if not store.add(drain_lock_key(), b"1", DRAIN_LOCK_SECONDS):
         return 0

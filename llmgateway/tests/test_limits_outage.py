@@ -4,6 +4,7 @@ The gateway runs on a redis-server of the test's own (corporate/tests/redis_serv
 which the test stops and starts; never the machine's shared Redis.
 """
 
+import json
 import logging
 import time
 
@@ -136,3 +137,46 @@ def test_usage_records_wait_out_an_outage_with_one_warning_and_none_is_lost(redi
     assert any("1000" in m and "again" in m for m in messages), messages
     assert records.drain() == 1000
     assert UsageRecord.objects.filter(workspace=workspace).count() == 1000
+
+
+def test_records_the_store_never_took_are_kept_in_a_file_at_exit_and_sent_by_the_next_process(
+    redis_cache, workspace, settings, tmp_path, caplog
+):
+    """A worker that exits (a restart, a deploy) while Redis is down writes the records it holds to a file
+    under VAR_DIR; the next process that writes records, or a drain, sends them: none is lost."""
+    settings.VAR_DIR = str(tmp_path)
+    settings.REDIS_RETRY_SECONDS = 0.2
+
+    def record():
+        return (records.new_id(), workspace.pk, None, None, None, "v1", "m", 1, 1, 0, "miss", 200, 1.0, time.time())
+
+    redis_cache.stop()
+    for _ in range(5):
+        records.add(record())
+    with caplog.at_level(logging.WARNING, logger="llmgateway.metering"):
+        records.exit_flush()  # what the exiting worker runs
+    assert records.pending() == 0
+    kept = list(tmp_path.glob("usage-unsent-*.jsonl"))
+    assert len(kept) == 1 and len(kept[0].read_bytes().splitlines()) == 5
+    assert any("kept in" in r.getMessage() for r in caplog.records)
+
+    redis_cache.start().used_again()
+    records._unsent_checked[0] = None  # a new process
+    records.add(record())
+    records.flush()
+    assert list(tmp_path.glob("usage-unsent-*")) == []
+    assert records.drain() == 6
+    assert UsageRecord.objects.filter(workspace=workspace).count() == 6
+    records.exit_flush()  # nothing left: no file
+    assert list(tmp_path.glob("usage-unsent-*")) == []
+
+
+def test_a_drain_sends_records_kept_in_files_even_without_traffic(redis_cache, workspace, settings, tmp_path):
+    settings.VAR_DIR = str(tmp_path)
+    line = json.dumps(
+        [records.new_id(), workspace.pk, None, None, None, "v1", "m", 2, 3, 0, "miss", 200, 1.0, time.time()]
+    )
+    (tmp_path / "usage-unsent-123-abcd.jsonl").write_text(line + "\n")
+    assert records.drain() == 1
+    assert UsageRecord.objects.get(workspace=workspace).completion_tokens == 3
+    assert list(tmp_path.glob("usage-unsent-*")) == []
