@@ -346,3 +346,24 @@ def test_redis_paused_mid_stream_the_stream_goes_on_to_its_end(site):
     finally:
         site.upstream.chunk_delay = 0.0
     assert b"[DONE]" in got and b'"error"' not in got
+
+
+def test_records_held_by_workers_restarted_during_a_redis_outage_are_kept_and_sent_later(site):
+    """Both workers stop while Redis is down: the records they hold go to files under VAR_DIR, and once Redis
+    is back the new workers (or the next drain) send them; every answered request has its row."""
+    rows_before = site.usage_rows()[0]
+    workers = wait_until(lambda: len(site.workers()) == 2 and site.workers(), 30, "two workers")
+    site.redis.stop()
+    try:
+        answered = sum(site.ask("load", f"during the outage {n}").status_code == 200 for n in range(10))
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)  # gunicorn's graceful stop of each worker; the master starts others
+        wait_until(lambda: len(site.workers() - workers) == 2, 30, "two new workers")
+        kept = list((site.tmp / "var").glob("usage-unsent-*.jsonl"))
+        assert kept and sum(len(path.read_bytes().splitlines()) for path in kept) == 10
+    finally:
+        site.redis.start()
+    assert answered == 10
+    wait_until(lambda: site.ask("load", "after the outage").status_code == 200, 30, "an answer with Redis back")
+    assert site.usage_rows()[0] - rows_before == 11
+    assert list((site.tmp / "var").glob("usage-unsent-*")) == []
