@@ -134,6 +134,8 @@ class _BoundedStream(httpcore.NetworkStream):
         )
 
     def get_extra_info(self, info):
+        if info == "is_readable":  # httpcore's pool asks it of every idle connection (streams' calls)
+            return _readable_now(self._stream)
         return self._stream.get_extra_info(info)
 
 

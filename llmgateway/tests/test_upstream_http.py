@@ -515,10 +515,14 @@ http._idle[origin] = [idle]
 before = hub.loop.iteration
 reused = http._checkout(origin) is idle
 turns = hub.loop.iteration - before
+before = hub.loop.iteration
+pool_check = idle.stream.get_extra_info("is_readable")  # how httpcore's pool checks a stream's connection
+turns += hub.loop.iteration - before
 closed, peer = kept_connection()
 peer.close()  # the upstream closed it while it was idle
 time.sleep(0.05)
-print(json.dumps({"reused": reused, "turns": turns, "closed_reused": not http._readable_now(closed.stream)}))
+print(json.dumps({"reused": reused, "turns": turns, "closed_reused": not http._readable_now(closed.stream),
+                  "pool_check": pool_check, "closed_pool_check": closed.stream.get_extra_info("is_readable")}))
 """
 
 
@@ -540,4 +544,10 @@ def test_a_kept_connection_is_checked_without_a_turn_of_a_gevent_workers_event_l
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"reused": True, "turns": 0, "closed_reused": False}, report
+    assert report == {
+        "reused": True,
+        "turns": 0,
+        "closed_reused": False,
+        "pool_check": False,
+        "closed_pool_check": True,
+    }, report
