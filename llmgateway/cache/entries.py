@@ -163,6 +163,24 @@ class CachedCompletion:
         object.__setattr__(self, "_response_json", body)
         return self
 
+    def response_as(self, id_):
+        """The response under another completion id (a copy: the entry is shared between requests)."""
+        return {**self.response, "id": id_} if "id" in self.response else self.response
+
+    def response_json_as(self, id_):
+        """`response_json()` under another completion id: the stored bytes with the id swapped when it leads them."""
+        body = self.response_json()
+        head = self.__dict__.get("_id_head")
+        if head is None:
+            old = self.response.get("id")
+            head = b'{"id":' + compact_json(old).encode() if isinstance(old, str) else b""
+            object.__setattr__(self, "_id_head", head)
+        if not head:
+            return body
+        if body.startswith(head):
+            return b'{"id":' + compact_json(id_).encode() + body[len(head) :]
+        return response_json(self.response_as(id_))
+
 
 # Parsed entries, by their bytes (never stale): a popular answer is parsed once per process, not once per hit.
 # Entries are shared between requests and read-only. Large ones are parsed each time (memory).

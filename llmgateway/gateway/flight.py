@@ -36,7 +36,13 @@ from llmgateway.gateway.errors import GatewayError
 from llmgateway.gateway.validation import check_chat_model, validate_request
 from llmgateway.metering import limits
 from llmgateway.providers import resilience
-from llmgateway.providers.base import Deadline, ProviderError, chunks_from_response, response_from_chunks
+from llmgateway.providers.base import (
+    Deadline,
+    ProviderError,
+    chunks_from_response,
+    completion_id,
+    response_from_chunks,
+)
 from llmgateway.usage import hook
 
 log = logging.getLogger("llmgateway.gateway")
@@ -277,6 +283,12 @@ def _payload(response, model, cost, upstream_ms):
     return {"response": response, "model": model, "cost": cost, "upstream_ms": upstream_ms}
 
 
+def _renamed(chunks, id_):
+    """The chunks under the completion id `id_` (copies: stored chunks are shared between requests)."""
+    for chunk in chunks:
+        yield {**chunk, "id": id_} if "id" in chunk else chunk
+
+
 def _spec_named(call, name):
     return call.spec if name == call.spec.name else (registry.get_spec(name) or call.spec)
 
@@ -386,18 +398,21 @@ class Completion:
             yield from self._lead(self._part)
 
     def _replay(self, entry):
+        # Every answer has an id of its own, as OpenAI's do: a hit is not the answer it was stored from.
+        id_ = completion_id()
+        response = entry.response_as(id_)
         if self._want_chunks:
-            yield from entry.chunks if entry.chunks is not None else chunks_from_response(entry.response)
+            yield from _renamed(entry.chunks if entry.chunks is not None else chunks_from_response(response), id_)
         self.result = CompletionResult(
-            response=entry.response,
+            response=response,
             model=entry.model,
             cache_hit=True,
-            usage=entry.response.get("usage"),
+            usage=response.get("usage"),
             cost=entry.cost,
             latency_ms=self.call.elapsed_ms(),
             stored=True,
             ratelimit=self._ratelimit(),
-            body=None if self._want_chunks else entry.response_json(),
+            body=None if self._want_chunks else entry.response_json_as(id_),
             request_id=self.call.request_id,
         )
 
@@ -407,13 +422,14 @@ class Completion:
 
     def _follow(self):
         call, part, got_chunks, payload = self.call, self._part, False, None
+        id_ = completion_id()  # the leader's answer, under an id of this request's own
         try:
             release_database()
             for kind, data in part.follow(call.deadline.at):
                 if kind == "chunk":
                     got_chunks = True
                     if self._want_chunks:
-                        yield data
+                        yield {**data, "id": id_} if "id" in data else data
                 else:
                     payload = data
         except coalesce.Failed as failed:
@@ -430,9 +446,12 @@ class Completion:
             return
         finally:
             part.leave()
+        response = payload["response"]
+        if "id" in response:
+            response = {**response, "id": id_}
         if self._want_chunks and not got_chunks:
-            yield from chunks_from_response(payload["response"])
-        self._finish(payload["response"], _spec_named(call, payload["model"]), 0, coalesced=True)
+            yield from chunks_from_response(response)
+        self._finish(response, _spec_named(call, payload["model"]), 0, coalesced=True)
 
     def _lead(self, part):
         """Make the upstream call for this flight; on every way out the upstream is hung up on and the flight ends.

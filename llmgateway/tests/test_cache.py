@@ -69,11 +69,16 @@ class TestCacheKey:
         assert _key(BASE, extra={"a": 1, "b": 2}) == _key(BASE, extra={"b": 2, "a": 1})
 
 
+def _without_id(answer):
+    """An answer (or a streamed chunk) without its completion id, which is every answer's own."""
+    return {k: v for k, v in answer.items() if k != "id"} if isinstance(answer, dict) else answer
+
+
 def test_second_call_is_a_hit_with_the_same_answer(workspace, remote_model, upstream):
     first = gateway.complete(workspace, BASE)
     second = gateway.complete(workspace, BASE)
     assert (first.cache_hit, second.cache_hit) == (False, True)
-    assert second.response == first.response
+    assert _without_id(second.response) == _without_id(first.response)
     assert upstream.calls == 1
     assert second.usage == first.usage and second.cost == first.cost > 0
     summary = stats.summary(workspace.pk)
@@ -87,8 +92,19 @@ def test_v1_reports_miss_then_hit(v1, remote_model, upstream):
     second = v1(BASE)
     assert (first.status_code, second.status_code) == (200, 200)
     assert (first["X-Cache"], second["X-Cache"]) == ("MISS", "HIT")
-    assert first.json() == second.json()
+    assert _without_id(first.json()) == _without_id(second.json())
     assert upstream.calls == 1
+
+
+def test_every_answer_has_an_id_of_its_own_a_hit_included(v1, workspace, remote_model, upstream):
+    """A client that keeps answers by their id (as OpenAI's are unique) never gets one twice from the cache."""
+    answers = [v1(BASE) for _ in range(3)]
+    assert [a["X-Cache"] for a in answers] == ["MISS", "HIT", "HIT"]
+    ids = [a.json()["id"] for a in answers]
+    assert len(set(ids)) == 3 and all(i.startswith("chatcmpl-") for i in ids), ids
+    assert answers[1].content.startswith(b'{"id":"' + ids[1].encode() + b'"')  # the stored bytes, id swapped
+    python = [gateway.complete(workspace, BASE).response["id"] for _ in range(2)]
+    assert len(set(python + ids)) == 5
 
 
 def test_a_hit_does_not_touch_the_database(v1, remote_model, upstream, django_assert_num_queries):
@@ -141,7 +157,7 @@ class TestCacheControls:
         assert refreshed["X-Cache"] == "MISS"
         assert refreshed.json()["choices"] != first["choices"]
         # The refreshed answer replaced the old one.
-        assert v1(BASE).json() == refreshed.json()
+        assert _without_id(v1(BASE).json()) == _without_id(refreshed.json())
         assert upstream.calls == 2
 
     def test_no_store_header_keeps_the_answer_out(self, v1, remote_model, upstream):
@@ -235,7 +251,11 @@ class TestStreaming:
         assert live[-1] == "[DONE]"
         replay = v1(dict(BASE, stream=True))
         assert replay["X-Cache"] == "HIT"
-        assert _sse(replay) == live
+        chunks = _sse(replay)
+        assert [_without_id(c) for c in chunks] == [_without_id(c) for c in live]
+        # The replay's chunks share one id of their own.
+        replayed_ids = {c["id"] for c in chunks if isinstance(c, dict)}
+        assert len(replayed_ids) == 1 and replayed_ids != {c["id"] for c in live if isinstance(c, dict)}
         assert upstream.calls == 1
 
     def test_a_streamed_answer_serves_a_plain_request_and_back(self, v1, remote_model, upstream):

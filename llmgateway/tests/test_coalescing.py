@@ -79,6 +79,8 @@ def _twenty_identical(workspace, spec, upstream, extra=None):
     assert len({r.text for r in results}) == 1
     assert sum(not r.cache_hit and not r.coalesced for r in results) == 1
     assert sum(r.coalesced or r.cache_hit for r in results) == 19
+    # One answer, twenty ids: a follower's and a hit's answer each have an id of their own.
+    assert len({r.response["id"] for r in results}) == 20
     return results
 
 
@@ -136,7 +138,9 @@ def _follow_mid_stream(workspace, spec, upstream, extra=None, forget_local=False
     leader.join(10)
     assert upstream.calls == 1
     # The chunks produced before it joined, then the rest live: the whole answer.
-    assert chunks == leader_chunks
+    # The leader's chunks, under one id of the follower's own (every answer has its own id).
+    assert [{**c, "id": None} for c in chunks] == [{**c, "id": None} for c in leader_chunks]
+    assert len({c["id"] for c in chunks}) == 1 and chunks[0]["id"] != leader_chunks[0]["id"]
     assert _content(chunks).startswith("Echo: Summarise")
     assert follower.result.coalesced
 
