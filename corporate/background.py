@@ -15,8 +15,11 @@ fork); a thread that is never woken still runs its job every `interval`
 seconds, which writes what is left once traffic stops.
 """
 
+import itertools
 import logging
 import os
+import secrets
+import sys
 import threading
 
 log = logging.getLogger("corporate")
@@ -28,6 +31,30 @@ os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 def current_pid():
     """This process's id, without a system call."""
     return _pid[0]
+
+
+def gevent_patched(module="socket"):
+    """True in a process where gevent has made `module` of the standard library cooperative (a gevent worker)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched(module)
+
+
+class ProcessIds:
+    """Ids unique across processes, without a system call each: a random prefix per process and a count.
+
+    `next()` gives (prefix, number); a forked process starts a prefix of its own.
+    """
+
+    def __init__(self, random_hex, first=0):
+        self._random_hex, self._first = random_hex, first
+        self._state = (None, "", None)
+
+    def next(self):
+        pid, prefix, counter = self._state
+        if pid != current_pid():
+            prefix, counter = secrets.token_hex(self._random_hex // 2), itertools.count(self._first)
+            self._state = current_pid(), prefix, counter
+        return prefix, next(counter)
 
 
 class Flusher:

@@ -5,16 +5,26 @@ from corporate.tests.browser import screenshot, sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_ask_stream_cite_and_ask_again(browser, live_server, member, workspace, assistant):
+def _signed_in(browser, live_server, member):
+    """A new page with the member signed in."""
     page = browser.new_page()
     sign_in(page, live_server.url, member.email, "correct horse battery")
     page.wait_for_selector("text=Welcome")
+    return page
+
+
+def _send(page, question):
+    page.fill("textarea[name=question]", question)
+    page.click("button[data-send]")
+
+
+def test_ask_stream_cite_and_ask_again(browser, live_server, member, workspace, assistant):
+    page = _signed_in(browser, live_server, member)
     page.goto(f"{live_server.url}/assistants/acme/")
     page.click("text=Helpdesk")
     # chat.js must be listening before the question is sent.
     page.wait_for_load_state("load")
-    page.fill("textarea[name=question]", "How many vacation days do I get?")
-    page.click("button[data-send]")
+    _send(page, "How many vacation days do I get?")
     answer = page.wait_for_selector(".msg-assistant:not(.pending) .answer")
     assert "27 vacation days" in answer.inner_text()
     assert "/c/" in page.url  # the page now shows the conversation's address
@@ -23,8 +33,7 @@ def test_ask_stream_cite_and_ask_again(browser, live_server, member, workspace, 
     screenshot(page, "chat.png")
 
     # Asking the same again in the same conversation comes from the cache.
-    page.fill("textarea[name=question]", "How many vacation days do I get?")
-    page.click("button[data-send]")
+    _send(page, "How many vacation days do I get?")
     page.locator(".msg-assistant:not(.pending)").nth(1).wait_for()
     assert page.locator(".msg-assistant").nth(1).locator(".badge-ok").inner_text() == "cached"
 
@@ -43,14 +52,11 @@ def test_ask_stream_cite_and_ask_again(browser, live_server, member, workspace, 
 def test_over_long_question_is_refused_and_stays_in_the_box(browser, live_server, member, workspace, assistant):
     from assistants.models import MAX_QUESTION_CHARS, Conversation
 
-    page = browser.new_page()
-    sign_in(page, live_server.url, member.email, "correct horse battery")
-    page.wait_for_selector("text=Welcome")
+    page = _signed_in(browser, live_server, member)
     page.goto(f"{live_server.url}/assistants/acme/{assistant.pk}/")
     page.wait_for_load_state("load")
     question = "Why? " * (MAX_QUESTION_CHARS // 5 + 10)
-    page.fill("textarea[name=question]", question)
-    page.click("button[data-send]")
+    _send(page, question)
     error = page.wait_for_selector(".ask-error:not([hidden])")
     assert "too long" in error.inner_text()
     # Nothing typed is lost, and no half-made question or answer is left on the page.
@@ -93,9 +99,7 @@ def test_a_new_user_uploads_a_handbook_and_gets_the_fact_with_its_section(browse
     from assistants.models import Assistant
 
     Assistant.objects.create(workspace=workspace, name="People desk", created_by=member)
-    page = browser.new_page()
-    sign_in(page, live_server.url, member.email, "correct horse battery")
-    page.wait_for_selector("text=Welcome")
+    page = _signed_in(browser, live_server, member)
     page.goto(f"{live_server.url}/documents/acme/upload/")
     page.wait_for_load_state("load")
     page.set_input_files(
@@ -106,8 +110,7 @@ def test_a_new_user_uploads_a_handbook_and_gets_the_fact_with_its_section(browse
     page.goto(f"{live_server.url}/assistants/acme/")
     page.click("text=People desk")
     page.wait_for_load_state("load")
-    page.fill("textarea[name=question]", "How often can I take a long paid break of several weeks?")
-    page.click("button[data-send]")
+    _send(page, "How often can I take a long paid break of several weeks?")
     answer = page.wait_for_selector(".msg-assistant:not(.pending) .answer")
     assert "Every three years" in answer.inner_text(), answer.inner_text()
     source = page.locator(".citations a").first.inner_text()

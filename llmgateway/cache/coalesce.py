@@ -25,16 +25,14 @@ The leader's lock lives as long as the leader's deadline (plus a little), and
 the leader ends its flight on every path: answer, failure, or abandon.
 """
 
-import itertools
 import json
-import os
-import secrets
 import threading
 import time
 from functools import partial
 
 from django.conf import settings
 
+from corporate.background import ProcessIds
 from llmgateway.cache import deferred
 from llmgateway.cache.entries import FLIGHT_TTL, compact_json, flight_key, lock_key
 from llmgateway.cache.store import get_store
@@ -115,16 +113,13 @@ class Flight:
 
 _flights = {}
 _flights_lock = threading.Lock()
-_ids = (None, "", None)  # (process id, random prefix, counter): flight ids unique across processes
+_flight_ids = ProcessIds(12)
 
 
 def _flight_id():
-    """A new flight's id: this process's random prefix and a count (no system call, unlike a random token)."""
-    global _ids
-    pid, prefix, counter = _ids
-    if pid != os.getpid():  # a forked worker gets a prefix of its own
-        _ids = pid, prefix, counter = os.getpid(), secrets.token_hex(6), itertools.count()
-    return f"{prefix}{next(counter):x}"
+    """A new flight's id, unique across processes (no system call, unlike a random token)."""
+    prefix, number = _flight_ids.next()
+    return f"{prefix}{number:x}"
 
 
 def _closing_ops(list_key, key, kind, data=None, response_json=None):

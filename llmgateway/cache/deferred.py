@@ -25,11 +25,10 @@ so an identical request is a hit at once. Under one thread per request
 
 import atexit
 import logging
-import sys
 import threading
 from contextlib import contextmanager
 
-from corporate.background import current_pid
+from corporate.background import current_pid, gevent_patched
 
 log = logging.getLogger("llmgateway")
 _local = threading.local()
@@ -125,8 +124,7 @@ _patched = []
 def _gevent_worker():
     """Is this process a gevent server's (the standard library made cooperative)? Read once."""
     if not _patched:
-        monkey = sys.modules.get("gevent.monkey")
-        _patched.append(monkey is not None and monkey.is_module_patched("socket"))
+        _patched.append(gevent_patched())
     return _patched[0]
 
 

@@ -18,7 +18,6 @@ carry the request's id under a unique constraint, so a batch written twice
 """
 
 import atexit
-import itertools
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from corporate.background import Flusher
+from corporate.background import Flusher, ProcessIds
 from llmgateway.cache.store import get_store, make_key
 
 log = logging.getLogger("llmgateway.metering")
@@ -50,12 +49,12 @@ _scheduled = False  # a flush is on its way
 _failing_since = None  # time.monotonic() when the store stopped taking records; None while it takes them
 _warned_at = None
 WARN_EVERY = 60  # seconds between warnings while the store takes no records
-_ids = None
+_ids = ProcessIds(20, first=1)
 
 
 def _forked():
-    global _pending, _scheduled, _ids, _lock, _flush_lock, _failing_since, _warned_at
-    _pending, _scheduled, _ids, _failing_since, _warned_at = [], False, None, None, None
+    global _pending, _scheduled, _lock, _flush_lock, _failing_since, _warned_at
+    _pending, _scheduled, _failing_since, _warned_at = [], False, None, None
     _lock, _flush_lock = threading.Lock(), threading.Lock()  # a thread of the parent may have held them
     _unsent_checked[0] = None
 
@@ -65,10 +64,8 @@ os.register_at_fork(after_in_child=_forked)
 
 def new_id():
     """A unique request id (32 hex digits): a random prefix per process and a counter, no system call each time."""
-    global _ids
-    if _ids is None:
-        _ids = (os.urandom(10).hex(), itertools.count(1))
-    return f"{_ids[0]}{next(_ids[1]):012x}"
+    prefix, number = _ids.next()
+    return f"{prefix}{number:012x}"
 
 
 def queue_key():
@@ -101,6 +98,12 @@ def add(record):
         _flusher.start()
 
 
+def _encoded(taken):
+    """Buffered records as the queue's lines: encoded here, after the responses, rather than on each request
+    (bytes: already encoded for a try that failed)."""
+    return [r if type(r) is bytes else _encode(r).encode() for r in taken]
+
+
 def flush():
     """Append this process's buffered records to the store's queue."""
     global _pending, _last_flush, _scheduled
@@ -109,8 +112,7 @@ def flush():
             taken, _pending, _last_flush, _scheduled = _pending, [], time.monotonic(), False
         if not taken:
             return
-        # Encoded here, after the responses, rather than on each request (bytes: kept from a failed try).
-        taken = [r if type(r) is bytes else _encode(r).encode() for r in taken]
+        taken = _encoded(taken)
         if get_store().append(queue_key(), taken):
             _taken_again(len(taken))
             _send_unsent()
@@ -133,7 +135,7 @@ def exit_flush():
         taken, _pending = _pending, []
     if not taken:
         return
-    lines = [r if type(r) is bytes else _encode(r).encode() for r in taken]
+    lines = _encoded(taken)
     path = _unsent_dir() / f"{UNSENT_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.jsonl"
     try:
         partial = path.with_suffix(".partial")

@@ -8,12 +8,10 @@ fallback model are the caller's (see resilience.py), steered by
 `ProviderError`.
 """
 
-import itertools
 import time
-import uuid
 from collections.abc import Iterator
 
-from corporate.background import current_pid
+from corporate.background import ProcessIds
 
 DEADLINE_EXCEEDED = "deadline_exceeded"
 
@@ -84,16 +82,13 @@ class Provider:
         raise NotImplementedError
 
 
-_ids = (None, "", None)  # (process id, random prefix, counter)
+_completion_ids = ProcessIds(12)
 
 
 def completion_id():
-    """A new completion id (`chatcmpl-` and 24 hex digits): a random prefix per process and a count."""
-    global _ids
-    pid, prefix, counter = _ids
-    if pid != current_pid():  # a forked worker gets a prefix of its own
-        _ids = pid, prefix, counter = current_pid(), uuid.uuid4().hex[:12], itertools.count()
-    return f"chatcmpl-{prefix}{next(counter):012x}"
+    """A new completion id (`chatcmpl-` and 24 hex digits), unique across processes."""
+    prefix, number = _completion_ids.next()
+    return f"chatcmpl-{prefix}{number:012x}"
 
 
 def response_dict(model, content, usage, *, finish_reason="stop", id_=None, created=None):

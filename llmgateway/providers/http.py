@@ -38,7 +38,6 @@ import json
 import logging
 import re
 import select
-import sys
 import threading
 import time
 import types
@@ -51,6 +50,7 @@ import httpx
 from django.conf import settings
 from httpx._transports.default import map_httpcore_exceptions
 
+from corporate.background import gevent_patched
 from llmgateway.providers import addresses
 from llmgateway.providers.base import ProviderError
 
@@ -351,9 +351,10 @@ def _readable_now(stream):
 @lru_cache(maxsize=1)
 def _system_poll():
     """`select.poll` as the system gives it, also where gevent has made it cooperative."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("select"):
-        return monkey.get_original("select", "poll")
+    if gevent_patched("select"):
+        from gevent.monkey import get_original
+
+        return get_original("select", "poll")
     return select.poll
 
 

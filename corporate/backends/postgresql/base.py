@@ -25,7 +25,6 @@ connections come from a pool of at most POOL_SIZE per worker process:
 
 import logging
 import os
-import sys
 import threading
 import weakref
 from functools import partial
@@ -33,6 +32,8 @@ from functools import partial
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base
 from django.db.backends.postgresql.psycopg_any import IsolationLevel
+
+from corporate.background import gevent_patched
 
 from .green import DatabaseTimeout
 from .pool import ConnectionPool, PoolTimeout
@@ -44,15 +45,6 @@ DEFAULT_POOL_TIMEOUT = 10
 
 _pools = {}
 _pools_lock = threading.Lock()
-
-
-def gevent_patched():
-    """True in a process whose sockets gevent has monkey-patched (a gevent worker)."""
-    if "gevent" not in sys.modules:
-        return False
-    from gevent import monkey
-
-    return monkey.is_module_patched("socket")
 
 
 def pool_for(settings_dict):
