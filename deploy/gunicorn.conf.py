@@ -53,6 +53,11 @@ keepalive = _int("WEB_KEEPALIVE", 5)
 max_requests = _int("WEB_MAX_REQUESTS", 50000)
 max_requests_jitter = _int("WEB_MAX_REQUESTS_JITTER", 5000)
 preload_app = False
+# A request line as long as nginx lets through (large_client_header_buffers, 8k):
+# nginx, not gunicorn, refuses longer ones, with an answer in the API's or the
+# site's shape. gunicorn's own default (4094) would answer a 4-8 kB address
+# with its bare HTML page. 8190 is the most gunicorn allows.
+limit_request_line = 8190
 # Trust X-Forwarded-* only from the local nginx.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 proc_name = os.environ.get("WEB_PROC_NAME", "corporate-web")

@@ -7,6 +7,7 @@ UPLOAD_MAX_MB=2). Skips where nginx is missing; under CI=true that fails.
 import json
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -222,6 +223,102 @@ def test_with_the_app_down_apis_get_json_and_pages_the_styled_page(tmp_path, pos
             assert "/static/css/app.css" in page.text
     finally:
         proxy.stop()
+
+
+def test_an_address_nginx_lets_through_is_read_by_gunicorn_and_answered_by_the_app(stack, https):
+    """Between gunicorn's default request-line limit (4 kB) and nginx's (8 kB), the app answers, as JSON."""
+    name = "m" * 6000
+    response = https.get(f"/v1/models/{name}")
+    assert response.status_code == 401, response.text[:200]
+    assert response.json()["error"]["code"] == "invalid_api_key"
+    response = https.get("/api/documents/", params={"q": name})
+    assert response.status_code in (401, 403), response.text[:200]
+    assert response.headers["content-type"].startswith("application/json")
+
+
+@pytest.fixture(scope="module")
+def bare_nginx(tmp_path_factory, postgres_url, redis_url):
+    """nginx from deploy/nginx.conf in front of a port where nothing listens (what it answers itself)."""
+    proxy = Stack(tmp_path_factory.mktemp("bare-nginx"), postgres_url, redis_url)
+    proxy.logs.mkdir(parents=True)
+    proxy._make_cert()
+    try:
+        proxy._start_nginx()
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def _raw_https(proxy, request):
+    """Send `request` (bytes) over TLS as it is; (status line, headers, body) of the answer."""
+    context = ssl.create_default_context(cafile=str(proxy.cert))
+    plain = socket.create_connection(("127.0.0.1", proxy.https_port), timeout=10)
+    with plain, context.wrap_socket(plain, server_hostname="localhost") as tls:
+        tls.sendall(request)
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *headers = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in headers)}, body
+
+
+LONG = "a" * 20000
+
+
+@pytest.mark.parametrize(
+    "path, status, code",
+    [
+        ("/v1/models/" + LONG, 414, "uri_too_long"),
+        ("/api/documents/?q=" + LONG, 414, "uri_too_long"),
+        ("/v1/models", 431, "request_headers_too_large"),
+        ("/api/documents/", 431, "request_headers_too_large"),
+    ],
+)
+def test_requests_nginx_cannot_read_get_json_under_the_apis(bare_nginx, path, status, code):
+    """A request line or headers over nginx's buffers: JSON in each API's error shape.
+
+    (Over HTTP/2 nginx refuses such a request at the protocol level, with a stream reset and no answer.)
+    """
+    headers = ["-H", "X-Filler: " + "b" * 20000] if status == 431 else []
+    out = curl(bare_nginx, "--http1.1", *headers, "-D", "-", "-w", "\n%{http_code}", f"{bare_nginx.https}{path}")
+    answer, got = out.rsplit("\n", 1)
+    head, _, body = answer.replace("\r\n", "\n").partition("\n\n")
+    assert int(got) == status, answer[:300]
+    assert "content-type: application/json" in head.lower()
+    assert "strict-transport-security" in head.lower()
+    error = json.loads(body)
+    if path.startswith("/v1/"):
+        assert error["error"]["code"] == code and error["error"]["type"] == "invalid_request_error"
+        assert error["error"]["message"]
+    else:
+        assert error["code"] == code and error["detail"]
+
+
+def test_malformed_requests_get_json_under_the_apis_and_a_page_elsewhere(bare_nginx):
+    cases = [
+        (b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nNo colon here\r\n\r\n", "400", "v1", "bad_request"),
+        (b"GET /api/documents/ HTTP/1.1\r\nHost: localhost\r\nNo colon here\r\n\r\n", "400", "api", "bad_request"),
+        (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "501",
+            "v1",
+            "unsupported_transfer_encoding",
+        ),
+        (b"GET /v1/models HTTP/3.7\r\nHost: localhost\r\n\r\n", "505", "v1", "http_version_not_supported"),
+        (b"GET / HTTP/1.1\r\nHost: localhost\r\nNo colon here\r\n\r\n", "400", "page", None),
+        (("GET /" + LONG + " HTTP/1.1\r\nHost: localhost\r\n\r\n").encode(), "414", "page", None),
+    ]
+    for request, status, kind, code in cases:
+        status_line, headers, body = _raw_https(bare_nginx, request)
+        assert status_line.split()[1] == status, (request[:60], status_line)
+        if kind == "page":
+            assert headers["content-type"].startswith("text/html")
+            assert b"This request could not be read" in body and b"/static/css/app.css" in body
+            continue
+        assert headers["content-type"] == "application/json", (request[:60], headers)
+        error = json.loads(body)
+        assert (error["error"]["code"] if kind == "v1" else error["code"]) == code
 
 
 def test_slow_query_does_not_hold_up_other_requests(stack):
