@@ -247,6 +247,13 @@ class Stack:
             "floor.out",
             env=floor_env,
         )
+        # Below the floor: a WSGI proxy with no framework, with and without one Redis read (bench/floor_raw.py).
+        raw_port = free_port()
+        raw_process = self._spawn(
+            _gunicorn_command("bench.floor_raw:application", raw_port, workers, self.tmp / "raw.log"),
+            "raw.out",
+            env=floor_env,
+        )
         # The same gateway with the usage hook off: no usage records, no limits (the key's are ignored).
         self.bare_process = self._spawn(
             _gunicorn_command("corporate.wsgi:application", bare_port, workers, self.tmp / "bare.log"),
@@ -264,6 +271,8 @@ class Stack:
         self.floor.process = floor_process
         # The floor of a miss: the same floor process, forwarding to the upstream (bench/floor_urls.py, proxy).
         self.floor_proxy = Target("floor", f"http://127.0.0.1:{floor_port}", self.key, model="fake-model")
+        self.raw_proxy = Target("raw", f"http://127.0.0.1:{raw_port}", self.key, model="fake-model")
+        self.raw_proxy.process = raw_process
         self.compare = None
         if getattr(self.args, "compare", None):
             # The same site from another checkout (the code before a change), on the same database and Redis.
@@ -283,6 +292,7 @@ class Stack:
             wait_until_ok(self.compare.base + "/health", 60, what="gunicorn (gateway, --compare)")
         wait_until_ok(self.bare.base + "/health", 60, what="gunicorn (gateway, usage hook off)")
         wait_for_port(floor_port)
+        wait_for_port(raw_port)
         if self.litellm:
             wait_until_ok(
                 self.litellm.base + "/health/liveliness", 240, headers={"Authorization": f"Bearer {self.litellm.key}"}
@@ -540,10 +550,15 @@ def miss_overhead(stack, count):
 
 
 def _miss_peers(stack):
-    """(label, Target, path) of what else serves misses side by side: the floor's thinnest proxy (what an
-    extra HTTP hop through Django costs here), the --compare checkout, LiteLLM."""
+    """(label, Target, path) of what else serves misses side by side: a WSGI proxy with no framework, without
+    and with one Redis read (what an extra HTTP hop through gunicorn, and a cache check, cost here at the least),
+    the floor's thinnest proxy (the same hop through Django), the --compare checkout, LiteLLM."""
     path = "/v1/chat/completions"
-    peers = [("floor proxy (Django, no middleware)", stack.floor_proxy, "/proxy" + path)]
+    peers = [
+        ("WSGI proxy, no framework", stack.raw_proxy, path),
+        ("WSGI proxy + one Redis read", stack.raw_proxy, "/redis" + path),
+        ("floor proxy (Django, no middleware)", stack.floor_proxy, "/proxy" + path),
+    ]
     if stack.compare is not None:
         peers.append(("--compare checkout", stack.compare, path))
     if stack.litellm is not None:
