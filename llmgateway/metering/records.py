@@ -9,6 +9,14 @@ also writes what is left when traffic stops, and the process writes its list
 when it exits (gunicorn's graceful restart). So a cache hit still makes no
 database query and no extra round trip of its own.
 
+While the store takes no records (a Redis outage) they stay in memory and are
+tried again every interval; each one the store refused is also appended to
+the process's journal, a file under VAR_DIR (`Journal`), so a worker killed
+during the outage (SIGKILL, out of memory) loses at most the records of its
+last interval. Once the store takes records again the journal is emptied;
+a journal whose process is gone is sent by the next process that writes
+records, or by the next drain (`_send_unsent`).
+
 `drain()` moves the queue into UsageRecord rows in batches, under a lock so
 that one process drains at a time: the task worker does it every
 USAGE_FLUSH_SECONDS, and every page, API call and command that reads usage
@@ -18,6 +26,7 @@ carry the request's id under a unique constraint, so a batch written twice
 """
 
 import atexit
+import fcntl
 import json
 import logging
 import os
@@ -57,6 +66,7 @@ def _forked():
     _pending, _scheduled, _failing_since, _warned_at = [], False, None, None
     _lock, _flush_lock = threading.Lock(), threading.Lock()  # a thread of the parent may have held them
     _unsent_checked[0] = None
+    _journal.forked()
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -112,42 +122,103 @@ def flush():
             taken, _pending, _last_flush, _scheduled = _pending, [], time.monotonic(), False
         if not taken:
             return
+        # Bytes: refused before, so already in the journal; the others are new to it.
+        fresh = [i for i, record in enumerate(taken) if type(record) is not bytes]
         taken = _encoded(taken)
         if get_store().append(queue_key(), taken):
+            _journal.clear()  # all it held was among these
             _taken_again(len(taken))
             _send_unsent()
             return
-        # The store did not answer: keep them for the next try.
+        # The store did not answer: keep them for the next try, and on disk should this process die first.
+        _journal.append([taken[i] for i in fresh])
         with _lock:
             _pending[:0] = taken
         _not_taken(len(taken))
 
 
 def exit_flush():
-    """At the process's exit: its records to the store, or to a file under VAR_DIR while the store takes none.
+    """At the process's exit: its records to the store; while the store takes none, they stay in the journal.
 
-    The file's records are sent by the next process that writes records (`_send_unsent`): a worker
+    The journal's records are sent by the next process that writes records (`_send_unsent`): a worker
     restarted during a Redis outage loses none of the completions it served.
     """
     global _pending
     flush()
     with _lock:
-        taken, _pending = _pending, []
-    if not taken:
-        return
-    lines = _encoded(taken)
-    path = _unsent_dir() / f"{UNSENT_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.jsonl"
-    try:
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(b"\n".join(lines) + b"\n")
-        os.replace(partial, path)
-    except OSError as exc:
-        log.error("usage records: %d the store did not take are lost: %s", len(lines), exc)
-        return
-    log.warning("usage records: the store took none of the last %d; kept in %s until it does", len(lines), path)
+        left, _pending = len(_pending), []
+    path = _journal.close()
+    if left and path is not None:
+        log.warning("usage records: the store took none of the last %d; kept in %s until it does", left, path)
+    elif left:
+        log.error("usage records: %d the store did not take are lost (no journal under VAR_DIR)", left)
 
 
 UNSENT_PREFIX = "usage-unsent-"
+
+
+class Journal:
+    """This process's records the store refused, appended to a file under VAR_DIR until it takes them again.
+
+    The file is locked (flock) for as long as this process has it open: a lock another process can take
+    means its writer is gone, and its records are to be sent (`_send_unsent`). It is created under
+    another name and renamed once locked, so no other process sees it unlocked. Used under `_flush_lock`.
+    """
+
+    def __init__(self):
+        self.file = None
+        self.path = None
+
+    def append(self, lines):
+        if not lines:
+            return
+        try:
+            if self.file is None:
+                self._open()
+            self.file.write(b"".join(line + b"\n" for line in lines))
+            self.file.flush()  # in the system's hands: kept if this process is killed
+        except OSError as exc:
+            log.error("usage records: no journal under VAR_DIR, %d are kept in memory only: %s", len(lines), exc)
+            self._drop()
+
+    def _open(self):
+        folder = _unsent_dir()
+        name = f"{UNSENT_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.jsonl"
+        opening = folder / f".{name}.opening"
+        file = open(opening, "ab")  # noqa: SIM115 - kept open (and locked) while the process writes to it
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(opening, folder / name)
+        except BaseException:
+            file.close()
+            opening.unlink(missing_ok=True)
+            raise
+        self.file, self.path = file, folder / name
+
+    def clear(self):
+        """The store has every record of the journal: the file goes."""
+        if self.file is not None:
+            self.path.unlink(missing_ok=True)
+            self._drop()
+
+    def close(self):
+        """Leave the file (with its records) to other processes; its path, or None when there was none."""
+        path = self.path
+        self._drop()
+        return path
+
+    def _drop(self):
+        file, self.file, self.path = self.file, None, None
+        if file is not None:
+            file.close()
+
+    def forked(self):
+        # The parent's file and lock are the parent's: the child starts a journal of its own when it needs one.
+        # Closing the child's copy of the descriptor leaves the parent's lock in place (it holds its own).
+        self._drop()
+
+
+_journal = Journal()
 UNSENT_CHECK_EVERY = 60  # seconds between two looks for files of records, in a process that writes records
 _unsent_checked = [None]  # time.monotonic() of this process's last look
 
@@ -169,16 +240,23 @@ def _send_unsent(force=False):
     except OSError:
         return
     for path in paths:
-        claimed = path.with_name(f"{path.name}.sending-{os.getpid()}")
+        if path == _journal.path:
+            continue  # this process's own: cleared when its records are taken
         try:
-            os.rename(path, claimed)  # one process sends a file
-            lines = [line for line in claimed.read_bytes().splitlines() if line]
+            file = open(path, "rb")  # noqa: SIM115 - closed below, after its records are sent
         except OSError:
-            continue  # taken by another process meanwhile
-        if lines and not get_store().append(queue_key(), lines):
-            os.rename(claimed, path)  # the store stopped taking records: for a later try
-            return
-        claimed.unlink()
+            continue  # sent by another process meanwhile
+        with file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its process is alive and still writes to it
+            if os.fstat(file.fileno()).st_nlink == 0:
+                continue  # sent by another process, which had it locked until now
+            lines = [line for line in file.read().splitlines() if line]
+            if lines and not get_store().append(queue_key(), lines):
+                return  # the store stopped taking records: for a later try
+            path.unlink(missing_ok=True)
         log.info("usage records: %d kept in %s are in the queue", len(lines), path.name)
 
 
@@ -210,6 +288,7 @@ def discard_pending():
     global _pending, _scheduled, _failing_since, _warned_at
     with _lock:
         _pending, _scheduled, _failing_since, _warned_at = [], False, None, None
+    _journal.clear()
 
 
 def _write(woken):

@@ -4,6 +4,7 @@ The gateway runs on a redis-server of the test's own (corporate/tests/redis_serv
 which the test stops and starts; never the machine's shared Redis.
 """
 
+import fcntl
 import json
 import logging
 import time
@@ -169,6 +170,50 @@ def test_records_the_store_never_took_are_kept_in_a_file_at_exit_and_sent_by_the
     assert UsageRecord.objects.filter(workspace=workspace).count() == 6
     records.exit_flush()  # nothing left: no file
     assert list(tmp_path.glob("usage-unsent-*")) == []
+
+
+def test_records_the_store_refused_are_in_the_processs_journal_at_once_and_a_dead_processs_journal_is_sent(
+    redis_cache, workspace, settings, tmp_path
+):
+    """A worker killed during an outage (no exit code runs) leaves its journal: each record the store refused
+    is in it once, from the try that failed. A journal still locked by a live process is left to it."""
+    settings.VAR_DIR = str(tmp_path)
+    settings.REDIS_RETRY_SECONDS = 0.2
+
+    def record():
+        return (records.new_id(), workspace.pk, None, None, None, "v1", "m", 1, 1, 0, "miss", 200, 1.0, time.time())
+
+    def lines(path):
+        return path.read_bytes().splitlines()
+
+    redis_cache.stop()
+    for _ in range(5):
+        records.add(record())
+    records.flush()
+    (journal,) = tmp_path.glob("usage-unsent-*.jsonl")
+    assert len(lines(journal)) == 5 and records.pending() == 5
+    for _ in range(3):
+        records.add(record())
+    records.flush()  # the five again, and three new ones: only the new ones are added
+    assert list(tmp_path.glob("usage-unsent-*.jsonl")) == [journal] and len(lines(journal)) == 8
+
+    # Another process's journal, still locked by it: it is alive and will send it itself.
+    other = tmp_path / "usage-unsent-99-live.jsonl"
+    other.write_bytes(b"".join(json.dumps(list(record())).encode() + b"\n" for _ in range(2)))
+    held = open(other, "rb")  # noqa: SIM115 - held like a live worker holds its journal
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        redis_cache.start().used_again()
+        records._unsent_checked[0] = None
+        records.add(record())
+        records.flush()
+        assert not journal.exists()  # the store took all it held
+        assert other.exists()
+    finally:
+        held.close()  # its process is gone
+    assert records.drain() == 9 + 2
+    assert not other.exists()
+    assert UsageRecord.objects.filter(workspace=workspace).count() == 11
 
 
 def test_a_drain_sends_records_kept_in_files_even_without_traffic(redis_cache, workspace, settings, tmp_path):

@@ -367,3 +367,28 @@ def test_records_held_by_workers_restarted_during_a_redis_outage_are_kept_and_se
     wait_until(lambda: site.ask("load", "after the outage").status_code == 200, 30, "an answer with Redis back")
     assert site.usage_rows()[0] - rows_before == 11
     assert list((site.tmp / "var").glob("usage-unsent-*")) == []
+
+
+def test_records_of_workers_killed_during_a_redis_outage_are_in_their_journals_and_sent_later(site):
+    """SIGKILL (the out-of-memory killer, gunicorn's timeout) runs no exit code: what a worker had answered
+    during the outage is in its journal by the next flush interval, and is sent once Redis is back."""
+    rows_before = site.usage_rows()[0]
+    workers = wait_until(lambda: len(site.workers()) == 2 and site.workers(), 30, "two workers")
+    site.redis.stop()
+    try:
+        answered = sum(site.ask("load", f"before a kill {n}").status_code == 200 for n in range(10))
+
+        def journaled():
+            return sum(len(p.read_bytes().splitlines()) for p in (site.tmp / "var").glob("usage-unsent-*.jsonl"))
+
+        wait_until(lambda: journaled() == 10, 10, "the ten records in the journals")
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: len(site.workers() - workers) == 2, 30, "two new workers")
+        assert journaled() == 10
+    finally:
+        site.redis.start()
+    assert answered == 10
+    wait_until(lambda: site.ask("load", "after the kill").status_code == 200, 30, "an answer with Redis back")
+    wait_until(lambda: site.usage_rows()[0] - rows_before == 11, 30, "every answered request's row")
+    assert list((site.tmp / "var").glob("usage-unsent-*")) == []
