@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from assistants import answering
 from assistants.forms import model_choices
 from assistants.models import MAX_STARTER_CHARS, MAX_STARTERS, Assistant, Conversation, Message, Role
-from corporate.api import MAX_ID, StrictBooleanField, StrictCharField
+from corporate.api import ID_PATTERN, StrictBooleanField, StrictCharField, parse_id
 from workspaces import permissions
 from workspaces.models import Workspace
 
@@ -231,6 +231,8 @@ class AssistantViewSet(viewsets.ModelViewSet):
     """Assistants of the caller's workspaces. Viewers read; members create, and edit and delete their own;
     admins and owners edit and delete any."""
 
+    lookup_value_regex = ID_PATTERN  # ASCII digits: other scripts' digits are not ids
+
     serializer_class = AssistantSerializer
 
     def get_queryset(self):
@@ -277,6 +279,8 @@ class ConversationViewSet(
     POST …/messages/ asks a question and returns (or streams) the answer.
     """
 
+    lookup_value_regex = ID_PATTERN  # ASCII digits: other scripts' digits are not ids
+
     serializer_class = ConversationSerializer
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
@@ -285,8 +289,9 @@ class ConversationViewSet(
             return Conversation.objects.none()
         qs = Conversation.objects.of_user(self.request.user).select_related("assistant__workspace")
         assistant = self.request.query_params.get("assistant")
-        if assistant and assistant.isdigit():
-            qs = qs.filter(assistant_id=int(assistant)) if int(assistant) <= MAX_ID else qs.none()
+        if assistant:
+            assistant_id = parse_id(assistant)
+            qs = qs.filter(assistant_id=assistant_id) if assistant_id is not None else qs.none()
         query = self.request.query_params.get("q", "").strip()[:200]
         if query:
             in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
@@ -295,13 +300,13 @@ class ConversationViewSet(
 
     def get_object(self):
         """The caller's own conversation, through the permission module (anyone else's: 404)."""
-        pk = self.kwargs.get("pk", "")
-        if not str(pk).isdigit():
+        pk = parse_id(self.kwargs.get("pk"))
+        if pk is None:
             raise exceptions.NotFound()
         queryset = Conversation.objects.select_related("assistant__workspace")
         # Reading, renaming, pinning and deleting one's own conversation need only to be a member;
         # asking in it also needs the "chat" action (checked where a question is asked).
-        return permissions.get_own_object_for(self.request.user, queryset, "view", pk=int(pk))
+        return permissions.get_own_object_for(self.request.user, queryset, "view", pk=pk)
 
     @extend_schema(
         parameters=[OpenApiParameter("as", str, enum=["md", "json"], description="md (default) or json")],
@@ -384,6 +389,8 @@ def answer_turn(request, start, stream):
 class MessageFeedbackViewSet(viewsets.GenericViewSet):
     """The caller's own answers: feedback, regenerate, and their versions."""
 
+    lookup_value_regex = ID_PATTERN  # ASCII digits: other scripts' digits are not ids
+
     serializer_class = FeedbackSerializer
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
@@ -407,10 +414,11 @@ class MessageFeedbackViewSet(viewsets.GenericViewSet):
 
     def _own_answer(self, pk, action_name="chat"):
         queryset = Message.objects.filter(role=Role.ASSISTANT).select_related("conversation__assistant__workspace")
-        if not str(pk).isdigit():
+        pk = parse_id(pk)
+        if pk is None:
             raise exceptions.NotFound()
         return permissions.get_own_object_for(
-            self.request.user, queryset, action_name, owner="conversation__user", pk=int(pk)
+            self.request.user, queryset, action_name, owner="conversation__user", pk=pk
         )
 
     @extend_schema(request=RegenerateSerializer, responses={201: MessageSerializer})

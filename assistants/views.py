@@ -16,6 +16,7 @@ from assistants.conversations import grouped
 from assistants.forms import AssistantForm, FeedbackForm
 from assistants.models import MAX_QUESTION_CHARS, Assistant, Conversation, Message, Role
 from assistants.rendering import prerender_answers, render_answer
+from corporate.api import parse_id
 from workspaces import permissions
 from workspaces.models import Workspace
 from workspaces.navigation import sole_workspace
@@ -201,7 +202,7 @@ def _chat_context(request, assistant, conversation):
         "turns": turns,
         # The turn key to ask for the messages before the first one shown (None: this is the start).
         "earlier": earlier,
-        "showing_earlier": conversation is not None and request.GET.get("before", "").isdigit(),
+        "showing_earlier": conversation is not None and parse_id(request.GET.get("before")) is not None,
         "can_edit": permissions.can(request.user, "edit_assistants", assistant.workspace, assistant),
         "can_chat": permissions.can(request.user, "chat", assistant.workspace) and not assistant.archived,
         "max_question_chars": MAX_QUESTION_CHARS,
@@ -215,8 +216,9 @@ def _latest_turns(conversation, before=""):
     does: the same queries, the same number of rows and answers to render.
     """
     shown = conversation.messages.shown().alias(turn=Coalesce("question_id", "id"))
-    if before.isdigit() and len(before) < 19:
-        shown = shown.filter(turn__lt=int(before))
+    before = parse_id(before)
+    if before is not None:
+        shown = shown.filter(turn__lt=before)
     latest = list(shown.with_versions().reverse()[: MESSAGES_SHOWN + 1])
     turns = latest[:MESSAGES_SHOWN][::-1]
     earlier = None
@@ -297,9 +299,9 @@ def ask(request, slug, pk):
     assistant = _assistant(request, slug, pk, "chat")
     cid = request.POST.get("conversation") or ""
     if cid:
-        if not cid.isdigit():
+        if parse_id(cid) is None:
             raise Http404("No such conversation")
-        conversation = _conversation(request, assistant, int(cid))
+        conversation = _conversation(request, assistant, parse_id(cid))
     else:
         conversation = Conversation.objects.create(assistant=assistant, user=request.user)
     regenerate = request.POST.get("regenerate") == "1"
@@ -307,7 +309,8 @@ def ask(request, slug, pk):
     if regenerate and request.POST.get("answer"):
         # Regenerate this answer (of this conversation), not just the latest one.
         mid = request.POST["answer"]
-        redo = mid.isdigit() and conversation.messages.filter(pk=int(mid), role=Role.ASSISTANT).first()
+        mid = parse_id(mid)
+        redo = mid is not None and conversation.messages.filter(pk=mid, role=Role.ASSISTANT).first()
         if not redo:
             return JsonResponse({"detail": "No such answer in this conversation.", "field": "answer"}, status=404)
     try:

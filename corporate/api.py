@@ -16,6 +16,21 @@ from corporate.errors import BODY_LIMIT_ERRORS, body_limit
 
 # The largest id a row can have (a signed 64-bit integer): SQLite refuses to bind a bigger number at all.
 MAX_ID = 2**63 - 1
+# An id in an address (the routers' `lookup_value_regex`): ASCII digits only, as Django's <int:...> takes.
+ID_PATTERN = "[0-9]+"
+
+
+def parse_id(value):
+    """The row id that `value` (from an address, a query string or a form) spells, or None.
+
+    Only ASCII digits: str.isdigit() is also true of "²" (which int() refuses) and of other scripts'
+    digits such as "١" (which int() reads as 1), so neither is taken for an id.
+    """
+    text = str(value) if value is not None else ""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    number = int(text)
+    return number if number <= MAX_ID else None
 
 
 class StrictCharField(serializers.CharField):

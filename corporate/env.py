@@ -86,7 +86,7 @@ def redis_url(name, url):
     if parts.scheme != "unix" and not parts.hostname:
         raise ImproperlyConfigured(f"{name} must name a host, e.g. redis://127.0.0.1:6379/0")
     db = parts.path.strip("/")
-    if db and not db.isdigit():
+    if db and not (db.isascii() and db.isdigit()):
         raise ImproperlyConfigured(f"{name} must end with a database number, not /{db}")
     return url
 

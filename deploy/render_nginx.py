@@ -44,7 +44,7 @@ def _int(env, name, default):
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ConfigError(f"{name} must be a whole number, not {raw!r}")
     return int(raw)
 

@@ -18,7 +18,7 @@ from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from corporate.api import MAX_ID
+from corporate.api import ID_PATTERN, MAX_ID
 from corporate.parsers import JSONParser
 from documents import ingestion
 from documents import search as search_module
@@ -163,6 +163,7 @@ class RenameSerializer(serializers.Serializer):
 class DocumentViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
+    lookup_value_regex = ID_PATTERN  # ASCII digits: other scripts' digits are not ids
     permission_classes = [IsAuthenticated, WorkspaceAccess]
     parser_classes = [GuardedMultiPartParser, parsers.FormParser, JSONParser]
     workspace_actions = {

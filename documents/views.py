@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from corporate.api import parse_id
 from documents import ingestion
 from documents import search as search_module
 from documents.downloads import file_response
@@ -205,8 +206,9 @@ def detail(request, slug, pk):
     chunks = document.chunks.order_by("position").only("id", "position", "text", "page", "section", "document_id")
     selected = None
     page_number = request.GET.get("chunks")
-    if request.GET.get("chunk", "").isdigit():
-        selected = document.chunks.filter(pk=int(request.GET["chunk"])).values_list("pk", "position").first()
+    chunk_id = parse_id(request.GET.get("chunk"))
+    if chunk_id is not None:
+        selected = document.chunks.filter(pk=chunk_id).values_list("pk", "position").first()
         if selected:
             page_number = selected[1] // CHUNKS_PER_PAGE + 1
     chunk_page = Paginator(chunks, CHUNKS_PER_PAGE).get_page(page_number)

@@ -43,7 +43,7 @@ def verify(user, code):
     code = "".join(str(code or "").split()).replace("-", "").lower()
     if not code or len(code) > 20:
         return None
-    if code.isdigit() and len(code) == 6:
+    if code.isascii() and code.isdigit() and len(code) == 6:
         device = totp_device(user)
         if device and device.verify_token(code):
             return device

@@ -12,7 +12,7 @@ from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from corporate.api import StrictBooleanField
+from corporate.api import ID_PATTERN, StrictBooleanField
 from workspaces import permissions, services
 from workspaces.models import Invitation, Membership, Workspace
 from workspaces.roles import Role
@@ -164,6 +164,8 @@ class MembershipViewSet(
 ):
     """Members of a workspace. Admins change roles and remove members; only owners touch owners."""
 
+    lookup_value_regex = ID_PATTERN  # ASCII digits: other scripts' digits are not ids
+
     serializer_class = MembershipSerializer
 
     def get_queryset(self):
@@ -194,6 +196,8 @@ class InvitationViewSet(
     viewsets.GenericViewSet,
 ):
     """Invitations of a workspace (admins). DELETE revokes; POST …/resend/ sends again with a new link."""
+
+    lookup_value_regex = ID_PATTERN  # ASCII digits: other scripts' digits are not ids
 
     serializer_class = InvitationSerializer
     read_action = "manage_members"

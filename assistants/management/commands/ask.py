@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from assistants import answering
 from assistants.models import Assistant, Conversation
+from corporate.api import parse_id
 from workspaces.models import Membership, Workspace
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         if workspace is None:
             raise CommandError(f"No workspace with the slug {slug}")
         found = Assistant.objects.filter(workspace=workspace)
-        found = found.filter(pk=int(assistant)) if assistant.isdigit() else found.filter(name__iexact=assistant)
+        found = found.filter(pk=parse_id(assistant)) if parse_id(assistant) else found.filter(name__iexact=assistant)
         found = found.first()
         if found is None:
             raise CommandError(f"No assistant {assistant!r} in {slug}")
