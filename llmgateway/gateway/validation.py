@@ -78,6 +78,16 @@ MAX_TOOLS = 128
 TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"})
 # A function's, tool's or JSON schema's name, as OpenAI takes it.
 NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+# A content part's types, each carried in the field of its name: a string for these two, an object for the rest.
+PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
+TEXT_PARTS = frozenset({"text", "refusal"})
+MODALITIES = ("text", "audio")
+# metadata: at most 16 pairs, keys up to 64 characters, values strings of up to 512 (OpenAI's limits).
+METADATA_PAIRS, METADATA_KEY, METADATA_VALUE = 16, 64, 512
+LOGIT_BIAS_MAX = 1024
+TOKEN_ID = re.compile(r"[0-9]{1,9}")
+STRING_FIELDS = ("service_tier", "reasoning_effort", "verbosity", "safety_identifier", "prompt_cache_key")
+OBJECT_FIELDS = ("audio", "prediction", "web_search_options")
 
 
 def is_model_name(name):
@@ -296,6 +306,153 @@ def _check_tool_fields(request):
         _check_tool_choice(request["function_call"], names, "function_call", "functions")
 
 
+def _is_unicode(text):
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(text, param):
+    if not _is_unicode(text):
+        raise _bad(f"Invalid '{param}': not valid Unicode (it holds a lone surrogate).", param, code="invalid_value")
+
+
+def _check_parts(content, where):
+    """A message's content parts: each a known type carrying its field (text as a string, the rest objects)."""
+    for n, part in enumerate(content):
+        param = f"{where}.content[{n}]"
+        kind = part.get("type")
+        if kind is None:
+            raise _missing(f"{param}.type")
+        _one_of(kind, PART_TYPES, f"{param}.type")
+        value = part.get(kind)
+        if value is None:
+            raise _missing(f"{param}.{kind}")
+        if kind in TEXT_PARTS:
+            if not isinstance(value, str):
+                raise _invalid_type(f"{param}.{kind}", "a string")
+            _check_text(value, f"{param}.{kind}")
+        elif not isinstance(value, dict):
+            raise _invalid_type(f"{param}.{kind}", "an object")
+
+
+def _check_tool_calls(calls, where):
+    if not isinstance(calls, list):
+        raise _invalid_type(f"{where}.tool_calls", "an array")
+    for n, call in enumerate(calls):
+        param = f"{where}.tool_calls[{n}]"
+        if not isinstance(call, dict):
+            raise _invalid_type(param, "an object")
+        if not isinstance(call.get("id"), str):
+            raise _missing(f"{param}.id") if call.get("id") is None else _invalid_type(f"{param}.id", "a string")
+        kind = _one_of(call.get("type", "function"), TOOL_TYPES, f"{param}.type")
+        called = call.get(kind)
+        if called is None:
+            raise _missing(f"{param}.{kind}")
+        if not isinstance(called, dict):
+            raise _invalid_type(f"{param}.{kind}", "an object")
+        _check_name(called.get("name"), f"{param}.{kind}.name")
+        field = "arguments" if kind == "function" else "input"
+        if called.get(field) is not None and not isinstance(called[field], str):
+            raise _invalid_type(f"{param}.{kind}.{field}", "a string")
+
+
+def _check_message(message, index):
+    """One message's shape by its role, as OpenAI checks it (its type and role were checked before)."""
+    where = f"messages[{index}]"
+    role, content = message["role"], message.get("content")
+    if isinstance(content, str):
+        _check_text(content, f"{where}.content")
+    elif isinstance(content, list):
+        _check_parts(content, where)
+    name = message.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _invalid_type(f"{where}.name", "a string")
+    if role == "assistant":
+        calls = message.get("tool_calls")
+        if calls is not None:
+            _check_tool_calls(calls, where)
+        answered = calls or any(message.get(f) is not None for f in ("function_call", "audio", "refusal"))
+        if content is None and not answered:
+            raise _missing(f"{where}.content")
+        return
+    if role == "function":
+        if not isinstance(name, str):
+            raise _missing(f"{where}.name")
+        return
+    if content is None:
+        raise _missing(f"{where}.content")
+    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+        if message.get("tool_call_id") is None:
+            raise _missing(f"{where}.tool_call_id")
+        raise _invalid_type(f"{where}.tool_call_id", "a string")
+
+
+def _check_flag(request, name):
+    if request.get(name) is not None and not isinstance(request[name], bool):
+        raise _invalid_type(name, "a boolean")
+
+
+def _check_logit_bias(bias):
+    if not isinstance(bias, dict):
+        raise _invalid_type("logit_bias", "an object")
+    if len(bias) > LOGIT_BIAS_MAX:
+        raise _bad(f"Invalid 'logit_bias': at most {LOGIT_BIAS_MAX} tokens.", "logit_bias", code="invalid_value")
+    for token, value in bias.items():
+        if not TOKEN_ID.fullmatch(token):
+            shown = repr(token) if len(token) <= 40 else repr(token[:37]) + "..."
+            raise _bad(f"Invalid key in 'logit_bias': {shown} is not a token id.", "logit_bias", code="invalid_value")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -100 <= value <= 100:
+            raise _bad(
+                f"Invalid value in 'logit_bias' for token {token}: a number from -100 to 100.",
+                "logit_bias",
+                code="invalid_value",
+            )
+
+
+def _check_metadata(metadata):
+    if len(metadata) > METADATA_PAIRS:
+        raise _bad(f"Invalid 'metadata': at most {METADATA_PAIRS} pairs.", "metadata", code="invalid_value")
+    for key, value in metadata.items():
+        if len(key) > METADATA_KEY:
+            raise _bad(f"Invalid 'metadata': keys are at most {METADATA_KEY} characters.", "metadata")
+        if not isinstance(value, str):
+            raise _invalid_type(f"metadata.{key[:METADATA_KEY]}", "a string")
+        if len(value) > METADATA_VALUE:
+            raise _bad(f"Invalid 'metadata.{key}': at most {METADATA_VALUE} characters.", f"metadata.{key}")
+
+
+def _check_other_fields(request):
+    """The fields a model call passes on as they are: their types, ranges and the values OpenAI takes."""
+    _check_flag(request, "logprobs")
+    _check_flag(request, "store")
+    _number(request, "top_logprobs", 0, 20, integer=True)
+    if request.get("top_logprobs") is not None and request.get("logprobs") is not True:
+        raise _bad(
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
+            "top_logprobs",
+            code="invalid_value",
+        )
+    if request.get("logit_bias") is not None:
+        _check_logit_bias(request["logit_bias"])
+    if request.get("metadata") is not None:
+        _check_metadata(request["metadata"])
+    modalities = request.get("modalities")
+    if modalities is not None:
+        if not isinstance(modalities, list):
+            raise _invalid_type("modalities", "an array")
+        for n, modality in enumerate(modalities):
+            _one_of(modality, MODALITIES, f"modalities[{n}]")
+    for name in STRING_FIELDS:
+        if request.get(name) is not None and not isinstance(request[name], str):
+            raise _invalid_type(name, "a string")
+    for name in OBJECT_FIELDS:
+        if request.get(name) is not None and not isinstance(request[name], dict):
+            raise _invalid_type(name, "an object")
+
+
 def validate_embedding_fields(body):
     """An OpenAI embeddings request's fields: only those OpenAI documents, as for chat completions."""
     _check_fields(body, EMBEDDING_FIELDS)
@@ -327,6 +484,7 @@ def validate_request(body):
             raise _bad("content parts must be objects.", f"messages[{index}].content")
         if isinstance(content, list) and any(not isinstance(part.get("text", ""), str) for part in content):
             raise _bad("the text of a content part must be a string.", f"messages[{index}].content")
+        _check_message(message, index)
     _check_input_chars(messages)
     _number(request, "temperature", 0, 2)
     _number(request, "top_p", 0, 1)
@@ -346,6 +504,7 @@ def validate_request(body):
     for name, kind in (("tools", list), ("response_format", dict), ("stream_options", dict), ("metadata", dict)):
         if request.get(name) is not None and not isinstance(request[name], kind):
             raise _bad(f"{name} must be {'a list' if kind is list else 'an object'}.", name)
+    _check_other_fields(request)
     if request.get("response_format") is not None:
         _check_response_format(request["response_format"])
     if request.get("stream_options") is not None:

@@ -63,10 +63,90 @@ def refused(response, param):
         ({"functions": [{"name": "bad name"}]}, "functions[0].name"),
         ({"function_call": "auto"}, "function_call"),
         ({"user": 5}, "user"),
+        ({"logit_bias": "x"}, "logit_bias"),
+        ({"logit_bias": {"1": "x"}}, "logit_bias"),
+        ({"logit_bias": {"1": 101}}, "logit_bias"),
+        ({"logit_bias": {"token": 1}}, "logit_bias"),
+        ({"logit_bias": [1]}, "logit_bias"),
+        ({"logprobs": "x"}, "logprobs"),
+        ({"logprobs": True, "top_logprobs": -1e40}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"store": "x"}, "store"),
+        ({"modalities": 1}, "modalities"),
+        ({"modalities": ["text", "smell"]}, "modalities[1]"),
+        ({"metadata": {"a": {"b": 1}}}, "metadata.a"),
+        ({"metadata": {f"k{n}": "v" for n in range(17)}}, "metadata"),
+        ({"service_tier": 1}, "service_tier"),
+        ({"reasoning_effort": ["high"]}, "reasoning_effort"),
+        ({"audio": "x"}, "audio"),
+        ({"prediction": 1}, "prediction"),
+        ({"web_search_options": []}, "web_search_options"),
     ],
 )
 def test_what_openai_refuses_is_a_400_naming_the_parameter(v1, fields, param):
     refused(v1(dict(messages=HI, **fields)), param)
+
+
+@pytest.mark.parametrize(
+    "messages, param",
+    [
+        ([{"role": "tool", "content": "x"}], "messages[0].tool_call_id"),
+        ([{"role": "tool", "content": "x", "tool_call_id": 5}], "messages[0].tool_call_id"),
+        ([{"role": "user"}], "messages[0].content"),
+        ([{"role": "system", "content": None}], "messages[0].content"),
+        ([{"role": "assistant"}], "messages[0].content"),
+        ([{"role": "assistant", "content": None, "tool_calls": "x"}], "messages[0].tool_calls"),
+        ([{"role": "assistant", "tool_calls": [{"type": "function"}]}], "messages[0].tool_calls[0].id"),
+        (
+            [{"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"arguments": "{}"}}]}],
+            "messages[0].tool_calls[0].function.name",
+        ),
+        ([{"role": "user", "content": [{"type": None}]}], "messages[0].content[0].type"),
+        ([{"role": "user", "content": [{"type": "text"}]}], "messages[0].content[0].text"),
+        ([{"role": "user", "content": [{"type": "video", "video": {}}]}], "messages[0].content[0].type"),
+        ([{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}], "messages[0].content[0].image_url"),
+        ([{"role": "user", "content": "lone \udfff\ud800 surrogates"}], "messages[0].content"),
+        ([{"role": "user", "content": [{"type": "text", "text": "\ud800"}]}], "messages[0].content[0].text"),
+        ([{"role": "user", "content": "hi", "name": 5}], "messages[0].name"),
+        ([{"role": "function", "content": "x"}], "messages[0].name"),
+    ],
+)
+def test_messages_openai_refuses_are_a_400_naming_the_part(v1, messages, param):
+    refused(v1({"messages": messages}), param)
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"x"}'}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+            {"role": "user", "content": "thanks"},
+        ],
+        [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "hi", "name": "sam"}],
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                ],
+            }
+        ],
+        [{"role": "assistant", "refusal": "I cannot."}, {"role": "user", "content": "ok"}],
+    ],
+)
+def test_messages_openai_accepts_are_answered(v1, messages):
+    response = v1({"messages": messages})
+    assert response.status_code == 200, response.content[:300]
 
 
 def test_an_unknown_response_format_says_which_are_accepted(v1):
@@ -93,6 +173,9 @@ def test_stream_options_without_stream_says_so(v1):
         {"tools": [{"type": "custom", "custom": {"name": "grammar_tool"}}]},
         {"functions": [{"name": "lookup", "parameters": {}}], "function_call": {"name": "lookup"}},
         {"user": "someone"},
+        {"logit_bias": {"50256": -100, "1": 2.5}, "logprobs": True, "top_logprobs": 3, "store": False},
+        {"metadata": {"trace": "abc"}, "modalities": ["text"], "service_tier": "auto", "reasoning_effort": "low"},
+        {"logprobs": None, "top_logprobs": None, "logit_bias": None, "metadata": None, "modalities": None},
     ],
 )
 def test_what_openai_accepts_is_answered(v1, fields):
