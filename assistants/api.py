@@ -18,7 +18,14 @@ from rest_framework.response import Response
 from assistants import answering
 from assistants.forms import model_choices
 from assistants.models import MAX_STARTER_CHARS, MAX_STARTERS, Assistant, Conversation, Message, Role
-from corporate.api import ID_PATTERN, StrictBooleanField, StrictCharField, parse_id
+from corporate.api import (
+    ID_PATTERN,
+    StrictBooleanField,
+    StrictCharField,
+    StrictManyRelatedField,
+    StrictModelSerializer,
+    parse_id,
+)
 from workspaces import permissions
 from workspaces.models import Workspace
 
@@ -48,9 +55,9 @@ class AssistantField(NotFoundIfMissing, serializers.PrimaryKeyRelatedField):
     pass
 
 
-class AssistantSerializer(serializers.ModelSerializer):
+class AssistantSerializer(StrictModelSerializer):
     workspace = WorkspaceSlugField(slug_field="slug", queryset=Workspace.objects.none())
-    model = serializers.CharField(source="model_name", required=False, allow_blank=True, max_length=100)
+    model = StrictCharField(source="model_name", required=False, allow_blank=True, max_length=100)
     all_documents = StrictBooleanField(required=False)
     answer_without_sources = StrictBooleanField(required=False)
     archived = StrictBooleanField(required=False)
@@ -93,7 +100,7 @@ class AssistantSerializer(serializers.ModelSerializer):
 
         # A missing id and another workspace's id both end in the same 404 "No such document."
         # (DocumentField for the first, validate() for the second), so ids leak nothing.
-        self.fields["documents"] = serializers.ManyRelatedField(
+        self.fields["documents"] = StrictManyRelatedField(
             child_relation=DocumentField(queryset=Document.objects.all()), required=False
         )
         if self.instance is not None and not isinstance(self.instance, list | tuple):
@@ -177,7 +184,7 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ConversationSerializer(serializers.ModelSerializer):
+class ConversationSerializer(StrictModelSerializer):
     assistant = AssistantField(queryset=Assistant.objects.none())
     title = StrictCharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
     pinned = StrictBooleanField(required=False)
@@ -211,7 +218,7 @@ class RegenerateSerializer(serializers.Serializer):
 
 class FeedbackSerializer(serializers.Serializer):
     feedback = serializers.ChoiceField(choices=["up", "down", ""])
-    comment = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    comment = StrictCharField(max_length=1000, required=False, allow_blank=True)
 
 
 class EventStreamRenderer(BaseRenderer):

@@ -1,6 +1,7 @@
 """Shared REST API pieces: one error shape for every endpoint."""
 
 from django.conf import settings
+from django.db import models
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -33,13 +34,46 @@ def parse_id(value):
     return number if number <= MAX_ID else None
 
 
-class StrictCharField(serializers.CharField):
+class _OnlyStrings:
     """Only a JSON string: a number or a list is refused, not turned into text."""
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
-            self.fail("invalid")
+            raise serializers.ValidationError("Not a valid string.", code="invalid")
         return super().to_internal_value(data)
+
+
+class StrictCharField(_OnlyStrings, serializers.CharField):
+    """Only a JSON string: a number or a list is refused, not turned into text."""
+
+
+class StrictSlugField(_OnlyStrings, serializers.SlugField):
+    pass
+
+
+class StrictEmailField(_OnlyStrings, serializers.EmailField):
+    pass
+
+
+class StrictManyRelatedField(serializers.ManyRelatedField):
+    """Only a JSON array of ids: DRF's takes any iterable, so an object {} would be read as its keys."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """A model serializer whose text fields take only JSON strings (DRF's own turn 1e40 into "1e+40")."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.SlugField: StrictSlugField,
+        models.EmailField: StrictEmailField,
+    }
 
 
 class StrictBooleanField(serializers.BooleanField):

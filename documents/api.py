@@ -18,7 +18,7 @@ from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from corporate.api import ID_PATTERN, MAX_ID
+from corporate.api import ID_PATTERN, MAX_ID, StrictCharField, StrictModelSerializer, StrictSlugField
 from corporate.parsers import JSONParser
 from documents import ingestion
 from documents import search as search_module
@@ -72,7 +72,7 @@ class UserSerializer(serializers.Serializer):
     display_name = serializers.CharField()
 
 
-class DocumentSerializer(serializers.ModelSerializer):
+class DocumentSerializer(StrictModelSerializer):
     workspace = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     uploaded_by = UserSerializer(read_only=True)
     url = serializers.SerializerMethodField()
@@ -114,7 +114,7 @@ class ChunkSerializer(serializers.ModelSerializer):
 
 
 class UploadSerializer(serializers.Serializer):
-    workspace = serializers.SlugField(required=False, help_text="The workspace's slug (or pass ?workspace=).")
+    workspace = StrictSlugField(required=False, help_text="The workspace's slug (or pass ?workspace=).")
     file = serializers.ListField(child=serializers.FileField(), help_text="One or more files.")
 
 
@@ -149,7 +149,7 @@ WORKSPACE_PARAM = OpenApiParameter("workspace", str, description="Workspace slug
 
 
 class RenameSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=255, trim_whitespace=True)
+    title = StrictCharField(max_length=255, trim_whitespace=True)
 
     def validate_title(self, value):
         value = " ".join(value.split())

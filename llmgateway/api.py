@@ -13,7 +13,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from corporate.api import MAX_ID
+from corporate.api import MAX_ID, StrictCharField, StrictModelSerializer
 from llmgateway.auth import KeyInfo
 from llmgateway.cache import stats
 from llmgateway.metering import configure, quota, reports
@@ -33,7 +33,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = StrictCharField(max_length=100)
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=Scope.choices), required=False, allow_empty=False
     )
@@ -47,7 +47,7 @@ class ApiKeyCreateSerializer(serializers.Serializer):
         return value
 
 
-class ModelSerializer(serializers.ModelSerializer):
+class ModelSerializer(StrictModelSerializer):
     fallback = serializers.CharField(source="fallback.name", default=None, read_only=True)
 
     class Meta:
@@ -217,7 +217,7 @@ class UsageFilter(serializers.Serializer):
     user = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     api_key = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     assistant = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
-    model = serializers.CharField(required=False, max_length=100)
+    model = StrictCharField(required=False, max_length=100)
     cache = serializers.ChoiceField(required=False, choices=CacheOutcome.choices)
 
     def validate(self, attrs):
@@ -316,7 +316,7 @@ def _plain(row):
     )
 
 
-class LimitSerializer(serializers.ModelSerializer):
+class LimitSerializer(StrictModelSerializer):
     class Meta:
         model = Limit
         fields = list(Limit.FIELDS)

@@ -12,7 +12,7 @@ from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from corporate.api import ID_PATTERN, StrictBooleanField
+from corporate.api import ID_PATTERN, StrictBooleanField, StrictCharField, StrictModelSerializer
 from workspaces import permissions, services
 from workspaces.models import Invitation, Membership, Workspace
 from workspaces.roles import Role
@@ -27,7 +27,7 @@ def _raise(exc):
     raise exceptions.ValidationError({"detail": exc.message})
 
 
-class WorkspaceSerializer(serializers.ModelSerializer):
+class WorkspaceSerializer(StrictModelSerializer):
     my_role = serializers.CharField(read_only=True)
     member_count = serializers.IntegerField(read_only=True)
     document_count = serializers.SerializerMethodField()
@@ -68,7 +68,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         return value
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class MembershipSerializer(StrictModelSerializer):
     email = serializers.EmailField(source="user.email", read_only=True)
     name = serializers.CharField(source="user.display_name", read_only=True)
     user_id = serializers.IntegerField(read_only=True)
@@ -79,7 +79,7 @@ class MembershipSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "user_id", "joined_at"]
 
 
-class InvitationSerializer(serializers.ModelSerializer):
+class InvitationSerializer(StrictModelSerializer):
     state = serializers.CharField(read_only=True)
 
     class Meta:
@@ -242,7 +242,7 @@ class InvitationViewSet(
 
 
 class AcceptInvitationSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=64)
+    token = StrictCharField(max_length=64)
 
 
 class InvitationAcceptViewSet(viewsets.ViewSet):
