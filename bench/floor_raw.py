@@ -33,21 +33,24 @@ def _upstream():
     return connection
 
 
+def forward(body):
+    """(status, reason, body) of the upstream's answer to `body`, posted on this greenlet's kept connection."""
+    connection = _upstream()
+    try:
+        connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        return answer.status, answer.reason, answer.read()
+    except (OSError, http.client.HTTPException):
+        connection.close()
+        _kept.connection = None
+        raise
+
+
 def application(environ, start_response):
     body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     if environ["PATH_INFO"].startswith("/redis/"):
         token = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ")
         _redis().mget(["bench:raw:" + token[:24], "bench:raw:entry"])
-    connection = _upstream()
-    try:
-        connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
-        answer = connection.getresponse()
-        data = answer.read()
-    except (OSError, http.client.HTTPException):
-        connection.close()
-        _kept.connection = None
-        raise
-    start_response(
-        f"{answer.status} {answer.reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-    )
+    status, reason, data = forward(body)
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
     return [data]

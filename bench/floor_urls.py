@@ -1,15 +1,13 @@
 """The floor views of the gateway benchmark (never mounted by the site)."""
 
-import http.client
 import json
-import os
-import threading
-from urllib.parse import urlsplit
 
 from django.core.cache import cache
 from django.http import HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
+
+from bench.floor_raw import forward
 
 # A body the size of a cached chat completion.
 FIXED_BODY = json.dumps(
@@ -41,17 +39,6 @@ def floor(request):
     return HttpResponse(FIXED_BODY, content_type="application/json")
 
 
-_kept = threading.local()  # a greenlet's own under gevent
-
-
-def _upstream():
-    connection = getattr(_kept, "connection", None)
-    if connection is None:
-        address = urlsplit(os.environ["FLOOR_UPSTREAM"])
-        connection = _kept.connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
-    return connection
-
-
 @csrf_exempt
 def proxy(request):
     """The floor of a miss: the floor's reads, then the body posted to the upstream on a kept connection and
@@ -59,16 +46,8 @@ def proxy(request):
     token = request.META.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ")
     body = request.body
     cache.get_many(["bench:floor:" + token[:24], "bench:floor:entry"])
-    connection = _upstream()
-    try:
-        connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
-        answer = connection.getresponse()
-        data = answer.read()
-    except (OSError, http.client.HTTPException):
-        connection.close()
-        _kept.connection = None
-        raise
-    return HttpResponse(data, status=answer.status, content_type="application/json")
+    status, _, data = forward(body)
+    return HttpResponse(data, status=status, content_type="application/json")
 
 
 urlpatterns = [path("v1/chat/completions", floor), path("proxy/v1/chat/completions", proxy)]
