@@ -299,9 +299,10 @@ def ask(request, slug, pk):
     assistant = _assistant(request, slug, pk, "chat")
     cid = request.POST.get("conversation") or ""
     if cid:
-        if parse_id(cid) is None:
+        conversation_id = parse_id(cid)
+        if conversation_id is None:
             raise Http404("No such conversation")
-        conversation = _conversation(request, assistant, parse_id(cid))
+        conversation = _conversation(request, assistant, conversation_id)
     else:
         conversation = Conversation.objects.create(assistant=assistant, user=request.user)
     regenerate = request.POST.get("regenerate") == "1"

@@ -44,7 +44,7 @@ class _OnlyStrings:
 
 
 class StrictCharField(_OnlyStrings, serializers.CharField):
-    """Only a JSON string: a number or a list is refused, not turned into text."""
+    pass
 
 
 class StrictSlugField(_OnlyStrings, serializers.SlugField):

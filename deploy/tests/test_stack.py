@@ -204,25 +204,18 @@ def test_an_over_large_v1_body_gets_a_json_413_in_openais_shape(stack, https, tm
     assert json.loads(answer)["error"]["type"] == "invalid_request_error"
 
 
-def test_with_the_app_down_apis_get_json_and_pages_the_styled_page(tmp_path, postgres_url, redis_url):
+def test_with_the_app_down_apis_get_json_and_pages_the_styled_page(bare_nginx):
     """nginx in front of a port where nothing listens: its 502 is JSON under /v1/ and /api/, a page elsewhere."""
-    proxy = Stack(tmp_path, postgres_url, redis_url)
-    proxy.logs.mkdir(parents=True)
-    proxy._make_cert()
-    try:
-        proxy._start_nginx()  # proxy.web_port: a free port, nothing started on it
-        trust = ssl.create_default_context(cafile=str(proxy.cert))
-        with httpx.Client(base_url=proxy.https, verify=trust, timeout=10) as client:
-            v1 = client.post("/v1/chat/completions", json={"model": "m", "messages": []})
-            assert v1.status_code == 502 and v1.headers["content-type"].startswith("application/json")
-            assert v1.json()["error"]["code"] == "service_unavailable"
-            api = client.get("/api/documents/")
-            assert api.status_code == 502 and api.json()["code"] == "service_unavailable"
-            page = client.get("/")
-            assert page.status_code == 502 and page.headers["content-type"].startswith("text/html")
-            assert "/static/css/app.css" in page.text
-    finally:
-        proxy.stop()
+    trust = ssl.create_default_context(cafile=str(bare_nginx.cert))
+    with httpx.Client(base_url=bare_nginx.https, verify=trust, timeout=10) as client:
+        v1 = client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+        assert v1.status_code == 502 and v1.headers["content-type"].startswith("application/json")
+        assert v1.json()["error"]["code"] == "service_unavailable"
+        api = client.get("/api/documents/")
+        assert api.status_code == 502 and api.json()["code"] == "service_unavailable"
+        page = client.get("/")
+        assert page.status_code == 502 and page.headers["content-type"].startswith("text/html")
+        assert "/static/css/app.css" in page.text
 
 
 def test_an_address_nginx_lets_through_is_read_by_gunicorn_and_answered_by_the_app(stack, https):

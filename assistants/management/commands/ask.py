@@ -21,7 +21,8 @@ class Command(BaseCommand):
         if workspace is None:
             raise CommandError(f"No workspace with the slug {slug}")
         found = Assistant.objects.filter(workspace=workspace)
-        found = found.filter(pk=parse_id(assistant)) if parse_id(assistant) else found.filter(name__iexact=assistant)
+        pk = parse_id(assistant)
+        found = found.filter(pk=pk) if pk is not None else found.filter(name__iexact=assistant)
         found = found.first()
         if found is None:
             raise CommandError(f"No assistant {assistant!r} in {slug}")
