@@ -98,10 +98,11 @@ class AssistantSerializer(StrictModelSerializer):
         self.fields["workspace"].queryset = Workspace.objects.for_user(user)
         from documents.models import Document
 
-        # A missing id and another workspace's id both end in the same 404 "No such document."
-        # (DocumentField for the first, validate() for the second), so ids leak nothing.
+        # A missing id and another workspace's id both end in the same 404 "No such document.", whatever the
+        # other fields hold: DocumentField for a document of no workspace of the user's, validate() for one of
+        # another of their workspaces (which they know of anyway). So ids leak nothing.
         self.fields["documents"] = StrictManyRelatedField(
-            child_relation=DocumentField(queryset=Document.objects.all()), required=False
+            child_relation=DocumentField(queryset=Document.objects.for_user(user)), required=False
         )
         if self.instance is not None and not isinstance(self.instance, list | tuple):
             self.fields["workspace"].read_only = True

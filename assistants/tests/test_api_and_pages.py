@@ -49,6 +49,25 @@ def test_api_refuses_documents_of_another_workspace_with_404(
     assert not Assistant.objects.filter(name="Spy").exists()
 
 
+@pytest.mark.parametrize("invalid", [{"name": ""}, {"temperature": 5}])
+def test_another_workspaces_document_ids_cannot_be_probed_with_an_invalid_field(
+    api_client_for, member, outsider, other_workspace, assistant, add_document, invalid
+):
+    """With another field invalid too, an id of another workspace's document answers as a missing one does."""
+    secret = add_document(other_workspace, "secret.md", "# Secret\n\nGlobex plans.\n", outsider)
+    client = api_client_for(member)
+
+    def answers(documents):
+        created = client.post(
+            "/api/assistants/", {"workspace": "acme", "name": "Spy", "documents": documents, **invalid}, format="json"
+        )
+        patched = client.patch(f"/api/assistants/{assistant.pk}/", {"documents": documents, **invalid}, format="json")
+        return [(r.status_code, r.json()) for r in (created, patched)]
+
+    assert answers([secret.pk]) == answers([secret.pk + 1000])
+    assert answers([secret.pk])[0][0] == 404
+
+
 @pytest.mark.parametrize("bad", [{"temperature": 5}, {"name": ""}, {"all_documents": "true"}, {"model": "nope"}])
 def test_api_field_errors(api_client_for, member, workspace, bad):
     response = api_client_for(member).post("/api/assistants/", {"workspace": "acme", "name": "A", **bad}, format="json")
