@@ -18,7 +18,7 @@ from llmgateway.auth import KeyInfo
 from llmgateway.cache import stats
 from llmgateway.metering import configure, quota, reports
 from llmgateway.models import ApiKey, CacheOutcome, Limit, LimitKind, ModelConfig, Scope, UsageRecord
-from workspaces.permissions import can, get_workspace_for
+from workspaces.permissions import can, check_person, get_workspace_for
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -150,7 +150,9 @@ class ApiKeyDetail(APIView):
         return Response(ApiKeySerializer(self._key(request, slug, pk)).data)
 
     def delete(self, request, slug, pk):
-        self._key(request, slug, pk).revoke()
+        key = self._key(request, slug, pk)
+        check_person(request.user, "revoke API keys")
+        key.revoke()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -108,6 +108,10 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
             raise exceptions.PermissionDenied(reason)
         return workspace
 
+    def create(self, request, *args, **kwargs):
+        permissions.check_person(request.user, "create a workspace")
+        return super().create(request, *args, **kwargs)
+
     def perform_create(self, serializer):
         data = serializer.validated_data
         try:
@@ -134,6 +138,7 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def leave(self, request, slug=None):
         workspace = get_object_or_404(Workspace.objects.for_user(request.user), slug=slug)
+        permissions.check_person(request.user, "leave a workspace")
         try:
             services.leave(request.user, workspace)
         except services.WorkspaceError as exc:
@@ -252,6 +257,7 @@ class InvitationAcceptViewSet(viewsets.ViewSet):
 
     @extend_schema(request=AcceptInvitationSerializer, responses={201: MembershipSerializer})
     def create(self, request):
+        permissions.check_person(request.user, "accept an invitation")
         serializer = AcceptInvitationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         invitation = Invitation.objects.filter(token=serializer.validated_data["token"]).select_related("workspace")

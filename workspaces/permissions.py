@@ -92,6 +92,13 @@ def acts_through_a_key(user):
     return getattr(user, _RESTRICT_ATTR, None) is not None
 
 
+def check_person(user, doing):
+    """PermissionDenied when the request acts through a workspace API key: what only people do outside one
+    workspace's actions (creating a workspace, joining or leaving one, revoking keys)."""
+    if acts_through_a_key(user):
+        raise PermissionDenied(f"An API key cannot {doing}; sign in, or use your own API token.")
+
+
 def why_not(user, action, workspace, obj=None):
     """None when the user may do the action (on obj, if given); otherwise a message a person can read."""
     if action not in ACTIONS:

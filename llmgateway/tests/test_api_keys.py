@@ -179,6 +179,32 @@ class TestRestApi:
         by_person = api_client_for(owner).post(f"{base}/invitations/", {"email": "new@acme.example"}, format="json")
         assert by_person.status_code == 201
 
+    def test_a_write_key_cannot_join_leave_or_create_workspaces_nor_revoke_keys(
+        self, workspace, other_workspace, outsider, owner
+    ):
+        from workspaces import services
+        from workspaces.models import Workspace
+
+        invitation = services.invite(outsider, other_workspace, owner.email)
+        key, writer = ApiKey.create(workspace, "writer", owner, scopes=["read", "write"])
+        other, _ = ApiKey.create(workspace, "other", owner, scopes=["read"])
+        client = self._client(writer)
+        refused = [
+            client.post("/api/invitations/accept/", {"token": invitation.token}, format="json"),
+            client.post(f"/api/workspaces/{workspace.slug}/leave/"),
+            client.post("/api/workspaces/", {"name": "By a key", "slug": "by-a-key"}, format="json"),
+            client.delete(f"/api/gateway/{workspace.slug}/keys/{other.pk}/"),
+            client.delete(f"/api/gateway/{workspace.slug}/keys/{key.pk}/"),
+        ]
+        assert [r.status_code for r in refused] == [403] * 5
+        assert all("An API key cannot" in r.json()["detail"] for r in refused)
+        assert not Membership.objects.filter(workspace=other_workspace, user=owner).exists()
+        assert Membership.objects.filter(workspace=workspace, user=owner).exists()
+        assert not Workspace.objects.filter(slug="by-a-key").exists()
+        assert not ApiKey.objects.filter(revoked_at__isnull=False).exists()
+        # The key still reads its workspace's keys.
+        assert client.get(f"/api/gateway/{workspace.slug}/keys/{other.pk}/").status_code == 200
+
     def test_a_write_key_cannot_lift_its_own_limits(self, workspace, admin_user, api_client_for):
         from llmgateway.models import Limit
 
