@@ -118,8 +118,11 @@ class ApiGuardMiddleware(SecurityMiddleware):
     sync_capable, async_capable = True, False
 
     def __init__(self, get_response):
+        from llmgateway.metering.records import new_id
+
         super().__init__(get_response)
         self._headers = {secure: self._response_headers(secure) for secure in (False, True)}
+        self._new_id = new_id
 
     def _response_headers(self, secure):
         response = HttpResponse()
@@ -147,6 +150,10 @@ class ApiGuardMiddleware(SecurityMiddleware):
         for lower, header in self._headers[request.is_secure()]:
             if lower not in store:
                 store[lower] = header
+        if "x-request-id" not in store:
+            # Every answer names a request, as OpenAI's do: a completion's is its usage record's id (set by
+            # the view), any other answer (an error, the model list) gets one of its own.
+            store["x-request-id"] = ("x-request-id", self._new_id())
         return response
 
     process_exception = DatabaseUnavailableMiddleware.process_exception

@@ -31,6 +31,7 @@ class GatewayError(Exception):
         self.param = param
         self.type = type or ERROR_TYPES.get(status, "api_error")
         self.retry_after = retry_after
+        self.request_id = None  # the usage record's id when the refusal or failure was recorded
 
     def body(self):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}

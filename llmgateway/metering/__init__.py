@@ -160,7 +160,9 @@ class Meter:
                     call.ticket = reserved.top_up(tokens, cost, call.deadline.remaining())
         except limits.Refusal as refusal:
             self._add(call, "refused", 429)
-            raise refused(refusal) from None
+            error = refused(refusal)
+            error.request_id = call.request_id
+            raise error from None
         return call.ticket
 
     def record(self, call, result, error=None):
@@ -187,7 +189,9 @@ class Meter:
                 limits.settle(ticket, ticket.tokens, ticket.cost)
             else:
                 limits.settle(ticket, 0, 0)
-        self._add(call, "error", status)
+        request_id = self._add(call, "error", status)
+        if hasattr(error, "request_id") and not error.request_id:
+            error.request_id = request_id  # the x-request-id of the answer: this record's
 
     def _settle(self, call, ticket, tokens, cost):
         for scope, kind, spent, budget in limits.settle(ticket, tokens, cost):
@@ -196,9 +200,10 @@ class Meter:
 
     def _add(self, call, outcome, status, model=None, prompt=0, completion=0, cost=0, latency_ms=None):
         # A tuple in records.FIELDS's order, encoded with the others when they are flushed.
+        request_id = getattr(call, "request_id", None) or records.new_id()
         records.add(
             (
-                getattr(call, "request_id", None) or records.new_id(),
+                request_id,
                 call.workspace_id,
                 call.user_id,
                 call.api_key_id,
@@ -214,6 +219,7 @@ class Meter:
                 time.time(),
             )
         )
+        return request_id
 
 
 def headers(call):

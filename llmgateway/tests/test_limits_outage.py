@@ -8,6 +8,7 @@ import fcntl
 import json
 import logging
 import time
+import uuid
 
 import pytest
 from prometheus_client import REGISTRY
@@ -37,7 +38,8 @@ def limited(redis_cache, api_key, remote_model, upstream, settings):
 
 def test_limits_fail_open_with_a_metric_and_one_warning_then_hold_again(limited, v1, upstream, caplog):
     # Redis up: two requests, then the third is refused.
-    assert [v1(BODY).status_code for _ in range(3)] == [200, 200, 429]
+    first = [v1(BODY) for _ in range(3)]
+    assert [r.status_code for r in first] == [200, 200, 429]
     before = unchecked()
     records.drain()  # this server keeps nothing on disk: what it holds goes with it
 
@@ -52,13 +54,17 @@ def test_limits_fail_open_with_a_metric_and_one_warning_then_hold_again(limited,
 
     limited.start().used_again()  # the circuit tries Redis again after REDIS_RETRY_SECONDS
     # Back: the bucket starts full on the fresh server, and holds.
-    assert [v1(BODY).status_code for _ in range(3)] == [200, 200, 429]
+    back = [v1(BODY) for _ in range(3)]
+    assert [r.status_code for r in back] == [200, 200, 429]
     assert unchecked() - before == 5
 
     # The records made while Redis was down waited in this process and are written now: none lost.
+    # Each answer, the refusals too, names its record (x-request-id).
     records.drain()
-    assert UsageRecord.objects.count() == 3 + 5 + 3
-    assert UsageRecord.objects.filter(cache="refused").count() == 2
+    answered = {uuid.UUID(r["x-request-id"]) for r in first + outage + back}
+    stored = dict(UsageRecord.objects.filter(request_id__in=answered).values_list("request_id", "cache"))
+    assert set(stored) == answered and len(answered) == 3 + 5 + 3
+    assert list(stored.values()).count("refused") == 2
 
 
 def test_a_budget_counts_what_was_spent_during_the_outage(redis_cache, workspace, remote_model, upstream, settings):

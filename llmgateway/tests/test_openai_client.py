@@ -1,6 +1,7 @@
 """The official `openai` client against a live server, unchanged except for base_url and api_key."""
 
 import json
+import uuid
 
 import pytest
 
@@ -75,17 +76,27 @@ def test_offline_model_and_model_list(openai_client):
 def test_errors_map_to_the_clients_exceptions(live_server, openai_client, remote_model, upstream):
     import openai
 
+    from llmgateway.metering import records
+    from llmgateway.models import UsageRecord
+
     bad = openai.OpenAI(base_url=live_server.url + "/v1", api_key="not-a-key", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
+    with pytest.raises(openai.AuthenticationError) as unauthenticated:
         bad.chat.completions.create(model="remote", messages=QUESTION)
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.NotFoundError) as missing:
         openai_client.chat.completions.create(model="missing", messages=QUESTION)
     with pytest.raises(openai.BadRequestError) as caught:
         openai_client.chat.completions.create(model="remote", messages=QUESTION, extra_body={"api_base": "http://x"})
     assert caught.value.body["param"] == "api_base"
     upstream.script((429, {"Retry-After": "300"}))
-    with pytest.raises(openai.RateLimitError):
+    with pytest.raises(openai.RateLimitError) as limited:
         openai_client.chat.completions.create(model="remote", messages=[{"role": "user", "content": "limited"}])
+    # Every answer names a request, as OpenAI's do; the upstream's refusal names its usage record.
+    errors = [unauthenticated, missing, caught, limited]
+    ids = [error.value.request_id for error in errors]
+    ids.append(openai_client.models.with_raw_response.list().headers.get("x-request-id"))
+    assert None not in ids and len(set(ids)) == len(ids)
+    records.drain()
+    assert UsageRecord.objects.get(request_id=uuid.UUID(limited.value.request_id)).status == 429
 
 
 WEATHER = [

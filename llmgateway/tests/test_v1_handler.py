@@ -111,6 +111,22 @@ def test_v1_refuses_a_host_outside_allowed_hosts(app, bearer):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_every_v1_answer_names_a_request(app, bearer):
+    """Answers the views do not make (a host refused, an address the gateway does not serve) too."""
+    body = json.dumps(QUESTION).encode()
+    answers = [
+        call(app, "POST", "/v1/chat/completions", body, authorization=bearer),
+        call(app, "POST", "/v1/chat/completions", body, authorization=bearer, host="evil.example"),
+        call(app, "POST", "/v1/completions", body, authorization=bearer),
+        call(app, "GET", "/v1/models", query="q=%00", authorization=bearer),
+        call(app, "GET", "/v1/models", authorization="Bearer nope"),
+    ]
+    assert [status for status, _, _ in answers] == [200, 400, 404, 400, 401]
+    ids = [headers.get("x-request-id") for _, headers, _ in answers]
+    assert None not in ids and len(set(ids)) == len(ids)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_v1_refuses_a_body_over_the_limit(app, bearer, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     body = json.dumps({**QUESTION, "messages": [{"role": "user", "content": "x" * 2000}]}).encode()

@@ -20,6 +20,7 @@ from llmgateway import auth, metering, registry
 from llmgateway.cache import deferred
 from llmgateway.gateway import Completion, GatewayError, entry
 from llmgateway.gateway.validation import is_model_name, validate_embedding_fields
+from llmgateway.metering import records
 
 log = logging.getLogger("llmgateway")
 # One encoder for every answer and streamed chunk: json.dumps with separators builds a new one per call.
@@ -34,6 +35,8 @@ def error_response(error: GatewayError):
         response["Retry-After"] = str(error.retry_after)
     for name, value in error.headers.items():
         response[name] = value
+    # Every answer names a request, as OpenAI's do: a refusal's or failure's is its usage record's id.
+    response.headers._store["x-request-id"] = ("x-request-id", error.request_id or records.new_id())
     return response
 
 
@@ -203,7 +206,13 @@ def models(request):
         entry.authenticate(_digest(request))
     except GatewayError as error:
         return error_response(error)
-    return JsonResponse({"object": "list", "data": model_list()})
+    return _named(JsonResponse({"object": "list", "data": model_list()}))
+
+
+def _named(response, request_id=None):
+    """The response with its x-request-id (a new one unless the request made a usage record)."""
+    response.headers._store["x-request-id"] = ("x-request-id", request_id or records.new_id())
+    return response
 
 
 @_readable
@@ -213,7 +222,7 @@ def model_detail(request, model):
         entry.authenticate(_digest(request))
         for item in model_list():
             if item["id"] == model:
-                return JsonResponse(item)
+                return _named(JsonResponse(item))
         raise GatewayError(
             404, f"The model {model!r} does not exist or is not enabled.", code="model_not_found", param="model"
         )
@@ -354,7 +363,7 @@ def _embeddings(request):
     response["X-Cache"] = "HIT" if result.cached else "MISS"
     for header, value in (result.ratelimit or {}).items():
         response[header] = value
-    return response
+    return _named(response, getattr(result, "request_id", None))
 
 
 def _token_ids(texts):
