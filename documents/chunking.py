@@ -13,11 +13,19 @@ units' texts joined by a blank line (`joined_text`).
 
 Tables (rows written with pipes, as every parser writes them) stay whole in
 a passage of their own; a table longer than `size` is split between rows,
-and every part after the first starts with the table's header row again.
+and every part after the first starts with the table's header row again
+when the header is short (up to `HEADER_SHARE` of `size`). A longer header
+is given once, where it stands, and the table is cut as prose: repeated in
+every part, it would make the passages many times longer than the text.
+Whatever the input, the passages of one call hold at most
+`MAX_EXPANSION` times its text; `chunk_units` raises `ParseError` before
+going over.
 """
 
 import re
 from dataclasses import dataclass
+
+from documents.parsers.base import ParseError
 
 SEPARATOR = "\n\n"
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
@@ -28,6 +36,10 @@ SOFT_BREAK = 0.7  # start a new passage at a paragraph once this full
 TAIL = 0.25
 TABLE_RULE = re.compile(r"^\s*(?:\|\s*)?:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*(?:\|\s*)?$")  # linear: no two \s* in turn
 LINE = re.compile(r"[^\n]*\n?")
+HEADER_SHARE = 0.3  # a table's header is repeated in each of its parts only when it is at most this share of the size
+# The passages of a document hold at most this many times its text (overlaps and repeated table headers), plus
+# one passage's worth.
+MAX_EXPANSION = 3
 
 
 @dataclass(frozen=True)
@@ -141,6 +153,9 @@ def _table_parts(text, start, end, size):
     rows = [(m.start(), m.end()) for m in LINE.finditer(text, start, end) if m.group().strip()]
     header = rows[:2] if len(rows) > 1 and TABLE_RULE.match(text[rows[1][0] : rows[1][1]]) else rows[:1]
     head = "\n".join(text[a:b].strip() for a, b in header)
+    if len(head) > size * HEADER_SHARE:
+        # Given once where it stands: the table is cut between rows (and within a row too long) like prose.
+        return [(text[start + a : start + b], start + a, start + b) for a, b in _chunk_text(text[start:end], size, 0)]
     parts, group = [], []
     for row in rows[len(header) :]:
         if group and len(head) + 1 + row[1] - group[0][0] > size:
@@ -160,6 +175,8 @@ def _table_parts(text, start, end, size):
 def chunk_units(units, size=1200, overlap=200):
     pieces = []
     offset = 0
+    allowed = MAX_EXPANSION * len(joined_text(units)) + size
+    total = 0
     for unit in units:
         text = unit.text
         spans = []
@@ -173,6 +190,12 @@ def chunk_units(units, size=1200, overlap=200):
             stripped = body.strip()
             if not stripped:
                 continue
+            total += len(stripped)
+            if total > allowed:
+                raise ParseError(
+                    f"This file's text would make passages more than {MAX_EXPANSION} times its length "
+                    "(a table or a layout that cannot be split sensibly), so it was not indexed."
+                )
             if body != text[start:end]:  # a table's part with its header repeated: it spans its own rows
                 pieces.append(Piece(stripped, unit.page, unit.section, offset + start, offset + end))
                 continue

@@ -5,7 +5,7 @@ import io
 import pytest
 
 from documents.chunking import chunk_units
-from documents.parsers.base import Unit
+from documents.parsers.base import ParseError, Unit
 from documents.tests.conftest import pdf_bytes
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +47,27 @@ def test_prose_with_pipes_is_not_a_table():
     text = "Use the a | b syntax once. " * 80
     pieces = chunk_units([Unit(text, section="")], size=400, overlap=100)
     assert len(pieces) > 3 and all(len(p.text) <= 400 for p in pieces)
+
+
+def test_a_table_with_a_long_header_gives_its_column_names_once(ingest):
+    columns = 3000
+    header = "| " + " | ".join(f"col{i}" for i in range(columns)) + " |\n"
+    rows = "".join(f"| r{i} | x |\n" for i in range(columns))
+    document = ingest("widetable.md", f"# Wide table\n\n{header}{rows}".encode())
+    assert document.status == "ready", document.failure_reason
+    texts = list(document.chunks.order_by("position").values_list("text", flat=True))
+    assert sum(len(text) for text in texts) < 2 * document.char_count
+    assert sum(text.count("col2999") for text in texts) == 1  # the header once
+    found = [line for text in texts for line in text.splitlines() if line.startswith("| r")]
+    assert found == [f"| r{i} | x |" for i in range(columns)]  # each row once, in order
+
+
+def test_passages_never_hold_many_times_the_text():
+    # An overlap almost as long as the passages would repeat each short sentence dozens of times.
+    text = "Go now. " * 500
+    with pytest.raises(ParseError, match="more than 3 times its length"):
+        chunk_units([Unit(text)], size=200, overlap=190)
+    assert chunk_units([Unit(text)], size=200, overlap=40)
 
 
 def _wrapped(words, width=72):
