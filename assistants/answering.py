@@ -12,7 +12,10 @@ longer exists. Events:
 - ("delta", text) — the answer as it is produced
 - ("done", Message) — the stored answer, with citations and usage
 - ("error", message) — the upstream failed; the partial answer is kept and
-  marked interrupted, and the conversation stays usable.
+  marked interrupted, and the conversation stays usable. `turn.failure`
+  then holds the AnswerError with the status and Retry-After to answer.
+  A request the gateway refused (a limit, an archived workspace: a 4xx)
+  leaves no answer; the question stays.
 
 If the consumer stops early (the page's stop button closes the stream),
 the partial answer is saved as interrupted.
@@ -136,11 +139,26 @@ STOPWORDS = frozenset(
 
 
 class AnswerError(Exception):
-    def __init__(self, message, field="content", status=400):
+    def __init__(self, message, field="content", status=400, retry_after=None):
         super().__init__(message)
         self.message = message
         self.field = field
         self.status = status
+        self.retry_after = retry_after  # seconds, for a Retry-After header
+
+    @classmethod
+    def from_gateway(cls, exc):
+        """The gateway's refusal keeps its 4xx (a limit's 429 with its wait); an upstream failure is a 502 (503, 504)."""
+        if exc.code == "model_not_found":
+            # As check_assistant says it: the conversation is there, the assistant's model is not.
+            return cls(_readable(exc), field="model", status=409)
+        status = exc.status if 400 <= exc.status < 500 or exc.status in (503, 504) else 502
+        return cls(_readable(exc), field=None, status=status, retry_after=exc.retry_after)
+
+    @property
+    def refused(self):
+        """The gateway refused the request before any model was asked (nothing failed upstream)."""
+        return 400 <= self.status < 500
 
 
 def retrieval_query(question):
@@ -294,6 +312,8 @@ class Turn:
     # Regenerating: the version that was current before; shown again if the new one yields nothing.
     replaced: int | None = None
     timings: dict = field(default_factory=dict)
+    # Set when the gateway refused or failed: an AnswerError with the status (and Retry-After) to answer with.
+    failure: AnswerError | None = None
 
     def events(self):
         started = time.perf_counter()
@@ -333,7 +353,8 @@ class Turn:
         except gateway.GatewayError as exc:
             error = exc.message
             result = None
-            yield "error", _readable(exc)
+            self.failure = AnswerError.from_gateway(exc)
+            yield "error", self.failure.message
         finally:
             # Also runs when the consumer stops early: the partial answer is kept, the upstream hung up on.
             if stream is not None:
@@ -347,21 +368,22 @@ class Turn:
 
     def run(self):
         """Consume the whole answer; returns the stored Message (for the API and commands)."""
-        error = None
-        for event, data in self.events():
-            if event == "error":
-                error = data
-        if error and not self.answer.content:
-            raise AnswerError(error, field=None, status=502)
+        for _event, _data in self.events():
+            pass
+        if self.failure is not None and not self.answer.content:
+            raise self.failure
         return self.answer
 
     def _save(self, text, status, error, result):
         answer = self.answer
-        if self.replaced is not None and status != MessageStatus.COMPLETE and not text:
-            # A regeneration that produced nothing: drop it and show the earlier version again.
+        refused = self.failure is not None and self.failure.refused
+        if (self.replaced is not None or refused) and status != MessageStatus.COMPLETE and not text:
+            # A regeneration that produced nothing, or a refused request (a limit, say): no answer to keep.
+            # The question stays, and a regeneration shows the earlier version again.
             with transaction.atomic():
                 Message.objects.filter(pk=answer.pk).delete()
-                Message.objects.filter(pk=self.replaced).update(current=True)
+                if self.replaced is not None:
+                    Message.objects.filter(pk=self.replaced).update(current=True)
             answer.status, answer.error = status, error[:500]
             return
         answer.content = text
@@ -577,7 +599,7 @@ def preview(assistant, question, documents=None):
             origin="preview",
         )
     except gateway.GatewayError as exc:
-        raise AnswerError(_readable(exc), field=None, status=502) from None
+        raise AnswerError.from_gateway(exc) from None
     return {
         "text": result.text,
         "citations": cited(result.text, citations),

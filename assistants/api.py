@@ -378,7 +378,12 @@ class ConversationViewSet(
 
 
 def answer_turn(request, start, stream):
-    """Start a turn and return the stored answer as JSON (201), or stream it as server-sent events."""
+    """Start a turn and return the stored answer as JSON (201), or stream it as server-sent events.
+
+    A refused request keeps the gateway's status (a limit's 429 with Retry-After, 403 for an archived
+    workspace); an upstream failure is a 502 (or 503, 504). The streamed variant's `error` event carries
+    the same: {"detail", "status", "retry_after"}.
+    """
     try:
         turn = start()
     except answering.AnswerError as exc:
@@ -390,7 +395,10 @@ def answer_turn(request, start, stream):
     try:
         message = turn.run()
     except answering.AnswerError as exc:
-        return Response({"detail": exc.message}, status=exc.status)
+        response = Response({"detail": exc.message}, status=exc.status)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 

@@ -286,6 +286,12 @@ def stream_turn(request, turn, render_html=True):
 
                     payload["message"] = MessageSerializer(data).data
                 yield sse("done", payload)
+            elif event == "error" and not render_html:
+                # For programs: what the JSON answer's status and Retry-After say (the page shows the text).
+                failure = turn.failure
+                yield sse(
+                    "error", {"detail": failure.message, "status": failure.status, "retry_after": failure.retry_after}
+                )
             else:
                 yield sse(event, data)
 
