@@ -10,8 +10,11 @@ from documents.parsers.text import read_text
 
 HEADING = re.compile(r"^(#{1,6})\s+(.+)$")  # linear; closing hashes are stripped in Python
 FENCE = re.compile(r"^\s*(```|~~~)")
-IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)[^)]*\)")
+# Linear: a bracket's text stops at the next bracket and a link's target (with one pair of parentheses in it at
+# most, as in Wikipedia's addresses) at the next parenthesis, so failed tries never scan the same characters
+# again, and the target and its title cannot trade characters.
+IMAGE = re.compile(r"!\[([^\[\]]*)\]\([^()]*\)")
+LINK = re.compile(r"\[([^\[\]]+)\]\(((?:[^()\s]|\([^()\s]*\))+)(?:\s[^()]*)?\)")
 EMPHASIS = re.compile(r"(\*\*|__)(?=\S)((?:(?!\1).)+?)(?<=\S)\1")  # never across its own marker: linear
 FRONT_MATTER_TITLE = re.compile(r"^title:\s*[\"']?(.+?)[\"']?\s*$", re.IGNORECASE)
 
