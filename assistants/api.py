@@ -223,16 +223,38 @@ class FeedbackSerializer(serializers.Serializer):
 
 
 class EventStreamRenderer(BaseRenderer):
-    """Lets a client ask for `Accept: text/event-stream`; errors then arrive as one `error` event."""
+    """Lets a client ask for `Accept: text/event-stream` where an answer streams (OffersEventStream).
+
+    The stream itself is a StreamingHttpResponse; a Response (an error, a JSON answer) is answered as JSON.
+    """
 
     media_type = "text/event-stream"
     format = "sse"
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        import json
+        return JSONRenderer().render(data, renderer_context=renderer_context)
 
-        return f"event: error\ndata: {json.dumps(data)}\n\n".encode()
+
+class OffersEventStream:
+    """Only a POST of `stream_actions` offers `text/event-stream` (its streamed answer); every other action
+    answers JSON (406 for a client that takes only event streams), and so does every error."""
+
+    stream_actions = ()
+
+    def get_renderers(self):
+        renderers = super().get_renderers()
+        request = getattr(self, "request", None)
+        if self.action in self.stream_actions and request is not None and request.method == "POST":
+            renderers.append(EventStreamRenderer())
+        return renderers
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(getattr(response, "accepted_renderer", None), EventStreamRenderer):
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+        return response
 
 
 class AssistantViewSet(viewsets.ModelViewSet):
@@ -274,6 +296,7 @@ class AssistantViewSet(viewsets.ModelViewSet):
 
 
 class ConversationViewSet(
+    OffersEventStream,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -290,7 +313,7 @@ class ConversationViewSet(
     lookup_value_regex = ID_PATTERN  # ASCII digits: other scripts' digits are not ids
 
     serializer_class = ConversationSerializer
-    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    stream_actions = ("messages",)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -402,13 +425,13 @@ def answer_turn(request, start, stream):
     return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
-class MessageFeedbackViewSet(viewsets.GenericViewSet):
+class MessageFeedbackViewSet(OffersEventStream, viewsets.GenericViewSet):
     """The caller's own answers: feedback, regenerate, and their versions."""
 
     lookup_value_regex = ID_PATTERN  # ASCII digits: other scripts' digits are not ids
 
     serializer_class = FeedbackSerializer
-    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    stream_actions = ("regenerate",)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
