@@ -12,7 +12,9 @@ from html.parser import HTMLParser
 from documents.parsers.base import HeadingPath, Title, Unit
 from documents.parsers.text import read_text
 
-SKIP = {"script", "style", "noscript", "template", "svg", "math", "iframe", "object", "head"}
+SKIP = {"script", "style", "noscript", "template", "svg", "math", "iframe", "object"}
+# What a <head> may hold; anything else (or text) starts the body, as `</head>` and `<body>` may be left out.
+HEAD = {"head", "title", "meta", "link", "base", "style", "script", "noscript", "template"}
 BLOCK = {
     "p",
     "div",
@@ -57,6 +59,7 @@ class _TextParser(HTMLParser):
         self.sections = []  # (heading, [pieces])
         self.heading, self.pieces = "", []
         self.skip_depth = 0
+        self.in_head = False
         self.in_heading = None
         self.heading_text = []
         self.title = []
@@ -88,13 +91,21 @@ class _TextParser(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag == "title":
             self.in_title = True
+        if tag == "head":
+            self.in_head = True
+        elif self.in_head and tag not in HEAD:
+            self.in_head = False
         if self._in_navigation(tag, attrs, True):
             return
         if tag in SKIP:
             self.skip_depth += 1
             return
-        if self.skip_depth:
+        if self.skip_depth or self.in_head:
             return
+        # A heading's end tag may be missing or another heading's (<h2>…</h3>): another heading or a block
+        # starting ends it, as does the end of the page (a block before any of its words, a <div>, may wrap them).
+        if self.in_heading and (tag in HEADINGS or (tag in BLOCK and "".join(self.heading_text).strip())):
+            self._end_heading()
         if tag in HEADINGS:
             self._flush()
             self.in_heading, self.heading_text = tag, []
@@ -112,29 +123,38 @@ class _TextParser(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "title":
             self.in_title = False
+        if tag == "head":
+            self.in_head = False
+            return
         if self.navigation is not None and self._in_navigation(tag, (), False):
             return
         if tag in SKIP:
             self.skip_depth = max(0, self.skip_depth - 1)
             return
-        if self.skip_depth:
+        if self.skip_depth or self.in_head:
             return
-        if tag == self.in_heading:
-            heading = " ".join("".join(self.heading_text).split())
-            if tag == "h1" and not self.first_h1:
-                self.first_h1 = heading
-            self.path.enter(int(tag[1]), heading)
-            self.heading = self.path.label
-            self.pieces.append(heading + "\n\n")
-            self.heading_only = heading
-            self.in_heading = None
+        if self.in_heading and tag in HEADINGS:
+            self._end_heading()
         elif tag in BLOCK:
             self.pieces.append("\n\n")
+
+    def _end_heading(self):
+        tag = self.in_heading
+        heading = " ".join("".join(self.heading_text).split())
+        if tag == "h1" and not self.first_h1:
+            self.first_h1 = heading
+        self.path.enter(int(tag[1]), heading)
+        self.heading = self.path.label
+        self.pieces.append(heading + "\n\n")
+        self.heading_only = heading
+        self.in_heading = None
 
     def handle_data(self, data):
         if self.in_title:
             self.title.append(data)
-        if self.skip_depth or self.navigation is not None:
+        if self.in_head and not self.in_title and not self.skip_depth and data.strip():
+            self.in_head = False  # text ends the head
+        if self.skip_depth or self.in_head or self.navigation is not None:
             return
         if self.in_heading:
             self.heading_text.append(data)
@@ -153,6 +173,8 @@ class _TextParser(HTMLParser):
 
     def close(self):
         super().close()
+        if self.in_heading:
+            self._end_heading()
         self._flush()
         if not self.sections:  # a page of headings only still gives its words
             self.sections = self.bare_headings
