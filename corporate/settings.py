@@ -92,6 +92,8 @@ MIDDLEWARE = [
     "corporate.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Under /api/, an address without its trailing slash is served as the slashed one (no 301 for clients).
+    "corporate.api_slash.ApiAppendSlashMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
