@@ -227,8 +227,11 @@ class Lease:
             raise LeaseLost
 
     def fail(self, reason):
+        from documents.parsers.base import clean
+
+        reason = clean(reason)[:2000]  # a reader's message may quote the file
         with transaction.atomic():
-            if self.held().update(status=Status.FAILED, failure_reason=reason[:2000], heartbeat_at=None, chunk_count=0):
+            if self.held().update(status=Status.FAILED, failure_reason=reason, heartbeat_at=None, chunk_count=0):
                 Chunk.objects.filter(document_id=self.document_id).delete()
 
 
@@ -331,7 +334,7 @@ def embed_pieces(title, pieces, document):
 
 def save_passages(document, lease, extraction, pieces, embedded=None, problem=""):
     """Replace the document's passages (and their vectors) and mark it ready, only if the lease still holds."""
-    from documents.parsers.base import clean
+    from documents.parsers.base import clean, clean_line
 
     text = joined_text(extraction.units)
     pages = max((unit.page or 0 for unit in extraction.units), default=0)
@@ -342,7 +345,7 @@ def save_passages(document, lease, extraction, pieces, embedded=None, problem=""
             position=position,
             text=clean(piece.text),
             page=piece.page,
-            section=piece.section[:200],
+            section=clean_line(piece.section)[:200],
             start=piece.start,
             end=piece.end,
             token_estimate=piece.token_estimate,
@@ -356,7 +359,7 @@ def save_passages(document, lease, extraction, pieces, embedded=None, problem=""
     }
     # The document's own title replaces the one made from its file name (never one a person gave).
     if extraction.title and document.title == _title_from(document.original_name):
-        changes["title"] = extraction.title[:255]
+        changes["title"] = clean_line(extraction.title)[:255]
     vectors.prepare(embedded)
     with transaction.atomic():
         # Lock the row first (conditional on the lease), then swap the passages.

@@ -108,5 +108,11 @@ def check_archive(fileobj, limits, what="Word document"):
 
 
 def clean(text):
-    """Drop characters that have no place in extracted text (NUL, the search highlight markers)."""
-    return text.replace("\x00", "").replace("\ue000", "").replace("\ue001", "")
+    """Text without the characters that have no place in it: NUL (PostgreSQL refuses it) becomes a space, so the
+    words either side stay apart; the search highlight markers are dropped."""
+    return text.replace("\x00", " ").replace("\ue000", "").replace("\ue001", "")
+
+
+def clean_line(text):
+    """A title or a section name: `clean`, on one line with single spaces."""
+    return " ".join(clean(text).split())

@@ -14,7 +14,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from documents.parsers.base import Budget, ParseError, Title, Unit
+from documents.parsers.base import Budget, ParseError, Title, Unit, clean, clean_line
 
 PRELOAD = [
     "documents.parsers.pdf",
@@ -117,9 +117,9 @@ def extract(path, kind, *, limits, memory_mb, timeout, on_tick=None, tick_second
             except EOFError:
                 break
             if message[0] == "unit":
-                result.units.append(Unit(message[1], page=message[2], section=message[3]))
+                result.units.append(_unit(message[1], message[2], message[3]))
             elif message[0] == "title":
-                result.title = " ".join(str(message[1]).split())[:255]
+                result.title = clean_line(str(message[1]))[:255]
             elif message[0] == "progress":
                 done, result.pages_total = message[1], message[2]
             elif message[0] == "done":
@@ -152,6 +152,11 @@ def extract(path, kind, *, limits, memory_mb, timeout, on_tick=None, tick_second
     return result
 
 
+def _unit(text, page, section):
+    """A unit as stored: no NUL (nor search marker) in its text or section, whatever the parser gave."""
+    return Unit(clean(text), page=page, section=clean_line(section))
+
+
 def _describe(code):
     if code is None:
         return "no exit status"
@@ -171,9 +176,9 @@ def parse_here(path, kind, limits):
     result = Extraction()
     for unit in parser_for(kind)(path, limits, budget, lambda done, total: None):
         if isinstance(unit, Title):
-            result.title = " ".join(unit.text.split())[:255]
+            result.title = clean_line(unit.text)[:255]
         else:
-            result.units.append(unit)
+            result.units.append(_unit(unit.text, unit.page, unit.section))
     return result
 
 

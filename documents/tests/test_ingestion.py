@@ -127,3 +127,21 @@ def test_pdf_without_a_metadata_title_is_named_after_its_file(ingest):
 
     document = ingest("quarterly-report.pdf", make_pdf([["Revenue grew by 4 percent."]], title=""))
     assert document.status == "ready" and document.title == "quarterly-report"
+
+
+def test_nul_characters_never_reach_the_database(ingest):
+    # PostgreSQL refuses text with NUL in it: the document would fail on every attempt.
+    markdown = ingest("nul.md", b"# Title\x00with nul\n\n## Sec\x00tion\n\nThe gym\x00opens at seven.\n")
+    assert markdown.status == "ready", markdown.failure_reason
+    assert markdown.title == "Title with nul"
+    assert list(markdown.chunks.values_list("section", "text")) == [
+        ("Title with nul › Sec tion", "Sec tion\n\nThe gym opens at seven.")
+    ]
+    html = ingest("nul.html", b"<h1>Hea\x00ding</h1><p>Lunch is at noon.</p>")
+    assert html.status == "ready", html.failure_reason
+    assert (html.title, html.chunks.get().section) == ("Hea ding", "Hea ding")
+    from documents.pdfmake import make_pdf
+
+    pdf = ingest("nul.pdf", make_pdf([["Parking is free for staff."]], title="Hand\x00book"))
+    assert pdf.status == "ready", pdf.failure_reason
+    assert "\x00" not in pdf.title and pdf.title.startswith("Hand")
