@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from documents import sniff, vectors
 from documents.chunking import chunk_units, joined_text
-from documents.models import ACTIVE_STATUSES, CONTENT_TYPES, Chunk, Document, Status
+from documents.models import ACTIVE_STATUSES, CONTENT_TYPES, Chunk, Document, Kind, Status
 from documents.parsers.base import Limits, ParseError
 from documents.uploads import file_name_problem, limit_label
 
@@ -266,7 +266,7 @@ def process(document_id):
             extraction = sandbox_extract(path, document.kind, lease)
         pieces = chunk_units(extraction.units, settings.DOCUMENTS_CHUNK_SIZE, settings.DOCUMENTS_CHUNK_OVERLAP)
         if not pieces:
-            raise ParseError("No text could be found in this file. If it is a scan, it needs a text layer (OCR) first.")
+            raise ParseError(no_text_reason(document.kind))
         embedded, problem = embed_pieces(extraction.title or document.title, pieces, document)
         save_passages(document, lease, extraction, pieces, embedded, problem)
         if problem:
@@ -289,6 +289,13 @@ def process(document_id):
         log.exception("document %s: ingestion failed", document_id)
         lease.fail("Something went wrong while processing this document. Try re-processing it.")
         return Status.FAILED
+
+
+def no_text_reason(kind):
+    """Why a file without text failed; only a PDF can be a scan, to be read again with a text layer."""
+    if kind == Kind.PDF:
+        return "No text could be found in this file. If it is a scan, it needs a text layer (OCR) first."
+    return "This file holds no text."
 
 
 def sandbox_extract(path, kind, lease):

@@ -39,8 +39,11 @@ def parse(path, limits, budget, report):
             last = number
         if block:
             yield Unit("\n".join(block), section=_rows(first, last))
-        elif not header:
-            return
+        elif len([name for name in header if name]) > 1:
+            names = ", ".join(name for name in header if name)
+            raise ParseError(f"This CSV file has only a header row ({names[:200]}), no rows of data.")
+        elif any(header):  # one line of one field: text, not a header
+            yield Unit(" ".join(header), section=_rows(1, 1))
     except csv.Error as exc:
         raise ParseError(f"This CSV file could not be read: {exc}.") from None
     report(1, 1)

@@ -252,3 +252,26 @@ def test_json_body_that_is_not_an_object(api_client_for, member, workspace, body
     response = client.post("/api/documents/?workspace=acme", body, content_type="application/json")
     assert response.status_code == 400 and "file" in response.json()
     assert not Document.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("blank.txt", b"  \n\t\n   \n", "This file holds no text."),
+        ("blank.md", b"\n\n   \n", "This file holds no text."),
+        ("header.csv", b"employee,department,salary\n", "only a header row (employee, department, salary)"),
+        ("scan.pdf", pdf_bytes([[], []]), "If it is a scan, it needs a text layer (OCR) first."),
+    ],
+)
+def test_files_without_text_say_why(ingest, name, content, reason):
+    document = ingest(name, content)
+    assert document.status == "failed"
+    assert reason in document.failure_reason
+    if not name.endswith(".pdf"):
+        assert "OCR" not in document.failure_reason  # only a PDF can be a scan
+
+
+def test_a_csv_of_one_line_keeps_it_as_text(ingest):
+    document = ingest("note.csv", b"just one line of text about budgets\n")
+    assert document.status == "ready", document.failure_reason
+    assert document.chunks.get().text == "just one line of text about budgets"
