@@ -223,11 +223,11 @@ class UsageFilter(serializers.Serializer):
     cache = serializers.ChoiceField(required=False, choices=CacheOutcome.choices)
 
     def validate(self, attrs):
-        since, until = attrs.get("since"), attrs.get("until")
-        if since and until and since > until:
-            raise serializers.ValidationError({"since": "The first day must not be after the last day."})
-        if since and until and (until - since).days > 366:
-            raise serializers.ValidationError({"since": "Choose at most 366 days."})
+        # A missing end counts at its default (today, or 29 days before until): since=2000-01-01 alone is too long.
+        # The summary's hourly buckets cover fewer days than its daily ones (UsageSummaryQuery's bucket).
+        error = reports.range_error(attrs.get("since"), attrs.get("until"), attrs.get("bucket", "day"))
+        if error:
+            raise serializers.ValidationError({error[0]: error[1]})
         return attrs
 
 

@@ -121,14 +121,44 @@ def totals(usage):
     return _finish(usage.days.aggregate(**_aggregates()))
 
 
+# The most days a series covers, by bucket: callers refuse a longer range (range_error) rather than cut it.
+SERIES_DAYS = {"hour": 93, "day": 367}
+# What series() makes at most, whatever it is asked (a bound on the work; a DST day has 25 hours).
+MAX_POINTS = 25 * SERIES_DAYS["hour"]
+
+
+class Series(list):
+    """The points of a series; `rows` are the buckets that hold data, all of the range's, whatever the points."""
+
+    rows = ()
+
+
+def range_error(since=None, until=None, bucket="day"):
+    """(field, message) when the range (dates, a missing one at its default) cannot be shown, else None."""
+    if since is not None and until is None and since > timezone.localdate():
+        return "since", "The first day must not be after the last day (default: today)."
+    if since is not None and until is not None and since > until:
+        return "since", "The first day must not be after the last day."
+    start, end = date_range(since, until)
+    days = (end.date() - start.date()).days
+    if days > SERIES_DAYS["day"]:
+        return "since", f"Choose at most {SERIES_DAYS['day'] - 1} days."
+    if bucket == "hour" and days > SERIES_DAYS["hour"]:
+        return "bucket", f"Hourly buckets cover at most {SERIES_DAYS['hour']} days: choose fewer days, or bucket=day."
+    return None
+
+
 def total_of(points):
-    """The range's totals, added up from its series (no query: the points cover the range exactly)."""
-    row = {name: sum(point[name] for point in points) for name in NAMES}
-    return _finish(row)
+    """The range's totals, added up from the data behind its series (no query), not from the points shown."""
+    rows = points.rows if isinstance(points, Series) else points
+    return _finish({name: sum(row[name] for row in rows) for name in NAMES})
 
 
 def series(usage, bucket):
-    """One query: a point per day or hour of the range, empty buckets included."""
+    """One query: a point per day or hour of the range, empty buckets included (at most MAX_POINTS).
+
+    total_of() of it adds up every bucket of the range, also where the points stop short.
+    """
     zone = timezone.get_current_timezone()
     if bucket == "hour":
         found = {
@@ -142,9 +172,10 @@ def series(usage, bucket):
         }
     start, end = date_range(usage.since, usage.until)
     step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
-    points, at = [], timezone.localtime(start, zone)
+    points, at = Series(), timezone.localtime(start, zone)
+    points.rows = list(found.values())
     empty = _finish({})
-    while at < end and len(points) < 24 * 93:
+    while at < end and len(points) < MAX_POINTS:
         points.append({"at": at, **found.get(at, empty)})
         at = timezone.localtime(at + step, zone) if bucket == "hour" else _next_day(at, zone)
     return points

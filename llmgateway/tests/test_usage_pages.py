@@ -182,6 +182,8 @@ def test_the_first_and_last_days_a_date_can_be_are_a_range_like_any(workspace, a
         for path in ("/gateway/acme/usage/", "/gateway/acme/usage.csv", "/assistants/acme/usage/"):
             assert client_for(admin_user).get(f"{path}?{query}").status_code == 200, (path, query)
         for path in ("/api/gateway/acme/usage/", "/api/gateway/acme/usage/summary/"):
-            assert api_client_for(admin_user).get(f"{path}?{query}").status_code == 200, (path, query)
+            # The API checks a lone since against today: from the first day a date can be is too long a range.
+            expected = 400 if query == "since=0001-01-01" else 200
+            assert api_client_for(admin_user).get(f"{path}?{query}").status_code == expected, (path, query)
     summary = api_client_for(admin_user).get("/api/gateway/acme/usage/summary/?until=9999-12-31").json()
     assert summary["totals"]["requests"] == 0 and summary["until"] == "9999-12-31"
