@@ -436,8 +436,11 @@ class MessageFeedbackViewSet(OffersEventStream, viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Message.objects.none()
-        return Message.objects.for_user(self.request.user).filter(
-            conversation__user=self.request.user, role=Role.ASSISTANT
+        # with_versions(): the answer's ‹ n/m › in the same query, for the feedback answered with it.
+        return (
+            Message.objects.for_user(self.request.user)
+            .filter(conversation__user=self.request.user, role=Role.ASSISTANT)
+            .with_versions()
         )
 
     @extend_schema(request=FeedbackSerializer, responses=MessageSerializer)
@@ -477,7 +480,7 @@ class MessageFeedbackViewSet(OffersEventStream, viewsets.GenericViewSet):
         )
 
     @extend_schema(responses=MessageSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # every version at once: a bare list, no `page`
     def versions(self, request, pk=None):
         """Every version of this answer, oldest first; `current` marks the one shown."""
         answer = self._own_answer(pk, "view")
