@@ -15,7 +15,9 @@ Two layers, so it holds within a worker and across workers and hosts:
 
 The leader publishes each streamed chunk as it arrives and then "done" with
 the full response, so a follower that joins mid-stream gets the chunks so
-far and then the rest live. If the leader fails, followers get the same
+far and then the rest live. If the leader's own client leaves mid-stream while
+others follow, the leader still reads the answer to its end for them (and
+stores it); with no follower it hangs up. If the leader fails, followers get the same
 error; if it vanishes (its lock expires or it stops publishing for
 LLM_COALESCE_WAIT seconds) followers give up waiting and make their own call.
 A follower never waits past its own request's deadline (`until`): then it
@@ -116,6 +118,11 @@ _flights_lock = threading.Lock()
 _flight_ids = ProcessIds(12)
 
 
+def followed_key(list_key):
+    """The mark a follower in another process puts on a flight (its events' list key)."""
+    return f"{list_key}:followed"
+
+
 def _flight_id():
     """A new flight's id, unique across processes (no system call, unlike a random token)."""
     prefix, number = _flight_ids.next()
@@ -208,6 +215,12 @@ class Participation:
         if not self._closed:
             self.abandon()
 
+    def has_followers(self):
+        """Whether identical requests follow this flight: in this process, or in others (they mark it)."""
+        if self.flight is not None and self.flight.followers:
+            return True
+        return bool(self._remote) and get_store().exists(followed_key(self._remote))
+
     # Follower side -----------------------------------------------------
     def follow(self, until=None):
         raise NotImplementedError
@@ -238,6 +251,8 @@ class RemoteFollower(Participation):
 
     def follow(self, until=None):
         store = get_store()
+        # Tells the leader someone reads its flight: should its own client leave, it goes on to the end.
+        store.add(followed_key(self.list_key), b"1", FLIGHT_TTL)
         wait = settings.LLM_COALESCE_WAIT
         index, pause = 0, 0.002
         last_progress = last_lock_check = time.monotonic()

@@ -456,11 +456,13 @@ class Completion:
     def _lead(self, part):
         """Make the upstream call for this flight; on every way out the upstream is hung up on and the flight ends.
 
-        If the client goes away (GeneratorExit) or something breaks, followers make their own call.
+        If the client goes away (GeneratorExit) while others follow, the answer is read to its end for them;
+        with no follower, or if something breaks, the upstream is hung up on and followers make their own call.
         """
         call = self.call
         started = time.perf_counter()
         collected = chunks = None
+        reading = True  # the client still reads (it left, and others follow: False)
         try:
             release_database(call.spec)
             if self._want_chunks:
@@ -470,7 +472,15 @@ class Completion:
                     chunk["model"] = used.name
                     collected.append(chunk)
                     part.publish(chunk)
-                    yield chunk
+                    if reading:
+                        try:
+                            yield chunk
+                        except GeneratorExit:
+                            if not part.has_followers():
+                                raise  # nobody else reads it: hang up on the upstream
+                            # This client left, identical requests follow: the answer goes on for them
+                            # (and into the cache), without another yield.
+                            reading = False
                 response = response_from_chunks(collected, used.name)
             else:
                 response, used = resilience.complete(call.spec, call.request, call.deadline)
@@ -491,16 +501,22 @@ class Completion:
         except ProviderError as exc:
             error = GatewayError.from_provider(exc)
             part.fail(error.as_dict())
-            raise error from None
+            if reading:
+                raise error from None
+            return  # its client left: the followers have the error
         except GatewayError:
-            raise
+            if reading:
+                raise
+            return  # its client left: the followers, abandoned below, make their own call
         except Exception:
             # A fault of the gateway's own (not the upstream's answer): logged with its traceback, and the
             # client and any followers get an error in OpenAI's shape.
             log.exception("the upstream call for %s failed unexpectedly", call.spec.name)
             error = GatewayError(502, "The upstream call failed; retry the request.", code="upstream_call_failed")
             part.fail(error.as_dict())
-            raise error from None
+            if reading:
+                raise error from None
+            return
         finally:
             if chunks is not None:
                 chunks.close()

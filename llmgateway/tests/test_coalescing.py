@@ -330,22 +330,45 @@ def test_slow_redis_costs_at_most_the_socket_timeout(workspace, ready, upstream,
         set_store(previous)
 
 
-def test_a_leader_whose_client_leaves_lets_followers_make_their_own_call(workspace, ready, upstream):
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_leader_whose_client_leaves_reads_the_answer_to_its_end_for_its_followers(
+    workspace, ready, upstream, streamed
+):
     upstream.chunk_delay = 0.1
     leader = gateway.stream(workspace.pk, _request(), spec=ready)
     chunks = iter(leader)
     next(chunks)
-    follower_result = []
-    follower = threading.Thread(
-        target=lambda: follower_result.append(gateway.complete(workspace.pk, _request(), spec=ready))
-    )
+    got = []
+
+    def follow():
+        if streamed:
+            following = gateway.stream(workspace.pk, _request(), spec=ready)
+            got.append((_content(following), following.coalesced))
+        else:
+            result = gateway.complete(workspace.pk, _request(), spec=ready)
+            got.append((result.text, result.coalesced))
+
+    follower = threading.Thread(target=follow)
     follower.start()
-    time.sleep(0.2)
+    time.sleep(0.5)
     chunks.close()  # the leader's client went away mid-stream
-    follower.join(10)
-    assert upstream.calls == 2
-    assert follower_result and follower_result[0].text.startswith("Echo:")
-    assert not follower_result[0].coalesced
+    follower.join(20)
+    # One upstream call, read to its end: the follower has the whole answer, and the cache has it too.
+    assert got and got[0][0].startswith("Echo:") and got[0][1]
+    assert upstream.calls == 1 and upstream.disconnects == 0
+    assert gateway.complete(workspace.pk, _request(), spec=ready).cache_hit
+
+
+def test_a_leader_whose_client_leaves_with_no_follower_hangs_up(workspace, ready, upstream):
+    upstream.chunk_delay = 0.1
+    chunks = iter(gateway.stream(workspace.pk, _request(), spec=ready))
+    next(chunks)
+    chunks.close()
+    until = time.monotonic() + 10
+    while upstream.disconnects == 0 and time.monotonic() < until:
+        time.sleep(0.02)
+    assert upstream.disconnects == 1
+    assert not gateway.complete(workspace.pk, _request(), spec=ready).cache_hit
 
 
 # The lock taken with the lookup (/v1) ---------------------------------------------

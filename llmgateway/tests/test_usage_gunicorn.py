@@ -6,6 +6,7 @@ local OpenAI-compatible upstream (which counts its calls). The access log
 names the worker of each request, so the tests can tell both served.
 """
 
+import json
 import os
 import re
 import signal
@@ -139,6 +140,16 @@ class Site:
         for _ in range(2):  # a record not tried yet is tried within one flush interval, and journaled if refused
             wait_until(lambda: not self.journals(), 30, "the records of earlier tests sent")
             time.sleep(3 * FLUSH_INTERVAL)
+
+    def journaled_ids(self):
+        """The request ids of the records in the journals (the first field of each line)."""
+        return {json.loads(line)[0] for path in self.journals() for line in path.read_bytes().splitlines() if line}
+
+    def stored(self, ids):
+        """How many of these request ids have their usage row (after draining the queue)."""
+        self.manage("flush_usage")
+        script = f"from llmgateway.models import UsageRecord as U; print(U.objects.filter(request_id__in={sorted(ids)!r}).count())"
+        return int(self.manage("shell", "-v0", "-c", script))
 
     def usage_rows(self):
         self.manage("flush_usage")
@@ -314,9 +325,12 @@ def _read_to_the_end(sock, got):
 LONG_QUESTION = " ".join(f"word{i}" for i in range(30))
 
 
-def test_a_client_that_leaves_mid_stream_hangs_up_on_the_upstream_and_its_follower_is_told(site):
+def test_a_client_that_leaves_mid_stream_leaves_its_followers_the_whole_answer(site):
+    """The leader's client hangs up; an identical request (in either worker) that follows its flight still
+    gets the whole answer from the one upstream call, which is read to its end and cached."""
     site.upstream.chunk_delay = 0.2
     calls, disconnects = site.upstream.calls, site.upstream.disconnects
+    question = LONG_QUESTION + " " + uuid.uuid4().hex
     follower = {}
 
     def follow():
@@ -324,25 +338,32 @@ def test_a_client_that_leaves_mid_stream_hangs_up_on_the_upstream_and_its_follow
         with httpx.stream(
             "POST",
             f"http://127.0.0.1:{site.port}/v1/chat/completions",
-            json={"model": "remote", "stream": True, "messages": [{"role": "user", "content": LONG_QUESTION}]},
+            json={"model": "remote", "stream": True, "messages": [{"role": "user", "content": question}]},
             headers={"Authorization": f"Bearer {site.keys['load']}"},
             timeout=30,
         ) as response:
             follower["status"], follower["body"] = response.status_code, response.read()
+            follower["coalesced"] = response.headers.get("x-cache-coalesced")
 
     try:
         thread = threading.Thread(target=follow)
         thread.start()
-        sock, _ = _open_stream(site, LONG_QUESTION)
+        sock, _ = _open_stream(site, question)
         time.sleep(1.0)  # the follower joins the flight meanwhile
         sock.close()  # the leader's client leaves
         thread.join(40)
-        wait_until(lambda: site.upstream.disconnects > disconnects, 15, "the upstream call hung up on")
     finally:
         site.upstream.chunk_delay = 0.0
-    # The follower got a whole answer, or (it had chunks of the shared one) an error event: never a hang.
-    assert follower["status"] == 200
-    assert follower["body"].rstrip().endswith(b"data: [DONE]") or b'"error"' in follower["body"]
+    assert follower["status"] == 200 and follower["coalesced"] == "1"
+    assert follower["body"].rstrip().endswith(b"data: [DONE]") and b'"error"' not in follower["body"]
+    assert site.upstream.calls == calls + 1 and site.upstream.disconnects == disconnects
+    again = httpx.post(
+        f"http://127.0.0.1:{site.port}/v1/chat/completions",
+        json={"model": "remote", "messages": [{"role": "user", "content": question}]},
+        headers={"Authorization": f"Bearer {site.keys['load']}"},
+        timeout=30,
+    )
+    assert again.headers["x-cache"] == "HIT"
 
 
 def test_redis_paused_mid_stream_the_stream_goes_on_to_its_end(site):
@@ -363,21 +384,20 @@ def test_records_held_by_workers_restarted_during_a_redis_outage_are_kept_and_se
     """Both workers stop while Redis is down: the records they hold go to files under VAR_DIR, and once Redis
     is back the new workers (or the next drain) send them; every answered request has its row."""
     site.settle()
-    rows_before = site.usage_rows()[0]
     workers = wait_until(lambda: len(site.workers()) == 2 and site.workers(), 30, "two workers")
     site.redis.stop()
     try:
-        answered = sum(site.ask("load", f"during the outage {n}").status_code == 200 for n in range(10))
+        answers = [site.ask("load", f"during the outage {n}") for n in range(10)]
         for pid in workers:
             os.kill(pid, signal.SIGTERM)  # gunicorn's graceful stop of each worker; the master starts others
         wait_until(lambda: len(site.workers() - workers) == 2, 30, "two new workers")
-        kept = site.journals()
-        assert kept and sum(len(path.read_bytes().splitlines()) for path in kept) == 10
+        ids = {answer.headers["x-request-id"] for answer in answers}
+        assert len(ids) == 10 and ids <= site.journaled_ids()
     finally:
         site.redis.start()
-    assert answered == 10
+    assert [answer.status_code for answer in answers] == [200] * 10
     wait_until(lambda: site.ask("load", "after the outage").status_code == 200, 30, "an answer with Redis back")
-    assert site.usage_rows()[0] - rows_before == 11
+    assert site.stored(ids) == 10
     assert site.journals() == []
 
 
@@ -385,23 +405,19 @@ def test_records_of_workers_killed_during_a_redis_outage_are_in_their_journals_a
     """SIGKILL (the out-of-memory killer, gunicorn's timeout) runs no exit code: what a worker had answered
     during the outage is in its journal by the next flush interval, and is sent once Redis is back."""
     site.settle()
-    rows_before = site.usage_rows()[0]
     workers = wait_until(lambda: len(site.workers()) == 2 and site.workers(), 30, "two workers")
     site.redis.stop()
     try:
-        answered = sum(site.ask("load", f"before a kill {n}").status_code == 200 for n in range(10))
-
-        def journaled():
-            return sum(len(p.read_bytes().splitlines()) for p in (site.tmp / "var").glob("usage-unsent-*.jsonl"))
-
-        wait_until(lambda: journaled() == 10, 10, "the ten records in the journals")
+        answers = [site.ask("load", f"before a kill {n}") for n in range(10)]
+        ids = {answer.headers["x-request-id"] for answer in answers}
+        wait_until(lambda: ids <= site.journaled_ids(), 10, "the ten records in the journals")
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         wait_until(lambda: len(site.workers() - workers) == 2, 30, "two new workers")
-        assert journaled() == 10
+        assert ids <= site.journaled_ids()
     finally:
         site.redis.start()
-    assert answered == 10
+    assert [answer.status_code for answer in answers] == [200] * 10
     wait_until(lambda: site.ask("load", "after the kill").status_code == 200, 30, "an answer with Redis back")
-    wait_until(lambda: site.usage_rows()[0] - rows_before == 11, 30, "every answered request's row")
+    wait_until(lambda: site.stored(ids) == 10, 30, "every answered request's row")
     assert site.journals() == []
