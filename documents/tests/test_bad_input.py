@@ -225,6 +225,11 @@ def test_odd_encodings_are_read(ingest):
     assert "Отпуск" in legacy.chunks.get().text
     latin = ingest("latin1.md", "# Menü\n\nGrüße aus München, Straße 5.".encode("latin-1"))
     assert latin.status == "ready" and "München" in latin.chunks.get(section="Menü").text
+    no_mark = ingest("utf16le.txt", "Le café est à gauche du bureau.".encode("utf-16-le"))
+    assert no_mark.status == "ready", no_mark.failure_reason
+    assert no_mark.chunks.get().text == "Le café est à gauche du bureau."
+    western = ingest("cp1252.txt", "Naïve café, crème brûlée.".encode("cp1252"))
+    assert western.chunks.get().text == "Naïve café, crème brûlée."
 
 
 def test_docx_with_a_renamed_pdf_extension_is_a_mismatch(client_for, member, workspace):

@@ -103,3 +103,51 @@ def test_html_text_is_kept_whatever_tags_are_left_open(tmp_path, page, sections)
     from documents.parsers import html
 
     assert read(html, tmp_path, page, "page.html")[1] == sections
+
+
+FRENCH = "Le café est à gauche du bureau. Naïve rêveuse, où est la forêt ?"
+RUSSIAN = "Отпуск составляет двадцать семь дней в году. Сотрудники могут перенести пять дней."
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+@pytest.mark.parametrize("text", [FRENCH, RUSSIAN], ids=["french", "russian"])
+def test_utf_16_and_32_without_a_byte_order_mark(codec, text):
+    from documents.parsers.encoding import decode
+
+    assert decode(text.encode(codec)) == text
+
+
+@pytest.mark.parametrize(
+    "text, codec",
+    [
+        ("Naïve café", "cp1252"),
+        ("He said “don’t” – it costs €5… naïve", "cp1252"),
+        ("Perché la città è più bella così, però non è vero.", "cp1252"),
+        ("Não há opções de ação; a informação está disponível.", "cp1252"),
+        ("Zażółć gęślą jaźń. Pracownicy otrzymują dwadzieścia sześć dni urlopu.", "cp1250"),
+        ("Příliš žluťoučký kůň úpěl ďábelské ódy. Vedoucí oddělení schválil dovolenou.", "cp1250"),
+        ("Árvíztűrő tükörfúrógép. A munkavállalók évente huszonöt nap szabadságot kapnak.", "cp1250"),
+        (RUSSIAN, "cp1251"),
+        ("Οι υπάλληλοι έχουν είκοσι επτά ημέρες άδεια το χρόνο.", "cp1253"),
+        ("Çalışanlar yılda yirmi altı gün izin alır. Şirket öğle yemeği verir.", "cp1254"),
+    ],
+)
+def test_western_code_page_is_preferred_unless_the_text_is_another_language(text, codec):
+    from documents.parsers.encoding import decode
+
+    assert decode(text.encode(codec)) == text
+
+
+def test_bytes_after_the_sample_that_do_not_fit_choose_the_encoding_again():
+    from documents.parsers.encoding import SAMPLE_BYTES, decode
+
+    ascii_lines = b"Plain ASCII line of the report.\n" * (SAMPLE_BYTES // 32 + 2000)
+    assert len(ascii_lines) > SAMPLE_BYTES
+    assert decode(ascii_lines + "Naïve café.".encode("cp1252")).endswith("Naïve café.")
+
+
+@pytest.mark.parametrize("data", [b"<h1>Hea\x00ding</h1><p>Lunch is at noon.</p>", b"a\x00b\x00c\x00 plain text after"])
+def test_a_few_nuls_in_ascii_text_are_not_utf_16(data):
+    from documents.parsers.encoding import decode
+
+    assert decode(data) == data.decode("ascii")
