@@ -60,7 +60,7 @@ class GatewayError(Exception):
     @classmethod
     def from_provider(cls, exc: ProviderError):
         retry_after = int(exc.retry_after + 0.999) if exc.retry_after is not None else None
-        return cls(exc.status, exc.message, code=exc.code, retry_after=retry_after)
+        return cls(exc.status, exc.message, code=exc.code, param=getattr(exc, "param", None), retry_after=retry_after)
 
 
 def bad_request(message, param=None, code=None):

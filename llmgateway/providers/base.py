@@ -25,13 +25,14 @@ class ProviderError(Exception):
     400 when the upstream refused the request itself).
     """
 
-    def __init__(self, message, *, status=502, retryable=False, retry_after=None, code="upstream_error"):
+    def __init__(self, message, *, status=502, retryable=False, retry_after=None, code="upstream_error", param=None):
         super().__init__(message)
         self.message = message
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
         self.code = code
+        self.param = param  # the request field the upstream named, when it refused the request
 
     def __repr__(self):
         return f"ProviderError({self.status}, {self.code}, retryable={self.retryable})"

@@ -121,7 +121,15 @@ class OpenAICompatibleProvider(Provider):
         if status == 404:
             return ProviderError("The upstream does not know this model (HTTP 404).", status=502)
         if status in (400, 413, 422):
-            return ProviderError(summary, status=400, code="invalid_request_error")
+            # The upstream's code and param, when they are identifiers, as OpenAI's clients read them
+            # (`context_length_exceeded`, `messages`); its free text stays in the log.
+            error = upstream_error(body_text)
+            return ProviderError(
+                summary,
+                status=400,
+                code=_identifier(error.get("code")) or "invalid_request_error",
+                param=_param(error.get("param")),
+            )
         return ProviderError(summary, status=502)
 
     def _transport_error(self, exc, deadline, idle=False):
@@ -307,14 +315,26 @@ def _summary(lead, error):
     return f"{lead} ({': '.join(labels)})." if labels else f"{lead}."
 
 
+# A request field as OpenAI names it in `param`: "messages", "messages[0].content", "tools[1].function.name".
+PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\[[0-9]{1,6}\]|\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,12}$")
+
+
+def _param(value):
+    return value if isinstance(value, str) and PARAM.match(value) else None
+
+
+def upstream_error(body_text):
+    """The `error` object of an upstream's error body ({} when there is none)."""
+    try:
+        error = json.loads(body_text).get("error")
+    except (ValueError, AttributeError):
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
 def upstream_summary(status, body_text):
     """What the client hears of an upstream error: its status, type and code, never its free text.
 
     e.g. "The upstream model returned HTTP 400 (invalid_request_error: context_length_exceeded)."
     """
-    error = None
-    try:
-        error = json.loads(body_text).get("error")
-    except (ValueError, AttributeError):
-        pass
-    return _summary(f"The upstream model returned HTTP {status}", error)
+    return _summary(f"The upstream model returned HTTP {status}", upstream_error(body_text))

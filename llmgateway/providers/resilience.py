@@ -140,7 +140,8 @@ def _attempts(spec, run, deadline, first=True):
         try:
             value = run(provider, deadline)
         except ProviderError as exc:
-            metrics.count_upstream_error(spec.name, exc.code)
+            # A refused request's code is the upstream's own: one label for them all, so the series stay few.
+            metrics.count_upstream_error(spec.name, "invalid_request_error" if exc.status == 400 else exc.code)
             if exc.code == DEADLINE_EXCEEDED:
                 breaker.failure(spec.name)
                 raise

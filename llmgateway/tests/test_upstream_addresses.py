@@ -151,6 +151,7 @@ def test_an_upstream_refusal_is_summarised_from_its_status_type_and_code(v1, rem
             message="This model's maximum context length is 8192 tokens; your messages have 9000.",
             type="invalid_request_error",
             code="context_length_exceeded",
+            param="messages",
         )
     )
     with caplog.at_level(logging.WARNING, logger="llmgateway.providers"):
@@ -161,15 +162,23 @@ def test_an_upstream_refusal_is_summarised_from_its_status_type_and_code(v1, rem
         "The upstream model returned HTTP 400 (invalid_request_error: context_length_exceeded)."
     )
     assert "maximum context length" not in response.content.decode()
+    # Its code and param, as OpenAI's clients read them.
+    assert (error["code"], error["param"]) == ("context_length_exceeded", "messages")
     # The operator still sees what the upstream said.
     assert "maximum context length is 8192" in caplog.text
 
 
 def test_upstream_type_and_code_are_left_out_unless_they_are_identifiers(v1, remote_model, upstream):
-    upstream.script(_upstream_error(400, message="no", type="<b>Your prompt was flagged</b>", code="bad input here"))
+    upstream.script(
+        _upstream_error(
+            400, message="no", type="<b>Your prompt was flagged</b>", code="bad input here", param="<i>x</i>"
+        )
+    )
     response = v1(REQUEST)
     assert response.status_code == 400
-    assert response.json()["error"]["message"] == "The upstream model returned HTTP 400."
+    error = response.json()["error"]
+    assert error["message"] == "The upstream model returned HTTP 400."
+    assert (error["code"], error["param"]) == ("invalid_request_error", None)
 
 
 @pytest.mark.parametrize("status", [401, 500, 503])
