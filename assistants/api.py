@@ -290,9 +290,12 @@ class AssistantViewSet(viewsets.ModelViewSet):
         serializer.save(created_by=self.request.user)
 
     def perform_update(self, serializer):
+        # A new version (no cached answer of the old one served) only when what answers depend on changed.
+        before = serializer.instance.answer_settings()
         with transaction.atomic():
             assistant = serializer.save()
-            assistant.bump_version()
+            if assistant.answer_settings() != before:
+                assistant.bump_version()
 
 
 class ConversationViewSet(

@@ -119,8 +119,8 @@ class AssistantForm(forms.ModelForm):
         return cleaned
 
     def save(self, commit=True):
-        # Every edit makes a new version, so no cached answer of the old one is served.
-        changed = self.instance.pk and self.has_changed()
+        # An edit of what answers depend on makes a new version, so no cached answer of the old one is served.
+        changed = self.instance.pk and bool({*Assistant.ANSWER_FIELDS, "documents"} & set(self.changed_data))
         assistant = super().save(commit=commit)
         if commit and changed:
             assistant.bump_version()

@@ -1,8 +1,8 @@
 """Assistants, their conversations and the messages in them.
 
-- `Assistant.version` goes up on every edit (and when its chosen set of
-  documents changes); answers are cached per version, so an edited
-  assistant never serves a stale answer.
+- `Assistant.version` goes up on every edit of what its answers depend on
+  (ANSWER_FIELDS, and its chosen set of documents); answers are cached per
+  version, so an edited assistant never serves a stale answer.
 - A `Message` from the assistant keeps its citations as a JSON list; each
   records the quoted document's `content_version`, so an old answer can
   show that its source has since changed or been deleted.
@@ -110,6 +110,23 @@ class Assistant(models.Model):
 
     def get_absolute_url(self):
         return reverse("assistants:chat", args=[self.workspace.slug, self.pk])
+
+    # What its answers depend on (the prompt, the model and its settings, the passages searched, with the
+    # documents): an edit of one makes a new version. The description, starter questions and archiving do not.
+    ANSWER_FIELDS = (
+        "name",
+        "instructions",
+        "model_name",
+        "temperature",
+        "max_tokens",
+        "all_documents",
+        "passages",
+        "answer_without_sources",
+    )
+
+    def answer_settings(self):
+        """ANSWER_FIELDS' values and the documents' ids, to compare before and after an edit."""
+        return [getattr(self, name) for name in self.ANSWER_FIELDS], sorted(d.pk for d in self.documents.all())
 
     def bump_version(self):
         """A new version: cached answers of the old one are never served again."""
