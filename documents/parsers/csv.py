@@ -1,4 +1,8 @@
-"""CSV: rows kept readable as "Header: value; Header: value", in blocks of rows."""
+"""CSV: rows kept readable as "Header: value; Header: value", in blocks of rows.
+
+A quote left open runs to the end of the file, taking every row after it into one cell: the rows from
+its record on are read again with quotes as plain characters.
+"""
 
 import csv
 import io
@@ -16,7 +20,7 @@ def parse(path, limits, budget, report):
         dialect = csv.Sniffer().sniff(text[:20000], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
+    reader = _records(text, dialect)
     try:
         header = [h.strip() for h in next(reader, [])]
         block, first = [], 2
@@ -47,6 +51,33 @@ def parse(path, limits, budget, report):
     except csv.Error as exc:
         raise ParseError(f"This CSV file could not be read: {exc}.") from None
     report(1, 1)
+
+
+def _records(text, dialect):
+    """The file's records, each a list of cells; see the module's docstring for a quote left open."""
+    lines = io.StringIO(text).readlines()
+    reader = csv.reader(lines, dialect)
+    held, held_from, read = None, 0, 0
+    for record in reader:  # one behind, as the last may have to be read again
+        if held is not None:
+            yield held
+        held, held_from, read = record, read, reader.line_num
+    if held is None:
+        return
+    if read - held_from > 1 and _quote_left_open(lines[held_from:], dialect):
+        yield from csv.reader(lines[held_from:], dialect, quoting=csv.QUOTE_NONE)
+    else:
+        yield held
+
+
+def _quote_left_open(lines, dialect):
+    """Whether the record of these lines (the file's last) ends inside a quoted field."""
+    try:
+        for _ in csv.reader(lines, dialect, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _rows(first, last):

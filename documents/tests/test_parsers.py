@@ -151,3 +151,22 @@ def test_a_few_nuls_in_ascii_text_are_not_utf_16(data):
     from documents.parsers.encoding import decode
 
     assert decode(data) == data.decode("ascii")
+
+
+def test_a_csv_quote_left_open_does_not_take_the_rows_after_it(tmp_path):
+    from documents.parsers import csv
+
+    content = b'name,amount,notes\nalice,100,"unterminated quote\nbob,200,fine\ncarol,300,ok\n'
+    assert read(csv, tmp_path, content, "open.csv")[1] == [
+        (
+            "rows 2–4",
+            'name: alice; amount: 100; notes: "unterminated quote\n'
+            "name: bob; amount: 200; notes: fine\n"
+            "name: carol; amount: 300; notes: ok",
+        )
+    ]
+    # Closed quotes keep their commas and line breaks, the last row's too.
+    content = b'name,amount,notes\nalice,100,"a, b"\nbob,200,"two\nlines"\n'
+    assert read(csv, tmp_path, content, "closed.csv")[1] == [
+        ("rows 2–3", "name: alice; amount: 100; notes: a, b\nname: bob; amount: 200; notes: two\nlines")
+    ]
