@@ -132,25 +132,23 @@ class OpenAICompatibleProvider(Provider):
             )
         return ProviderError(summary, status=502)
 
-    def _transport_error(self, exc, deadline, idle=False):
+    def _transport_error(self, exc, deadline, idle=None):
+        """idle: seconds a stream had waited for its next chunk (None before its first): it broke off mid-answer."""
         if isinstance(exc, httpx.TimeoutException):
             if deadline.expired():
                 log.warning("upstream %s: the request's deadline (%ss) passed", self.spec.name, deadline.seconds)
                 return deadline.error()
-            if idle:
-                log.warning(
-                    "upstream %s: the stream sent nothing for %ss", self.spec.name, settings.LLM_STREAM_IDLE_SECONDS
-                )
+            if idle is not None:
+                waited = max(1, round(idle))  # the model's own timeout may be shorter than LLM_STREAM_IDLE_SECONDS
+                log.warning("upstream %s: the stream sent nothing for %ss", self.spec.name, waited)
                 return ProviderError(
-                    f"The upstream model stopped sending for {settings.LLM_STREAM_IDLE_SECONDS} s.",
-                    status=504,
-                    code="stream_idle_timeout",
+                    f"The upstream model stopped sending for {waited} s.", status=504, code="stream_idle_timeout"
                 )
             log.warning("upstream %s timed out", self.spec.name)
             return ProviderError(
                 "The upstream model did not answer in time.", status=504, retryable=True, code="upstream_timeout"
             )
-        if idle:
+        if idle is not None:
             log.warning("upstream %s broke off its stream: %s", self.spec.name, exc.__class__.__name__)
             return ProviderError("The upstream closed the connection before the answer was complete.", status=502)
         log.warning("upstream %s unreachable: %s", self.spec.name, exc.__class__.__name__)
@@ -192,6 +190,7 @@ class OpenAICompatibleProvider(Provider):
         """
         until = deadline.attempt_until(self.spec.timeout)
         started = finished = False
+        asked = None  # time.monotonic() when the next chunk was asked for, once the first has come
         try:
             with http.post_stream(
                 self._url(), headers=self._headers(), body=self._body(request, True), until=until
@@ -203,7 +202,8 @@ class OpenAICompatibleProvider(Provider):
                 lines = _lines(response, settings.LLM_MAX_RESPONSE_BYTES)
                 while True:
                     if started:
-                        until = min(deadline.at, time.monotonic() + settings.LLM_STREAM_IDLE_SECONDS)
+                        asked = time.monotonic()
+                        until = min(deadline.at, asked + settings.LLM_STREAM_IDLE_SECONDS)
                     with http.bounded(until):
                         chunk = self._next_chunk(lines)
                     if chunk is None:
@@ -216,7 +216,8 @@ class OpenAICompatibleProvider(Provider):
                     finished = finished or any(c.get("finish_reason") for c in chunk.get("choices") or ())
                     yield chunk
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc, deadline, idle=started) from None
+            idle = time.monotonic() - asked if asked is not None else (0.0 if started else None)
+            raise self._transport_error(exc, deadline, idle=idle) from None
 
     def _unfinished(self, response, started):
         """The error for a stream that ended with neither [DONE] nor a finish: a partial answer, or none at all."""

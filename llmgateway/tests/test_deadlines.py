@@ -150,6 +150,18 @@ def test_a_stream_that_stalls_after_its_first_chunk_ends_with_an_error_event(v1,
     assert _wait_for(lambda: upstream.disconnects == 1)
 
 
+def test_a_stalled_streams_error_says_how_long_it_waited(v1, remote_model, upstream, settings):
+    """The model's own timeout, shorter than LLM_STREAM_IDLE_SECONDS, ends the wait: the message says so."""
+    settings.LLM_STREAM_IDLE_SECONDS = 30
+    remote_model.timeout_seconds = 1
+    remote_model.max_retries = 0
+    remote_model.save()
+    upstream.script("stall")
+    events = _events(v1(dict(REQUEST, stream=True)))
+    assert events[-1]["error"]["code"] == "stream_idle_timeout"
+    assert "30 s" not in events[-1]["error"]["message"]
+
+
 def test_a_slow_stream_is_cut_at_the_deadline(v1, remote_model, upstream, settings):
     settings.LLM_DEADLINE_SECONDS = 2
     upstream.chunk_delay = 0.3  # never idle, but 40 words take 12 s
