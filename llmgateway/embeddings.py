@@ -67,6 +67,7 @@ class Embedded:
     tokens: int
     cached: bool = False  # every vector came from the gateway's cache
     ratelimit: dict | None = None  # the x-ratelimit-* headers, when limits apply (metering/embedding.py)
+    input_tokens: int | None = None  # the input's tokens, cached texts' included (what the API reports)
 
     @property
     def dims(self):
@@ -368,6 +369,7 @@ def embed_for(
         if len(models) > 1:  # entries of two model versions: trust none of them
             found, models = [None] * len(texts), set()
     missing = [i for i, v in enumerate(found) if v is None]
+    found_cached = [v is not None for v in found]
     ticket = _admit(
         workspace_id,
         label,
@@ -427,6 +429,8 @@ def embed_for(
         tokens,
         cached=bool(texts) and not missing,
         ratelimit=ticket.headers() if ticket is not None else None,
+        # A cached text's tokens were counted when it was embedded: estimated here, as OpenAI reports every input's.
+        input_tokens=tokens + estimate_tokens([text for i, text in enumerate(texts) if found_cached[i]]),
     )
 
 

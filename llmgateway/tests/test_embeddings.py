@@ -115,6 +115,8 @@ def test_embeddings_are_cached_per_text_and_metered_like_completions(client, api
     assert (first["X-Cache"], second["X-Cache"]) == ("MISS", "HIT")
     assert len(upstream.requests) == 1  # the second answer came from the cache
     assert [d["embedding"] for d in second.json()["data"]] == [d["embedding"] for d in first.json()["data"]]
+    # The answer reports the input's tokens, as OpenAI's do, though the hit spent none (its record says 0 below).
+    assert second.json()["usage"]["prompt_tokens"] > 0
     # One new text: only it goes upstream.
     third = _post_embeddings(client, api_key[1], {"model": "remote-embed", "input": ["hello world", "good night"]})
     assert third["X-Cache"] == "MISS" and upstream.requests[-1]["input"] == ["good night"]
@@ -178,6 +180,10 @@ def test_embedding_models_are_added_with_their_kind_and_chat_models_refused(clie
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "model_not_embedding" and "--kind embedding" in refused.text
     assert len(upstream.requests) == 1  # the chat model was never asked for vectors
+    # The built-in offline chat model is a chat model too.
+    offline = _post_embeddings(client, api_key[1], {"model": "offline", "input": "hello"})
+    assert (offline.status_code, offline.json()["error"]["param"]) == (400, "model")
+    assert offline.json()["error"]["code"] == "model_not_embedding"
 
 
 def test_an_embedding_model_cannot_be_the_default_chat_model(db):

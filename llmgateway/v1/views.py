@@ -334,6 +334,15 @@ def _embeddings(request):
     name = embedding_models.model_name(None) if requested in (None, "") else requested
     if name == embedding_models.LOCAL_NAME:
         name = ""
+    if requested and name:
+        spec = registry.get_spec(name)
+        if spec is not None and spec.kind != "embedding":  # the built-in `offline` chat model too
+            raise GatewayError(
+                400,
+                f"“{name}” is a chat model; configure an embedding model (add_model … --kind embedding).",
+                code="model_not_embedding",
+                param="model",
+            )
     try:
         result = embedding_models.embed_for(
             key.workspace_id,
@@ -358,7 +367,8 @@ def _embeddings(request):
     for index, vector in enumerate(vectors):
         value = base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector.tolist()
         data.append({"object": "embedding", "index": index, "embedding": value})
-    usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
+    reported = result.input_tokens if result.input_tokens is not None else result.tokens
+    usage = {"prompt_tokens": reported, "total_tokens": reported}
     response = JsonResponse({"object": "list", "data": data, "model": requested or result.model, "usage": usage})
     response["X-Cache"] = "HIT" if result.cached else "MISS"
     for header, value in (result.ratelimit or {}).items():
