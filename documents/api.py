@@ -338,16 +338,23 @@ class DocumentViewSet(
             raise ValidationError({"q": ["Give the words to search for."]})
         if len(query) > 500:
             raise ValidationError({"q": ["Keep the query under 500 characters."]})
+        from corporate.api import parse_id
+
         workspace = get_workspace_for(request.user, params["workspace"], "search") if params.get("workspace") else None
-        try:
-            limit = int(params.get("limit", 10))
-            document_ids = [int(value) for value in params.getlist("document")] or None
-        except ValueError:
-            raise ValidationError({"limit": ["Whole numbers only."], "document": ["Whole numbers only."]}) from None
-        if any(not 1 <= pk <= MAX_ID for pk in document_ids or ()):
-            raise ValidationError({"document": ["No such document."]})
-        if not 1 <= limit <= search_module.MAX_LIMIT:
-            raise ValidationError({"limit": [f"Between 1 and {search_module.MAX_LIMIT}."]})
+        # Each field answers for itself; numbers are ASCII digits, as ids are (another script's "٦" is no 6).
+        errors = {}
+        limit = parse_id(params.get("limit", "10"))
+        if limit is None or not 1 <= limit <= search_module.MAX_LIMIT:
+            errors["limit"] = [f"A whole number between 1 and {search_module.MAX_LIMIT}."]
+        values = params.getlist("document")
+        document_ids = [parse_id(value) for value in values] or None
+        if any(pk is None for pk in document_ids or ()):
+            spelled = all(value.isdigit() for value in values)
+            errors["document"] = ["No such document." if spelled else "Whole numbers only."]
+        elif any(not 1 <= pk <= MAX_ID for pk in document_ids or ()):
+            errors["document"] = ["No such document."]
+        if errors:
+            raise ValidationError(errors)
         results = search_module.search(request.user, query, workspace=workspace, document_ids=document_ids, limit=limit)
         serializer = SearchResultSerializer(results, many=True, context=self.get_serializer_context())
         return Response({"query": query, "count": len(results), "results": serializer.data})
