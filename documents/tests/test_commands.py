@@ -20,13 +20,20 @@ def test_ingest_files_and_folders_waits_for_ready(workspace, tmp_path, member):
     single = tmp_path / "notes.txt"
     single.write_text("Single notes file.")
     out, err = io.StringIO(), io.StringIO()
-    # A refusal (the empty file) is reported but is not a failure of the ingested ones.
-    call_command("ingest", "acme", str(folder), str(single), "--user", member.email, stdout=out, stderr=err)
-    assert "3 ready, 0 failed, 1 refused" in out.getvalue()
+    # A refusal (the empty file) is reported, the others are read, and the exit status says not all went in.
+    with pytest.raises(SystemExit) as exited:
+        call_command("ingest", "acme", str(folder), str(single), "--user", member.email, stdout=out, stderr=err)
+    assert exited.value.code == 1
+    assert "3 ready, 0 failed, 1 refused." in out.getvalue()
     assert "empty.txt: The file is empty." in err.getvalue()
     assert "[##############################] 3/3" in out.getvalue()
     assert sorted(Document.objects.values_list("original_name", flat=True)) == ["faq.md", "handbook.pdf", "notes.txt"]
     assert set(Document.objects.values_list("uploaded_by", flat=True)) == {member.pk}
+    # Files already in the workspace are no failure: the same folder again, without the empty file, succeeds.
+    (folder / "empty.txt").unlink()
+    out = io.StringIO()
+    call_command("ingest", "acme", str(folder), str(single), stdout=out, stderr=io.StringIO())
+    assert "Queued 0 file(s), refused 0, 3 already in the workspace." in out.getvalue()
 
 
 def test_ingest_no_wait_and_errors(workspace, tmp_path):
@@ -35,6 +42,12 @@ def test_ingest_no_wait_and_errors(workspace, tmp_path):
     out = io.StringIO()
     call_command("ingest", "acme", str(path), "--no-wait", stdout=out)
     assert "Queued 1 file(s), refused 0." in out.getvalue()
+    (tmp_path / "empty.txt").write_bytes(b"")
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("ingest", "acme", str(tmp_path / "empty.txt"), "--no-wait", stdout=out, stderr=io.StringIO())
+    assert exited.value.code == 1
+    assert "Queued 0 file(s), refused 1." in out.getvalue()
     with pytest.raises(CommandError, match="No workspace"):
         call_command("ingest", "nope", str(path))
     with pytest.raises(CommandError, match="no such file"):

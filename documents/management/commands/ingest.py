@@ -1,4 +1,8 @@
-"""manage.py ingest SLUG PATH... — upload files or folders into a workspace and wait until each is read."""
+"""manage.py ingest SLUG PATH... — upload files or folders into a workspace and wait until each is read.
+
+Exits with status 1 when a file was refused, failed or is still processing when the time is up (a file
+already in the workspace is no failure: running the command again over the same folder succeeds).
+"""
 
 import sys
 import time
@@ -36,7 +40,10 @@ def bar(done, total, width=30):
 
 
 class Command(BaseCommand):
-    help = "Upload files (or every file in folders) into a workspace; waits until each is ready or failed."
+    help = (
+        "Upload files (or every file in folders) into a workspace; waits until each is ready or failed. "
+        "Exits with status 1 if any was refused, failed or is still processing (not for files already there)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("slug", help="the workspace's slug")
@@ -59,29 +66,36 @@ class Command(BaseCommand):
         files = collect(paths)
         if not files:
             raise CommandError("No files found.")
-        queued, refused = ingest_files(workspace, files, uploader, self.stdout, self.stderr)
+        queued, refused, present = ingest_files(workspace, files, uploader, self.stdout, self.stderr)
+        already = f", {present} already in the workspace" if present else ""
         if no_wait or not queued:
-            self.stdout.write(f"Queued {len(queued)} file(s), refused {refused}.")
+            self.stdout.write(f"Queued {len(queued)} file(s), refused {refused}{already}.")
+            if refused:
+                sys.exit(1)
             return
         counts = wait(queued, timeout, self.stdout)
         self.stdout.write(
-            f"{counts[Status.READY]} ready, {counts[Status.FAILED]} failed, {refused} refused"
+            f"{counts[Status.READY]} ready, {counts[Status.FAILED]} failed, {refused} refused{already}"
             + (f", {counts['waiting']} still processing" if counts["waiting"] else "")
             + "."
         )
-        if counts[Status.FAILED] or counts["waiting"]:
+        if counts[Status.FAILED] or counts["waiting"] or refused:
             sys.exit(1)
 
 
 def ingest_files(workspace, files, uploader, out, err):
-    queued, refused = [], 0
+    """(ids of the queued documents, how many files were refused, how many were already in the workspace)."""
+    queued, refused, present = [], 0, 0
     for number, path in enumerate(files, 1):
         out.write(f"\r{bar(number - 1, len(files))} uploading", ending="")
         try:
             with path.open("rb") as handle:
                 document = ingestion.accept_upload(workspace, File(handle, name=path.name), uploader)
         except ingestion.UploadRejected as exc:
-            refused += 1
+            if exc.duplicate is not None:
+                present += 1
+            else:
+                refused += 1
             err.write(f"\n{path}: {exc.message}")
             continue
         except OSError as exc:
@@ -90,7 +104,7 @@ def ingest_files(workspace, files, uploader, out, err):
             continue
         queued.append(document.pk)
     out.write(f"\r{bar(len(files), len(files))} uploaded")
-    return queued, refused
+    return queued, refused, present
 
 
 def wait(ids, timeout, out):
