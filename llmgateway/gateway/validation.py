@@ -86,7 +86,13 @@ MODALITIES = ("text", "audio")
 METADATA_PAIRS, METADATA_KEY, METADATA_VALUE = 16, 64, 512
 LOGIT_BIAS_MAX = 1024
 TOKEN_ID = re.compile(r"[0-9]{1,9}")
-STRING_FIELDS = ("service_tier", "reasoning_effort", "verbosity", "safety_identifier", "prompt_cache_key")
+STRING_FIELDS = ("safety_identifier", "prompt_cache_key")
+# Fields whose value is one word of a list OpenAI extends now and then ("auto", "flex", "minimal"…): a
+# short identifier is passed on, for the upstream to judge; anything else is refused here.
+WORD_FIELDS = ("service_tier", "reasoning_effort", "verbosity")
+WORD = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+USER_MAX_CHARS = 512
+IMAGE_DETAILS = ("auto", "low", "high")
 OBJECT_FIELDS = ("audio", "prediction", "web_search_options")
 
 
@@ -154,10 +160,18 @@ def _check_fields(body, known):
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise _bad("Invalid type for 'user': expected a string.", "user", code="invalid_type")
+    if user is not None:
+        _check_text(user, "user")
+        if len(user) > USER_MAX_CHARS:
+            raise _too_long("user", USER_MAX_CHARS)
 
 
 def _invalid_type(param, expected):
     return _bad(f"Invalid type for '{param}': expected {expected}.", param, code="invalid_type")
+
+
+def _too_long(param, limit):
+    return _bad(f"Invalid '{param}': at most {limit} characters.", param, code="string_above_max_length")
 
 
 def _missing(param):
@@ -336,6 +350,24 @@ def _check_parts(content, where):
             _check_text(value, f"{param}.{kind}")
         elif not isinstance(value, dict):
             raise _invalid_type(f"{param}.{kind}", "an object")
+        elif kind == "image_url":
+            _check_image(value, f"{param}.image_url")
+
+
+def _check_image(image, param):
+    """An image part's `url` (an address or a data: URL) and its optional `detail`."""
+    url = image.get("url")
+    if url is None:
+        raise _missing(f"{param}.url")
+    if not isinstance(url, str):
+        raise _invalid_type(f"{param}.url", "a string")
+    if not url or not _is_unicode(url):
+        raise _bad(
+            f"Invalid '{param}.url': give the image's address or a data: URL.", f"{param}.url", code="invalid_value"
+        )
+    detail = image.get("detail")
+    if detail is not None:
+        _one_of(detail, IMAGE_DETAILS, f"{param}.detail")
 
 
 def _check_tool_calls(calls, where):
@@ -448,6 +480,22 @@ def _check_other_fields(request):
     for name in STRING_FIELDS:
         if request.get(name) is not None and not isinstance(request[name], str):
             raise _invalid_type(name, "a string")
+        if request.get(name) is not None:
+            _check_text(request[name], name)
+            if len(request[name]) > USER_MAX_CHARS:
+                raise _too_long(name, USER_MAX_CHARS)
+    for name in WORD_FIELDS:
+        value = request.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _invalid_type(name, "a string")
+        if not WORD.match(value):
+            raise _bad(
+                f"Invalid value for '{name}': {value[:40]!r} is not one of the values it takes.",
+                name,
+                code="invalid_value",
+            )
     for name in OBJECT_FIELDS:
         if request.get(name) is not None and not isinstance(request[name], dict):
             raise _invalid_type(name, "an object")
@@ -499,6 +547,8 @@ def validate_request(body):
         isinstance(stop, str) or (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))
     ):
         raise _bad("stop must be a string or a list of up to 4 strings.", "stop")
+    for text in [stop] if isinstance(stop, str) else stop or ():
+        _check_text(text, "stop")
     if "stream" in request and not isinstance(request["stream"], bool | None):
         raise _bad("stream must be true or false.", "stream")
     for name, kind in (("tools", list), ("response_format", dict), ("stream_options", dict), ("metadata", dict)):

@@ -82,6 +82,14 @@ def refused(response, param):
         ({"audio": "x"}, "audio"),
         ({"prediction": 1}, "prediction"),
         ({"web_search_options": []}, "web_search_options"),
+        ({"service_tier": "x" * 5000}, "service_tier"),
+        ({"reasoning_effort": "very high"}, "reasoning_effort"),
+        ({"verbosity": "\ud800"}, "verbosity"),
+        ({"stop": "\ud800"}, "stop"),
+        ({"stop": ["ok", "\udfff"]}, "stop"),
+        ({"user": "\ud800"}, "user"),
+        ({"user": "u" * 513}, "user"),
+        ({"safety_identifier": "\ud800"}, "safety_identifier"),
     ],
 )
 def test_what_openai_refuses_is_a_400_naming_the_parameter(v1, fields, param):
@@ -106,6 +114,23 @@ def test_what_openai_refuses_is_a_400_naming_the_parameter(v1, fields, param):
         ([{"role": "user", "content": [{"type": "text"}]}], "messages[0].content[0].text"),
         ([{"role": "user", "content": [{"type": "video", "video": {}}]}], "messages[0].content[0].type"),
         ([{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}], "messages[0].content[0].image_url"),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}],
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 5}}]}],
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "ultra"}}],
+                }
+            ],
+            "messages[0].content[0].image_url.detail",
+        ),
         ([{"role": "user", "content": "lone \udfff\ud800 surrogates"}], "messages[0].content"),
         ([{"role": "user", "content": [{"type": "text", "text": "\ud800"}]}], "messages[0].content[0].text"),
         ([{"role": "user", "content": "hi", "name": 5}], "messages[0].name"),
@@ -138,6 +163,7 @@ def test_messages_openai_refuses_are_a_400_naming_the_part(v1, messages, param):
                 "content": [
                     {"type": "text", "text": "what is this?"},
                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}},
                 ],
             }
         ],
@@ -175,6 +201,7 @@ def test_stream_options_without_stream_says_so(v1):
         {"user": "someone"},
         {"logit_bias": {"50256": -100, "1": 2.5}, "logprobs": True, "top_logprobs": 3, "store": False},
         {"metadata": {"trace": "abc"}, "modalities": ["text"], "service_tier": "auto", "reasoning_effort": "low"},
+        {"service_tier": "flex", "reasoning_effort": "minimal", "verbosity": "high", "stop": ["\n\n", "END"]},
         {"logprobs": None, "top_logprobs": None, "logit_bias": None, "metadata": None, "modalities": None},
     ],
 )
