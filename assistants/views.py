@@ -286,12 +286,17 @@ def stream_turn(request, turn, render_html=True):
 
                     payload["message"] = MessageSerializer(data).data
                 yield sse("done", payload)
-            elif event == "error" and not render_html:
-                # For programs: what the JSON answer's status and Retry-After say (the page shows the text).
+            elif event == "error":
+                # What the JSON answer's status and Retry-After say.
                 failure = turn.failure
-                yield sse(
-                    "error", {"detail": failure.message, "status": failure.status, "retry_after": failure.retry_after}
-                )
+                details = {"detail": failure.message, "status": failure.status, "retry_after": failure.retry_after}
+                if render_html:
+                    # The page gets them in an event of their own first (it says when to ask again), then the
+                    # text as before: a page loaded before "failure" existed still shows it.
+                    yield sse("failure", details)
+                    yield sse("error", data)
+                else:
+                    yield sse("error", details)
             else:
                 yield sse(event, data)
 

@@ -73,8 +73,11 @@ def test_the_page_shows_the_limit_and_keeps_only_the_question(client_for, member
     client = client_for(member)
     cid = [d for e, d in ask_page(client, assistant, QUESTION) if e == "conversation"][0]["id"]
     events = ask_page(client, assistant, SICK, conversation=cid)
-    assert [name for name, _ in events] == ["error"]
-    assert events[0][1].startswith("Your quota is reached")
+    # The status and the wait first (the page says when to ask again), then the text alone as before.
+    assert [name for name, _ in events] == ["failure", "error"]
+    failure, text = events[0][1], events[1][1]
+    assert failure["status"] == 429 and 0 < failure["retry_after"] <= 60
+    assert failure["detail"] == text and text.startswith("Your quota is reached")
     page = client.get(f"/assistants/acme/{assistant.pk}/c/{cid}/").content.decode()
     assert SICK in page and "interrupted" not in page
 

@@ -110,6 +110,18 @@
     errorBox.hidden = !text;
   }
 
+  // Why no answer came: the "failure" event's {detail, status, retry_after} (else the "error" event's text),
+  // and for a 429 when to ask again, unless the words already say it (a limit names its reset time).
+  function failureText(failure) {
+    let text = failure.detail || "The question could not be answered.";
+    const wait = Math.ceil(Number(failure.retry_after) || 0);
+    if (failure.status === 429 && wait > 0 && !/\d/.test(text)) {
+      const at = new Date(Date.now() + wait * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      text += " Try again in " + (wait < 90 ? wait + " s" : Math.ceil(wait / 60) + " min") + " (at " + at + ").";
+    }
+    return text;
+  }
+
   function element(html) {
     const template = document.createElement("template");
     template.innerHTML = html.trim();
@@ -216,7 +228,8 @@
     return "The server refused the question (" + response.status + ").";
   }
 
-  // restore() undoes what the page showed for this question (it was refused or could not be sent).
+  // restore(kept) undoes what the page showed for this question (it was refused or could not be sent);
+  // kept: the server saved the question before the gateway refused it, so its bubble stays.
   async function ask(body, pending, restore) {
     controller = new AbortController();
     busy(true);
@@ -224,6 +237,7 @@
     const answer = pending.querySelector(".answer");
     let text = "";
     let finished = false;
+    let failure = null;
     try {
       const response = await fetch(form.action, {
         method: "POST",
@@ -266,21 +280,24 @@
             if (follow) toBottom();
             // Let htmx wire up the feedback buttons of the new message.
             if (window.htmx) window.htmx.process(node);
+          } else if (event === "failure") {
+            failure = data;
           } else if (event === "error") {
             finished = true;
+            const reason = failureText(failure || { detail: data });
             if (text) {
               // The partial answer is kept (the server stored it as interrupted).
               answer.removeAttribute("aria-busy");
               answer.classList.remove("streaming");
               const note = document.createElement("p");
               note.className = "badge badge-warn";
-              note.textContent = "interrupted: " + data;
+              note.textContent = "interrupted: " + reason;
               answer.after(note);
             } else {
-              // A failed regeneration: the server shows the earlier version again, and so does the page.
-              if (pending.dataset.regenerate) restore();
-              else pending.remove();
-              showError(data);
+              // No answer came (a limit, an archived workspace, the model failing): the question goes back
+              // into the box. A failed regeneration: the server shows the earlier version again, and so does the page.
+              restore(true);
+              showError(reason);
             }
           }
         });
@@ -327,9 +344,10 @@
     toBottom();
     // The Send button is disabled while the answer streams: the keyboard stays in the question box.
     textarea.focus({ preventScroll: true });
-    ask(body, pending, () => {
-      // Nothing the user typed is lost: the question goes back into the box.
-      bubble.remove();
+    ask(body, pending, (kept) => {
+      // Nothing the user typed is lost: the question goes back into the box. A question the server kept
+      // stays in the conversation too, as a reload shows it.
+      if (!kept) bubble.remove();
       pending.remove();
       if (!textarea.value) textarea.value = typed;
       count();
