@@ -9,6 +9,7 @@ returns the stored answer as JSON, or server-sent events with
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
+from django.utils.http import parse_header_parameters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -403,6 +404,38 @@ class ConversationViewSet(
         )
 
 
+def _prefers_event_stream(accept):
+    """Whether the client prefers the answer's event stream to its JSON, by HTTP content negotiation.
+
+    Each of the two takes the q of the most specific Accept range that matches it (q=0 refuses it); the
+    higher q wins, then the range listed first. `*/*` alone, a missing or unreadable Accept is JSON.
+    """
+    ranges = []
+    for position, token in enumerate((accept or "").split(",")):
+        try:
+            full_type, params = parse_header_parameters(token.strip())
+            q = float(params.get("q", 1))
+        except ValueError:
+            continue
+        main, _, sub = full_type.partition("/")
+        if main and sub and (main != "*" or sub == "*") and 0 <= q <= 1:
+            ranges.append((main, sub, q, position))
+
+    def preference(media_type):
+        main, sub = media_type.split("/")
+        matching = [
+            ((r_main != "*") + (r_sub != "*"), q, -position)
+            for r_main, r_sub, q, position in ranges
+            if r_main in ("*", main) and r_sub in ("*", sub)
+        ]
+        if not matching:
+            return (0, 0)
+        _specificity, q, first = max(matching, key=lambda m: m[0])
+        return (q, first) if q > 0 else (0, 0)
+
+    return preference("text/event-stream") > preference("application/json")
+
+
 def answer_turn(request, start, stream):
     """Start a turn and return the stored answer as JSON (201), or stream it as server-sent events.
 
@@ -414,7 +447,7 @@ def answer_turn(request, start, stream):
         turn = start()
     except answering.AnswerError as exc:
         return Response({exc.field or "detail": [exc.message]}, status=exc.status)
-    if stream or "text/event-stream" in request.headers.get("Accept", ""):
+    if stream or _prefers_event_stream(request.headers.get("Accept")):
         from assistants.views import stream_turn
 
         return stream_turn(request, turn, render_html=False)

@@ -52,3 +52,43 @@ def test_errors_of_the_streaming_actions_are_json(api_client_for, member, conver
     assert response.status_code == 406 and response["Content-Type"] == "application/json"
     response = client.post(f"/api/messages/{answer}/regenerate/", {}, format="json", HTTP_ACCEPT=STREAM)
     assert response["Content-Type"].startswith(STREAM) and read_events(response)[-1][0] == "done"
+
+
+@pytest.mark.parametrize(
+    "accept, streams",
+    [
+        (None, False),
+        ("*/*", False),
+        ("application/json", False),
+        (STREAM, True),
+        # The first of two types the client takes equally wins.
+        (f"application/json, {STREAM}", False),
+        (f"{STREAM}, application/json", True),
+        (f"application/json; indent=2, {STREAM}", False),
+        # Else the higher q.
+        (f"{STREAM};q=0.5, application/json", False),
+        (f"application/json;q=0.5, {STREAM}", True),
+        # q=0 refuses a type, also one that */* would take.
+        (f"{STREAM};q=0, */*", False),
+        (f"*/*, {STREAM};q=0", False),
+        ("text/*, application/json;q=0.9", True),
+        ("*/*;q=0.1, text/event-stream;q=0.2", True),
+        # A type's own q counts, not the */* listed before it.
+        (f"*/*;q=0.5, {STREAM}", True),
+        ("text/event-stream;q=x, application/json", False),
+    ],
+)
+def test_a_question_streams_when_the_client_prefers_event_streams(
+    api_client_for, member, conversation, accept, streams
+):
+    client = api_client_for(member)
+    headers = {} if accept is None else {"HTTP_ACCEPT": accept}
+    response = client.post(
+        f"/api/conversations/{conversation}/messages/", {"content": QUESTION}, format="json", **headers
+    )
+    if streams:
+        assert response.status_code == 200 and response["Content-Type"].startswith(STREAM), accept
+        assert read_events(response)[-1][0] == "done"
+    else:
+        assert response.status_code == 201 and response["Content-Type"] == "application/json", accept
+        assert response.json()["content"]
