@@ -112,6 +112,38 @@ def test_bad_dates_are_a_clear_400(workspace, admin_user, client_for):
     assert client_for(admin_user).get("/gateway/acme/usage/?since=notadate").status_code == 400
 
 
+def _since_field(html):
+    """The page's From field: its label, input and error."""
+    start = html.index("<label>From")
+    return html[start : html.index("</label>", start)]
+
+
+@pytest.mark.parametrize(
+    "since, message",
+    [
+        # Until is today when not given: from 2000 is thousands of days, from tomorrow none.
+        ("2000-01-01", "Choose at most 366 days."),
+        ("tomorrow", "The first day must not be after the last day (default: today)."),
+    ],
+)
+def test_a_lone_since_is_checked_against_today_as_the_api_does(
+    workspace, admin_user, client_for, api_client_for, since, message
+):
+    if since == "tomorrow":
+        since = (timezone.localdate() + timedelta(days=1)).isoformat()
+    page = client_for(admin_user).get(f"/gateway/acme/usage/?since={since}")
+    assert page.status_code == 400
+    field = _since_field(page.content.decode())
+    # The message stands next to the field, which keeps what was typed.
+    assert f'value="{since}"' in field and message in field, field
+    api = api_client_for(admin_user).get(f"/api/gateway/acme/usage/summary/?since={since}")
+    assert api.status_code == 400 and api.json()["since"] == [message]
+    assert client_for(admin_user).get(f"/gateway/acme/usage.csv?since={since}").status_code == 400
+    # A lone since within the range's bounds is a range like any.
+    recent = (timezone.localdate() - timedelta(days=365)).isoformat()
+    assert client_for(admin_user).get(f"/gateway/acme/usage/?since={recent}").status_code == 200
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_usage_page_in_the_browser(browser, live_server, workspace, admin_user, member):
@@ -179,11 +211,13 @@ def test_the_first_and_last_days_a_date_can_be_are_a_range_like_any(workspace, a
     add_history(workspace, [admin_user], days=3)
     queries = ("until=9999-12-31", "since=9999-12-01&until=9999-12-31", "until=0001-01-01", "since=0001-01-01")
     for query in (*queries, "until=0001-01-03&bucket=hour"):
-        for path in ("/gateway/acme/usage/", "/gateway/acme/usage.csv", "/assistants/acme/usage/"):
-            assert client_for(admin_user).get(f"{path}?{query}").status_code == 200, (path, query)
+        # A lone since is checked against today: from the first day a date can be is too long a range.
+        expected = 400 if query == "since=0001-01-01" else 200
+        for path in ("/gateway/acme/usage/", "/gateway/acme/usage.csv"):
+            assert client_for(admin_user).get(f"{path}?{query}").status_code == expected, (path, query)
+        # The assistants' usage page takes no dates.
+        assert client_for(admin_user).get(f"/assistants/acme/usage/?{query}").status_code == 200, query
         for path in ("/api/gateway/acme/usage/", "/api/gateway/acme/usage/summary/"):
-            # The API checks a lone since against today: from the first day a date can be is too long a range.
-            expected = 400 if query == "since=0001-01-01" else 200
             assert api_client_for(admin_user).get(f"{path}?{query}").status_code == expected, (path, query)
     summary = api_client_for(admin_user).get("/api/gateway/acme/usage/summary/?until=9999-12-31").json()
     assert summary["totals"]["requests"] == 0 and summary["until"] == "9999-12-31"

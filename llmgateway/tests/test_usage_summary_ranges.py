@@ -71,6 +71,9 @@ def test_totals_add_up_every_bucket_of_the_range_where_the_points_stop_short(wor
     points = reports.series(usage, "day")
     assert points[0]["at"].date() == since and len(points) < 4100  # a chart's worth, from the first day
     assert reports.total_of(points)["requests"] == len(rows) == reports.totals(usage)["requests"]
-    # The Usage page, which reads the same reports, shows every request of the range.
-    page = client_for(admin_user).get("/gateway/acme/usage/", {"since": since}).content.decode()
-    assert f"<strong>{len(rows)}</strong><span>requests</span>" in page
+    # The Usage page, which reads the same reports, shows every request of the longest range it takes
+    # (366 days before today; a longer one is refused, as by the API).
+    longest = timezone.localdate() - timedelta(days=366)
+    page = client_for(admin_user).get("/gateway/acme/usage/", {"since": longest}).content.decode()
+    assert f"<strong>{len(rows) - 1}</strong><span>requests</span>" in page
+    assert client_for(admin_user).get("/gateway/acme/usage/", {"since": since}).status_code == 400
