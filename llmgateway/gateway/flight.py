@@ -18,7 +18,7 @@ from functools import partial
 
 from django.conf import settings
 
-from llmgateway import registry
+from llmgateway import metering, registry
 from llmgateway.cache import coalesce, stats
 from llmgateway.cache.entries import (
     CachedCompletion,
@@ -39,6 +39,7 @@ from llmgateway.providers import resilience
 from llmgateway.providers.base import (
     Deadline,
     ProviderError,
+    chunk_dict,
     chunks_from_response,
     completion_id,
     response_from_chunks,
@@ -314,6 +315,10 @@ class Completion:
         lock = prefetched[2] if prefetched and len(prefetched) > 2 else None
         try:
             self._open(prefetched, lock)
+        except BaseException:
+            # Recorded where it failed (the limits' refusal is): never as a cancellation when collected.
+            self._recorded = True
+            raise
         finally:
             if lock is not None:
                 lock.release()  # not used (a hit, an error, no coalescing after all): given back
@@ -482,9 +487,31 @@ class Completion:
                             # (and into the cache), without another yield.
                             reading = False
                 response = response_from_chunks(collected, used.name)
+                if not metering.counted(response.get("usage")):
+                    # The upstream counted nothing: the client still gets a usage chunk, as from OpenAI.
+                    response["usage"] = metering.estimated_usage(call.request, response)
+                    chunk = chunk_dict(
+                        response.get("id"),
+                        response.get("created"),
+                        used.name,
+                        {},
+                        usage=response["usage"],
+                        choices=False,
+                    )
+                    collected.append(chunk)
+                    part.publish(chunk)
+                    if reading:
+                        try:
+                            yield chunk
+                        except GeneratorExit:
+                            if not part.has_followers():
+                                raise
+                            reading = False
             else:
                 response, used = resilience.complete(call.spec, call.request, call.deadline)
                 response["model"] = used.name
+                if not metering.counted(response.get("usage")):
+                    response["usage"] = metering.estimated_usage(call.request, response)
             upstream_ms = (time.perf_counter() - started) * 1000
             cost = used.cost(response.get("usage"))
             # A whole answer's JSON is made once: the client's body, the cache entry and the flight's last event.

@@ -43,14 +43,18 @@ def refused(refusal):
 
 def _prompt_tokens(call):
     """About how many tokens the request's messages are (4 characters a token, 8 more a message)."""
+    return _request_tokens(call.request)
+
+
+def _request_tokens(request):
     chars = 0
-    for message in call.request.get("messages") or ():
+    for message in request.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             chars += len(content)
         elif isinstance(content, list):
             chars += sum(len(part.get("text") or "") for part in content if isinstance(part, dict))
-    return math.ceil(chars / 4) + 8 * len(call.request.get("messages") or ())
+    return math.ceil(chars / 4) + 8 * len(request.get("messages") or ())
 
 
 def estimate(call):
@@ -98,6 +102,17 @@ def counted_usage(call, result):
         return prompt, completion, result.cost
     prompt, completion = _prompt_tokens(call), math.ceil(_answer_chars(result.response) / 4)
     return prompt, completion, call.spec.cost({"prompt_tokens": prompt, "completion_tokens": completion})
+
+
+def estimated_usage(request, response):
+    """A usage object for an answer whose upstream counted no tokens, from the text (4 characters a token)."""
+    prompt, completion = _request_tokens(request), math.ceil(_answer_chars(response) / 4)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def counted(usage):
+    """Whether a usage object counts any tokens (an upstream's may be missing, malformed or all zeros)."""
+    return any(_tokens(usage))
 
 
 def _tokens(usage):

@@ -174,12 +174,13 @@ class OpenAICompatibleProvider(Provider):
         return data
 
     def _check_usage(self, data):
-        """Drop a usage object that is not one (token counts are summed and priced downstream)."""
+        """Drop a usage object that is not one (token counts are summed and priced downstream); whether it did."""
         usage = data.get("usage")
         if usage is None or _is_usage(usage):
-            return
-        log.warning("upstream %s sent a malformed usage object; its tokens are not counted", self.spec.name)
+            return False
+        log.warning("upstream %s sent a malformed usage object; its tokens are counted from the text", self.spec.name)
         data["usage"] = None
+        return True
 
     def stream(self, request, deadline):
         """The chunks of one streamed attempt.
@@ -250,7 +251,8 @@ class OpenAICompatibleProvider(Provider):
                 error = chunk["error"]
                 self._log_upstream_error("an error event", json.dumps(error))
                 raise ProviderError(_summary("The upstream stream failed", error), status=502)
-            self._check_usage(chunk)
+            if self._check_usage(chunk) and not chunk.get("choices"):
+                continue  # a usage chunk whose usage was not one: the gateway counts the answer itself
             return chunk
         return _ENDED
 

@@ -293,7 +293,10 @@ def test_an_answer_with_malformed_usage_is_served_and_closes_its_flight(workspac
     settings.LLM_COALESCE_WAIT = 30
     upstream.usage_reply = "lots"
     first = gateway.complete(workspace.pk, _request(), spec=ready)
-    assert first.text.startswith("Echo:") and first.cost == 0
+    # Its usage is counted from the text, for the client as for the budgets.
+    usage = first.response["usage"]
+    assert first.text.startswith("Echo:") and usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     # A flight left open would make this identical request wait on it for LLM_COALESCE_WAIT.
     assert gateway.complete(workspace.pk, _request(), spec=ready).cache_hit
 

@@ -210,11 +210,14 @@ def test_an_upstream_that_reports_no_usage_still_spends_the_budget(workspace, re
     answered = 0
     for i in range(40):
         try:
-            completion = gateway.stream(workspace, ask(f"question {i}")) if stream else None
             if stream:
-                list(completion)
+                request = dict(ask(f"question {i}"), stream_options={"include_usage": True})
+                chunks = list(gateway.stream(workspace, request))
+                usage = [chunk["usage"] for chunk in chunks if chunk.get("usage")]
             else:
-                gateway.complete(workspace, ask(f"question {i}"))
+                usage = [gateway.complete(workspace, ask(f"question {i}")).response["usage"]]
+            # The client gets token counts too, as from OpenAI: counted from the text.
+            assert len(usage) == 1 and usage[0]["prompt_tokens"] == 11 and usage[0]["completion_tokens"] > 0
         except gateway.GatewayError as exc:
             assert exc.status == 429 and exc.code == "insufficient_quota"
             break
@@ -233,6 +236,25 @@ def test_the_estimate_covers_every_answer_asked_for_with_n(workspace, remote_mod
     four = gateway.prepare(workspace, ask("hello", max_tokens=100, n=4))
     assert metering.estimate(four)[0] - metering.estimate(one)[0] == 300
     assert metering.estimate(four)[1] > 3 * metering.estimate(one)[1]
+
+
+def test_a_refused_request_leaves_one_record_even_once_collected(workspace, remote_model, upstream, monkeypatch):
+    """A completion refused while it was being opened is not recorded again (as cancelled) when collected."""
+    import gc
+
+    from llmgateway.gateway import flight
+
+    def refuse(call, prefetched=None):
+        raise gateway.GatewayError(429, "refused", code="insufficient_quota")
+
+    monkeypatch.setattr(flight, "_admit", refuse)
+    try:
+        gateway.complete(workspace, ask("refused"))
+    except gateway.GatewayError as exc:
+        assert exc.code == "insufficient_quota"
+    gc.collect()  # the refused completion, in a cycle with its traceback, is collected
+    records.drain()
+    assert not UsageRecord.objects.exists()
 
 
 def test_a_budget_counter_lost_is_seeded_from_the_rows(workspace, remote_model, upstream):
