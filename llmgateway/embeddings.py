@@ -250,8 +250,11 @@ def _remote(spec, texts):
     return vectors, used
 
 
-def _spec_identity(name):
-    """What a cached vector depends on: the model's configuration (upstream, address), '' for the local model."""
+def _spec_identity(name, embedding_only=False):
+    """What a cached vector depends on: the model's configuration (upstream, address), '' for the local model.
+
+    embedding_only: a chat model is refused (422), the built-in offline one too (the API's callers).
+    """
     if not name:
         return f"{LOCAL_NAME}:{LOCAL_MODEL}"
     from llmgateway import registry
@@ -259,6 +262,10 @@ def _spec_identity(name):
     spec = registry.get_spec(name)
     if spec is None:
         raise EmbeddingError(f"The embedding model “{name}” is not configured.", status=400)
+    if embedding_only and spec.kind != "embedding":
+        raise EmbeddingError(
+            f"“{name}” is a chat model; configure an embedding model (add_model … --kind embedding).", status=422
+        )
     return spec.identity
 
 
@@ -335,8 +342,11 @@ def embed_for(
     assistant_id=None,
     cache=True,
     key_limits=None,
+    embedding_only=False,
 ):
     """`embed()` as a gateway call of a workspace: cached per text (unless cache=False) and metered.
+
+    embedding_only: refuse chat models, the built-in offline one included (EmbeddingError 422), as the API does.
 
     A call whose every text is cached is a hit (no upstream call, no tokens spent); otherwise
     only the missing texts are sent upstream. Vectors of different models are never mixed: a
@@ -349,9 +359,10 @@ def embed_for(
     name = model_name(model)
     label = name or LOCAL_NAME
     try:
-        identity = _spec_identity(name)
-    except EmbeddingError:
-        _meter(workspace_id, label, "error", 404, 0, 0, started, user_id, api_key_id, assistant_id, origin)
+        identity = _spec_identity(name, embedding_only)
+    except EmbeddingError as exc:
+        status = 404 if exc.status == 400 else exc.status
+        _meter(workspace_id, label, "error", status, 0, 0, started, user_id, api_key_id, assistant_id, origin)
         raise
     store = None
     found = [None] * len(texts)

@@ -234,7 +234,11 @@ class LocalFollower(Participation):
     role = "follower"
 
     def leave(self):
-        pass  # the flight is its leader's to end
+        # The flight is its leader's to end; this request no longer reads it.
+        if not self._closed:
+            self._closed = True
+            with _flights_lock:  # as it was counted (enter)
+                self.flight.followers -= 1
 
     def follow(self, until=None):
         return self.flight.follow(settings.LLM_COALESCE_WAIT, until)
@@ -252,7 +256,9 @@ class RemoteFollower(Participation):
     def follow(self, until=None):
         store = get_store()
         # Tells the leader someone reads its flight: should its own client leave, it goes on to the end.
-        store.add(followed_key(self.list_key), b"1", FLIGHT_TTL)
+        # Kept for as long as this follower may wait (its deadline), however long the answer takes.
+        mark_ttl = FLIGHT_TTL if until is None else max(FLIGHT_TTL, int(until - time.monotonic()) + 10)
+        store.add(followed_key(self.list_key), b"1", mark_ttl)
         wait = settings.LLM_COALESCE_WAIT
         index, pause = 0, 0.002
         last_progress = last_lock_check = time.monotonic()

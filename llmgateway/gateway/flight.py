@@ -301,7 +301,9 @@ class Completion:
     iteration ends), or call `whole()` for the CompletionResult. A stream
     that will not be read to its end should be closed (`close()`): that
     hangs up on the upstream and lets identical requests waiting on this one
-    go ahead. One dropped unread is closed when it is collected.
+    go ahead; when identical requests follow this one's upstream call, it is
+    read to its end for them first (close() returns then). One dropped
+    unread is closed when it is collected.
     """
 
     def __init__(self, call, prefetched=None):

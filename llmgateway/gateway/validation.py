@@ -490,7 +490,7 @@ def _check_other_fields(request):
             continue
         if not isinstance(value, str):
             raise _invalid_type(name, "a string")
-        if not WORD.match(value):
+        if not WORD.fullmatch(value):
             raise _bad(
                 f"Invalid value for '{name}': {value[:40]!r} is not one of the values it takes.",
                 name,

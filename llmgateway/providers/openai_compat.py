@@ -17,7 +17,7 @@ import httpx
 from django.conf import settings
 
 from llmgateway.providers import http
-from llmgateway.providers.base import Provider, ProviderError
+from llmgateway.providers.base import DEADLINE_EXCEEDED, Provider, ProviderError
 
 log = logging.getLogger("llmgateway.providers")
 
@@ -127,7 +127,7 @@ class OpenAICompatibleProvider(Provider):
             return ProviderError(
                 summary,
                 status=400,
-                code=_identifier(error.get("code")) or "invalid_request_error",
+                code=_code(error.get("code")) or "invalid_request_error",
                 param=_param(error.get("param")),
             )
         return ProviderError(summary, status=502)
@@ -307,7 +307,31 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 def _identifier(value):
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    return value if isinstance(value, str) and IDENTIFIER.match(value) else None
+    return value if isinstance(value, str) and IDENTIFIER.fullmatch(value) else None
+
+
+# An upstream's own error code passed on to the client: a word, never one of the gateway's own codes
+# (which its retries and circuit breaker act on).
+CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+GATEWAY_CODES = frozenset(
+    {
+        DEADLINE_EXCEEDED,
+        "model_misconfigured",
+        "model_unavailable",
+        "rate_limit_exceeded",
+        "stream_idle_timeout",
+        "upstream_address_refused",
+        "upstream_error",
+        "upstream_timeout",
+        "upstream_url_invalid",
+    }
+)
+
+
+def _code(value):
+    if not isinstance(value, str) or not CODE.fullmatch(value) or value in GATEWAY_CODES:
+        return None
+    return value
 
 
 def _summary(lead, error):
@@ -323,7 +347,7 @@ PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\[[0-9]{1,6}\]|\.[A-Za-z_][A-Z
 
 
 def _param(value):
-    return value if isinstance(value, str) and PARAM.match(value) else None
+    return value if isinstance(value, str) and PARAM.fullmatch(value) else None
 
 
 def upstream_error(body_text):

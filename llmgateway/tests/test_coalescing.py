@@ -359,6 +359,24 @@ def test_a_leader_whose_client_leaves_reads_the_answer_to_its_end_for_its_follow
     assert gateway.complete(workspace.pk, _request(), spec=ready).cache_hit
 
 
+def test_a_follower_that_left_is_not_read_for(workspace, ready, upstream):
+    """Once its only follower has left too, a leader whose client leaves hangs up at once."""
+    upstream.chunk_delay = 0.1
+    chunks = iter(gateway.stream(workspace.pk, _request(), spec=ready))
+    next(chunks)
+    follower = gateway.stream(workspace.pk, _request(), spec=ready)
+    assert follower.coalesced
+    following = iter(follower)
+    next(following)
+    following.close()
+    follower.close()
+    chunks.close()
+    until = time.monotonic() + 10
+    while upstream.disconnects == 0 and time.monotonic() < until:
+        time.sleep(0.02)
+    assert upstream.disconnects == 1
+
+
 def test_a_leader_whose_client_leaves_with_no_follower_hangs_up(workspace, ready, upstream):
     upstream.chunk_delay = 0.1
     chunks = iter(gateway.stream(workspace.pk, _request(), spec=ready))

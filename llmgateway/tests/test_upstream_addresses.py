@@ -181,6 +181,20 @@ def test_upstream_type_and_code_are_left_out_unless_they_are_identifiers(v1, rem
     assert (error["code"], error["param"]) == ("invalid_request_error", None)
 
 
+@pytest.mark.parametrize(
+    "code, param",
+    [
+        ("deadline_exceeded", "messages\n"),  # one of the gateway's own codes: its retries act on them
+        ("context_length_exceeded\n", "messages\nx"),
+        (400, " messages"),
+    ],
+)
+def test_an_upstream_code_or_param_that_is_not_one_is_not_passed_on(v1, remote_model, upstream, code, param):
+    upstream.script(_upstream_error(400, message="no", type="invalid_request_error", code=code, param=param))
+    error = v1(REQUEST).json()["error"]
+    assert (error["code"], error["param"]) == ("invalid_request_error", None)
+
+
 @pytest.mark.parametrize("status", [401, 500, 503])
 def test_upstream_error_text_and_the_key_never_reach_the_client_or_the_log(v1, remote_model, upstream, caplog, status):
     remote_model.max_retries = 0

@@ -84,6 +84,7 @@ def refused(response, param):
         ({"web_search_options": []}, "web_search_options"),
         ({"service_tier": "x" * 5000}, "service_tier"),
         ({"reasoning_effort": "very high"}, "reasoning_effort"),
+        ({"reasoning_effort": "high\n"}, "reasoning_effort"),
         ({"verbosity": "\ud800"}, "verbosity"),
         ({"stop": "\ud800"}, "stop"),
         ({"stop": ["ok", "\udfff"]}, "stop"),

@@ -334,15 +334,6 @@ def _embeddings(request):
     name = embedding_models.model_name(None) if requested in (None, "") else requested
     if name == embedding_models.LOCAL_NAME:
         name = ""
-    if requested and name:
-        spec = registry.get_spec(name)
-        if spec is not None and spec.kind != "embedding":  # the built-in `offline` chat model too
-            raise GatewayError(
-                400,
-                f"“{name}” is a chat model; configure an embedding model (add_model … --kind embedding).",
-                code="model_not_embedding",
-                param="model",
-            )
     try:
         result = embedding_models.embed_for(
             key.workspace_id,
@@ -352,6 +343,7 @@ def _embeddings(request):
             user_id=key.user_id,
             api_key_id=key.id,
             key_limits=key.limits,
+            embedding_only=bool(requested),  # a model named for embeddings must be one (not `offline`)
         )
     except embedding_models.EmbeddingError as exc:
         if exc.refusal is not None:
