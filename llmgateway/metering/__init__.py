@@ -191,9 +191,14 @@ class Meter:
             cost = math.ceil(dollars * 1_000_000) if spent else 0
             tokens = prompt + completion if spent else 0
             if ticket is not None and (tokens != ticket.tokens or cost != ticket.cost or limits.holds(ticket.scopes)):
-                # After the response when in a view (cache/deferred.py): the client does not wait for it.
-                # (A hit's reservation, without a concurrency slot, has nothing to settle.)
-                deferred.defer(self._settle, call, ticket, tokens, cost)
+                if ticket.tight():
+                    # Now, before the answer goes back: a client that asks again at once must find what was
+                    # spent, not the estimate that would refuse it (a budget or the tokens a minute near their end).
+                    self._settle(call, ticket, tokens, cost)
+                else:
+                    # After the response when in a view (cache/deferred.py): the client does not wait for it.
+                    # (A hit's reservation, without a concurrency slot, has nothing to settle.)
+                    deferred.defer(self._settle, call, ticket, tokens, cost)
             outcome = stats.outcome_of(result, call.lookup)
             self._add(call, outcome, 200, result.model, prompt, completion, cost, result.latency_ms)
             return

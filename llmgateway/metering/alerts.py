@@ -8,6 +8,7 @@ from django.core.mail import send_mail
 from llmgateway.cache import deferred
 from llmgateway.cache.store import get_store, make_key
 from llmgateway.metering.limits import SCOPE_WORDS, periods
+from llmgateway.metering.money import micro_dollars_text
 
 log = logging.getLogger("llmgateway.metering")
 
@@ -65,7 +66,7 @@ def _send(workspace_id, scope, kind, spent, budget, threshold):
     subject = f"[{settings.SITE_NAME}] {workspace.name}: the {'daily' if kind == 'day' else 'monthly'} budget {state}"
     body = (
         f"The {'daily' if kind == 'day' else 'monthly'} budget of {what} in the workspace {workspace.name!r} {state}: "
-        f"${spent / 1_000_000:,.2f} of ${budget / 1_000_000:,.2f} spent {period}.\n\n"
+        f"${micro_dollars_text(spent)} of ${micro_dollars_text(budget)} spent {period}.\n\n"
         + (
             "Requests that would spend more are refused until the budget resets.\n"
             if threshold >= 1

@@ -6,6 +6,8 @@ from decimal import Decimal
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from llmgateway.metering.money import money_text
+
 WIDTH, HEIGHT = 640, 200
 LEFT, RIGHT, TOP, BOTTOM = 66, 8, 12, 28  # room for "$0.20" at the larger labels of a phone
 
@@ -23,10 +25,7 @@ def _nice_max(value):
 
 def _fmt(value, kind):
     if kind == "money":
-        if value >= 1 or value == 0:
-            return f"${value:,.2f}"
-        text = f"{value:.4f}".rstrip("0")
-        return f"${text}" if len(text.rsplit(".", 1)[-1]) >= 2 else f"${value:.2f}"
+        return f"${money_text(value)}"
     if kind == "percent":
         return f"{value:.0f}%"
     if value >= 1_000_000:

@@ -1,11 +1,11 @@
 """Setting limits: one function behind the Usage page, the REST API, the admin and `manage.py set_limits`."""
 
-from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from llmgateway.metering.money import money_text
 from llmgateway.models import Limit, LimitKind
 
 
@@ -24,15 +24,6 @@ class LimitForm(forms.ModelForm):
             value = self.initial.get(name)
             if value is not None:
                 self.initial[name] = money_text(value).replace(",", "")
-
-
-def money_text(value):
-    """Dollars as people write them: 25.00, 0.0125, 1,234.50 (cents always; below a dollar up to four decimals)."""
-    value = Decimal(value)
-    if value >= 1 or value == 0:
-        return f"{value:,.2f}"
-    text = f"{value:.4f}".rstrip("0")
-    return text if len(text.rsplit(".", 1)[-1]) >= 2 else f"{value:.2f}"
 
 
 def member_or_error(workspace, user):

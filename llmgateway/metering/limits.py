@@ -47,6 +47,7 @@ from functools import lru_cache
 from django.utils import timezone
 
 from llmgateway.cache.store import LocalStore, RedisStore, get_store, make_key
+from llmgateway.metering.money import micro_dollars_text
 
 log = logging.getLogger("llmgateway.metering")
 
@@ -122,6 +123,19 @@ class Ticket:
     state: list = field(default_factory=list)  # per scope: [req_rem, req_reset_ms, tok_rem, tok_reset_ms, day, month]
     settled: bool = False
 
+    def tight(self):
+        """Whether, until it is settled, this reservation makes a scope refuse the next request: its tokens
+        a minute or a budget used up by the estimate (the answer at its longest), not by what was spent."""
+        for scope, values in zip(self.scopes, self.state, strict=False):
+            limits = scope.limits
+            if self.tokens and limits.get("tpm") and values[2] < 1:
+                return True
+            if self.cost and limits.get("daily_budget") and values[4] >= limits["daily_budget"]:
+                return True
+            if self.cost and limits.get("monthly_budget") and values[5] >= limits["monthly_budget"]:
+                return True
+        return False
+
     def headers(self):
         """The OpenAI rate-limit headers, from the scope with the least left of each."""
         out = {}
@@ -138,6 +152,21 @@ class Ticket:
         return out
 
 
+def spoken_duration(seconds):
+    """A wait as a person reads it: "45 s", "1 min", "4 min 49 s", "2 h 5 min", "3 days 4 h"."""
+    seconds = max(1, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days > 1 else ''}" + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    if minutes:
+        return f"{minutes} min" + (f" {secs} s" if secs else "")
+    return f"{secs} s"
+
+
 @dataclass
 class Refusal(Exception):
     scope: Scope
@@ -151,7 +180,7 @@ class Refusal(Exception):
         what = SCOPE_WORDS[self.scope.kind]
         if self.limit in ("day", "month"):
             return (
-                f"The {LIMIT_WORDS[self.limit]} of {what} (${self.value / 1_000_000:,.2f}) is used up; "
+                f"The {LIMIT_WORDS[self.limit]} of {what} (${micro_dollars_text(self.value)}) is used up; "
                 f"it resets in {duration(self.retry_after * 1000)}."
             )
         return (
@@ -168,14 +197,14 @@ class Refusal(Exception):
         if self.limit in ("day", "month"):
             return (
                 f"Your quota is reached: the {LIMIT_WORDS[self.limit]} of {what} is used up. "
-                f"It resets at {when} {zone} (in {duration(self.retry_after * 1000)})."
+                f"It resets at {when} {zone} (in {spoken_duration(self.retry_after)})."
             )
         words = LIMIT_WORDS[self.limit]
         if self.value == 1:
             words = words.replace("requests", "request").replace("tokens", "token")
         return (
             f"Your quota is reached: {what} allows {self.value} {words}. "
-            f"You can ask again in {duration(self.retry_after * 1000)} (at {when} {zone})."
+            f"You can ask again in {spoken_duration(self.retry_after)} (at {when} {zone})."
         )
 
     @property

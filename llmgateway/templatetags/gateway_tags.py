@@ -1,6 +1,6 @@
 from django import template
 
-from llmgateway.metering.configure import money_text
+from llmgateway.metering.money import money_text
 
 register = template.Library()
 

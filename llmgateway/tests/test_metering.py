@@ -257,6 +257,40 @@ def test_a_refused_request_leaves_one_record_even_once_collected(workspace, remo
     assert not UsageRecord.objects.exists()
 
 
+def test_a_reservation_that_fills_the_budget_is_settled_before_the_answer_goes_back(workspace, remote_model, upstream):
+    """A request's reservation (its answer at its longest) may reach the budget on its own: settled after the
+    response, the client's next request, sent at once, would be refused for an estimate, not for what was spent."""
+    from llmgateway.cache import deferred
+
+    Limit.objects.create(kind="workspace", workspace=workspace, daily_budget=Decimal("0.05"))
+    with deferred.collecting() as after_response:  # as in a view: deferred work waits for the response to be sent
+        for n in range(3):
+            result = gateway.complete(workspace, ask(f"question {n}", max_tokens=100_000))
+            assert result.cost < 0.015  # three of them fit in the budget
+        assert after_response  # the other deferred work still waits
+    scope = limits.scopes_for(workspace.pk, None, None, {"workspace": {"daily_budget": 50_000}}, None)[0]
+    assert limits.state_of(scope)["daily_budget"]["used"] < 0.05
+
+
+def test_budgets_below_a_cent_and_waits_read_as_people_write_them(workspace):
+    from llmgateway.metering.limits import Refusal, Scope, spoken_duration
+
+    refusal = Refusal(Scope("key", "1", {"daily_budget": 500}), "day", 3600, 500, 600)
+    assert "($0.0005)" in refusal.message()
+    rpm = Refusal(Scope("workspace", str(workspace.pk), {"rpm": 1}), "requests", 60, 1, 1)
+    assert "ask again in 1 min (at" in rpm.plain()
+    assert [spoken_duration(s) for s in (1, 45, 60, 289, 3600, 7500, 86400, 90000)] == [
+        "1 s",
+        "45 s",
+        "1 min",
+        "4 min 49 s",
+        "1 h",
+        "2 h 5 min",
+        "1 day",
+        "1 day 1 h",
+    ]
+
+
 def test_a_budget_counter_lost_is_seeded_from_the_rows(workspace, remote_model, upstream):
     from django.core.cache import cache
 
