@@ -12,10 +12,11 @@ longer exists. Events:
 - ("delta", text) — the answer as it is produced
 - ("done", Message) — the stored answer, with citations and usage
 - ("error", message) — the upstream failed; the partial answer is kept and
-  marked interrupted, and the conversation stays usable. `turn.failure`
-  then holds the AnswerError with the status and Retry-After to answer.
-  A request the gateway refused (a limit, an archived workspace: a 4xx)
-  leaves no answer; the question stays.
+  marked interrupted (the message says so), and the conversation stays
+  usable. `turn.failure` then holds the AnswerError with the status and
+  Retry-After to answer. A failure before any text, like a request the
+  gateway refused (a limit, an archived workspace: a 4xx), leaves no
+  answer; the question stays.
 
 If the consumer stops early (the page's stop button closes the stream),
 the partial answer is saved as interrupted.
@@ -147,13 +148,16 @@ class AnswerError(Exception):
         self.retry_after = retry_after  # seconds, for a Retry-After header
 
     @classmethod
-    def from_gateway(cls, exc):
-        """The gateway's refusal keeps its 4xx (a limit's 429 with its wait); an upstream failure is a 502 (503, 504)."""
+    def from_gateway(cls, exc, partial=False):
+        """The gateway's refusal keeps its 4xx (a limit's 429 with its wait); an upstream failure is a 502 (503, 504).
+
+        `partial`: part of the answer came before the failure (and is kept).
+        """
         if exc.code == "model_not_found":
             # As check_assistant says it: the conversation is there, the assistant's model is not.
             return cls(_readable(exc), field="model", status=409)
         status = exc.status if 400 <= exc.status < 500 or exc.status in (503, 504) else 502
-        return cls(_readable(exc), field=None, status=status, retry_after=exc.retry_after)
+        return cls(_readable(exc, partial), field=None, status=status, retry_after=exc.retry_after)
 
     @property
     def refused(self):
@@ -351,9 +355,10 @@ class Turn:
             result = stream.result
             status = MessageStatus.COMPLETE
         except gateway.GatewayError as exc:
-            error = exc.message
             result = None
-            self.failure = AnswerError.from_gateway(exc)
+            self.failure = AnswerError.from_gateway(exc, partial=bool(parts))
+            # Stored with a partial answer: a reload and the API say what the page said.
+            error = self.failure.message
             yield "error", self.failure.message
         finally:
             # Also runs when the consumer stops early: the partial answer is kept, the upstream hung up on.
@@ -376,10 +381,10 @@ class Turn:
 
     def _save(self, text, status, error, result):
         answer = self.answer
-        refused = self.failure is not None and self.failure.refused
-        if (self.replaced is not None or refused) and status != MessageStatus.COMPLETE and not text:
-            # A regeneration that produced nothing, or a refused request (a limit, say): no answer to keep.
-            # The question stays, and a regeneration shows the earlier version again.
+        if (self.replaced is not None or self.failure is not None) and status != MessageStatus.COMPLETE and not text:
+            # A regeneration that produced nothing, a refused request (a limit, say) or an upstream that failed
+            # before any text: no answer to keep. The question stays, and a regeneration shows the earlier
+            # version again.
             with transaction.atomic():
                 Message.objects.filter(pk=answer.pk).delete()
                 if self.replaced is not None:
@@ -414,15 +419,19 @@ class Turn:
         )
 
 
-def _readable(exc):
+def _readable(exc, partial=False):
     if exc.code == "model_not_found":
         return "The model this assistant uses is no longer available. Ask a workspace member to choose another."
     if exc.status == 429 and getattr(exc, "limit", None) is not None:
         return exc.limit.plain()  # a limit of this workspace, this person or key: what and until when
     if exc.status == 429:
         return "The model is busy right now (rate limited). Try again in a moment."
+    if exc.status in (502, 503, 504) and partial:
+        return (
+            "The model stopped before the answer was complete (upstream error). The partial answer was kept; try again."
+        )
     if exc.status in (502, 503, 504):
-        return "The model did not answer (upstream error). The partial answer was kept; try again."
+        return "The model did not answer (upstream error), so the answer could not be produced. Try again."
     return exc.message
 
 

@@ -39,3 +39,69 @@ def test_a_question_refused_at_a_limit_goes_back_into_the_box(
     assert overflow(page) == []
     screenshot(page, name)
     page.close()
+
+
+@pytest.fixture
+def flaky(assistant):
+    """The assistant answers through a local upstream that the test scripts to fail."""
+    from llmgateway.models import ModelConfig
+    from llmgateway.tests.fake_openai import FakeOpenAI
+
+    upstream = FakeOpenAI().start()
+    ModelConfig.objects.create(
+        name="flaky", provider="openai-compatible", base_url=upstream.base_url, upstream_model="f", max_retries=0
+    )
+    assistant.model_name = "flaky"
+    assistant.save()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.mark.parametrize("viewport, suffix", [({"width": 1280, "height": 800}, ""), (PHONE, "-phone")])
+def test_an_upstream_failure_before_any_text_puts_the_question_back_and_leaves_no_answer(
+    browser, live_server, member, assistant, flaky, viewport, suffix
+):
+    page = open_chat(browser, live_server, member, assistant, viewport=viewport)
+    flaky.script(500)
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    error = page.wait_for_selector(".ask-error:not([hidden])")
+    page.wait_for_selector("button[data-send]:not([disabled])")
+    assert "could not be produced" in error.inner_text() and "partial" not in error.inner_text()
+    assert page.input_value("textarea[name=question]") == VACATION
+    assert page.locator(".msg-user").all_inner_texts() == [VACATION]
+    assert page.locator(".msg-assistant").count() == 0
+    assert overflow(page) == []
+    screenshot(page, f"chat-upstream-failed{suffix}.png")
+    # A reload shows what the page showed: the question, no empty answer.
+    page.reload()
+    page.wait_for_load_state("load")
+    assert page.locator(".msg-user").all_inner_texts() == [VACATION]
+    assert page.locator(".msg-assistant").count() == 0
+    page.close()
+
+
+@pytest.mark.parametrize("viewport, suffix", [({"width": 1280, "height": 800}, ""), (PHONE, "-phone")])
+def test_an_upstream_failure_mid_answer_keeps_the_partial_answer_live_and_after_a_reload(
+    browser, live_server, member, assistant, flaky, viewport, suffix
+):
+    page = open_chat(browser, live_server, member, assistant, viewport=viewport)
+    flaky.script("cut")  # two words, then the stream ends unfinished
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    page.wait_for_selector(".msg-assistant .interrupted")
+    page.wait_for_selector("button[data-send]:not([disabled])")
+    live = page.locator(".msg-assistant").inner_text()
+    assert live.startswith("Echo:") and "The partial answer was kept" in live, live
+    assert page.input_value("textarea[name=question]") == ""
+    assert overflow(page) == []
+    screenshot(page, f"chat-upstream-partial{suffix}.png")
+    note = page.locator(".msg-assistant .interrupted").inner_text()
+    assert note.startswith("interrupted ") and "The partial answer was kept" in note, note
+    page.reload()
+    page.wait_for_load_state("load")
+    assert page.locator(".msg-assistant .interrupted").inner_text() == note
+    assert overflow(page) == []
+    assert page.locator(".msg-assistant .answer").inner_text() in live
+    screenshot(page, f"chat-upstream-partial-reloaded{suffix}.png")
+    page.close()

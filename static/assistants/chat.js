@@ -286,12 +286,16 @@
             finished = true;
             const reason = failureText(failure || { detail: data });
             if (text) {
-              // The partial answer is kept (the server stored it as interrupted).
+              // The partial answer is kept (the server stored it as interrupted): marked as a reload shows it,
+              // a short badge and the reason beside it.
               answer.removeAttribute("aria-busy");
               answer.classList.remove("streaming");
               const note = document.createElement("p");
-              note.className = "badge badge-warn";
-              note.textContent = "interrupted: " + reason;
+              note.className = "small interrupted";
+              const badge = document.createElement("span");
+              badge.className = "badge badge-warn";
+              badge.textContent = "interrupted";
+              note.append(badge, " " + reason);
               answer.after(note);
             } else {
               // No answer came (a limit, an archived workspace, the model failing): the question goes back
