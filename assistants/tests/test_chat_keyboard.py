@@ -147,3 +147,43 @@ def test_streamed_answer_is_announced_once_finished(browser, live_server, member
         page.close()
     finally:
         upstream.stop()
+
+
+@pytest.mark.parametrize(
+    "viewport, suffix", [({"width": 1280, "height": 800}, ""), ({"width": 390, "height": 844}, "-phone")]
+)
+def test_enter_while_an_answer_streams_keeps_the_next_question_in_the_box(
+    browser, live_server, member, assistant, viewport, suffix
+):
+    from llmgateway.models import ModelConfig
+    from llmgateway.tests.fake_openai import FakeOpenAI
+
+    upstream = FakeOpenAI(chunk_delay=0.05).start()
+    try:
+        ModelConfig.objects.create(
+            name="slow", provider="openai-compatible", base_url=upstream.base_url, upstream_model="s", max_retries=0
+        )
+        assistant.model_name = "slow"
+        assistant.save()
+        page = open_chat(browser, live_server, member, assistant, viewport=viewport)
+        page.fill("textarea[name=question]", "Tell me everything about vacation days. " * 4)
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelector('.pending .answer').innerText.length > 20")
+        # The next question, typed while the answer streams: Enter does not send it, and it stays in the box.
+        page.keyboard.type(VACATION)
+        page.keyboard.press("Enter")
+        assert page.locator(".pending").count() == 1
+        assert page.input_value("textarea[name=question]") == VACATION
+        assert page.locator(".msg-user").count() == 1
+        screenshot(page, f"chat-enter-while-streaming{suffix}.png")
+        page.wait_for_selector("button[data-send]:not([disabled])", timeout=30000)
+        assert upstream.calls == 1
+        assert page.locator(".msg-user").count() == 1
+        assert page.input_value("textarea[name=question]") == VACATION
+        # Once the answer is complete, Enter sends it.
+        page.keyboard.press("Enter")
+        page.locator(".msg-assistant:not(.pending)").nth(1).wait_for(timeout=30000)
+        assert page.locator(".msg-user").all_inner_texts()[-1] == VACATION
+        page.close()
+    finally:
+        upstream.stop()

@@ -332,6 +332,9 @@
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    // One answer at a time: Enter while one streams (requestSubmit fires even with Send disabled) sends
+    // nothing, and the next question waits in the box.
+    if (controller) return;
     const question = textarea.value.trim();
     if (!question) {
       showError("Ask a question: the message is empty.");
