@@ -19,7 +19,8 @@ longer exists. Events:
   answer; the question stays.
 
 If the consumer stops early (the page's stop button closes the stream),
-the partial answer is saved as interrupted.
+the partial answer is saved as interrupted; stopped before any text, the
+question stays without an answer.
 
 Query count per turn is constant, whatever the conversation's length:
 history is one query of the last few messages, retrieval one search plus
@@ -381,9 +382,9 @@ class Turn:
 
     def _save(self, text, status, error, result):
         answer = self.answer
-        if (self.replaced is not None or self.failure is not None) and status != MessageStatus.COMPLETE and not text:
-            # A regeneration that produced nothing, a refused request (a limit, say) or an upstream that failed
-            # before any text: no answer to keep. The question stays, and a regeneration shows the earlier
+        if status != MessageStatus.COMPLETE and not text:
+            # Nothing came: a refused request (a limit, say), an upstream that failed or a consumer that stopped
+            # before any text. No answer to keep: the question stays, and a regeneration shows the earlier
             # version again.
             with transaction.atomic():
                 Message.objects.filter(pk=answer.pk).delete()

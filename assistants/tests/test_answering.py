@@ -214,6 +214,25 @@ def test_upstream_failure_mid_stream_keeps_partial_answer(client_for, member, as
         server.stop()
 
 
+@pytest.mark.parametrize("words", [0, 1])
+def test_an_answer_stopped_early_keeps_its_words_or_nothing(member, assistant, words):
+    """The page's Stop closes the stream: what came is kept as interrupted; before any words, only the question."""
+    conversation = Conversation.objects.create(assistant=assistant, user=member)
+    turn = answering.start_turn(assistant, conversation, member, QUESTION)
+    events = turn.events()
+    assert next(events)[0] == "meta"
+    came = [next(events) for _ in range(words)]
+    assert [name for name, _ in came] == ["delta"] * words
+    events.close()  # the consumer left
+    answers = list(Message.objects.filter(role="assistant").values_list("content", "status"))
+    if words:
+        assert answers == [(came[0][1], "interrupted")]
+    else:
+        # As the page leaves it (the question back in its box): no empty answer under the question on a reload.
+        assert answers == []
+    assert list(conversation.messages.filter(role="user").values_list("content", flat=True)) == [QUESTION]
+
+
 def test_retrieval_query_ors_the_meaningful_words():
     assert answering.retrieval_query("How many vacation days do I get?") == "many or vacation or days"
 

@@ -105,3 +105,38 @@ def test_an_upstream_failure_mid_answer_keeps_the_partial_answer_live_and_after_
     assert page.locator(".msg-assistant .answer").inner_text() in live
     screenshot(page, f"chat-upstream-partial-reloaded{suffix}.png")
     page.close()
+
+
+@pytest.mark.parametrize("viewport, suffix", [({"width": 1280, "height": 800}, ""), (PHONE, "-phone")])
+def test_stop_before_the_first_words_puts_the_question_back_into_the_box(
+    browser, live_server, member, assistant, flaky, viewport, suffix
+):
+    page = open_chat(browser, live_server, member, assistant, viewport=viewport)
+    flaky.script("hang")  # no word comes until the test ends
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    page.wait_for_url("**/c/*/")  # the server keeps the question: its conversation exists
+    page.wait_for_selector(".pending .thinking")
+    page.click("button[data-stop]")
+    page.wait_for_selector("button[data-send]:not([disabled])")
+    assert page.input_value("textarea[name=question]") == VACATION
+    assert page.locator(".msg-user").all_inner_texts() == [VACATION]
+    assert page.locator(".msg-assistant").count() == 0
+    assert page.locator(".ask-error").is_hidden()
+    assert page.evaluate("document.activeElement.name") == "question"
+    assert overflow(page) == []
+    screenshot(page, f"chat-stopped-before-words{suffix}.png")
+    page.close()
+
+
+def test_stop_after_the_first_words_keeps_them_and_leaves_the_box_empty(browser, live_server, member, assistant, flaky):
+    flaky.chunk_delay = 0.05
+    page = open_chat(browser, live_server, member, assistant)
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    page.wait_for_function("() => document.querySelector('.pending .answer').innerText.startsWith('Echo:')")
+    page.click("button[data-stop]")
+    page.wait_for_selector(".msg-assistant .badge-warn:text('stopped')")
+    assert page.locator(".msg-assistant .answer").inner_text().startswith("Echo:")
+    assert page.input_value("textarea[name=question]") == ""
+    page.close()

@@ -307,7 +307,12 @@
         });
       }
     } catch (error) {
-      if (error.name === "AbortError") {
+      if (error.name === "AbortError" && !text) {
+        // Stopped before the first words: as for a refusal, the question goes back into the box (and its
+        // bubble stays, as the server keeps it without an answer; a regeneration shows the earlier version).
+        finished = true;
+        restore(true);
+      } else if (error.name === "AbortError") {
         answer.removeAttribute("aria-busy");
         answer.classList.remove("streaming");
         const note = document.createElement("p");
