@@ -17,12 +17,20 @@ Passages are recognised in any message as
 Token counts are local estimates (about four characters a token).
 """
 
+import json
 import math
 import re
 import time
 from dataclasses import dataclass
 
-from llmgateway.providers.base import Provider, chunk_dict, chunks_from_response, completion_id, response_dict
+from llmgateway.providers.base import (
+    Provider,
+    ProviderError,
+    chunk_dict,
+    chunks_from_response,
+    completion_id,
+    response_dict,
+)
 
 NO_MODEL = (
     "No generative model is configured, and no passages were supplied to answer from. "
@@ -972,16 +980,56 @@ def _nearest(passages, scored, limit=2):
     return titles
 
 
+def _unsupported(message, param):
+    return ProviderError(message, status=400, code="unsupported_parameter", param=param)
+
+
+def _cut(text, limit):
+    """(text, finish_reason): the answer cut at about `limit` tokens (at a word's end), as a model stops there."""
+    if not limit or estimate_tokens(text) <= limit:
+        return text, "stop"
+    words, kept = re.findall(r"\S+\s*", text), ""
+    for word in words:
+        if kept and estimate_tokens(kept + word) > limit:
+            break
+        kept += word
+    return kept.rstrip(), "length"
+
+
 class OfflineProvider(Provider):
+    """Answers from the passages in the request (`answer`), without a model: for demos, tests and laptops.
+
+    It honours max_tokens and a JSON object response_format; what it cannot do (call tools when
+    told to, follow a JSON schema, give log probabilities) is refused with a 400 naming the field.
+    """
+
     def _usage(self, request, text, choices=1):
         prompt = sum(estimate_tokens(_text(m.get("content"))) + 4 for m in request.get("messages", []))
         completion = estimate_tokens(text) * choices
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
+    def _answer(self, request):
+        """(text, finish_reason) for the request, or ProviderError(400) for what the offline model cannot do."""
+        choice = request.get("tool_choice")
+        if request.get("tools") and (choice == "required" or isinstance(choice, dict)):
+            raise _unsupported(
+                "The offline model does not call tools; use tool_choice 'auto' or 'none'.", "tool_choice"
+            )
+        form = (request.get("response_format") or {}).get("type")
+        if form == "json_schema":
+            raise _unsupported("The offline model cannot follow a JSON schema; use json_object.", "response_format")
+        if request.get("logprobs"):
+            raise _unsupported("The offline model gives no log probabilities.", "logprobs")
+        text = answer(request.get("messages") or [])
+        limit = request.get("max_completion_tokens") or request.get("max_tokens")
+        if form == "json_object":  # the answer as a JSON object, whole: cut inside it, never in its syntax
+            return json.dumps({"answer": _cut(text, max(1, limit - 8))[0] if limit else text}), "stop"
+        return _cut(text, limit)
+
     def complete(self, request, deadline=None):
         """The answer; with n above 1, n choices (the answerer is deterministic: the same text in each)."""
-        text, choices = answer(request.get("messages") or []), request.get("n") or 1
-        response = response_dict(self.spec.name, text, self._usage(request, text, choices))
+        (text, finish), choices = self._answer(request), request.get("n") or 1
+        response = response_dict(self.spec.name, text, self._usage(request, text, choices), finish_reason=finish)
         first = response["choices"][0]
         response["choices"] = [{**first, "index": i, "message": dict(first["message"])} for i in range(choices)]
         return response
@@ -990,11 +1038,11 @@ class OfflineProvider(Provider):
         if (request.get("n") or 1) > 1:
             yield from chunks_from_response(self.complete(request, deadline))  # each choice's chunks by index
             return
-        text = answer(request.get("messages") or [])
+        text, finish = self._answer(request)
         id_, created, model = completion_id(), int(time.time()), self.spec.name
         yield chunk_dict(id_, created, model, {"role": "assistant", "content": ""})
         words = re.findall(r"\S+\s*", text)
         for start in range(0, len(words), 4):
             yield chunk_dict(id_, created, model, {"content": "".join(words[start : start + 4])})
-        yield chunk_dict(id_, created, model, {}, finish_reason="stop")
+        yield chunk_dict(id_, created, model, {}, finish_reason=finish)
         yield chunk_dict(id_, created, model, {}, usage=self._usage(request, text), choices=False)
