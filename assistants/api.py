@@ -405,13 +405,14 @@ class ConversationViewSet(
 
 
 def _prefers_event_stream(accept):
-    """Whether the client prefers the answer's event stream to its JSON, by HTTP content negotiation.
+    """Whether the client would rather have the answer's event stream than its JSON.
 
     Each of the two takes the q of the most specific Accept range that matches it (q=0 refuses it); the
-    higher q wins, then the range listed first. `*/*` alone, a missing or unreadable Accept is JSON.
+    higher q wins. At the same q, a client that names `text/event-stream` itself gets it (streaming
+    clients send "application/json, text/event-stream"); `*/*` alone, a missing or unreadable Accept is JSON.
     """
     ranges = []
-    for position, token in enumerate((accept or "").split(",")):
+    for token in (accept or "").split(","):
         try:
             full_type, params = parse_header_parameters(token.strip())
             q = float(params.get("q", 1))
@@ -419,21 +420,24 @@ def _prefers_event_stream(accept):
             continue
         main, _, sub = full_type.partition("/")
         if main and sub and (main != "*" or sub == "*") and 0 <= q <= 1:
-            ranges.append((main, sub, q, position))
+            ranges.append((main, sub, q))
 
     def preference(media_type):
+        """(q, specificity of the range that gave it): (0, 0) when the client does not take the type."""
         main, sub = media_type.split("/")
         matching = [
-            ((r_main != "*") + (r_sub != "*"), q, -position)
-            for r_main, r_sub, q, position in ranges
+            ((r_main != "*") + (r_sub != "*"), q)
+            for r_main, r_sub, q in ranges
             if r_main in ("*", main) and r_sub in ("*", sub)
         ]
         if not matching:
             return (0, 0)
-        _specificity, q, first = max(matching, key=lambda m: m[0])
-        return (q, first) if q > 0 else (0, 0)
+        specificity, q = max(matching, key=lambda m: m[0])
+        return (q, specificity) if q > 0 else (0, 0)
 
-    return preference("text/event-stream") > preference("application/json")
+    stream_q, named = preference("text/event-stream")
+    json_q, _ = preference("application/json")
+    return stream_q > json_q or (stream_q == json_q > 0 and named == 2)
 
 
 def answer_turn(request, start, stream):

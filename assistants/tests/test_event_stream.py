@@ -61,10 +61,12 @@ def test_errors_of_the_streaming_actions_are_json(api_client_for, member, conver
         ("*/*", False),
         ("application/json", False),
         (STREAM, True),
-        # The first of two types the client takes equally wins.
-        (f"application/json, {STREAM}", False),
+        # A client that names event streams and takes JSON as well (as streaming clients do) gets the stream.
+        (f"application/json, {STREAM}", True),
         (f"{STREAM}, application/json", True),
-        (f"application/json; indent=2, {STREAM}", False),
+        (f"application/json; indent=2, {STREAM}", True),
+        # text/* takes event streams without naming them: the JSON named beside it at the same q wins.
+        ("text/*, application/json", False),
         # Else the higher q.
         (f"{STREAM};q=0.5, application/json", False),
         (f"application/json;q=0.5, {STREAM}", True),
