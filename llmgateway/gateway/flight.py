@@ -294,6 +294,15 @@ def _spec_named(call, name):
     return call.spec if name == call.spec.name else (registry.get_spec(name) or call.spec)
 
 
+def _name_request(exc, error):
+    """The failure's usage record id on the exception raised, for the answer's x-request-id (`request_id`)."""
+    if exc is not error and getattr(error, "request_id", None) and not isinstance(exc, GeneratorExit):
+        try:
+            exc.request_id = error.request_id
+        except AttributeError:  # an exception type without a __dict__
+            pass
+
+
 class Completion:
     """A completion under way. `cache_hit` and `coalesced` are known at once, so a view can set its headers.
 
@@ -339,7 +348,9 @@ class Completion:
                     self._part.finish(_payload(entry.response, entry.model, entry.cost, entry.upstream_ms))
         except BaseException as exc:
             self._recorded = True
-            hook.record(call, None, exc if isinstance(exc, GatewayError) else GatewayError(500, str(exc)))
+            error = exc if isinstance(exc, GatewayError) else GatewayError(500, str(exc))
+            hook.record(call, None, error)
+            _name_request(exc, error)
             raise
 
     # The one routine -----------------------------------------------------
@@ -357,7 +368,9 @@ class Completion:
             raise
         except Exception as exc:
             # Not a cancellation: the reservation is released, as for any failed completion.
-            self._record("error", GatewayError(500, f"The completion failed: {exc.__class__.__name__}."))
+            error = GatewayError(500, f"The completion failed: {exc.__class__.__name__}.")
+            self._record("error", error)
+            _name_request(exc, error)
             raise
         finally:
             source.close()

@@ -186,3 +186,22 @@ def test_v1_security_headers_match_the_security_middleware(app, bearer, settings
     for name, value in expected.items():
         if name.lower() != "content-type":
             assert headers[name.lower()] == value, name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_completion_that_fails_inside_the_gateway_names_its_usage_record(v1, remote_model, upstream, monkeypatch):
+    import uuid
+
+    from llmgateway.gateway import flight
+    from llmgateway.metering import records
+    from llmgateway.models import UsageRecord
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a fault of the gateway's own")
+
+    monkeypatch.setattr(flight, "_open_flight", broken)
+    response = v1({"model": "remote", "messages": [{"role": "user", "content": "this fails"}]})
+    assert response.status_code == 500
+    records.drain()
+    record = UsageRecord.objects.get(request_id=uuid.UUID(response["x-request-id"]))
+    assert record.status == response.status_code

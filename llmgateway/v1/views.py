@@ -141,9 +141,9 @@ def chat_completions(request):
                 response = database_unavailable(request)
             else:
                 log.exception("chat completion failed")
-                response = error_response(
-                    GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
-                )
+                error = GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
+                error.request_id = getattr(exc, "request_id", None)  # its usage record's, when it has one
+                response = error_response(error)
         return deferred.attach(response, after_response)
 
 
