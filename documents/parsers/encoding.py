@@ -1,9 +1,9 @@
 """Bytes to text: byte-order marks, UTF-16/32 without one, UTF-8, then charset-normalizer's best guess.
 
-Among single-byte code pages, Windows-1252 (Western European, the one of most office files) is preferred
-whenever the text reads as it: charset-normalizer, from a few accented letters, often names another
-(cp1250, "Naïve" read as "Naďve"). Another is kept only where the text clearly is in another language
-(see `_reads_as_cp1252`). The encoding is chosen from the first SAMPLE_BYTES; when bytes further on do
+Among single-byte code pages, charset-normalizer's choice is kept unless its Windows-1252 reading is
+clearly Western European: from a few accented letters it often names another (cp1250, "Naïve" read as
+"Naďve"), but as often rightly (cp1250's "Poročilo" is "Poroèilo" in Windows-1252). The letters the two
+read differently decide, each by the letters around it (see `_reads_as_cp1252`). The encoding is chosen from the first SAMPLE_BYTES; when bytes further on do
 not fit it, it is chosen again from a sample that starts where they are.
 """
 
@@ -23,11 +23,19 @@ WIDE = ("utf-32-le", "utf-32-be", "utf-16-le", "utf-16-be")
 # Characters that sit between letters in a word only when the text is not Windows-1252 (cp1250's ł ą ż ş ľ
 # read as ³ ¹ ¿ º ¾ ...); apostrophes and the middle dot do in Western languages too.
 WORD_PUNCTUATION = "’‘'`´·"
+# Symbols of Windows-1252 that are letters of cp1250 (ą ł ż ş ľ Ą Ł Ż Ş Ľ): next to a letter, the text is not
+# Western ("otrzymuj¹", "¼udské").
+SYMBOL_LETTERS = set("¹³¿º¾¥£¯ª¼")
 # Letters of Windows-1252 that stand for more common ones of other code pages: ð þ ý (Turkish ğ ş ı, Baltic
 # š ž, Romanian ţ, Croatian đ), ì ò ù inside a word (Czech ě ň ů: Italian puts them at a word's end) and õ
 # but before an e (Hungarian ő: Portuguese has it in -ões and -õe only).
 FOREIGN = set("ðþýÐÞÝ")
 FOREIGN_INSIDE = set("ìòùÌÒÙ")
+VOWELS = set("aeiouyáàâäãåéèêëíìîïóòôöõøúùûüýæœ")
+UNITS = {"m", "cm", "dm", "km", "mm"}
+# What one letter read differently says: the text is not Western (decisive), it likely is not (one vote
+# against), it is (one vote for).
+NOT_WESTERN, DOUBT, WESTERN = "not western", -1, 1
 
 
 def _wide(sample):
@@ -70,7 +78,8 @@ def _ascii_pair(code):
 
 
 def _reads_as_cp1252(data, other):
-    """Whether bytes that decode in the single-byte code page `other` read as well in Windows-1252."""
+    """Whether bytes that the single-byte code page `other` decodes are rather Windows-1252: only where some
+    letter the two read differently fits a Western language and none fits only `other`'s."""
     try:
         western = data.decode("cp1252")
     except UnicodeDecodeError:
@@ -81,21 +90,90 @@ def _reads_as_cp1252(data, other):
     letters = [ch for ch in western if ch.isalpha()]
     if len(letters) >= 4 and sum(not ch.isascii() for ch in letters) > len(letters) / 2:
         return False  # a script of its own (Cyrillic, Greek, Hebrew, Arabic…) read as accented Latin letters
-    same_length = len(read) == len(western)
+    if len(read) != len(western):
+        return False
+    votes = 0
     for index, ch in enumerate(western):
-        if ch.isascii() or (same_length and read[index] == ch):
+        if ch.isascii() or read[index] == ch:
             continue  # only the letters the two code pages read differently tell them apart
-        after = western[index + 1 : index + 2]
-        if ch in FOREIGN or (ch in "õÕ" and after not in ("e", "E")):
+        sign = _sign(western, index, read[index])
+        if sign == NOT_WESTERN:
             return False
-        if not after.isalpha():
-            continue
-        before = western[index - 1 : index]
-        if before.isalpha() and not ch.isalpha() and ch not in WORD_PUNCTUATION:
-            return False
-        if ch in FOREIGN_INSIDE:
-            return False
-    return True
+        votes += sign or 0
+    return votes > 0
+
+
+def _sign(text, index, theirs):
+    """What the character at `index` of the Windows-1252 reading, which another code page reads as
+    `theirs`, says of the text: NOT_WESTERN, DOUBT, WESTERN or None."""
+    ch = text[index]
+    low = ch.lower()
+    before = text[index - 1 : index]
+    after = text[index + 1 : index + 2]
+    starts = not before.isalpha()
+    ends = not after.isalpha()
+    if not ch.isalpha():
+        if not theirs.isalpha():
+            return None
+        if not starts and not ends and ch not in WORD_PUNCTUATION:
+            return NOT_WESTERN  # "wie¿a", "³¹ka"
+        if ch not in SYMBOL_LETTERS or (starts and ends):
+            return None
+        if ch == "¿" and starts:
+            return WESTERN if after.isupper() else DOUBT  # Spanish "¿Qué?"; Polish "¿ona" (żona)
+        if ch in "³º" and ends and _word_before(text, index) in UNITS | {"N", "n"}:
+            return None  # m³, Nº
+        return NOT_WESTERN  # "otrzymuj¹", "¼udské"
+    if not theirs.isalpha():
+        return WESTERN  # ÿ read as ˙, ì as a combining accent
+    if ch in FOREIGN:
+        return NOT_WESTERN
+    if ch in FOREIGN_INSIDE and not starts and not ends:
+        return NOT_WESTERN
+    if low == "õ":
+        return WESTERN if after in ("e", "E") else NOT_WESTERN
+    if low == "è":
+        # French and Italian è comes before a consonant or ends a word; Slavic č before vowels, after ú.
+        if after.lower() in VOWELS or (before.isalpha() and not before.isascii()):
+            return NOT_WESTERN  # "Poroèilo", "úètovníctvo"
+        if starts and not ends and after.lower() != "r":
+            return NOT_WESTERN  # "èlovek" (člověk); French has "ère" only
+        return WESTERN
+    if low == "ê":
+        if before.lower() == "i":
+            return NOT_WESTERN  # "siê", "miêdzy" (się, między)
+        return DOUBT if ends and not starts else None  # "pracê" (pracę); Portuguese "você"
+    if low == "æ":
+        if after.lower() in VOWELS:
+            return NOT_WESTERN  # "Izvješæe", "kuæa" (ć)
+        return DOUBT if ends else WESTERN  # "byæ" (być); Danish "være"
+    if low == "œ":
+        return WESTERN if after.lower() in VOWELS else NOT_WESTERN  # "cœur", "œil"; "œwiadczenia" (ś)
+    if low == "ñ":
+        return WESTERN if after.lower() in VOWELS else NOT_WESTERN  # "niño"; "dzieñ" (dzień)
+    if low == "ï":
+        return WESTERN if before.lower() in VOWELS else DOUBT  # "naïve", "héroïne"; "ïalší" (ďalší)
+    if low == "à":
+        return WESTERN if ends else None  # "à", "città", "déjà"
+    if low == "ã":
+        if after.lower() in ("o", "e") or ends or (after == "s" and not text[index + 2 : index + 3].isalpha()):
+            return WESTERN  # "não", "mãe", "irmã", "irmãs"
+        return NOT_WESTERN  # Romanian ă: "pãnã" (până)
+    if low == "ø":
+        return DOUBT if after.lower() in VOWELS else WESTERN  # Czech "pøi" (při); Danish "søndag"
+    if low in ("å", "û"):
+        return WESTERN  # Swedish "på", French "brûlée"; Slovak ĺ and Hungarian ű are rare
+    if low == "ò" and ends and before.isalpha() and before.lower() not in VOWELS:
+        return WESTERN  # Italian "però"
+    return None
+
+
+def _word_before(text, index):
+    """The letters just before `index`."""
+    start = index
+    while start > 0 and text[start - 1].isalpha():
+        start -= 1
+    return text[start:index]
 
 
 def _guess(data):

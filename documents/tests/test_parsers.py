@@ -138,6 +138,36 @@ def test_western_code_page_is_preferred_unless_the_text_is_another_language(text
     assert decode(text.encode(codec)) == text
 
 
+@pytest.mark.parametrize(
+    "text, codec",
+    [
+        ("Poročilo o delu za leto 2023. Računovodstvo je pripravilo poročilo o poslovanju.", "cp1250"),
+        ("Računovodstvo i financije. Izvješće o poslovanju za prošlu godinu.", "cp1250"),
+        ("Slovenské zamestnanci majú nárok na dovolenku. Ľudské zdroje, účtovníctvo.", "cp1250"),
+        ("Pracownicy otrzymują urlop za pracę oraz świadczenia socjalne.", "cp1250"),
+        ("Kuća je velika. Noć je bila duga. Ćevapi su dobri.", "cp1250"),
+        ("Vedoucí oddělení schválil dovolenou. Člověk může přijít.", "cp1250"),
+        ("Naïve café.", "cp1252"),
+        ("Café naïve résumé", "cp1252"),
+        ("Naïve café, crème brûlée.", "cp1252"),
+        ("The café's naïve décor; the fiancée's résumé and her protégé's rôle.", "cp1252"),
+        ("L'élève a réussi l'examen; il est très fier de son père.", "cp1252"),
+        ("Die Bewerbung für die Stelle im Büro ist bis Freitag möglich. Grüße.", "cp1252"),
+        ("Ich wohne in Zürich. Das Café öffnet um 8 Uhr. Naïve Kunst.", "cp1252"),
+        ("¿Dónde está la oficina? La señora Muñoz llega mañana.", "cp1252"),
+        ("Mañana el niño irá a la piscina. La señora Muñoz está aquí.", "cp1252"),
+        ("Lunedì la città è chiusa; però il caffè è aperto. Più tardi.", "cp1252"),
+        ("Você tem três dias de férias. A informação não está disponível.", "cp1252"),
+        ("Vi ses på kontoret i morgon. Mötet är på fredag.", "cp1252"),
+        ("Brugeren skal være logget ind. Næste møde er på søndag.", "cp1252"),
+    ],
+)
+def test_central_european_letters_are_not_read_as_western_ones_nor_western_as_central(text, codec):
+    from documents.parsers.encoding import decode
+
+    assert decode(text.encode(codec)) == text
+
+
 def test_bytes_after_the_sample_that_do_not_fit_choose_the_encoding_again():
     from documents.parsers.encoding import SAMPLE_BYTES, decode
 
