@@ -29,7 +29,8 @@ from documents.parsers.base import ParseError
 
 SEPARATOR = "\n\n"
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
-SENTENCE_END = re.compile(r"(?<=[.!?…。])[\"')\]]*\s+|\n")
+# Chinese and Japanese full stops end a sentence without a space after them.
+SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"')\]]*\s+|(?<=[。！？])[\"')\]）」』]*|\n")
 SOFT_BREAK = 0.7  # start a new passage at a paragraph once this full
 # What is left of a section after a passage, up to this share of the size, ends that passage instead of
 # starting one that would be mostly a repeat of its last lines.
@@ -90,7 +91,7 @@ def _chunk_text(text, size, overlap):
     """(start, end) passages of one unit's text."""
     sentences = list(_sentences(text, size))
     passages = []
-    i = 0
+    i = fresh = 0  # fresh: the first sentence that no passage holds yet
     while i < len(sentences):
         start = sentences[i][0]
         j = i
@@ -101,15 +102,21 @@ def _chunk_text(text, size, overlap):
                 if sentences[-1][1] - sentences[j][1] <= size * TAIL:
                     j = len(sentences) - 1
                 break
-            if new_paragraph and sentences[j][1] - start >= size * SOFT_BREAK:
+            if new_paragraph and j >= fresh and sentences[j][1] - start >= size * SOFT_BREAK:
                 break
             j += 1
         passages.append((start, sentences[j][1]))
         if j + 1 >= len(sentences):
             break
-        # Overlap: carry whole sentences from the end, within the overlap budget.
-        k = j + 1
-        while k - 1 > i and sentences[j][1] - sentences[k - 1][0] <= overlap:
+        fresh = j + 1
+        # Overlap: carry whole sentences from the end, within the overlap budget, and only as long as the next
+        # sentence still fits after them: a passage of the overlap alone would add no text, and be carried again.
+        k = fresh
+        while (
+            k - 1 > i
+            and sentences[j][1] - sentences[k - 1][0] <= overlap
+            and sentences[fresh][1] - sentences[k - 1][0] <= size
+        ):
             k -= 1
         i = k
     return passages

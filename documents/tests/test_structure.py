@@ -70,6 +70,38 @@ def test_passages_never_hold_many_times_the_text():
     assert chunk_units([Unit(text)], size=200, overlap=40)
 
 
+PHONE_LIST = (
+    "Phone list\n\n"
+    + "".join(f"Ext. {100 + i}\n" for i in range(40))
+    + "\n"
+    + ("Calls to these extensions are forwarded " + "to the switchboard outside office hours and weekends " * 21)
+)
+CJK_ARTICLES = (
+    "".join(f"第{i}条\n" for i in range(1, 40)) + "。".join(["这是一个很长的句子用于测试分段"] * 90) + "\n"
+) * 5
+
+
+@pytest.mark.parametrize("text", [PHONE_LIST, CJK_ARTICLES], ids=["sentence-nearly-a-passage", "cjk"])
+def test_each_passage_adds_text_after_the_overlap_it_repeats(text):
+    # A sentence nearly a passage long, after short lines: the passage before it must not be followed by
+    # passages holding only its last lines, each repeated from the one before.
+    pieces = chunk_units([Unit(text)], size=1200, overlap=200)
+    ends = [piece.end for piece in pieces]
+    assert ends == sorted(set(ends))
+    assert ends[-1] == len(text.rstrip())
+    assert sum(len(piece.text) for piece in pieces) < len(text) * 1.5
+
+
+def test_chinese_and_japanese_sentences_end_at_their_full_stops():
+    sentence = "这是一个很长的句子用于测试分段"
+    text = "。".join([sentence] * 200) + "。"
+    pieces = chunk_units([Unit(text)], size=1200, overlap=200)
+    assert len(pieces) > 1
+    assert all(piece.text.startswith(sentence) and piece.text.endswith(sentence + "。") for piece in pieces)
+    japanese = "会議は十時に始まります！資料を持ってきてください？はい。"
+    assert [p.text for p in chunk_units([Unit(japanese * 40)], size=100, overlap=0)][0].endswith(("。", "！", "？"))
+
+
 def _wrapped(words, width=72):
     lines, line = [], ""
     for word in words.split():
