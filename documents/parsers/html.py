@@ -62,6 +62,7 @@ class _TextParser(HTMLParser):
         self.in_head = False
         self.in_heading = None
         self.heading_text = []
+        self.heading_has_words = False
         self.title = []
         self.in_title = False
         self.path = HeadingPath()
@@ -93,8 +94,8 @@ class _TextParser(HTMLParser):
             self.in_title = True
         if tag == "head":
             self.in_head = True
-        elif self.in_head and tag not in HEAD:
-            self.in_head = False
+        elif self.in_head and tag not in HEAD and not self.skip_depth:
+            self.in_head = False  # (what a <noscript> or <template> in the head holds does not end it)
         if self._in_navigation(tag, attrs, True):
             return
         if tag in SKIP:
@@ -104,11 +105,11 @@ class _TextParser(HTMLParser):
             return
         # A heading's end tag may be missing or another heading's (<h2>…</h3>): another heading or a block
         # starting ends it, as does the end of the page (a block before any of its words, a <div>, may wrap them).
-        if self.in_heading and (tag in HEADINGS or (tag in BLOCK and "".join(self.heading_text).strip())):
+        if self.in_heading and (tag in HEADINGS or (tag in BLOCK and self.heading_has_words)):
             self._end_heading()
         if tag in HEADINGS:
             self._flush()
-            self.in_heading, self.heading_text = tag, []
+            self.in_heading, self.heading_text, self.heading_has_words = tag, [], False
         elif tag in BLOCK:
             self.pieces.append("\n\n")
         elif tag == "br":
@@ -158,6 +159,7 @@ class _TextParser(HTMLParser):
             return
         if self.in_heading:
             self.heading_text.append(data)
+            self.heading_has_words = self.heading_has_words or bool(data.strip())
         else:
             self.pieces.append(data)
 

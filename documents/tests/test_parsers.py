@@ -97,12 +97,27 @@ def read(parser, tmp_path, content, name="file"):
         ),
         ("<h1><h2>" * 50_000 + "Deep text.", [("Deep text.", "Deep text.")]),
         ("<h1><div class=title>Handbook</div></h1><p>Laptops.</p>", [("Handbook", "Handbook\n\nLaptops.")]),
+        (  # what a <noscript> in the head holds does not end the head: the title stays out of the text
+            "<html><head><meta charset=utf-8><noscript><img src=pixel.gif></noscript><title>Canteen menu</title>"
+            "<link rel=stylesheet href=a.css></head><body><p>Soup costs 3 euros.</p></body></html>",
+            [("", "Soup costs 3 euros.")],
+        ),
     ],
 )
 def test_html_text_is_kept_whatever_tags_are_left_open(tmp_path, page, sections):
     from documents.parsers import html
 
     assert read(html, tmp_path, page, "page.html")[1] == sections
+
+
+def test_an_empty_heading_before_many_blocks_is_read_in_time(tmp_path):
+    # Joining the heading's text at every block would take seconds here (quadratic); a flag, milliseconds.
+    from documents.parsers import html
+
+    page = "<h1>" + "<p>\n" * 80_000 + "Text"
+    with time_limit(3):
+        title, sections = read(html, tmp_path, page, "page.html")
+    assert sections == [("Text", "Text")]
 
 
 FRENCH = "Le café est à gauche du bureau. Naïve rêveuse, où est la forêt ?"
