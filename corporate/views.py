@@ -1,5 +1,7 @@
 import logging
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -86,7 +88,22 @@ class PasswordResetView(auth_views.PasswordResetView):
             return render(self.request, "registration/password_reset_limited.html", status=429)
         if limit == "account":
             return HttpResponseRedirect(self.get_success_url())
-        return super().form_valid(form)
+        if not settings.SITE_URL:
+            return super().form_valid(form)  # links to the address the request came to (ALLOWED_HOSTS)
+        # The link goes to SITE_URL, never to a Host header the request may have chosen.
+        site = urlsplit(settings.SITE_URL)
+        form.save(
+            domain_override=site.netloc,
+            use_https=site.scheme == "https",
+            token_generator=self.token_generator,
+            from_email=self.from_email,
+            email_template_name=self.email_template_name,
+            subject_template_name=self.subject_template_name,
+            request=self.request,
+            html_email_template_name=self.html_email_template_name,
+            extra_email_context=self.extra_email_context,
+        )
+        return HttpResponseRedirect(self.get_success_url())
 
 
 @login_required

@@ -89,6 +89,15 @@ def test_password_reset_by_email(client, alice):
     assert alice.check_password("a new long secret")
 
 
+def test_a_password_reset_link_goes_to_site_url_whatever_host_the_request_named(client, alice, settings):
+    settings.SITE_URL = "https://ai.example.com"
+    settings.ALLOWED_HOSTS = ["testserver", "attacker.example.com"]  # a wide ALLOWED_HOSTS behind a proxy
+    response = client.post(reverse("password_reset"), {"email": "alice@example.com"}, HTTP_HOST="attacker.example.com")
+    assert response.status_code == 302
+    assert "https://ai.example.com/accounts/reset/" in mail.outbox[0].body
+    assert "attacker.example.com" not in mail.outbox[0].body
+
+
 def test_password_reset_for_unknown_email_sends_nothing(client, db):
     response = client.post(reverse("password_reset"), {"email": "ghost@example.com"})
     assert response.status_code == 302
