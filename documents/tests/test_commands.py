@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from documents.models import Document
-from documents.tests.conftest import MARKDOWN, pdf_bytes
+from documents.tests.conftest import MARKDOWN, pdf_bytes, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +86,29 @@ def test_document_status_and_reindex(ingest, workspace, other_workspace, outside
     from documents.search import search_workspace
 
     assert search_workspace(workspace, "vacation")
+
+
+def test_ingest_again_fails_for_a_file_that_failed_before_and_waits_for_one_still_queued(ingest, workspace, tmp_path):
+    from documents.ingestion import accept_upload
+
+    bad = b"%PDF-1.4\n garbage \n%%EOF\n"
+    assert ingest("bad.pdf", bad).status == "failed"
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "bad.pdf").write_bytes(bad)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("ingest", "acme", str(folder), stdout=out, stderr=err)
+    assert exited.value.code == 1
+    assert "Queued 0 file(s), refused 0, 1 already in the workspace (1 of them failed)." in out.getvalue()
+    assert "bad.pdf: This file is already in the workspace" in err.getvalue()
+    assert "It failed: " in err.getvalue()
+    # Uploaded before and not read yet (no task runs here): waited for as a new upload would be.
+    accept_upload(workspace, upload("notes.txt", b"Queued notes."), None)
+    (folder / "bad.pdf").unlink()
+    (folder / "notes.txt").write_bytes(b"Queued notes.")
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("ingest", "acme", str(folder), "--timeout", "0", stdout=out, stderr=io.StringIO())
+    assert exited.value.code == 1
+    assert "0 ready, 0 failed, 0 refused, 1 still processing." in out.getvalue()

@@ -1,7 +1,8 @@
 """manage.py ingest SLUG PATH... — upload files or folders into a workspace and wait until each is read.
 
-Exits with status 1 when a file was refused, failed or is still processing when the time is up (a file
-already in the workspace is no failure: running the command again over the same folder succeeds).
+Exits with status 1 when a file was refused, failed or is still processing when the time is up. A file
+already in the workspace is no failure when it was read (running the command again over the same folder
+succeeds); it is one when it failed, and is waited for when it is still being read.
 """
 
 import sys
@@ -42,7 +43,7 @@ def bar(done, total, width=30):
 class Command(BaseCommand):
     help = (
         "Upload files (or every file in folders) into a workspace; waits until each is ready or failed. "
-        "Exits with status 1 if any was refused, failed or is still processing (not for files already there)."
+        "Exits with status 1 if any was refused, failed or is still processing (files already there included)."
     )
 
     def add_arguments(self, parser):
@@ -67,36 +68,45 @@ class Command(BaseCommand):
         if not files:
             raise CommandError("No files found.")
         queued, refused, present = ingest_files(workspace, files, uploader, self.stdout, self.stderr)
-        already = f", {present} already in the workspace" if present else ""
-        if no_wait or not queued:
-            self.stdout.write(f"Queued {len(queued)} file(s), refused {refused}{already}.")
-            if refused:
+        # Uploaded before and still being read: waited for (and counted) with the new ones.
+        pending = [document.pk for document in present if document.is_active]
+        failed_before = sum(document.status == Status.FAILED for document in present)
+        done = len(present) - len(pending)
+        already = f", {done} already in the workspace" if done else ""
+        if failed_before:
+            already += f" ({failed_before} of them failed)"
+        if no_wait or not (queued or pending):
+            queued_before = f", {len(pending)} queued before" if pending else ""
+            self.stdout.write(f"Queued {len(queued)} file(s), refused {refused}{already}{queued_before}.")
+            if refused or failed_before:
                 sys.exit(1)
             return
-        counts = wait(queued, timeout, self.stdout)
+        counts = wait(queued + pending, timeout, self.stdout)
         self.stdout.write(
             f"{counts[Status.READY]} ready, {counts[Status.FAILED]} failed, {refused} refused{already}"
             + (f", {counts['waiting']} still processing" if counts["waiting"] else "")
             + "."
         )
-        if counts[Status.FAILED] or counts["waiting"] or refused:
+        if counts[Status.FAILED] or counts["waiting"] or refused or failed_before:
             sys.exit(1)
 
 
 def ingest_files(workspace, files, uploader, out, err):
-    """(ids of the queued documents, how many files were refused, how many were already in the workspace)."""
-    queued, refused, present = [], 0, 0
+    """(ids of the queued documents, how many files were refused, the documents already in the workspace as other files)."""
+    queued, refused, present = [], 0, []
     for number, path in enumerate(files, 1):
         out.write(f"\r{bar(number - 1, len(files))} uploading", ending="")
         try:
             with path.open("rb") as handle:
                 document = ingestion.accept_upload(workspace, File(handle, name=path.name), uploader)
         except ingestion.UploadRejected as exc:
-            if exc.duplicate is not None:
-                present += 1
-            else:
-                refused += 1
             err.write(f"\n{path}: {exc.message}")
+            if exc.duplicate is None:
+                refused += 1
+            else:
+                present.append(exc.duplicate)
+                if exc.duplicate.status == Status.FAILED:
+                    err.write(f" It failed: {exc.duplicate.failure_reason}")
             continue
         except OSError as exc:
             refused += 1
