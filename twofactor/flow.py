@@ -1,6 +1,7 @@
 """The second sign-in step: held between a right password and a right code."""
 
 import time
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.shortcuts import redirect
@@ -52,5 +53,6 @@ def pending_user(request):
 
 
 def setup_url(next_url=""):
+    """The enrolment page, coming back to `next_url` (a path with its own query string is kept whole)."""
     url = reverse("twofactor:setup")
-    return f"{url}?next={next_url}" if next_url else url
+    return f"{url}?{urlencode({'next': next_url})}" if next_url else url

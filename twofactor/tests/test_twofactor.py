@@ -2,6 +2,7 @@
 
 import re
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.management import call_command
@@ -131,7 +132,10 @@ def test_policy_for_everyone_sends_a_new_sign_in_to_enrolment(client, make_user,
     response = password_step(client, "jane@example.com", next_url="/workspaces/")
     assert response.status_code == 302 and signed_in(client)
     page = client.get("/workspaces/")
-    assert page.status_code == 302 and page["Location"] == "/accounts/2fa/setup/?next=/workspaces/"
+    assert page.status_code == 302 and page["Location"] == "/accounts/2fa/setup/?next=%2Fworkspaces%2F"
+    # A page address with its own query string comes back whole.
+    query = client.get("/workspaces/?q=a&sort=name")
+    assert parse_qs(urlsplit(query["Location"]).query)["next"] == ["/workspaces/?q=a&sort=name"]
     assert client.get("/api/workspaces/").status_code == 403
     setup = client.get(page["Location"])
     assert "requires a second factor" in setup.content.decode()
