@@ -1,11 +1,14 @@
 """CSV: rows kept readable as "Header: value; Header: value", in blocks of rows.
 
 A quote left open runs to the end of the file, taking every row after it into one cell: the rows from
-its record on are read again with quotes as plain characters.
+its record on are read again with quotes as plain characters. With more than the field size limit after
+it, the first reading stops at the limit; that is told apart from a quoted field truly that long (which is
+refused) by reading on to the end without the limit.
 """
 
 import csv
 import io
+from contextlib import contextmanager
 
 from documents.parsers.base import ParseError, Unit
 from documents.parsers.text import read_text
@@ -58,10 +61,19 @@ def _records(text, dialect):
     lines = io.StringIO(text).readlines()
     reader = csv.reader(lines, dialect)
     held, held_from, read = None, 0, 0
-    for record in reader:  # one behind, as the last may have to be read again
+    try:
+        for record in reader:  # one behind, as the last may have to be read again
+            if held is not None:
+                yield held
+            held, held_from, read = record, read, reader.line_num
+    except csv.Error as exc:
+        # The record after the held one (from line `read`) has a field over the limit: a quote left open?
+        if "field larger than field limit" not in str(exc) or not _quote_left_open(lines[read:], dialect):
+            raise
         if held is not None:
             yield held
-        held, held_from, read = record, read, reader.line_num
+        yield from csv.reader(lines[read:], dialect, quoting=csv.QUOTE_NONE)
+        return
     if held is None:
         return
     if read - held_from > 1 and _quote_left_open(lines[held_from:], dialect):
@@ -73,11 +85,23 @@ def _records(text, dialect):
 def _quote_left_open(lines, dialect):
     """Whether the record of these lines (the file's last) ends inside a quoted field."""
     try:
-        for _ in csv.reader(lines, dialect, strict=True):
-            pass
+        with _field_limit(sum(map(len, lines)) + 1):
+            for _ in csv.reader(lines, dialect, strict=True):
+                pass
     except csv.Error as exc:
         return "unexpected end of data" in str(exc)
     return False
+
+
+@contextmanager
+def _field_limit(size):
+    """The csv module's field size limit (one for the whole process) raised to `size` for a while."""
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(size, previous))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def _rows(first, last):

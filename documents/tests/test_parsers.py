@@ -198,6 +198,26 @@ def test_a_few_nuls_in_ascii_text_are_not_utf_16(data):
     assert decode(data) == data.decode("ascii")
 
 
+def test_a_csv_quote_left_open_before_more_than_the_field_limit_is_read_as_a_plain_character(tmp_path):
+    import csv as stdlib_csv
+
+    from documents.parsers import csv
+    from documents.parsers.base import ParseError
+
+    limit = stdlib_csv.field_size_limit()
+    rows = "".join(f"Person {i},Dept {i}\n" for i in range(limit // 10))
+    assert len(rows) > limit
+    units = read(csv, tmp_path, 'Name,Dept\nAlice,"HR\n' + rows, "open.csv")[1]
+    lines = "\n".join(text for _, text in units).splitlines()
+    assert lines[0] == 'Name: Alice; Dept: "HR'
+    assert lines[-1] == f"Name: Person {limit // 10 - 1}; Dept: Dept {limit // 10 - 1}"
+    assert len(lines) == 1 + limit // 10
+    assert stdlib_csv.field_size_limit() == limit
+    # A quoted field that long, closed, is still refused.
+    with pytest.raises(ParseError, match="field limit"):
+        read(csv, tmp_path, 'Name,Notes\nAlice,"' + "x" * (limit + 10) + '"\nBob,ok\n', "long.csv")
+
+
 def test_a_csv_quote_left_open_does_not_take_the_rows_after_it(tmp_path):
     from documents.parsers import csv
 
