@@ -1,6 +1,5 @@
 """Setting limits: one function behind the Usage page, the REST API, the admin and `manage.py set_limits`."""
 
-
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import transaction
