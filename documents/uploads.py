@@ -156,4 +156,7 @@ def parse_error(exc):
         return 413, str(exc), "too_large"
     if isinstance(exc, BODY_LIMIT_ERRORS):
         return body_limit(exc)
+    if isinstance(exc, MultiPartParserError) and "header size" in str(exc):
+        # A part's headers over Django's 1 KB: in practice a file name of hundreds of characters.
+        return 400, f"A file name is too long; the limit is {MAX_NAME_LENGTH} characters.", "bad_name"
     return 400, "The upload could not be read; try again.", "refused"

@@ -104,6 +104,17 @@ def test_bad_file_names_in_the_api(api_client_for, member, workspace, name, mess
     assert not Document.objects.exists()
 
 
+def test_a_file_name_too_long_for_the_parts_headers_says_so(client_for, api_client_for, member, workspace):
+    """A name of a thousand characters overflows Django's 1 KB of part headers before its own check."""
+    body, content_type = multipart_body("x" * 1100 + ".txt")
+    page = client_for(member).generic("POST", "/documents/acme/upload/", body, content_type=content_type)
+    assert page.status_code == 400 and "the limit is 255 characters" in page.content.decode()
+    body, content_type = multipart_body("x" * 1100 + ".txt", field="file")
+    api = api_client_for(member).generic("POST", "/api/documents/?workspace=acme", body, content_type=content_type)
+    assert api.status_code == 400 and "the limit is 255 characters" in api.json()["detail"]
+    assert not Document.objects.exists()
+
+
 @override_settings(UPLOAD_MAX_BYTES=10 * 1024)
 def test_over_the_size_limit_while_streaming(client_for, api_client_for, member, workspace):
     big = SimpleUploadedFile("big.txt", b"word " * 4000)  # 20 KB, within the body allowance
