@@ -294,6 +294,16 @@ def _spec_named(call, name):
     return call.spec if name == call.spec.name else (registry.get_spec(name) or call.spec)
 
 
+def _with_usage(chunks, collected, request, model):
+    """The upstream's chunks, then, when it counted no tokens, a usage chunk counted from the text (as OpenAI
+    always sends one). `collected`: the chunks so far, which the caller appends each one to."""
+    yield from chunks
+    if not any(metering.counted(chunk.get("usage")) for chunk in collected):
+        response = response_from_chunks(collected, model)
+        usage = metering.estimated_usage(request, response)
+        yield chunk_dict(response.get("id"), response.get("created"), model, {}, usage=usage, choices=False)
+
+
 def _name_request(exc, error):
     """The failure's usage record id on the exception raised, for the answer's x-request-id (`request_id`)."""
     if exc is not error and getattr(error, "request_id", None) and not isinstance(exc, GeneratorExit):
@@ -488,7 +498,7 @@ class Completion:
             if self._want_chunks:
                 collected = []
                 used, chunks = resilience.stream(call.spec, call.request, call.deadline)
-                for chunk in chunks:
+                for chunk in _with_usage(chunks, collected, call.request, used.name):
                     chunk["model"] = used.name
                     collected.append(chunk)
                     part.publish(chunk)
@@ -502,26 +512,6 @@ class Completion:
                             # (and into the cache), without another yield.
                             reading = False
                 response = response_from_chunks(collected, used.name)
-                if not metering.counted(response.get("usage")):
-                    # The upstream counted nothing: the client still gets a usage chunk, as from OpenAI.
-                    response["usage"] = metering.estimated_usage(call.request, response)
-                    chunk = chunk_dict(
-                        response.get("id"),
-                        response.get("created"),
-                        used.name,
-                        {},
-                        usage=response["usage"],
-                        choices=False,
-                    )
-                    collected.append(chunk)
-                    part.publish(chunk)
-                    if reading:
-                        try:
-                            yield chunk
-                        except GeneratorExit:
-                            if not part.has_followers():
-                                raise
-                            reading = False
             else:
                 response, used = resilience.complete(call.spec, call.request, call.deadline)
                 response["model"] = used.name
