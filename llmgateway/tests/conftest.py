@@ -44,6 +44,18 @@ def _gateway_state(settings):
 
 
 @pytest.fixture
+def no_stray_records():
+    """For a test that counts every usage record: a response an earlier test left unread records itself (a
+    client gone) when the garbage collector gets to it, so it is collected, and dropped, before this test."""
+    import gc
+
+    from llmgateway.metering import records
+
+    gc.collect()
+    records.discard_pending()
+
+
+@pytest.fixture
 def remote_model(db, upstream):
     """A model served by the local upstream; its key is encrypted at rest."""
     from llmgateway.models import ModelConfig

@@ -94,6 +94,7 @@ def _post_embeddings(client, key, body):
     )
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_embeddings_are_cached_per_text_and_metered_like_completions(client, api_key, upstream, admin_user):
     from llmgateway import registry
     from llmgateway.metering import records

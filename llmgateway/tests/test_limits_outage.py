@@ -111,12 +111,19 @@ def test_refuse_instead_when_so_configured(limited, v1, api_key, upstream, setti
     assert v1(BODY, key=unlimited).status_code == 200
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_usage_records_wait_out_an_outage_with_one_warning_and_none_is_lost(redis_cache, workspace, settings, caplog):
     """While Redis is down the records stay in the process: tried again every flush interval (not on every record
     once a batch is due), one warning when the store stops taking them, a note when it takes them again."""
     settings.REDIS_RETRY_SECONDS = 0.2
     redis_cache.stop()
     tries = []
+
+    def ours():
+        # Tuples as added, or their encoded lines once a try has failed.
+        held = [json.loads(r) if type(r) is bytes else r for r in list(records._pending)]
+        return sum(1 for record in held if record[1] == workspace.pk)
+
     real_flush = records.flush
     records.flush = lambda: (tries.append(1), real_flush())[1]
     try:
@@ -128,7 +135,7 @@ def test_usage_records_wait_out_an_outage_with_one_warning_and_none_is_lost(redi
                 )
                 time.sleep(max(0, started + n / 1000 - time.monotonic()))
             time.sleep(0.3)
-            assert records.pending() == 1000
+            assert ours() == 1000
             redis_cache.start().used_again()
             deadline = time.monotonic() + 10
             while records.pending() and time.monotonic() < deadline:
@@ -141,11 +148,14 @@ def test_usage_records_wait_out_an_outage_with_one_warning_and_none_is_lost(redi
     messages = [r.getMessage() for r in caplog.records if r.name == "llmgateway.metering"]
     warnings = [r for r in caplog.records if r.name == "llmgateway.metering" and r.levelno >= logging.WARNING]
     assert len(warnings) == 1, messages
-    assert any("1000" in m and "again" in m for m in messages), messages
-    assert records.drain() == 1000
+    # A stray record of another test's workspace may be among them: "1000" or a few more.
+    taken_again = [int(m.split()[4]) for m in messages if m.startswith("usage records taken again")]
+    assert len(taken_again) == 1 and 1000 <= taken_again[0] < 1010, messages
+    assert records.drain() >= 1000
     assert UsageRecord.objects.filter(workspace=workspace).count() == 1000
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_records_the_store_never_took_are_kept_in_a_file_at_exit_and_sent_by_the_next_process(
     redis_cache, workspace, settings, tmp_path, caplog
 ):
@@ -178,6 +188,7 @@ def test_records_the_store_never_took_are_kept_in_a_file_at_exit_and_sent_by_the
     assert list(tmp_path.glob("usage-unsent-*")) == []
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_records_the_store_refused_are_in_the_processs_journal_at_once_and_a_dead_processs_journal_is_sent(
     redis_cache, workspace, settings, tmp_path
 ):
@@ -222,6 +233,7 @@ def test_records_the_store_refused_are_in_the_processs_journal_at_once_and_a_dea
     assert UsageRecord.objects.filter(workspace=workspace).count() == 11
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_a_drain_sends_records_kept_in_files_even_without_traffic(redis_cache, workspace, settings, tmp_path):
     settings.VAR_DIR = str(tmp_path)
     line = json.dumps(

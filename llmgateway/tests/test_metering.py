@@ -26,6 +26,7 @@ def key_limits(api_key, **values):
 # Records -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_every_completion_is_recorded_once_with_who_what_and_cost(v1, api_key, remote_model, upstream, admin_user):
     first, second = v1(BASE), v1(BASE)
     assert (first["X-Cache"], second["X-Cache"]) == ("MISS", "HIT")
@@ -61,6 +62,7 @@ def test_errors_and_chat_turns_are_recorded(workspace, member, remote_model, ups
     assert rows == [("error", 502, "chat", 7), ("miss", 200, "chat", 7)]
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_a_thousand_mixed_requests_make_exactly_a_thousand_rows(workspace):
     questions = [{"model": "offline", "messages": [{"role": "user", "content": f"q{i % 100}"}]} for i in range(1000)]
     hits = sum(gateway.complete(workspace, q).cache_hit for q in questions)
@@ -78,6 +80,7 @@ def test_records_of_a_deleted_key_keep_their_workspace(v1, api_key, remote_model
     assert UsageRecord.objects.get().api_key_id is None
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_a_drain_waits_for_a_flush_already_under_way(workspace, monkeypatch):
     """Records another thread has taken from the list but not yet put in the queue are drained too."""
     from llmgateway.cache.store import get_store

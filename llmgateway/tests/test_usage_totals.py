@@ -182,6 +182,7 @@ def test_a_batch_written_twice_counts_once(workspace, admin_user, member, keys):
     assert UsageRecord.objects.count() == 50
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_a_replayed_queue_is_stored_and_counted_once(workspace):
     """A drainer that wrote a batch and died before removing it: the next one finds it stored."""
     for n in range(5):
