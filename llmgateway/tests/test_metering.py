@@ -294,6 +294,7 @@ def test_budgets_below_a_cent_and_waits_read_as_people_write_them(workspace):
     ]
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_a_budget_counter_lost_is_seeded_from_the_rows(workspace, remote_model, upstream):
     from django.core.cache import cache
 
@@ -327,6 +328,7 @@ def test_settling_after_an_upstream_error_releases_the_reservation(workspace, re
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_stray_records")
 def test_fifty_concurrent_requests_under_a_budget_for_ten(redis_cache, workspace, remote_model, upstream, settings):
     from django.db import connections
 

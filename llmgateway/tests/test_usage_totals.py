@@ -277,6 +277,7 @@ def _run(*args):
     return out.getvalue()
 
 
+@pytest.mark.usefixtures("no_stray_records")
 def test_a_drain_stops_before_its_lock_expires_and_the_next_carries_on(workspace, monkeypatch):
     for n in range(35):
         gateway.complete(workspace, {"model": "offline", "messages": [{"role": "user", "content": f"d{n}"}]})
