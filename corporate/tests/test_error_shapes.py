@@ -149,7 +149,11 @@ def test_unknown_paths_and_wrong_methods(api_client_for, member, workspace):
     assert "Page not found" in styled_page(client.get("/no-such-page/"), 404)
     api = api_client_for(member)
     assert "not allowed" in drf_detail(api.put("/api/documents/search/"), 405)
-    for method, path, allowed in [("put", "/v1/chat/completions", "POST"), ("post", "/v1/models", "GET, HEAD")]:
+    for method, path, allowed in [
+        ("put", "/v1/chat/completions", "POST"),
+        ("get", "/v1/responses", "POST"),
+        ("post", "/v1/models", "GET, HEAD"),
+    ]:
         response = getattr(client, method)(path)
         assert openai_error(response, 405)["code"] == "method_not_allowed"
         assert response["Allow"] == allowed  # a 405 names the methods the address takes

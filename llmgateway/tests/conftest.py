@@ -99,3 +99,15 @@ def v1(client, api_key):
         )
 
     return post
+
+
+@pytest.fixture
+def openai_client(live_server, api_key, monkeypatch):
+    """The official `openai` client against the live server, unchanged except for base_url and api_key."""
+    import openai
+    from django.db import connections
+
+    # The live server answers in threads; persistent connections would outlive the test database.
+    monkeypatch.setitem(connections["default"].settings_dict, "CONN_MAX_AGE", 0)
+
+    return openai.OpenAI(base_url=live_server.url + "/v1", api_key=api_key[1], max_retries=0, timeout=20)

@@ -10,17 +10,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 QUESTION = [{"role": "user", "content": "What does the gateway do?"}]
 
 
-@pytest.fixture
-def openai_client(live_server, api_key, monkeypatch):
-    import openai
-    from django.db import connections
-
-    # The live server answers in threads; persistent connections would outlive the test database.
-    monkeypatch.setitem(connections["default"].settings_dict, "CONN_MAX_AGE", 0)
-
-    return openai.OpenAI(base_url=live_server.url + "/v1", api_key=api_key[1], max_retries=0, timeout=20)
-
-
 def test_completion_then_cached_with_x_cache_hit(openai_client, remote_model, upstream):
     first = openai_client.chat.completions.with_raw_response.create(model="remote", messages=QUESTION)
     second = openai_client.chat.completions.with_raw_response.create(model="remote", messages=QUESTION)
@@ -192,12 +181,12 @@ def test_model_retrieval_and_endpoints_the_gateway_does_not_serve(openai_client,
     assert (caught.value.code, caught.value.body["param"]) == ("model_not_found", "model")
     # Endpoints the gateway does not serve: OpenAI's 404, naming the call and what is served.
     with pytest.raises(openai.NotFoundError) as caught:
-        openai_client.responses.create(model="remote", input="hello")
-    assert caught.value.body["message"].startswith("Invalid URL (POST /v1/responses)")
-    assert "/v1/chat/completions" in caught.value.body["message"]
+        openai_client.completions.create(model="remote", prompt="hello")
+    assert caught.value.body["message"].startswith("Invalid URL (POST /v1/completions)")
+    assert "/v1/chat/completions" in caught.value.body["message"] and "/v1/responses" in caught.value.body["message"]
     assert caught.value.body["type"] == "invalid_request_error"
     with pytest.raises(openai.NotFoundError):
-        openai_client.completions.create(model="remote", prompt="hello")
+        openai_client.images.generate(model="remote", prompt="hello")
 
 
 def test_the_clients_own_retry_waits_for_the_retry_after_it_is_given(live_server, api_key, remote_model, upstream):

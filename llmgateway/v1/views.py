@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API: POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models.
+"""The OpenAI-compatible API: POST /v1/chat/completions, POST /v1/responses, POST /v1/embeddings and GET /v1/models.
 
 Plain Django views, not DRF: this is the product's fastest path. A cache hit
 costs one store round trip and no database query (statistics are written in
@@ -179,6 +179,60 @@ def _chat_completions(request):
     return _cache_headers(
         response, outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit, outcome.request_id
     )
+
+
+@csrf_exempt
+def responses(request):
+    """POST /v1/responses: OpenAI's Responses API, answered through the same gateway (v1/responses.py)."""
+    if request.method != "POST":
+        return error_response(GatewayError(405, "Use POST.", code="method_not_allowed", headers={"Allow": "POST"}))
+    with deferred.collecting() as after_response:
+        try:
+            response = _responses(request)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                response = database_unavailable(request)
+            else:
+                log.exception("response failed")
+                error = GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
+                error.request_id = getattr(exc, "request_id", None)
+                response = error_response(error)
+        return deferred.attach(response, after_response)
+
+
+def _responses(request):
+    from llmgateway.v1 import responses
+
+    try:
+        digest = _digest(request)
+        chat, echo, body_error = None, None, None
+        try:
+            chat, echo = responses.to_chat(_read_json(request))
+        except GatewayError as error:
+            body_error = error  # reported once the key is checked, as a chat request's are
+        control = request.META.get("HTTP_CACHE_CONTROL")
+        try:
+            outcome = entry.serve(digest, chat, cache_control=control, body_error=body_error)
+        except GatewayError as error:
+            raise responses.chat_param(error) from None
+        if isinstance(outcome, Completion):
+            chunks = iter(outcome)
+            first = next(chunks, None)
+            call = outcome.call
+            request_id = call.request_id or records.new_id()
+            stream = responses.events(first, chunks, echo, request_id, chat.get("model"))
+            response = StreamingHttpResponse(stream, content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            return _cache_headers(
+                response, outcome.cache_hit, outcome.coalesced, ratelimit=metering.headers(call), request_id=request_id
+            )
+    except GatewayError as error:
+        return error_response(error)
+    request_id = outcome.request_id or records.new_id()
+    answer = outcome.response if outcome.response is not None else json.loads(outcome.body)
+    body = _encode(responses.response_object(answer, echo, request_id)).encode()
+    return _cache_headers(_Answer(body), outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit, request_id)
 
 
 def _readable(view):
