@@ -103,6 +103,9 @@ def env_oidc_providers():
     OIDC_OKTA_GROUP_MAP (group=workspace-slug:role, comma separated) and
     OIDC_OKTA_ALLOWED_DOMAINS, OIDC_OKTA_TRUST_EMAIL. A list of plain dicts (sso.providers reads them).
     """
+    from workspaces.roles import Role  # plain choices: nothing in it needs the settings
+
+    roles = Role.values
     providers = []
     for slug in env_list("OIDC_PROVIDERS", []):
         slug = slug.lower()
@@ -123,7 +126,12 @@ def env_oidc_providers():
                 raise ImproperlyConfigured(
                     f"{prefix}GROUP_MAP entries look like group=workspace-slug:role, not {entry!r}"
                 )
-            group_map.append((group.strip(), workspace.strip(), role.strip().lower()))
+            role = role.strip().lower()
+            if role not in roles:
+                raise ImproperlyConfigured(
+                    f"{prefix}GROUP_MAP: {entry!r} names the role {role!r}; use one of {', '.join(roles)}"
+                )
+            group_map.append((group.strip(), workspace.strip(), role))
         providers.append(
             {
                 "slug": slug,

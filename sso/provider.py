@@ -73,12 +73,26 @@ class CompanyOIDCAdapter(OpenIDConnectOAuth2Adapter):
             data["userinfo"] = userinfo
         # The raw token, for RP-initiated sign-out (id_token_hint); sso.signin keeps it in the session.
         request.sso_id_token = id_token
-        return self.get_provider().sociallogin_from_response(request, data)
+        sociallogin = self.get_provider().sociallogin_from_response(request, data)
+        request.sso_link_issuer = _linked_issuer(sociallogin.account)
+        return sociallogin
 
     def get_callback_url(self, request, app):
         from allauth.utils import build_absolute_uri
 
         return build_absolute_uri(request, reverse("sso:callback", kwargs={"slug": self.provider_id}))
+
+
+def _linked_issuer(account):
+    """The issuer kept with the existing link for this subject ("" if none), read before allauth overwrites it."""
+    from allauth.socialaccount.models import SocialAccount
+
+    stored = (
+        SocialAccount.objects.filter(provider=account.provider, uid=account.uid)
+        .values_list("extra_data", flat=True)
+        .first()
+    )
+    return str(merged_claims(stored or {}).get("iss") or "")
 
 
 class CompanyOIDCProvider(OpenIDConnectProvider):

@@ -27,12 +27,13 @@ SESSION_ID_TOKEN = "sso_id_token"
 
 
 def refuse(request, slug, reason, message, status=403):
-    """The styled refusal page, one log line, and no session."""
+    """The styled refusal page, one log line, and no new session (one signed in before the flow stays)."""
     log.warning("sso: sign-in through %s refused from %s: %s", slug, client_address(request), reason)
     from sso import events
 
     events.sso_refused(request, slug, reason)
-    if request.user.is_authenticated:
+    if getattr(request, "sso_signed_in", False):
+        # Only a session this request made is ended: a stray or forged callback never signs anyone out.
         from django.contrib.auth import logout
 
         logout(request)
@@ -94,8 +95,37 @@ def complete_sign_in(request, sociallogin):
             f"Accounts at {domain} cannot sign in here. Use your company address.",
         )
 
+    issuer = _issuer(claims.get("iss") or provider.issuer)
     link = SocialAccount.objects.filter(provider=slug, uid=subject).select_related("user").first()
-    user = link.user if link else User.objects.filter(email__iexact=email).first()
+    # allauth has already written this sign-in's claims over the link's: the issuer kept before is read first.
+    linked_issuer = (
+        _issuer(getattr(request, "sso_link_issuer", None) or merged_claims(link.extra_data).get("iss")) if link else ""
+    )
+    if linked_issuer not in ("", issuer):
+        return refuse(
+            request,
+            slug,
+            f"subject {subject} is linked to {link.user.email} under the issuer {linked_issuer}, not {issuer}",
+            "Your sign-in is linked to an account under an earlier configuration of this identity provider. "
+            "Ask your administrator to remove the old link.",
+        )
+    if link is not None:
+        user = link.user
+    else:
+        # The stored address is lowercased: the same address, not one that merely folds to it (upper('ı') = 'I').
+        user = User.objects.filter(email=email).first()
+        others = list(SocialAccount.objects.filter(user=user).values_list("provider", flat=True)) if user else []
+        if others:
+            # Linked to another subject here or to another provider: an address the directory gave to someone
+            # else (a leaver's, a rename) or another provider's claim never takes it over. Staff link it by hand.
+            return refuse(
+                request,
+                slug,
+                f"{email} is already linked to another identity (through {', '.join(sorted(set(others)))}); "
+                f"subject {subject} is not linked",
+                "This account is already linked to another single sign-on identity. "
+                "Ask your administrator to link it to this one.",
+            )
     created = False
     if user is None:
         if not settings.OIDC_AUTO_CREATE:
@@ -116,7 +146,7 @@ def complete_sign_in(request, sociallogin):
             "This account has been deactivated. Ask an administrator.",
         )
     SocialAccount.objects.update_or_create(
-        provider=slug, uid=subject, defaults={"user": user, "extra_data": _stored_claims(claims)}
+        provider=slug, uid=subject, defaults={"user": user, "extra_data": {**_stored_claims(claims), "iss": issuer}}
     )
     changed = []
     if not user.full_name and claims.get("name"):
@@ -129,6 +159,7 @@ def complete_sign_in(request, sociallogin):
         user.save(update_fields=changed)
 
     login(request, user, backend=BACKEND)
+    request.sso_signed_in = True
     request.session[SESSION_PROVIDER] = slug
     _remember_sign_out_origin(request, slug)
     id_token = getattr(request, "sso_id_token", "")
@@ -150,6 +181,10 @@ def complete_sign_in(request, sociallogin):
     return redirect_next(request, sociallogin.get_redirect_url(request), settings.LOGIN_REDIRECT_URL)
 
 
+def _issuer(value):
+    return str(value or "").strip().rstrip("/")
+
+
 def _stored_claims(claims):
     keep = ("sub", "email", "email_verified", "name", "preferred_username", "iss")
     return {k: claims[k] for k in keep if k in claims}
@@ -159,6 +194,7 @@ def mappings_for(provider):
     """(group, workspace, role) for the provider: the environment's and the admin's, with workspaces fetched."""
     from sso.models import GroupMapping
     from workspaces.models import Workspace
+    from workspaces.roles import Role
 
     rows = [
         (m.group, m.workspace, m.role)
@@ -171,16 +207,26 @@ def mappings_for(provider):
                 rows.append((group, by_slug[slug], role))
             else:
                 log.warning("sso: %s maps group %r to a workspace %r that does not exist", provider.slug, group, slug)
-    return rows
+    known = [row for row in rows if row[2] in Role.values]
+    for group, workspace, role in rows:
+        if role not in Role.values:  # settings and the admin refuse these; a row written some other way is skipped
+            log.warning(
+                "sso: %s maps group %r to %s with an unknown role %r", provider.slug, group, workspace.slug, role
+            )
+    return known
 
 
 def apply_group_mappings(user, provider, groups):
     """Make the user's memberships in mapped workspaces what the groups say; a list of changes, for the log.
 
     For each workspace the provider's mappings name, the highest role among
-    the user's matching groups is set. Memberships a mapping made before and
-    that no group gives any more are removed. Workspaces no mapping names are
-    never touched.
+    the user's matching groups is set on a membership a mapping made (joining
+    the workspace if needed), and recorded as the mapping's (ManagedMembership).
+    A membership made otherwise (by hand, by an invitation) is never recorded,
+    lowered or removed: a mapping only raises its role, and the raised role
+    stays when no group gives it any more. Memberships a mapping made and that
+    no group gives any more are removed. Workspaces no mapping names are never
+    touched.
     """
     from sso.models import ManagedMembership
     from workspaces import services
@@ -200,7 +246,13 @@ def apply_group_mappings(user, provider, groups):
     )
     changes = []
     for workspace_id, (workspace, role) in wanted.items():
-        if current.get(workspace_id) != role:
+        had = current.get(workspace_id)
+        if had is not None and workspace_id not in managed:
+            # Made by hand or by an invitation: raised if a group gives more, never lowered, never the mapping's.
+            if rank(role) > rank(had) and services.set_role_from_directory(user, workspace, role):
+                changes.append(f"{workspace.slug}={role}")
+            continue
+        if had != role:
             if services.set_role_from_directory(user, workspace, role):
                 changes.append(f"{workspace.slug}={role}")
             else:

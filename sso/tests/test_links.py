@@ -1,0 +1,195 @@
+"""Which account a provider's identity reaches once accounts are linked, and what a refused callback leaves alone."""
+
+import logging
+
+import pytest
+from allauth.socialaccount.models import SocialAccount
+from django.core.exceptions import ImproperlyConfigured
+
+from corporate.env import env_oidc_providers
+from corporate.models import User
+from sso.models import GroupMapping, ManagedMembership
+from sso.tests.conftest import SLUG, Journey
+from workspaces.models import Membership, Workspace
+from workspaces.roles import Role
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "correct horse battery"
+
+
+def signed_in_as(client):
+    return client.session.get("_auth_user_id")
+
+
+def test_an_address_given_to_another_subject_does_not_reach_the_linked_account(journey, make_user, client, caplog):
+    jane = make_user("jane@acme.example", is_staff=True)
+    journey.provider.add_user("jane-old", email="jane@acme.example")
+    assert journey.sign_in("jane-old").status_code == 302
+    link = SocialAccount.objects.get(provider=SLUG, user=jane)
+    journey.client.post("/accounts/logout/")
+    # At the provider, Jane's address moves to a newcomer (a leaver's address, a rename).
+    journey.provider.add_user("jane-old", email="jane.former@acme.example")
+    journey.provider.add_user("newcomer", email="jane@acme.example")
+    with caplog.at_level(logging.WARNING, logger="sso"):
+        response = Journey(client, journey.provider).sign_in("newcomer")
+    assert response.status_code == 403
+    assert "already linked to another single sign-on identity" in response.content.decode()
+    assert signed_in_as(client) is None
+    assert list(SocialAccount.objects.filter(user=jane).values_list("uid", flat=True)) == [link.uid]
+    assert len([r for r in caplog.records if r.name.startswith("sso") and r.levelno == logging.WARNING]) == 1
+    assert "jane@acme.example is already linked to another identity (through acme)" in caplog.text
+    # The linked subject itself still signs in, whatever its address now.
+    assert Journey(client, journey.provider).sign_in("jane-old").status_code == 302
+    assert signed_in_as(client) == str(jane.pk)
+
+
+def test_an_account_linked_through_another_provider_is_not_linked_by_email(journey, make_user, client):
+    jane = make_user("jane@acme.example")
+    SocialAccount.objects.create(provider="okta", uid="00u1", user=jane, extra_data={"iss": "https://acme.okta.com"})
+    journey.provider.add_user("jane@acme.example")
+    response = journey.sign_in("jane@acme.example")
+    assert response.status_code == 403 and signed_in_as(journey.client) is None
+    assert not SocialAccount.objects.filter(provider=SLUG).exists()
+    # Staff link it by removing the other link (or adding this one in the admin): then the address matches.
+    SocialAccount.objects.filter(provider="okta").delete()
+    assert Journey(client, journey.provider).sign_in("jane@acme.example").status_code == 302
+    assert signed_in_as(client) == str(jane.pk)
+
+
+def test_a_link_added_by_staff_without_an_issuer_is_used_and_gets_one(journey, make_user, client):
+    jane = make_user("jane@acme.example")
+    journey.provider.add_user("jane-at-acme", email="jane@acme.example")
+    assert journey.sign_in("jane-at-acme").status_code == 302
+    journey.client.post("/accounts/logout/")
+    SocialAccount.objects.filter(user=jane).update(extra_data={})  # as staff add a link in the admin
+    journey.provider.add_user("jane-at-acme", email="jane.roe@acme.example")  # the link, not the address, decides
+    assert Journey(client, journey.provider).sign_in("jane-at-acme").status_code == 302
+    assert signed_in_as(client) == str(jane.pk)
+    assert SocialAccount.objects.get(user=jane).extra_data["iss"] == journey.provider.issuer
+
+
+def test_a_link_made_under_another_issuer_is_not_used(journey, make_user, client, caplog):
+    ceo = make_user("ceo@acme.example", is_staff=True, is_superuser=True)
+    mallory = make_user("mallory@acme.example")
+    journey.provider.add_user("mallory@acme.example")
+    assert journey.sign_in("mallory@acme.example").status_code == 302
+    link = SocialAccount.objects.get(provider=SLUG, user=mallory)
+    assert link.extra_data["iss"] == journey.provider.issuer
+    journey.client.post("/accounts/logout/")
+    # The provider was pointed at another issuer; an old link with the same subject names the CEO.
+    SocialAccount.objects.filter(pk=link.pk).update(
+        user=ceo, extra_data={**link.extra_data, "iss": "https://old-tenant.example/o"}
+    )
+    with caplog.at_level(logging.WARNING, logger="sso"):
+        response = Journey(client, journey.provider).sign_in("mallory@acme.example")
+    assert response.status_code == 403
+    assert "earlier configuration of this identity provider" in response.content.decode()
+    assert signed_in_as(client) is None
+    assert "under the issuer https://old-tenant.example/o" in caplog.text
+    assert SocialAccount.objects.get(pk=link.pk).user == ceo  # nothing rewritten; staff remove the old link
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/accounts/sso/{SLUG}/callback/?error=access_denied",
+        f"/accounts/sso/{SLUG}/callback/",
+        "/accounts/sso/no-such-provider/callback/",
+    ],
+)
+def test_a_stray_callback_leaves_an_existing_session_alone(idp, client, make_user, url):
+    user = make_user("local@example.com")
+    client.post("/accounts/login/", {"username": "local@example.com", "password": PASSWORD})
+    assert signed_in_as(client) == str(user.pk)
+    response = client.get(url)  # a link or a redirect from any site: no state, no CSRF token
+    assert response.status_code in (400, 404)
+    assert signed_in_as(client) == str(user.pk)
+    assert client.get("/").status_code == 200
+
+
+def test_a_refused_sign_in_leaves_the_session_before_it_and_makes_none(journey, make_user):
+    local = make_user("local@example.com")
+    journey.client.post("/accounts/login/", {"username": "local@example.com", "password": PASSWORD})
+    journey.provider.add_user("nobody@acme.example")
+    assert journey.sign_in("nobody@acme.example").status_code == 403  # no account for the address
+    assert signed_in_as(journey.client) == str(local.pk)
+
+
+@pytest.fixture
+def research(make_user):
+    owner = make_user("owner@acme.example")
+    research = Workspace.objects.create(name="Research", slug="research", created_by=owner)
+    Membership.objects.create(workspace=research, user=owner, role=Role.OWNER)
+    return research
+
+
+def test_group_mappings_never_remove_nor_lower_a_membership_they_did_not_make(journey, make_user, client, research):
+    jane = make_user("jane@acme.example")
+    Membership.objects.create(workspace=research, user=jane, role=Role.ADMIN)  # invited by hand
+    GroupMapping.objects.create(provider=SLUG, group="engineering", workspace=research, role=Role.ADMIN)
+    GroupMapping.objects.create(provider=SLUG, group="readers", workspace=research, role=Role.VIEWER)
+    journey.provider.add_user("jane@acme.example", groups=["engineering"])
+    assert journey.sign_in("jane@acme.example").status_code == 302
+    assert not ManagedMembership.objects.filter(user=jane).exists()
+    journey.client.post("/accounts/logout/")
+
+    journey.provider.add_user("jane@acme.example", groups=["readers"])  # a lower role: not applied
+    assert Journey(client, journey.provider).sign_in("jane@acme.example").status_code == 302
+    assert Membership.objects.get(user=jane, workspace=research).role == Role.ADMIN
+    client.post("/accounts/logout/")
+
+    journey.provider.add_user("jane@acme.example", groups=[])  # no group at all: still a member
+    assert Journey(client, journey.provider).sign_in("jane@acme.example").status_code == 302
+    assert Membership.objects.get(user=jane, workspace=research).role == Role.ADMIN
+    assert not ManagedMembership.objects.filter(user=jane).exists()
+
+
+def test_a_role_a_mapping_raised_on_a_hand_made_membership_stays(journey, make_user, client, research):
+    jane = make_user("jane@acme.example")
+    Membership.objects.create(workspace=research, user=jane, role=Role.VIEWER)
+    GroupMapping.objects.create(provider=SLUG, group="engineering", workspace=research, role=Role.MEMBER)
+    journey.provider.add_user("jane@acme.example", groups=["engineering"])
+    assert journey.sign_in("jane@acme.example").status_code == 302
+    assert Membership.objects.get(user=jane, workspace=research).role == Role.MEMBER
+    journey.client.post("/accounts/logout/")
+    journey.provider.add_user("jane@acme.example", groups=[])
+    assert Journey(client, journey.provider).sign_in("jane@acme.example").status_code == 302
+    assert Membership.objects.get(user=jane, workspace=research).role == Role.MEMBER  # changed by hand only
+
+
+def test_a_mapping_row_with_an_unknown_role_is_skipped_not_a_500(journey, make_user, research, caplog):
+    jane = make_user("jane@acme.example")
+    GroupMapping.objects.create(provider=SLUG, group="engineering", workspace=research, role=Role.MEMBER)
+    GroupMapping.objects.filter(group="engineering").update(role="superuser")  # written past the admin's checks
+    journey.provider.add_user("jane@acme.example", groups=["engineering"])
+    with caplog.at_level(logging.WARNING, logger="sso"):
+        assert journey.sign_in("jane@acme.example").status_code == 302
+    assert signed_in_as(journey.client) == str(jane.pk)
+    assert not Membership.objects.filter(user=jane).exists()
+    assert "unknown role 'superuser'" in caplog.text
+
+
+def test_an_unknown_role_in_the_group_map_stops_the_settings(monkeypatch):
+    monkeypatch.setenv("OIDC_PROVIDERS", "okta")
+    monkeypatch.setenv("OIDC_OKTA_ISSUER", "https://acme.okta.com")
+    monkeypatch.setenv("OIDC_OKTA_CLIENT_ID", "0oa1")
+    monkeypatch.setenv("OIDC_OKTA_GROUP_MAP", "engineering=research:member,eng=research:superuser")
+    with pytest.raises(ImproperlyConfigured, match=r"OIDC_OKTA_GROUP_MAP: 'eng=research:superuser' .*'superuser'"):
+        env_oidc_providers()
+
+
+def test_the_admin_refuses_an_unknown_role(research):
+    from django.forms import modelform_factory
+
+    form = modelform_factory(GroupMapping, fields=["provider", "group", "workspace", "role"])(
+        {"provider": SLUG, "group": "eng", "workspace": research.pk, "role": "superuser"}
+    )
+    assert not form.is_valid() and "role" in form.errors
+
+
+def test_the_stored_address_is_matched_exactly(journey, make_user):
+    """An address that only folds to an account's (upper('ı') = 'I' in PostgreSQL) is another address."""
+    User.objects.create_user("admin@acme.example", password=PASSWORD)
+    journey.provider.add_user("admın@acme.example")
+    response = journey.sign_in("admın@acme.example")
+    assert response.status_code == 403 and signed_in_as(journey.client) is None
