@@ -2,11 +2,12 @@
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import APIException, ErrorDetail, Throttled
+from rest_framework.exceptions import APIException, ErrorDetail, PermissionDenied, Throttled
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -155,12 +156,21 @@ class ObtainTokenView(ObtainAuthToken):
 
 
 def _check_second_factor(request, user):
-    """An account with two-factor sign-in also sends `otp_code`; a wrong one counts as a failed sign-in."""
+    """An account with two-factor sign-in also sends `otp_code`; a wrong one counts as a failed sign-in.
+
+    An account that must use it and has not set it up gets no token (403): on
+    the site it reaches nothing before enrolling, and a token would skip that.
+    """
     from django.contrib.auth.signals import user_login_failed
 
     from twofactor import policy
 
     if not policy.is_enrolled(user):
+        if policy.is_required(user):
+            raise PermissionDenied(
+                "This account must use two-factor sign-in: sign in on the site and set it up first "
+                f"({reverse('twofactor:overview')}), then ask for a token with otp_code."
+            )
         return
     code = request.data.get("otp_code")
     if code and policy.verify(user, code):

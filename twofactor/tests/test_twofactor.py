@@ -189,6 +189,31 @@ def test_a_new_api_token_needs_the_code_when_enrolled(client, make_user):
     assert granted.status_code == 200 and granted.json()["token"]
 
 
+@pytest.mark.parametrize("required", ["all", "staff"])
+def test_an_account_that_must_enrol_gets_no_new_api_token_until_it_has(client, make_user, required):
+    from rest_framework.authtoken.models import Token
+
+    boss = make_user("boss@example.com", is_staff=True)
+    make_user("jane@example.com")
+    call_command("require_2fa", *(["--staff-only"] if required == "staff" else []))
+    account = {"username": "boss@example.com", "password": PASSWORD}
+    refused = client.post("/api/auth/token/", account)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == (
+        "This account must use two-factor sign-in: sign in on the site and set it up first (/accounts/2fa/), "
+        "then ask for a token with otp_code."
+    )
+    assert not Token.objects.filter(user=boss).exists()
+    # A wrong password still reads as before: nothing said about the account.
+    assert client.post("/api/auth/token/", {**account, "password": "wrong"}).status_code == 400
+    # Whom the policy leaves out still gets one; once enrolled, the code gets one.
+    answer = client.post("/api/auth/token/", {"username": "jane@example.com", "password": PASSWORD})
+    assert answer.status_code == (403 if required == "all" else 200)
+    device, _ = enrol(boss)
+    granted = client.post("/api/auth/token/", {**account, "otp_code": code_for(device)})
+    assert granted.status_code == 200 and Token.objects.filter(user=boss).exists()
+
+
 def test_turning_off_and_new_recovery_codes_need_a_current_code(client, make_user):
     user = make_user("jane@example.com")
     device, codes = enrol(user)
