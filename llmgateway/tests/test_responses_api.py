@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from llmgateway.tests.scripted_upstream import ScriptedUpstream
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WEATHER = [
@@ -14,6 +16,50 @@ WEATHER = [
         "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
     }
 ]
+
+
+ADD = [
+    {
+        "type": "function",
+        "name": "add",
+        "description": "Add.",
+        "parameters": {"type": "object", "properties": {"a": {"type": "number"}}, "required": ["a"]},
+    }
+]
+
+
+@pytest.fixture(scope="module")
+def _scripted_server():
+    server = ScriptedUpstream()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def scripted(db, _scripted_server):
+    """A model whose upstream answers what the test scripts (the chunks of a stream, one by one)."""
+    from llmgateway.models import ModelConfig
+
+    _scripted_server.reset()
+    model = ModelConfig(
+        name="scripted",
+        provider="openai-compatible",
+        base_url=_scripted_server.base_url,
+        upstream_model="m",
+        timeout_seconds=5,
+        max_retries=0,
+    )
+    model.set_api_key("sk-test")
+    model.save()
+    return _scripted_server
+
+
+def _call(n, name, arguments=""):
+    return {"index": n, "id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _arguments(n, piece):
+    return {"index": n, "function": {"arguments": piece}}
 
 
 def test_a_response_and_its_cached_replay_streamed(openai_client, remote_model, upstream):
@@ -251,3 +297,176 @@ def test_bad_bodies_are_a_400_in_openais_shape(client, api_key, raw):
     assert response.status_code == 400, (raw[:100], response.content[:300])
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"], error
+
+
+def test_a_refusal_whole_and_streamed(openai_client, scripted):
+    scripted.script(
+        {"message": {"role": "assistant", "content": None, "refusal": "I can't help with that."}},
+        {
+            "chunks": [
+                {"role": "assistant", "content": None, "refusal": ""},
+                {"refusal": "I can't "},
+                {"refusal": "help."},
+                None,
+            ]
+        },
+    )
+    (item,) = openai_client.responses.create(model="scripted", input="refuse once").output
+    assert (item.content[0].type, item.content[0].refusal) == ("refusal", "I can't help with that.")
+    with openai_client.responses.stream(model="scripted", input="refuse twice") as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds.count("response.refusal.delta") == 2 and "response.refusal.done" in kinds
+    assert final.output[0].content[0].refusal == "I can't help."
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_parallel_calls_streamed_keep_their_arguments(openai_client, scripted, interleaved):
+    """Calls one after another (as OpenAI streams them), or both heads first, then their arguments."""
+    if interleaved:
+        chunks = [{"tool_calls": [_call(0, "add"), _call(1, "add")]}]
+        chunks += [{"tool_calls": [_arguments(0, '{"a":1}')]}, {"tool_calls": [_arguments(1, '{"a":2}')]}]
+    else:
+        chunks = [{"tool_calls": [_call(0, "add")]}, {"tool_calls": [_arguments(0, '{"a":1}')]}]
+        chunks += [{"tool_calls": [_call(1, "add")]}, {"tool_calls": [_arguments(1, '{"a":2}')]}]
+    scripted.script({"finish": "tool_calls", "chunks": [{"role": "assistant", "content": None}, *chunks, None]})
+    with openai_client.responses.stream(model="scripted", input="two calls", tools=ADD) as stream:
+        final = stream.get_final_response()
+    assert [(o.type, o.call_id, o.arguments) for o in final.output] == [
+        ("function_call", "call_0", '{"a":1}'),
+        ("function_call", "call_1", '{"a":2}'),
+    ]
+    assert len({o.id for o in final.output}) == 2
+
+
+def test_text_around_a_call_streamed_is_two_messages(openai_client, scripted):
+    scripted.script(
+        {
+            "finish": "tool_calls",
+            "chunks": [
+                {"role": "assistant", "content": "Let me add. "},
+                {"tool_calls": [_call(0, "add", '{"a":1}')]},
+                {"content": "Done."},
+                None,
+            ],
+        }
+    )
+    with openai_client.responses.stream(model="scripted", input="text, call, text", tools=ADD) as stream:
+        final = stream.get_final_response()
+    assert [o.type for o in final.output] == ["message", "function_call", "message"]
+    assert len({o.id for o in final.output}) == 3
+    assert (final.output[0].content[0].text, final.output[2].content[0].text) == ("Let me add. ", "Done.")
+
+
+def test_custom_tool_calls_and_their_outputs_go_round(openai_client, scripted):
+    sql = [{"type": "custom", "name": "sql", "description": "Run SQL."}]
+    call = {"id": "call_c", "type": "custom", "custom": {"name": "sql", "input": "SELECT 1"}}
+    scripted.script({"finish": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [call]}})
+    (item,) = openai_client.responses.create(
+        model="scripted", input="custom", tools=sql, tool_choice={"type": "custom", "name": "sql"}
+    ).output
+    assert (item.type, item.name, item.input, item.call_id) == ("custom_tool_call", "sql", "SELECT 1", "call_c")
+    assert scripted.requests[-1]["tool_choice"] == {"type": "custom", "custom": {"name": "sql"}}
+    follow = openai_client.responses.create(
+        model="scripted",
+        tools=sql,
+        input=[
+            {"role": "user", "content": "custom"},
+            {"type": "custom_tool_call", "call_id": "call_c", "name": "sql", "input": "SELECT 1"},
+            {"type": "custom_tool_call_output", "call_id": "call_c", "output": "1"},
+        ],
+    )
+    assert follow.status == "completed"
+    assert scripted.requests[-1]["messages"][1:] == [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_c", "content": "1"},
+    ]
+
+
+def test_an_answer_and_its_calls_go_back_as_one_assistant_turn(openai_client, scripted):
+    call = {"id": "call_a", "type": "function", "function": {"name": "add", "arguments": "{}"}}
+    answer = {"role": "assistant", "content": "Adding.", "tool_calls": [call]}
+    scripted.script({"finish": "tool_calls", "message": answer})
+    first = openai_client.responses.create(model="scripted", input="turn 1", tools=ADD)
+    assert [o.type for o in first.output] == ["message", "function_call"]
+    openai_client.responses.create(
+        model="scripted",
+        tools=ADD,
+        input=[
+            {"role": "user", "content": "turn 1"},
+            *[o.model_dump(exclude_none=True) for o in first.output],
+            {"type": "function_call_output", "call_id": "call_a", "output": "3"},
+        ],
+    )
+    messages = scripted.requests[-1]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    assert messages[1] == answer
+
+
+@pytest.mark.parametrize("extra", [{"tools": []}, {"tool_choice": "auto"}, {"parallel_tool_calls": False}])
+def test_tool_settings_without_tools_are_taken(openai_client, scripted, extra):
+    """An agent without tools still sends its tool settings (the OpenAI Agents SDK sends `tools: []`)."""
+    answer = openai_client.responses.create(model="scripted", input="no tools", extra_body=extra)
+    assert answer.status == "completed"
+    assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(scripted.requests[-1])
+
+
+def test_a_cut_answers_message_is_incomplete_whole_and_streamed(openai_client, scripted):
+    scripted.script(
+        {"finish": "length", "text": "A long"},
+        {"finish": "length", "chunks": [{"role": "assistant", "content": ""}, {"content": "A long"}, None]},
+    )
+    answer = openai_client.responses.create(model="scripted", input="cut", max_output_tokens=2)
+    assert (answer.status, answer.output[0].status) == ("incomplete", "incomplete")
+    with openai_client.responses.stream(model="scripted", input="cut again", max_output_tokens=2) as stream:
+        last = list(stream)[-1]
+    assert last.type == "response.incomplete" and last.response.output[0].status == "incomplete"
+
+
+def test_logprobs_asked_through_include(openai_client, remote_model, upstream):
+    answer = openai_client.responses.create(
+        model="remote", input="with log probabilities", include=["message.output_text.logprobs"], top_logprobs=1
+    )
+    assert upstream.requests[-1]["logprobs"] is True and upstream.requests[-1]["top_logprobs"] == 1
+    logprobs = answer.output[0].content[0].logprobs
+    assert "".join(p.token for p in logprobs).strip() == answer.output_text.strip()
+
+
+def test_a_failure_mid_stream_fails_the_response_then_says_why(live_server, api_key, scripted):
+    import requests
+
+    scripted.script({"chunks": [{"role": "assistant", "content": "Half an "}, "DROP"]})
+    answer = requests.post(
+        live_server.url + "/v1/responses",
+        json={"model": "scripted", "input": "fails", "stream": True},
+        headers={"Authorization": f"Bearer {api_key[1]}"},
+        timeout=20,
+    )
+    events = [json.loads(line[6:]) for line in answer.text.splitlines() if line.startswith("data: ")]
+    failed, error = events[-2:]
+    assert failed["type"] == "response.failed" and failed["response"]["status"] == "failed"
+    assert failed["response"]["error"]["code"] == error["code"] == "upstream_error"
+    assert failed["response"]["output"][0]["status"] == "incomplete"
+    assert failed["response"]["output"][0]["content"][0]["text"] == "Half an "
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
+@pytest.mark.parametrize(
+    "extra, param, words",
+    [
+        ({"max_output_tokens": 1.5}, "max_output_tokens", "max_output_tokens"),
+        ({"tools": ADD, "tool_choice": {"type": "function", "name": "subtract"}}, "tool_choice", "tool_choice"),
+        ({"tools": [{"type": "function", "name": "bad name!"}]}, "tools[0].name", "tools[0].name"),
+        ({"instructions": "x" * 10, "input": [{"role": "assistant", "content": ""}, {"role": "tool"}]}, None, None),
+    ],
+)
+def test_the_chat_requests_refusals_name_the_responses_fields(openai_client, remote_model, extra, param, words):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client.responses.create(model="remote", input="hello", extra_body=extra)
+    error = caught.value.body
+    if param is not None:
+        assert error["param"] == param and words in error["message"], error
+    assert "messages" not in error["message"] and "max_completion_tokens" not in error["message"], error
+    assert ".function." not in (error["param"] or "") + error["message"], error

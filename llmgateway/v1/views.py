@@ -205,16 +205,18 @@ def _responses(request):
 
     try:
         digest = _digest(request)
-        chat, echo, body_error = None, None, None
+        chat, echo, origins, body_error = None, None, None, None
         try:
-            chat, echo = responses.to_chat(_read_json(request))
+            chat, echo, origins = responses.to_chat(_read_json(request))
         except GatewayError as error:
             body_error = error  # reported once the key is checked, as a chat request's are
         control = request.META.get("HTTP_CACHE_CONTROL")
         try:
             outcome = entry.serve(digest, chat, cache_control=control, body_error=body_error)
         except GatewayError as error:
-            raise responses.chat_param(error) from None
+            if origins is not None:  # the chat request's refusal, in the Responses request's words
+                error = responses.renamed(error, origins)
+            raise error from None
         if isinstance(outcome, Completion):
             chunks = iter(outcome)
             first = next(chunks, None)
