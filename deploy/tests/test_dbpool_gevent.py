@@ -39,17 +39,21 @@ def stray():
         cursor.execute("SELECT 1")
     done.append(1)
 
-peak = 0
+peak = seen = 0
 
 def sample():
-    # Connections of the pool as PostgreSQL sees them, from a connection of its own.
-    global peak
+    # Connections of the pool as it counts them (busy and idle), and as PostgreSQL sees them, from a
+    # connection of its own.
+    global peak, seen
     watcher = psycopg2.connect(os.environ["DATABASE_URL"], application_name="pool-test-watcher")
     watcher.autocommit = True
     with watcher.cursor() as cursor:
         while True:
+            for pool in all_pools():
+                stats = pool.stats()
+                peak = max(peak, stats["in_use"] + stats["idle"])
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pool-test'")
-            peak = max(peak, cursor.fetchone()[0])
+            seen = max(seen, cursor.fetchone()[0])
             gevent.sleep(0.005)
 
 sampler = gevent.spawn(sample)
@@ -72,6 +76,7 @@ print(json.dumps({
     "seconds": round(elapsed, 2),
     "open_now": open_now,
     "peak": peak,
+    "seen": seen,
     "stats": [pool.stats() for pool in all_pools()],
 }))
 """
@@ -95,6 +100,9 @@ def test_pool_bounds_connections_and_reclaims_those_of_ended_greenlets(postgres_
     assert report["finished"] == 36
     # Never more than the bound, even with stray greenlets holding connections.
     assert 2 <= report["peak"] <= 3, report
+    # PostgreSQL lists a backend until it has exited: one whose connection the pool has just closed may
+    # still be there, a moment, beside the one opened in its place.
+    assert 2 <= report["seen"] <= 4, report
     assert report["open_now"] <= 3
     assert report["stats"][0]["in_use"] == 1  # the query above
     # The strays' connections came back by garbage collection, not after the 10 s timeout.
