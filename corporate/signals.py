@@ -1,4 +1,4 @@
-"""A deactivated user loses every session and API token at once.
+"""A deactivated user loses every session and API token at once; a new password ends the API tokens.
 
 Sessions need no sweep: on every request the auth middleware reloads the
 user and ModelBackend refuses an inactive one, so the session is dead on the
@@ -6,6 +6,12 @@ very next request; deactivation also bumps the user's session generation,
 which is part of the session hash, so those sessions stay dead if the
 account is activated again. Tokens are deleted, and `user_deactivated` lets other
 apps (API keys, caches) drop theirs.
+
+A new password (the password page, a reset link, the admin, `changepassword`,
+`set_password()` and `save()`) deletes the account's API tokens, so a token
+taken with the old password stops working. Sessions need nothing here: the
+password is part of the session hash, and Django keeps the session the
+password was changed in (update_session_auth_hash).
 """
 
 from django.db.models.signals import post_save, pre_save
@@ -34,3 +40,14 @@ def revoke_credentials_on_deactivation(sender, instance, created, **kwargs):
 
     Token.objects.filter(user=instance).delete()
     user_deactivated.send(sender=User, user=instance)
+
+
+@receiver(post_save, sender=User)
+def revoke_tokens_on_new_password(sender, instance, created, **kwargs):
+    # set_password() keeps the new password in _password until the save is done; a hash upgraded at
+    # sign-in (the same password, more iterations) is saved without it and keeps the tokens.
+    if created or getattr(instance, "_password", None) is None:
+        return
+    from rest_framework.authtoken.models import Token
+
+    Token.objects.filter(user=instance).delete()

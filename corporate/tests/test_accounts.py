@@ -229,3 +229,87 @@ def test_unknown_api_paths_answer_json(client, db):
     assert client.get("/api/no-such-thing/").json() == {"detail": "Not found."}
     assert client.get("/v1/no-such-thing").json()["error"]["code"] == "not_found"
     assert b"Page not found" in client.get("/no-such-page/").content
+
+
+NEW_PASSWORD = "a brand new long secret"
+
+
+def token_works(key):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return api.get("/api/workspaces/").status_code == 200
+
+
+def test_a_new_password_on_the_page_ends_tokens_and_other_sessions_but_not_this_one(client, alice):
+    token = client.post("/api/auth/token/", {"username": "alice@example.com", "password": PASSWORD}).json()["token"]
+    elsewhere = Client()
+    sign_in(elsewhere, "alice@example.com", PASSWORD)
+    sign_in(client, "alice@example.com", PASSWORD)
+    assert token_works(token) and elsewhere.get(reverse("dashboard")).status_code == 200
+    changed = client.post(
+        reverse("password_change"),
+        {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+    assert changed.status_code == 302
+    assert not token_works(token) and not Token.objects.filter(user=alice).exists()
+    assert elsewhere.get(reverse("dashboard")).status_code == 302
+    assert client.get(reverse("dashboard")).status_code == 200  # the session it was changed in goes on
+    # A new token needs the new password.
+    assert client.post("/api/auth/token/", {"username": "alice@example.com", "password": NEW_PASSWORD}).json()["token"]
+
+
+def test_a_password_reset_ends_the_tokens(client, alice):
+    token = Token.objects.create(user=alice)
+    client.post(reverse("password_reset"), {"email": "alice@example.com"})
+    path = re.search(r"http://testserver(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
+    form_page = client.get(path, follow=True)
+    done = client.post(form_page.redirect_chain[-1][0], {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    assert done.status_code == 302
+    assert not token_works(token.key)
+
+
+def test_a_password_set_in_the_admin_ends_the_tokens(client, alice, django_user_model):
+    boss = django_user_model.objects.create_superuser(email="boss@example.com", password=PASSWORD)
+    token = Token.objects.create(user=alice)
+    client.force_login(boss)
+    url = f"/admin/corporate/user/{alice.pk}/password/"
+    response = client.post(url, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"})
+    assert response.status_code == 302
+    assert not token_works(token.key)
+    assert Token.objects.filter(user=boss).count() == 0 and client.get("/admin/").status_code == 200
+
+
+def test_set_password_and_the_changepassword_command_end_the_tokens(alice, monkeypatch):
+    token = Token.objects.create(user=alice)
+    alice.set_password(NEW_PASSWORD)
+    alice.save()
+    assert not token_works(token.key)
+
+    token = Token.objects.create(user=alice)
+    from django.contrib.auth.management.commands import changepassword
+
+    monkeypatch.setattr(changepassword.Command, "_get_pass", lambda self, prompt="": "yet another long secret")
+    call_command("changepassword", "alice@example.com")
+    assert not token_works(token.key)
+
+
+def test_other_saves_and_a_hash_upgraded_at_sign_in_keep_the_tokens(client, alice, settings):
+    from django.contrib.auth.hashers import make_password
+
+    token = Token.objects.create(user=alice)
+    alice.full_name = "Alice Renamed"
+    alice.save()
+    # An older hasher's hash is upgraded when the password is next checked: the same password, kept tokens.
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    ]
+    old_hash = make_password(PASSWORD, hasher="pbkdf2_sha1")
+    get_user_model().objects.filter(pk=alice.pk).update(password=old_hash)
+    answer = client.post("/api/auth/token/", {"username": "alice@example.com", "password": PASSWORD})
+    assert answer.json()["token"] == token.key
+    alice.refresh_from_db()
+    assert alice.password != old_hash and alice.password.startswith("md5$")
+    assert token_works(token.key)
