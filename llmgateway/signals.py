@@ -21,7 +21,10 @@ from workspaces.models import Membership, Workspace
 
 
 @receiver(user_deactivated)
-def forget_keys_of_deactivated_user(sender, user, **kwargs):
+def revoke_keys_of_deactivated_user(sender, user, **kwargs):
+    """Deactivation revokes the user's keys (each in the audit log), so activating the account again revives none."""
+    for key in ApiKey.objects.filter(created_by=user, revoked_at__isnull=True):
+        key.revoke()
     auth.forget_keys_of(user.pk)
 
 

@@ -88,6 +88,29 @@ def test_deactivated_creator_fails_on_the_next_request(client, api_key, admin_us
     assert _post(client, f"Bearer {full}").status_code == 401
 
 
+def test_reactivating_the_creator_does_not_revive_the_keys_deactivation_revoked(
+    client, api_key, admin_user, workspace, make_user, client_for
+):
+    from audit.models import AuditEvent
+
+    key, full = api_key
+    earlier, _ = ApiKey.create(workspace, "old", admin_user)
+    earlier.revoke()
+    revoked_before = ApiKey.objects.get(pk=earlier.pk).revoked_at
+    others, others_full = ApiKey.create(workspace, "someone else's", make_user("other@example.com"))
+    Membership.objects.create(workspace=workspace, user=others.created_by, role="member")
+    staff = make_user("staff@example.com", is_staff=True)
+    assert client_for(staff).post(f"/people/{admin_user.pk}/deactivate/").status_code == 302
+    assert client_for(staff).post(f"/people/{admin_user.pk}/reactivate/").status_code == 302
+    assert _post(client, f"Bearer {full}").status_code == 401
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert ApiKey.objects.get(pk=earlier.pk).revoked_at == revoked_before  # a revoked key keeps its date
+    assert _post(client, f"Bearer {others_full}").status_code == 200
+    revoked = AuditEvent.objects.get(action="api_key.revoke", object_id=str(key.pk))
+    assert revoked.actor_email == "staff@example.com"
+
+
 def test_creator_removed_from_the_workspace_fails_on_the_next_request(client, api_key, admin_user, workspace):
     _, full = api_key
     assert _post(client, f"Bearer {full}").status_code == 200
