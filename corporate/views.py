@@ -284,13 +284,14 @@ def permission_denied(request, exception=None):
 
 # What an OpenAI client that calls an endpoint the gateway does not serve is told.
 OPENAI_ENDPOINTS = (
-    "POST /v1/chat/completions, POST /v1/responses, POST /v1/embeddings, GET /v1/models and GET /v1/models/{model}"
+    "POST /v1/chat/completions, POST /v1/responses, POST /v1/completions, POST /v1/embeddings, GET /v1/models "
+    "and GET /v1/models/{model}"
 )
 
 
 def page_not_found(request, exception=None):
     if style_for(request) == OPENAI:
-        # An OpenAI client calling an endpoint the gateway does not serve (/v1/completions, /v1/images...).
+        # An OpenAI client calling an endpoint the gateway does not serve (/v1/images, /v1/audio...).
         detail = f"Invalid URL ({request.method} {request.path}): this gateway serves {OPENAI_ENDPOINTS}."
         return error_response(request, 404, "Page not found", detail, "not_found")
     return error_response(

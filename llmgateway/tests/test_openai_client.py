@@ -181,12 +181,10 @@ def test_model_retrieval_and_endpoints_the_gateway_does_not_serve(openai_client,
     assert (caught.value.code, caught.value.body["param"]) == ("model_not_found", "model")
     # Endpoints the gateway does not serve: OpenAI's 404, naming the call and what is served.
     with pytest.raises(openai.NotFoundError) as caught:
-        openai_client.completions.create(model="remote", prompt="hello")
-    assert caught.value.body["message"].startswith("Invalid URL (POST /v1/completions)")
+        openai_client.images.generate(model="remote", prompt="hello")
+    assert caught.value.body["message"].startswith("Invalid URL (POST /v1/images/generations)")
     assert "/v1/chat/completions" in caught.value.body["message"] and "/v1/responses" in caught.value.body["message"]
     assert caught.value.body["type"] == "invalid_request_error"
-    with pytest.raises(openai.NotFoundError):
-        openai_client.images.generate(model="remote", prompt="hello")
 
 
 def test_the_clients_own_retry_waits_for_the_retry_after_it_is_given(live_server, api_key, remote_model, upstream):

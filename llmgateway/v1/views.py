@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API: POST /v1/chat/completions, POST /v1/responses, POST /v1/embeddings and GET /v1/models.
+"""The OpenAI-compatible API: POST /v1/chat/completions, /v1/responses, /v1/completions, /v1/embeddings; GET /v1/models.
 
 Plain Django views, not DRF: this is the product's fastest path. A cache hit
 costs one store round trip and no database query (statistics are written in
@@ -178,6 +178,60 @@ def _chat_completions(request):
     response = _Answer(body)
     return _cache_headers(
         response, outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit, outcome.request_id
+    )
+
+
+@csrf_exempt
+def completions(request):
+    """POST /v1/completions: OpenAI's legacy completions API, answered by chat models (v1/completions.py)."""
+    if request.method != "POST":
+        return error_response(GatewayError(405, "Use POST.", code="method_not_allowed", headers={"Allow": "POST"}))
+    with deferred.collecting() as after_response:
+        try:
+            response = _completions(request)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                response = database_unavailable(request)
+            else:
+                log.exception("text completion failed")
+                error = GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
+                error.request_id = getattr(exc, "request_id", None)
+                response = error_response(error)
+        return deferred.attach(response, after_response)
+
+
+def _completions(request):
+    from llmgateway.v1 import completions
+
+    try:
+        digest = _digest(request)
+        chat, body_error = None, None
+        try:
+            chat = completions.to_chat(_read_json(request))
+        except GatewayError as error:
+            body_error = error  # reported once the key is checked
+        control = request.META.get("HTTP_CACHE_CONTROL")
+        outcome = entry.serve(digest, chat, cache_control=control, body_error=body_error)
+        if isinstance(outcome, Completion):
+            chunks = (c for c in map(completions.chunk, outcome) if c is not None)
+            first = next(chunks, None)
+            response = StreamingHttpResponse(_sse(first, chunks), content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            call = outcome.call
+            return _cache_headers(
+                response,
+                outcome.cache_hit,
+                outcome.coalesced,
+                ratelimit=metering.headers(call),
+                request_id=call.request_id,
+            )
+    except GatewayError as error:
+        return error_response(error)
+    answer = outcome.response if outcome.response is not None else json.loads(outcome.body)
+    body = _encode(completions.completion(answer)).encode()
+    return _cache_headers(
+        _Answer(body), outcome.cache_hit, outcome.coalesced, outcome, outcome.ratelimit, outcome.request_id
     )
 
 
