@@ -457,3 +457,46 @@ def test_long_names_and_many_documents_never_widen_a_page(browser, live_server, 
         browser.clear_cookies()
     assert not too_wide, "\n".join(too_wide)
     assert len(set(tops)) == len(tops) > 10, tops
+
+
+# Widths between the phone and 1280 px, where Pico's container is 700 or 950 px wide.
+LAPTOP_WIDTHS = [961, 1024, 1100, 1180, 1279]
+
+# Where the header's row reaches past its container, or the user menu out of sight.
+HEADER_FIT = """() => {
+    const nav = document.querySelector('.site-nav');
+    const style = getComputedStyle(nav);
+    const edge = nav.getBoundingClientRect().right - parseFloat(style.paddingRight);
+    const toggle = document.querySelector('[data-menu-toggle]');
+    const menu = document.querySelector('.user-menu summary');
+    const reachable = [toggle, menu].some(e => e.offsetParent && e.getBoundingClientRect().right <= innerWidth);
+    const past = [...nav.querySelectorAll('.brand, .menu-toggle, .header-search, .main-nav a, .user-menu summary')]
+        .filter(e => e.offsetParent && e.getBoundingClientRect().right > edge + 1)
+        .map(e => e.textContent.trim() || e.className);
+    return {page: document.documentElement.scrollWidth, reachable, past};
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_header_fits_at_laptop_widths_for_staff_and_members(browser, live_server, workspace, member):
+    """From 961 to 1279 px the header's links, search box and user menu stay on the screen, for staff too."""
+    page = browser.new_page()
+    problems = []
+    try:
+        for staff in (False, True):  # staff see People, Audit log, System and Admin as well
+            member.is_staff = staff
+            member.save(update_fields=["is_staff"])
+            _sign_in(browser, live_server.url, member)
+            for path in ("/", f"/documents/{workspace.slug}/"):
+                page.goto(live_server.url + path)
+                for width in LAPTOP_WIDTHS:
+                    page.set_viewport_size({"width": width, "height": 800})
+                    fit = page.evaluate(HEADER_FIT)
+                    if fit["page"] > width or fit["past"] or not fit["reachable"]:
+                        problems.append(f"{path} at {width}px, staff={staff}: {fit}")
+                    shot(page, f"{width}-header{'-staff' if staff else ''}-{_slug(path)}.png")
+    finally:
+        page.close()
+        browser.clear_cookies()
+    assert not problems, "\n".join(problems)
