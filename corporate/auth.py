@@ -39,12 +39,23 @@ def client_address(request):
     return request.META.get("REMOTE_ADDR", "")
 
 
+def account_key(identifier):
+    """An email address as the limits count it: one key for every spelling that finds the same account.
+
+    Sign-in looks the account up with `iexact`, which PostgreSQL compares as
+    upper(): there 'ı' and 'ſ' find the 'i' and 's' of an address, which
+    lower() keeps apart. The key goes through upper() first, then back to
+    lowercase, so an ordinary address keeps its usual key.
+    """
+    return identifier.strip().upper().lower()
+
+
 def axes_username(request, credentials):
-    """The account a sign-in attempt is for, as the lockout counts it: the email, trimmed and lowercased."""
+    """The account a sign-in attempt is for, as the lockout counts it: the email's account_key()."""
     username = (credentials or {}).get("username") or ""
     if not username and request is not None:
         username = request.POST.get("username", "")
-    return username.strip().lower()
+    return account_key(username)
 
 
 def axes_failure_limit(request, credentials):
@@ -104,7 +115,7 @@ def password_reset_limit(request, email):
     if _count(f"password-reset:address:{address}", RESET_WINDOW) > settings.PASSWORD_RESET_ADDRESS_LIMIT:
         log.warning("password reset: address %s is over its hourly limit", address)
         return "address"
-    account = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    account = hashlib.sha256(account_key(email).encode()).hexdigest()
     if _count(f"password-reset:account:{account}", RESET_WINDOW) > settings.PASSWORD_RESET_ACCOUNT_LIMIT:
         log.warning("password reset: an account is over its hourly limit (request from %s); no mail sent", address)
         return "account"

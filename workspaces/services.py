@@ -230,6 +230,8 @@ def accept_pending_for_new_user(user):
         return []
     joined = []
     for invitation in Invitation.objects.pending().filter(email__iexact=user.email).select_related("workspace"):
+        if invitation.email.lower() != user.email.lower():
+            continue  # PostgreSQL's upper() folds more ('ı' is 'I'): another address, which accept() refuses
         joined.append(accept(user, invitation).workspace)
     return joined
 

@@ -141,6 +141,22 @@ def test_lockout_counts_the_account_whatever_the_letter_case(behind_nginx, make_
     assert sign_in("198.51.100.1", "ALICE@Example.com", PASSWORD).status_code == 429
 
 
+def test_lockout_counts_the_account_whatever_spelling_the_database_folds_to_it(behind_nginx, make_user):
+    """PostgreSQL's upper() takes 'ı' for 'i' and 'ſ' for 's' when it finds the account: one budget for all."""
+    make_user("chris@example.com")
+    for email in [
+        "chrıs@example.com",
+        "chriſ@example.com",
+        "CHRıS@example.com",
+        "chrıſ@example.com",
+        "chris@example.com",
+    ]:
+        get_token("198.51.100.1", email, "wrong")
+    assert get_token("198.51.100.1", "chris@example.com", PASSWORD).status_code == 429
+    assert sign_in("198.51.100.1", "Chris@example.com", PASSWORD).status_code == 429
+    assert set(AccessAttempt.objects.values_list("username", flat=True)) == {"chris@example.com"}
+
+
 def test_lockout_says_how_long_in_words(behind_nginx, settings, make_user):
     make_user("alice@example.com")
     fail("198.51.100.1", "alice@example.com", 5)
@@ -171,6 +187,18 @@ def test_reset_mail_for_one_account_is_limited_per_hour(behind_nginx, settings, 
     assert {mail.to[0] for mail in mail.outbox} == {"alice@example.com"}
     # Every answer is the same "check your email", whether mail went or not.
     assert {(r.status_code, r["Location"]) for r in responses} == {(302, reverse("password_reset_done"))}
+
+
+def test_reset_mail_limit_counts_the_account_whatever_spelling_the_database_folds_to_it(behind_nginx, settings):
+    from corporate.auth import password_reset_limit
+
+    spellings = ["iris@example.com", "ıris@example.com", "iriſ@example.com", "IRıS@example.com", "ırıſ@example.com"]
+    assert len(spellings) == settings.PASSWORD_RESET_ACCOUNT_LIMIT
+    for index, email in enumerate(spellings):
+        request = RequestFactory().post("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=f"198.51.100.{index}")
+        assert password_reset_limit(request, email) is None
+    request = RequestFactory().post("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.99")
+    assert password_reset_limit(request, "Iris@example.com") == "account"
 
 
 def test_limited_and_unknown_accounts_get_the_same_answer_as_a_real_one(behind_nginx, make_user):
