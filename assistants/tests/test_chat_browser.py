@@ -371,3 +371,51 @@ def test_a_long_conversation_opens_at_its_latest_messages(browser, live_server, 
     screenshot(page, f"chat-earlier-{viewport['width']}.png")
     page.click("text=Show the latest messages")
     page.wait_for_selector("text=Question 39?")
+
+
+# Words of the cells of the answers' tables that are broken over two lines.
+BROKEN_CELL_WORDS = """() => {
+    const broken = [];
+    for (const cell of document.querySelectorAll('.answer :is(th, td)')) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const match of node.data.matchAll(/\\S+/g)) {
+                const range = document.createRange();
+                range.setStart(node, match.index);
+                range.setEnd(node, match.index + match[0].length);
+                const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                if (lines.size > 1) broken.push(match[0]);
+            }
+        }
+    }
+    return broken;
+}"""
+
+WIDE_TABLE = (
+    "| City | Hotel limit (EUR/night) | Meal allowance (EUR/day) | Taxi cap | Approval needed from | Receipts |\n"
+)
+WIDE_TABLE += "|---|---|---|---|---|---|\n"
+for _city in ("Lisbon", "Frankfurt am Main", "Singapore"):
+    WIDE_TABLE += f"| {_city} | 180 | 55 | 40 | Line manager and finance business partner | Itemised invoice |\n"
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, PHONE])
+def test_a_wide_table_in_an_answer_scrolls_and_keeps_its_words_whole(browser, live_server, member, assistant, viewport):
+    from assistants.models import Conversation, Message
+
+    conversation = Conversation.objects.create(assistant=assistant, user=member, title="Travel limits")
+    question = Message.objects.create(conversation=conversation, role="user", content="Travel limits per city?")
+    content = "The travel limits per city:\n\n" + WIDE_TABLE
+    Message.objects.create(conversation=conversation, role="assistant", question=question, content=content)
+    page = open_chat(browser, live_server, member, assistant, viewport)
+    page.goto(f"{live_server.url}{conversation.get_absolute_url()}")
+    page.wait_for_load_state("load")
+    table = page.locator(".answer table")
+    assert "Frankfurt" in table.inner_text()
+    assert page.evaluate(BROKEN_CELL_WORDS) == []
+    # Wider than the bubble, the table scrolls inside it; the page does not.
+    scroll, client = table.evaluate("t => [t.scrollWidth, t.clientWidth]")
+    assert scroll > client, (scroll, client)
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    screenshot(page, f"chat-wide-table-{viewport['width']}.png")
+    page.close()
