@@ -32,6 +32,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -364,7 +365,8 @@ def drain(limit=None):
     flush()
     _send_unsent(force=True)
     store = get_store()
-    if not store.add(drain_lock_key(), b"1", DRAIN_LOCK_SECONDS):
+    token = uuid.uuid4().hex  # the lock names its holder: only the drain that took it removes it
+    if not store.add(drain_lock_key(), token, DRAIN_LOCK_SECONDS) and not _take_back_lost_lock(store, token):
         return 0
     written = 0
     # Stop well before the lock expires: another drainer must never take a batch this one is writing,
@@ -380,8 +382,23 @@ def drain(limit=None):
             if len(raws) < BATCH:
                 break
     finally:
-        store.delete(drain_lock_key())
+        if not store.delete_if(drain_lock_key(), token):
+            # Not removed: the store did not answer (a paused Redis runs the lock's SET once it resumes), or
+            # the lock expired. This process removes it at its next drain instead of waiting out its expiry.
+            _lost_locks.append(token)
+            del _lost_locks[:-4]
     return written
+
+
+_lost_locks = []  # tokens of this process's drain locks the store may still hold
+
+
+def _take_back_lost_lock(store, token):
+    """A drain lock this process took and could not remove: removed, and taken again with `token`."""
+    while _lost_locks:
+        if store.delete_if(drain_lock_key(), _lost_locks.pop()):
+            return store.add(drain_lock_key(), token, DRAIN_LOCK_SECONDS)
+    return False
 
 
 def queued():

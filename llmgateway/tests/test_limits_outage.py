@@ -243,3 +243,42 @@ def test_a_drain_sends_records_kept_in_files_even_without_traffic(redis_cache, w
     assert records.drain() == 1
     assert UsageRecord.objects.get(workspace=workspace).completion_tokens == 3
     assert list(tmp_path.glob("usage-unsent-*")) == []
+
+
+@pytest.mark.usefixtures("no_stray_records")
+def test_a_drain_lock_left_by_an_outage_is_taken_back_by_its_process(redis_cache, workspace, settings, monkeypatch):
+    """Redis stops answering during a drain: the drain cannot remove its lock, which would keep every drain
+    away until it expires (a minute of usage pages and budgets reading stale rows). The process that took
+    it removes it at its next drain; another process's lock is left alone."""
+    from llmgateway.cache.store import get_store
+
+    settings.REDIS_RETRY_SECONDS = 0.2
+    store = get_store()
+    real_head = store.head
+
+    def head_then_pause(*args):
+        redis_cache.pause()  # after the lock was taken, before it is removed
+        return real_head(*args)
+
+    monkeypatch.setattr(store, "head", head_then_pause)
+    try:
+        assert records.drain() == 0
+    finally:
+        redis_cache.resume()
+    monkeypatch.setattr(store, "head", real_head)
+    redis_cache.used_again()
+    raw = redis_cache.client(9)
+    (lock,) = [key for key in raw.keys("*") if key.decode().endswith("usage:drain")]
+    assert raw.ttl(lock) > 30  # a lock no drain is behind
+
+    def record():
+        return (records.new_id(), workspace.pk, None, None, None, "v1", "m", 1, 1, 0, "hit", 200, 1.0, time.time())
+
+    records.add(record())
+    assert records.drain() == 1
+    assert not raw.exists(lock)
+
+    raw.set(lock, "another-process", ex=60)  # a drain under way elsewhere
+    records.add(record())
+    assert records.drain() == 0
+    assert raw.get(lock) == b"another-process"
