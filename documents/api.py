@@ -257,25 +257,28 @@ class DocumentViewSet(
         if not files and not rejections:
             raise ValidationError({"file": ["Attach at least one file in the `file` field."]})
         accepted, errors = [], [dict(item) for item in rejections]
-        for uploaded in files:
-            try:
-                accepted.append(ingestion.accept_upload(workspace, uploaded, request.user))
-            except ingestion.UploadRejected as exc:
-                error = {
-                    "name": display_name(uploaded.name),
-                    "detail": exc.message,
-                    "code": exc.code,
-                    "status": exc.status,
-                }
-                if exc.duplicate is not None:
-                    error["document"] = exc.duplicate.pk
-                errors.append(error)
+        retry_after = 0
+        for uploaded, result in ingestion.accept_each(workspace, files, request.user):
+            if not isinstance(result, ingestion.UploadRejected):
+                accepted.append(result)
+                continue
+            error = {
+                "name": display_name(uploaded.name),
+                "detail": result.message,
+                "code": result.code,
+                "status": result.status,
+            }
+            if result.duplicate is not None:
+                error["document"] = result.duplicate.pk
+            retry_after = max(retry_after, result.retry_after or 0)
+            errors.append(error)
         if errors and not accepted:
             statuses = {error["status"] for error in errors}
             code = statuses.pop() if len(statuses) == 1 else 400
             return Response(
                 {"detail": errors[0]["detail"], "file": [e["detail"] for e in errors], "errors": _public(errors)},
                 status=code,
+                headers={"Retry-After": str(retry_after)} if retry_after else None,
             )
         for document in accepted:
             document.workspace = workspace

@@ -1,12 +1,16 @@
 """Accepting files and turning them into searchable passages.
 
-Web views, the API and `manage.py ingest` call `accept_upload()`; the task
-worker calls `process()` (through documents.tasks). The life of a document:
+Web views, the API and `manage.py ingest` call `accept_each()` (`accept_upload()`
+for each file); the task worker calls `process()` (through documents.tasks).
+The life of a document:
 
 1. `accept_upload` checks the name, size and type (from the content), hashes
    the file, refuses a duplicate within the workspace, writes the file to
    storage under a generated name, creates the row as `queued` and enqueues
-   the ingestion task once the transaction commits.
+   the ingestion task once the transaction commits. A storage that cannot
+   take the file (full: 507; failing: 503) is a `StorageUnavailable` with one
+   warning in the log; whatever was written is deleted, as it is when the
+   row cannot be saved. The files of a batch after it are not tried.
 2. `process` claims the row with a conditional update (`queued` →
    `processing`, attempts + 1). The attempt number is the worker's fencing
    token: every later write is conditional on it, so a cancelled, deleted or
@@ -28,6 +32,7 @@ worker calls `process()` (through documents.tasks). The life of a document:
    ingest and document_status commands.
 """
 
+import errno
 import hashlib
 import logging
 import os
@@ -56,12 +61,13 @@ INSERT_BATCH = 500
 class UploadRejected(Exception):
     """An upload that was not stored; `message` says why, `status` is the HTTP status to answer with."""
 
-    def __init__(self, message, *, status=400, code="invalid", duplicate=None):
+    def __init__(self, message, *, status=400, code="invalid", duplicate=None, retry_after=None):
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.duplicate = duplicate
+        self.retry_after = retry_after  # seconds, for a Retry-After header
 
 
 class LeaseLost(Exception):
@@ -125,18 +131,103 @@ def accept_upload(workspace, uploaded, user=None, *, title=None):
         status=Status.QUEUED,
     )
     # The file first: a row never points at a file that is not there.
-    document.file.save(name, uploaded, save=False)
+    _store(document, name, uploaded)
     try:
         with transaction.atomic():
             document.save()
     except IntegrityError:
-        document.file.storage.delete(document.file.name)
+        _remove_file(document.file.storage, document.file.name)
         existing = Document.objects.filter(workspace=workspace, sha256=sha256).first()
         if existing is None:
             raise
         raise _duplicate(existing) from None
+    except BaseException:
+        # The database failed (an outage is answered 503 by corporate.middleware): no row, so no file.
+        _remove_file(document.file.storage, document.file.name)
+        raise
     enqueue(document.pk)
     return document
+
+
+class StorageUnavailable(UploadRejected):
+    """The file could not be written to the document storage (full, or failing); the files after it are not tried."""
+
+
+# The errors of a storage that has no room left: the disk (ENOSPC) or the user's quota (EDQUOT).
+STORAGE_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+STORAGE_RETRY_AFTER = 60
+
+
+def _store(document, name, uploaded):
+    """Write the file under a generated name and point the document at it; StorageUnavailable when the
+    storage cannot take it, with whatever part of it was written removed."""
+    field = document.file.field
+    storage = document.file.storage
+    # A fresh random name (stored_name): what a failed write left there is this upload's own.
+    target = field.generate_filename(document, name)
+    try:
+        stored = storage.save(target, uploaded, max_length=field.max_length)
+    except OSError as exc:
+        _remove_file(storage, target)
+        raise _storage_failure(document, exc) from None
+    except BaseException:
+        _remove_file(storage, target)
+        raise
+    document.file = stored
+
+
+def _storage_failure(document, exc):
+    full = exc.errno in STORAGE_FULL_ERRNOS
+    log.warning(
+        "upload into workspace %s not stored: the document storage %s (%s)",
+        document.workspace_id,
+        "is full" if full else "cannot be written to",
+        exc.strerror or exc.__class__.__name__,
+    )
+    if full:
+        return StorageUnavailable(
+            "There is no room left in the document storage, so the file was not stored. "
+            "Try again later; the problem was logged for the administrators.",
+            status=507,
+            code="storage_full",
+        )
+    return StorageUnavailable(
+        "The document storage cannot be written to right now, so the file was not stored. "
+        "Try again in a minute; the problem was logged for the administrators.",
+        status=503,
+        code="storage_unavailable",
+        retry_after=STORAGE_RETRY_AFTER,
+    )
+
+
+def _remove_file(storage, name):
+    """Delete a stored (or partly written) file; a failure to delete is logged, never raised."""
+    if not name:
+        return
+    try:
+        storage.delete(name)
+    except Exception as exc:  # noqa: BLE001 - the upload's own error is the one to answer with
+        log.warning("could not delete the stored file %s: %s: %s", name, exc.__class__.__name__, exc)
+
+
+def accept_each(workspace, files, user=None):
+    """Accept several uploads: (file, its document or the UploadRejected) for each, in order.
+
+    After a file the storage could not take (StorageUnavailable), the rest are not tried: each
+    would fail the same way and leave another partial write; they get the same refusal. The
+    files stored before it stay stored and queued.
+    """
+    stopped = None
+    for uploaded in files:
+        if stopped is not None:
+            yield uploaded, stopped
+            continue
+        try:
+            yield uploaded, accept_upload(workspace, uploaded, user)
+        except UploadRejected as exc:
+            if isinstance(exc, StorageUnavailable):
+                stopped = exc
+            yield uploaded, exc
 
 
 def _duplicate(existing):

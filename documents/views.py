@@ -135,19 +135,20 @@ def _upload(request, workspace):
         return render(request, "documents/upload.html", context)
     files = request.FILES.getlist("files")
     accepted, refused = [], list(request.upload_rejections)
-    for uploaded in files:
-        try:
-            accepted.append(ingestion.accept_upload(workspace, uploaded, request.user))
-        except ingestion.UploadRejected as exc:
+    for uploaded, result in ingestion.accept_each(workspace, files, request.user):
+        if isinstance(result, ingestion.UploadRejected):
             refused.append(
                 {
                     "name": display_name(uploaded.name),
-                    "detail": exc.message,
-                    "code": exc.code,
-                    "status": exc.status,
-                    "duplicate": exc.duplicate,
+                    "detail": result.message,
+                    "code": result.code,
+                    "status": result.status,
+                    "duplicate": result.duplicate,
+                    "retry_after": result.retry_after,
                 }
             )
+        else:
+            accepted.append(result)
     if not accepted and not refused:
         refused.append({"name": "", "detail": "Choose at least one file to upload.", "code": "required", "status": 400})
     return _upload_answer(request, context, accepted, refused)
@@ -166,12 +167,22 @@ def _upload_answer(request, context, accepted, refused):
             body["errors"].append(error)
         if refused:
             body["detail"] = refused[0]["detail"]
-        return JsonResponse(body, status=status if not accepted else 201)
+        return _retry_after(JsonResponse(body, status=status if not accepted else 201), refused)
     if accepted:
         messages.success(request, _accepted_message(accepted))
     if not refused:
         return redirect("documents:list", context["workspace"].slug)
-    return render(request, "documents/upload.html", {**context, "refused": refused}, status=status)
+    return _retry_after(
+        render(request, "documents/upload.html", {**context, "refused": refused}, status=status), refused
+    )
+
+
+def _retry_after(response, refused):
+    """Say when to try again, when a refusal knows (a storage that cannot be written to)."""
+    seconds = max((item.get("retry_after") or 0 for item in refused), default=0)
+    if seconds:
+        response["Retry-After"] = str(seconds)
+    return response
 
 
 def _document_json(document):

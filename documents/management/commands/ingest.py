@@ -99,6 +99,12 @@ def ingest_files(workspace, files, uploader, out, err):
         try:
             with path.open("rb") as handle:
                 document = ingestion.accept_upload(workspace, File(handle, name=path.name), uploader)
+        except ingestion.StorageUnavailable as exc:
+            # The storage is full or failing: every file after this one would fail the same way.
+            left = len(files) - number
+            refused += 1 + left
+            err.write(f"\n{path}: {exc.message}" + (f" The {left} file(s) after it were not tried." if left else ""))
+            break
         except ingestion.UploadRejected as exc:
             err.write(f"\n{path}: {exc.message}")
             if exc.duplicate is None:
