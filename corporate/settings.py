@@ -190,6 +190,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # OperationalError (503): a database that stops answering without closing its connections
 # (paused, frozen, cut off) holds no request longer (corporate/backends/postgresql/green.py).
 DB_QUERY_TIMEOUT = env_int("DB_QUERY_TIMEOUT", 30, minimum=1)
+# /health's own bound on the database's answer, shorter than a load balancer's probe timeout.
+HEALTH_DATABASE_SECONDS = env_int("HEALTH_DATABASE_SECONDS", 3, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Every query at least this slow is logged once, with its origin and its SQL

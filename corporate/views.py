@@ -149,16 +149,26 @@ def dashboard(request):
 
 
 def _check_database():
-    with connection.cursor() as cursor:
+    from corporate.backends.postgresql.green import answer_within
+
+    # A frozen database is reported within HEALTH_DATABASE_SECONDS (under gevent), not after the
+    # DB_QUERY_TIMEOUT a request may wait: a load balancer's probe gives up sooner than that.
+    with answer_within(settings.HEALTH_DATABASE_SECONDS), connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
 
 
 def _check_cache():
+    """A write and a read: a Redis that answers PING but refuses writes (out of memory, a read-only
+    replica) is not a working cache."""
     client_getter = getattr(cache, "client", None)
     if client_getter is not None and hasattr(client_getter, "get_client"):
         # django-redis swallows errors (IGNORE_EXCEPTIONS); ask Redis directly.
-        client_getter.get_client(write=True).ping()
+        client = client_getter.get_client(write=True)
+        key = cache.make_key("health:probe")
+        client.set(key, b"1", ex=5)
+        if client.get(key) != b"1":
+            raise RuntimeError("Redis did not return what was stored")
         return
     cache.set("health:probe", "1", 5)
     if cache.get("health:probe") != "1":
@@ -197,13 +207,16 @@ def _answer_judge():
 
 @never_cache
 def health(request):
-    """Liveness of the parts every request needs: 200 when all answer, 503 naming the failing part.
+    """Whether this web process can serve: 503 while the database does not answer, else 200.
 
-    The task workers' last heartbeat is reported too, but a stale or missing
-    worker does not make this 503: /health tells a load balancer whether this
-    web process can serve pages, and it can - uploads wait in `queued` until a
-    worker is back. Taking the web tier out of rotation for a queue problem
-    would turn a delay into an outage. Monitoring alerts on `worker.state`.
+    Every part is named with its state, and `failed` lists those that do not
+    answer. The cache (Redis) failing leaves this 200 with `status: degraded`:
+    pages, the API and /v1/ go on without it (corporate/redis_circuit.py), and
+    a load balancer that took every web process out of rotation at once for
+    it would turn a degraded service into an outage. For the same reason a
+    stale or missing task worker does not make this 503: uploads wait in
+    `queued` until a worker is back. Monitoring alerts on `status`, `failed`
+    and `worker.state`.
     `search` says whether search is hybrid (words and meaning, with the vector
     backend) or lexical only, with a warning naming why (e.g. no pgvector), and
     which model judges the offline answers (`answer_judge`).
@@ -231,7 +244,7 @@ def health(request):
     body["status"] = "ok" if not failed else "degraded"
     if failed:
         body["failed"] = failed
-    return JsonResponse(body, status=503 if failed else 200)
+    return JsonResponse(body, status=503 if "database" in failed else 200)
 
 
 # Seconds a client is asked to wait (Retry-After) while the database does not answer.

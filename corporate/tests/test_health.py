@@ -45,10 +45,11 @@ def test_health_ok(client, db):
     }
 
 
-def test_health_reports_unreachable_cache(client, db):
+def test_health_reports_unreachable_cache_and_stays_in_rotation(client, db):
+    # The site serves without Redis: a load balancer must not take every web process out for it.
     with override_settings(CACHES={"default": DEAD_REDIS["default"], "workers": DEAD_REDIS["default"]}):
         response = client.get(reverse("health"))
-    assert response.status_code == 503
+    assert response.status_code == 200
     body = response.json()
     body.pop("search")
     assert body == {
@@ -110,3 +111,15 @@ def test_health_reports_unreachable_database():
     assert outcome["status"] == 503
     assert outcome["body"]["database"] == "unavailable"
     assert outcome["body"]["failed"] == ["database"]
+
+
+def test_a_redis_that_refuses_writes_is_an_unavailable_cache(client, db, redis_cache):
+    """Out of memory (maxmemory with noeviction): Redis answers PING and refuses every write."""
+    assert client.get(reverse("health")).json()["cache"] == "ok"
+    redis_cache.client().config_set("maxmemory", 1)
+    redis_cache.client().config_set("maxmemory-policy", "noeviction")
+    try:
+        body = client.get(reverse("health")).json()
+    finally:
+        redis_cache.client().config_set("maxmemory", 0)
+    assert (body["cache"], body["status"], body["failed"]) == ("unavailable", "degraded", ["cache"])

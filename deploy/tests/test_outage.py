@@ -42,7 +42,7 @@ class AppStack(Stack):
 
     def app_env(self):
         # A paused database is given up on after this long (the production default is 30 s).
-        return {**super().app_env(), "DB_QUERY_TIMEOUT": "5"}
+        return {**super().app_env(), "DB_QUERY_TIMEOUT": "5", "HEALTH_DATABASE_SECONDS": "1"}
 
     @property
     def log_path(self):
@@ -351,6 +351,10 @@ def test_a_paused_database_is_a_503_by_the_query_timeout_and_no_request_hangs(st
     for pid in paused:
         os.kill(pid, signal.SIGSTOP)
     try:
+        # /health says so within its own bound (1 s here), inside a load balancer's probe timeout that is
+        # shorter than the 5 s a request waits.
+        status, _, body = request(stack, "GET", "/health", timeout=4)
+        assert status == 503 and json.loads(body)["failed"] == ["database"], body[:300]
         # The client's own timeout (30 s) is the bound: without one of its own, each of these waited forever.
         status, _, body = request(stack, "GET", "/v1/models", headers=bearer, timeout=30)
         assert status == 503, body[:300]

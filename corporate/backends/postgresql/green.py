@@ -14,10 +14,29 @@ is down (corporate/middleware.py), and the connection, marked as having had
 an error, is closed rather than pooled again.
 """
 
+import threading
+from contextlib import contextmanager
+
 import psycopg2
 from psycopg2 import extensions
 
 _timeouts = None  # (connect, query) seconds, read from the settings on the first wait
+_local = threading.local()  # a greenlet's own, under gevent's patching: `answer_within`
+
+
+@contextmanager
+def answer_within(seconds):
+    """Waits for the database in this block (this greenlet's) are bounded by `seconds` at most.
+
+    For a probe (/health) that must answer a load balancer within its own timeout, sooner than a
+    request may wait for a slow query.
+    """
+    previous = getattr(_local, "bound", None)
+    _local.bound = seconds
+    try:
+        yield
+    finally:
+        _local.bound = previous
 
 
 class DatabaseTimeout(psycopg2.OperationalError):
@@ -41,6 +60,9 @@ def wait_callback(conn, timeout=None):
             _timeouts = _read_timeouts()
         connecting = conn.status == extensions.STATUS_SETUP
         timeout = _timeouts[0] if connecting else _timeouts[1]
+        bound = getattr(_local, "bound", None)
+        if bound is not None:
+            timeout = min(timeout, bound)
     else:
         connecting = False
     while True:
