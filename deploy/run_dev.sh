@@ -13,7 +13,8 @@ export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-${VAR_DIR:-var}/prom
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
 say() { printf 'run_dev: %s\n' "$*"; }
-worker() { exec "$VENV/bin/python" manage.py task_worker --worker-id "worker-$(hostname)-$$-$1"; }
+# The processes name themselves to PostgreSQL (pg_stat_activity.application_name), as in production.
+worker() { PGAPPNAME=corporate-worker exec "$VENV/bin/python" manage.py task_worker --worker-id "worker-$(hostname)-$$-$1"; }
 # shellcheck source=deploy/supervise.sh
 . deploy/supervise.sh
 
@@ -24,7 +25,7 @@ for n in $(seq 1 "${TASK_WORKERS:-2}"); do
   workers+=($!)
 done
 echo "Serving on http://${BIND:-127.0.0.1}:${PORT:-8000}  (Ctrl-C stops)"
-"$VENV/bin/gunicorn" -c deploy/gunicorn.conf.py corporate.wsgi:application &
+PGAPPNAME=corporate-web "$VENV/bin/gunicorn" -c deploy/gunicorn.conf.py corporate.wsgi:application &
 web=$!
 stop() {
   trap - INT TERM EXIT
