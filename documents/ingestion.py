@@ -30,6 +30,10 @@ The life of a document:
    ingestion, from a deferred watchdog task where the queue supports
    deferring, when a document page polls a stalled document, and from the
    ingest and document_status commands.
+5. A database outage while a document is processed is not the document's
+   failure: the worker logs one warning, waits for the database (at most
+   DOCUMENTS_STALE_SECONDS) and puts the document back in the queue without
+   counting the attempt. After a longer outage `recover_stalled` does it.
 """
 
 import errno
@@ -38,6 +42,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -343,13 +348,121 @@ def claim(document_id):
 
 
 def process(document_id):
-    """Read, chunk and index one document (the ingestion task's body). Returns the final status."""
-    recover_stalled()
-    catch_up_embeddings()
-    attempt = claim(document_id)
-    if attempt is None:
-        return "skipped"
-    schedule_watchdog(document_id, attempt)
+    """Read, chunk and index one document (the ingestion task's body). Returns the final status.
+
+    A database outage on the way ("requeued") is no failure of the document: see `_requeue_after_outage`.
+    """
+    attempt = None
+    try:
+        recover_stalled()
+        catch_up_embeddings()
+        attempt = claim(document_id)
+        if attempt is None:
+            return "skipped"
+        schedule_watchdog(document_id, attempt)
+        return _process_claimed(document_id, attempt)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        return _requeue_after_outage(document_id, attempt, exc)
+
+
+def database_unavailable(exception):
+    """True for an error that says the database cannot be reached now (a restart, an outage, a timeout)."""
+    from corporate.middleware import is_database_unavailable
+
+    if is_database_unavailable(exception):
+        return True
+    try:
+        from corporate.backends.postgresql.green import DatabaseTimeout
+    except ImportError:  # no psycopg2 or gevent: not this project's PostgreSQL backend
+        return False
+    seen = 0
+    while exception is not None and seen < 5:
+        if isinstance(exception, DatabaseTimeout):
+            return True
+        exception = exception.__cause__ or exception.__context__
+        seen += 1
+    return False
+
+
+def _requeue_after_outage(document_id, attempt, error):
+    """Wait for the database (at most DOCUMENTS_STALE_SECONDS), then put the document back in the queue.
+
+    The attempt is given back (attempts - 1): the document did nothing wrong. The release is
+    conditional on the lease, so a document cancelled, finished or recovered meanwhile is left
+    alone. A database still away after that long leaves the document to `recover_stalled`.
+    """
+    log.warning(
+        "document %s: the database became unavailable during ingestion (%s: %s); queued again once it answers",
+        document_id,
+        error.__class__.__name__,
+        (str(error).strip().splitlines() or [""])[0],
+    )
+    if not _wait_for_database(settings.DOCUMENTS_STALE_SECONDS):
+        log.warning(
+            "document %s: the database is still unavailable after %s s; it is queued again when found stalled",
+            document_id,
+            settings.DOCUMENTS_STALE_SECONDS,
+        )
+        return "interrupted"
+    try:
+        if attempt is not None:
+            released = Document.objects.filter(pk=document_id, status=Status.PROCESSING, attempts=attempt).update(
+                status=Status.QUEUED,
+                attempts=F("attempts") - 1,
+                heartbeat_at=None,
+                pages_done=0,
+                pages_total=0,
+            )
+            if not released:
+                return "abandoned"
+        elif not Document.objects.filter(pk=document_id, status=Status.QUEUED).exists():
+            return "skipped"
+        enqueue(document_id)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning("document %s: the database went away again; it is queued again when found stalled", document_id)
+        return "interrupted"
+    log.info("document %s: queued again after the database came back", document_id)
+    return "requeued"
+
+
+# The first pause while waiting for the database; each next one is twice as long, at most
+# TASK_WORKER_RETRY_MAX_SECONDS (as the task worker waits).
+DATABASE_FIRST_WAIT = 0.5
+
+
+def _wait_for_database(limit):
+    """Close the broken connections and ask again, with growing pauses, until the database answers
+    (True) or `limit` seconds have passed (False)."""
+    from django.db import connections
+
+    deadline = time.monotonic() + limit
+    delay = DATABASE_FIRST_WAIT
+    while True:
+        for connection in connections.all(initialized_only=True):
+            if connection.in_atomic_block:
+                continue  # a caller's transaction (a test's) is the caller's to end
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001, S110 - a connection the server already dropped
+                pass
+        try:
+            Document.objects.exists()
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+        else:
+            return True
+        if time.monotonic() + delay > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, settings.TASK_WORKER_RETRY_MAX_SECONDS)
+
+
+def _process_claimed(document_id, attempt):
     lease = Lease(document_id, attempt)
     try:
         document = Document.objects.get(pk=document_id)
@@ -376,7 +489,9 @@ def process(document_id):
     except FileNotFoundError:
         lease.fail("The stored file is missing; upload the document again.")
         return Status.FAILED
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            raise  # not the document's fault: process() puts it back in the queue
         log.exception("document %s: ingestion failed", document_id)
         lease.fail("Something went wrong while processing this document. Try re-processing it.")
         return Status.FAILED
@@ -426,6 +541,8 @@ def embed_pieces(title, pieces, document):
         log.warning("embedding failed: %s", exc.message)
         return None, exc.message
     except Exception as exc:  # noqa: BLE001 - a broken model never stops a document from becoming searchable
+        if database_unavailable(exc):
+            raise  # an outage, not the model: the caller's own handling applies
         log.exception("embedding failed")
         return None, f"The embedding model failed ({type(exc).__name__})."
 
@@ -490,7 +607,8 @@ def recover_stalled(queryset=None):
         held = Document.objects.filter(
             pk=document.pk, status=Status.PROCESSING, attempts=document.attempts, heartbeat_at=document.heartbeat_at
         )
-        if document.attempts >= settings.DOCUMENTS_MAX_ATTEMPTS:
+        gave_up = document.attempts >= settings.DOCUMENTS_MAX_ATTEMPTS
+        if gave_up:
             changed = held.update(
                 status=Status.FAILED,
                 heartbeat_at=None,
@@ -506,7 +624,13 @@ def recover_stalled(queryset=None):
         if changed:
             handled += 1
             _fail_lost_task(document.task_id)
-            log.warning("document %s: worker went silent on attempt %s", document.pk, document.attempts)
+            log.warning(
+                "document %s: no heartbeat for over %s s on attempt %s (its worker stopped or lost the database); %s",
+                document.pk,
+                settings.DOCUMENTS_STALE_SECONDS,
+                document.attempts,
+                "gave up" if gave_up else "queued again",
+            )
     return handled
 
 
