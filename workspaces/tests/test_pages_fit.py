@@ -500,3 +500,58 @@ def test_header_fits_at_laptop_widths_for_staff_and_members(browser, live_server
         page.close()
         browser.clear_cookies()
     assert not problems, "\n".join(problems)
+
+
+# Words of table cells that are broken over two lines (a name cut "Suppo / rt").
+BROKEN_WORDS = """(selector) => {
+    const broken = [];
+    for (const cell of document.querySelectorAll(selector)) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const match of node.data.matchAll(/\\S+/g)) {
+                const range = document.createRange();
+                range.setStart(node, match.index);
+                range.setEnd(node, match.index + match[0].length);
+                const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                if (lines.size > 1) broken.push(match[0]);
+            }
+        }
+    }
+    return broken;
+}"""
+
+
+# Tables (and the boxes around them) that scroll sideways: read only by scrolling, a button out of sight.
+FITS_ITS_BOX = """(selector) => [...document.querySelectorAll(selector)]
+    .flatMap(t => [t, t.parentElement])
+    .filter(e => e.scrollWidth > e.clientWidth + 1)
+    .map(e => `${e.tagName.toLowerCase()}.${e.className}: ${e.scrollWidth} in ${e.clientWidth}`)"""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_gateway_keys_and_models_are_cards_on_a_phone(browser, live_server, workspace, owner):
+    """On a phone each key and model is a card: the Revoke button is on the screen, names keep their words whole."""
+    from llmgateway.models import ApiKey
+
+    ApiKey.create(workspace, "Support bot with a rather long descriptive name for the integration", owner)
+    page = browser.new_page()
+    try:
+        _sign_in(browser, live_server.url, owner)
+        for size in (PHONE, {"width": 900, "height": 800}, DESKTOP):
+            page.set_viewport_size(size)
+            page.goto(live_server.url + f"/gateway/{workspace.slug}/keys/")
+            revoke = page.get_by_role("button", name="Revoke").bounding_box()
+            assert revoke["x"] >= 0 and revoke["x"] + revoke["width"] <= size["width"], (size, revoke)
+            assert page.evaluate(BROKEN_WORDS, "main table td") == [], size
+            assert page.evaluate(FITS_ITS_BOX, "main table") == [], size
+            assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), size
+            shot(page, f"{size['width']}-gateway-keys.png")
+            page.goto(live_server.url + f"/gateway/{workspace.slug}/models/")
+            assert page.evaluate(BROKEN_WORDS, "main table td") == [], size
+            assert page.evaluate(FITS_ITS_BOX, "main table") == [], size
+            assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), size
+            shot(page, f"{size['width']}-gateway-models.png")
+    finally:
+        page.close()
+        browser.clear_cookies()
