@@ -24,6 +24,15 @@ def answer_with_sources(message, workspace):
     return render_with_sources(message.content, citation_links(message, workspace.slug))
 
 
+@register.simple_tag
+def preview_with_sources(html, citations):
+    """A preview's answer (sanitized HTML, never saved) with its [n] markers linked to the passages listed under it."""
+    from assistants.citing import link_markers
+
+    links = {c["n"]: c["url"] for c in citations or [] if isinstance(c.get("n"), int) and c.get("url")}
+    return link_markers(html, links)
+
+
 @register.filter
 def when(value):
     """A short date for lists: the time today, the day this year, else the full date."""

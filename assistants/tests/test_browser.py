@@ -117,3 +117,29 @@ def test_a_new_user_uploads_a_handbook_and_gets_the_fact_with_its_section(browse
     assert "Northwind Employee Handbook" in source and "Sabbatical" in source, source  # its title and section
     screenshot(page, "handbook-answer.png")
     page.close()
+
+
+def test_try_it_numbers_its_sources_as_the_answer_cites_them(browser, live_server, member, workspace, assistant):
+    """The edit page's "Try it": the answer's [n] markers link to the passages, listed under it with the same numbers."""
+    page = _signed_in(browser, live_server, member)
+    for size in ({"width": 1280, "height": 800}, {"width": 390, "height": 844}):
+        page.set_viewport_size(size)
+        page.goto(f"{live_server.url}/assistants/acme/{assistant.pk}/edit/")
+        page.get_by_label("Question to try").fill("How many vacation days do I get?")
+        page.click(".try-box button[type=submit]")
+        page.wait_for_selector("#try-result .answer")
+        markers = page.evaluate(
+            "[...document.querySelectorAll('#try-result .answer a.cite')].map(a => [a.textContent, a.href])"
+        )
+        sources = page.evaluate(
+            """[...document.querySelectorAll('#try-result .citations li')].map(li => [
+                getComputedStyle(li).display, li.value, li.querySelector('a').href])"""
+        )
+        assert markers and sources, (markers, sources)
+        # Every source shows its number, and each marker leads where the source of that number does.
+        assert all(display == "list-item" for display, _, _ in sources), sources
+        by_number = {value: href for _, value, href in sources}
+        for text, href in markers:
+            assert by_number[int(text.strip("[]"))] == href, (text, href, by_number)
+        screenshot(page, f"try-it-{size['width']}.png")
+    page.close()
