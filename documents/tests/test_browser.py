@@ -52,3 +52,31 @@ def test_upload_watch_ready_search(page, live_server, make_user, tmp_path):
     assert "page 2" in page.inner_text(".chunk-selected header")
     if os.environ.get("SCREENSHOT_DIR"):
         page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], "documents-passage.png"))
+
+
+@pytest.fixture
+def signed_in_member(page, live_server, make_user):
+    from workspaces.models import Membership, Workspace
+
+    user = make_user("nina@example.com", password="browser test secret", full_name="Nina New")
+    workspace = Workspace.objects.create(name="Brightwater", slug="bw")
+    Membership.objects.create(workspace=workspace, user=user, role="member")
+    sign_in(page, live_server.url, "nina@example.com", "browser test secret")
+    page.wait_for_selector("h1:has-text('Welcome')")
+    return workspace
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}])
+def test_the_drop_zone_shows_the_keyboard_focus(page, live_server, signed_in_member, viewport):
+    page.set_viewport_size(viewport)
+    page.goto(f"{live_server.url}/documents/bw/upload/")
+    page.wait_for_load_state("load")
+    zone = page.locator("[data-dropzone]")
+    assert zone.evaluate("z => getComputedStyle(z).outlineStyle") == "none"
+    page.locator("input[type=file]").focus()
+    assert page.evaluate("document.activeElement.type") == "file"
+    ring = zone.evaluate("z => [getComputedStyle(z).outlineStyle, parseFloat(getComputedStyle(z).outlineWidth)]")
+    assert ring[0] != "none" and ring[1] >= 2, ring
+    if os.environ.get("SCREENSHOT_DIR"):
+        name = f"documents-dropzone-focus-{viewport['width']}.png"
+        page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], name))
