@@ -80,3 +80,11 @@ def test_the_drop_zone_shows_the_keyboard_focus(page, live_server, signed_in_mem
     if os.environ.get("SCREENSHOT_DIR"):
         name = f"documents-dropzone-focus-{viewport['width']}.png"
         page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], name))
+
+
+def test_the_search_box_has_a_label(page, live_server, signed_in_member):
+    page.goto(f"{live_server.url}/documents/bw/search/")
+    box = page.get_by_label("Words to find")
+    assert box.get_attribute("name") == "q"
+    # Its name is the label, not the placeholder.
+    assert box.evaluate("b => b.labels.length") == 1
