@@ -22,6 +22,12 @@ If the consumer stops early (the page's stop button closes the stream),
 the partial answer is saved as interrupted; stopped before any text, the
 question stays without an answer.
 
+Saving the answer at the end outlives a database that stops answering: the
+save is tried again for up to SAVE_RETRY_SECONDS; if the database still does
+not take it, the stream ends with an ("error", …) of its own (a 503 with
+Retry-After, the words of corporate.views.DATABASE_UNAVAILABLE_MESSAGE) and
+one warning in the log. The page keeps the words it showed.
+
 Query count per turn is constant, whatever the conversation's length:
 history is one query of the last few messages, retrieval one search plus
 one query for the documents, and the writes are fixed.
@@ -47,6 +53,8 @@ from assistants.models import (
     MessageStatus,
     Role,
 )
+from corporate.middleware import is_database_unavailable
+from corporate.views import DATABASE_RETRY_AFTER, DATABASE_UNAVAILABLE_MESSAGE
 from documents.search import search_workspace
 from llmgateway import gateway
 
@@ -303,6 +311,27 @@ def _says_no_answer(answer):
     )
 
 
+# A finished answer whose save the database does not take is saved again for this long (what a client is asked
+# to wait while the database does not answer), after pauses of 0.5 s, then twice as long each time.
+SAVE_RETRY_SECONDS = DATABASE_RETRY_AFTER
+FIRST_SAVE_RETRY_DELAY = 0.5
+ANSWER_NOT_SAVED_MESSAGE = f"The answer could not be saved. {DATABASE_UNAVAILABLE_MESSAGE}"
+
+
+def _drop_broken_connection():
+    """Close the connection a database error left broken, so the next try connects afresh.
+
+    Inside a transaction (a test's) closing would end it: then the next try reuses the connection.
+    """
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        return
+    try:
+        connection.close()
+    except Exception:  # closing a connection the server already dropped
+        pass
+
+
 @dataclass
 class Turn:
     assistant: Assistant
@@ -317,8 +346,11 @@ class Turn:
     # Regenerating: the version that was current before; shown again if the new one yields nothing.
     replaced: int | None = None
     timings: dict = field(default_factory=dict)
-    # Set when the gateway refused or failed: an AnswerError with the status (and Retry-After) to answer with.
+    # Set when the gateway refused or failed, or the answer could not be saved: an AnswerError with the status
+    # (and Retry-After) to answer with.
     failure: AnswerError | None = None
+    # False when the database did not take the answer (it stays "streaming").
+    saved: bool = True
 
     def events(self):
         started = time.perf_counter()
@@ -360,25 +392,64 @@ class Turn:
             self.failure = AnswerError.from_gateway(exc, partial=bool(parts))
             # Stored with a partial answer: a reload and the API say what the page said.
             error = self.failure.message
-            yield "error", self.failure.message
         finally:
             # Also runs when the consumer stops early: the partial answer is kept, the upstream hung up on.
             if stream is not None:
                 stream.close()
             self.timings["gateway_ms"] = (time.perf_counter() - started) * 1000
             saved = time.perf_counter()
-            self._save("".join(parts), status, error, result if status == MessageStatus.COMPLETE else None)
+            self._save_or_report("".join(parts), status, error, result if status == MessageStatus.COMPLETE else None)
             self.timings["save_ms"] = (time.perf_counter() - saved) * 1000
-        if status == MessageStatus.COMPLETE:
+        if self.failure is not None:
+            # After the save: what the event says (the upstream failed, or the answer could not be kept) is so.
+            yield "error", self.failure.message
+        elif status == MessageStatus.COMPLETE:
             yield "done", self.answer
 
     def run(self):
         """Consume the whole answer; returns the stored Message (for the API and commands)."""
         for _event, _data in self.events():
             pass
-        if self.failure is not None and not self.answer.content:
+        if self.failure is not None and (not self.answer.content or not self.saved):
             raise self.failure
         return self.answer
+
+    def _save_or_report(self, text, status, error, result):
+        """Save the answer, again and again for up to SAVE_RETRY_SECONDS while the database does not answer.
+
+        If it still does not, `saved` is False, one warning is logged and `failure` says so (a 503 with
+        Retry-After), unless nothing was lost: no words came and the failure already says why. The row stays
+        "streaming". Any other error is raised.
+        """
+        deadline, pause = None, FIRST_SAVE_RETRY_DELAY
+        while True:
+            try:
+                self._save(text, status, error, result)
+                return
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                # From the first failure: that try may itself have waited a query's timeout (DB_QUERY_TIMEOUT).
+                deadline = deadline or time.monotonic() + SAVE_RETRY_SECONDS
+                if time.monotonic() + pause > deadline:
+                    failed = exc
+                    break
+            _drop_broken_connection()
+            time.sleep(pause)
+            pause *= 2
+        self.saved = False
+        first_line = str(failed).strip().splitlines()[0] if str(failed).strip() else ""
+        log.warning(
+            "answer %s (%d characters) not saved: the database does not answer (%s: %s)",
+            self.answer.pk,
+            len(text),
+            failed.__class__.__name__,
+            first_line,
+        )
+        if self.failure is None or text:
+            self.failure = AnswerError(
+                ANSWER_NOT_SAVED_MESSAGE, field=None, status=503, retry_after=DATABASE_RETRY_AFTER
+            )
 
     def _save(self, text, status, error, result):
         answer = self.answer
