@@ -26,7 +26,10 @@ Saving the answer at the end outlives a database that stops answering: the
 save is tried again for up to SAVE_RETRY_SECONDS; if the database still does
 not take it, the stream ends with an ("error", …) of its own (a 503 with
 Retry-After, the words of corporate.views.DATABASE_UNAVAILABLE_MESSAGE) and
-one warning in the log. The page keeps the words it showed.
+one warning in the log. The page keeps the words it showed; the row, left
+"streaming", is marked interrupted once it is older than the longest an
+answer may take (`interrupt_stale_answers`, run by the task worker and
+whenever a conversation is read).
 
 Query count per turn is constant, whatever the conversation's length:
 history is one query of the last few messages, retrieval one search plus
@@ -37,6 +40,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -349,7 +353,7 @@ class Turn:
     # Set when the gateway refused or failed, or the answer could not be saved: an AnswerError with the status
     # (and Retry-After) to answer with.
     failure: AnswerError | None = None
-    # False when the database did not take the answer (it stays "streaming").
+    # False when the database did not take the answer (it stays "streaming" until it is marked interrupted).
     saved: bool = True
 
     def events(self):
@@ -419,7 +423,7 @@ class Turn:
 
         If it still does not, `saved` is False, one warning is logged and `failure` says so (a 503 with
         Retry-After), unless nothing was lost: no words came and the failure already says why. The row stays
-        "streaming". Any other error is raised.
+        "streaming" until `interrupt_stale_answers` marks it interrupted. Any other error is raised.
         """
         deadline, pause = None, FIRST_SAVE_RETRY_DELAY
         while True:
@@ -489,6 +493,63 @@ class Turn:
                 "latency_ms",
             ]
         )
+
+
+INTERRUPTED_ERROR = (
+    "The answer was cut off before it was complete: the server stopped while writing it. Regenerate it to try again."
+)
+# Seconds to spare past the longest an answer may take before one still "streaming" counts as cut off.
+STALE_MARGIN_SECONDS = 60
+
+
+def longest_answer_seconds(model_name=""):
+    """How long after it began an answer is over for certain, however it ended.
+
+    Its model's deadline (the model's own, else LLM_DEADLINE_SECONDS: every retry and fallback included), then
+    its save (a query's timeout, DB_QUERY_TIMEOUT, and SAVE_RETRY_SECONDS of retries), and STALE_MARGIN_SECONDS.
+    """
+    from llmgateway import registry
+
+    spec = registry.get_spec(model_name or None)
+    deadline = (spec.deadline_seconds if spec is not None else None) or settings.LLM_DEADLINE_SECONDS
+    return deadline + settings.DB_QUERY_TIMEOUT + SAVE_RETRY_SECONDS + STALE_MARGIN_SECONDS
+
+
+def interrupt_if_stale(messages, now=None):
+    """Mark interrupted the answers among `messages` still "streaming" past the longest they may take.
+
+    Such an answer was cut off: the web worker writing it died (killed, restarted), or the database did
+    not take its save. For a conversation as it is read (the page, the API): no query unless one of them
+    is stale, then one UPDATE for all, which leaves alone an answer saved meanwhile. The messages are
+    changed in place; returns the ones marked.
+    """
+    now = now or timezone.now()
+    stale = [
+        m
+        for m in messages
+        if m.status == MessageStatus.STREAMING
+        and m.role == Role.ASSISTANT
+        and m.created_at < now - timedelta(seconds=longest_answer_seconds(m.model_name))
+    ]
+    if stale:
+        Message.objects.filter(pk__in=[m.pk for m in stale], status=MessageStatus.STREAMING).update(
+            status=MessageStatus.INTERRUPTED, error=INTERRUPTED_ERROR
+        )
+        for message in stale:
+            message.status, message.error = MessageStatus.INTERRUPTED, INTERRUPTED_ERROR
+    return stale
+
+
+def interrupt_stale_answers(now=None):
+    """Mark interrupted every answer of any conversation left "streaming" too long (the task worker's sweep).
+
+    Two queries: the answers still streaming (a partial index keeps them few and quick to find), and one
+    UPDATE when some are stale. Returns how many were marked.
+    """
+    streaming = Message.objects.filter(status=MessageStatus.STREAMING).only(
+        "pk", "role", "status", "model_name", "created_at"
+    )
+    return len(interrupt_if_stale(list(streaming), now))
 
 
 def _readable(exc, partial=False):

@@ -378,6 +378,7 @@ class ConversationViewSet(
         if request.method == "GET":
             # The conversation as it reads: questions, each followed by its current answer.
             page = self.paginate_queryset(conversation.messages.shown().with_versions())
+            answering.interrupt_if_stale(page)
             return self.get_paginated_response(MessageSerializer(page, many=True).data)
         assistant = conversation.assistant
         reason = permissions.why_not(request.user, "chat", assistant.workspace)
@@ -528,7 +529,9 @@ class MessageFeedbackViewSet(OffersEventStream, viewsets.GenericViewSet):
             versions = Message.objects.filter(pk=answer.pk).with_versions()
         else:
             versions = Message.objects.filter(question_id=answer.question_id, role=Role.ASSISTANT).with_versions()
-        return Response(MessageSerializer(versions.order_by("pk"), many=True).data)
+        versions = list(versions.order_by("pk"))
+        answering.interrupt_if_stale(versions)
+        return Response(MessageSerializer(versions, many=True).data)
 
     @extend_schema(request=None, responses=MessageSerializer)
     @action(detail=True, methods=["post"])
@@ -536,4 +539,6 @@ class MessageFeedbackViewSet(OffersEventStream, viewsets.GenericViewSet):
         """Make this version the one shown for its question."""
         answer = self._own_answer(pk)
         answer.make_current()
-        return Response(MessageSerializer(Message.objects.with_versions().get(pk=answer.pk)).data)
+        answer = Message.objects.with_versions().get(pk=answer.pk)
+        answering.interrupt_if_stale([answer])
+        return Response(MessageSerializer(answer).data)

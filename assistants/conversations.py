@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
+from assistants.answering import interrupt_if_stale
 from assistants.models import Conversation, Role
 from corporate.redirects import redirect_next
 from workspaces import permissions
@@ -118,7 +119,8 @@ def delete(request, slug, pk, cid):
 
 def export_data(conversation):
     """The conversation as it reads (questions and the answers shown), as plain data."""
-    rows = conversation.messages.shown().with_versions()
+    rows = list(conversation.messages.shown().with_versions())
+    interrupt_if_stale(rows)
     return {
         "id": conversation.pk,
         "title": conversation.title,

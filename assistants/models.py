@@ -268,6 +268,9 @@ class Message(models.Model):
             models.Index(
                 fields=["conversation", "feedback"], condition=~models.Q(feedback=""), name="message_feedback"
             ),
+            # the task worker's sweep: answers still streaming (those in flight, and any cut off), to mark
+            # interrupted the ones past their deadline (assistants.answering.interrupt_stale_answers).
+            models.Index(fields=["created_at"], condition=models.Q(status="streaming"), name="message_streaming"),
         ]
 
     def __str__(self):

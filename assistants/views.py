@@ -188,6 +188,8 @@ def _chat_context(request, assistant, conversation):
     turns, earlier = [], None
     if conversation is not None:
         turns, earlier = _latest_turns(conversation, request.GET.get("before", ""))
+        # An answer its worker never finished reads as cut off, not as an empty bubble.
+        answering.interrupt_if_stale(turns)
         _mark_changed_sources(turns)
         for message in turns:
             message.conversation = conversation
@@ -407,6 +409,7 @@ def show_version(request, slug, mid):
     if not request.headers.get("HX-Request"):
         return redirect(answer.conversation)
     answer = Message.objects.with_versions().get(pk=answer.pk)
+    answering.interrupt_if_stale([answer])
     _mark_changed_sources([answer])
     assistant = Assistant(pk=answer.conversation.assistant_id, workspace=workspace)
     return render(

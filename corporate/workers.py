@@ -11,6 +11,9 @@ with this Worker:
   when the outage starts, one line when the database is back.
 - every USAGE_FLUSH_SECONDS a thread writes the gateway's buffered usage
   records to the database (llmgateway.metering.records.drain).
+- every ANSWER_SWEEP_SECONDS a thread marks interrupted the chat answers left
+  "streaming" past the longest an answer may take: their web worker died, or
+  the database did not take their save (assistants.answering.interrupt_stale_answers).
 - every TASK_WORKER_HEARTBEAT_SECONDS a thread writes the time to the
   `workers` cache (Redis when configured, else files under VAR_DIR, so the
   web processes see it); /health reports how long ago the last one came.
@@ -34,6 +37,8 @@ log = logging.getLogger("corporate.workers")
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 HEARTBEAT_KEY = "tasks:worker-heartbeat"
 FIRST_RETRY_DELAY = 0.5
+# How often the task worker looks for chat answers left "streaming" by a worker that died.
+ANSWER_SWEEP_SECONDS = 60
 # An outage that starts this soon after the last one ended keeps the longer
 # wait, so an error that never goes away cannot make the worker spin.
 CALM_AFTER = 60.0
@@ -102,6 +107,26 @@ def _drain_usage_forever(interval):
             failing = False
 
 
+def _interrupt_stale_answers_forever(interval):
+    """Mark interrupted, every `interval` seconds, the chat answers that will never be finished."""
+    from assistants.answering import interrupt_stale_answers
+
+    failing = False
+    while True:
+        time.sleep(interval)
+        try:
+            marked = interrupt_stale_answers()
+        except Exception as exc:  # a database outage: the next sweep finds them
+            if not failing:
+                log.warning("stale chat answers not checked: %s: %s", exc.__class__.__name__, exc)
+            failing = True
+            close_connections()
+        else:
+            failing = False
+            if marked:
+                log.info("%d chat answer(s) left streaming by a worker that stopped marked interrupted", marked)
+
+
 class Worker(db_worker.Worker):
     """django-tasks-db's worker, which waits out a database outage instead of exiting."""
 
@@ -109,10 +134,12 @@ class Worker(db_worker.Worker):
     _recovered_at = None
     _heartbeat = None
     _usage = None
+    _answers = None
 
     def run(self):
         self.start_heartbeat()
         self.start_usage_drain()
+        self.start_answer_sweep()
         while True:
             try:
                 return super().run()
@@ -140,6 +167,16 @@ class Worker(db_worker.Worker):
                 daemon=True,
             )
             self._usage.start()
+
+    def start_answer_sweep(self):
+        if self._answers is None:
+            self._answers = threading.Thread(
+                target=_interrupt_stale_answers_forever,
+                args=(ANSWER_SWEEP_SECONDS,),
+                name="answer-sweep",
+                daemon=True,
+            )
+            self._answers.start()
 
     def wait_for_database(self, error):
         """Close the broken connections and retry with a growing pause until the task table answers."""

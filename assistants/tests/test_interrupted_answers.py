@@ -1,9 +1,12 @@
-"""Answers that could not be finished: a save the database does not take."""
+"""Answers that could not be finished: a save the database does not take, a web worker that died mid-answer."""
 
 import logging
+from datetime import timedelta
 
 import pytest
 from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from assistants import answering
 from assistants.models import Conversation, Message
@@ -79,8 +82,13 @@ def test_a_save_the_database_never_takes_ends_the_page_stream_with_the_reason(
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [(r.name, r.levelname) for r in warnings] == [("assistants.answering", "WARNING")]
     assert "not saved" in warnings[0].getMessage() and warnings[0].exc_info is None
-    # The row stays "streaming": the database did not take it.
-    assert Message.objects.get(role="assistant").status == "streaming"
+    # The row stays "streaming" (the database did not take it) until it is older than any answer may take.
+    answer = Message.objects.get(role="assistant")
+    assert answer.status == "streaming"
+    Message.objects.filter(pk=answer.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert answering.interrupt_stale_answers() == 1
+    answer.refresh_from_db()
+    assert answer.status == "interrupted" and "cut off" in answer.error
 
 
 @refused_saves
@@ -116,3 +124,102 @@ def test_a_consumer_that_left_and_a_save_refused_log_one_warning(member, assista
         events.close()  # the page's Stop, while the database does not answer: nothing raised
     assert not turn.saved
     assert [r.levelname for r in caplog.records if r.name == "assistants.answering"] == ["WARNING"]
+
+
+# A worker that died mid-answer: the row was created "streaming" and never saved again.
+
+
+def cut_off_answer(assistant, member, conversation=None, age=timedelta(hours=1)):
+    conversation = conversation or Conversation.objects.create(assistant=assistant, user=member)
+    turn = answering.start_turn(assistant, conversation, member, QUESTION)  # its events never run
+    Message.objects.filter(pk=turn.answer.pk).update(created_at=timezone.now() - age)
+    return turn.answer
+
+
+def test_an_answer_streaming_past_the_longest_an_answer_may_take_reads_as_interrupted(
+    client_for, api_client_for, member, assistant, settings
+):
+    answer = cut_off_answer(assistant, member)
+    conversation = answer.conversation
+    page = client_for(member).get(f"/assistants/acme/{assistant.pk}/c/{conversation.pk}/")
+    assert page.status_code == 200
+    assert b"interrupted" in page.content and b"cut off" in page.content
+    answer.refresh_from_db()
+    assert answer.status == "interrupted" and answer.error == answering.INTERRUPTED_ERROR
+
+    other = cut_off_answer(assistant, member)
+    rows = api_client_for(member).get(f"/api/conversations/{other.conversation_id}/messages/").json()["results"]
+    assert [(m["status"], m["error"]) for m in rows if m["role"] == "assistant"] == [
+        ("interrupted", answering.INTERRUPTED_ERROR)
+    ]
+    other.refresh_from_db()
+    assert other.status == "interrupted"
+
+
+def test_an_answer_still_within_its_deadline_stays_streaming(client_for, member, assistant, settings):
+    settings.LLM_DEADLINE_SECONDS = 120
+    longest = answering.longest_answer_seconds(assistant.model_name)
+    assert longest > 120  # the deadline, the save and a margin
+    young = cut_off_answer(assistant, member, age=timedelta(seconds=longest - 5))
+    client_for(member).get(f"/assistants/acme/{assistant.pk}/c/{young.conversation_id}/")
+    assert answering.interrupt_stale_answers() == 0
+    young.refresh_from_db()
+    assert young.status == "streaming"
+
+
+def test_the_task_worker_sweeps_answers_left_streaming(member, assistant, monkeypatch):
+    from corporate import workers
+
+    stale = cut_off_answer(assistant, member)
+    young = cut_off_answer(assistant, member, age=timedelta(seconds=1))
+    done = Message.objects.filter(role="assistant").exclude(pk__in=[stale.pk, young.pk])
+    assert not done.exists()
+
+    class Stop(Exception):
+        pass
+
+    naps = []
+
+    def sleep(seconds):
+        naps.append(seconds)
+        if len(naps) > 1:
+            raise Stop
+
+    monkeypatch.setattr(workers.time, "sleep", sleep)
+    with pytest.raises(Stop):
+        workers._interrupt_stale_answers_forever(workers.ANSWER_SWEEP_SECONDS)
+    assert dict(Message.objects.filter(role="assistant").values_list("pk", "status")) == {
+        stale.pk: "interrupted",
+        young.pk: "streaming",
+    }
+
+
+def test_reading_a_conversation_with_cut_off_answers_costs_one_query_more_however_many(
+    client_for, member, assistant, django_assert_num_queries
+):
+    client = client_for(member)
+    conversation = Conversation.objects.create(assistant=assistant, user=member)
+    url = f"/assistants/acme/{assistant.pk}/c/{conversation.pk}/"
+    cut_off_answer(assistant, member, conversation)
+    client.get(url)  # marks it: from now on a plain read
+    with CaptureQueriesContext(connection) as plain:
+        assert client.get(url).status_code == 200
+    for _ in range(3):
+        cut_off_answer(assistant, member, conversation)
+    with django_assert_num_queries(len(plain.captured_queries) + 1):  # + the one UPDATE that marks all three
+        client.get(url)
+    statuses = conversation.messages.filter(role="assistant").values_list("status", flat=True)
+    assert list(statuses) == ["interrupted"] * 4
+
+
+def test_an_interrupted_answer_can_be_regenerated(client_for, member, assistant, ask_page):
+    answer = cut_off_answer(assistant, member)
+    client = client_for(member)
+    client.get(f"/assistants/acme/{assistant.pk}/c/{answer.conversation_id}/")
+    events = ask_page(client, assistant, "", conversation=answer.conversation_id, regenerate=True, answer=answer.pk)
+    done = events_of(events, "done")[0]
+    again = Message.objects.get(pk=done["answer_id"])
+    assert again.status == "complete" and again.current and "27 vacation days" in again.content
+    assert again.question_id == answer.question_id
+    answer.refresh_from_db()
+    assert answer.status == "interrupted" and not answer.current
