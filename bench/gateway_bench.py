@@ -65,6 +65,7 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "py
 GUNICORN = str(Path(PYTHON).parent / "gunicorn")
 MODEL = "bench-upstream"
 HIT_BODY = {"model": MODEL, "messages": [{"role": "user", "content": "What is the refund policy for annual plans?"}]}
+RESPONSES_BODY = {"model": MODEL, "input": "What is the refund policy for annual plans?"}
 
 SETUP = """
 from django.contrib.auth import get_user_model
@@ -373,7 +374,7 @@ class Stack:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def h2load(stack, target, connections, duration, body, headers=()):
+def h2load(stack, target, connections, duration, body, headers=(), path="/v1/chat/completions"):
     """(requests/s, p50 ms, p99 ms, failed, worker CPU ms per request, slowest connection's share) for POSTs of body.
 
     The last figure is the req/s of the connection served least, over the
@@ -395,7 +396,7 @@ def h2load(stack, target, connections, duration, body, headers=()):
     ]
     for header in headers:
         command += ["-H", header]
-    command += [f"--log-file={log}", target.base + "/v1/chat/completions"]
+    command += [f"--log-file={log}", target.base + path]
     cpu_before = worker_cpu_seconds(target.process)
     output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60).stdout
     cpu_after = worker_cpu_seconds(target.process)
@@ -430,13 +431,13 @@ def h2load(stack, target, connections, duration, body, headers=()):
     return rps or 0.0, percentile(latencies, 0.5), percentile(latencies, 0.99), failed, cpu_ms, share
 
 
-def _warm(target, body):
+def _warm(target, body, path="/v1/chat/completions"):
     """Ask twice, so the second and later answers come from the target's cache; checks it is a hit."""
     import httpx
 
     headers = {"Authorization": f"Bearer {target.key}"}
     for _ in range(2):
-        response = httpx.post(target.base + "/v1/chat/completions", json=body, headers=headers, timeout=30)
+        response = httpx.post(target.base + path, json=body, headers=headers, timeout=30)
         assert response.status_code == 200, (target.name, response.status_code, response.text[:300])
     return response
 
@@ -446,14 +447,17 @@ def throughput(stack, duration, rounds):
     stream_body = {**HIT_BODY, "stream": True}
     runs = [("floor", stack.floor, HIT_BODY), ("gateway hit", stack.gateway, HIT_BODY)]
     runs.append(("gateway stream hit", stack.gateway, stream_body))
+    # The same question through OpenAI's Responses API: the same cache entry, translated on the way out.
+    runs.append(("responses hit", stack.gateway, RESPONSES_BODY, "/v1/responses"))
     runs.append(("hit, limits+usage on", stack.limited, HIT_BODY))
     runs.append(("hit, usage hook off", stack.bare, HIT_BODY))
     if stack.compare:
         runs.append(("hit, --compare checkout", stack.compare, HIT_BODY))
     if stack.litellm:
         runs.append(("litellm hit", stack.litellm, HIT_BODY))
-    for _name, target, body in runs:
-        response = _warm(target, body)
+    runs = [run if len(run) == 4 else (*run, "/v1/chat/completions") for run in runs]
+    for _name, target, body, path in runs:
+        response = _warm(target, body, path)
         if target is stack.gateway or target is stack.compare:
             assert response.headers["x-cache"] == "HIT", response.headers
         if target is stack.litellm:
@@ -464,10 +468,10 @@ def throughput(stack, duration, rounds):
     calls_before = stack.upstream.calls
     rows = {}
     for connections in (16, 64):
-        results = {name: [] for name, _, _ in runs}
+        results = {name: [] for name, *_ in runs}
         for _ in range(rounds):
-            for name, target, body in runs:
-                results[name].append(h2load(stack, target, connections, duration, body))
+            for name, target, body, path in runs:
+                results[name].append(h2load(stack, target, connections, duration, body, path=path))
         for name, measured in results.items():
             cpu = [r[4] for r in measured if r[4] is not None]
             rows[(name, connections)] = (
@@ -842,6 +846,11 @@ def main():
             print(
                 f"    limits and usage records on: {on[0] / off[0]:.0%} of the req/s with the usage hook off "
                 f"(worker CPU per hit {on[4] * 1000:.0f} µs against {off[4] * 1000:.0f} µs)"
+            )
+            responses = rows[("responses hit", connections)]
+            print(
+                f"    /v1/responses hit: {responses[0] / hit[0]:.0%} of the chat hit's req/s "
+                f"(p99 {responses[2] / hit[2]:.2f}x, worker CPU per hit {responses[4] * 1000:.0f} µs)"
             )
             if stack.compare:
                 other = rows[("hit, --compare checkout", connections)]
