@@ -140,3 +140,31 @@ def test_stop_after_the_first_words_keeps_them_and_leaves_the_box_empty(browser,
     assert page.locator(".msg-assistant .answer").inner_text().startswith("Echo:")
     assert page.input_value("textarea[name=question]") == ""
     page.close()
+
+
+def test_a_question_sent_while_the_database_does_not_answer_says_so_and_stays_in_the_box(
+    browser, live_server, member, assistant
+):
+    """The 503 page the site answers while the database is down is no JSON: the page says what it means."""
+    from django.test import RequestFactory
+
+    from corporate.views import database_unavailable
+
+    outage = database_unavailable(RequestFactory().post("/assistants/"))
+    page = open_chat(browser, live_server, member, assistant, viewport=PHONE)
+    page.route(
+        "**/ask/",
+        lambda route: route.fulfill(
+            status=outage.status_code,
+            headers={"Content-Type": outage["Content-Type"], "Retry-After": outage["Retry-After"]},
+            body=outage.content,
+        ),
+    )
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    error = page.wait_for_selector(".ask-error:not([hidden])")
+    message = error.inner_text()
+    assert "briefly unavailable" in message and f"Try again in {outage['Retry-After']} s" in message, message
+    assert page.input_value("textarea[name=question]") == VACATION
+    assert overflow(page) == []
+    page.close()

@@ -216,14 +216,24 @@
     return buffer;
   }
 
-  // The server's reason for refusing a question before any answer started.
+  // The server's reason for refusing a question before any answer started: its JSON `detail`, or for a
+  // page that is not JSON (a 503 while the database does not answer, a proxy's 502) what it means, with
+  // the wait its Retry-After asks for.
   async function refusal(response) {
-    if (response.status === 403) return "You may not ask this assistant.";
+    let detail = null;
     try {
       const data = await response.json();
-      if (data && typeof data.detail === "string") return data.detail;
+      if (data && typeof data.detail === "string") detail = data.detail;
     } catch (error) {
-      // Not JSON: fall through to the status.
+      // Not JSON: said from the status.
+    }
+    const wait = Math.ceil(Number(response.headers.get("Retry-After")) || 0);
+    if (detail) return failureText({ detail: detail, status: response.status, retry_after: wait });
+    if (response.status === 403) return "You may not ask this assistant.";
+    if (response.status >= 500) {
+      let text = "The service is briefly unavailable; your question is still in the box.";
+      if (wait > 0) text += " Try again in " + (wait < 90 ? wait + " s" : Math.ceil(wait / 60) + " min") + ".";
+      return text;
     }
     return "The server refused the question (" + response.status + ").";
   }
