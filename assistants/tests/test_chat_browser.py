@@ -419,3 +419,26 @@ def test_a_wide_table_in_an_answer_scrolls_and_keeps_its_words_whole(browser, li
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     screenshot(page, f"chat-wide-table-{viewport['width']}.png")
     page.close()
+
+
+# Controls smaller than a finger (44 px high, 40 px wide), by their text.
+SMALL_TARGETS = """(selector) => [...document.querySelectorAll(selector)]
+    .filter((e) => e.offsetParent)
+    .map((e) => [e.textContent.trim() || e.title, e.getBoundingClientRect()])
+    .filter(([, r]) => Math.round(r.height) < 44 || Math.round(r.width) < 40)
+    .map(([text, r]) => `${text}: ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+
+
+def test_chat_controls_are_big_enough_to_tap_on_a_phone(browser, live_server, member, assistant):
+    page = open_chat(browser, live_server, member, assistant, viewport=PHONE)
+    ask(page, VACATION)
+    page.reload()
+    page.wait_for_load_state("load")
+    controls = ".conversation-actions .icon-button, .msg-actions button, a.cite, [data-toggle-conversations]"
+    assert page.locator("a.cite").count() and page.locator(".msg-actions button").count() >= 4
+    assert page.evaluate(SMALL_TARGETS, controls) == []
+    page.locator("[data-toggle-conversations]").click()
+    assert page.evaluate(SMALL_TARGETS, ".chat-sidebar .small-button") == []
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    screenshot(page, "chat-phone-targets.png")
+    page.close()

@@ -555,3 +555,39 @@ def test_gateway_keys_and_models_are_cards_on_a_phone(browser, live_server, work
     finally:
         page.close()
         browser.clear_cookies()
+
+
+# Controls smaller than a finger (44 px high, 40 px wide), by their text.
+SMALL_TARGETS = """(selector) => [...document.querySelectorAll(selector)]
+    .filter((e) => e.offsetParent)
+    .map((e) => [e.textContent.trim() || e.getAttribute('aria-label'), e.getBoundingClientRect()])
+    .filter(([, r]) => Math.round(r.height) < 44 || Math.round(r.width) < 40)
+    .map(([text, r]) => `${text}: ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_buttons_pills_and_filters_are_big_enough_to_tap_on_a_phone(browser, live_server, workspace, owner):
+    owner.is_staff = True
+    owner.save(update_fields=["is_staff"])
+    pages = {
+        f"/workspaces/{workspace.slug}/members/": "main table td :is(select, button)",
+        f"/documents/{workspace.slug}/": "nav.subtabs a",
+        "/audit/": ".audit-filters > summary",
+    }
+    page = browser.new_page()
+    small = []
+    try:
+        _sign_in(browser, live_server.url, owner)
+        page.set_viewport_size(PHONE)
+        for path, controls in pages.items():
+            page.goto(live_server.url + path)
+            assert page.locator(controls).count(), path
+            found = page.evaluate(SMALL_TARGETS, controls)
+            if found:
+                small.append(f"{path}: {found}")
+            shot(page, f"390-targets-{_slug(path)}.png")
+    finally:
+        page.close()
+        browser.clear_cookies()
+    assert not small, "\n".join(small)
