@@ -88,3 +88,26 @@ def test_the_search_box_has_a_label(page, live_server, signed_in_member):
     assert box.get_attribute("name") == "q"
     # Its name is the label, not the placeholder.
     assert box.evaluate("b => b.labels.length") == 1
+
+
+FILTER_PIECES = """() => {
+    const form = document.querySelector('form.filters');
+    const left = form.getBoundingClientRect().left;
+    return [...form.querySelectorAll('input, select, button')].map((e) => {
+        const s = getComputedStyle(e);
+        const corners = [s.borderTopLeftRadius, s.borderTopRightRadius, s.borderBottomLeftRadius, s.borderBottomRightRadius];
+        return {name: e.name || e.textContent.trim(), corners: new Set(corners).size, square: corners.includes('0px'),
+                outside: e.getBoundingClientRect().left < left - 0.5};
+    });
+}"""
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}])
+def test_the_filter_row_is_separate_rounded_fields(page, live_server, signed_in_member, viewport):
+    """Search box, selects and button each keep their own rounded corners, wrapped on a phone or not."""
+    page.set_viewport_size(viewport)
+    page.goto(f"{live_server.url}/documents/bw/?q=x")
+    pieces = page.evaluate(FILTER_PIECES)
+    assert len(pieces) == 4, pieces
+    odd = [p for p in pieces if p["corners"] != 1 or p["square"] or p["outside"]]
+    assert odd == [], odd
