@@ -189,3 +189,28 @@ def test_outside_gevent_the_backend_is_djangos(postgres_url):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "corporate.backends.postgresql None"
+
+
+def test_a_probe_waits_for_a_connection_no_longer_than_its_own_bound():
+    """/health's bound (green.answer_within) covers the wait for a free connection too: with every connection
+    held by requests a frozen database keeps waiting, the probe is answered within its bound, not the pool's."""
+    from corporate.backends.postgresql.green import answer_within
+
+    pool = ConnectionPool(size=1, timeout=60, max_age=60)
+    held, _ = pool.acquire(FakeConnection)
+    outcome = []
+
+    def probe():
+        with answer_within(0.2):
+            try:
+                pool.acquire(FakeConnection)
+            except PoolTimeout as error:
+                outcome.append(str(error))
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the probe waited for the pool's 60 s"
+    assert outcome and "for 0.2 s" in outcome[0]
+    pool.release(held)
+    assert pool.acquire(FakeConnection)[1]  # the pool's own timeout is unchanged for other callers

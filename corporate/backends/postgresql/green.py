@@ -24,9 +24,15 @@ _timeouts = None  # (connect, query) seconds, read from the settings on the firs
 _local = threading.local()  # a greenlet's own, under gevent's patching: `answer_within`
 
 
+def bound():
+    """The bound `answer_within` set for this greenlet (thread), or None."""
+    return getattr(_local, "bound", None)
+
+
 @contextmanager
 def answer_within(seconds):
-    """Waits for the database in this block (this greenlet's) are bounded by `seconds` at most.
+    """Waits for the database in this block (this greenlet's) are bounded by `seconds` at most: for a
+    free pooled connection (pool.py), for a new connection and for each answer.
 
     For a probe (/health) that must answer a load balancer within its own timeout, sooner than a
     request may wait for a slow query.
@@ -60,9 +66,9 @@ def wait_callback(conn, timeout=None):
             _timeouts = _read_timeouts()
         connecting = conn.status == extensions.STATUS_SETUP
         timeout = _timeouts[0] if connecting else _timeouts[1]
-        bound = getattr(_local, "bound", None)
-        if bound is not None:
-            timeout = min(timeout, bound)
+        limit = bound()
+        if limit is not None:
+            timeout = min(timeout, limit)
     else:
         connecting = False
     while True:

@@ -17,6 +17,8 @@ import gc
 import threading
 import time
 
+from corporate.backends.postgresql import green
+
 # Seconds a request waits for a connection before the pool looks for
 # connections that ended greenlets did not give back.
 GARBAGE_CHECK_AFTER = 1.0
@@ -49,10 +51,12 @@ class ConnectionPool:
 
     def acquire(self, connect):
         """A connection and whether it was reused; `connect()` opens a new one."""
-        if not self._wait_for_slot():
+        limit = green.bound()  # a probe's shorter wait (green.answer_within)
+        timeout = self.timeout if limit is None else min(self.timeout, limit)
+        if not self._wait_for_slot(timeout):
             self.timeouts_total += 1
             raise PoolTimeout(
-                f"all {self.size} database connections of this worker stayed busy for {self.timeout:g} s "
+                f"all {self.size} database connections of this worker stayed busy for {timeout:g} s "
                 "(raise DB_POOL_SIZE, or keep long waits such as model calls outside database work)"
             )
         try:
@@ -75,14 +79,14 @@ class ConnectionPool:
         self.opened_total += 1
         return conn, False
 
-    def _wait_for_slot(self):
+    def _wait_for_slot(self, timeout):
         if self._slots.acquire(blocking=False):
             return True
         started = time.monotonic()
         self.waits_total += 1
         self.waiting += 1
         try:
-            return self._wait_until(started + self.timeout)
+            return self._wait_until(started + timeout)
         finally:
             self.waiting -= 1
             self.wait_seconds_total += time.monotonic() - started
