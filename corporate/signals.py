@@ -9,11 +9,14 @@ apps (API keys, caches) drop theirs.
 
 A new password (the password page, a reset link, the admin, `changepassword`,
 `set_password()` and `save()`) deletes the account's API tokens, so a token
-taken with the old password stops working. Sessions need nothing here: the
-password is part of the session hash, and Django keeps the session the
-password was changed in (update_session_auth_hash).
+taken with the old password stops working; so does turning the password off
+(`set_unusable_password()`: OIDC_DISABLE_LOCAL_PASSWORDS at an SSO sign-in,
+the admin). A save that does not write the password keeps them. Sessions
+need nothing here: the password is part of the session hash, and Django
+keeps the session the password was changed in (update_session_auth_hash).
 """
 
+from django.contrib.auth.hashers import is_password_usable
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import Signal, receiver
 
@@ -24,9 +27,9 @@ user_deactivated = Signal()
 
 @receiver(pre_save, sender=User)
 def remember_active_state(sender, instance, **kwargs):
-    instance._was_active = (
-        User.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first() if instance.pk else None
-    )
+    stored = User.objects.filter(pk=instance.pk).values_list("is_active", "password").first() if instance.pk else None
+    instance._was_active = stored[0] if stored else None
+    instance._had_usable_password = bool(stored) and is_password_usable(stored[1])
     if instance._was_active and not instance.is_active:
         # Voids every existing session (the session hash includes it), also after reactivation.
         instance.session_generation += 1
@@ -45,8 +48,13 @@ def revoke_credentials_on_deactivation(sender, instance, created, **kwargs):
 @receiver(post_save, sender=User)
 def revoke_tokens_on_new_password(sender, instance, created, **kwargs):
     # set_password() keeps the new password in _password until the save is done; a hash upgraded at
-    # sign-in (the same password, more iterations) is saved without it and keeps the tokens.
-    if created or getattr(instance, "_password", None) is None:
+    # sign-in (the same password, more iterations) is saved without it and keeps the tokens. A usable
+    # password made unusable (set_unusable_password() keeps no _password) ends them too.
+    update_fields = kwargs.get("update_fields")
+    if created or (update_fields is not None and "password" not in update_fields):
+        return
+    turned_off = getattr(instance, "_had_usable_password", False) and not instance.has_usable_password()
+    if getattr(instance, "_password", None) is None and not turned_off:
         return
     from rest_framework.authtoken.models import Token
 

@@ -313,3 +313,20 @@ def test_other_saves_and_a_hash_upgraded_at_sign_in_keep_the_tokens(client, alic
     alice.refresh_from_db()
     assert alice.password != old_hash and alice.password.startswith("md5$")
     assert token_works(token.key)
+
+
+def test_a_password_turned_off_ends_the_tokens(alice):
+    # OIDC_DISABLE_LOCAL_PASSWORDS at an SSO sign-in, or "password-based authentication: disabled" in the admin.
+    token = Token.objects.create(user=alice)
+    alice.set_unusable_password()
+    alice.save(update_fields=["full_name"])  # the password is not written: still usable, the token stays
+    assert token_works(token.key)
+    alice.save(update_fields=["password"])
+    assert not token_works(token.key)
+    # Without a usable password, other saves keep a token made since (staff may give one in the admin).
+    token = Token.objects.create(user=alice)
+    alice.full_name = "Alice Renamed"
+    alice.save()
+    alice.set_unusable_password()
+    alice.save()
+    assert token_works(token.key)

@@ -5,6 +5,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from allauth.socialaccount.models import SocialAccount
+from rest_framework.authtoken.models import Token
 
 from corporate.models import User
 from sso.models import GroupMapping, IdentityProvider, ManagedMembership
@@ -224,10 +225,12 @@ def test_group_map_from_the_environment_and_the_last_owner_stays(journey, make_u
 def test_local_password_turned_off_for_sso_users(journey, make_user, settings, client):
     settings.OIDC_DISABLE_LOCAL_PASSWORDS = True
     user = make_user("jane@acme.example", password="correct horse battery")
+    token = Token.objects.create(user=user)  # taken with the local password
     journey.provider.add_user("jane@acme.example")
     assert journey.sign_in("jane@acme.example").status_code == 302
     user.refresh_from_db()
     assert not user.has_usable_password()
+    assert not Token.objects.filter(key=token.key).exists()  # a token lasts until the password changes
     journey.client.post("/accounts/logout/")
     response = client.post("/accounts/login/", {"username": "jane@acme.example", "password": "correct horse battery"})
     assert response.status_code == 200 and signed_in_as(client) is None
