@@ -591,3 +591,47 @@ def test_buttons_pills_and_filters_are_big_enough_to_tap_on_a_phone(browser, liv
         page.close()
         browser.clear_cookies()
     assert not small, "\n".join(small)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_sign_in_form_is_on_the_first_screen_of_a_phone(browser, live_server):
+    page = browser.new_page()
+    try:
+        browser.clear_cookies()
+        page.set_viewport_size(PHONE)
+        # Sent to sign in from a page: the notice above the form takes room too.
+        page.goto(live_server.url + "/workspaces/")
+        button = page.locator(".auth-card button[type=submit]").bounding_box()
+        assert button["y"] + button["height"] <= PHONE["height"], button
+        shot(page, "390-sign-in.png")
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_server_error_page_follows_the_dark_scheme_and_shows_the_site(browser, live_server):
+    from django.test import RequestFactory
+
+    from corporate.views import server_error
+
+    html = server_error(RequestFactory().get("/")).content.decode()
+    page = browser.new_page()
+    try:
+        browser.clear_cookies()
+        # The page as a failing request answers it, with the site's static files around it.
+        page.route(
+            live_server.url + "/failing/", lambda route: route.fulfill(status=500, body=html, content_type="text/html")
+        )
+        page.emulate_media(color_scheme="dark", reduced_motion="reduce")
+        page.goto(live_server.url + "/failing/")
+        assert page.locator(".site-header .brand").is_visible()
+        assert page.locator("link[rel=icon]").count() == 1
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        channels = [int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]]
+        assert max(channels) < 80, background
+        shot(page, "500-dark.png")
+    finally:
+        page.emulate_media(color_scheme="light")
+        page.close()
