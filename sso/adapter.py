@@ -1,9 +1,11 @@
 """django-allauth's hooks: where apps come from, what happens after the provider answered, and errors."""
 
 import logging
+from contextlib import suppress
 
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.db import DatabaseError
 
 from sso.provider import PROVIDER_ID
 
@@ -42,9 +44,15 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def pre_social_login(self, request, sociallogin):
         """The provider vouched for someone: decide here and answer; allauth's own sign-up flow is never used."""
-        from sso.signin import complete_sign_in
+        from sso.signin import complete_sign_in, restore_link
 
-        raise ImmediateHttpResponse(complete_sign_in(request, sociallogin))
+        try:
+            response = complete_sign_in(request, sociallogin)
+        except Exception:
+            with suppress(DatabaseError):  # the error stays the one reported
+                restore_link(request)  # an error is no sign-in either: the link keeps what it held
+            raise
+        raise ImmediateHttpResponse(response)
 
     def on_authentication_error(self, request, provider, error=None, exception=None, extra_context=None):
         from requests import RequestException

@@ -102,3 +102,21 @@ class ManagedMembership(models.Model):
 
     def __str__(self):
         return f"{self.provider}: {self.user_id} in {self.workspace_id}"
+
+
+class LinkIssuer(models.Model):
+    """The issuer an SSO link (allauth's SocialAccount) was made under, kept where allauth never writes.
+
+    allauth rewrites a link's extra_data with every sign-in's claims before the
+    project decides, so the issuer kept there cannot be trusted after a refused
+    sign-in; this one changes only when a sign-in is accepted. Removing the
+    link removes it.
+    """
+
+    account = models.OneToOneField(
+        "socialaccount.SocialAccount", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    issuer = models.CharField(max_length=300)
+
+    def __str__(self):
+        return f"{self.account_id} under {self.issuer}"

@@ -74,7 +74,9 @@ class CompanyOIDCAdapter(OpenIDConnectOAuth2Adapter):
         # The raw token, for RP-initiated sign-out (id_token_hint); sso.signin keeps it in the session.
         request.sso_id_token = id_token
         sociallogin = self.get_provider().sociallogin_from_response(request, data)
-        request.sso_link_issuer = _linked_issuer(sociallogin.account)
+        # allauth's lookup() writes these claims over the link's before sso.signin decides: what the link
+        # held is kept, to be put back if the sign-in is refused.
+        request.sso_link_before = _stored_link(sociallogin.account)
         return sociallogin
 
     def get_callback_url(self, request, app):
@@ -83,16 +85,13 @@ class CompanyOIDCAdapter(OpenIDConnectOAuth2Adapter):
         return build_absolute_uri(request, reverse("sso:callback", kwargs={"slug": self.provider_id}))
 
 
-def _linked_issuer(account):
-    """The issuer kept with the existing link for this subject ("" if none), read before allauth overwrites it."""
+def _stored_link(account):
+    """(pk, extra_data) of the existing link for this subject, or None, read before allauth overwrites it."""
     from allauth.socialaccount.models import SocialAccount
 
-    stored = (
-        SocialAccount.objects.filter(provider=account.provider, uid=account.uid)
-        .values_list("extra_data", flat=True)
-        .first()
+    return (
+        SocialAccount.objects.filter(provider=account.provider, uid=account.uid).values_list("pk", "extra_data").first()
     )
-    return str(merged_claims(stored or {}).get("iss") or "")
 
 
 class CompanyOIDCProvider(OpenIDConnectProvider):

@@ -29,6 +29,7 @@ SESSION_ID_TOKEN = "sso_id_token"
 def refuse(request, slug, reason, message, status=403):
     """The styled refusal page, one log line, and no new session (one signed in before the flow stays)."""
     log.warning("sso: sign-in through %s refused from %s: %s", slug, client_address(request), reason)
+    restore_link(request)
     from sso import events
 
     events.sso_refused(request, slug, reason)
@@ -38,6 +39,17 @@ def refuse(request, slug, reason, message, status=403):
 
         logout(request)
     return render(request, "sso/refused.html", {"message": message}, status=status)
+
+
+def restore_link(request):
+    """Put back the claims the link held before allauth wrote this sign-in's over them (a refused sign-in)."""
+    before = getattr(request, "sso_link_before", None)
+    if before:
+        from allauth.socialaccount.models import SocialAccount
+
+        pk, extra_data = before
+        SocialAccount.objects.filter(pk=pk).update(extra_data=extra_data)
+        request.sso_link_before = None
 
 
 def _is_true(value):
@@ -57,6 +69,7 @@ def complete_sign_in(request, sociallogin):
     from allauth.socialaccount.models import SocialAccount
 
     from corporate.models import User
+    from sso.models import LinkIssuer
     from sso.providers import get_provider
 
     slug = sociallogin.account.provider
@@ -97,11 +110,8 @@ def complete_sign_in(request, sociallogin):
 
     issuer = _issuer(claims.get("iss") or provider.issuer)
     link = SocialAccount.objects.filter(provider=slug, uid=subject).select_related("user").first()
-    # allauth has already written this sign-in's claims over the link's: the issuer kept before is read first.
-    linked_issuer = (
-        _issuer(getattr(request, "sso_link_issuer", None) or merged_claims(link.extra_data).get("iss")) if link else ""
-    )
-    if linked_issuer not in ("", issuer):
+    linked_issuer = _other_issuer(request, link, issuer)
+    if linked_issuer:
         return refuse(
             request,
             slug,
@@ -145,9 +155,12 @@ def complete_sign_in(request, sociallogin):
             f"the account {user.email} is deactivated",
             "This account has been deactivated. Ask an administrator.",
         )
-    SocialAccount.objects.update_or_create(
-        provider=slug, uid=subject, defaults={"user": user, "extra_data": {**_stored_claims(claims), "iss": issuer}}
-    )
+    with transaction.atomic():
+        account, _ = SocialAccount.objects.update_or_create(
+            provider=slug, uid=subject, defaults={"user": user, "extra_data": {**_stored_claims(claims), "iss": issuer}}
+        )
+        LinkIssuer.objects.update_or_create(account=account, defaults={"issuer": issuer})
+    request.sso_link_before = None  # accepted: the claims just written stay
     changed = []
     if not user.full_name and claims.get("name"):
         user.full_name = str(claims["name"])[:150]
@@ -183,6 +196,27 @@ def complete_sign_in(request, sociallogin):
 
 def _issuer(value):
     return str(value or "").strip().rstrip("/")
+
+
+def _other_issuer(request, link, issuer):
+    """The issuer the link was made under when it is not `issuer`; "" when it is, or when the link has none yet.
+
+    The issuer recorded at an accepted sign-in (LinkIssuer) and the one in the
+    link's claims as they were before allauth wrote this sign-in's over them (a
+    refusal puts them back) must both be this one, or absent (a link staff
+    added in the admin).
+    """
+    from sso.models import LinkIssuer
+
+    if link is None:
+        return ""
+    before = getattr(request, "sso_link_before", None)
+    stored = before[1] if before and before[0] == link.pk else link.extra_data
+    found = [
+        LinkIssuer.objects.filter(account=link).values_list("issuer", flat=True).first(),
+        merged_claims(stored or {}).get("iss"),
+    ]
+    return next((_issuer(value) for value in found if _issuer(value) not in ("", issuer)), "")
 
 
 def _stored_claims(claims):

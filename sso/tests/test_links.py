@@ -1,5 +1,6 @@
 """Which account a provider's identity reaches once accounts are linked, and what a refused callback leaves alone."""
 
+import importlib
 import logging
 
 import pytest
@@ -8,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from corporate.env import env_oidc_providers
 from corporate.models import User
-from sso.models import GroupMapping, ManagedMembership
+from sso.models import GroupMapping, LinkIssuer, ManagedMembership
 from sso.tests.conftest import SLUG, Journey
 from workspaces.models import Membership, Workspace
 from workspaces.roles import Role
@@ -62,13 +63,16 @@ def test_a_link_added_by_staff_without_an_issuer_is_used_and_gets_one(journey, m
     assert journey.sign_in("jane-at-acme").status_code == 302
     journey.client.post("/accounts/logout/")
     SocialAccount.objects.filter(user=jane).update(extra_data={})  # as staff add a link in the admin
+    LinkIssuer.objects.filter(account__user=jane).delete()
     journey.provider.add_user("jane-at-acme", email="jane.roe@acme.example")  # the link, not the address, decides
     assert Journey(client, journey.provider).sign_in("jane-at-acme").status_code == 302
     assert signed_in_as(client) == str(jane.pk)
     assert SocialAccount.objects.get(user=jane).extra_data["iss"] == journey.provider.issuer
+    assert LinkIssuer.objects.get(account__user=jane).issuer == journey.provider.issuer
 
 
-def test_a_link_made_under_another_issuer_is_not_used(journey, make_user, client, caplog):
+@pytest.mark.parametrize("claims_too", [True, False], ids=["claims-and-record", "record-only"])
+def test_a_link_made_under_another_issuer_is_not_used(journey, make_user, client, caplog, claims_too):
     ceo = make_user("ceo@acme.example", is_staff=True, is_superuser=True)
     mallory = make_user("mallory@acme.example")
     journey.provider.add_user("mallory@acme.example")
@@ -77,16 +81,58 @@ def test_a_link_made_under_another_issuer_is_not_used(journey, make_user, client
     assert link.extra_data["iss"] == journey.provider.issuer
     journey.client.post("/accounts/logout/")
     # The provider was pointed at another issuer; an old link with the same subject names the CEO.
+    old_claims = {**link.extra_data, "iss": "https://old-tenant.example/o"} if claims_too else link.extra_data
+    SocialAccount.objects.filter(pk=link.pk).update(user=ceo, extra_data=old_claims)
+    # Record only: claims rewritten by an attempt that never reached a refusal (an error on the way).
+    LinkIssuer.objects.filter(account=link).update(issuer="https://old-tenant.example/o")
+    for attempt in range(3):  # allauth writes each attempt's claims over the link's: none may count later
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sso"):
+            response = Journey(client, journey.provider).sign_in("mallory@acme.example")
+        assert response.status_code == 403, attempt
+        assert "earlier configuration of this identity provider" in response.content.decode()
+        assert signed_in_as(client) is None
+        assert "under the issuer https://old-tenant.example/o" in caplog.text
+        stored = SocialAccount.objects.get(pk=link.pk)
+        assert stored.user == ceo  # nothing rewritten; staff remove the old link
+        assert stored.extra_data == old_claims
+        assert LinkIssuer.objects.get(account=link).issuer == "https://old-tenant.example/o"
+
+
+def test_a_link_with_an_issuer_in_its_claims_only_is_refused_every_time(journey, make_user, client):
+    """A link from before the issuer was recorded apart: the one in its claims, put back after each refusal."""
+    ceo = make_user("ceo@acme.example", is_staff=True, is_superuser=True)
+    make_user("mallory@acme.example")
+    journey.provider.add_user("mallory@acme.example")
+    assert journey.sign_in("mallory@acme.example").status_code == 302
+    journey.client.post("/accounts/logout/")
+    link = SocialAccount.objects.get(provider=SLUG)
     SocialAccount.objects.filter(pk=link.pk).update(
         user=ceo, extra_data={**link.extra_data, "iss": "https://old-tenant.example/o"}
     )
-    with caplog.at_level(logging.WARNING, logger="sso"):
-        response = Journey(client, journey.provider).sign_in("mallory@acme.example")
-    assert response.status_code == 403
-    assert "earlier configuration of this identity provider" in response.content.decode()
-    assert signed_in_as(client) is None
-    assert "under the issuer https://old-tenant.example/o" in caplog.text
-    assert SocialAccount.objects.get(pk=link.pk).user == ceo  # nothing rewritten; staff remove the old link
+    LinkIssuer.objects.filter(account=link).delete()
+    for attempt in range(3):
+        assert Journey(client, journey.provider).sign_in("mallory@acme.example").status_code == 403, attempt
+        assert signed_in_as(client) is None
+        assert SocialAccount.objects.get(pk=link.pk).extra_data["iss"] == "https://old-tenant.example/o"
+        assert not LinkIssuer.objects.filter(account=link).exists()
+
+
+def test_the_issuers_of_existing_links_are_recorded_by_the_migration(make_user):
+    from django.apps import apps
+
+    migration = importlib.import_module("sso.migrations.0003_link_issuer")
+    jane, joe, ann = make_user("jane@acme.example"), make_user("joe@acme.example"), make_user("ann@acme.example")
+    flat = SocialAccount.objects.create(provider=SLUG, uid="1", user=jane, extra_data={"iss": "https://a.example/o/"})
+    nested = SocialAccount.objects.create(
+        provider=SLUG, uid="2", user=joe, extra_data={"id_token": {"iss": "https://b.example/o"}, "userinfo": {}}
+    )
+    SocialAccount.objects.create(provider=SLUG, uid="3", user=ann, extra_data={})
+    migration.record_the_issuers_of_existing_links(apps, None)
+    assert dict(LinkIssuer.objects.values_list("account_id", "issuer")) == {
+        flat.pk: "https://a.example/o",
+        nested.pk: "https://b.example/o",
+    }
 
 
 @pytest.mark.parametrize(
