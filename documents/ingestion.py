@@ -34,6 +34,9 @@ The life of a document:
    failure: the worker logs one warning, waits for the database (at most
    DOCUMENTS_STALE_SECONDS) and puts the document back in the queue without
    counting the attempt. After a longer outage `recover_stalled` does it.
+   Only a lost or refused connection is an outage (`database_unavailable`);
+   any other database error fails the document as other errors do. After
+   OUTAGE_REQUEUES_MAX outages in a row the attempt counts all the same.
 """
 
 import errno
@@ -360,44 +363,151 @@ def process(document_id):
         if attempt is None:
             return "skipped"
         schedule_watchdog(document_id, attempt)
-        return _process_claimed(document_id, attempt)
+        result = _process_claimed(document_id, attempt)
     except Exception as exc:
         if not database_unavailable(exc):
             raise
         return _requeue_after_outage(document_id, attempt, exc)
+    _outage_requeues(document_id, reset=True)  # an attempt that ran to its end: the outages in a row are over
+    return result
+
+
+# SQLSTATEs of a connection lost or refused: class 08 (connection exception), and the server shutting down
+# or starting up (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now). Any other code
+# (a value too long for a tsvector, a full disk, a statement timeout, a deadlock...) is an error of the
+# work itself, likely to come again for the same document.
+OUTAGE_SQLSTATES = ("57P01", "57P02", "57P03")
+# What libpq and the server say, without a SQLSTATE, when the connection is lost or cannot be made.
+OUTAGE_MESSAGES = (
+    "server closed the connection",
+    "connection already closed",
+    "connection to server",
+    "could not connect to server",
+    "could not receive data from server",
+    "could not send data to server",
+    "no connection to the server",
+    "lost synchronization with server",
+    "ssl syscall error",
+    "ssl connection has been closed",
+    "terminating connection",
+    "the database system is",  # shutting down, starting up, in recovery mode, not accepting connections
+    "connection refused",
+    "connection timed out",
+    "could not translate host name",
+    "database is locked",  # SQLite: another process holds the write lock; it passes
+)
 
 
 def database_unavailable(exception):
-    """True for an error that says the database cannot be reached now (a restart, an outage, a timeout)."""
-    from corporate.middleware import is_database_unavailable
+    """True for an error that says the database cannot be reached now: a lost or refused connection.
 
-    if is_database_unavailable(exception):
-        return True
-    try:
-        from corporate.backends.postgresql.green import DatabaseTimeout
-    except ImportError:  # no psycopg2 or gevent: not this project's PostgreSQL backend
-        return False
-    seen = 0
-    while exception is not None and seen < 5:
-        if isinstance(exception, DatabaseTimeout):
-            return True
+    That is an InterfaceError, the gevent worker's DatabaseTimeout or the pool's PoolTimeout, an
+    OperationalError with a connection SQLSTATE (OUTAGE_SQLSTATES or class 08), or one without a
+    SQLSTATE when the connection is gone or the message says so (OUTAGE_MESSAGES). Every other
+    database error counts against the document like any error. Wrapped errors are looked through.
+    """
+    from django.db import InterfaceError, OperationalError
+
+    gone = _connection_errors()
+    chain = []
+    while exception is not None and len(chain) < 5:
+        chain.append(exception)
         exception = exception.__cause__ or exception.__context__
-        seen += 1
+    if any(isinstance(error, gone) for error in chain):
+        return True
+    codes = [error.pgcode for error in chain if getattr(error, "pgcode", None)]
+    if codes:  # the server said what went wrong
+        return codes[0].startswith("08") or codes[0] in OUTAGE_SQLSTATES
+    operational = [error for error in chain if isinstance(error, (OperationalError, InterfaceError, *_driver_errors()))]
+    if not operational:
+        return False
+    if _connection_broken():
+        return True
+    text = " ".join(str(error) for error in operational).lower()
+    return any(message in text for message in OUTAGE_MESSAGES)
+
+
+def _connection_errors():
+    """The error classes that always mean the connection is gone (or none could be had in time)."""
+    from django.db import InterfaceError
+
+    try:
+        import psycopg2
+
+        from corporate.backends.postgresql.green import DatabaseTimeout
+        from corporate.backends.postgresql.pool import PoolTimeout
+    except ImportError:  # no psycopg2 or gevent: not this project's PostgreSQL backend
+        return (InterfaceError,)
+    return (InterfaceError, psycopg2.InterfaceError, DatabaseTimeout, PoolTimeout)
+
+
+def _driver_errors():
+    """The drivers' own OperationalError classes (an error not wrapped by Django)."""
+    import sqlite3
+
+    try:
+        import psycopg2
+    except ImportError:
+        return (sqlite3.OperationalError,)
+    return (sqlite3.OperationalError, psycopg2.OperationalError)
+
+
+def _connection_broken():
+    """True when a PostgreSQL connection of this thread was closed under it (psycopg2's `closed`)."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        raw = connection.connection
+        if connection.vendor == "postgresql" and raw is not None and getattr(raw, "closed", 0):
+            return True
     return False
+
+
+# Outage requeues in a row that do not count the attempt; after them every further one counts
+# (towards DOCUMENTS_MAX_ATTEMPTS), so an error taken for an outage cannot requeue a document forever.
+OUTAGE_REQUEUES_MAX = 3
+# How long the count of a document's outage requeues is kept.
+OUTAGE_COUNT_SECONDS = 24 * 3600
+
+
+def _outage_key(document_id):
+    return f"documents:outage-requeues:{document_id}"
+
+
+def _outage_requeues(document_id, *, add=False, reset=False):
+    """The document's outage requeues in a row (after adding one with `add`), kept in the cache that every
+    worker sees (the workers' heartbeat cache); 0 after `reset`, or without that cache."""
+    from django.core.cache import caches
+
+    store = caches["workers"]
+    key = _outage_key(document_id)
+    try:
+        if reset:
+            store.delete(key)
+            return 0
+        if not add:
+            return store.get(key, 0)
+        store.add(key, 0, timeout=OUTAGE_COUNT_SECONDS)
+        return store.incr(key)
+    except Exception:  # noqa: BLE001 - without the cache, each outage requeue is taken as the first
+        log.warning("cannot count the outage requeues of document %s", document_id, exc_info=True)
+        return 0
 
 
 def _requeue_after_outage(document_id, attempt, error):
     """Wait for the database (at most DOCUMENTS_STALE_SECONDS), then put the document back in the queue.
 
-    The attempt is given back (attempts - 1): the document did nothing wrong. The release is
-    conditional on the lease, so a document cancelled, finished or recovered meanwhile is left
-    alone. A database still away after that long leaves the document to `recover_stalled`.
+    The attempt is given back (attempts - 1): the document did nothing wrong. That holds for
+    OUTAGE_REQUEUES_MAX requeues in a row; after them each one counts, and once the document has had
+    DOCUMENTS_MAX_ATTEMPTS it is failed. The release is conditional on the lease, so a document
+    cancelled, finished or recovered meanwhile is left alone. A database still away after that long
+    leaves the document to `recover_stalled`.
     """
+    cause = f"{error.__class__.__name__}: {(str(error).strip().splitlines() or [''])[0]}"
     log.warning(
-        "document %s: the database became unavailable during ingestion (%s: %s); queued again once it answers",
+        "document %s: the database became unavailable during ingestion (%s); queued again once it answers",
         document_id,
-        error.__class__.__name__,
-        (str(error).strip().splitlines() or [""])[0],
+        cause,
     )
     if not _wait_for_database(settings.DOCUMENTS_STALE_SECONDS):
         log.warning(
@@ -406,11 +516,21 @@ def _requeue_after_outage(document_id, attempt, error):
             settings.DOCUMENTS_STALE_SECONDS,
         )
         return "interrupted"
+    in_a_row = _outage_requeues(document_id, add=True)
+    counted = in_a_row > OUTAGE_REQUEUES_MAX
+    if counted and attempt is None:
+        # Not claimed yet (it failed before): no attempt to count, so the error ends the task; the
+        # document stays queued.
+        log.warning("document %s: the database failed %s times in a row; not queued again", document_id, in_a_row)
+        raise error
     try:
         if attempt is not None:
-            released = Document.objects.filter(pk=document_id, status=Status.PROCESSING, attempts=attempt).update(
+            held = Document.objects.filter(pk=document_id, status=Status.PROCESSING, attempts=attempt)
+            if counted and attempt >= settings.DOCUMENTS_MAX_ATTEMPTS:
+                return _give_up_after_outages(document_id, held, in_a_row, cause)
+            released = held.update(
                 status=Status.QUEUED,
-                attempts=F("attempts") - 1,
+                attempts=F("attempts") - (0 if counted else 1),
                 heartbeat_at=None,
                 pages_done=0,
                 pages_total=0,
@@ -425,8 +545,33 @@ def _requeue_after_outage(document_id, attempt, error):
             raise
         log.warning("document %s: the database went away again; it is queued again when found stalled", document_id)
         return "interrupted"
-    log.info("document %s: queued again after the database came back", document_id)
+    if counted:
+        log.warning(
+            "document %s: the database failed %s times in a row during ingestion; queued again, attempt %s counted",
+            document_id,
+            in_a_row,
+            attempt,
+        )
+    else:
+        log.info("document %s: queued again after the database came back", document_id)
     return "requeued"
+
+
+def _give_up_after_outages(document_id, held, in_a_row, cause):
+    """Fail a document whose last attempt, too, ended with the database failing."""
+    changed = held.update(
+        status=Status.FAILED,
+        heartbeat_at=None,
+        failure_reason=(
+            f"The database failed {in_a_row} times in a row while processing this document ({cause}); "
+            "gave up. Re-process to try again."
+        )[:2000],
+    )
+    _outage_requeues(document_id, reset=True)
+    if not changed:
+        return "abandoned"
+    log.warning("document %s: the database failed %s times in a row during ingestion; gave up", document_id, in_a_row)
+    return Status.FAILED
 
 
 # The first pause while waiting for the database; each next one is twice as long, at most

@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from corporate.backends.postgresql.green import DatabaseTimeout
@@ -154,3 +154,141 @@ def test_other_errors_still_fail_the_document(workspace, member, monkeypatch, ca
     document.refresh_from_db()
     assert document.status == "failed" and "Something went wrong" in document.failure_reason
     assert "ingestion failed" in caplog.text
+
+
+def database_error(sqlstate, message):
+    """A psycopg2 error with its SQLSTATE, as Django raises it (its OperationalError, caused by psycopg2's)."""
+    import psycopg2
+
+    cause = type("ServerError", (psycopg2.OperationalError,), {"pgcode": sqlstate})(message)
+    error = OperationalError(message)
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(lambda: OperationalError("FATAL: the database system is shutting down"), id="shutting-down"),
+        pytest.param(lambda: OperationalError("server closed the connection unexpectedly"), id="dropped"),
+        pytest.param(lambda: database_error("08006", "connection failure"), id="08006"),
+        pytest.param(lambda: database_error("57P01", "terminating connection"), id="57P01"),
+        pytest.param(lambda: database_error("57P03", "the database system is starting up"), id="57P03"),
+        pytest.param(lambda: DatabaseTimeout("the database did not answer within 30 s"), id="timeout"),
+        pytest.param(lambda: InterfaceError("connection already closed"), id="interface"),
+        pytest.param(lambda: OperationalError("database is locked"), id="sqlite-locked"),
+    ],
+)
+def test_a_lost_or_refused_connection_is_an_outage(error):
+    assert ingestion.database_unavailable(error())
+
+
+def test_the_pool_having_no_connection_in_time_is_an_outage():
+    import psycopg2
+
+    from corporate.backends.postgresql.pool import PoolTimeout
+
+    try:
+        try:
+            raise PoolTimeout("no database connection became free within 10 s")
+        except PoolTimeout as exc:
+            raise psycopg2.OperationalError(str(exc)) from None  # as the backend raises it
+    except psycopg2.OperationalError as exc:
+        assert ingestion.database_unavailable(exc)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(lambda: database_error("54000", "string is too long for tsvector"), id="too-long"),
+        pytest.param(lambda: database_error("53100", "could not extend file: No space left on device"), id="disk"),
+        pytest.param(lambda: database_error("57014", "canceling statement due to statement timeout"), id="timeout"),
+        pytest.param(lambda: database_error("40P01", "deadlock detected"), id="deadlock"),
+        # A SQLSTATE decides, whatever the message says.
+        pytest.param(lambda: database_error("53100", "could not write to the connection file"), id="code-first"),
+        pytest.param(lambda: OperationalError("string is too long for tsvector (1200000 bytes)"), id="no-code"),
+        pytest.param(lambda: OperationalError("disk I/O error"), id="sqlite-io"),
+        pytest.param(lambda: RuntimeError("server closed the connection unexpectedly"), id="not-database"),
+    ],
+)
+def test_other_database_errors_are_no_outage(error):
+    assert not ingestion.database_unavailable(error())
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(lambda: database_error("54000", "string is too long for tsvector (1200000 bytes)"), id="code"),
+        pytest.param(lambda: OperationalError("string is too long for tsvector (1200000 bytes)"), id="no-code"),
+    ],
+)
+def test_a_database_error_that_comes_again_fails_the_document(workspace, member, monkeypatch, settings, caplog, error):
+    queued = []
+    monkeypatch.setattr(ingestion, "enqueue", queued.append)
+    saves = []
+
+    def save_passages(*args, **kwargs):
+        saves.append(1)
+        raise error()
+
+    monkeypatch.setattr(ingestion, "save_passages", save_passages)
+    document = ingestion.accept_upload(workspace, upload("handbook.pdf", pdf_bytes()), member)
+    results = [ingestion.process(document.pk) for _ in range(settings.DOCUMENTS_MAX_ATTEMPTS + 3)]
+    document.refresh_from_db()
+    assert results[0] == "failed" and set(results[1:]) == {"skipped"}
+    assert document.status == "failed" and document.attempts == 1 and len(saves) == 1
+    assert "Something went wrong" in document.failure_reason
+    assert "ingestion failed" in caplog.text and "string is too long for tsvector" in caplog.text
+    assert queued == [document.pk]  # the upload's own, never again
+
+
+def test_outages_in_a_row_count_the_attempt_after_a_few(workspace, member, monkeypatch, pauses, settings, caplog):
+    # An error taken for an outage although the database answers at once: after OUTAGE_REQUEUES_MAX
+    # uncounted requeues each one counts, and the document fails after its last attempt.
+    saves = []
+
+    def save_passages(*args, **kwargs):
+        saves.append(1)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(ingestion, "save_passages", save_passages)
+    caplog.set_level(logging.WARNING)
+    document = ingestion.accept_upload(workspace, upload("handbook.pdf", pdf_bytes()), member)  # runs them all
+    document.refresh_from_db()
+    runs = ingestion.OUTAGE_REQUEUES_MAX + settings.DOCUMENTS_MAX_ATTEMPTS
+    assert len(saves) == runs
+    assert document.status == "failed" and document.attempts == settings.DOCUMENTS_MAX_ATTEMPTS
+    assert document.failure_reason == (
+        f"The database failed {runs} times in a row while processing this document "
+        "(OperationalError: server closed the connection unexpectedly); gave up. Re-process to try again."
+    )
+    assert "attempt 1 counted" in caplog.text and "gave up" in caplog.text
+    assert ingestion._outage_requeues(document.pk) == 0  # a re-processing starts afresh
+
+
+def test_an_attempt_that_ends_forgets_the_outages_before_it(workspace, member, monkeypatch, caplog):
+    outage = Outage(times=1)
+    outage_while_saving(monkeypatch, outage)
+    with connection.execute_wrapper(outage):
+        document = ingestion.accept_upload(workspace, upload("handbook.pdf", pdf_bytes()), member)
+    document.refresh_from_db()
+    assert document.status == "ready" and document.attempts == 1 and outage.refused == 1
+    assert ingestion._outage_requeues(document.pk) == 0
+
+
+def test_outages_in_a_row_before_the_claim_end_the_task(workspace, member, monkeypatch, pauses, caplog):
+    queued = []
+    monkeypatch.setattr(ingestion, "enqueue", queued.append)
+    document = ingestion.accept_upload(workspace, upload("handbook.pdf", pdf_bytes()), member)
+
+    def recover_stalled():
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(ingestion, "recover_stalled", recover_stalled)
+    results = [ingestion.process(document.pk) for _ in range(ingestion.OUTAGE_REQUEUES_MAX)]
+    assert results == ["requeued"] * ingestion.OUTAGE_REQUEUES_MAX
+    with pytest.raises(OperationalError):
+        ingestion.process(document.pk)
+    document.refresh_from_db()
+    assert document.status == "queued" and document.attempts == 0
+    assert len(queued) == 1 + ingestion.OUTAGE_REQUEUES_MAX
