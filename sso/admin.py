@@ -73,8 +73,8 @@ class GroupMappingAdmin(admin.ModelAdmin):
 
 @admin.register(ManagedMembership)
 class ManagedMembershipAdmin(admin.ModelAdmin):
-    list_display = ["provider", "user", "workspace"]
-    list_filter = ["provider"]
+    list_display = ["provider", "user", "workspace", "raised_from"]
+    list_filter = ["provider", "raised_from"]
     search_fields = ["user__email", "workspace__slug"]
     raw_id_fields = ["user", "workspace"]
 

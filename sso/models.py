@@ -89,11 +89,25 @@ class GroupMapping(models.Model):
 
 
 class ManagedMembership(models.Model):
-    """A workspace membership that a provider's group mapping made; removed when the groups no longer give it."""
+    """A workspace membership whose role a provider's group mapping decides.
+
+    Without `raised_from`, the mapping made the membership, and it is removed
+    when the groups no longer give it. With it, the membership was made by hand
+    or by an invitation and a mapping raised its role: the role is put back to
+    `raised_from` when no group gives a higher one any more.
+    """
 
     provider = models.CharField(max_length=40)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
+    raised_from = models.CharField(
+        max_length=16,
+        choices=Role.choices,
+        blank=True,
+        default="",
+        help_text="The role a membership made by hand had before a mapping raised it; "
+        "empty when the mapping made the membership.",
+    )
 
     class Meta:
         constraints = [
@@ -101,7 +115,8 @@ class ManagedMembership(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.provider}: {self.user_id} in {self.workspace_id}"
+        raised = f" (raised from {self.raised_from})" if self.raised_from else ""
+        return f"{self.provider}: {self.user_id} in {self.workspace_id}{raised}"
 
 
 class LinkIssuer(models.Model):

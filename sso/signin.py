@@ -255,16 +255,17 @@ def apply_group_mappings(user, provider, groups):
 
     For each workspace the provider's mappings name, the highest role among
     the user's matching groups is set on a membership a mapping made (joining
-    the workspace if needed), and recorded as the mapping's (ManagedMembership).
-    A membership made otherwise (by hand, by an invitation) is never recorded,
-    lowered or removed: a mapping only raises its role, and the raised role
-    stays when no group gives it any more. Memberships a mapping made and that
-    no group gives any more are removed. Workspaces no mapping names are never
-    touched.
+    the workspace if needed), recorded as the mapping's (ManagedMembership).
+    Memberships a mapping made and that no group gives any more are removed.
+    A membership made otherwise (by hand, by an invitation) is never removed
+    nor lowered below the role it was given: a mapping only raises it, and
+    records the role it had (`raised_from`), which is put back when no group
+    gives a higher role any more. Workspaces no mapping names are never
+    touched, and a workspace's last owner is never demoted.
     """
     from sso.models import ManagedMembership
     from workspaces import services
-    from workspaces.models import Membership
+    from workspaces.models import Membership, Workspace
     from workspaces.roles import rank
 
     mappings = mappings_for(provider)
@@ -275,34 +276,58 @@ def apply_group_mappings(user, provider, groups):
         if group in groups and (workspace.pk not in wanted or rank(role) > rank(wanted[workspace.pk][1])):
             wanted[workspace.pk] = (workspace, role)
     current = dict(Membership.objects.filter(user=user).values_list("workspace_id", "role"))
-    managed = set(
-        ManagedMembership.objects.filter(provider=provider.slug, user=user).values_list("workspace_id", flat=True)
-    )
+    records = {r.workspace_id: r for r in ManagedMembership.objects.filter(provider=provider.slug, user=user)}
+    for workspace_id, record in list(records.items()):
+        if record.raised_from and workspace_id not in current:
+            # The raised membership was removed by hand: there is nothing to put back any more.
+            record.delete()
+            del records[workspace_id]
     changes = []
+
+    def set_role(workspace, role):
+        if services.set_role_from_directory(user, workspace, role):
+            changes.append(f"{workspace.slug}={role}")
+            return True
+        log.warning("sso: %s stays owner of %s: a workspace keeps one owner", user.email, workspace.slug)
+        return False
+
+    def put_back(workspace, record):
+        """The hand-made role a mapping raised, again; never raised to it (someone lowered it by hand since)."""
+        had = current[workspace.pk]
+        if rank(had) <= rank(record.raised_from) or set_role(workspace, record.raised_from):
+            record.delete()
+
     for workspace_id, (workspace, role) in wanted.items():
         had = current.get(workspace_id)
-        if had is not None and workspace_id not in managed:
-            # Made by hand or by an invitation: raised if a group gives more, never lowered, never the mapping's.
-            if rank(role) > rank(had) and services.set_role_from_directory(user, workspace, role):
-                changes.append(f"{workspace.slug}={role}")
-            continue
-        if had != role:
-            if services.set_role_from_directory(user, workspace, role):
-                changes.append(f"{workspace.slug}={role}")
-            else:
-                log.warning("sso: %s stays owner of %s: a workspace keeps one owner", user.email, workspace.slug)
-        if workspace_id not in managed:
-            ManagedMembership.objects.get_or_create(provider=provider.slug, user=user, workspace=workspace)
-    gone = managed - set(wanted)
-    if gone:
-        from workspaces.models import Workspace
-
-        for workspace in Workspace.objects.filter(pk__in=gone):
-            if services.remove_from_directory(user, workspace):
-                changes.append(f"{workspace.slug} removed")
-                ManagedMembership.objects.filter(provider=provider.slug, user=user, workspace=workspace).delete()
-            else:
-                log.warning("sso: %s stays owner of %s: a workspace keeps one owner", user.email, workspace.slug)
+        record = records.get(workspace_id)
+        if record is not None and record.raised_from:
+            if rank(role) <= rank(record.raised_from):
+                put_back(workspace, record)
+            elif had != role:
+                set_role(workspace, role)
+        elif record is None and had is not None:
+            # Made by hand or by an invitation: raised if a group gives more (the role it had is kept), never lowered.
+            if rank(role) > rank(had) and set_role(workspace, role):
+                ManagedMembership.objects.update_or_create(
+                    provider=provider.slug, user=user, workspace=workspace, defaults={"raised_from": had}
+                )
+        else:
+            if had != role:
+                set_role(workspace, role)
+            if record is None:
+                ManagedMembership.objects.update_or_create(
+                    provider=provider.slug, user=user, workspace=workspace, defaults={"raised_from": ""}
+                )
+    gone = set(records) - set(wanted)
+    for workspace in Workspace.objects.filter(pk__in=gone) if gone else []:
+        record = records[workspace.pk]
+        if record.raised_from:
+            put_back(workspace, record)
+        elif services.remove_from_directory(user, workspace):
+            changes.append(f"{workspace.slug} removed")
+            record.delete()
+        else:
+            log.warning("sso: %s stays owner of %s: a workspace keeps one owner", user.email, workspace.slug)
     return changes
 
 

@@ -190,17 +190,78 @@ def test_group_mappings_never_remove_nor_lower_a_membership_they_did_not_make(jo
     assert not ManagedMembership.objects.filter(user=jane).exists()
 
 
-def test_a_role_a_mapping_raised_on_a_hand_made_membership_stays(journey, make_user, client, research):
+def sign_in_with_groups(client, provider, email, groups):
+    client.post("/accounts/logout/")
+    provider.add_user(email, groups=groups)
+    assert Journey(client, provider).sign_in(email).status_code == 302
+
+
+def role_of(user, workspace):
+    return Membership.objects.filter(user=user, workspace=workspace).values_list("role", flat=True).first()
+
+
+def test_a_role_a_mapping_raised_on_a_hand_made_membership_is_put_back(journey, make_user, client, research):
+    jane = make_user("jane@acme.example")
+    Membership.objects.create(workspace=research, user=jane, role=Role.VIEWER)  # invited by hand
+    GroupMapping.objects.create(provider=SLUG, group="engineering", workspace=research, role=Role.MEMBER)
+    GroupMapping.objects.create(provider=SLUG, group="eng-leads", workspace=research, role=Role.ADMIN)
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", ["engineering", "eng-leads"])
+    assert role_of(jane, research) == Role.ADMIN
+    assert ManagedMembership.objects.get(user=jane, workspace=research).raised_from == Role.VIEWER
+
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", ["engineering"])  # no longer a lead
+    assert role_of(jane, research) == Role.MEMBER
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", [])  # left the groups at the provider
+    assert role_of(jane, research) == Role.VIEWER  # the role it was given by hand, still a member
+    assert not ManagedMembership.objects.filter(user=jane).exists()
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", [])
+    assert role_of(jane, research) == Role.VIEWER
+
+
+def test_a_role_lowered_by_hand_after_a_raise_is_not_raised_back(journey, make_user, client, research):
+    jane = make_user("jane@acme.example")
+    Membership.objects.create(workspace=research, user=jane, role=Role.MEMBER)
+    GroupMapping.objects.create(provider=SLUG, group="eng-leads", workspace=research, role=Role.ADMIN)
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", ["eng-leads"])
+    assert role_of(jane, research) == Role.ADMIN
+    Membership.objects.filter(user=jane, workspace=research).update(role=Role.VIEWER)  # on the members page
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", [])
+    assert role_of(jane, research) == Role.VIEWER
+    assert not ManagedMembership.objects.filter(user=jane).exists()
+
+
+def test_a_raised_membership_removed_by_hand_is_forgotten(journey, make_user, client, research):
     jane = make_user("jane@acme.example")
     Membership.objects.create(workspace=research, user=jane, role=Role.VIEWER)
-    GroupMapping.objects.create(provider=SLUG, group="engineering", workspace=research, role=Role.MEMBER)
-    journey.provider.add_user("jane@acme.example", groups=["engineering"])
-    assert journey.sign_in("jane@acme.example").status_code == 302
-    assert Membership.objects.get(user=jane, workspace=research).role == Role.MEMBER
-    journey.client.post("/accounts/logout/")
-    journey.provider.add_user("jane@acme.example", groups=[])
-    assert Journey(client, journey.provider).sign_in("jane@acme.example").status_code == 302
-    assert Membership.objects.get(user=jane, workspace=research).role == Role.MEMBER  # changed by hand only
+    GroupMapping.objects.create(provider=SLUG, group="eng-leads", workspace=research, role=Role.ADMIN)
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", ["eng-leads"])
+    Membership.objects.filter(user=jane, workspace=research).delete()
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", [])
+    assert role_of(jane, research) is None and not ManagedMembership.objects.filter(user=jane).exists()
+    # In the group again: a membership the mapping makes, removed when the group no longer gives it.
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", ["eng-leads"])
+    assert role_of(jane, research) == Role.ADMIN
+    assert ManagedMembership.objects.get(user=jane, workspace=research).raised_from == ""
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", [])
+    assert role_of(jane, research) is None
+
+
+def test_a_raised_last_owner_keeps_the_role_until_there_is_another(journey, make_user, client, research, caplog):
+    jane = make_user("jane@acme.example")
+    Membership.objects.create(workspace=research, user=jane, role=Role.ADMIN)
+    GroupMapping.objects.create(provider=SLUG, group="owners", workspace=research, role=Role.OWNER)
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", ["owners"])
+    assert role_of(jane, research) == Role.OWNER
+    Membership.objects.filter(workspace=research).exclude(user=jane).delete()  # the other owner left
+    with caplog.at_level(logging.WARNING, logger="sso"):
+        sign_in_with_groups(client, journey.provider, "jane@acme.example", [])
+    assert role_of(jane, research) == Role.OWNER
+    assert "stays owner of research" in caplog.text
+    assert ManagedMembership.objects.get(user=jane, workspace=research).raised_from == Role.ADMIN
+    Membership.objects.create(workspace=research, user=make_user("boss@acme.example"), role=Role.OWNER)
+    sign_in_with_groups(client, journey.provider, "jane@acme.example", [])
+    assert role_of(jane, research) == Role.ADMIN
+    assert not ManagedMembership.objects.filter(user=jane).exists()
 
 
 def test_a_mapping_row_with_an_unknown_role_is_skipped_not_a_500(journey, make_user, research, caplog):
