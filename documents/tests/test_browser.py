@@ -111,3 +111,49 @@ def test_the_filter_row_is_separate_rounded_fields(page, live_server, signed_in_
     assert len(pieces) == 4, pieces
     odd = [p for p in pieces if p["corners"] != 1 or p["square"] or p["outside"]]
     assert odd == [], odd
+
+
+def _long_document(workspace, user, passages=10):
+    from documents.models import Chunk
+    from documents.tests.isolation_endpoints import _document
+
+    document = _document(workspace, "Employee handbook", "ready", uploaded_by=user)
+    document.preview = "Welcome to Brightwater.\n" * 40
+    document.save(update_fields=["preview"])
+    text = "Core hours are 10:00 to 16:00 on working days; plan the rest of your day as suits you and your team. " * 6
+    Chunk.objects.bulk_create(
+        Chunk(document=document, workspace=workspace, position=n, text=text, start=0, end=len(text), token_estimate=99)
+        for n in range(1, passages)
+    )
+    return document
+
+
+def test_details_and_rename_come_before_the_passages_on_a_phone(page, live_server, signed_in_member):
+    """On a phone the Details and Title cards are on the first screens, not after every passage;
+    on a desktop they stay in the right-hand column beside the passages, the text preview under them."""
+    from workspaces.models import Membership
+
+    member = Membership.objects.get(workspace=signed_in_member).user
+    document = _long_document(signed_in_member, member)
+    top = "(s) => document.querySelector(s).getBoundingClientRect().top + scrollY"
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/documents/bw/{document.pk}/")
+    rename = page.get_by_role("button", name="Rename")
+    assert rename.is_visible()
+    assert rename.bounding_box()["y"] < 2 * 844, "Rename is further than two screens down"
+    passages = page.evaluate(top, ".doc-passages")
+    assert page.evaluate(top, ".doc-side") < passages
+    assert page.evaluate(top, ".doc-preview") > passages
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    if os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], "documents-detail-390.png"), full_page=True)
+
+    page.set_viewport_size({"width": 1280, "height": 800})
+    boxes = page.evaluate(
+        """() => Object.fromEntries(['.doc-side', '.doc-passages', '.doc-preview'].map(
+            (s) => { const r = document.querySelector(s).getBoundingClientRect(); return [s, [r.left, r.top, r.bottom]]; }))"""
+    )
+    side, passages, preview = boxes[".doc-side"], boxes[".doc-passages"], boxes[".doc-preview"]
+    assert side[0] > passages[0] and side[1] == passages[1], boxes
+    assert preview[0] == side[0] and side[2] <= preview[1] < side[2] + 40, boxes
