@@ -635,3 +635,52 @@ def test_the_server_error_page_follows_the_dark_scheme_and_shows_the_site(browse
     finally:
         page.emulate_media(color_scheme="light")
         page.close()
+
+
+USAGE_LAYOUT = """() => {
+    const box = (e) => e.getBoundingClientRect();
+    const form = document.querySelector('.gw-usage-filter');
+    const fields = Object.fromEntries([...form.querySelectorAll('label')].map(
+        (l) => [l.firstChild.textContent.trim(), box(l.querySelector('input, select'))]));
+    return {
+        left: box(form).left,
+        fields: Object.fromEntries(Object.entries(fields).map(([k, r]) => [k, [r.left, r.width]])),
+        headers: [...document.querySelectorAll('.gw-breakdowns thead th:first-child')].map((th) => th.textContent.trim()),
+        tables: [...new Set([...document.querySelectorAll('.gw-breakdowns table')].map((t) => Math.round(box(t).width)))],
+        saves: [...new Set([...document.querySelectorAll('.gw-limit-forms button[type=submit]')].map((b) => Math.round(box(b).top)))],
+    };
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_usage_page_filter_tables_and_limit_cards_line_up(browser, live_server, workspace, owner):
+    """The usage page: each breakdown table's first column has a name; on a phone the date fields are
+    one even grid and the four tables one width; on a desktop the limit cards' Save buttons are in line."""
+    from django.utils import timezone
+
+    from llmgateway.models import UsageDay
+
+    UsageDay.objects.create(
+        workspace=workspace, user_id=owner.pk, model="offline", cache="miss", requests=3, day=timezone.localdate()
+    )
+    page = browser.new_page()
+    try:
+        _sign_in(browser, live_server.url, owner)
+        for size in (PHONE, DESKTOP):
+            page.set_viewport_size(size)
+            page.goto(live_server.url + f"/gateway/{workspace.slug}/usage/")
+            layout = page.evaluate(USAGE_LAYOUT)
+            assert layout["headers"] == ["Person", "Assistant", "Model", "API key"], layout
+            assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), size
+            shot(page, f"{size['width']}-gateway-usage.png")
+            if size == PHONE:
+                fields = layout["fields"]
+                assert fields["From"][1] == fields["To"][1], fields
+                assert fields["From"][0] == fields["Per"][0] == layout["left"], layout
+                assert len(layout["tables"]) == 1, layout
+            else:
+                assert len(layout["saves"]) == 1, layout
+    finally:
+        page.close()
+        browser.clear_cookies()
