@@ -442,3 +442,61 @@ def test_chat_controls_are_big_enough_to_tap_on_a_phone(browser, live_server, me
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     screenshot(page, "chat-phone-targets.png")
     page.close()
+
+
+@pytest.fixture
+def scripted(assistant):
+    """The assistant answers through a local upstream that a test slows down or cuts off."""
+    from llmgateway.models import ModelConfig
+    from llmgateway.tests.fake_openai import FakeOpenAI
+
+    upstream = FakeOpenAI().start()
+    ModelConfig.objects.create(
+        name="scripted", provider="openai-compatible", base_url=upstream.base_url, upstream_model="s", max_retries=0
+    )
+    assistant.model_name = "scripted"
+    assistant.save()
+    yield upstream
+    upstream.stop()
+
+
+def _cut_short_answer_matches_a_reload(page, name):
+    """The answer cut short becomes the stored message: the one a reload shows, with its buttons."""
+    answer = page.locator(".msg-assistant:not(.pending)")
+    answer.locator("[data-regenerate]").wait_for(timeout=15000)
+    assert answer.count() == 1 and page.locator(".pending").count() == 0
+    assert answer.get_attribute("data-message")
+    assert answer.locator("[data-copy]").is_visible()
+    assert answer.locator(".interrupted .badge").inner_text() == "interrupted"
+    live = answer.inner_text()
+    assert live.startswith("Echo:"), live
+    screenshot(page, name)
+    page.reload()
+    page.wait_for_load_state("load")
+    assert page.locator(".msg-assistant").inner_text() == live
+
+
+def test_a_stopped_answer_is_shown_as_a_reload_shows_it(browser, live_server, member, assistant, scripted):
+    scripted.chunk_delay = 0.05
+    page = open_chat(browser, live_server, member, assistant)
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    page.wait_for_function("() => document.querySelector('.pending .answer').innerText.startsWith('Echo:')")
+    page.click("button[data-stop]")
+    _cut_short_answer_matches_a_reload(page, "chat-stopped.png")
+    assert "stopped" not in page.locator(".msg-assistant").inner_text()
+    page.close()
+
+
+def test_an_answer_cut_off_by_the_model_is_shown_as_a_reload_shows_it(
+    browser, live_server, member, assistant, scripted
+):
+    scripted.script("cut")  # two words, then the stream ends unfinished
+    page = open_chat(browser, live_server, member, assistant)
+    page.fill("textarea[name=question]", VACATION)
+    page.click("button[data-send]")
+    _cut_short_answer_matches_a_reload(page, "chat-cut-off.png")
+    # Regenerate works on it at once, as on the stored message it is.
+    page.locator(".msg-assistant [data-regenerate]").click()
+    page.wait_for_selector(".msg-assistant .version-label:text('2/2')")
+    page.close()

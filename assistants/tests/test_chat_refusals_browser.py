@@ -136,7 +136,7 @@ def test_stop_after_the_first_words_keeps_them_and_leaves_the_box_empty(browser,
     page.click("button[data-send]")
     page.wait_for_function("() => document.querySelector('.pending .answer').innerText.startsWith('Echo:')")
     page.click("button[data-stop]")
-    page.wait_for_selector(".msg-assistant .badge-warn:text('stopped')")
+    page.wait_for_selector(".msg-assistant .badge-warn:text('interrupted')")
     assert page.locator(".msg-assistant .answer").inner_text().startswith("Echo:")
     assert page.input_value("textarea[name=question]") == ""
     page.close()

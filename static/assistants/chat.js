@@ -238,6 +238,61 @@
     return "The server refused the question (" + response.status + ").";
   }
 
+  // The streamed answer gives way to the stored one, rendered as a reload shows it.
+  function replacePending(pending, node) {
+    const follow = atBottom();
+    const focused = pending.contains(document.activeElement);
+    pending.replaceWith(node);
+    // A regenerated answer takes the focus its Regenerate button had.
+    if (focused) moveFocus(pending, node, "[data-regenerate]");
+    if (follow) toBottom();
+    // Let htmx wire up the feedback and version buttons of the new message.
+    if (window.htmx) window.htmx.process(node);
+  }
+
+  // An answer cut short (stopped, or the model failed after some words) as the server stored it: the same
+  // message a reload shows, with its Copy and Regenerate buttons and its "interrupted" note. A stopped answer
+  // is saved once the server sees the page hang up, so it is asked for again for a few seconds while it still
+  // reads as streaming; if it never comes, the page keeps the words and the note it shows.
+  async function showStored(pending, id) {
+    const url = form.dataset.messageUrl;
+    if (!url || !id) return;
+    for (const wait of [0, 250, 500, 1000, 2000, 4000]) {
+      if (wait) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (!pending.isConnected) return;
+      let node = null;
+      try {
+        const response = await fetch(url.replace("/0/", "/" + id + "/"), {
+          method: "POST",
+          headers: { "X-CSRFToken": csrfToken(), "HX-Request": "true" },
+          credentials: "same-origin",
+        });
+        if (response.status === 404) return;
+        if (response.ok) node = element(await response.text());
+      } catch (error) {
+        // Not reached this time: asked again.
+      }
+      if (node && node.dataset.status !== "streaming") {
+        if (pending.isConnected) replacePending(pending, node);
+        return;
+      }
+    }
+  }
+
+  // The note a reload shows under an interrupted answer: the badge, and the reason when there is one.
+  function interruptedNote(answer, reason) {
+    answer.removeAttribute("aria-busy");
+    answer.classList.remove("streaming");
+    const note = document.createElement("p");
+    note.className = "small interrupted";
+    const badge = document.createElement("span");
+    badge.className = "badge badge-warn";
+    badge.textContent = "interrupted";
+    note.append(badge);
+    if (reason) note.append(" " + reason);
+    answer.after(note);
+  }
+
   // restore(kept) undoes what the page showed for this question (it was refused or could not be sent);
   // kept: the server saved the question before the gateway refused it, so its bubble stays.
   async function ask(body, pending, restore) {
@@ -248,6 +303,8 @@
     let text = "";
     let finished = false;
     let failure = null;
+    let answerId = null;
+    let cutShort = false;
     try {
       const response = await fetch(form.action, {
         method: "POST",
@@ -274,6 +331,8 @@
             form.querySelector("input[name=conversation]").value = data.id;
             history.replaceState(null, "", data.url);
             addToSidebar(data);
+          } else if (event === "meta") {
+            answerId = data.answer_id;
           } else if (event === "delta") {
             const follow = atBottom();
             text += data;
@@ -281,15 +340,7 @@
             if (follow) toBottom();
           } else if (event === "done") {
             finished = true;
-            const follow = atBottom();
-            const node = element(data.html);
-            const focused = pending.contains(document.activeElement);
-            pending.replaceWith(node);
-            // A regenerated answer takes the focus its Regenerate button had.
-            if (focused) moveFocus(pending, node, "[data-regenerate]");
-            if (follow) toBottom();
-            // Let htmx wire up the feedback buttons of the new message.
-            if (window.htmx) window.htmx.process(node);
+            replacePending(pending, element(data.html));
           } else if (event === "failure") {
             failure = data;
           } else if (event === "error") {
@@ -297,16 +348,9 @@
             const reason = failureText(failure || { detail: data });
             if (text) {
               // The partial answer is kept (the server stored it as interrupted): marked as a reload shows it,
-              // a short badge and the reason beside it.
-              answer.removeAttribute("aria-busy");
-              answer.classList.remove("streaming");
-              const note = document.createElement("p");
-              note.className = "small interrupted";
-              const badge = document.createElement("span");
-              badge.className = "badge badge-warn";
-              badge.textContent = "interrupted";
-              note.append(badge, " " + reason);
-              answer.after(note);
+              // a short badge and the reason beside it, until the stored message takes its place.
+              interruptedNote(answer, reason);
+              cutShort = true;
             } else {
               // No answer came (a limit, an archived workspace, the model failing): the question goes back
               // into the box. A failed regeneration: the server shows the earlier version again, and so does the page.
@@ -323,12 +367,9 @@
         finished = true;
         restore(true);
       } else if (error.name === "AbortError") {
-        answer.removeAttribute("aria-busy");
-        answer.classList.remove("streaming");
-        const note = document.createElement("p");
-        note.className = "badge badge-warn";
-        note.textContent = "stopped";
-        answer.after(note);
+        // Stopped after some words: the server keeps them as an interrupted answer.
+        interruptedNote(answer, "");
+        cutShort = true;
         finished = true;
       } else {
         finished = true;
@@ -343,6 +384,7 @@
       controller = null;
       busy(false);
     }
+    if (cutShort) showStored(pending, answerId);
   }
 
   form.addEventListener("submit", (event) => {
