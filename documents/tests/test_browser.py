@@ -157,3 +157,21 @@ def test_details_and_rename_come_before_the_passages_on_a_phone(page, live_serve
     side, passages, preview = boxes[".doc-side"], boxes[".doc-passages"], boxes[".doc-preview"]
     assert side[0] > passages[0] and side[1] == passages[1], boxes
     assert preview[0] == side[0] and side[2] <= preview[1] < side[2] + 40, boxes
+
+
+def test_an_empty_workspace_shows_no_filters_and_a_phone_says_choose_files(page, live_server, signed_in_member):
+    """With no documents there is nothing to filter; a phone cannot drag files, so its drop zone says Choose files."""
+    page.goto(f"{live_server.url}/documents/bw/")
+    assert page.get_by_text("No documents yet").is_visible()
+    assert page.locator("form.filters").count() == 0
+    for viewport, shown, hidden in (
+        ({"width": 390, "height": 844}, "Choose files", "Drop files here"),
+        ({"width": 1280, "height": 800}, "Drop files here", "Choose files"),
+    ):
+        page.set_viewport_size(viewport)
+        page.goto(f"{live_server.url}/documents/bw/upload/")
+        zone = page.locator("[data-dropzone]")
+        assert zone.get_by_text(shown).is_visible(), viewport
+        assert not zone.get_by_text(hidden).is_visible(), viewport
+        # The file input's name is what the zone shows.
+        assert shown in page.locator("input[type=file]").evaluate("i => i.labels[0].innerText"), viewport
