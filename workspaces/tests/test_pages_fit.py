@@ -684,3 +684,56 @@ def test_usage_page_filter_tables_and_limit_cards_line_up(browser, live_server, 
     finally:
         page.close()
         browser.clear_cookies()
+
+
+# Pieces of a filter row drawn as Pico's joined search group: squared or mixed corners, or past the row's left edge.
+JOINED_PIECES = """(selector) => {
+    const form = document.querySelector(selector);
+    const left = form.getBoundingClientRect().left;
+    return [...form.querySelectorAll('input, select, button')].filter((e) => {
+        const s = getComputedStyle(e);
+        const corners = [s.borderTopLeftRadius, s.borderTopRightRadius, s.borderBottomLeftRadius, s.borderBottomRightRadius];
+        return new Set(corners).size !== 1 || corners.includes('0px') || e.getBoundingClientRect().left < left - 0.5;
+    }).map((e) => e.name || e.textContent.trim());
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_people_filter_two_factor_cancel_audit_details_and_archive_buttons(browser, live_server, workspace, owner):
+    """The People filter row is separate rounded fields; a voluntary two-factor setup can be cancelled;
+    an audit event's details are labelled on a phone; the assistant editor's Archive and Delete are one width."""
+    from assistants.models import Assistant
+    from audit import record
+
+    owner.is_staff = True
+    owner.save(update_fields=["is_staff"])
+    record(owner, "user.login", details={"backend": "ModelBackend"})
+    assistant = Assistant.objects.create(workspace=workspace, name="Helpdesk", created_by=owner)
+    page = browser.new_page()
+    try:
+        _sign_in(browser, live_server.url, owner)
+        for size in (PHONE, DESKTOP):
+            page.set_viewport_size(size)
+            page.goto(live_server.url + "/people/?q=x")
+            assert page.evaluate(JOINED_PIECES, "form.search-row") == [], size
+
+            page.goto(live_server.url + "/accounts/2fa/setup/")
+            cancel = page.get_by_role("link", name="Cancel")
+            assert cancel.is_visible() and cancel.get_attribute("href") == "/accounts/2fa/", size
+
+            page.goto(live_server.url + f"/assistants/{workspace.slug}/{assistant.pk}/edit/")
+            archive = page.get_by_role("button", name="Archive assistant").bounding_box()
+            delete = page.get_by_role("button", name="Delete assistant…").bounding_box()
+            assert (archive["x"], archive["width"]) == (delete["x"], delete["width"]), (size, archive, delete)
+
+        page.set_viewport_size(PHONE)
+        page.goto(live_server.url + "/audit/")
+        label = page.locator("td", has_text="ModelBackend").first.evaluate(
+            "td => getComputedStyle(td, '::before').content"
+        )
+        assert "Details" in label, label
+        shot(page, "390-audit-details.png")
+    finally:
+        page.close()
+        browser.clear_cookies()
