@@ -117,7 +117,7 @@ def test_every_v1_answer_names_a_request(app, bearer):
     answers = [
         call(app, "POST", "/v1/chat/completions", body, authorization=bearer),
         call(app, "POST", "/v1/chat/completions", body, authorization=bearer, host="evil.example"),
-        call(app, "POST", "/v1/completions", body, authorization=bearer),
+        call(app, "POST", "/v1/images/generations", body, authorization=bearer),
         call(app, "GET", "/v1/models", query="q=%00", authorization=bearer),
         call(app, "GET", "/v1/models", authorization="Bearer nope"),
     ]
