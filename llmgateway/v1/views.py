@@ -122,32 +122,55 @@ def _cache_headers(response, hit, coalesced, result=None, ratelimit=None, reques
     return response
 
 
-@csrf_exempt
+def _completion_view(failed):
+    """A POST address that asks the gateway for a completion: 405 for other methods, the work deferred
+    until the client has its answer, and any failure answered in OpenAI's shape, never a traceback page
+    (`failed`: what the log says)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(request):
+            if request.method != "POST":
+                return error_response(
+                    GatewayError(405, "Use POST.", code="method_not_allowed", headers={"Allow": "POST"})
+                )
+            # Storing the answer and writing statistics wait until the client has its response.
+            with deferred.collecting() as after_response:
+                try:
+                    response = view(request)
+                except Exception as exc:
+                    if is_database_unavailable(exc):
+                        # A miss needs the database (the key's or workspace's record): 503 while it is down.
+                        response = database_unavailable(request)
+                    else:
+                        log.exception(failed)
+                        error = GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
+                        error.request_id = getattr(exc, "request_id", None)  # its usage record's, when it has one
+                        response = error_response(error)
+                return deferred.attach(response, after_response)
+
+        return csrf_exempt(wrapped)
+
+    return decorate
+
+
+def _streamed(events, outcome, request_id):
+    """A streamed completion's answer: its events unbuffered, with the cache's and the limits' headers."""
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return _cache_headers(
+        response, outcome.cache_hit, outcome.coalesced, ratelimit=metering.headers(outcome.call), request_id=request_id
+    )
+
+
+@_completion_view("chat completion failed")
 def chat_completions(request):
     """POST /v1/chat/completions.
 
     The request as it arrived goes to the gateway's entry point
     (gateway/entry.py), which reads all a hit needs in one round trip.
     """
-    if request.method != "POST":
-        return error_response(GatewayError(405, "Use POST.", code="method_not_allowed", headers={"Allow": "POST"}))
-    # Storing the answer and writing statistics wait until the client has its response.
-    with deferred.collecting() as after_response:
-        try:
-            response = _chat_completions(request)
-        except Exception as exc:  # OpenAI-shaped, never a traceback page
-            if is_database_unavailable(exc):
-                # A miss needs the database (the key's or workspace's record): 503 while it is down.
-                response = database_unavailable(request)
-            else:
-                log.exception("chat completion failed")
-                error = GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
-                error.request_id = getattr(exc, "request_id", None)  # its usage record's, when it has one
-                response = error_response(error)
-        return deferred.attach(response, after_response)
-
-
-def _chat_completions(request):
     try:
         digest = _digest(request)
         try:
@@ -161,17 +184,7 @@ def _chat_completions(request):
             chunks = iter(outcome)
             # Pull the first chunk here, so an upstream failure still gets its status code.
             first = next(chunks, None)
-            response = StreamingHttpResponse(_sse(first, chunks), content_type="text/event-stream")
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-            call = outcome.call
-            return _cache_headers(
-                response,
-                outcome.cache_hit,
-                outcome.coalesced,
-                ratelimit=metering.headers(call),
-                request_id=call.request_id,
-            )
+            return _streamed(_sse(first, chunks), outcome, outcome.call.request_id)
     except GatewayError as error:
         return error_response(error)
     body = outcome.body if outcome.body is not None else _encode(outcome.response).encode()
@@ -181,26 +194,9 @@ def _chat_completions(request):
     )
 
 
-@csrf_exempt
+@_completion_view("text completion failed")
 def completions(request):
     """POST /v1/completions: OpenAI's legacy completions API, answered by chat models (v1/completions.py)."""
-    if request.method != "POST":
-        return error_response(GatewayError(405, "Use POST.", code="method_not_allowed", headers={"Allow": "POST"}))
-    with deferred.collecting() as after_response:
-        try:
-            response = _completions(request)
-        except Exception as exc:
-            if is_database_unavailable(exc):
-                response = database_unavailable(request)
-            else:
-                log.exception("text completion failed")
-                error = GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
-                error.request_id = getattr(exc, "request_id", None)
-                response = error_response(error)
-        return deferred.attach(response, after_response)
-
-
-def _completions(request):
     from llmgateway.v1 import completions
 
     try:
@@ -215,17 +211,7 @@ def _completions(request):
         if isinstance(outcome, Completion):
             chunks = (c for c in map(completions.chunk, outcome) if c is not None)
             first = next(chunks, None)
-            response = StreamingHttpResponse(_sse(first, chunks), content_type="text/event-stream")
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-            call = outcome.call
-            return _cache_headers(
-                response,
-                outcome.cache_hit,
-                outcome.coalesced,
-                ratelimit=metering.headers(call),
-                request_id=call.request_id,
-            )
+            return _streamed(_sse(first, chunks), outcome, outcome.call.request_id)
     except GatewayError as error:
         return error_response(error)
     answer = outcome.response if outcome.response is not None else json.loads(outcome.body)
@@ -235,26 +221,9 @@ def _completions(request):
     )
 
 
-@csrf_exempt
+@_completion_view("response failed")
 def responses(request):
     """POST /v1/responses: OpenAI's Responses API, answered through the same gateway (v1/responses.py)."""
-    if request.method != "POST":
-        return error_response(GatewayError(405, "Use POST.", code="method_not_allowed", headers={"Allow": "POST"}))
-    with deferred.collecting() as after_response:
-        try:
-            response = _responses(request)
-        except Exception as exc:
-            if is_database_unavailable(exc):
-                response = database_unavailable(request)
-            else:
-                log.exception("response failed")
-                error = GatewayError(500, "The gateway failed to answer; try again.", code="server_error")
-                error.request_id = getattr(exc, "request_id", None)
-                response = error_response(error)
-        return deferred.attach(response, after_response)
-
-
-def _responses(request):
     from llmgateway.v1 import responses
 
     try:
@@ -274,15 +243,8 @@ def _responses(request):
         if isinstance(outcome, Completion):
             chunks = iter(outcome)
             first = next(chunks, None)
-            call = outcome.call
-            request_id = call.request_id or records.new_id()
-            stream = responses.events(first, chunks, echo, request_id, chat.get("model"))
-            response = StreamingHttpResponse(stream, content_type="text/event-stream")
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-            return _cache_headers(
-                response, outcome.cache_hit, outcome.coalesced, ratelimit=metering.headers(call), request_id=request_id
-            )
+            request_id = outcome.call.request_id or records.new_id()
+            return _streamed(responses.events(first, chunks, echo, request_id, chat.get("model")), outcome, request_id)
     except GatewayError as error:
         return error_response(error)
     request_id = outcome.request_id or records.new_id()
